@@ -1,0 +1,369 @@
+// Package passwdfile is the passwd-file passdb and userdb: Dovecot's
+// `user:password:uid:gid:(gecos):home:(shell):extra_fields` format, with
+// `scheme=` and `username_format=` args and a path that may hold
+// %-variables (/etc/dovecot/%d/passwd).
+//
+// Files are re-read when they change (checked on every lookup by
+// stat: cheap next to a password hash, and a changed file takes effect at
+// once). A malformed line is skipped with a file:line warning; the other
+// users keep working. An unreadable file is an error (a temporary failure),
+// never "unknown user".
+package passwdfile
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/schemes"
+)
+
+// maxLine bounds one line of a passwd-file; longer lines are malformed.
+const maxLine = 64 * 1024
+
+// DB is one passwd-file passdb or userdb.
+type DB struct {
+	path          *vars.Template
+	format        *vars.Template
+	defaultScheme string
+	log           *slog.Logger
+
+	mu    sync.Mutex
+	files map[string]*file
+}
+
+// file is one parsed passwd-file and the identity it was read from.
+type file struct {
+	mu    sync.Mutex
+	path  string
+	mtime time.Time
+	size  int64
+	ino   uint64
+	users map[string]*entry
+	err   error // the last read error, returned until the file changes
+}
+
+type entry struct {
+	password string
+	hasPass  bool
+	uid, gid string
+	home     string
+	extra    []extraField
+}
+
+type extraField struct {
+	key   string
+	value *vars.Template
+}
+
+// New parses passdb/userdb args: `[scheme=S] [username_format=F] PATH`.
+func New(args string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &DB{defaultScheme: "CRYPT", log: log, files: map[string]*file{}}
+	format := "%u"
+	var path string
+	for _, a := range strings.Fields(args) {
+		switch {
+		case strings.HasPrefix(a, "scheme="):
+			d.defaultScheme = strings.ToUpper(strings.TrimPrefix(a, "scheme="))
+			if !schemes.Known(d.defaultScheme) {
+				return nil, fmt.Errorf("%w: passwd-file: unknown scheme %q", backends.ErrConfig, d.defaultScheme)
+			}
+		case strings.HasPrefix(a, "username_format="):
+			format = strings.TrimPrefix(a, "username_format=")
+		default:
+			if path != "" {
+				return nil, fmt.Errorf("%w: passwd-file: unexpected argument %q", backends.ErrConfig, a)
+			}
+			path = a
+		}
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: passwd-file: no file given in args", backends.ErrConfig)
+	}
+	var err error
+	if d.path, err = vars.Parse(path); err != nil {
+		return nil, fmt.Errorf("%w: passwd-file path: %w", backends.ErrConfig, err)
+	}
+	if d.format, err = vars.Parse(format); err != nil {
+		return nil, fmt.Errorf("%w: passwd-file username_format: %w", backends.ErrConfig, err)
+	}
+	return d, nil
+}
+
+// DefaultScheme is the scheme of passwords stored without a {…} prefix.
+func (d *DB) DefaultScheme() string { return d.defaultScheme }
+
+// errBadPathValue marks a variable value that must not reach a path.
+var errBadPathValue = errors.New("value not allowed in a path")
+
+// lookup finds the entry for a request.
+func (d *DB) lookup(req *backends.Request) (*entry, bool, error) {
+	path := d.path.String()
+	templated := !d.path.Static()
+	if templated {
+		bad := false
+		path = d.path.Expand(req.Vars, func(v string) string {
+			// A user name must not walk the file system (a/../../x).
+			if strings.Contains(v, "/") || v == ".." || v == "." {
+				bad = true
+			}
+			return v
+		})
+		if bad {
+			return nil, false, nil
+		}
+	}
+	f := d.file(path)
+	users, err := f.load(d.log)
+	if err != nil {
+		if templated && errors.Is(err, fs.ErrNotExist) {
+			// /etc/dovecot/%d/passwd for a domain we do not serve.
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	key := d.format.Expand(req.Vars, nil)
+	e, ok := users[key]
+	return e, ok, nil
+}
+
+func (d *DB) file(path string) *file {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f, ok := d.files[path]
+	if !ok {
+		f = &file{path: path}
+		d.files[path] = f
+	}
+	return f
+}
+
+// Reload forgets every parsed file; the next lookup reads them again.
+func (d *DB) Reload() error {
+	d.mu.Lock()
+	d.files = map[string]*file{}
+	d.mu.Unlock()
+	return nil
+}
+
+// load returns the users, re-reading the file when it changed.
+func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
+	st, err := os.Stat(f.path)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.users = nil
+		f.err = nil
+		return nil, fmt.Errorf("passwd-file %s: %w", f.path, err)
+	}
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	if (f.users != nil || f.err != nil) && st.ModTime().Equal(f.mtime) && st.Size() == f.size && ino == f.ino {
+		return f.users, f.err
+	}
+	data, err := os.ReadFile(f.path)
+	f.mtime, f.size, f.ino = st.ModTime(), st.Size(), ino
+	if err != nil {
+		f.users = nil
+		f.err = fmt.Errorf("passwd-file %s: %w", f.path, err)
+		return nil, f.err
+	}
+	f.users, f.err = parse(f.path, data, log), nil
+	return f.users, nil
+}
+
+// parse reads a whole file. Malformed lines are logged and skipped.
+func parse(path string, data []byte, log *slog.Logger) map[string]*entry {
+	users := map[string]*entry{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if line == "" || line[0] == '#' || strings.TrimSpace(line) == "" {
+			continue
+		}
+		e, user, err := parseLine(line)
+		if err != nil {
+			log.Warn("passwd-file: skipping malformed line", "file", path, "line", lineNo, "err", err)
+			continue
+		}
+		if _, dup := users[user]; dup {
+			log.Warn("passwd-file: user exists more than once; keeping the first", "file", path, "line", lineNo, "user", user)
+			continue
+		}
+		users[user] = e
+	}
+	if err := sc.Err(); err != nil {
+		// A line over the limit stops the scanner: keep what was read and
+		// say where it stopped.
+		log.Warn("passwd-file: stopped reading", "file", path, "line", lineNo+1, "err", err)
+	}
+	return users
+}
+
+// parseLine parses `user:password:uid:gid:gecos:home:shell:extra`. Extra
+// fields may contain ':' (userdb_mail=maildir:~/Maildir), so the line is
+// split into at most eight parts.
+func parseLine(line string) (*entry, string, error) {
+	if strings.IndexByte(line, 0) >= 0 {
+		return nil, "", errors.New("NUL byte")
+	}
+	parts := strings.SplitN(line, ":", 8)
+	user := parts[0]
+	if user == "" {
+		return nil, "", errors.New("empty user name")
+	}
+	e := &entry{}
+	if len(parts) > 1 && parts[1] != "" {
+		e.password = parts[1]
+		e.hasPass = true
+	}
+	if len(parts) > 2 && parts[2] != "" {
+		if !validID(parts[2]) {
+			return nil, "", fmt.Errorf("invalid uid %q", parts[2])
+		}
+		e.uid = parts[2]
+	}
+	if len(parts) > 3 && parts[3] != "" {
+		if !validID(parts[3]) {
+			return nil, "", fmt.Errorf("invalid gid %q", parts[3])
+		}
+		e.gid = parts[3]
+	}
+	if len(parts) > 5 {
+		e.home = parts[5]
+	}
+	if len(parts) > 7 {
+		for _, f := range strings.Fields(parts[7]) {
+			k, v, _ := strings.Cut(f, "=")
+			if k == "" {
+				return nil, "", fmt.Errorf("empty extra field name in %q", f)
+			}
+			t, err := vars.Parse(v)
+			if err != nil {
+				return nil, "", fmt.Errorf("extra field %s: %w", k, err)
+			}
+			e.extra = append(e.extra, extraField{key: k, value: t})
+		}
+	}
+	return e, user, nil
+}
+
+// validID accepts a number or something that may be a user/group name.
+func validID(s string) bool {
+	if _, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// LookupPass implements backends.Passdb.
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+	e, ok, err := d.lookup(req)
+	if err != nil || !ok {
+		return backends.PassEntry{}, false, err
+	}
+	pe := backends.PassEntry{HasPassword: e.hasPass}
+	if e.hasPass {
+		// passwd-file uses the lenient rule: a bare $1$… is MD5-CRYPT
+		// whatever the default (schemes.md §2.1).
+		pe.Scheme, pe.Data = schemes.Split(e.password)
+		if pe.Scheme == "" {
+			pe.Scheme = d.defaultScheme
+		}
+	}
+	if len(e.extra) > 0 {
+		pe.Fields = make(fields.Fields, 0, len(e.extra))
+		for _, x := range e.extra {
+			pe.Fields.Set(x.key, expandValue(x.value, req.Vars))
+		}
+	}
+	return pe, true, nil
+}
+
+// LookupUser implements backends.Userdb: uid, gid and home from their
+// columns, plus the userdb_* extra fields without their prefix.
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+	e, ok, err := d.lookup(req)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	fs := make(fields.Fields, 0, 3+len(e.extra))
+	if e.uid != "" {
+		fs = append(fs, fields.Field{Key: "uid", Value: e.uid})
+	}
+	if e.gid != "" {
+		fs = append(fs, fields.Field{Key: "gid", Value: e.gid})
+	}
+	if e.home != "" {
+		fs = append(fs, fields.Field{Key: "home", Value: e.home})
+	}
+	for _, x := range e.extra {
+		if k, ok := strings.CutPrefix(x.key, "userdb_"); ok && k != "" {
+			fs.Set(k, expandValue(x.value, req.Vars))
+		}
+	}
+	return fs, true, nil
+}
+
+func expandValue(t *vars.Template, vc *vars.Context) string {
+	if t.Static() {
+		return t.String()
+	}
+	return t.Expand(vc, nil)
+}
+
+// IterateUsers implements backends.Iterator for a file without variables
+// in its path.
+func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error {
+	if !d.path.Static() {
+		return fmt.Errorf("passwd-file %s: cannot list users of a path with variables", d.path.String())
+	}
+	users, err := d.file(d.path.String()).load(d.log)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	sortStrings(names)
+	for _, u := range names {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !fn(u) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func sortStrings(s []string) { slices.Sort(s) }

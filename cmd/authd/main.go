@@ -1,0 +1,72 @@
+// Command authd is a standalone authentication daemon that speaks
+// Dovecot's auth protocols: a passdb/userdb server for Dovecot, Postfix and
+// doveadm, configured in Dovecot's own syntax.
+//
+// Subcommands:
+//
+//	authd [serve] [-c FILE]          run the daemon in the foreground
+//	authd check -c FILE              validate a config, print the effective auth config
+//	authd test -a SOCKET USER [PASS] authenticate like doveadm auth test
+//	authd pw …                       generate or verify password hashes like doveadm pw
+//	authd version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return cmdServe(ctx, args, stdout, stderr)
+	case "check":
+		return cmdCheck(args, stdout, stderr)
+	case "test":
+		return cmdTest(context.Background(), args, stdout, stderr)
+	case "pw":
+		return cmdPw(context.Background(), args, stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "authd", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "authd: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  authd [serve] [-c FILE]            run the daemon (default config /etc/authd/authd.conf, else the built-in demo)
+  authd check [-c FILE]              check a config; print every error with file:line, or the effective config
+  authd test -a SOCKET [-x key=value]... USER [PASSWORD]
+                                     authenticate like 'doveadm auth test' (exit 0 ok, 77 failed, 75 temporary failure)
+  authd pw [-s SCHEME] [-p PASSWORD] [-u USER] [-r ROUNDS] | -t HASH | -l
+                                     generate or verify a password hash like 'doveadm pw'
+  authd version
+`)
+}
+
+func slicesSort(s []string) { slices.Sort(s) }

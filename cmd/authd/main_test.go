@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/testenv"
+)
+
+// TestMain lets the test binary act as the authd binary: tests start it
+// as a child process (with AUTHD_TEST_MAIN=1) so that signals, sockets and
+// exit codes are exercised for real.
+func TestMain(m *testing.M) {
+	if os.Getenv("AUTHD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// proc is a running authd child process.
+type proc struct {
+	cmd    *exec.Cmd
+	dir    string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startAuthd writes conf into a fresh directory (as authd.conf, with
+// $DIR replaced by that directory) and starts authd on it. It waits until
+// the socket waitSock (relative to the directory) completes a handshake.
+func startAuthd(t *testing.T, conf string, waitSock string, files map[string]string) *proc {
+	t.Helper()
+	dir := testenv.Dir(t)
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(body, "$DIR", dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confPath := filepath.Join(dir, "authd.conf")
+	if err := os.WriteFile(confPath, []byte(strings.ReplaceAll(conf, "$DIR", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startAuthdArgs(t, dir, waitSock, "serve", "-c", confPath)
+}
+
+func startAuthdArgs(t *testing.T, dir, waitSock string, args ...string) *proc {
+	t.Helper()
+	p := &proc{dir: dir, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], args...)
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "AUTHD_TEST_MAIN=1")
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("authd stderr:\n%s", p.stderr.String())
+		}
+	})
+	sock := filepath.Join(dir, waitSock)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := dovecot.DialAuth(ctx, sock)
+		cancel()
+		if err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("authd exited early (%v):\n%s", p.err, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("authd did not answer on %s: %v\n%s", sock, err, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("authd did not stop within 30 s of SIGTERM")
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) path(name string) string { return filepath.Join(p.dir, name) }
+
+// authdTest runs `authd test` in-process.
+func authdTest(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"test"}, args...), strings.NewReader(""), &out, &errb)
+	return out.String() + errb.String(), code
+}
+
+func mustContain(t *testing.T, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Fatalf("%q does not contain %q", s, sub)
+	}
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,867 @@
+package dovecot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/sasl"
+)
+
+// Limits from protocol.md §1.4 and §1.6.
+const (
+	clientMaxLine  = 16384
+	requestTimeout = 150 * time.Second
+)
+
+// Shared is the state all listeners of one process share: the process id
+// sent as SPID, the CUID counter, the login-connection registry the master
+// socket's REQUEST consults, the failure-delay queue and counters.
+type Shared struct {
+	SPID   uint32
+	cuid   atomic.Uint32
+	Logins *LoginRegistry
+	Stats  Stats
+}
+
+// Stats are counters the metrics layer reads.
+type Stats struct {
+	Panics      atomic.Int64
+	Connections atomic.Int64
+}
+
+// NewShared returns process-wide protocol state.
+func NewShared(spid uint32) *Shared {
+	return &Shared{SPID: spid, Logins: NewLoginRegistry()}
+}
+
+// ClientConfig configures a client-protocol listener.
+type ClientConfig struct {
+	Engine sasl.Engine
+	// Mechs are the enabled mechanisms in auth_mechanisms order.
+	Mechs []sasl.Def
+	// Login makes this a login socket: CPIDs must be unique and successful
+	// requests wait for the master's REQUEST.
+	Login          bool
+	FailureDelay   time.Duration
+	DebugPasswords bool
+	Debug          bool
+	Log            *slog.Logger
+	Shared         *Shared
+	// Observe, if set, is told the outcome of every finished request.
+	Observe func(mech string, status engine.Status, d time.Duration)
+}
+
+// ClientServer serves the client protocol on accepted connections.
+type ClientServer struct {
+	cfg       ClientConfig
+	handshake []byte // VERSION, MECH lines, SPID: the part common to every connection
+	mechs     map[string]sasl.Def
+	delay     *delayQueue
+
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	stopping bool
+	inflight sync.WaitGroup
+	runDone  chan struct{}
+	cancel   context.CancelFunc
+}
+
+// NewClientServer builds a server; call Run to start its delay queue.
+func NewClientServer(cfg ClientConfig) *ClientServer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &ClientServer{cfg: cfg, mechs: map[string]sasl.Def{}, conns: map[*clientConn]struct{}{}}
+	var b []byte
+	b = append(b, "VERSION\t1\t2\n"...)
+	for _, m := range cfg.Mechs {
+		s.mechs[m.Name] = m
+		b = append(b, "MECH\t"...)
+		b = append(b, m.Name...)
+		for _, f := range m.Flags {
+			b = append(b, '\t')
+			b = append(b, f...)
+		}
+		b = append(b, '\n')
+	}
+	// MECH lines must precede SPID: Postfix takes an early SPID as a sign
+	// of a master socket (protocol.md §1.2).
+	b = append(b, "SPID\t"...)
+	b = strconv.AppendUint(b, uint64(cfg.Shared.SPID), 10)
+	b = append(b, '\n')
+	s.handshake = b
+	s.delay = newDelayQueue(cfg.FailureDelay)
+	s.runDone = make(chan struct{})
+	return s
+}
+
+// Run runs the failure-delay queue until ctx ends or Shutdown is called.
+func (s *ClientServer) Run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	defer close(s.runDone)
+	s.delay.run(ctx)
+}
+
+// DelayedFailures is the number of FAIL replies waiting for the delay.
+func (s *ClientServer) DelayedFailures() int { return s.delay.Len() }
+
+// Shutdown stops reading from every connection, lets requests already in
+// the engine finish and get their replies (delayed failures are sent at
+// once), then closes the connections. It returns when done or when ctx
+// ends.
+func (s *ClientServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	for c := range s.conns {
+		// Wake the reader; it sees stopping and exits without closing.
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: requests still running: %w", ctx.Err())
+	}
+	s.delay.close()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.nc.Close()
+	}
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-s.runDone
+	}
+	return err
+}
+
+// clientConn is one client connection.
+type clientConn struct {
+	s      *ClientServer
+	nc     net.Conn
+	cuid   uint32
+	cookie [16]byte
+	cpid   uint32
+	minor  uint64
+	log    *slog.Logger
+
+	wmu    sync.Mutex
+	closed bool
+
+	mu      sync.Mutex
+	pending map[uint32]*clientReq
+	// login sockets: successful requests waiting for REQUEST
+	done map[uint32]*LoginSuccess
+}
+
+// clientReq is a request in progress.
+type clientReq struct {
+	id          uint32
+	mech        sasl.Mechanism
+	def         sasl.Def
+	info        *engine.Info
+	finalRespOK bool
+	waitingCont bool // the server sent CONT and waits for the client
+	running     bool // a step is running in the engine
+	finalSent   bool // final data went out as CONT; the next CONT finishes
+	final       engine.Result
+	start       time.Time
+	timer       *time.Timer
+}
+
+// Serve runs the protocol on nc until the client disconnects or the
+// server shuts down. It recovers panics so that one connection cannot take
+// the process down.
+func (s *ClientServer) Serve(nc net.Conn) {
+	c := &clientConn{
+		s:       s,
+		nc:      nc,
+		cuid:    s.cfg.Shared.cuid.Add(1),
+		pending: map[uint32]*clientReq{},
+		log:     s.cfg.Log,
+	}
+	if _, err := rand.Read(c.cookie[:]); err != nil {
+		s.cfg.Log.Error("no randomness for COOKIE", "err", err)
+		_ = nc.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.cfg.Shared.Stats.Connections.Add(1)
+	defer func() {
+		s.cfg.Shared.Stats.Connections.Add(-1)
+		if r := recover(); r != nil {
+			s.cfg.Shared.Stats.Panics.Add(1)
+			s.cfg.Log.Error("panic in client connection", "panic", r, "stack", string(debug.Stack()))
+		}
+		c.close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		stopping := s.stopping
+		s.mu.Unlock()
+		if c.cpid != 0 && s.cfg.Login {
+			s.cfg.Shared.Logins.remove(c.cpid, c)
+		}
+		_ = stopping
+	}()
+
+	// Send the whole handshake at once, without waiting for the client's
+	// (protocol.md §1.2 recommendation).
+	hs := make([]byte, 0, len(s.handshake)+80)
+	hs = append(hs, s.handshake...)
+	hs = append(hs, "CUID\t"...)
+	hs = strconv.AppendUint(hs, uint64(c.cuid), 10)
+	hs = append(hs, "\nCOOKIE\t"...)
+	hs = hex.AppendEncode(hs, c.cookie[:])
+	hs = append(hs, "\nDONE\n"...)
+	if !c.write(hs) {
+		return
+	}
+	c.readLoop()
+}
+
+func (c *clientConn) readLoop() {
+	lr := NewLineReader(c.nc, clientMaxLine)
+	gotVersion := false
+	for {
+		line, err := lr.ReadLine()
+		if err != nil {
+			if errors.Is(err, ErrLineTooLong) {
+				c.log.Warn("client sent a line longer than the limit; closing", "limit", clientMaxLine)
+			} else if !errors.Is(err, io.EOF) && !c.stopping() && !isClosed(err) {
+				c.log.Debug("client read failed", "err", err)
+			}
+			return
+		}
+		args := SplitLine(line)
+		if !gotVersion {
+			if len(args) != 3 || args[0] != "VERSION" {
+				c.log.Warn("client did not start with VERSION; closing")
+				return
+			}
+			major, err1 := strconv.ParseUint(args[1], 10, 32)
+			minor, err2 := strconv.ParseUint(args[2], 10, 32)
+			if err1 != nil || err2 != nil || major != 1 {
+				c.log.Warn("client sent an unsupported VERSION; closing", "version", line)
+				return
+			}
+			c.minor = minor
+			gotVersion = true
+			continue
+		}
+		if c.cpid == 0 {
+			if len(args) < 2 || args[0] != "CPID" {
+				c.log.Warn("client sent a command before CPID; closing", "cmd", args[0])
+				return
+			}
+			pid, err := strconv.ParseUint(args[1], 10, 32)
+			if err != nil || pid == 0 {
+				c.log.Warn("client sent an invalid CPID; closing")
+				return
+			}
+			c.cpid = uint32(pid)
+			if c.s.cfg.Login && !c.s.cfg.Shared.Logins.add(c.cpid, c) {
+				c.log.Warn("login client gave the PID of an existing connection; closing", "cpid", pid)
+				c.cpid = 0
+				return
+			}
+			continue
+		}
+		if c.stopping() {
+			return
+		}
+		var ok bool
+		switch args[0] {
+		case "AUTH":
+			ok = c.handleAuth(args, line)
+		case "CONT":
+			ok = c.handleCont(args)
+		case "CANCEL":
+			ok = c.handleCancel(args)
+		default:
+			c.log.Warn("BUG: client sent an unknown command; closing", "cmd", truncate(args[0], 32))
+			ok = false
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+func (c *clientConn) stopping() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.stopping
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// write sends b as one write; false if the connection is gone.
+func (c *clientConn) write(b []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return false
+	}
+	// A client that stops reading must not block the engine forever.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.closed = true
+		_ = c.nc.Close()
+		return false
+	}
+	return true
+}
+
+func (c *clientConn) close() {
+	c.wmu.Lock()
+	if !c.closed {
+		c.closed = true
+		_ = c.nc.Close()
+	}
+	c.wmu.Unlock()
+	c.mu.Lock()
+	for id, r := range c.pending {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(c.pending, id)
+	}
+	for id, d := range c.done {
+		d.timer.Stop()
+		delete(c.done, id)
+	}
+	c.mu.Unlock()
+}
+
+// handleAuth parses AUTH (protocol.md §1.3). false closes the connection.
+func (c *clientConn) handleAuth(args []string, line string) bool {
+	if len(args) < 3 {
+		c.log.Warn("BUG: AUTH without id or mechanism; closing")
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok || id == 0 {
+		c.log.Warn("BUG: AUTH with an invalid id; closing")
+		return false
+	}
+	def, ok := c.s.mechs[strings.ToUpper(args[2])]
+	if !ok {
+		c.log.Warn("BUG: AUTH with an unsupported mechanism; closing", "mech", truncate(args[2], 32))
+		return false
+	}
+	info := &engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10)}
+	req := &clientReq{id: id, def: def, info: info, start: time.Now()}
+	var resp string
+	haveResp := false
+	haveService := false
+	for i := 3; i < len(args); i++ {
+		if haveResp {
+			c.log.Warn("BUG: AUTH parameter after resp; closing")
+			return false
+		}
+		k, v, hasV := strings.Cut(args[i], "=")
+		switch k {
+		case "service", "protocol":
+			info.Service = v
+			haveService = true
+		case "lip":
+			if validIP(v) {
+				info.LocalIP = v
+			}
+		case "rip":
+			if validIP(v) {
+				info.RemoteIP = v
+			}
+		case "lport":
+			if validPort(v) {
+				info.LocalPort = v
+			}
+		case "rport":
+			if validPort(v) {
+				info.RemotePort = v
+			}
+		case "real_lip":
+			if validIP(v) {
+				info.RealLocalIP = v
+			}
+		case "real_rip":
+			if validIP(v) {
+				info.RealRemoteIP = v
+			}
+		case "real_lport":
+			if validPort(v) {
+				info.RealLocalPort = v
+			}
+		case "real_rport":
+			if validPort(v) {
+				info.RealRemotePort = v
+			}
+		case "secured":
+			if hasV && v == "tls" {
+				info.Secured = "TLS"
+			} else {
+				info.Secured = "secured"
+			}
+		case "valid-client-cert":
+			info.ValidClientCert = true
+		case "cert_username":
+			info.CertUsername = v
+		case "no-penalty":
+			info.NoPenalty = true
+		case "debug":
+			info.Debug = true
+		case "final-resp-ok":
+			req.finalRespOK = true
+		case "session":
+			info.Session = v
+		case "local_name":
+			info.LocalName = v
+		case "client_id":
+			info.ClientID = v
+		case "forward_fields":
+			for _, f := range SplitLine(v) {
+				fk, fv, _ := strings.Cut(f, "=")
+				if fk != "" {
+					info.ForwardFields.Set("forward_"+fk, fv)
+				}
+			}
+		case "resp":
+			resp = v
+			haveResp = true
+		}
+	}
+	if !haveService {
+		c.log.Warn("BUG: AUTH without service; closing")
+		return false
+	}
+	// real_* default to the plain values (protocol.md §1.3).
+	if info.RealLocalIP == "" {
+		info.RealLocalIP = info.LocalIP
+	}
+	if info.RealRemoteIP == "" {
+		info.RealRemoteIP = info.RemoteIP
+	}
+	if info.RealLocalPort == "" {
+		info.RealLocalPort = info.LocalPort
+	}
+	if info.RealRemotePort == "" {
+		info.RealRemotePort = info.RemotePort
+	}
+	if c.s.cfg.Debug || info.Debug {
+		c.log.Debug("client in", "line", c.redact(line))
+	}
+
+	c.mu.Lock()
+	if _, dup := c.pending[id]; dup {
+		c.mu.Unlock()
+		c.log.Warn("BUG: AUTH reused a pending id; closing", "id", id)
+		return false
+	}
+	c.pending[id] = req
+	req.running = true
+	c.mu.Unlock()
+
+	var data []byte
+	present := haveResp
+	if haveResp {
+		switch {
+		case resp == "" && c.minor < 2:
+			// Exim sends an empty resp= meaning "none" (protocol.md §1.3).
+			present = false
+		case resp == "" || resp == "=":
+			data = []byte{}
+		default:
+			d, err := DecodeBase64(resp)
+			if err != nil {
+				c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in initial response")
+				return true
+			}
+			data = d
+		}
+	}
+	if present && !def.AllowNUL && hasNUL(data) {
+		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
+		return true
+	}
+	c.step(req, data, present)
+	return true
+}
+
+func hasNUL(b []byte) bool {
+	for _, x := range b {
+		if x == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func validIP(s string) bool {
+	_, err := netipParse(s)
+	return err == nil
+}
+
+func validPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n > 0
+}
+
+func itoa(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+
+// redact hides resp= payloads unless auth_debug_passwords is on
+// (protocol.md §5.10).
+func (c *clientConn) redact(line string) string {
+	if c.s.cfg.DebugPasswords {
+		return line
+	}
+	if i := strings.Index(line, "\tresp="); i >= 0 {
+		return line[:i] + "\tresp=<hidden>"
+	}
+	if strings.HasPrefix(line, "CONT\t") {
+		if i := strings.LastIndexByte(line, '\t'); i > 4 {
+			return line[:i] + "\t<hidden>"
+		}
+	}
+	return line
+}
+
+// handleCont handles CONT (protocol.md §1.4).
+func (c *clientConn) handleCont(args []string) bool {
+	if len(args) < 3 {
+		c.log.Warn("BUG: CONT without data; closing")
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok {
+		c.log.Warn("BUG: CONT with an invalid id; closing")
+		return false
+	}
+	if c.s.cfg.Debug {
+		c.log.Debug("client in", "line", c.redact(strings.Join(args, "\t")))
+	}
+	c.mu.Lock()
+	req, ok := c.pending[id]
+	if !ok {
+		c.mu.Unlock()
+		c.send("FAIL\t" + itoa(id) + "\treason=Authentication request timed out")
+		return true
+	}
+	if !req.waitingCont {
+		delete(c.pending, id)
+		if req.timer != nil {
+			req.timer.Stop()
+		}
+		c.mu.Unlock()
+		c.send("FAIL\t" + itoa(id) + "\treason=Unexpected continuation")
+		return true
+	}
+	req.waitingCont = false
+	req.running = true
+	if req.timer != nil {
+		req.timer.Stop()
+	}
+	c.mu.Unlock()
+
+	if req.finalSent {
+		// The client acknowledged the final server data; it must send
+		// nothing more (RFC 5802 §5: an empty response).
+		if args[2] != "" {
+			c.finishFail(req, engine.Result{Status: engine.StatusFail, User: req.final.User, Reason: "data after final server message"}, false)
+			return true
+		}
+		c.finishOK(req, req.final, nil)
+		return true
+	}
+	data, err := DecodeBase64(args[2])
+	if err != nil {
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in continued response")
+		return true
+	}
+	if !req.def.AllowNUL && hasNUL(data) {
+		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
+		return true
+	}
+	c.step(req, data, true)
+	return true
+}
+
+// handleCancel drops a request silently; 2.3 sends no reply.
+func (c *clientConn) handleCancel(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok {
+		c.log.Warn("BUG: CANCEL with an invalid id; closing")
+		return false
+	}
+	c.mu.Lock()
+	if req, ok := c.pending[id]; ok && !req.running {
+		if req.timer != nil {
+			req.timer.Stop()
+		}
+		delete(c.pending, id)
+	} else if ok {
+		// A running step cannot be aborted (§1.6); its reply is dropped.
+		req.info = nil
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// step runs one mechanism step off the read loop, so that slow backends do
+// not hold up other requests on this connection.
+func (c *clientConn) step(req *clientReq, data []byte, present bool) {
+	s := c.s
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				s.cfg.Shared.Stats.Panics.Add(1)
+				s.cfg.Log.Error("panic in auth request", "panic", r, "stack", string(debug.Stack()))
+				c.finishFail(req, engine.Result{Status: engine.StatusTempFail, Reason: "internal error"}, true)
+			}
+		}()
+		if req.mech == nil {
+			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info})
+		}
+		// The request outlives the client's patience only up to the
+		// request timeout (§1.6).
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		rep := req.mech.Step(ctx, data, present)
+		if !rep.Done {
+			c.sendCont(req, rep.Challenge)
+			return
+		}
+		if rep.Result.Status != engine.StatusOK {
+			c.finishFail(req, rep.Result, false)
+			return
+		}
+		if rep.Final != nil && !req.finalRespOK {
+			// Without final-resp-ok the final data goes as a CONT and the
+			// OK follows the client's empty answer (§1.5).
+			req.final = rep.Result
+			req.finalSent = true
+			c.sendCont(req, rep.Final)
+			return
+		}
+		c.finishOK(req, rep.Result, rep.Final)
+	}()
+}
+
+// sendCont sends a challenge and arms the request timeout.
+func (c *clientConn) sendCont(req *clientReq, challenge []byte) {
+	c.mu.Lock()
+	if c.pending[req.id] != req {
+		c.mu.Unlock()
+		return // cancelled meanwhile
+	}
+	req.running = false
+	req.waitingCont = true
+	req.timer = time.AfterFunc(requestTimeout, func() {
+		// Abandoned requests disappear silently (§1.6).
+		c.mu.Lock()
+		if c.pending[req.id] == req && req.waitingCont {
+			delete(c.pending, req.id)
+		}
+		c.mu.Unlock()
+	})
+	c.mu.Unlock()
+	c.send("CONT\t" + itoa(req.id) + "\t" + EncodeBase64(challenge))
+}
+
+// take removes req from the pending table; false if it was cancelled.
+func (c *clientConn) take(req *clientReq) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[req.id] != req {
+		return false
+	}
+	delete(c.pending, req.id)
+	if req.timer != nil {
+		req.timer.Stop()
+	}
+	return true
+}
+
+// finishImmediate fails a request with a fixed line, without delay: the
+// handler's own failures are not guesses (§1.7).
+func (c *clientConn) finishImmediate(req *clientReq, line string) {
+	if c.take(req) {
+		c.observe(req, engine.StatusFail)
+		c.send(line)
+	}
+}
+
+func (c *clientConn) observe(req *clientReq, st engine.Status) {
+	if f := c.s.cfg.Observe; f != nil {
+		f(req.def.Name, st, time.Since(req.start))
+	}
+}
+
+// finishFail sends FAIL, through the failure delay unless the passdb set
+// nodelay or the failure was internal.
+func (c *clientConn) finishFail(req *clientReq, res engine.Result, internal bool) {
+	if !c.take(req) {
+		return
+	}
+	c.observe(req, res.Status)
+	line := string(appendFail(nil, req.id, res))
+	if res.Reason != "" {
+		c.log.Info("authentication failed", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service, "rip", req.info.RemoteIP, "status", res.Status.String(), "reason", res.Reason)
+	}
+	if res.NoDelay || internal || res.Status == engine.StatusTempFail {
+		c.send(line)
+		return
+	}
+	c.s.inflight.Add(1)
+	c.s.delay.add(func() {
+		defer c.s.inflight.Done()
+		c.send(line)
+	})
+}
+
+// finishOK sends OK and, on login sockets, keeps the request for REQUEST.
+func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
+	if !c.take(req) {
+		return
+	}
+	c.observe(req, res.Status)
+	extra := res.Fields
+	if final != nil {
+		extra = append(extra.Clone(), fields.Field{Key: "resp", Value: EncodeBase64(final)})
+	}
+	b := appendOK(nil, req.id, res, extra, c.s.cfg.Login)
+	if c.s.cfg.Login && !res.Fields.Has("nologin") && !res.Fields.Has("proxy") {
+		c.keepLogin(req, res)
+	}
+	c.log.Debug("authenticated", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service)
+	c.send(string(b))
+}
+
+func (c *clientConn) send(line string) {
+	b := make([]byte, 0, len(line)+1)
+	b = append(b, line...)
+	b = append(b, '\n')
+	c.write(b)
+}
+
+// appendOK renders an OK line in Dovecot's field order (protocol.md §1.5).
+func appendOK(b []byte, id uint32, res engine.Result, extra fields.Fields, login bool) []byte {
+	b = append(b, "OK\t"...)
+	b = strconv.AppendUint(b, uint64(id), 10)
+	b = append(b, "\tuser="...)
+	b = AppendEscaped(b, res.User)
+	b = appendFields(b, extra, true)
+	b = appendTrailer(b, res, extra)
+	if login && extra.Has("proxy") {
+		if res.MasterUser != "" {
+			b = append(b, "\tmaster="...)
+			b = AppendEscaped(b, res.MasterUser)
+		}
+	}
+	return b
+}
+
+// appendFail renders a FAIL line (protocol.md §1.5).
+func appendFail(b []byte, id uint32, res engine.Result) []byte {
+	b = append(b, "FAIL\t"...)
+	b = strconv.AppendUint(b, uint64(id), 10)
+	user := res.User
+	if user == "" {
+		user = res.OrigUser
+	}
+	if user != "" {
+		b = append(b, "\tuser="...)
+		b = AppendEscaped(b, user)
+	}
+	switch res.Status {
+	case engine.StatusTempFail:
+		b = append(b, "\tcode=temp_fail"...)
+	case engine.StatusAuthzFail:
+		b = append(b, "\tcode=authz_fail"...)
+	case engine.StatusUserDisabled:
+		b = append(b, "\tcode=user_disabled"...)
+	case engine.StatusPassExpired:
+		b = append(b, "\tcode=pass_expired"...)
+	}
+	b = appendFields(b, res.Fields, false)
+	if res.User != "" {
+		b = appendTrailer(b, res, res.Fields)
+	}
+	return b
+}
+
+// appendFields writes extra fields; nologin and proxy are bare keys in 2.3
+// OK replies.
+func appendFields(b []byte, fs fields.Fields, ok bool) []byte {
+	for _, f := range fs {
+		b = append(b, '\t')
+		b = AppendEscaped(b, f.Key)
+		if f.Value == "" || (ok && (f.Key == "nologin" || f.Key == "proxy")) {
+			continue
+		}
+		b = append(b, '=')
+		b = AppendEscaped(b, f.Value)
+	}
+	return b
+}
+
+// appendTrailer writes original_user, auth_user and anonymous.
+func appendTrailer(b []byte, res engine.Result, extra fields.Fields) []byte {
+	if res.OrigUser != "" && res.OrigUser != res.User && !extra.Has("original_user") {
+		b = append(b, "\toriginal_user="...)
+		b = AppendEscaped(b, res.OrigUser)
+	}
+	if res.MasterUser != "" {
+		b = append(b, "\tauth_user="...)
+		b = AppendEscaped(b, res.MasterUser)
+	}
+	if res.Anonymous {
+		b = append(b, "\tanonymous"...)
+	}
+	return b
+}

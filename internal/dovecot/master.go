@@ -1,0 +1,504 @@
+package dovecot
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/fields"
+)
+
+// masterMaxLine is the master protocol's input limit (protocol.md §2.3).
+const masterMaxLine = 1024
+
+// MasterEngine is what the master protocol needs from the pipeline.
+type MasterEngine interface {
+	LookupUser(ctx context.Context, info *engine.Info, name string, prefetch fields.Fields) engine.Result
+	LookupUserFinal(ctx context.Context, info *engine.Info, user, orig string, prefetch fields.Fields) engine.Result
+	LookupPassdb(ctx context.Context, info *engine.Info, name string) engine.Result
+	ListUsers(ctx context.Context, mask string, fn func(user string) bool) error
+}
+
+// CacheFlusher flushes the auth cache: all entries, or those of users.
+type CacheFlusher interface {
+	Flush(users []string) int
+}
+
+// MasterConfig configures an auth-master or auth-userdb listener.
+type MasterConfig struct {
+	Engine MasterEngine
+	Cache  CacheFlusher // may be nil (no cache)
+	// Full allows REQUEST and CACHE-FLUSH (auth-master); false is an
+	// auth-userdb socket.
+	Full bool
+	// Restrict applies the 0666 auth-userdb rule of §2.1: peers whose uid
+	// and gid both differ from the socket owner's only see their own uid.
+	Restrict           bool
+	SocketUID, SockGID uint32
+	Debug              bool
+	Log                *slog.Logger
+	Shared             *Shared
+}
+
+// MasterServer serves the master protocol.
+type MasterServer struct {
+	cfg MasterConfig
+
+	mu       sync.Mutex
+	conns    map[*masterConn]struct{}
+	stopping bool
+	inflight sync.WaitGroup
+}
+
+// NewMasterServer builds a master-protocol server.
+func NewMasterServer(cfg MasterConfig) *MasterServer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &MasterServer{cfg: cfg, conns: map[*masterConn]struct{}{}}
+}
+
+type masterConn struct {
+	s          *MasterServer
+	nc         net.Conn
+	peerPID    int32
+	peerUID    uint32
+	restricted bool
+
+	wmu    sync.Mutex
+	closed bool
+
+	listMu  sync.Mutex
+	listing bool
+}
+
+// Serve runs the master protocol on nc.
+func (s *MasterServer) Serve(nc net.Conn) {
+	c := &masterConn{s: s, nc: nc, peerPID: -1}
+	if cred, err := peerCred(nc); err == nil {
+		c.peerPID, c.peerUID = cred.Pid, cred.Uid
+		if s.cfg.Restrict && cred.Uid != s.cfg.SocketUID && cred.Gid != s.cfg.SockGID {
+			c.restricted = true
+		}
+	} else if s.cfg.Restrict {
+		c.restricted = true
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.cfg.Shared.Stats.Connections.Add(1)
+	defer func() {
+		s.cfg.Shared.Stats.Connections.Add(-1)
+		if r := recover(); r != nil {
+			s.cfg.Shared.Stats.Panics.Add(1)
+			s.cfg.Log.Error("panic in master connection", "panic", r, "stack", string(debug.Stack()))
+		}
+		c.close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	hs := "VERSION\t1\t1\nSPID\t" + strconv.FormatUint(uint64(s.cfg.Shared.SPID), 10) + "\n"
+	if !c.write(hs) {
+		return
+	}
+	c.readLoop()
+}
+
+// Shutdown stops reading, waits for running lookups (bounded by ctx), and
+// closes the connections.
+func (s *MasterServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	for c := range s.conns {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.nc.Close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func peerCred(nc net.Conn) (*syscall.Ucred, error) {
+	uc, ok := nc.(*net.UnixConn)
+	if !ok {
+		return nil, errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *syscall.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, serr
+}
+
+func (c *masterConn) write(s string) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return false
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.closed = true
+		_ = c.nc.Close()
+		return false
+	}
+	return true
+}
+
+func (c *masterConn) close() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.closed {
+		c.closed = true
+		_ = c.nc.Close()
+	}
+}
+
+func (c *masterConn) readLoop() {
+	log := c.s.cfg.Log
+	lr := NewLineReader(c.nc, masterMaxLine)
+	gotVersion := false
+	for {
+		line, err := lr.ReadLine()
+		if err != nil {
+			if errors.Is(err, ErrLineTooLong) {
+				log.Warn("master client sent a line longer than the limit; closing", "limit", masterMaxLine)
+			}
+			return
+		}
+		args := SplitLine(line)
+		if !gotVersion {
+			if len(args) < 2 || args[0] != "VERSION" || args[1] != "1" {
+				log.Warn("master client did not start with VERSION 1; closing")
+				return
+			}
+			gotVersion = true
+			continue
+		}
+		c.s.mu.Lock()
+		stopping := c.s.stopping
+		c.s.mu.Unlock()
+		if stopping {
+			return
+		}
+		if c.s.cfg.Debug {
+			log.Debug("master in", "line", line)
+		}
+		var ok bool
+		switch args[0] {
+		case "USER":
+			ok = c.handleLookup(args, false)
+		case "PASS":
+			ok = c.handleLookup(args, true)
+		case "LIST":
+			ok = c.handleList(args)
+		case "REQUEST":
+			ok = c.s.cfg.Full && c.handleRequest(args)
+		case "CACHE-FLUSH":
+			ok = c.s.cfg.Full && c.handleFlush(args)
+		default:
+			ok = false
+		}
+		if !ok {
+			log.Warn("master client sent an unknown or disallowed command; closing", "cmd", truncate(args[0], 32))
+			return
+		}
+	}
+}
+
+// parseInfo reads the USER/PASS/LIST parameters.
+func parseInfo(params []string) (*engine.Info, bool) {
+	info := &engine.Info{}
+	have := false
+	for _, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "service", "protocol":
+			info.Service = v
+			have = true
+		case "lip":
+			if validIP(v) {
+				info.LocalIP = v
+			}
+		case "rip":
+			if validIP(v) {
+				info.RemoteIP = v
+			}
+		case "lport":
+			info.LocalPort = v
+		case "rport":
+			info.RemotePort = v
+		case "real_lip":
+			info.RealLocalIP = v
+		case "real_rip":
+			info.RealRemoteIP = v
+		case "real_lport":
+			info.RealLocalPort = v
+		case "real_rport":
+			info.RealRemotePort = v
+		case "session":
+			info.Session = v
+		case "local_name":
+			info.LocalName = v
+		case "client_id":
+			info.ClientID = v
+		case "debug":
+			info.Debug = true
+		}
+	}
+	return info, have
+}
+
+// run runs f off the read loop: lookups may be slow and replies are
+// matched by id.
+func (c *masterConn) run(f func(ctx context.Context)) {
+	s := c.s
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				s.cfg.Shared.Stats.Panics.Add(1)
+				s.cfg.Log.Error("panic in master request", "panic", r, "stack", string(debug.Stack()))
+				c.close()
+			}
+		}()
+		// Master clients give up after 155 s (§2.3).
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+func (c *masterConn) handleLookup(args []string, pass bool) bool {
+	if len(args) < 3 {
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok {
+		return false
+	}
+	info, ok := parseInfo(args[3:])
+	if !ok {
+		return false
+	}
+	user := args[2]
+	c.run(func(ctx context.Context) {
+		sid := itoa(id)
+		if pass {
+			if c.restricted {
+				c.write("FAIL\t" + sid + "\n")
+				return
+			}
+			res := c.s.cfg.Engine.LookupPassdb(ctx, info, user)
+			switch res.Status {
+			case engine.StatusOK:
+				b := []byte("PASS\t" + sid + "\tuser=")
+				b = AppendEscaped(b, res.User)
+				b = appendFields(b, res.Fields, false)
+				c.write(string(append(b, '\n')))
+			case engine.StatusNotFound, engine.StatusUserDisabled, engine.StatusPassExpired:
+				c.write("NOTFOUND\t" + sid + "\n")
+			default:
+				c.write(failLine(sid, res))
+			}
+			return
+		}
+		res := c.s.cfg.Engine.LookupUser(ctx, info, user, nil)
+		c.write(c.userReply(sid, res, nil))
+	})
+	return true
+}
+
+func failLine(sid string, res engine.Result) string {
+	if r, ok := res.Fields.Get("reason"); ok && r != "" {
+		return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
+	}
+	return "FAIL\t" + sid + "\n"
+}
+
+// userReply renders USER / NOTFOUND / FAIL for a userdb result, with the
+// restricted-uid rule applied.
+func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Fields) string {
+	switch res.Status {
+	case engine.StatusOK:
+		if c.restricted {
+			if uid, _ := res.Userdb.Get("uid"); uid != strconv.FormatUint(uint64(c.peerUID), 10) {
+				c.s.cfg.Log.Warn("userdb client doesn't have lookup permissions for this user", "user", res.User, "peer_uid", c.peerUID)
+				return "FAIL\t" + sid + "\n"
+			}
+		}
+		b := []byte("USER\t" + sid + "\t")
+		b = AppendEscaped(b, res.User)
+		b = appendFields(b, res.Userdb, false)
+		b = appendFields(b, extra, false)
+		return string(append(b, '\n'))
+	case engine.StatusNotFound:
+		return "NOTFOUND\t" + sid + "\n"
+	default:
+		if res.Reason != "" && res.Status == engine.StatusTempFail {
+			if r, ok := res.Userdb.Get("reason"); ok {
+				return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
+			}
+		}
+		return "FAIL\t" + sid + "\n"
+	}
+}
+
+func (c *masterConn) handleList(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok {
+		return false
+	}
+	sid := itoa(id)
+	mask := ""
+	for _, p := range args[2:] {
+		if v, ok := strings.CutPrefix(p, "user="); ok {
+			mask = v
+		}
+	}
+	if c.restricted {
+		c.write("DONE\t" + sid + "\tfail\n")
+		return true
+	}
+	c.listMu.Lock()
+	if c.listing {
+		c.listMu.Unlock()
+		c.write("DONE\t" + sid + "\tfail\n")
+		return true
+	}
+	c.listing = true
+	c.listMu.Unlock()
+	c.run(func(ctx context.Context) {
+		defer func() {
+			c.listMu.Lock()
+			c.listing = false
+			c.listMu.Unlock()
+		}()
+		err := c.s.cfg.Engine.ListUsers(ctx, mask, func(u string) bool {
+			b := []byte("LIST\t" + sid + "\t")
+			b = AppendEscaped(b, u)
+			return c.write(string(append(b, '\n')))
+		})
+		if err != nil {
+			c.s.cfg.Log.Error("user listing failed", "err", err)
+			c.write("DONE\t" + sid + "\tfail\n")
+			return
+		}
+		c.write("DONE\t" + sid + "\t\n")
+	})
+	return true
+}
+
+// handleRequest finishes a login (protocol.md §2.4.4).
+func (c *masterConn) handleRequest(args []string) bool {
+	if len(args) < 5 {
+		return false
+	}
+	id, ok1 := parseID(args[1])
+	cpid, ok2 := parseID(args[2])
+	cid, ok3 := parseID(args[3])
+	cookie, err := hex.DecodeString(args[4])
+	if !ok1 || !ok2 || !ok3 || err != nil {
+		return false
+	}
+	sid := itoa(id)
+	sessionPID := int64(-1)
+	wantToken := false
+	for _, p := range args[5:] {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "session_pid":
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return false
+			}
+			sessionPID = n
+		case "request_auth_token":
+			wantToken = true
+		}
+	}
+	_ = wantToken // auth_token needs a per-process secret; see the master-protocol issue.
+	if sessionPID >= 0 && int64(c.peerPID) != sessionPID {
+		c.s.cfg.Log.Error("session pid provided by master did not match peer credentials", "session_pid", sessionPID, "peer_pid", c.peerPID)
+		c.write("FAIL\t" + sid + "\n")
+		return true
+	}
+	login, ok := c.s.cfg.Shared.Logins.Claim(cpid, cid, cookie)
+	if !ok {
+		c.write("FAIL\t" + sid + "\n")
+		return true
+	}
+	c.run(func(ctx context.Context) {
+		r := login.Result
+		res := c.s.cfg.Engine.LookupUserFinal(ctx, login.Info, r.User, r.OrigUser, r.Userdb)
+		var extra fields.Fields
+		if r.MasterUser != "" {
+			extra = append(extra, fields.Field{Key: "master_user", Value: r.MasterUser})
+		}
+		extra = append(extra, fields.Field{Key: "auth_mech", Value: login.Mech})
+		if r.Anonymous {
+			extra = append(extra, fields.Field{Key: "anonymous"})
+		}
+		if r.MasterUser != "" {
+			extra = append(extra, fields.Field{Key: "auth_user", Value: r.MasterUser})
+		} else if r.OrigUser != "" && r.OrigUser != r.User {
+			extra = append(extra, fields.Field{Key: "auth_user", Value: r.OrigUser})
+		}
+		c.write(c.userReply(sid, res, extra))
+	})
+	return true
+}
+
+func (c *masterConn) handleFlush(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	id, ok := parseID(args[1])
+	if !ok {
+		return false
+	}
+	n := 0
+	if c.s.cfg.Cache != nil {
+		n = c.s.cfg.Cache.Flush(args[2:])
+	}
+	c.write("OK\t" + itoa(id) + "\t" + strconv.Itoa(n) + "\n")
+	return true
+}

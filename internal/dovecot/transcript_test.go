@@ -1,0 +1,265 @@
+package dovecot_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/vars"
+)
+
+// The users every transcript runs against. bob's bcrypt cost 10 makes his
+// verification slow enough (~60 ms, much more under -race) that a later PLAIN request overtakes
+// it, which the pipelining transcript relies on.
+const testUsers = `alice@example.com:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/Maildir
+bob@example.com:{BLF-CRYPT}$2y$10$YrEEsPU2wdQR7786onC/6eNyjlnbAqX4y9LNIF8hFVzMcvq3jFjtK:1001:1001::/home/bob::
+nl@example.com:{PLAIN}secret::::::nologin reason=Go_away
+px@example.com:{PLAIN}secret::::::proxy host=10.0.0.5 port=143 nodelay
+nd@example.com:{PLAIN}secret::::::nodelay
+bad@example.com:{SSHA}!!notbase64!!
+`
+
+type testEnv struct {
+	dir    string
+	shared *dovecot.Shared
+	eng    *engine.Engine
+}
+
+func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte(testUsers), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := passwdfile.New("scheme=PLAIN "+users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, _ := vars.ParseFields("")
+	eng, err := engine.New(set, []engine.DBSpec{{
+		Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
+		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+	}}, []engine.DBSpec{{
+		Driver: "passwd-file", Userdb: db,
+		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{dir: dir, shared: dovecot.NewShared(4242), eng: eng}
+}
+
+// startClient serves the client protocol on a unix socket and returns its
+// path. The server is shut down when the test ends.
+func (e *testEnv) startClient(t *testing.T, login bool, delay time.Duration, mechs ...string) string {
+	t.Helper()
+	if len(mechs) == 0 {
+		mechs = []string{"PLAIN", "LOGIN"}
+	}
+	var defs []sasl.Def
+	for _, m := range mechs {
+		defs = append(defs, sasl.Defs[m])
+	}
+	srv := dovecot.NewClientServer(dovecot.ClientConfig{
+		Engine: e.eng, Mechs: defs, Login: login, FailureDelay: delay, Shared: e.shared,
+	})
+	name := "auth-client"
+	if login {
+		name = "auth-login"
+	}
+	path := filepath.Join(e.dir, name)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(ctx)
+	}()
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.Serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-acceptDone
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		cancel()
+		<-done
+	})
+	return path
+}
+
+// conn is a raw protocol connection for transcripts.
+type conn struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t *testing.T, path string) *conn {
+	t.Helper()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &conn{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *conn) send(line string) {
+	c.t.Helper()
+	if _, err := c.nc.Write([]byte(line + "\n")); err != nil {
+		c.t.Fatalf("send %q: %v", line, err)
+	}
+}
+
+// readLine returns the next line, or "<closed>" on EOF/reset.
+func (c *conn) readLine(timeout time.Duration) string {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return "<timeout>"
+		}
+		if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "reset") {
+			return "<closed>"
+		}
+		c.t.Fatalf("read: %v", err)
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+var (
+	reCookie = regexp.MustCompile(`^COOKIE\t[0-9a-f]{32}$`)
+	reCUID   = regexp.MustCompile(`^CUID\t[0-9]+$`)
+)
+
+// normalize replaces per-connection random values by placeholders.
+func normalize(line string) string {
+	switch {
+	case reCookie.MatchString(line):
+		return "COOKIE\t<cookie>"
+	case reCUID.MatchString(line):
+		return "CUID\t<cuid>"
+	}
+	return line
+}
+
+// runTranscript plays a transcript file: "C: line" is sent, "S: line" must
+// be the next server line, "S*: a | b" are lines that may come in any
+// order, "S: <closed>" expects the connection to close, "C+: N" sends a
+// line of N bytes. \t stands for TAB and \x01 for byte 1.
+func runTranscript(t *testing.T, path, file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, path)
+	for n, raw := range strings.Split(string(data), "\n") {
+		raw = strings.TrimRight(raw, " ")
+		if raw == "" || strings.HasPrefix(raw, "#") {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", filepath.Base(file), n+1)
+		kind, text, ok := strings.Cut(raw, ": ")
+		if !ok {
+			kind, text = strings.TrimSuffix(raw, ":"), ""
+		}
+		text = unquote(text)
+		switch kind {
+		case "C":
+			c.send(text)
+		case "C+":
+			var size int
+			fmt.Sscanf(text, "%d", &size)
+			line := "AUTH\t1\tPLAIN\tservice=imap\tx=" + strings.Repeat("a", size)
+			c.send(line[:size-1])
+		case "S":
+			got := normalize(c.readLine(5 * time.Second))
+			if got != text {
+				t.Fatalf("%s: got %q, want %q", where, got, text)
+			}
+		case "S*":
+			want := strings.Split(text, " | ")
+			var got []string
+			for range want {
+				got = append(got, normalize(c.readLine(5*time.Second)))
+			}
+			slices.Sort(want)
+			sorted := slices.Clone(got)
+			slices.Sort(sorted)
+			if !slices.Equal(sorted, want) {
+				t.Fatalf("%s: got %q, want (any order) %q", where, got, want)
+			}
+		case "S-":
+			// nothing arrives within the given time (or 300 ms)
+			d := 300 * time.Millisecond
+			if text != "" {
+				d, _ = time.ParseDuration(text)
+			}
+			if got := c.readLine(d); got != "<timeout>" {
+				t.Fatalf("%s: got %q, want nothing", where, got)
+			}
+		default:
+			t.Fatalf("%s: bad transcript line %q", where, raw)
+		}
+	}
+}
+
+func unquote(s string) string {
+	s = strings.ReplaceAll(s, `\t`, "\t")
+	s = strings.ReplaceAll(s, `\x01`, "\x01")
+	return s
+}
+
+// TestTranscripts runs every testdata/transcripts/*.txt against a client
+// socket (names starting with login- use a login socket).
+func TestTranscripts(t *testing.T) {
+	files, _ := filepath.Glob("testdata/transcripts/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no transcripts")
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+			env := newTestEnv(t, engine.Settings{DefaultRealm: "example.com", UsernameChars: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@"})
+			base := filepath.Base(f)
+			delay := time.Duration(0)
+			if strings.HasPrefix(base, "delay-") {
+				delay = 400 * time.Millisecond
+			}
+			path := env.startClient(t, strings.HasPrefix(base, "login-"), delay)
+			runTranscript(t, path, f)
+		})
+	}
+}

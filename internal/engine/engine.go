@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/schemes"
+)
+
+// Settings are the auth_* settings the engine applies (protocol.md §5.1).
+type Settings struct {
+	Realms              []string
+	DefaultRealm        string
+	UsernameChars       string // "" allows every byte
+	UsernameTranslation string
+	UsernameFormat      string // default %Lu
+	MasterUserSeparator string
+	AnonymousUsername   string
+	DebugPasswords      bool
+	// VerifyWorkers bounds concurrent password-hash verifications; 0 means
+	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
+	// latency to every request.
+	VerifyWorkers int
+}
+
+// Rule is a result_success / result_failure / result_internalfail value.
+type Rule int
+
+// The six rule values of protocol.md §5.4.
+const (
+	RuleReturn Rule = iota
+	RuleReturnOK
+	RuleReturnFail
+	RuleContinue
+	RuleContinueOK
+	RuleContinueFail
+)
+
+// ParseRule parses a result_* value.
+func ParseRule(s string) (Rule, error) {
+	switch strings.ToLower(s) {
+	case "return":
+		return RuleReturn, nil
+	case "return-ok":
+		return RuleReturnOK, nil
+	case "return-fail":
+		return RuleReturnFail, nil
+	case "continue":
+		return RuleContinue, nil
+	case "continue-ok":
+		return RuleContinueOK, nil
+	case "continue-fail":
+		return RuleContinueFail, nil
+	}
+	return 0, fmt.Errorf("unknown result rule %q", s)
+}
+
+// DBSpec is one configured passdb or userdb, with its driver built.
+type DBSpec struct {
+	Name, Driver   string
+	Passdb         backends.Passdb // for passdbs
+	Userdb         backends.Userdb // for userdbs
+	DefaultFields  []vars.FieldTemplate
+	OverrideFields []vars.FieldTemplate
+	// Skip: passdb never|authenticated|unauthenticated; userdb never|found|notfound.
+	Skip                                             string
+	ResultSuccess, ResultFailure, ResultInternalfail Rule
+	Mechanisms                                       []string // upper case; empty = all
+	UsernameFilter                                   []string // globs, "!" negates
+	Deny, Master, Pass                               bool
+}
+
+// Engine runs requests. It is safe for concurrent use.
+type Engine struct {
+	set       Settings
+	chars     [256]bool
+	allChars  bool
+	translate [256]byte
+	format    *vars.Template
+	passdbs   []*passdb
+	userdbs   []*userdb
+	log       *slog.Logger
+	verifySem *semaphore.Weighted
+}
+
+type passdb struct {
+	DBSpec
+	id     int
+	dummy  sync.Map // scheme -> dummy data, for unknown users (see verifyDummy)
+	lastMu sync.Mutex
+	last   string // scheme of the last user found, so unknown users cost the same
+}
+
+type userdb struct {
+	DBSpec
+	id int
+}
+
+// New builds an engine.
+func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if set.UsernameFormat == "" {
+		set.UsernameFormat = "%Lu"
+	}
+	if set.AnonymousUsername == "" {
+		set.AnonymousUsername = "anonymous"
+	}
+	e := &Engine{set: set, log: log}
+	f, err := vars.Parse(set.UsernameFormat)
+	if err != nil {
+		return nil, fmt.Errorf("auth_username_format: %w", err)
+	}
+	e.format = f
+	if set.UsernameChars == "" {
+		e.allChars = true
+	}
+	for i := 0; i < len(set.UsernameChars); i++ {
+		e.chars[set.UsernameChars[i]] = true
+	}
+	for i := range e.translate {
+		e.translate[i] = byte(i)
+	}
+	tr := set.UsernameTranslation
+	for i := 0; i+1 < len(tr); i += 2 {
+		e.translate[tr[i]] = tr[i+1]
+	}
+	for i, p := range passdbs {
+		if p.Passdb == nil {
+			return nil, fmt.Errorf("passdb %d (%s): no driver", i+1, p.Driver)
+		}
+		e.passdbs = append(e.passdbs, &passdb{DBSpec: p, id: i + 1})
+	}
+	for i, u := range userdbs {
+		if u.Userdb == nil {
+			return nil, fmt.Errorf("userdb %d (%s): no driver", i+1, u.Driver)
+		}
+		e.userdbs = append(e.userdbs, &userdb{DBSpec: u, id: i + 1})
+	}
+	w := set.VerifyWorkers
+	if w <= 0 {
+		w = runtime.GOMAXPROCS(0)
+	}
+	e.verifySem = semaphore.NewWeighted(int64(w))
+	return e, nil
+}
+
+// Settings returns the engine's settings.
+func (e *Engine) Settings() Settings { return e.set }
+
+// errBadName is a name-processing failure: the request fails like a wrong
+// password (protocol.md §1.8).
+var errBadName = errors.New("invalid user name")
+
+// ProcessName applies protocol.md §5.2 steps 4–7 to a name: default realm,
+// translation, allowed characters, auth_username_format.
+func (e *Engine) ProcessName(name string, info *Info) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("%w: empty", errBadName)
+	}
+	if e.set.DefaultRealm != "" && strings.IndexByte(name, '@') < 0 {
+		name = name + "@" + e.set.DefaultRealm
+	}
+	b := []byte(name)
+	for i, c := range b {
+		c = e.translate[c]
+		b[i] = c
+		if !e.allChars && !e.chars[c] {
+			return "", fmt.Errorf("%w: character 0x%02x not in auth_username_chars", errBadName, c)
+		}
+	}
+	name = string(b)
+	vc := e.varsContext(info, name)
+	out := e.format.Expand(vc, nil)
+	if out == "" {
+		return "", fmt.Errorf("%w: empty after auth_username_format", errBadName)
+	}
+	return out, nil
+}
+
+func (e *Engine) varsContext(info *Info, user string) *vars.Context {
+	vc := &vars.Context{User: user}
+	if info != nil {
+		vc.Service = info.Service
+		vc.Mech = info.Mech
+		vc.LocalIP, vc.RemoteIP = info.LocalIP, info.RemoteIP
+		vc.LocalPort, vc.RemotePort = info.LocalPort, info.RemotePort
+		vc.RealLocalIP, vc.RealRemoteIP = info.RealLocalIP, info.RealRemoteIP
+		vc.RealLocalPort, vc.RealRemotePort = info.RealLocalPort, info.RealRemotePort
+		vc.ClientPID = info.ClientPID
+		vc.Secured = info.Secured
+		if info.ValidClientCert {
+			vc.Cert = "valid"
+		}
+		vc.Session, vc.SessionPID = info.Session, info.SessionPID
+		vc.LocalName, vc.ClientID = info.LocalName, info.ClientID
+	}
+	return vc
+}
+
+// splitMaster splits "login*master" at the configured separator
+// (protocol.md §5.3). ok is false when no separator is configured or present.
+func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
+	sep := e.set.MasterUserSeparator
+	if sep == "" {
+		return name, "", false
+	}
+	i := strings.Index(name, sep)
+	if i < 0 {
+		return name, "", false
+	}
+	return name[:i], name[i+len(sep):], true
+}
+
+// verify checks a password against a stored value on the bounded CPU pool.
+func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
+	if !cheapScheme(scheme) {
+		if err := e.verifySem.Acquire(ctx, 1); err != nil {
+			return false, err
+		}
+		defer e.verifySem.Release(1)
+	}
+	return schemes.Verify(scheme, data, password, user)
+}
+
+// cheapScheme reports schemes that are a byte comparison: queuing them
+// behind bcrypt runs would only add latency.
+func cheapScheme(s string) bool {
+	switch strings.ToUpper(s) {
+	case "PLAIN", "CLEAR", "CLEARTEXT", "PLAIN-TRUNC":
+		return true
+	}
+	return false
+}
+
+// verifyDummy spends the time a real verification would, for a user that
+// does not exist, so that an unknown user is indistinguishable from a wrong
+// password by timing (design.md house rule 4). It verifies against a
+// random hash of the scheme the passdb last returned.
+func (e *Engine) verifyDummy(ctx context.Context, p *passdb, password []byte) {
+	p.lastMu.Lock()
+	scheme := p.last
+	p.lastMu.Unlock()
+	if scheme == "" {
+		scheme = "SHA512-CRYPT"
+	}
+	v, ok := p.dummy.Load(scheme)
+	if !ok {
+		var rnd [16]byte
+		_, _ = rand.Read(rnd[:])
+		data, err := schemes.Generate(scheme, []byte(hex.EncodeToString(rnd[:])), "dummy", 0)
+		if err != nil {
+			return
+		}
+		v, _ = p.dummy.LoadOrStore(scheme, data)
+	}
+	_, _ = e.verify(ctx, scheme, v.(string), password, "dummy")
+}
+
+func (p *passdb) noteScheme(s string) {
+	if s == "" {
+		return
+	}
+	p.lastMu.Lock()
+	p.last = s
+	p.lastMu.Unlock()
+}
+
+// hiddenPassdbFields are consumed by the auth server and never sent to a
+// client (protocol.md §2.6).
+func hiddenPassdbField(key string) bool {
+	switch key {
+	case "password", "password_noscheme", "user", "username", "domain", "login_user",
+		"allow_nets", "allow_real_nets", "fail", "delay_until", "nopassword",
+		"noauthenticate", "passdb_import":
+		return true
+	}
+	return strings.HasPrefix(key, "userdb_")
+}
+
+// Close releases the drivers' resources.
+func (e *Engine) Close() error {
+	var errs []error
+	seen := map[any]bool{}
+	closeOne := func(v any) {
+		if c, ok := v.(backends.Closer); ok && !seen[v] {
+			seen[v] = true
+			errs = append(errs, c.Close())
+		}
+	}
+	for _, p := range e.passdbs {
+		closeOne(p.Passdb)
+	}
+	for _, u := range e.userdbs {
+		closeOne(u.Userdb)
+	}
+	return errors.Join(errs...)
+}
+
+// Reload asks every driver that caches files to re-read them.
+func (e *Engine) Reload() error {
+	var errs []error
+	for _, p := range e.passdbs {
+		if r, ok := p.Passdb.(backends.Reloader); ok {
+			errs = append(errs, r.Reload())
+		}
+	}
+	for _, u := range e.userdbs {
+		if r, ok := u.Userdb.(backends.Reloader); ok {
+			errs = append(errs, r.Reload())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyTemplates applies default_fields or override_fields to fs.
+func applyTemplates(fs *fields.Fields, tmpls []vars.FieldTemplate, vc *vars.Context) {
+	for _, t := range tmpls {
+		switch {
+		case t.Remove:
+			fs.Del(t.Key)
+		case t.Protected:
+			fs.SetDefault(t.Key, expand(t.Value, vc))
+		default:
+			fs.Set(t.Key, expand(t.Value, vc))
+		}
+	}
+}
+
+func expand(t *vars.Template, vc *vars.Context) string {
+	if t == nil {
+		return ""
+	}
+	return t.Expand(vc, nil)
+}

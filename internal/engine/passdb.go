@@ -1,0 +1,477 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
+)
+
+// passResult is one passdb's verdict.
+type passResult int
+
+const (
+	pOK passResult = iota
+	pUnknown
+	pMismatch
+	pInternal
+	pDisabled
+	pExpired
+	pNext // noauthenticate: fields only
+)
+
+// request is the state of one request as it walks the chains.
+type request struct {
+	info       *Info
+	origUser   string
+	user       string
+	masterUser string
+	vc         *vars.Context
+	extra      fields.Fields // passdb extra fields kept from successful passdbs
+	failFields fields.Fields // the last failed passdb's fields, for FAIL replies
+	userdbF    fields.Fields // userdb_* prefetch fields
+	verified   bool          // a passdb already verified the password ("skip_password_check")
+	success    bool
+	internal   bool
+	noDelay    bool
+	hadNext    bool
+	hadFound   bool
+	masterPass bool       // a master passdb asked for the login user to be looked up
+	final      passResult // pDisabled / pExpired end the chain at once
+	reason     string
+}
+
+func (r *request) setUser(u string) {
+	r.user = u
+	r.vc.User = u
+}
+
+// VerifyPlain authenticates authcid (optionally as authzid) with a
+// plaintext password: the path of PLAIN, LOGIN and every mechanism that
+// ends in a password check.
+func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid string, password []byte) Result {
+	loginName, masterName := authcid, ""
+	if l, m, ok := e.splitMaster(authcid); ok {
+		loginName, masterName = l, m
+	} else if authzid != "" && authzid != authcid {
+		loginName, masterName = authzid, authcid
+	}
+	r := &request{info: info, origUser: authcid}
+	r.vc = e.varsContext(info, "")
+	r.vc.OrigUser = authcid
+	// %w is needed by some passdb templates; it lives only in this
+	// request's memory and is never logged.
+	r.vc.Password = string(password)
+	if masterName == "" {
+		u, err := e.ProcessName(loginName, info)
+		if err != nil {
+			return Result{Status: StatusFail, Reason: err.Error()}
+		}
+		r.setUser(u)
+		e.runPassdbs(ctx, r, password, true, false)
+		return e.finishPass(r)
+	}
+
+	// Master-user login (protocol.md §5.3): the master authenticates with
+	// its own password against master passdbs, then becomes the login user.
+	mu, err := e.ProcessName(masterName, info)
+	if err != nil {
+		return Result{Status: StatusFail, Reason: err.Error()}
+	}
+	r.setUser(mu)
+	if !e.hasMasterPassdbs() {
+		r.reason = "master login without master passdbs"
+		return Result{Status: StatusFail, User: mu, OrigUser: authcid, Reason: r.reason}
+	}
+	e.runPassdbs(ctx, r, password, true, true)
+	if !r.success {
+		return e.finishPass(r)
+	}
+	lu, err := e.ProcessName(loginName, info)
+	if err != nil {
+		return Result{Status: StatusAuthzFail, User: mu, OrigUser: authcid, Reason: err.Error()}
+	}
+	if v, ok := r.extra.Get("login_user"); ok && v != "" {
+		lu = v
+	}
+	r.masterUser = mu
+	r.vc.MasterUser = mu
+	r.vc.LoginUser = lu
+	r.setUser(lu)
+	if r.masterPass {
+		// pass=yes: the normal passdbs must know the login user; they are
+		// asked without a password check.
+		r.success, r.internal, r.verified = false, false, true
+		r.failFields = nil
+		e.runPassdbs(ctx, r, nil, false, false)
+		if !r.success {
+			res := e.finishPass(r)
+			if res.Status == StatusFail {
+				res.Status = StatusAuthzFail
+			}
+			return res
+		}
+	}
+	return e.finishPass(r)
+}
+
+func (e *Engine) hasMasterPassdbs() bool {
+	for _, p := range e.passdbs {
+		if p.Master {
+			return true
+		}
+	}
+	return false
+}
+
+// LookupPassdb runs the passdb chain without checking a password: the
+// master protocol's PASS (doveadm auth lookup) and credential lookups.
+func (e *Engine) LookupPassdb(ctx context.Context, info *Info, name string) Result {
+	r := &request{info: info, origUser: name}
+	r.vc = e.varsContext(info, "")
+	r.vc.OrigUser = name
+	login := name
+	if l, _, ok := e.splitMaster(name); ok {
+		login = l
+	}
+	u, err := e.ProcessName(login, info)
+	if err != nil {
+		return Result{Status: StatusNotFound, Reason: err.Error()}
+	}
+	r.setUser(u)
+	e.runPassdbs(ctx, r, nil, false, false)
+	res := e.finishPass(r)
+	if res.Status == StatusFail && !r.hadFound {
+		res.Status = StatusNotFound
+	}
+	return res
+}
+
+// runPassdbs walks the passdb chain (protocol.md §5.4). masters selects
+// the master passdbs instead of the normal ones.
+func (e *Engine) runPassdbs(ctx context.Context, r *request, password []byte, check bool, masters bool) {
+	for _, p := range e.passdbs {
+		if p.Master != masters {
+			continue
+		}
+		if e.skipPassdb(r, p) {
+			continue
+		}
+		res := e.runPassdb(ctx, r, p, password, check && !r.verified)
+		if res == pDisabled || res == pExpired {
+			r.success = false
+			r.final = res
+			return
+		}
+		var rule Rule
+		switch res {
+		case pOK:
+			rule = p.ResultSuccess
+			if masters && p.Pass {
+				r.masterPass = true
+			}
+		case pInternal:
+			rule = p.ResultInternalfail
+			r.internal = true
+		case pNext:
+			rule = RuleContinue
+			r.hadNext = true
+		default:
+			rule = p.ResultFailure
+		}
+		cont := false
+		switch rule {
+		case RuleReturn:
+		case RuleReturnOK:
+			r.success = true
+		case RuleReturnFail:
+			r.success = false
+		case RuleContinue:
+			cont = true
+			if res == pOK {
+				r.verified = true
+			}
+		case RuleContinueOK:
+			cont = true
+			r.success = true
+			r.verified = true
+		case RuleContinueFail:
+			cont = true
+			r.success = false
+		}
+		if masters && res == pOK && cont {
+			// A master passdb whose success rule continues means "look the
+			// login user up in the normal passdbs too" (§5.3).
+			r.masterPass = true
+		}
+		if !cont {
+			return
+		}
+	}
+}
+
+func (e *Engine) skipPassdb(r *request, p *passdb) bool {
+	switch p.Skip {
+	case "authenticated":
+		if r.verified {
+			return true
+		}
+	case "unauthenticated":
+		if !r.verified {
+			return true
+		}
+	}
+	if len(p.Mechanisms) > 0 {
+		mech := strings.ToUpper(r.info.Mech)
+		if mech == "" {
+			mech = "NONE"
+		}
+		found := false
+		for _, m := range p.Mechanisms {
+			if m == mech {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	if len(p.UsernameFilter) > 0 && !usernameFilterMatch(p.UsernameFilter, r.user) {
+		return true
+	}
+	return false
+}
+
+// usernameFilterMatch applies a username_filter: the name must match one
+// positive glob (if any are given) and no negated one.
+func usernameFilterMatch(filter []string, user string) bool {
+	positive, matched := false, false
+	for _, f := range filter {
+		if neg, ok := strings.CutPrefix(f, "!"); ok {
+			if wildcardMatch(neg, user) {
+				return false
+			}
+			continue
+		}
+		positive = true
+		if wildcardMatch(f, user) {
+			matched = true
+		}
+	}
+	return !positive || matched
+}
+
+// runPassdb asks one passdb and interprets its fields.
+func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password []byte, check bool) passResult {
+	work := r.extra.Clone()
+	userdbWork := r.userdbF.Clone()
+	r.vc.Passdb = &work
+	r.vc.PassdbID = p.id
+	applyTemplates(&work, p.DefaultFields, r.vc)
+	entry, found, err := p.Passdb.LookupPass(ctx, &backends.Request{User: r.user, Vars: r.vc})
+	if err != nil {
+		e.log.Error("passdb lookup failed", "passdb", p.label(), "user", r.user, "err", err)
+		r.reason = "passdb lookup failed"
+		r.failFields = work
+		return pInternal
+	}
+	if !found {
+		if p.Deny {
+			return pUnknown
+		}
+		if check && len(password) > 0 {
+			e.verifyDummy(ctx, p, password)
+		}
+		r.reason = "unknown user"
+		r.failFields = work
+		return pUnknown
+	}
+	if p.Deny {
+		r.reason = "user is denied"
+		r.failFields = work
+		return pDisabled
+	}
+	r.hadFound = true
+	for _, f := range entry.Fields {
+		work.Set(f.Key, f.Value)
+	}
+	applyTemplates(&work, p.OverrideFields, r.vc)
+
+	fail, nopassword, noauth := false, false, false
+	allowOK := true
+	var kept fields.Fields
+	for _, f := range work {
+		switch {
+		case f.Key == "user":
+			r.setUser(f.Value)
+		case f.Key == "username":
+			if i := strings.IndexByte(r.user, '@'); i >= 0 {
+				r.setUser(f.Value + r.user[i:])
+			} else {
+				r.setUser(f.Value)
+			}
+		case f.Key == "domain":
+			if i := strings.IndexByte(r.user, '@'); i >= 0 {
+				r.setUser(r.user[:i+1] + f.Value)
+			} else {
+				r.setUser(r.user + "@" + f.Value)
+			}
+		case f.Key == "nodelay":
+			r.noDelay = true
+			kept = append(kept, f)
+		case f.Key == "fail":
+			fail = true
+		case f.Key == "nopassword":
+			nopassword = true
+		case f.Key == "noauthenticate":
+			noauth = true
+		case f.Key == "allow_nets":
+			if !allowNets(f.Value, r.info.RemoteIP) {
+				allowOK = false
+			}
+		case f.Key == "allow_real_nets":
+			rip := r.info.RealRemoteIP
+			if rip == "" {
+				rip = r.info.RemoteIP
+			}
+			if !allowNets(f.Value, rip) {
+				allowOK = false
+			}
+		case strings.HasPrefix(f.Key, "userdb_"):
+			userdbWork.Set(strings.TrimPrefix(f.Key, "userdb_"), f.Value)
+		case f.Key == "password", f.Key == "password_noscheme", f.Key == "delay_until", f.Key == "passdb_import":
+			// consumed
+		default:
+			kept = append(kept, f)
+		}
+	}
+	work = kept
+	r.vc.Passdb = &work
+	if entry.HasPassword {
+		p.noteScheme(entry.Scheme)
+	}
+
+	result := pOK
+	switch {
+	case fail:
+		r.reason = "passdb set fail"
+		result = pUnknown
+	case noauth:
+		result = pNext
+	case nopassword:
+		if entry.HasPassword && entry.Data != "" {
+			e.log.Error("nopassword set but password is non-empty", "passdb", p.label(), "user", r.user)
+			r.reason = "nopassword with a password"
+			result = pInternal
+		}
+	case !check:
+	case !entry.HasPassword:
+		r.reason = "passdb returned no password"
+		result = pMismatch
+	default:
+		ok, err := e.verify(ctx, entry.Scheme, entry.Data, password, r.origUser)
+		switch {
+		case err != nil:
+			e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", entry.Scheme, "err", err)
+			r.reason = "invalid stored password"
+			result = pInternal
+		case !ok:
+			r.reason = "password mismatch"
+			result = pMismatch
+		}
+	}
+	if result == pOK && !allowOK {
+		r.reason = "remote ip not in allow_nets"
+		result = pUnknown
+	}
+	if result == pOK || result == pNext {
+		r.extra = work
+		r.userdbF = userdbWork
+	} else {
+		r.failFields = work
+	}
+	return result
+}
+
+func (p *passdb) label() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Driver
+}
+
+// allowNets checks rip against an allow_nets list. "local" matches a
+// request without a remote IP (a unix-socket client).
+func allowNets(list, rip string) bool {
+	addr, err := netip.ParseAddr(rip)
+	hasIP := err == nil && rip != ""
+	for _, item := range strings.FieldsFunc(list, func(c rune) bool { return c == ',' || c == ' ' }) {
+		if item == "local" {
+			if !hasIP {
+				return true
+			}
+			continue
+		}
+		if !hasIP {
+			continue
+		}
+		if strings.Contains(item, "/") {
+			if pfx, err := netip.ParsePrefix(item); err == nil && pfx.Contains(addr.Unmap()) {
+				return true
+			}
+			continue
+		}
+		if a, err := netip.ParseAddr(item); err == nil && a.Unmap() == addr.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// finishPass turns the chain state into a Result.
+func (e *Engine) finishPass(r *request) Result {
+	res := Result{User: r.user, OrigUser: r.origUser, MasterUser: r.masterUser, NoDelay: r.noDelay, Reason: r.reason}
+	switch {
+	case r.final == pDisabled:
+		res.Status = StatusUserDisabled
+		res.Fields = visible(r.failFields, true)
+	case r.final == pExpired:
+		res.Status = StatusPassExpired
+		res.Fields = visible(r.failFields, true)
+	case r.success:
+		res.Status = StatusOK
+		res.Fields = visible(r.extra, false)
+		res.Userdb = r.userdbF
+		res.Reason = ""
+	case r.internal:
+		res.Status = StatusTempFail
+		res.Fields = visible(r.failFields, true)
+	case r.hadNext && !r.success:
+		// A chain that ends in a fields-only passdb cannot authenticate.
+		res.Status = StatusTempFail
+		res.Reason = "chain ended in a noauthenticate passdb"
+	default:
+		res.Status = StatusFail
+		res.Fields = visible(r.failFields, true)
+	}
+	if res.User == e.set.AnonymousUsername {
+		res.Anonymous = true
+	}
+	return res
+}
+
+// visible drops hidden fields; on failure nologin goes too (§1.5).
+func visible(fs fields.Fields, failure bool) fields.Fields {
+	var out fields.Fields
+	for _, f := range fs {
+		if hiddenPassdbField(f.Key) || (failure && f.Key == "nologin") {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+)
+
+// LookupUser runs the userdb chain for name (master USER, LDA/LMTP, the
+// userdb step of a login). prefetch carries userdb_* fields a passdb
+// returned; it may be nil.
+func (e *Engine) LookupUser(ctx context.Context, info *Info, name string, prefetch fields.Fields) Result {
+	u, err := e.ProcessName(name, info)
+	if err != nil {
+		return Result{Status: StatusNotFound, OrigUser: name, Reason: err.Error()}
+	}
+	return e.lookupUserProcessed(ctx, info, u, name, prefetch)
+}
+
+// LookupUserFinal is LookupUser for the user of a finished login, whose
+// name already went through name processing (master REQUEST).
+func (e *Engine) LookupUserFinal(ctx context.Context, info *Info, user, orig string, prefetch fields.Fields) Result {
+	return e.lookupUserProcessed(ctx, info, user, orig, prefetch)
+}
+
+// ErrNoIterate means no userdb can list users.
+var ErrNoIterate = errors.New("no userdb supports listing users")
+
+// ListUsers calls fn for every user of every userdb that can list users,
+// in userdb order, keeping those that match mask (a glob with * and ?,
+// compared case-insensitively like Dovecot 2.4 does server-side).
+func (e *Engine) ListUsers(ctx context.Context, mask string, fn func(user string) bool) error {
+	any := false
+	mask = strings.ToLower(mask)
+	for _, d := range e.userdbs {
+		it, ok := d.Userdb.(backends.Iterator)
+		if !ok {
+			continue
+		}
+		any = true
+		stop := false
+		err := it.IterateUsers(ctx, func(u string) bool {
+			if mask != "" && mask != "*" {
+				if !wildcardMatch(mask, strings.ToLower(u)) {
+					return true
+				}
+			}
+			if !fn(u) {
+				stop = true
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("userdb %s: %w", d.label(), err)
+		}
+		if stop {
+			return nil
+		}
+	}
+	if !any {
+		return ErrNoIterate
+	}
+	return nil
+}
+
+// lookupUserProcessed is LookupUser for a processed name.
+func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig string, prefetch fields.Fields) Result {
+	vc := e.varsContext(info, u)
+	vc.OrigUser = orig
+	var acc fields.Fields
+	success, internal, found := false, false, false
+	reason := ""
+	var pf fields.Fields
+	if prefetch != nil {
+		pf = prefetch
+		vc.Passdb = &pf
+	}
+	for _, d := range e.userdbs {
+		switch d.Skip {
+		case "found":
+			if found {
+				continue
+			}
+		case "notfound":
+			if !found {
+				continue
+			}
+		}
+		work := acc.Clone()
+		vc.Userdb = &work
+		applyTemplates(&work, d.DefaultFields, vc)
+		got, ok, err := d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
+		var rule Rule
+		switch {
+		case err != nil:
+			e.log.Error("userdb lookup failed", "userdb", d.label(), "user", u, "err", err)
+			internal = true
+			reason = ""
+			rule = d.ResultInternalfail
+		case !ok:
+			rule = d.ResultFailure
+		default:
+			found = true
+			for _, f := range got {
+				work.Set(f.Key, f.Value)
+			}
+			applyTemplates(&work, d.OverrideFields, vc)
+			acc = work
+			rule = d.ResultSuccess
+			if v, ok := acc.Get("user"); ok && v != "" {
+				u = v
+				vc.User = v
+				acc.Del("user")
+			}
+		}
+		cont := false
+		switch rule {
+		case RuleReturn:
+			if ok && err == nil {
+				success = true
+			}
+		case RuleReturnOK:
+			success = true
+		case RuleReturnFail:
+			success = false
+		case RuleContinue:
+			cont = true
+			if ok && err == nil {
+				success = true
+			}
+		case RuleContinueOK:
+			cont = true
+			success = true
+		case RuleContinueFail:
+			cont = true
+			success = false
+		}
+		if !cont {
+			break
+		}
+	}
+	res := Result{User: u, OrigUser: orig}
+	if u == e.set.AnonymousUsername {
+		res.Anonymous = true
+	}
+	if success {
+		if v, ok := acc.Get("tempfail"); ok {
+			_ = v
+			res.Status = StatusTempFail
+			res.Reason, _ = acc.Get("reason")
+			return res
+		}
+		out, err := resolveIDs(acc)
+		if err != nil {
+			e.log.Error("userdb returned an invalid uid/gid", "user", u, "err", err)
+			res.Status = StatusTempFail
+			res.Reason = err.Error()
+			return res
+		}
+		res.Status = StatusOK
+		res.Userdb = out
+		return res
+	}
+	if internal {
+		res.Status = StatusTempFail
+		res.Reason = reason
+		return res
+	}
+	res.Status = StatusNotFound
+	return res
+}
+
+func (d *userdb) label() string {
+	if d.Name != "" {
+		return d.Name
+	}
+	return d.Driver
+}
+
+// resolveIDs turns uid/gid names into numbers (protocol.md §2.5); an
+// unknown name is an error, which the caller reports as a temporary failure.
+func resolveIDs(fs fields.Fields) (fields.Fields, error) {
+	out := fs.Clone()
+	for i := range out {
+		switch out[i].Key {
+		case "uid":
+			n, err := lookupUID(out[i].Value)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Value = n
+		case "gid":
+			n, err := lookupGID(out[i].Value)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Value = n
+		}
+	}
+	return out, nil
+}
+
+func lookupUID(v string) (string, error) {
+	if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return v, nil
+	}
+	if v == "" || strings.ContainsAny(v, " \t:") {
+		return "", &idError{"uid", v}
+	}
+	u, err := user.Lookup(v)
+	if err != nil {
+		return "", &idError{"uid", v}
+	}
+	return u.Uid, nil
+}
+
+func lookupGID(v string) (string, error) {
+	if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return v, nil
+	}
+	if v == "" || strings.ContainsAny(v, " \t:") {
+		return "", &idError{"gid", v}
+	}
+	g, err := user.LookupGroup(v)
+	if err != nil {
+		return "", &idError{"gid", v}
+	}
+	return g.Gid, nil
+}
+
+type idError struct{ kind, v string }
+
+func (e *idError) Error() string { return "invalid " + e.kind + " " + strconv.Quote(e.v) }
+
+// wildcardMatch matches s against a mask where * is any run and ? any one
+// byte; nothing else is special (Dovecot's wildcard_match).
+func wildcardMatch(mask, s string) bool {
+	mi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case mi < len(mask) && (mask[mi] == '?' || mask[mi] == s[si]):
+			mi++
+			si++
+		case mi < len(mask) && mask[mi] == '*':
+			star, mark = mi, si
+			mi++
+		case star >= 0:
+			mi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for mi < len(mask) && mask[mi] == '*' {
+		mi++
+	}
+	return mi == len(mask)
+}

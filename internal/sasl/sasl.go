@@ -1,0 +1,119 @@
+// Package sasl implements the server side of the SASL mechanisms Dovecot
+// offers, as step machines: the protocol layer feeds client data in and
+// gets a challenge or a final result out. Mechanisms ask the engine to
+// verify passwords or fetch credentials; they never see a backend.
+package sasl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"github.com/authd-project/authd/internal/engine"
+)
+
+// Engine is what mechanisms need from the request pipeline.
+type Engine interface {
+	VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, password []byte) engine.Result
+}
+
+// Env is the per-request environment a mechanism runs in.
+type Env struct {
+	Engine Engine
+	Info   *engine.Info
+}
+
+// Reply is a mechanism's answer to one step.
+type Reply struct {
+	// Challenge is sent as CONT when Done is false.
+	Challenge []byte
+	Done      bool
+	// Result is valid when Done.
+	Result engine.Result
+	// Final is server data to deliver with success (SCRAM v=, DIGEST-MD5
+	// rspauth=): as OK resp= with final-resp-ok, else as a last CONT.
+	Final []byte
+}
+
+// Mechanism is one running exchange.
+type Mechanism interface {
+	// Step consumes the client's data. For the first call, present is
+	// false when the AUTH command had no initial response.
+	Step(ctx context.Context, data []byte, present bool) Reply
+}
+
+// Def describes a mechanism: its name, the MECH flags Dovecot sends for it
+// (protocol.md §4.1, in Dovecot's fixed flag order), whether NUL bytes are
+// allowed in its data, and its constructor.
+type Def struct {
+	Name     string
+	Flags    []string
+	AllowNUL bool
+	New      func(env *Env) Mechanism
+}
+
+// Defs is the literal map of mechanisms authd implements (house rule 5:
+// explicit wiring, no init registration).
+var Defs = map[string]Def{
+	"PLAIN": {Name: "PLAIN", Flags: []string{"plaintext"}, AllowNUL: true, New: func(env *Env) Mechanism { return &plainMech{env: env} }},
+	"LOGIN": {Name: "LOGIN", Flags: []string{"plaintext"}, New: func(env *Env) Mechanism { return &loginMech{env: env} }},
+}
+
+// ErrUnsupported is returned by Lookup for a mechanism authd does not
+// implement.
+var ErrUnsupported = errors.New("unsupported SASL mechanism")
+
+func fail(reason string) Reply {
+	return Reply{Done: true, Result: engine.Result{Status: engine.StatusFail, Reason: reason}}
+}
+
+// plainMech is RFC 4616 PLAIN: authzid NUL authcid NUL password.
+type plainMech struct{ env *Env }
+
+func (m *plainMech) Step(ctx context.Context, data []byte, present bool) Reply {
+	if !present {
+		return Reply{Challenge: []byte{}}
+	}
+	// Exactly two NULs (protocol.md §4.3).
+	if bytes.Count(data, []byte{0}) != 2 {
+		return fail("invalid PLAIN data")
+	}
+	i := bytes.IndexByte(data, 0)
+	j := i + 1 + bytes.IndexByte(data[i+1:], 0)
+	authzid, authcid, pass := string(data[:i]), string(data[i+1:j]), data[j+1:]
+	if authcid == "" {
+		return fail("empty authcid")
+	}
+	return Reply{Done: true, Result: m.env.Engine.VerifyPlain(ctx, m.env.Info, authzid, authcid, pass)}
+}
+
+// loginMech is the LOGIN mechanism: Username: / Password: prompts.
+type loginMech struct {
+	env   *Env
+	user  string
+	got   bool
+	asked bool
+}
+
+var (
+	promptUser = []byte("Username:")
+	promptPass = []byte("Password:")
+)
+
+func (m *loginMech) Step(ctx context.Context, data []byte, present bool) Reply {
+	if !m.got {
+		// An empty or absent initial response asks for the user name; a
+		// non-empty one is the user name (protocol.md §4.2).
+		if !present || len(data) == 0 {
+			if m.asked {
+				return fail("empty user name")
+			}
+			m.asked = true
+			return Reply{Challenge: promptUser}
+		}
+		m.user = string(data)
+		m.got = true
+		return Reply{Challenge: promptPass}
+	}
+	return Reply{Done: true, Result: m.env.Engine.VerifyPlain(ctx, m.env.Info, "", m.user, data)}
+}
