@@ -19,7 +19,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +53,8 @@ type file struct {
 	size  int64
 	ino   uint64
 	users map[string]*entry
-	err   error // the last read error, returned until the file changes
+	order []string // user names in file order, for LIST
+	err   error    // the last read error, returned until the file changes
 }
 
 type entry struct {
@@ -187,13 +187,15 @@ func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
 		f.err = fmt.Errorf("passwd-file %s: %w", f.path, err)
 		return nil, f.err
 	}
-	f.users, f.err = parse(f.path, data, log), nil
+	f.users, f.order = parse(f.path, data, log)
+	f.err = nil
 	return f.users, nil
 }
 
 // parse reads a whole file. Malformed lines are logged and skipped.
-func parse(path string, data []byte, log *slog.Logger) map[string]*entry {
+func parse(path string, data []byte, log *slog.Logger) (map[string]*entry, []string) {
 	users := map[string]*entry{}
+	var order []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	lineNo := 0
@@ -213,13 +215,14 @@ func parse(path string, data []byte, log *slog.Logger) map[string]*entry {
 			continue
 		}
 		users[user] = e
+		order = append(order, user)
 	}
 	if err := sc.Err(); err != nil {
 		// A line over the limit stops the scanner: keep what was read and
 		// say where it stopped.
 		log.Warn("passwd-file: stopped reading", "file", path, "line", lineNo+1, "err", err)
 	}
-	return users
+	return users, order
 }
 
 // parseLine parses `user:password:uid:gid:gecos:home:shell:extra`. Extra
@@ -334,9 +337,6 @@ func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fiel
 }
 
 func expandValue(t *vars.Template, vc *vars.Context) string {
-	if t.Static() {
-		return t.String()
-	}
 	return t.Expand(vc, nil)
 }
 
@@ -346,15 +346,13 @@ func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error 
 	if !d.path.Static() {
 		return fmt.Errorf("passwd-file %s: cannot list users of a path with variables", d.path.String())
 	}
-	users, err := d.file(d.path.String()).load(d.log)
-	if err != nil {
+	f := d.file(d.path.String())
+	if _, err := f.load(d.log); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(users))
-	for u := range users {
-		names = append(names, u)
-	}
-	sortStrings(names)
+	f.mu.Lock()
+	names := f.order
+	f.mu.Unlock()
 	for _, u := range names {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -365,5 +363,3 @@ func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error 
 	}
 	return nil
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

@@ -263,3 +263,73 @@ func TestTranscripts(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureDelay: a failure's FAIL is held for auth_failure_delay without
+// holding up other requests on the connection; nodelay skips the delay.
+func TestFailureDelay(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	const delay = 600 * time.Millisecond
+	path := env.startClient(t, false, delay)
+	c := dial(t, path)
+	for range 7 {
+		c.readLine(time.Second) // handshake
+	}
+	c.send("VERSION\t1\t2")
+	c.send("CPID\t1")
+	start := time.Now()
+	c.send("AUTH\t1\tPLAIN\tservice=imap\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHdyb25n")                            // wrong password
+	c.send("AUTH\t2\tPLAIN\tservice=imap\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==")                        // right
+	c.send("AUTH\t3\tPLAIN\tservice=imap\tresp=" + dovecot.EncodeBase64([]byte("\x00nd@example.com\x00no"))) // nodelay user, wrong
+	// The success must not wait behind the delayed failure, and nodelay
+	// skips the delay; these two may come in either order.
+	got := []string{c.readLine(time.Second), c.readLine(time.Second)}
+	slices.Sort(got)
+	if want := []string{"FAIL\t3\tuser=nd@example.com\tnodelay", "OK\t2\tuser=alice@example.com"}; !slices.Equal(got, want) {
+		t.Fatalf("undelayed replies %q, want %q", got, want)
+	}
+	if time.Since(start) >= delay {
+		t.Fatalf("undelayed replies took %v", time.Since(start))
+	}
+	if got := c.readLine(3 * time.Second); got != "FAIL\t1\tuser=alice@example.com" {
+		t.Fatalf("delayed reply %q", got)
+	}
+	if el := time.Since(start); el < delay {
+		t.Fatalf("FAIL came after %v, before the %v delay", el, delay)
+	}
+}
+
+// TestLoginSocketDuplicateCPID: a login socket refuses a CPID that a live
+// connection already announced; a client socket does not care.
+func TestLoginSocketDuplicateCPID(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	for _, login := range []bool{true, false} {
+		path := env.startClient(t, login, 0)
+		a, b := dial(t, path), dial(t, path)
+		for _, c := range []*conn{a, b} {
+			for range 7 {
+				c.readLine(time.Second)
+			}
+		}
+		// a registers its CPID first: a round trip proves the server has it.
+		a.send("VERSION\t1\t2")
+		a.send("CPID\t777")
+		a.send("AUTH\t1\tPLAIN\tservice=imap\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==")
+		if got := a.readLine(time.Second); got != "OK\t1\tuser=alice@example.com" {
+			t.Fatalf("login=%v first connection: %q", login, got)
+		}
+		b.send("VERSION\t1\t2")
+		b.send("CPID\t777")
+		// The write may already fail on a closed login connection.
+		_, _ = b.nc.Write([]byte("AUTH\t1\tPLAIN\tservice=imap\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==\n"))
+		got := b.readLine(time.Second)
+		if login && got != "<closed>" {
+			t.Fatalf("login socket accepted a duplicate CPID: %q", got)
+		}
+		if !login && got != "OK\t1\tuser=alice@example.com" {
+			t.Fatalf("client socket: %q", got)
+		}
+		a.nc.Close()
+		b.nc.Close()
+		env.dir = t.TempDir()
+	}
+}

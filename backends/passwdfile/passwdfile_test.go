@@ -1,0 +1,200 @@
+package passwdfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/vars"
+)
+
+func req(user string) *backends.Request {
+	at := strings.IndexByte(user, '@')
+	_ = at
+	return &backends.Request{User: user, Vars: &vars.Context{User: user, Service: "imap", RemoteIP: "192.0.2.1"}}
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseAndLookup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users")
+	write(t, path, `# comment
+
+alice@example.com:{PLAIN}secret:1000:1000:Alice:/home/alice:/bin/false:userdb_mail=maildir:~/Maildir nologin reason=Moved userdb_quota_rule=*:storage=1G
+bare@example.com:$6$rounds=5000$salt$hash:::::
+md5@example.com:$1$salt$hash$junk:::::
+nopass@example.com::::::
+:nouser:::
+baduid@example.com:{PLAIN}x:1:2:3:4:5:6
+bad uid@example.com:{PLAIN}x:notanumber!:1000::/h::
+tmpl@example.com:{PLAIN}x::::::userdb_home=/var/mail/%d/%n
+alice@example.com:{PLAIN}duplicate:::::
+`)
+	var logbuf bytes.Buffer
+	db, err := New("scheme=SHA512-CRYPT "+path, slog.New(slog.NewTextHandler(&logbuf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pe, ok, err := db.LookupPass(ctx, req("alice@example.com"))
+	if err != nil || !ok {
+		t.Fatalf("alice: %v %v", ok, err)
+	}
+	if pe.Scheme != "PLAIN" || pe.Data != "secret" || !pe.HasPassword {
+		t.Errorf("alice password: %+v", pe)
+	}
+	if got := pe.Fields.String(); got != "userdb_mail=maildir:~/Maildir nologin reason=Moved userdb_quota_rule=*:storage=1G" {
+		t.Errorf("alice fields: %q", got)
+	}
+	uf, ok, err := db.LookupUser(ctx, req("alice@example.com"))
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	if got := uf.String(); got != "uid=1000 gid=1000 home=/home/alice mail=maildir:~/Maildir quota_rule=*:storage=1G" {
+		t.Errorf("alice userdb: %q", got)
+	}
+	// Without a prefix the default scheme applies, except that $1$ is
+	// always MD5-CRYPT in passwd-file (schemes.md §2.1).
+	if pe, _, _ := db.LookupPass(ctx, req("bare@example.com")); pe.Scheme != "SHA512-CRYPT" {
+		t.Errorf("bare: %+v", pe)
+	}
+	if pe, _, _ := db.LookupPass(ctx, req("md5@example.com")); pe.Scheme != "MD5-CRYPT" || pe.Data != "$1$salt$hash" {
+		t.Errorf("md5: %+v", pe)
+	}
+	if pe, ok, _ := db.LookupPass(ctx, req("nopass@example.com")); !ok || pe.HasPassword {
+		t.Errorf("nopass: %v %+v", ok, pe)
+	}
+	if uf, _, _ := db.LookupUser(ctx, req("tmpl@example.com")); uf.String() != "home=/var/mail/example.com/tmpl" {
+		t.Errorf("template: %q", uf.String())
+	}
+	if _, ok, err := db.LookupPass(ctx, req("nosuch@example.com")); ok || err != nil {
+		t.Errorf("unknown user: %v %v", ok, err)
+	}
+	// The malformed lines were skipped with file:line warnings, and the
+	// duplicate kept the first entry.
+	log := logbuf.String()
+	for _, want := range []string{"line=7", "line=9", "line=11"} {
+		if !strings.Contains(log, want) || !strings.Contains(log, path) {
+			t.Errorf("log lacks %s with the file name:\n%s", want, log)
+		}
+	}
+}
+
+func TestChangedFileIsReread(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users")
+	write(t, path, "a@x:{PLAIN}1:::::\n")
+	db, _ := New(path, nil)
+	ctx := context.Background()
+	if _, ok, _ := db.LookupPass(ctx, req("b@x")); ok {
+		t.Fatal("b exists too early")
+	}
+	// Same size and possibly the same mtime second: the inode or mtime
+	// must still differ for a replaced file; write through a rename like
+	// editors and config tools do.
+	tmp := path + ".new"
+	write(t, tmp, "b@x:{PLAIN}2:::::\n")
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if pe, ok, err := db.LookupPass(ctx, req("b@x")); !ok || err != nil || pe.Data != "2" {
+		t.Fatalf("after rename: %v %v %+v", ok, err, pe)
+	}
+	// An in-place rewrite with a new size.
+	time.Sleep(10 * time.Millisecond)
+	write(t, path, "b@x:{PLAIN}22:::::\n")
+	if pe, _, _ := db.LookupPass(ctx, req("b@x")); pe.Data != "22" {
+		t.Fatalf("after rewrite: %+v", pe)
+	}
+}
+
+func TestUnreadableFileIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	db, _ := New(filepath.Join(dir, "missing"), nil)
+	_, ok, err := db.LookupPass(context.Background(), req("a@x"))
+	if ok || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing static file: ok=%v err=%v, want an error", ok, err)
+	}
+	if os.Getuid() != 0 {
+		path := filepath.Join(dir, "noperm")
+		write(t, path, "a@x:{PLAIN}1\n")
+		os.Chmod(path, 0)
+		db, _ := New(path, nil)
+		if _, _, err := db.LookupPass(context.Background(), req("a@x")); err == nil {
+			t.Fatal("unreadable file gave no error")
+		}
+	}
+}
+
+func TestPathWithVariables(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "example.com"), 0o755)
+	write(t, filepath.Join(dir, "example.com", "passwd"), "alice:{PLAIN}s:::::\n")
+	db, err := New("username_format=%n "+dir+"/%d/passwd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, ok, err := db.LookupPass(ctx, req("alice@example.com")); !ok || err != nil {
+		t.Fatalf("alice: %v %v", ok, err)
+	}
+	// A domain without a file is an unknown user, not an error.
+	if _, ok, err := db.LookupPass(ctx, req("alice@other.org")); ok || err != nil {
+		t.Fatalf("other domain: %v %v", ok, err)
+	}
+	// A name cannot walk the file system.
+	if _, ok, err := db.LookupPass(ctx, req("alice@../example.com")); ok || err != nil {
+		t.Fatalf("traversal: %v %v", ok, err)
+	}
+	if err := db.IterateUsers(ctx, func(string) bool { return true }); err == nil {
+		t.Error("listing a templated path should fail")
+	}
+}
+
+func TestArgs(t *testing.T) {
+	for _, bad := range []string{"", "scheme=NOPE /x", "/a /b"} {
+		if _, err := New(bad, nil); !errors.Is(err, backends.ErrConfig) {
+			t.Errorf("New(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestIterate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	write(t, path, "b@x:{PLAIN}1\na@x:{PLAIN}1\nc@x:{PLAIN}1\n")
+	db, _ := New(path, nil)
+	var got []string
+	if err := db.IterateUsers(context.Background(), func(u string) bool { got = append(got, u); return len(got) < 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "b@x,a@x" {
+		t.Fatalf("got %v (file order, stopped after 2)", got)
+	}
+}
+
+// FuzzParse: no input makes the passwd-file parser panic.
+func FuzzParse(f *testing.F) {
+	f.Add("alice@example.com:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/Maildir nologin")
+	f.Add("::::::::::::")
+	f.Add("a:b:%{:x")
+	f.Fuzz(func(t *testing.T, s string) {
+		users, _ := parse("fuzz", []byte(s), slog.New(slog.DiscardHandler))
+		for _, e := range users {
+			_ = e.extra
+		}
+	})
+}
