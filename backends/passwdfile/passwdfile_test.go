@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/backends/conformance"
 	"github.com/authd-project/authd/internal/vars"
 )
 
@@ -197,4 +198,16 @@ func FuzzParse(f *testing.F) {
 			_ = e.extra
 		}
 	})
+}
+
+func TestConformance(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	write(t, path, conformance.PasswdFile())
+	db, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("passdb", func(t *testing.T) { conformance.RunPassdb(t, db) })
+	t.Run("userdb", func(t *testing.T) { conformance.RunUserdb(t, db) })
+	t.Run("iterator", func(t *testing.T) { conformance.RunIterator(t, db) })
 }
