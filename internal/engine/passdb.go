@@ -2,12 +2,15 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/schemes"
 )
 
 // passResult is one passdb's verdict.
@@ -42,6 +45,10 @@ type request struct {
 	masterPass bool       // a master passdb asked for the login user to be looked up
 	final      passResult // pDisabled / pExpired end the chain at once
 	reason     string
+	// stored is the password of the passdb that succeeded in a lookup
+	// without a password check, for credential lookups.
+	stored     backends.PassEntry
+	nopassword bool
 }
 
 func (r *request) setUser(u string) {
@@ -125,6 +132,66 @@ func (e *Engine) hasMasterPassdbs() bool {
 		}
 	}
 	return false
+}
+
+// LookupCredentials looks up authcid (optionally as authzid) and returns
+// the credentials the mechanism needs in the wanted scheme (CRAM-MD5,
+// DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, PLAIN), derived from the stored
+// password as protocol.md §4.1 says. A stored scheme that cannot produce
+// them is a plain failure, logged ("Requested CRAM-MD5 scheme, but we have
+// only SHA512-CRYPT"). The mechanism then checks the client's proof and
+// reports the result with Finish.
+func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, authcid, wanted string) (Result, []byte) {
+	loginName, masterName := authcid, ""
+	if l, m, ok := e.splitMaster(authcid); ok {
+		loginName, masterName = l, m
+	} else if authzid != "" && authzid != authcid {
+		loginName, masterName = authzid, authcid
+	}
+	r := &request{info: info, origUser: authcid}
+	r.vc = e.varsContext(info, "")
+	r.vc.OrigUser = authcid
+	first := loginName
+	if masterName != "" {
+		first = masterName
+	}
+	u, err := e.ProcessName(first, info)
+	if err != nil {
+		return Result{Status: StatusFail, Reason: err.Error()}, nil
+	}
+	r.setUser(u)
+	if masterName != "" && !e.hasMasterPassdbs() {
+		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
+	}
+	e.runPassdbs(ctx, r, nil, false, masterName != "")
+	res := e.finishPass(r)
+	if res.Status != StatusOK {
+		return res, nil
+	}
+	if r.nopassword || !r.stored.HasPassword {
+		res.Status, res.Reason = StatusFail, "no stored password for a credentials lookup"
+		return res, nil
+	}
+	cred, err := schemes.Credentials(r.stored.Scheme, r.stored.Data, wanted, authcid)
+	if err != nil {
+		if errors.Is(err, schemes.ErrSchemeUnavailable) {
+			e.log.Info("credentials unavailable", "user", r.user, "wanted", wanted, "stored", r.stored.Scheme)
+			res.Status, res.Reason = StatusFail, fmt.Sprintf("requested %s scheme, but we have only %s", wanted, r.stored.Scheme)
+			return res, nil
+		}
+		e.log.Error("invalid password in passdb", "user", r.user, "scheme", r.stored.Scheme, "err", err)
+		res.Status, res.Reason = StatusTempFail, "invalid stored password"
+		return res, nil
+	}
+	if masterName != "" {
+		lu, err := e.ProcessName(loginName, info)
+		if err != nil {
+			return Result{Status: StatusAuthzFail, User: u, OrigUser: authcid, Reason: err.Error()}, nil
+		}
+		res.MasterUser = u
+		res.User = lu
+	}
+	return res, cred
 }
 
 // LookupPassdb runs the passdb chain without checking a password: the
@@ -391,6 +458,10 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	if result == pOK || result == pNext {
 		r.extra = work
 		r.userdbF = userdbWork
+		if result == pOK && !check {
+			r.stored = entry
+			r.nopassword = nopassword
+		}
 	} else {
 		r.failFields = work
 	}
