@@ -1,0 +1,777 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+)
+
+type builder struct {
+	cfg       *Config
+	opts      Options
+	main      string
+	errs      ErrorList
+	warns     ErrorList
+	ignored   map[string]bool
+	vals      map[string]string // current value of each top-level setting, for $name
+	lastPos   map[string]Pos    // where each authd setting was last set
+	listeners map[string]*Listener
+	lorder    []string
+	files     []string // files read for `<file` values
+	suggested int      // "did you mean" lookups made so far
+}
+
+// maxSuggestions bounds the edit-distance work a file full of garbage can
+// cause; nobody reads past the first few suggestions anyway.
+const maxSuggestions = 50
+
+func newBuilder(o Options, main string) *builder {
+	b := &builder{
+		cfg:       &Config{},
+		opts:      o,
+		main:      main,
+		ignored:   map[string]bool{},
+		vals:      map[string]string{},
+		lastPos:   map[string]Pos{},
+		listeners: map[string]*Listener{},
+	}
+	for name, set := range authdSettings {
+		v, _ := defaultValue(name)
+		if err := set(b.cfg, v); err != nil {
+			panic(fmt.Sprintf("config: bad default %s = %q: %v", name, v, err))
+		}
+	}
+	for _, l := range defaultListeners() {
+		b.listeners[l.Name] = l
+		b.lorder = append(b.lorder, l.Name)
+	}
+	return b
+}
+
+func (b *builder) ignore(name string) { b.ignored[name] = true }
+
+func isMarker(n *Node) bool { return n.Key == KeyInclude || n.Key == KeyIncludeTry }
+
+func (b *builder) build(root *Node) {
+	for _, n := range root.Children {
+		switch {
+		case isMarker(n):
+		case n.Section:
+			b.rootSection(n)
+		default:
+			b.rootSetting(n)
+		}
+	}
+	b.finish()
+}
+
+// lookup answers a `$name` reference: the value the setting has at this
+// point of the file, else its default.
+func (b *builder) lookup(name string) (string, bool) {
+	if v, ok := b.vals[name]; ok {
+		return v, true
+	}
+	return defaultValue(name)
+}
+
+// value resolves a node's value. `<file` is read only when readFile is set:
+// the files of settings authd ignores (ssl_key = </etc/ssl/...) may not
+// exist or be readable here. The file's trailing newlines are dropped
+// (Dovecot keeps them; for the settings authd reads, a trailing newline is
+// never meant).
+func (b *builder) value(n *Node, readFile bool) (string, bool) {
+	switch n.Kind {
+	case ValueVariable:
+		v, err := expandVariables(n.Value, b.lookup)
+		if err != nil {
+			b.errs.add(n.Pos, "%s: %v", n.Key, err)
+			return "", false
+		}
+		return v, true
+	case ValueFile:
+		if !readFile {
+			return "", true
+		}
+		if n.Value == "" {
+			b.errs.add(n.Pos, "%s: missing file name after '<'", n.Key)
+			return "", false
+		}
+		path := relativeTo(n.Pos.File, n.Value)
+		data, err := b.opts.ReadFile(path)
+		if err != nil {
+			b.errs.add(n.Pos, "%s: can't read %s: %s", n.Key, path, errText(err))
+			return "", false
+		}
+		b.files = appendUnique(b.files, path)
+		return strings.TrimRight(string(data), "\r\n"), true
+	}
+	return n.Value, true
+}
+
+func (b *builder) rootSetting(n *Node) {
+	name := n.Key
+	if set, ok := authdSettings[name]; ok {
+		v, ok := b.value(n, true)
+		if !ok {
+			return
+		}
+		if name == "auth_cache_size" && n.Kind == ValuePlain {
+			// Dovecot 1.x took auth_cache_size in megabytes; 2.3 still
+			// reads a bare number below 1024 that way, with a warning.
+			if k, err := parseUint32(v); err == nil && k > 0 && k < 1024 {
+				b.warns.add(n.Pos, "auth_cache_size = %s is read as %sM (obsolete megabyte syntax; write %sM)", v, v, v)
+				v += "M"
+			}
+		}
+		if err := set(b.cfg, v); err != nil {
+			b.errs.add(n.Pos, "%s: %v", name, err)
+			return
+		}
+		b.vals[name] = v
+		b.lastPos[name] = n.Pos
+		if name == "auth_username_translation" && len(v)%2 == 1 {
+			b.warns.add(n.Pos, "auth_username_translation has an odd number of characters; the last one is ignored")
+		}
+		return
+	}
+	if _, ok := dovecotRootDefaults[name]; ok {
+		v, ok := b.value(n, false)
+		if !ok {
+			return
+		}
+		b.vals[name] = v
+		b.ignore(name)
+		b.checkIgnoredAuth(name, v, n)
+		return
+	}
+	if isObsolete(name) {
+		b.warns.add(n.Pos, "%s is an obsolete Dovecot setting; ignored", name)
+		b.ignore(name)
+		return
+	}
+	b.unknown(n.Pos, name, "", rootCandidates())
+}
+
+// checkIgnoredAuth rejects the Dovecot auth features that authd does not
+// implement where ignoring them would silently weaken or change behaviour.
+func (b *builder) checkIgnoredAuth(name, v string, n *Node) {
+	switch name {
+	case "auth_policy_server_url":
+		if v != "" || n.Kind == ValueFile {
+			b.errs.add(n.Pos, "auth_policy_server_url: authd does not support Dovecot's auth policy server")
+		}
+	case "auth_proxy_self":
+		if v != "" {
+			b.warns.add(n.Pos, "auth_proxy_self is not supported by authd; proxy replies are never turned into local logins")
+		}
+	case "auth_use_winbind":
+		if ok, _ := parseBool(v); ok {
+			b.warns.add(n.Pos, "auth_use_winbind: authd has no NTLM/GSS-SPNEGO mechanisms; ignored")
+		}
+	}
+}
+
+func (b *builder) unknown(pos Pos, name, where string, candidates []string) {
+	msg := fmt.Sprintf("unknown setting %q", name)
+	if where != "" {
+		msg += " in " + where
+	}
+	b.suggested++
+	if b.suggested > maxSuggestions {
+		b.errs.add(pos, "%s", msg)
+		return
+	}
+	if s := suggest(name, candidates); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	b.errs.add(pos, "%s", msg)
+}
+
+func (b *builder) rootSection(n *Node) {
+	switch {
+	case n.Key == "passdb":
+		b.db(n, true)
+	case n.Key == "userdb":
+		b.db(n, false)
+	case n.Key == "service":
+		b.service(n)
+	case n.Key == "grpc":
+		b.grpc(n)
+	case n.Key == "metrics":
+		b.metrics(n)
+	case filterSections[n.Key]:
+		b.filter(n, filterScope{})
+	case ignoredSections[n.Key]:
+		b.checkSection(n, n.Key)
+		b.ignore(sectionName(n))
+	case n.Key == "auth":
+		b.errs.add(n.Pos, "the Dovecot 1.x auth { } section is not supported: write auth_* settings, passdb { } and userdb { } at the top level")
+	default:
+		b.unknownSection(n, "", rootSectionCandidates())
+	}
+}
+
+func (b *builder) unknownSection(n *Node, where string, candidates []string) {
+	msg := fmt.Sprintf("unknown section %q", n.Key)
+	if where != "" {
+		msg += " in " + where
+	}
+	if s := suggest(n.Key, candidates); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	b.errs.add(n.Pos, "%s", msg)
+}
+
+// checkSection validates a section authd ignores against the keys Dovecot
+// accepts there, so that a typo in, say, service imap-login { } is still
+// reported as Dovecot would report it.
+func (b *builder) checkSection(n *Node, typ string) {
+	keys := dovecotSectionKeys[typ]
+	free := freeFormSections[typ]
+	where := typ + " { }"
+	for _, c := range n.Children {
+		switch {
+		case isMarker(c):
+		case c.Section:
+			if free || !keys[c.Key] || dovecotSectionKeys[c.Key] == nil {
+				b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
+				continue
+			}
+			b.checkSection(c, c.Key)
+		case free:
+		case !keys[c.Key] || dovecotSectionKeys[c.Key] != nil:
+			b.unknown(c.Pos, c.Key, where, sortedKeys(keys))
+		}
+	}
+}
+
+// filterScope records which filters enclose a section, for Dovecot's
+// nesting rules.
+type filterScope struct{ protocol, local, remote, localName bool }
+
+// filter handles protocol/local/remote/local_name blocks. Their settings
+// apply to Dovecot's other processes (or, for protocol, to a per-protocol
+// Dovecot auth instance authd does not have), so authd ignores them; but an
+// auth setting there would silently not apply, so it is an error, as Dovecot
+// itself makes it one inside local/remote.
+func (b *builder) filter(n *Node, scope filterScope) {
+	var nestErr string
+	switch n.Key {
+	case "protocol":
+		if scope.protocol {
+			nestErr = "nested protocol { protocol { } } is not allowed"
+		}
+		scope.protocol = true
+	case "local":
+		switch {
+		case scope.remote:
+			nestErr = "remote { local { } } is not allowed (use local { remote { } })"
+		case scope.protocol:
+			nestErr = "protocol { local { } } is not allowed (use local { protocol { } })"
+		case scope.localName:
+			nestErr = "local_name { local { } } is not allowed (use local { local_name { } })"
+		}
+		scope.local = true
+	case "local_name":
+		switch {
+		case scope.remote:
+			nestErr = "remote { local_name { } } is not allowed (use local_name { remote { } })"
+		case scope.protocol:
+			nestErr = "protocol { local_name { } } is not allowed (use local_name { protocol { } })"
+		}
+		scope.localName = true
+	case "remote":
+		if scope.protocol {
+			nestErr = "protocol { remote { } } is not allowed (use remote { protocol { } })"
+		}
+		scope.remote = true
+	}
+	if nestErr != "" {
+		b.errs.add(n.Pos, "%s", nestErr)
+		return
+	}
+	if n.Label == "" {
+		b.errs.add(n.Pos, "%s { } needs a name, e.g. %s", n.Key, map[string]string{
+			"protocol": "protocol imap { }", "local": "local 192.0.2.1 { }",
+			"remote": "remote 192.0.2.0/24 { }", "local_name": "local_name mail.example.com { }",
+		}[n.Key])
+		return
+	}
+	b.ignore(sectionName(n))
+	where := sectionName(n) + " { }"
+	authErr := func(c *Node) {
+		if scope.local || scope.remote || scope.localName {
+			// Dovecot itself rejects these.
+			b.errs.add(c.Pos, "%s inside %s: auth settings are not supported inside local/remote blocks", c.Key, where)
+		} else {
+			b.errs.add(c.Pos, "%s inside %s: authd does not support per-protocol auth settings; move it to the top level", c.Key, where)
+		}
+	}
+	for _, c := range n.Children {
+		switch {
+		case isMarker(c):
+		case !c.Section:
+			switch {
+			case authdSettings[c.Key] != nil && (strings.HasPrefix(c.Key, "auth_") || authdOwnSettings[c.Key]):
+				authErr(c)
+			case hasKey(dovecotRootDefaults, c.Key) || isObsolete(c.Key):
+			default:
+				b.unknown(c.Pos, c.Key, where, rootCandidates())
+			}
+		case c.Key == "passdb" || c.Key == "userdb":
+			authErr(c)
+		case filterSections[c.Key]:
+			b.filter(c, scope)
+		case c.Key == "service":
+			if c.Label == "" {
+				b.errs.add(c.Pos, "service { } needs a name")
+				continue
+			}
+			b.checkSection(c, "service")
+		case ignoredSections[c.Key]:
+			b.checkSection(c, c.Key)
+		case c.Key == "grpc" || c.Key == "metrics":
+			b.errs.add(c.Pos, "%s { } is not allowed inside %s", c.Key, where)
+		default:
+			b.unknownSection(c, where, rootSectionCandidates())
+		}
+	}
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// service handles `service NAME { }`: service auth is authd's; the others
+// belong to Dovecot's other processes and are checked and ignored.
+func (b *builder) service(n *Node) {
+	switch n.Label {
+	case "":
+		b.errs.add(n.Pos, "service { } needs a name, e.g. service auth { }")
+		return
+	case "auth":
+	default:
+		b.checkSection(n, "service")
+		b.ignore(sectionName(n))
+		return
+	}
+	svcKeys := dovecotSectionKeys["service"]
+	for _, c := range n.Children {
+		switch {
+		case isMarker(c):
+		case c.Section && c.Key == "unix_listener":
+			b.unixListener(c)
+		case c.Section && c.Key == "inet_listener":
+			b.errs.add(c.Pos, "inet_listener in service auth is not supported: authd serves TCP clients over gRPC, see grpc { }")
+		case c.Section && c.Key == "fifo_listener":
+			b.errs.add(c.Pos, "fifo_listener in service auth is not supported")
+		case c.Section:
+			b.unknownSection(c, "service auth { }", []string{"unix_listener"})
+		case svcKeys[c.Key] && dovecotSectionKeys[c.Key] == nil:
+			// Process settings (user, client_limit, process_limit …)
+			// are for Dovecot's master process.
+			b.ignore("service auth/" + c.Key)
+		default:
+			b.unknown(c.Pos, c.Key, "service auth { }", sortedKeys(svcKeys))
+		}
+	}
+}
+
+// unixListener merges a `unix_listener NAME { }` block into the listener of
+// that name (a default one or an earlier block), as Dovecot does.
+func (b *builder) unixListener(n *Node) {
+	if n.Label == "" {
+		b.errs.add(n.Pos, "unix_listener needs a name: the socket path, absolute or relative to base_dir")
+		return
+	}
+	l := b.listeners[n.Label]
+	if l == nil {
+		l = &Listener{Name: n.Label, Mode: 0o600} // Dovecot's file_listener default mode
+		b.listeners[n.Label] = l
+		b.lorder = append(b.lorder, n.Label)
+	}
+	if l.Pos == (Pos{}) {
+		l.Pos = n.Pos
+	}
+	for _, c := range n.Children {
+		if isMarker(c) {
+			continue
+		}
+		if c.Section {
+			b.errs.add(c.Pos, "section %q is not allowed in unix_listener { }", c.Key)
+			continue
+		}
+		v, ok := b.value(c, true)
+		if !ok {
+			continue
+		}
+		switch c.Key {
+		case "mode":
+			m, err := parseOctal(v)
+			if err != nil {
+				b.errs.add(c.Pos, "mode: %v", err)
+				continue
+			}
+			if m > 0o777 {
+				b.errs.add(c.Pos, "mode: %s is %#o, which is not a permission mode (Dovecot reads a mode without a leading 0 as decimal; write e.g. 0666)", v, m)
+				continue
+			}
+			if m != 0 && !strings.HasPrefix(v, "0") {
+				b.warns.add(c.Pos, "mode %s has no leading 0 and is read as decimal (%#o), as Dovecot does", v, m)
+			}
+			l.Mode = fsMode(m)
+		case "user":
+			l.User = v
+		case "group":
+			l.Group = v
+		case "path":
+			if v == "" {
+				b.errs.add(c.Pos, "path must not be empty")
+				continue
+			}
+			l.Name = v
+		default:
+			b.unknown(c.Pos, c.Key, "unix_listener { }", []string{"group", "mode", "path", "user"})
+		}
+	}
+}
+
+var passdbOnly = map[string]bool{"mechanisms": true, "username_filter": true, "deny": true, "pass": true, "master": true}
+
+var resultRules = []string{"return", "return-ok", "return-fail", "continue", "continue-ok", "continue-fail"}
+
+// db parses a passdb { } or userdb { } block with Dovecot 2.3's keys and
+// checks (auth-settings.c, auth.c).
+func (b *builder) db(n *Node, passdb bool) {
+	kind, skips := "userdb", []string{"never", "found", "notfound"}
+	if passdb {
+		kind, skips = "passdb", []string{"never", "authenticated", "unauthenticated"}
+	}
+	d := DB{
+		Name: n.Label, Skip: "never", AuthVerbose: "default", Pos: n.Pos,
+		ResultSuccess: "return-ok", ResultFailure: "continue", ResultInternalfail: "continue",
+	}
+	keys := []string{"args", "auth_verbose", "default_fields", "driver", "name", "override_fields", "result_failure", "result_internalfail", "result_success", "skip"}
+	if passdb {
+		keys = append(keys, "deny", "master", "mechanisms", "pass", "username_filter")
+	}
+	where := kind + " { }"
+	enum := func(c *Node, v string, allowed []string, dst *string) {
+		for _, a := range allowed {
+			if v == a {
+				*dst = v
+				return
+			}
+		}
+		b.errs.add(c.Pos, "%s: invalid value %q (use %s)", c.Key, v, strings.Join(allowed, ", "))
+	}
+	flag := func(c *Node, v string, dst *bool) {
+		x, err := parseBool(v)
+		if err != nil {
+			b.errs.add(c.Pos, "%s: %v", c.Key, err)
+			return
+		}
+		*dst = x
+	}
+	for _, c := range n.Children {
+		if isMarker(c) {
+			continue
+		}
+		if c.Section {
+			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
+			continue
+		}
+		if passdbOnly[c.Key] && !passdb || !contains(keys, c.Key) {
+			b.unknown(c.Pos, c.Key, where, keys)
+			continue
+		}
+		v, ok := b.value(c, true)
+		if !ok {
+			continue
+		}
+		switch c.Key {
+		case "name":
+			d.Name = v
+		case "driver":
+			d.Driver = v
+		case "args":
+			d.Args = v
+		case "default_fields":
+			d.DefaultFields = v
+		case "override_fields":
+			d.OverrideFields = v
+		case "skip":
+			enum(c, v, skips, &d.Skip)
+		case "result_success":
+			enum(c, v, resultRules, &d.ResultSuccess)
+		case "result_failure":
+			enum(c, v, resultRules, &d.ResultFailure)
+		case "result_internalfail":
+			enum(c, v, resultRules, &d.ResultInternalfail)
+		case "auth_verbose":
+			enum(c, v, []string{"default", "yes", "no"}, &d.AuthVerbose)
+		case "mechanisms":
+			m, err := parsePassdbMechanisms(v)
+			if err != nil {
+				b.errs.add(c.Pos, "mechanisms: %v", err)
+				continue
+			}
+			d.Mechanisms = m
+		case "username_filter":
+			d.UsernameFilter = v
+		case "deny":
+			flag(c, v, &d.Deny)
+		case "pass":
+			flag(c, v, &d.Pass)
+		case "master":
+			flag(c, v, &d.Master)
+		}
+	}
+	if d.Driver == "" {
+		b.errs.add(n.Pos, "%s is missing driver", kind)
+	}
+	if d.Pass {
+		if d.ResultSuccess != "return-ok" {
+			b.errs.add(n.Pos, "obsolete pass=yes mixed with non-default result_success")
+		}
+		// Dovecot keeps pass=yes only as result_success=continue.
+		d.ResultSuccess = "continue"
+	}
+	if passdb {
+		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
+	} else {
+		b.cfg.Userdbs = append(b.cfg.Userdbs, d)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *builder) grpc(n *Node) {
+	if n.Label != "" {
+		b.errs.add(n.Pos, "grpc { } takes no name")
+	}
+	g := &b.cfg.GRPC
+	if g.Pos == (Pos{}) {
+		g.Pos = n.Pos
+	}
+	keys := []string{"allow_plaintext_remote", "listen", "tls_cert_file", "tls_client_ca_file", "tls_key_file"}
+	for _, c := range n.Children {
+		if isMarker(c) {
+			continue
+		}
+		if c.Section {
+			b.errs.add(c.Pos, "section %q is not allowed in grpc { }", c.Key)
+			continue
+		}
+		if !contains(keys, c.Key) {
+			b.unknown(c.Pos, c.Key, "grpc { }", keys)
+			continue
+		}
+		v, ok := b.value(c, true)
+		if !ok {
+			continue
+		}
+		switch c.Key {
+		case "listen":
+			if v != "" {
+				if err := checkHostPort(v); err != nil {
+					b.errs.add(c.Pos, "listen: %v", err)
+					continue
+				}
+			}
+			g.Listen = v
+		case "tls_cert_file":
+			g.TLSCertFile = v
+		case "tls_key_file":
+			g.TLSKeyFile = v
+		case "tls_client_ca_file":
+			g.TLSClientCAFile = v
+		case "allow_plaintext_remote":
+			x, err := parseBool(v)
+			if err != nil {
+				b.errs.add(c.Pos, "allow_plaintext_remote: %v", err)
+				continue
+			}
+			g.AllowPlaintextRemote = x
+		}
+	}
+}
+
+func (b *builder) metrics(n *Node) {
+	if n.Label != "" {
+		b.errs.add(n.Pos, "metrics { } takes no name")
+	}
+	if b.cfg.Metrics.Pos == (Pos{}) {
+		b.cfg.Metrics.Pos = n.Pos
+	}
+	for _, c := range n.Children {
+		switch {
+		case isMarker(c):
+		case c.Section:
+			b.errs.add(c.Pos, "section %q is not allowed in metrics { }", c.Key)
+		case c.Key != "listen":
+			b.unknown(c.Pos, c.Key, "metrics { }", []string{"listen"})
+		default:
+			v, ok := b.value(c, true)
+			if !ok {
+				continue
+			}
+			if v != "" {
+				if err := checkHostPort(v); err != nil {
+					b.errs.add(c.Pos, "listen: %v", err)
+					continue
+				}
+			}
+			b.cfg.Metrics.Listen = v
+		}
+	}
+}
+
+func checkHostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", v)
+	}
+	if _, err := parseUint32(port); err != nil || len(port) > 5 {
+		return fmt.Errorf("%q has an invalid port", v)
+	}
+	return nil
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// finish applies the checks that need the whole file.
+func (b *builder) finish() {
+	c := b.cfg
+	a := &c.Auth
+	mainPos := Pos{File: b.main}
+	at := func(name string) Pos {
+		if p, ok := b.lastPos[name]; ok {
+			return p
+		}
+		return mainPos
+	}
+
+	// Dovecot: debug_passwords implies debug, debug implies verbose.
+	if a.DebugPasswords {
+		a.Debug = true
+	}
+	if a.Debug {
+		a.Verbose = true
+	}
+	if contains(a.Mechanisms, "ANONYMOUS") && a.AnonymousUsername == "" {
+		b.errs.add(at("auth_mechanisms"), "ANONYMOUS is listed in auth_mechanisms, but auth_anonymous_username is empty")
+	}
+	if a.CacheSize > 0 && a.CacheSize < 1024 {
+		b.errs.add(at("auth_cache_size"), "auth_cache_size value is too small (%d bytes)", a.CacheSize)
+	}
+
+	// passdb chain checks, as Dovecot's auth_preinit makes them.
+	var normal, lastNormal = 0, -1
+	for i, d := range c.Passdbs {
+		if !d.Master {
+			normal++
+			lastNormal = i
+		}
+	}
+	if normal == 0 && !onlyAnonymous(a.Mechanisms) {
+		b.errs.add(mainPos, "no passdb configured: add a passdb { driver = … } block")
+	}
+	if lastNormal >= 0 && c.Passdbs[lastNormal].Pass {
+		b.errs.add(c.Passdbs[lastNormal].Pos, "the last passdb can't have pass=yes")
+	}
+	for _, d := range c.Passdbs {
+		if !d.Master {
+			continue
+		}
+		if d.Deny {
+			b.errs.add(d.Pos, "a master passdb can't have deny=yes")
+		}
+		if d.Pass && normal == 0 {
+			b.errs.add(d.Pos, "a master passdb can't have pass=yes if there are no other passdbs")
+		}
+	}
+	if len(c.Userdbs) == 0 {
+		// Dovecot runs with a dummy static userdb when none is set.
+		c.Userdbs = []DB{{
+			Driver: "static", Skip: "never", AuthVerbose: "default",
+			ResultSuccess: "return-ok", ResultFailure: "continue", ResultInternalfail: "continue",
+		}}
+	}
+
+	b.finishGRPC()
+	b.finishListeners()
+
+	c.Ignored = make([]string, 0, len(b.ignored))
+	for k := range b.ignored {
+		c.Ignored = append(c.Ignored, k)
+	}
+	sort.Strings(c.Ignored)
+}
+
+func onlyAnonymous(mechs []string) bool {
+	for _, m := range mechs {
+		if m != "ANONYMOUS" {
+			return false
+		}
+	}
+	return len(mechs) > 0
+}
+
+func (b *builder) finishGRPC() {
+	g := &b.cfg.GRPC
+	switch {
+	case (g.TLSCertFile == "") != (g.TLSKeyFile == ""):
+		b.errs.add(g.Pos, "grpc: tls_cert_file and tls_key_file must be set together")
+	case g.TLSClientCAFile != "" && g.TLSCertFile == "":
+		b.errs.add(g.Pos, "grpc: tls_client_ca_file needs tls_cert_file and tls_key_file")
+	case g.Listen != "" && g.TLSCertFile == "" && !isLoopback(g.Listen) && !g.AllowPlaintextRemote:
+		b.errs.add(g.Pos, "grpc: listen = %s is not a loopback address and TLS is off; set tls_cert_file and tls_key_file, or allow_plaintext_remote = yes", g.Listen)
+	}
+	if g.Listen == "" && (g.TLSCertFile != "" || g.TLSClientCAFile != "") {
+		b.warns.add(g.Pos, "grpc { } has TLS settings but no listen; gRPC is off")
+	}
+}
+
+func (b *builder) finishListeners() {
+	byPath := map[string]*Listener{}
+	for _, key := range b.lorder {
+		l := b.listeners[key]
+		role, ok := RoleFromName(l.Name)
+		if !ok {
+			b.warns.add(l.Pos, "unix_listener %s: Dovecot's token sockets are not supported by authd; skipped", l.Name)
+			continue
+		}
+		l.Role = role
+		l.Path = listenerPath(b.cfg.BaseDir, l.Name)
+		if prev := byPath[l.Path]; prev != nil {
+			pos := l.Pos
+			if pos == (Pos{}) {
+				pos = prev.Pos
+			}
+			b.errs.add(pos, "unix_listener %s: socket path %s is already used by unix_listener %s", l.Name, l.Path, prev.Name)
+			continue
+		}
+		byPath[l.Path] = l
+		b.cfg.Listeners = append(b.cfg.Listeners, *l)
+	}
+}

@@ -1,0 +1,176 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is authd's effective configuration, built from a Dovecot-syntax
+// file. Every field holds its default when the file does not set it.
+type Config struct {
+	BaseDir         string     // base_dir, default "/run/authd"
+	Auth            Auth       // the auth_* settings
+	Passdbs         []DB       // passdb { } blocks in file order (master ones included)
+	Userdbs         []DB       // userdb { } blocks in file order; see Load for the empty case
+	Listeners       []Listener // service auth { unix_listener … } merged over the defaults
+	GRPC            GRPC       // authd's own grpc { } section
+	Metrics         Metrics    // authd's own metrics { } section
+	Log             Log        // authd's own log_format
+	ShutdownTimeout time.Duration
+
+	// Ignored names the Dovecot settings and sections of other services
+	// that were accepted without effect, sorted and deduplicated, so authd
+	// can log once what it did not use. Sections appear as "type label"
+	// (e.g. "protocol imap", "service imap-login"); settings inside
+	// service auth as "service auth/name".
+	Ignored []string
+	// Warnings are things that loaded but look wrong or behave
+	// differently from what the file may intend (e.g. an ambiguous '#').
+	Warnings []*Error
+	// Files lists every file read: the configuration, its includes and
+	// the `<file` values authd used.
+	Files []string
+}
+
+// Auth holds the auth_* settings (Dovecot 2.3 names and defaults,
+// protocol.md §5.1).
+type Auth struct {
+	Mechanisms          []string // auth_mechanisms, upper-cased; default [PLAIN]
+	Realms              []string // auth_realms
+	DefaultRealm        string   // auth_default_realm
+	UsernameChars       string   // auth_username_chars; "" allows every character
+	UsernameTranslation string   // auth_username_translation, pairs of from/to characters
+	UsernameFormat      string   // auth_username_format, default %Lu
+	MasterUserSeparator string   // auth_master_user_separator, "" = off
+	AnonymousUsername   string   // auth_anonymous_username, default anonymous
+
+	FailureDelay time.Duration // auth_failure_delay, default 2s
+
+	CacheSize                      int64         // auth_cache_size in bytes, 0 = cache off
+	CacheTTL                       time.Duration // auth_cache_ttl, default 1h
+	CacheNegativeTTL               time.Duration // auth_cache_negative_ttl, default 1h
+	CacheVerifyPasswordWithWorker  bool          // auth_cache_verify_password_with_worker
+	CacheVerifyPasswordFingerprint bool          // authd's auth_cache_password_fingerprint, default yes
+
+	SSLRequireClientCert bool // auth_ssl_require_client_cert
+	SSLUsernameFromCert  bool // auth_ssl_username_from_cert
+
+	// Logging. As in Dovecot, auth_debug_passwords implies auth_debug and
+	// auth_debug implies auth_verbose; the fields hold the implied values.
+	Verbose          bool
+	Debug            bool
+	DebugPasswords   bool
+	VerbosePasswords string // auth_verbose_passwords: no, plain or sha1, optionally ":N" (yes means plain)
+
+	FirstValidUID, LastValidUID uint32 // default 500, 0 (0 = no upper limit)
+	FirstValidGID, LastValidGID uint32 // default 1, 0
+
+	WorkerMaxCount int // auth_worker_max_count, accepted for compatibility (default 30)
+}
+
+// DB is one passdb { } or userdb { } block (protocol.md §5.4).
+type DB struct {
+	Name           string // the section label, or `name =`
+	Driver         string // not checked here: the engine knows its drivers
+	Args           string // verbatim; the driver parses it
+	DefaultFields  string
+	OverrideFields string
+
+	// Skip is never|authenticated|unauthenticated for a passdb and
+	// never|found|notfound for a userdb.
+	Skip string
+	// Result rules: return, return-ok, return-fail, continue, continue-ok
+	// or continue-fail. A passdb with pass=yes has ResultSuccess
+	// "continue", the meaning Dovecot gives that obsolete flag.
+	ResultSuccess, ResultFailure, ResultInternalfail string
+
+	// Passdb only. Mechanisms is nil for "any mechanism"; it holds
+	// upper-cased names, and "NONE" stands for lookups made without a
+	// mechanism. UsernameFilter is kept as written (globs, `!` negates).
+	Mechanisms         []string
+	UsernameFilter     string
+	Deny, Master, Pass bool
+
+	AuthVerbose string // default, yes or no
+	Pos         Pos
+}
+
+// GRPC is authd's own `grpc { }` section. gRPC is off when Listen is empty.
+type GRPC struct {
+	Listen               string // host:port
+	TLSCertFile          string
+	TLSKeyFile           string
+	TLSClientCAFile      string // set to require client certificates (mTLS)
+	AllowPlaintextRemote bool   // allow listening without TLS on a non-loopback address
+	Pos                  Pos
+}
+
+// Metrics is authd's own `metrics { }` section; off when Listen is empty.
+type Metrics struct {
+	Listen string // host:port of the HTTP /metrics endpoint
+	Pos    Pos
+}
+
+// Log is authd's own top-level log_format (text or json).
+type Log struct {
+	Format string
+}
+
+// Load reads the configuration at path with everything it includes, and
+// checks it. On failure the error is an *ErrorList with every problem found.
+//
+// When no userdb is configured, Userdbs holds one `static` userdb with no
+// arguments (Pos is zero), the stand-in Dovecot itself uses.
+func Load(path string) (*Config, error) {
+	return load(path, nil, true, nil)
+}
+
+// LoadBytes is Load for a configuration held in memory (the embedded demo
+// configuration). name is used in messages; includes and `<file` paths are
+// relative to the directory of name, or to the working directory when name
+// has none.
+func LoadBytes(name string, data []byte) (*Config, error) {
+	return load(name, data, false, nil)
+}
+
+func load(name string, data []byte, fromFile bool, opts *Options) (*Config, error) {
+	o := opts.withDefaults()
+	p := newParser(o)
+	if fromFile {
+		var err error
+		data, err = o.ReadFile(name)
+		if err != nil {
+			return nil, ErrorList{{Pos: Pos{File: name}, Msg: "can't read configuration: " + errText(err)}}.err()
+		}
+		p.noteFile(name)
+	}
+	root, _ := p.run(name, data)
+
+	b := newBuilder(o, name)
+	b.build(root)
+
+	errs := append(append(ErrorList{}, p.errs...), b.errs...)
+	for _, f := range b.files {
+		if _, ok := p.fileNo[f]; !ok {
+			p.fileNo[f] = len(p.fileNo)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, sortErrors(errs, p.fileNo).err()
+	}
+	cfg := b.cfg
+	cfg.Warnings = sortErrors(append(append(ErrorList{}, p.warns...), b.warns...), p.fileNo)
+	cfg.Files = p.files
+	for _, f := range b.files {
+		cfg.Files = appendUnique(cfg.Files, f)
+	}
+	return cfg, nil
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,81 @@
+package vars
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FieldTemplate is one entry of default_fields/override_fields
+// (protocol.md §5.5): Key (without a :protected/:remove suffix) and the
+// value template.
+type FieldTemplate struct {
+	Key       string
+	Value     *Template // never nil; a bare key has an empty value
+	Protected bool      // key:protected — set only if not already set (§2.5)
+	Remove    bool      // key:remove — delete the field; Value is still expanded, as in Dovecot
+}
+
+var emptyTemplate = &Template{}
+
+// ParseFields parses a default_fields/override_fields setting such as
+// "home=/var/mail/%d/%n uid=vmail quota_rule=*:storage=1G nologin
+// key:protected=v key:remove". Entries are separated by spaces (only
+// spaces, as Dovecot's t_strsplit_spaces(args, " ")); a value may contain
+// '=' (the key ends at the first one); a bare key means value "", a boolean
+// flag. An empty key is an error (fatal in Dovecot), as is malformed
+// template syntax in a value.
+//
+// Userdb templates in Dovecot also resolve uid=/gid= names to numbers at
+// load time; that is left to the caller.
+func ParseFields(s string) ([]FieldTemplate, error) {
+	var out []FieldTemplate
+	for _, tok := range strings.Split(s, " ") {
+		if tok == "" {
+			continue
+		}
+		key, value, hasValue := strings.Cut(tok, "=")
+		if key == "" {
+			return nil, fmt.Errorf("invalid template %q: key must not be empty", s)
+		}
+		f := FieldTemplate{Value: emptyTemplate}
+		f.Key, f.Protected, f.Remove = SplitFieldKey(key)
+		if hasValue {
+			t, err := Parse(value)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", key, err)
+			}
+			f.Value = t
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// String gives the entry back in setting syntax.
+func (f FieldTemplate) String() string {
+	k := f.Key
+	switch {
+	case f.Protected:
+		k += ":protected"
+	case f.Remove:
+		k += ":remove"
+	}
+	if f.Value.src == "" {
+		return k
+	}
+	return k + "=" + f.Value.src
+}
+
+// SplitFieldKey splits the :protected / :remove suffix off a field name
+// (§2.5, §2.6). Dovecot applies it to every field it sets, from templates
+// and from backends alike. A name that is only the suffix (":remove") is an
+// ordinary name.
+func SplitFieldKey(key string) (name string, protected, remove bool) {
+	if len(key) > len(":protected") && strings.HasSuffix(key, ":protected") {
+		return key[:len(key)-len(":protected")], true, false
+	}
+	if len(key) > len(":remove") && strings.HasSuffix(key, ":remove") {
+		return key[:len(key)-len(":remove")], false, true
+	}
+	return key, false, false
+}
