@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-
-	"github.com/authd-project/authd/internal/config"
 )
 
 // cmdCheck validates a configuration: the syntax and settings (every error
@@ -53,6 +50,3 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	cfg.Dump(stdout)
 	return 0
 }
-
-var _ = errors.New
-var _ = config.Load

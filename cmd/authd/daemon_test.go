@@ -129,10 +129,10 @@ service auth {
 
 func TestStaleSocketReplacedLiveSocketKept(t *testing.T) {
 	dir := t.TempDir()
-	run := filepath.Join(dir, "run")
-	os.MkdirAll(run, 0o755)
+	runDir := filepath.Join(dir, "run")
+	os.MkdirAll(runDir, 0o755)
 	// A stale socket: bound, then its listener closed without unlinking.
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(run, "auth-client"), Net: "unix"})
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(runDir, "auth-client"), Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestStaleSocketReplacedLiveSocketKept(t *testing.T) {
 	}
 	mustContain(t, errb.String(), "another process is listening")
 	// The first one still serves.
-	if out, code := authdTest(t, "-a", filepath.Join(run, "auth-client"), "carol@example.com", "carolpw"); code != 0 {
+	if out, code := authdTest(t, "-a", filepath.Join(runDir, "auth-client"), "carol@example.com", "carolpw"); code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 }
@@ -165,7 +165,8 @@ func TestReload(t *testing.T) {
 		t.Fatalf("new user: exit %d: %s", code, out)
 	}
 	// A config with errors is rejected; the old one keeps serving.
-	os.WriteFile(p.path("authd.conf"), []byte(strings.ReplaceAll(baseConf, "auth_mechanisms = plain login", "auth_mechanisms = plain login\nauth_bogus_setting = 1"), 0o644))
+	bad := strings.ReplaceAll(strings.ReplaceAll(baseConf, "$DIR", p.dir), "auth_mechanisms = plain login", "auth_mechanisms = plain login\nauth_bogus_setting = 1")
+	os.WriteFile(p.path("authd.conf"), []byte(bad), 0o644)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "keeping the running configuration") })
 	mustContain(t, p.stderr.String(), "auth_bogus_setting")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"io"
@@ -22,13 +23,19 @@ var demoUsers []byte
 
 // demoConfig writes the demo users under ./run and loads the demo config.
 func demoConfig() (*config.Config, error) {
-	if err := os.MkdirAll("run", 0o755); err != nil {
+	run, err := filepath.Abs("run")
+	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join("run", "demo-users"), demoUsers, 0o644); err != nil {
+	if err := os.MkdirAll(run, 0o755); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	return config.LoadBytes("(built-in demo config)", demoConf)
+	if err := os.WriteFile(filepath.Join(run, "demo-users"), demoUsers, 0o644); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	// base_dir must be absolute; the demo lives wherever authd was started.
+	conf := bytes.ReplaceAll(demoConf, []byte("@RUN@"), []byte(run))
+	return config.LoadBytes("(built-in demo config)", conf)
 }
 
 func printDemo(w io.Writer, cfg *config.Config) {

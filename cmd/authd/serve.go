@@ -138,8 +138,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func printConfigErrors(w io.Writer, err error) {
-	var list config.ErrorList
-	if errors.As(err, &list) {
+	if list := config.AsErrorList(err); len(list) > 0 {
 		for _, e := range list {
 			fmt.Fprintln(w, e.Error())
 		}
@@ -423,8 +422,7 @@ func (d *daemon) reload(path string, explicit, demo bool, stderr io.Writer) {
 		cfg, _, err = loadConfig(path, explicit, stderr)
 	}
 	if err != nil {
-		var list config.ErrorList
-		if errors.As(err, &list) {
+		if list := config.AsErrorList(err); len(list) > 0 {
 			for _, e := range list {
 				d.log.Error("config error; keeping the running configuration", "err", e.Error())
 			}

@@ -148,7 +148,10 @@ func (s *ClientServer) Shutdown(ctx context.Context) error {
 	s.delay.close()
 	s.mu.Lock()
 	for c := range s.conns {
-		_ = c.nc.Close()
+		c.close()
+		if c.cpid != 0 && s.cfg.Login {
+			s.cfg.Shared.Logins.remove(c.cpid, c)
+		}
 	}
 	cancel := s.cancel
 	s.mu.Unlock()
@@ -224,15 +227,22 @@ func (s *ClientServer) Serve(nc net.Conn) {
 			s.cfg.Shared.Stats.Panics.Add(1)
 			s.cfg.Log.Error("panic in client connection", "panic", r, "stack", string(debug.Stack()))
 		}
-		c.close()
 		s.mu.Lock()
-		delete(s.conns, c)
 		stopping := s.stopping
+		if !stopping {
+			delete(s.conns, c)
+		}
 		s.mu.Unlock()
+		if stopping {
+			// Shutdown stopped the reader; the requests in flight still
+			// owe replies on this connection, and Shutdown closes it once
+			// they are sent.
+			return
+		}
+		c.close()
 		if c.cpid != 0 && s.cfg.Login {
 			s.cfg.Shared.Logins.remove(c.cpid, c)
 		}
-		_ = stopping
 	}()
 
 	// Send the whole handshake at once, without waiting for the client's

@@ -108,10 +108,15 @@ func (s *MasterServer) Serve(nc net.Conn) {
 			s.cfg.Shared.Stats.Panics.Add(1)
 			s.cfg.Log.Error("panic in master connection", "panic", r, "stack", string(debug.Stack()))
 		}
-		c.close()
 		s.mu.Lock()
-		delete(s.conns, c)
+		stopping := s.stopping
+		if !stopping {
+			delete(s.conns, c)
+		}
 		s.mu.Unlock()
+		if !stopping {
+			c.close() // else Shutdown closes it after the replies in flight
+		}
 	}()
 	hs := "VERSION\t1\t1\nSPID\t" + strconv.FormatUint(uint64(s.cfg.Shared.SPID), 10) + "\n"
 	if !c.write(hs) {
@@ -139,7 +144,7 @@ func (s *MasterServer) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for c := range s.conns {
-		_ = c.nc.Close()
+		c.close()
 	}
 	s.mu.Unlock()
 	return err
