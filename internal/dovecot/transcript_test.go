@@ -118,6 +118,43 @@ func (e *testEnv) startClient(t *testing.T, login bool, delay time.Duration, mec
 	return path
 }
 
+// startMaster serves the master protocol (full: auth-master, else
+// auth-userdb) on a unix socket.
+func (e *testEnv) startMaster(t *testing.T, full bool) string {
+	t.Helper()
+	srv := dovecot.NewMasterServer(dovecot.MasterConfig{Engine: e.eng, Full: full, Shared: e.shared})
+	name := "auth-userdb"
+	if full {
+		name = "auth-master"
+	}
+	path := filepath.Join(e.dir, name)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.Serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-acceptDone
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return path
+}
+
 // conn is a raw protocol connection for transcripts.
 type conn struct {
 	t  *testing.T
@@ -204,6 +241,9 @@ func runTranscript(t *testing.T, path, file string) {
 			var size int
 			fmt.Sscanf(text, "%d", &size)
 			line := "AUTH\t1\tPLAIN\tservice=imap\tx=" + strings.Repeat("a", size)
+			if strings.Contains(file, "master-") || strings.Contains(file, "userdb-") {
+				line = "USER\t1\talice@example.com\tservice=imap\tx=" + strings.Repeat("a", size)
+			}
 			c.send(line[:size-1])
 		case "S":
 			got := normalize(c.readLine(5 * time.Second))
@@ -258,7 +298,15 @@ func TestTranscripts(t *testing.T) {
 			if strings.HasPrefix(base, "delay-") {
 				delay = 400 * time.Millisecond
 			}
-			path := env.startClient(t, strings.HasPrefix(base, "login-"), delay)
+			var path string
+			switch {
+			case strings.HasPrefix(base, "master-"):
+				path = env.startMaster(t, true)
+			case strings.HasPrefix(base, "userdb-"):
+				path = env.startMaster(t, false)
+			default:
+				path = env.startClient(t, strings.HasPrefix(base, "login-"), delay)
+			}
 			runTranscript(t, path, f)
 		})
 	}
