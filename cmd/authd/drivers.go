@@ -6,7 +6,10 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/backends/passwd"
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/backends/prefetch"
+	"github.com/authd-project/authd/backends/static"
 )
 
 // The explicit driver maps (design.md house rule 5): every passdb and
@@ -28,11 +31,23 @@ var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb
 	"passwd-file": func(ds *driverSet, args string) (backends.Passdb, error) {
 		return ds.passwdFile(args)
 	},
+	"static": func(ds *driverSet, args string) (backends.Passdb, error) {
+		return static.New(args)
+	},
 }
 
 var userdbDrivers = map[string]func(ds *driverSet, args string) (backends.Userdb, error){
 	"passwd-file": func(ds *driverSet, args string) (backends.Userdb, error) {
 		return ds.passwdFile(args)
+	},
+	"static": func(ds *driverSet, args string) (backends.Userdb, error) {
+		return static.New(args)
+	},
+	"prefetch": func(ds *driverSet, args string) (backends.Userdb, error) {
+		return prefetch.DB{}, nil
+	},
+	"passwd": func(ds *driverSet, args string) (backends.Userdb, error) {
+		return passwd.New(args)
 	},
 }
 

@@ -20,13 +20,20 @@ func (e *Engine) LookupUser(ctx context.Context, info *Info, name string, prefet
 	if err != nil {
 		return Result{Status: StatusNotFound, OrigUser: name, Reason: err.Error()}
 	}
-	return e.lookupUserProcessed(ctx, info, u, name, prefetch)
+	return e.lookupUserProcessed(ctx, info, u, name, prefetch, false)
 }
 
 // LookupUserFinal is LookupUser for the user of a finished login, whose
 // name already went through name processing (master REQUEST).
 func (e *Engine) LookupUserFinal(ctx context.Context, info *Info, user, orig string, prefetch fields.Fields) Result {
-	return e.lookupUserProcessed(ctx, info, user, orig, prefetch)
+	return e.lookupUserProcessed(ctx, info, user, orig, prefetch, true)
+}
+
+// passdbChecker is a userdb that cannot tell whether a user exists (a
+// static userdb without allow_all_users=yes): outside a login, the passdbs
+// are asked first, as Dovecot does.
+type passdbChecker interface {
+	NeedsPassdbCheck() bool
 }
 
 // ErrNoIterate means no userdb can list users.
@@ -71,7 +78,7 @@ func (e *Engine) ListUsers(ctx context.Context, mask string, fn func(user string
 }
 
 // lookupUserProcessed is LookupUser for a processed name.
-func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig string, prefetch fields.Fields) Result {
+func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig string, prefetch fields.Fields, afterLogin bool) Result {
 	vc := e.varsContext(info, u)
 	vc.OrigUser = orig
 	var acc fields.Fields
@@ -96,7 +103,22 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 		work := acc.Clone()
 		vc.Userdb = &work
 		applyTemplates(&work, d.DefaultFields, vc)
-		got, ok, err := d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
+		var got fields.Fields
+		var ok bool
+		var err error
+		if pc, isPC := d.Userdb.(passdbChecker); isPC && pc.NeedsPassdbCheck() && !afterLogin {
+			pr := e.LookupPassdb(ctx, info, u)
+			switch pr.Status {
+			case StatusOK:
+				got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
+			case StatusNotFound, StatusFail, StatusUserDisabled, StatusPassExpired:
+				ok = false
+			default:
+				err = fmt.Errorf("passdb lookup for the static userdb: %s", pr.Status)
+			}
+		} else {
+			got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
+		}
 		var rule Rule
 		switch {
 		case err != nil:
