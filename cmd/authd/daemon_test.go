@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -353,4 +354,58 @@ func TestDemo(t *testing.T) {
 	if out, code := authdTest(t, "-a", filepath.Join(dir, "run/auth-client"), "bob@example.com", "builder"); code != 0 {
 		t.Fatalf("demo bob: exit %d: %s", code, out)
 	}
+}
+
+// TestRestrictedUserdbSocket: on an auth-userdb socket of mode 0666, a
+// peer that is neither the socket's owner nor in its group only gets its
+// own uid's entries, and no PASS or LIST (protocol.md §2.1).
+func TestRestrictedUserdbSocket(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to connect as another user")
+	}
+	p := startAuthd(t, baseConf, "run/auth-client", map[string]string{
+		"users": baseUsers["users"] + "nob@example.com:{PLAIN}x:65534:65534::/nonexistent::\n",
+	})
+	sock := p.path("run/auth-userdb")
+	// nobody cannot read the go-build directory: run a copy of this binary.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(p.dir, "authd.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "AUTHD_TEST_MAIN=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := asNobody("user", "-a", sock, "nob@example.com"); code != 0 {
+		t.Fatalf("own uid: exit %d %s", code, out)
+	}
+	if out, code := asNobody("user", "-a", sock, "alice@example.com"); code != 75 {
+		t.Fatalf("other uid: exit %d %s", code, out)
+	}
+	if out, code := asNobody("lookup", "-a", sock, "nob@example.com"); code != 75 {
+		t.Fatalf("PASS: exit %d %s", code, out)
+	}
+	if out, code := asNobody("user", "-a", sock, "*"); code != 75 {
+		t.Fatalf("LIST: exit %d %s", code, out)
+	}
+	// root owns the socket: full rights.
+	var out, errb bytes.Buffer
+	if code := run([]string{"user", "-a", sock, "alice@example.com"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("root: exit %d %s", code, errb.String())
+	}
+	mustContain(t, out.String(), "home\t/home/alice")
 }

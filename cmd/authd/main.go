@@ -7,6 +7,8 @@
 //	authd [serve] [-c FILE]          run the daemon in the foreground
 //	authd check -c FILE              validate a config, print the effective auth config
 //	authd test -a SOCKET USER [PASS] authenticate like doveadm auth test
+//	authd user -a SOCKET USER        userdb lookup like doveadm user
+//	authd lookup -a SOCKET USER      passdb lookup like doveadm auth lookup
 //	authd pw …                       generate or verify password hashes like doveadm pw
 //	authd version
 package main
@@ -42,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCheck(args, stdout, stderr)
 	case "test":
 		return cmdTest(context.Background(), args, stdout, stderr)
+	case "user", "lookup":
+		return cmdMasterLookup(context.Background(), cmd, args, stdout, stderr)
 	case "pw":
 		return cmdPw(context.Background(), args, stdin, stdout, stderr)
 	case "version", "--version":
@@ -63,6 +67,9 @@ func usage(w io.Writer) {
   authd check [-c FILE]              check a config; print every error with file:line, or the effective config
   authd test -a SOCKET [-x key=value]... USER [PASSWORD]
                                      authenticate like 'doveadm auth test' (exit 0 ok, 77 failed, 75 temporary failure)
+  authd user -a SOCKET [-x key=value]... USER|MASK
+                                     userdb lookup like 'doveadm user' (exit 0, 67 unknown, 75 failure); a mask lists users
+  authd lookup -a SOCKET USER        passdb lookup like 'doveadm auth lookup'
   authd pw [-s SCHEME] [-p PASSWORD] [-u USER] [-r ROUNDS] | -t HASH | -l
                                      generate or verify a password hash like 'doveadm pw'
   authd version

@@ -2,7 +2,9 @@ package dovecot
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,10 +33,11 @@ const (
 // sent as SPID, the CUID counter, the login-connection registry the master
 // socket's REQUEST consults, the failure-delay queue and counters.
 type Shared struct {
-	SPID   uint32
-	cuid   atomic.Uint32
-	Logins *LoginRegistry
-	Stats  Stats
+	tokenKey [32]byte
+	SPID     uint32
+	cuid     atomic.Uint32
+	Logins   *LoginRegistry
+	Stats    Stats
 }
 
 // Stats are counters the metrics layer reads.
@@ -45,7 +48,21 @@ type Stats struct {
 
 // NewShared returns process-wide protocol state.
 func NewShared(spid uint32) *Shared {
-	return &Shared{SPID: spid, Logins: NewLoginRegistry()}
+	s := &Shared{SPID: spid, Logins: NewLoginRegistry()}
+	if _, err := rand.Read(s.tokenKey[:]); err != nil {
+		panic("dovecot: no randomness for the auth token key: " + err.Error())
+	}
+	return s
+}
+
+// authToken is the auth_token a REQUEST with request_auth_token gets: a
+// keyed hash of the session, as Dovecot's auth-token.c makes with its
+// secret file. Ours lives only in memory: a token proves the session to
+// this process, and a restart ends every session's need for it.
+func (s *Shared) authToken(service string, sessionPID int64, user, session string) string {
+	m := hmac.New(sha256.New, s.tokenKey[:])
+	fmt.Fprintf(m, "%s\x00%d\x00%s\x00%s", service, sessionPID, user, session)
+	return hex.EncodeToString(m.Sum(nil))[:40]
 }
 
 // ClientConfig configures a client-protocol listener.
@@ -808,6 +825,10 @@ func appendOK(b []byte, id uint32, res engine.Result, extra fields.Fields, login
 	b = appendFields(b, extra, true)
 	b = appendTrailer(b, res, extra)
 	if login && extra.Has("proxy") {
+		if res.ProxyPassword != "" {
+			b = append(b, "\tpass="...)
+			b = AppendEscaped(b, res.ProxyPassword)
+		}
 		if res.MasterUser != "" {
 			b = append(b, "\tmaster="...)
 			b = AppendEscaped(b, res.MasterUser)

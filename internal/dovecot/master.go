@@ -460,7 +460,6 @@ func (c *masterConn) handleRequest(args []string) bool {
 			wantToken = true
 		}
 	}
-	_ = wantToken // auth_token needs a per-process secret; see the master-protocol issue.
 	if sessionPID >= 0 && int64(c.peerPID) != sessionPID {
 		c.s.cfg.Log.Error("session pid provided by master did not match peer credentials", "session_pid", sessionPID, "peer_pid", c.peerPID)
 		c.write("FAIL\t" + sid + "\n")
@@ -481,6 +480,9 @@ func (c *masterConn) handleRequest(args []string) bool {
 		extra = append(extra, fields.Field{Key: "auth_mech", Value: login.Mech})
 		if r.Anonymous {
 			extra = append(extra, fields.Field{Key: "anonymous"})
+		}
+		if wantToken && sessionPID >= 0 {
+			extra = append(extra, fields.Field{Key: "auth_token", Value: c.s.cfg.Shared.authToken(login.Info.Service, sessionPID, r.User, login.Info.Session)})
 		}
 		if r.MasterUser != "" {
 			extra = append(extra, fields.Field{Key: "auth_user", Value: r.MasterUser})

@@ -381,3 +381,73 @@ func TestLoginSocketDuplicateCPID(t *testing.T) {
 		env.dir = t.TempDir()
 	}
 }
+
+// TestLoginRequestFlow: a login socket keeps successful requests until the
+// master socket's REQUEST claims them, once, with the right cookie
+// (protocol.md §2.4.4).
+func TestLoginRequestFlow(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	login := env.startClient(t, true, 0)
+	master := env.startMaster(t, true)
+	lc := dial(t, login)
+	var cookie string
+	for range 7 {
+		line := lc.readLine(time.Second)
+		if c, ok := strings.CutPrefix(line, "COOKIE\t"); ok {
+			cookie = c
+		}
+	}
+	lc.send("VERSION\t1\t2")
+	lc.send("CPID\t4711")
+	lc.send("AUTH\t5\tPLAIN\tservice=imap\tsession=abc\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==")
+	lc.send("AUTH\t6\tPLAIN\tservice=imap\tresp=" + dovecot.EncodeBase64([]byte("\x00nl@example.com\x00secret")))
+	lc.send("AUTH\t7\tPLAIN\tservice=imap\tresp=" + dovecot.EncodeBase64([]byte("\x00px@example.com\x00secret")))
+	got := []string{lc.readLine(time.Second), lc.readLine(time.Second), lc.readLine(time.Second)}
+	slices.Sort(got)
+	want := []string{
+		"OK\t5\tuser=alice@example.com",
+		"OK\t6\tuser=nl@example.com\tnologin\treason=Go_away",
+		// login sockets add the typed password to proxy replies
+		"OK\t7\tuser=px@example.com\tproxy\thost=10.0.0.5\tport=143\tnodelay\tpass=secret",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("login replies %q, want %q", got, want)
+	}
+	mc := dial(t, master)
+	mc.readLine(time.Second)
+	mc.readLine(time.Second)
+	mc.send("VERSION\t1\t1")
+	// A wrong cookie, an unknown CPID, a nologin or proxy request: FAIL.
+	mc.send("REQUEST\t1\t4711\t5\t00000000000000000000000000000000")
+	if got := mc.readLine(time.Second); got != "FAIL\t1" {
+		t.Fatalf("wrong cookie: %q", got)
+	}
+	mc.send("REQUEST\t2\t4712\t5\t" + cookie)
+	if got := mc.readLine(time.Second); got != "FAIL\t2" {
+		t.Fatalf("unknown cpid: %q", got)
+	}
+	mc.send("REQUEST\t3\t4711\t6\t" + cookie)
+	if got := mc.readLine(time.Second); got != "FAIL\t3" {
+		t.Fatalf("nologin request: %q", got)
+	}
+	mc.send("REQUEST\t4\t4711\t7\t" + cookie)
+	if got := mc.readLine(time.Second); got != "FAIL\t4" {
+		t.Fatalf("proxy request: %q", got)
+	}
+	// session_pid must be the peer's pid (SO_PEERCRED): ours.
+	mc.send(fmt.Sprintf("REQUEST\t5\t4711\t5\t%s\tsession_pid=%d", cookie, os.Getpid()+1))
+	if got := mc.readLine(time.Second); got != "FAIL\t5" {
+		t.Fatalf("foreign session_pid: %q", got)
+	}
+	mc.send(fmt.Sprintf("REQUEST\t6\t4711\t5\t%s\tsession_pid=%d\trequest_auth_token", cookie, os.Getpid()))
+	got1 := mc.readLine(time.Second)
+	re := regexp.MustCompile(`^USER\t6\talice@example.com\tuid=1000\tgid=1000\thome=/home/alice\tmail=maildir:~/Maildir\tauth_mech=PLAIN\tauth_token=[0-9a-f]{40}$`)
+	if !re.MatchString(got1) {
+		t.Fatalf("REQUEST reply %q", got1)
+	}
+	// Claimed once.
+	mc.send("REQUEST\t7\t4711\t5\t" + cookie)
+	if got := mc.readLine(time.Second); got != "FAIL\t7" {
+		t.Fatalf("second claim: %q", got)
+	}
+}

@@ -79,7 +79,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		}
 		r.setUser(u)
 		e.runPassdbs(ctx, r, password, true, false)
-		return e.finishPass(r)
+		return withProxyPass(e.finishPass(r), password)
 	}
 
 	// Master-user login (protocol.md §5.3): the master authenticates with
@@ -122,7 +122,15 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return res
 		}
 	}
-	return e.finishPass(r)
+	return withProxyPass(e.finishPass(r), password)
+}
+
+// withProxyPass keeps the typed password for a proxy reply.
+func withProxyPass(res Result, password []byte) Result {
+	if res.Status == StatusOK && (res.Fields.Has("proxy") || res.Fields.Has("proxy_maybe")) && !res.Fields.Has("pass") {
+		res.ProxyPassword = string(password)
+	}
+	return res
 }
 
 func (e *Engine) hasMasterPassdbs() bool {

@@ -71,4 +71,8 @@ type Result struct {
 	Anonymous bool
 	// Reason is the internal reason for logs (never sent to clients).
 	Reason string
+	// ProxyPassword is the password the client typed, kept only when the
+	// passdb returned proxy and no pass: login sockets send it as pass= so
+	// the login process can log in to the backend (protocol.md §1.5).
+	ProxyPassword string
 }

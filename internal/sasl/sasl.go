@@ -1,7 +1,16 @@
 // Package sasl implements the server side of the SASL mechanisms Dovecot
-// offers, as step machines: the protocol layer feeds client data in and
+// 2.3 offers, as step machines: the protocol layer feeds client data in and
 // gets a challenge or a final result out. Mechanisms ask the engine to
 // verify passwords or fetch credentials; they never see a backend.
+//
+// The mechanisms (protocol.md §4): PLAIN (RFC 4616), LOGIN, CRAM-MD5
+// (RFC 2195), DIGEST-MD5 (RFC 2831), SCRAM-SHA-1 and SCRAM-SHA-256
+// (RFC 5802, RFC 7677), APOP (RFC 1939 §7, checked as Dovecot does),
+// ANONYMOUS (RFC 4505), EXTERNAL (RFC 4422 appendix A), OAUTHBEARER
+// (RFC 7628) and XOAUTH2. Each reproduces Dovecot 2.3's observable
+// behaviour: the same challenges, the same accepted inputs, the same
+// failures. Randomness, the clock and the host name come from Settings so
+// that the worked exchanges of protocol.md §4.3 replay byte for byte.
 package sasl
 
 import (
@@ -13,14 +22,28 @@ import (
 )
 
 // Engine is what mechanisms need from the request pipeline.
+// *engine.Engine implements it.
 type Engine interface {
+	// VerifyPlain authenticates authcid (as authzid when that differs:
+	// a master login, protocol.md §5.3) with a plaintext password.
 	VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, password []byte) engine.Result
+	// LookupCredentials returns authcid's credentials in the wanted
+	// scheme (protocol.md §4.1) with a Result whose Status is OK when
+	// they could be had; the mechanism then checks the client's proof.
+	LookupCredentials(ctx context.Context, info *engine.Info, authzid, authcid, wanted string) (engine.Result, []byte)
 }
 
 // Env is the per-request environment a mechanism runs in.
 type Env struct {
 	Engine Engine
 	Info   *engine.Info
+	// Settings are the process-wide mechanism settings, shared by every
+	// request; nil means the defaults documented on Settings.
+	Settings *Settings
+	// SPID is the process id this server announced in the handshake
+	// (SPID line) and CUID the id of the client connection (CUID line):
+	// APOP accepts only challenges built from both (protocol.md §4.3).
+	SPID, CUID uint32
 }
 
 // Reply is a mechanism's answer to one step.
@@ -57,6 +80,20 @@ type Def struct {
 var Defs = map[string]Def{
 	"PLAIN": {Name: "PLAIN", Flags: []string{"plaintext"}, AllowNUL: true, New: func(env *Env) Mechanism { return &plainMech{env: env} }},
 	"LOGIN": {Name: "LOGIN", Flags: []string{"plaintext"}, New: func(env *Env) Mechanism { return &loginMech{env: env} }},
+	// Flags below are Dovecot 2.3's mech_module flags in the order
+	// mech.c writes them: private anonymous plaintext dictionary active
+	// forward-secrecy mutual-auth.
+	"CRAM-MD5":      {Name: "CRAM-MD5", Flags: []string{"dictionary", "active"}, New: newCRAMMD5},
+	"DIGEST-MD5":    {Name: "DIGEST-MD5", Flags: []string{"dictionary", "active", "mutual-auth"}, New: newDigestMD5},
+	"SCRAM-SHA-1":   {Name: "SCRAM-SHA-1", Flags: []string{"mutual-auth"}, New: newSCRAMSHA1},
+	"SCRAM-SHA-256": {Name: "SCRAM-SHA-256", Flags: []string{"mutual-auth"}, New: newSCRAMSHA256},
+	"APOP":          {Name: "APOP", Flags: []string{"private", "dictionary", "active"}, AllowNUL: true, New: newAPOP},
+	"ANONYMOUS":     {Name: "ANONYMOUS", Flags: []string{"anonymous"}, AllowNUL: true, New: newAnonymous},
+	"EXTERNAL":      {Name: "EXTERNAL", New: newExternal},
+	// The token counts as a password (mech-oauth2.c: "the token is
+	// still considered as password").
+	"OAUTHBEARER": {Name: "OAUTHBEARER", Flags: []string{"plaintext"}, New: newOAuthBearer},
+	"XOAUTH2":     {Name: "XOAUTH2", Flags: []string{"plaintext"}, New: newXOAuth2},
 }
 
 // ErrUnsupported is returned by Lookup for a mechanism authd does not

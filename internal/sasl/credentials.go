@@ -1,0 +1,69 @@
+package sasl
+
+import (
+	"context"
+
+	"github.com/authd-project/authd/internal/engine"
+)
+
+// credentialsForEngine is implemented by an engine that can derive
+// credentials for a name other than authcid. DIGEST-MD5 needs it: when
+// its credentials come from a plaintext password, Dovecot hashes the
+// name the client hashed, which is not always the lookup name
+// (passdb.c passdb_get_credentials: original_username, plus "@realm"
+// unless the mechanism appended the realm itself). Without it the
+// lookup name is used, which is right whenever the client's user name
+// has no '@'.
+type credentialsForEngine interface {
+	LookupCredentialsFor(ctx context.Context, info *engine.Info, authzid, authcid, wanted, credUser string) (engine.Result, []byte)
+}
+
+// lookupCredentials asks the engine for authcid's credentials in the
+// wanted scheme. credUser is the name a DIGEST-MD5 digest is made for
+// ("" for the other schemes).
+func (e *Env) lookupCredentials(ctx context.Context, authzid, authcid, wanted, credUser string) (engine.Result, []byte) {
+	if credUser != "" && credUser != authcid {
+		if x, ok := e.Engine.(credentialsForEngine); ok {
+			return x.LookupCredentialsFor(ctx, e.Info, authzid, authcid, wanted, credUser)
+		}
+	}
+	return e.Engine.LookupCredentials(ctx, e.Info, authzid, authcid, wanted)
+}
+
+// proofMismatch turns a successful credentials lookup whose proof did not
+// verify into the reply PLAIN gives for a wrong password: a plain FAIL
+// naming the authenticating user, with the passdb's visible fields except
+// nologin (protocol.md §1.5). A master user has not become the login user
+// yet: Dovecot switches only after success (§5.3).
+func proofMismatch(res engine.Result, reason string) Reply {
+	out := engine.Result{
+		Status:    engine.StatusFail,
+		User:      res.User,
+		OrigUser:  res.OrigUser,
+		NoDelay:   res.NoDelay,
+		Anonymous: res.Anonymous,
+		Reason:    reason,
+	}
+	if res.MasterUser != "" {
+		out.User, out.Anonymous = res.MasterUser, false
+	}
+	for _, f := range res.Fields {
+		if f.Key != "nologin" {
+			out.Fields = append(out.Fields, f)
+		}
+	}
+	return Reply{Done: true, Result: out}
+}
+
+// done wraps a final engine Result.
+func done(res engine.Result) Reply { return Reply{Done: true, Result: res} }
+
+// tempFail is an internal failure of the mechanism itself (no randomness):
+// the client should try again later.
+func tempFail(reason string) Reply {
+	return Reply{Done: true, Result: engine.Result{Status: engine.StatusTempFail, Reason: reason}}
+}
+
+// stepAfterEnd fails a Step that comes after the exchange ended; the
+// protocol layer never makes one.
+func stepAfterEnd() Reply { return fail("unexpected data after the exchange ended") }
