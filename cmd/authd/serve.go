@@ -284,6 +284,10 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 		MasterUserSeparator: a.MasterUserSeparator,
 		AnonymousUsername:   a.AnonymousUsername,
 		DebugPasswords:      a.DebugPasswords,
+		FirstValidUID:       a.FirstValidUID,
+		LastValidUID:        a.LastValidUID,
+		FirstValidGID:       a.FirstValidGID,
+		LastValidGID:        a.LastValidGID,
 	}, passdbs, userdbs, log)
 }
 

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -29,10 +30,39 @@ type Settings struct {
 	MasterUserSeparator string
 	AnonymousUsername   string
 	DebugPasswords      bool
+	// Valid uid/gid ranges applied to userdb results (first_valid_uid …);
+	// a Last of 0 means no upper limit.
+	FirstValidUID, LastValidUID uint32
+	FirstValidGID, LastValidGID uint32
 	// VerifyWorkers bounds concurrent password-hash verifications; 0 means
 	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
 	// latency to every request.
 	VerifyWorkers int
+}
+
+// Observer is told about every backend lookup and password verification,
+// for metrics. Results are from closed sets: "found", "notfound", "error"
+// for lookups. Implementations must be cheap and safe for concurrent use.
+type Observer interface {
+	PassdbLookup(driver, result string, d time.Duration)
+	UserdbLookup(driver, result string, d time.Duration)
+	Verify(scheme string, d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PassdbLookup(string, string, time.Duration) {}
+func (nopObserver) UserdbLookup(string, string, time.Duration) {}
+func (nopObserver) Verify(string, time.Duration)               {}
+
+func lookupResult(found bool, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case found:
+		return "found"
+	}
+	return "notfound"
 }
 
 // Rule is a result_success / result_failure / result_internalfail value.
@@ -93,6 +123,15 @@ type Engine struct {
 	userdbs   []*userdb
 	log       *slog.Logger
 	verifySem *semaphore.Weighted
+	obs       Observer
+}
+
+// SetObserver installs o (nil removes it). Call it before serving.
+func (e *Engine) SetObserver(o Observer) {
+	if o == nil {
+		o = nopObserver{}
+	}
+	e.obs = o
 }
 
 type passdb struct {
@@ -119,7 +158,7 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 	if set.AnonymousUsername == "" {
 		set.AnonymousUsername = "anonymous"
 	}
-	e := &Engine{set: set, log: log}
+	e := &Engine{set: set, log: log, obs: nopObserver{}}
 	f, err := vars.Parse(set.UsernameFormat)
 	if err != nil {
 		return nil, fmt.Errorf("auth_username_format: %w", err)
@@ -233,7 +272,18 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 		}
 		defer e.verifySem.Release(1)
 	}
-	return schemes.Verify(scheme, data, password, user)
+	start := time.Now()
+	ok, err := schemes.Verify(scheme, data, password, user)
+	e.obs.Verify(canonicalScheme(scheme), time.Since(start))
+	return ok, err
+}
+
+// canonicalScheme maps a scheme name to a closed label set for metrics.
+func canonicalScheme(s string) string {
+	if c, ok := schemes.Canonical(s); ok {
+		return c
+	}
+	return "unknown"
 }
 
 // cheapScheme reports schemes that are a byte comparison: queuing them

@@ -92,7 +92,11 @@ func TestChainRules(t *testing.T) {
 		{"result_internalfail=return-fail", []engine.DBSpec{pass(broken, func(s *engine.DBSpec) { s.ResultInternalfail = engine.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusTempFail},
 		{"continue-ok then nothing", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK })}, "alice@x", "a1", engine.StatusOK},
 		{"continue-fail after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinue }), pass(second, func(s *engine.DBSpec) { s.ResultFailure = engine.RuleReturnFail })}, "alice@x", "a1", engine.StatusFail},
-		{"skip=authenticated skips after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK }), pass(second, func(s *engine.DBSpec) { s.Skip = "authenticated"; s.ResultSuccess = engine.RuleReturnFail; s.ResultFailure = engine.RuleReturnFail })}, "alice@x", "a1", engine.StatusOK},
+		{"skip=authenticated skips after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK }), pass(second, func(s *engine.DBSpec) {
+			s.Skip = "authenticated"
+			s.ResultSuccess = engine.RuleReturnFail
+			s.ResultFailure = engine.RuleReturnFail
+		})}, "alice@x", "a1", engine.StatusOK},
 		{"mechanisms= excludes", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.Mechanisms = []string{"LOGIN"} })}, "alice@x", "a1", engine.StatusFail},
 		{"username_filter excludes", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.UsernameFilter = []string{"*@y"} })}, "alice@x", "a1", engine.StatusFail},
 		{"username_filter negation", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.UsernameFilter = []string{"*@x", "!alice@*"} })}, "alice@x", "a1", engine.StatusFail},
@@ -290,6 +294,11 @@ func TestUserdbChain(t *testing.T) {
 	}
 	if r := se.LookupUser(ctx, info, "nosuch@x", nil); r.Status != engine.StatusNotFound {
 		t.Fatalf("static, unknown user: %v", r.Status)
+	}
+	// first_valid_uid: a uid below it is refused with a clear failure.
+	ranged := newEngine(t, engine.Settings{FirstValidUID: 1001}, []engine.DBSpec{pass(users)}, []engine.DBSpec{pass(users)})
+	if r := ranged.LookupUser(ctx, info, "alice@x", nil); r.Status != engine.StatusTempFail || !strings.Contains(r.Reason, "first_valid_uid") {
+		t.Fatalf("uid below first_valid_uid: %v %q", r.Status, r.Reason)
 	}
 	all, _ := static.New("uid=1 gid=1 home=/h/%u allow_all_users=yes")
 	ae := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(users)}, []engine.DBSpec{pass(all)})

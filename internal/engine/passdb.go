@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
@@ -347,7 +348,9 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	r.vc.Passdb = &work
 	r.vc.PassdbID = p.id
 	applyTemplates(&work, p.DefaultFields, r.vc)
+	start := time.Now()
 	entry, found, err := p.Passdb.LookupPass(ctx, &backends.Request{User: r.user, Vars: r.vc})
+	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	if err != nil {
 		e.log.Error("passdb lookup failed", "passdb", p.label(), "user", r.user, "err", err)
 		r.reason = "passdb lookup failed"

@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
@@ -106,6 +107,7 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 		var got fields.Fields
 		var ok bool
 		var err error
+		start := time.Now()
 		if pc, isPC := d.Userdb.(passdbChecker); isPC && pc.NeedsPassdbCheck() && !afterLogin {
 			pr := e.LookupPassdb(ctx, info, u)
 			switch pr.Status {
@@ -119,6 +121,7 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 		} else {
 			got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
 		}
+		e.obs.UserdbLookup(d.Driver, lookupResult(ok, err), time.Since(start))
 		var rule Rule
 		switch {
 		case err != nil:
@@ -182,6 +185,14 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 		out, err := resolveIDs(acc)
 		if err != nil {
 			e.log.Error("userdb returned an invalid uid/gid", "user", u, "err", err)
+			res.Status = StatusTempFail
+			res.Reason = err.Error()
+			return res
+		}
+		if err := e.checkIDRange(out); err != nil {
+			// Dovecot's mail processes refuse such users; refusing here
+			// says why, in one place.
+			e.log.Error("userdb result outside the valid uid/gid range", "user", u, "err", err)
 			res.Status = StatusTempFail
 			res.Reason = err.Error()
 			return res
@@ -255,6 +266,28 @@ func lookupGID(v string) (string, error) {
 		return "", &idError{"gid", v}
 	}
 	return g.Gid, nil
+}
+
+// checkIDRange applies first_valid_uid/last_valid_uid and the gid pair.
+func (e *Engine) checkIDRange(fs fields.Fields) error {
+	check := func(key string, first, last uint32) error {
+		v, ok := fs.Get(key)
+		if !ok {
+			return nil
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return &idError{key, v}
+		}
+		if uint32(n) < first || (last != 0 && uint32(n) > last) {
+			return fmt.Errorf("%s %d is outside the valid range (first_valid_%s=%d, last_valid_%s=%d)", key, n, key, first, key, last)
+		}
+		return nil
+	}
+	if err := check("uid", e.set.FirstValidUID, e.set.LastValidUID); err != nil {
+		return err
+	}
+	return check("gid", e.set.FirstValidGID, e.set.LastValidGID)
 }
 
 type idError struct{ kind, v string }
