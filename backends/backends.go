@@ -73,3 +73,22 @@ type Reloader interface {
 // ErrConfig marks a driver configuration error (bad args), reported by
 // authd check with the block's file:line.
 var ErrConfig = errors.New("invalid driver configuration")
+
+// Verifier is a passdb that checks the password itself instead of
+// returning a hash: LDAP with auth_bind, PAM. found=false is an unknown
+// user, found && !ok a wrong password, err "could not tell".
+type Verifier interface {
+	VerifyPass(ctx context.Context, req *Request, password []byte) (entry PassEntry, found bool, ok bool, err error)
+}
+
+// ErrNoCredentials is returned by LookupPass of a Verifier that cannot
+// hand out passwords (PAM): lookups without authentication fail with
+// Dovecot's "Configured passdbs don't support credentials lookups".
+var ErrNoCredentials = errors.New("passdb does not support credentials lookups")
+
+// Account states a passdb reports as errors: the engine answers them with
+// FAIL code=user_disabled / code=pass_expired (protocol.md §1.5).
+var (
+	ErrUserDisabled = errors.New("account disabled")
+	ErrPassExpired  = errors.New("password expired")
+)

@@ -50,6 +50,8 @@ type request struct {
 	// without a password check, for credential lookups.
 	stored     backends.PassEntry
 	nopassword bool
+	// noCredentials: a passdb could only verify, not look up (PAM).
+	noCredentials bool
 }
 
 func (r *request) setUser(u string) {
@@ -220,6 +222,11 @@ func (e *Engine) LookupPassdb(ctx context.Context, info *Info, name string) Resu
 	r.setUser(u)
 	e.runPassdbs(ctx, r, nil, false, false)
 	res := e.finishPass(r)
+	if res.Status == StatusTempFail && r.noCredentials && !r.hadFound {
+		res.Reason = r.reason
+		res.Fields = fields.Fields{{Key: "reason", Value: r.reason}}
+		return res
+	}
 	if res.Status == StatusFail && !r.hadFound {
 		res.Status = StatusNotFound
 	}
@@ -349,8 +356,31 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	r.vc.PassdbID = p.id
 	applyTemplates(&work, p.DefaultFields, r.vc)
 	start := time.Now()
-	entry, found, err := p.Passdb.LookupPass(ctx, &backends.Request{User: r.user, Vars: r.vc})
+	breq := &backends.Request{User: r.user, Vars: r.vc}
+	var entry backends.PassEntry
+	var found, verified, selfChecked bool
+	var err error
+	if v, ok := p.Passdb.(backends.Verifier); ok && check && !p.Deny {
+		// The passdb checks the password itself (auth_bind, PAM).
+		selfChecked = true
+		entry, found, verified, err = v.VerifyPass(ctx, breq, password)
+	} else {
+		entry, found, err = p.Passdb.LookupPass(ctx, breq)
+	}
 	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
+	switch {
+	case errors.Is(err, backends.ErrUserDisabled):
+		r.reason = "account disabled"
+		r.failFields = work
+		return pDisabled
+	case errors.Is(err, backends.ErrPassExpired):
+		r.reason = "password expired"
+		r.failFields = work
+		return pExpired
+	case errors.Is(err, backends.ErrNoCredentials):
+		r.reason = "Configured passdbs don't support credentials lookups"
+		r.noCredentials = true
+	}
 	if err != nil {
 		e.log.Error("passdb lookup failed", "passdb", p.label(), "user", r.user, "err", err)
 		r.reason = "passdb lookup failed"
@@ -447,6 +477,11 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 			result = pInternal
 		}
 	case !check:
+	case selfChecked:
+		if !verified {
+			r.reason = "password mismatch"
+			result = pMismatch
+		}
 	case !entry.HasPassword:
 		r.reason = "passdb returned no password"
 		result = pMismatch
