@@ -26,6 +26,10 @@ import (
 	"github.com/authd-project/authd/internal/vars"
 )
 
+// processStart is when authd started: APOP challenges older than it were
+// not made for this process (protocol.md §4.3).
+var processStart = time.Now()
+
 // defaultConfigPath is read when -c is not given; without it authd runs
 // the built-in demo.
 const defaultConfigPath = "/etc/authd/authd.conf"
@@ -165,14 +169,22 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		switch l.Role {
 		case config.RoleClient, config.RoleLogin:
 			srv := dovecot.NewClientServer(dovecot.ClientConfig{
-				Engine:         eng,
-				Mechs:          mechs,
-				Login:          l.Role == config.RoleLogin,
-				FailureDelay:   cfg.Auth.FailureDelay,
-				DebugPasswords: cfg.Auth.DebugPasswords,
-				Debug:          cfg.Auth.Debug,
-				Log:            d.log.With("listener", l.Name),
-				Shared:         d.shared,
+				Engine:               eng,
+				Mechs:                mechs,
+				Login:                l.Role == config.RoleLogin,
+				FailureDelay:         cfg.Auth.FailureDelay,
+				DebugPasswords:       cfg.Auth.DebugPasswords,
+				Debug:                cfg.Auth.Debug,
+				Log:                  d.log.With("listener", l.Name),
+				Shared:               d.shared,
+				SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
+				SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+				SASL: &sasl.Settings{
+					Realms:            cfg.Auth.Realms,
+					AnonymousUsername: cfg.Auth.AnonymousUsername,
+					UsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+					StartTime:         processStart,
+				},
 			})
 			inst.wg.Add(1)
 			go func() {
@@ -284,6 +296,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 		MasterUserSeparator: a.MasterUserSeparator,
 		AnonymousUsername:   a.AnonymousUsername,
 		DebugPasswords:      a.DebugPasswords,
+		UsernameFromCert:    a.SSLUsernameFromCert,
 		FirstValidUID:       a.FirstValidUID,
 		LastValidUID:        a.LastValidUID,
 		FirstValidGID:       a.FirstValidGID,

@@ -78,6 +78,12 @@ type ClientConfig struct {
 	Debug          bool
 	Log            *slog.Logger
 	Shared         *Shared
+	// auth_ssl_require_client_cert and auth_ssl_username_from_cert: checked
+	// before any mechanism runs (protocol.md §1.3).
+	SSLRequireClientCert, SSLUsernameFromCert bool
+	// SASL holds the mechanisms' settings (realms, anonymous user name,
+	// host name); nil means defaults.
+	SASL *sasl.Settings
 	// Observe, if set, is told the outcome of every finished request.
 	Observe func(mech string, status engine.Status, d time.Duration)
 }
@@ -546,6 +552,14 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 			data = d
 		}
 	}
+	if c.s.cfg.SSLRequireClientCert && !info.ValidClientCert {
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=Client didn't present valid SSL certificate")
+		return true
+	}
+	if c.s.cfg.SSLUsernameFromCert && info.CertUsername == "" {
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=SSL certificate didn't contain username")
+		return true
+	}
 	if present && !def.AllowNUL && hasNUL(data) {
 		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
 		return true
@@ -630,12 +644,9 @@ func (c *clientConn) handleCont(args []string) bool {
 	c.mu.Unlock()
 
 	if req.finalSent {
-		// The client acknowledged the final server data; it must send
-		// nothing more (RFC 5802 §5: an empty response).
-		if args[2] != "" {
-			c.finishFail(req, engine.Result{Status: engine.StatusFail, User: req.final.User, Reason: "data after final server message"}, false)
-			return true
-		}
+		// The client acknowledged the final server data. RFC 5802 wants an
+		// empty response, but Dovecot 2.3 succeeds whatever it is (checked
+		// against the real server), and so do we.
 		c.finishOK(req, req.final, nil)
 		return true
 	}
@@ -692,7 +703,7 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 			}
 		}()
 		if req.mech == nil {
-			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info})
+			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
 		}
 		// The request outlives the client's patience only up to the
 		// request timeout (§1.6).

@@ -67,6 +67,10 @@ func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
 // startClient serves the client protocol on a unix socket and returns its
 // path. The server is shut down when the test ends.
 func (e *testEnv) startClient(t *testing.T, login bool, delay time.Duration, mechs ...string) string {
+	return e.startClientCfg(t, login, delay, false, mechs...)
+}
+
+func (e *testEnv) startClientCfg(t *testing.T, login bool, delay time.Duration, requireCert bool, mechs ...string) string {
 	t.Helper()
 	if len(mechs) == 0 {
 		mechs = []string{"PLAIN", "LOGIN"}
@@ -77,6 +81,7 @@ func (e *testEnv) startClient(t *testing.T, login bool, delay time.Duration, mec
 	}
 	srv := dovecot.NewClientServer(dovecot.ClientConfig{
 		Engine: e.eng, Mechs: defs, Login: login, FailureDelay: delay, Shared: e.shared,
+		SSLRequireClientCert: requireCert,
 	})
 	name := "auth-client"
 	if login {
@@ -304,6 +309,8 @@ func TestTranscripts(t *testing.T) {
 				path = env.startMaster(t, true)
 			case strings.HasPrefix(base, "userdb-"):
 				path = env.startMaster(t, false)
+			case strings.HasPrefix(base, "certreq-"):
+				path = env.startClientCfg(t, false, delay, true)
 			default:
 				path = env.startClient(t, strings.HasPrefix(base, "login-"), delay)
 			}

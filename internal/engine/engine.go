@@ -30,6 +30,9 @@ type Settings struct {
 	MasterUserSeparator string
 	AnonymousUsername   string
 	DebugPasswords      bool
+	// UsernameFromCert: a request's cert_username replaces the name the
+	// mechanism gave (auth_ssl_username_from_cert, protocol.md §5.2 step 3).
+	UsernameFromCert bool
 	// Valid uid/gid ranges applied to userdb results (first_valid_uid …);
 	// a Last of 0 means no upper limit.
 	FirstValidUID, LastValidUID uint32

@@ -63,12 +63,7 @@ func (r *request) setUser(u string) {
 // plaintext password: the path of PLAIN, LOGIN and every mechanism that
 // ends in a password check.
 func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid string, password []byte) Result {
-	loginName, masterName := authcid, ""
-	if l, m, ok := e.splitMaster(authcid); ok {
-		loginName, masterName = l, m
-	} else if authzid != "" && authzid != authcid {
-		loginName, masterName = authzid, authcid
-	}
+	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: authcid}
 	r.vc = e.varsContext(info, "")
 	r.vc.OrigUser = authcid
@@ -78,7 +73,8 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	if masterName == "" {
 		u, err := e.ProcessName(loginName, info)
 		if err != nil {
-			return Result{Status: StatusFail, Reason: err.Error()}
+			// Dovecot names the user as typed in such a FAIL.
+			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
 		e.runPassdbs(ctx, r, password, true, false)
@@ -89,7 +85,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	// its own password against master passdbs, then becomes the login user.
 	mu, err := e.ProcessName(masterName, info)
 	if err != nil {
-		return Result{Status: StatusFail, Reason: err.Error()}
+		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 	}
 	r.setUser(mu)
 	if !e.hasMasterPassdbs() {
@@ -136,6 +132,28 @@ func withProxyPass(res Result, password []byte) Result {
 	return res
 }
 
+// splitLogin decides who authenticates and as whom (protocol.md §5.3):
+// "login*master" with the separator, or an authorization id that differs
+// from the authentication id after name processing (so alice with authzid
+// alice@example.com under a default realm is no master login).
+func (e *Engine) splitLogin(info *Info, authzid, authcid string) (login, master string) {
+	if e.set.UsernameFromCert && info != nil && info.CertUsername != "" {
+		authcid = info.CertUsername
+	}
+	if l, m, ok := e.splitMaster(authcid); ok {
+		return l, m
+	}
+	if authzid == "" || authzid == authcid {
+		return authcid, ""
+	}
+	a, err1 := e.ProcessName(authzid, info)
+	c, err2 := e.ProcessName(authcid, info)
+	if err1 == nil && err2 == nil && a == c {
+		return authcid, ""
+	}
+	return authzid, authcid
+}
+
 func (e *Engine) hasMasterPassdbs() bool {
 	for _, p := range e.passdbs {
 		if p.Master {
@@ -153,12 +171,14 @@ func (e *Engine) hasMasterPassdbs() bool {
 // only SHA512-CRYPT"). The mechanism then checks the client's proof and
 // reports the result with Finish.
 func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, authcid, wanted string) (Result, []byte) {
-	loginName, masterName := authcid, ""
-	if l, m, ok := e.splitMaster(authcid); ok {
-		loginName, masterName = l, m
-	} else if authzid != "" && authzid != authcid {
-		loginName, masterName = authzid, authcid
-	}
+	return e.LookupCredentialsFor(ctx, info, authzid, authcid, wanted, authcid)
+}
+
+// LookupCredentialsFor is LookupCredentials where credUser is the name the
+// credentials are derived for (DIGEST-MD5 hashes user:realm:password with
+// the name the client sent, not the processed one).
+func (e *Engine) LookupCredentialsFor(ctx context.Context, info *Info, authzid, authcid, wanted, credUser string) (Result, []byte) {
+	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: authcid}
 	r.vc = e.varsContext(info, "")
 	r.vc.OrigUser = authcid
@@ -168,7 +188,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	}
 	u, err := e.ProcessName(first, info)
 	if err != nil {
-		return Result{Status: StatusFail, Reason: err.Error()}, nil
+		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}, nil
 	}
 	r.setUser(u)
 	if masterName != "" && !e.hasMasterPassdbs() {
@@ -183,7 +203,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		res.Status, res.Reason = StatusFail, "no stored password for a credentials lookup"
 		return res, nil
 	}
-	cred, err := schemes.Credentials(r.stored.Scheme, r.stored.Data, wanted, authcid)
+	cred, err := schemes.Credentials(r.stored.Scheme, r.stored.Data, wanted, credUser)
 	if err != nil {
 		if errors.Is(err, schemes.ErrSchemeUnavailable) {
 			e.log.Info("credentials unavailable", "user", r.user, "wanted", wanted, "stored", r.stored.Scheme)

@@ -55,6 +55,24 @@ func proofMismatch(res engine.Result, reason string) Reply {
 	return Reply{Done: true, Result: out}
 }
 
+// nameProcessor is implemented by *engine.Engine. It lets a mechanism that
+// fails after Dovecot would have set the user name (auth_request_set_username)
+// name that user in FAIL, as Dovecot does.
+type nameProcessor interface {
+	ProcessName(name string, info *engine.Info) (string, error)
+}
+
+// failAsUser fails the request for the user name the client gave.
+func (e *Env) failAsUser(name, reason string) Reply {
+	res := engine.Result{Status: engine.StatusFail, OrigUser: name, Reason: reason}
+	if p, ok := e.Engine.(nameProcessor); ok {
+		if u, err := p.ProcessName(name, e.Info); err == nil {
+			res.User = u
+		}
+	}
+	return done(res)
+}
+
 // done wraps a final engine Result.
 func done(res engine.Result) Reply { return Reply{Done: true, Result: res} }
 

@@ -38,15 +38,19 @@ func (m *oauth2Mech) Step(ctx context.Context, data []byte, present bool) Reply 
 			return Reply{Challenge: []byte{}}
 		}
 		m.state = 2
-		var user, token string
-		var err string
+		var user, token, msg string
 		if m.bearer {
-			user, token, err = parseOAuthBearer(string(data))
+			user, token, msg = parseOAuthBearer(string(data))
 		} else {
-			user, token, err = parseXOAuth2(string(data))
+			user, token, msg = parseXOAuth2(string(data))
 		}
-		if err != "" {
-			return fail(err)
+		if msg != "" {
+			if user != "" {
+				// Dovecot sets the user before it finds the token
+				// missing: FAIL names the user.
+				return m.env.failAsUser(user, msg)
+			}
+			return fail(msg)
 		}
 		res := m.env.Engine.VerifyPlain(ctx, m.env.Info, "", user, []byte(token))
 		switch res.Status {
@@ -86,7 +90,8 @@ func bearerToken(v string) (string, bool) {
 
 // parseXOAuth2 reads "user=" U ^A "auth=Bearer " T ^A ^A. Unknown fields
 // are ignored, the last user= and auth= count, a malformed auth= fails at
-// once (mech-oauth2.c). XOAUTH2 has no escaping.
+// once (mech-oauth2.c). XOAUTH2 has no escaping. On an error, user is set
+// when Dovecot would already have taken the user name.
 func parseXOAuth2(s string) (user, token, errText string) {
 	userGiven := false
 	for _, f := range strings.Split(s, "\x01") {
@@ -100,11 +105,13 @@ func parseXOAuth2(s string) (user, token, errText string) {
 			token = t
 		}
 	}
-	if !userGiven || token == "" {
+	switch {
+	case !userGiven:
 		return "", "", "XOAUTH2: username or token missing"
-	}
-	if user == "" {
+	case user == "":
 		return "", "", "XOAUTH2: empty username"
+	case token == "":
+		return user, "", "XOAUTH2: username or token missing"
 	}
 	return user, token, ""
 }
@@ -154,11 +161,13 @@ func parseOAuthBearer(s string) (user, token, errText string) {
 			token = t
 		}
 	}
-	if !userGiven || token == "" {
+	switch {
+	case !userGiven:
 		return "", "", "OAUTHBEARER: missing username or token"
-	}
-	if user == "" {
+	case user == "":
 		return "", "", "OAUTHBEARER: empty username"
+	case token == "":
+		return user, "", "OAUTHBEARER: missing username or token"
 	}
 	return user, token, ""
 }

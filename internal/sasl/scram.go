@@ -65,6 +65,11 @@ func (m *scramMech) clientFirst(ctx context.Context, data []byte) Reply {
 	m.state = 2
 	cf, err := parseSCRAMClientFirst(data)
 	if err != nil {
+		if cf.username != "" {
+			// Only the nonce is checked after mech-scram.c has set the
+			// user name: FAIL names the user, as Dovecot's does.
+			return m.env.failAsUser(cf.username, "SCRAM: "+err.Error())
+		}
 		return fail("SCRAM: " + err.Error())
 	}
 	res, cred := m.env.lookupCredentials(ctx, cf.authzid, cf.username, m.scheme, "")
@@ -218,6 +223,7 @@ func parseSCRAMClientFirst(data []byte) (scramClientFirst, error) {
 	if cf.username == "" {
 		return cf, errors.New("empty username")
 	}
+	// Errors from here on leave cf.username set.
 	if cf.cnonce, ok = strings.CutPrefix(fields[1], "r="); !ok {
 		return cf, errors.New("invalid client nonce")
 	}

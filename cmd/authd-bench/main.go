@@ -1,0 +1,185 @@
+// Command authd-bench is authd's load generator and its side-by-side
+// benchmark against Dovecot 2.3's auth process.
+//
+//	authd-bench [run] -a SOCKET [flags]   load one auth server, print rates and latencies
+//	authd-bench compare [flags]           start a private Dovecot and authd with the same
+//	                                      data and load both, A B A B, scenario by scenario
+//
+// Targets are unix sockets or loopback TCP addresses only; every run stops
+// by itself. See internal/bench and docs/performance.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/authd-project/authd/internal/bench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, args, stdout, stderr)
+	case "compare":
+		return cmdCompare(ctx, args, stdout, stderr)
+	case "help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "authd-bench: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  authd-bench [run] -a SOCKET|127.0.0.1:PORT [-proto client|master] [-mech PLAIN|LOGIN|SCRAM-SHA-1|SCRAM-SHA-256]
+                    [-c CONNS] [-d IN-FLIGHT] [-t DURATION] [-warmup DURATION] [-n MAX-REQUESTS]
+                    [-users N | -users-file FILE] [-wrong SHARE] [-no-penalty] [-warm-all] [-json]
+  authd-bench compare [-authd bin/authd] [-quick] [-scenarios LIST] [-data DIR] [-json FILE]
+  authd-bench run -h / compare -h for every flag.
+`)
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	target := fs.String("a", "", "target: a socket path (unix:PATH also works) or a loopback HOST:PORT; other addresses are refused")
+	proto := fs.String("proto", "client", "protocol: client (AUTH on auth-client/login), master (USER on auth-userdb/auth-master), grpc (not available yet)")
+	mech := fs.String("mech", "PLAIN", "SASL mechanism for the client protocol: PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256")
+	conns := fs.Int("c", bench.DefaultConns, "connections")
+	depth := fs.Int("d", bench.DefaultDepth, "requests in flight per connection")
+	dur := fs.Duration("t", 10*time.Second, fmt.Sprintf("measured duration (at most %v)", bench.MaxDuration))
+	warmup := fs.Duration("warmup", 2*time.Second, "warm-up before the measured window (not counted)")
+	maxReq := fs.Int64("n", 0, "stop after this many requests, warm-up included (0: only the duration bounds the run)")
+	nUsers := fs.Int("users", bench.DefaultUserCount, "number of generated users")
+	userFmt := fs.String("user-format", bench.DefaultUserFormat, "user name format for generated users (%d is 1..N)")
+	passFmt := fs.String("pass-format", bench.DefaultPassFormat, "password format for generated users")
+	usersFile := fs.String("users-file", "", "read users from FILE: user<TAB>password or user:password per line (overrides -users)")
+	wrong := fs.Float64("wrong", 0, "share of requests (0..1) with a wrong password (USER: an unknown user)")
+	noPenalty := fs.Bool("no-penalty", false, "send no-penalty with every AUTH (Dovecot then skips its per-IP penalty and the anvil lookup; needed for wrong passwords against Dovecot)")
+	rip := fs.String("rip", "", "send rip=IP with every request (the client address a login process passes on)")
+	service := fs.String("service", bench.DefaultService, "service= value")
+	timeout := fs.Duration("timeout", bench.DefaultTimeout, "connect/handshake timeout, and how long requests may still take after the window")
+	warmAll := fs.Bool("warm-all", false, "before the warm-up, authenticate every user once (fills an auth cache)")
+	seed := fs.Uint64("seed", 0, "random seed for the user sequence (0: random)")
+	asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
+	out := fs.String("o", "", "also write the JSON result to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "authd-bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *target == "" {
+		fmt.Fprintln(stderr, "authd-bench: -a TARGET is required (a socket path or a loopback host:port)")
+		return 2
+	}
+	t, err := bench.ParseTarget(*target)
+	if err != nil {
+		fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+		return 2
+	}
+	var users *bench.Users
+	if *usersFile != "" {
+		f, err := os.Open(*usersFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+			return 2
+		}
+		users, err = bench.ReadUsers(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+			return 2
+		}
+	} else {
+		users, err = bench.GenerateUsers(*nUsers, *userFmt, *passFmt)
+		if err != nil {
+			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+			return 2
+		}
+	}
+	if *wrong > 0 && !*noPenalty && *proto == "client" && *rip == "" {
+		fmt.Fprintln(stderr, "authd-bench: note: wrong passwords without -no-penalty make Dovecot delay every later request from this client by 2–15 s (realservers.md §4.3)")
+	}
+	cfg := bench.Config{
+		Target: t, Protocol: *proto, Mech: *mech, Conns: *conns, Depth: *depth,
+		Duration: *dur, Warmup: *warmup, MaxRequests: *maxReq, Users: users,
+		WrongShare: *wrong, NoPenalty: *noPenalty, RemoteIP: *rip, Service: *service,
+		Timeout: *timeout, WarmAll: *warmAll, Seed: *seed,
+	}
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "authd-bench: interrupted")
+			return 130
+		}
+		fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		err = res.WriteJSON(stdout)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+		return 1
+	}
+	if *out != "" {
+		if err := writeJSONFile(*out, res.WriteJSON); err != nil {
+			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
+			return 1
+		}
+	}
+	if res.Requests == 0 || res.Errors > 0 || res.Late.Unanswered > 0 {
+		fmt.Fprintf(stderr, "authd-bench: %s\n", strings.TrimSpace(problem(res)))
+		return 1
+	}
+	return 0
+}
+
+// problem explains a run whose numbers cannot be trusted.
+func problem(r *bench.Result) string {
+	switch {
+	case r.Requests == 0:
+		return "no request completed in the measured window"
+	case r.Errors > 0:
+		return fmt.Sprintf("%d requests ended in errors", r.Errors)
+	default:
+		return fmt.Sprintf("%d requests were never answered", r.Late.Unanswered)
+	}
+}
+
+func writeJSONFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
