@@ -81,6 +81,14 @@ type Verifier interface {
 	VerifyPass(ctx context.Context, req *Request, password []byte) (entry PassEntry, found bool, ok bool, err error)
 }
 
+// AuthBinder is implemented by Verifiers that check passwords themselves
+// only in some configurations (LDAP with auth_bind = yes); when AuthBind
+// is false the engine looks the hash up and verifies it, keeping the
+// password policy (nopassword, the cache's fingerprints) in one place.
+type AuthBinder interface {
+	AuthBind() bool
+}
+
 // ErrNoCredentials is returned by LookupPass of a Verifier that cannot
 // hand out passwords (PAM): lookups without authentication fail with
 // Dovecot's "Configured passdbs don't support credentials lookups".

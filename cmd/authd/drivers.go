@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/backends/ldap"
 	"github.com/authd-project/authd/backends/passwd"
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/backends/prefetch"
@@ -34,6 +35,9 @@ var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb
 	"static": func(ds *driverSet, args string) (backends.Passdb, error) {
 		return static.New(args)
 	},
+	"ldap": func(ds *driverSet, args string) (backends.Passdb, error) {
+		return ds.ldap(args)
+	},
 }
 
 var userdbDrivers = map[string]func(ds *driverSet, args string) (backends.Userdb, error){
@@ -49,6 +53,9 @@ var userdbDrivers = map[string]func(ds *driverSet, args string) (backends.Userdb
 	"passwd": func(ds *driverSet, args string) (backends.Userdb, error) {
 		return passwd.New(args)
 	},
+	"ldap": func(ds *driverSet, args string) (backends.Userdb, error) {
+		return ds.ldap(args)
+	},
 }
 
 func (ds *driverSet) passwdFile(args string) (*passwdfile.DB, error) {
@@ -57,6 +64,21 @@ func (ds *driverSet) passwdFile(args string) (*passwdfile.DB, error) {
 		return d.(*passwdfile.DB), nil
 	}
 	d, err := passwdfile.New(args, ds.log)
+	if err != nil {
+		return nil, err
+	}
+	ds.built[key] = d
+	return d, nil
+}
+
+// ldap shares one driver (and its connection pools) between a passdb and
+// a userdb with the same conf file, as Dovecot shares its LDAP connection.
+func (ds *driverSet) ldap(args string) (*ldap.DB, error) {
+	key := "ldap\x00" + args
+	if d, ok := ds.built[key]; ok {
+		return d.(*ldap.DB), nil
+	}
+	d, err := ldap.New(args, ds.log)
 	if err != nil {
 		return nil, err
 	}

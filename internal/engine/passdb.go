@@ -380,7 +380,7 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	var entry backends.PassEntry
 	var found, verified, selfChecked bool
 	var err error
-	if v, ok := p.Passdb.(backends.Verifier); ok && check && !p.Deny {
+	if v, ok := selfVerifier(p.Passdb); ok && check && !p.Deny {
 		// The passdb checks the password itself (auth_bind, PAM).
 		selfChecked = true
 		entry, found, verified, err = v.VerifyPass(ctx, breq, password)
@@ -532,6 +532,19 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 		r.failFields = work
 	}
 	return result
+}
+
+// selfVerifier returns db as a Verifier when it checks passwords itself
+// in its current configuration.
+func selfVerifier(db backends.Passdb) (backends.Verifier, bool) {
+	v, ok := db.(backends.Verifier)
+	if !ok {
+		return nil, false
+	}
+	if ab, ok := db.(backends.AuthBinder); ok && !ab.AuthBind() {
+		return nil, false
+	}
+	return v, true
 }
 
 func (p *passdb) label() string {

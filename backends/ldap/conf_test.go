@@ -1,0 +1,288 @@
+package ldap
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/backends"
+)
+
+// productionConf is a production dovecot-ldap.conf.ext, verbatim but for
+// the host.
+const productionConf = `hosts = localhost
+sasl_bind = no
+tls = no
+ldap_version = 3
+base = dc=%d,dc=control,dc=isp
+deref = never
+scope = subtree
+user_attrs = homeDirectory=home=/var/mail/%$,uidNumber=uid,gidNumber=gid,mail=mail
+user_filter = (&(cn=%u)(status=valid))
+pass_attrs = uid=cn,userPassword=password,\
+  homeDirectory=userdb_home,uidNumber=userdb_uid,gidNumber=userdb_gid
+pass_filter = (&(cn=%u)(status=valid))
+default_pass_scheme = PLAIN
+`
+
+func writeConf(t testing.TB, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "dovecot-ldap.conf.ext")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseProductionConf(t *testing.T) {
+	c, err := parseConfigBytes("prod.conf", []byte(productionConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]string{
+		"hosts":               {c.hosts, "localhost"},
+		"base":                {c.base, "dc=%d,dc=control,dc=isp"},
+		"deref":               {c.deref, "never"},
+		"scope":               {c.scope, "subtree"},
+		"user_attrs":          {c.userAttrs, "homeDirectory=home=/var/mail/%$,uidNumber=uid,gidNumber=gid,mail=mail"},
+		"user_filter":         {c.userFilter, "(&(cn=%u)(status=valid))"},
+		"pass_attrs":          {c.passAttrs, "uid=cn,userPassword=password, homeDirectory=userdb_home,uidNumber=userdb_uid,gidNumber=userdb_gid"},
+		"pass_filter":         {c.passFilter, "(&(cn=%u)(status=valid))"},
+		"default_pass_scheme": {c.defaultPassScheme, "PLAIN"},
+		"iterate_filter":      {c.iterateFilter, "(objectClass=posixAccount)"}, // Dovecot's default
+	}
+	for k, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", k, v[0], v[1])
+		}
+	}
+	if c.saslBind || c.tls || c.ldapVersion != 3 || !c.baseSet {
+		t.Errorf("sasl_bind=%v tls=%v ldap_version=%d baseSet=%v", c.saslBind, c.tls, c.ldapVersion, c.baseSet)
+	}
+	if got := c.where("pass_filter"); got != "prod.conf:12" {
+		t.Errorf("pass_filter position %q", got)
+	}
+
+	// The whole file builds, and the pass_attrs continuation splits into
+	// the five fields Dovecot sees.
+	d, errs := build(c, nil2log())
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var names []string
+	for _, f := range d.pass.fields {
+		names = append(names, f.attr+"="+f.name)
+	}
+	if got, want := strings.Join(names, ","), "uid=cn,userPassword=password,homeDirectory=userdb_home,uidNumber=userdb_uid,gidNumber=userdb_gid"; got != want {
+		t.Errorf("pass fields %s, want %s", got, want)
+	}
+	if got := d.PassCacheKey().String(); got != "%u\t%d" {
+		t.Errorf("pass cache key %q", got)
+	}
+	if got := d.UserCacheKey().String(); got != "%u\t%d" {
+		t.Errorf("user cache key %q", got)
+	}
+	if d.DefaultScheme() != "PLAIN" || d.AuthBind() {
+		t.Errorf("default scheme %q, auth bind %v", d.DefaultScheme(), d.AuthBind())
+	}
+	if len(d.dial.targets) != 1 || d.dial.targets[0].addr != "localhost:389" {
+		t.Errorf("targets %+v", d.dial.targets)
+	}
+}
+
+func TestParseSyntax(t *testing.T) {
+	t.Setenv("AUTHD_LDAP_TEST_PW", "from-env")
+	c, err := parseConfigBytes("x.conf", []byte(`
+# comment
+  # indented comment
+dn = "cn=authd, ou=services" # trailing comment
+dnpass = $ENV:AUTHD_LDAP_TEST_PW
+sasl_authz_id = 'with # hash and \"escapes\"\tend'
+base=dc=example,dc=com
+hosts = a.example:1389 b.example \
+  [::1]:636
+uris =
+blocking = YES
+auth_bind = no
+authd_pool_size = 0x10
+authd_timeout = 3 secs
+authd_failback_interval = 500 ms
+something {
+  ignored = inside a section
+  nested {
+    x = y
+  }
+}
+debug_level = -1
+iterate_filter = (&(objectClass=posixAccount)\
+
+  (mail=*))
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string][2]string{
+		"dn":             {c.dn, "cn=authd, ou=services"},
+		"dnpass":         {c.dnpass, "from-env"},
+		"sasl_authz_id":  {c.saslAuthzID, "with # hash and \"escapes\"\tend"},
+		"base":           {c.base, "dc=example,dc=com"},
+		"hosts":          {c.hosts, "a.example:1389 b.example [::1]:636"},
+		"debug_level":    {c.debugLevel, "-1"},
+		"iterate_filter": {c.iterateFilter, "(&(objectClass=posixAccount) (mail=*))"},
+	} {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", k, v[0], v[1])
+		}
+	}
+	if !c.blocking || c.authBind || c.poolSize != 16 || c.timeout != 3*time.Second || c.failback != 500*time.Millisecond {
+		t.Errorf("blocking=%v auth_bind=%v pool=%d timeout=%v failback=%v", c.blocking, c.authBind, c.poolSize, c.timeout, c.failback)
+	}
+	if len(c.warnings) != 1 || !strings.Contains(c.warnings[0], "x.conf:16") {
+		t.Errorf("warnings %q", c.warnings)
+	}
+	ts, err := parseTargets(c.uris, c.hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, tg := range ts {
+		addrs = append(addrs, tg.uri)
+	}
+	if got := strings.Join(addrs, " "); got != "ldap://a.example:1389 ldap://b.example:389 ldap://[::1]:636" {
+		t.Errorf("targets %s", got)
+	}
+}
+
+func TestParseErrorsAllAtOnce(t *testing.T) {
+	_, err := parseConfigBytes("bad.conf", []byte(`hosts = x
+nosuchkey = 1
+tls = maybe
+ldap_version = three
+this line has no equals
+}
+authd_timeout = 5
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`bad.conf:2: unknown setting "nosuchkey"`,
+		`bad.conf:3: tls: invalid boolean "maybe"`,
+		`bad.conf:4: ldap_version: invalid number "three"`,
+		`bad.conf:5: expecting '=' after "this"`,
+		`bad.conf:6: unexpected '}'`,
+		`bad.conf:7: authd_timeout: time interval "5" is missing units`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	p := writeConf(t, `uris = ldap://127.0.0.1:1 gopher://x
+scope = everything
+deref = sometimes
+ldap_version = 2
+default_pass_scheme = NOPE
+pass_filter = (&(uid=%u)
+user_filter = (uid=%z)
+sasl_bind = yes
+sasl_mech = GSSAPI
+user_attrs = @foo=bar
+tls_require_cert = perhaps
+auth_bind = yes
+auth_bind_userdn = uid=%u,,ou=x=
+`)
+	_, err := New(p, nil)
+	if !errors.Is(err, backends.ErrConfig) {
+		t.Fatalf("err %v does not wrap ErrConfig", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		":1: uris: ", "gopher",
+		":2: scope: unknown scope",
+		":3: deref: unknown deref",
+		":4: ldap_version: only LDAPv3",
+		":5: default_pass_scheme: unknown password scheme",
+		":6: pass_filter: not a valid LDAP filter",
+		":7: user_filter: unknown variable %z",
+		":9: sasl_mech: SASL mechanism \"GSSAPI\"",
+		":10: user_attrs: attrs entry \"@foo=bar\"",
+		":11: tls_require_cert: unknown value",
+		":13: auth_bind_userdn: not a valid DN",
+		": base: no base given",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+
+	if _, err := New(filepath.Join(t.TempDir(), "missing.conf"), nil); !errors.Is(err, backends.ErrConfig) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := New("  ", nil); !errors.Is(err, backends.ErrConfig) {
+		t.Errorf("no args: %v", err)
+	}
+	if _, err := New(writeConf(t, "base = dc=x\nuris = ldaps://h\ntls = yes\n"), nil); err == nil || !strings.Contains(err.Error(), "don't use both") {
+		t.Errorf("tls with ldaps: %v", err)
+	}
+}
+
+func TestInclude(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "common.inc"), []byte("base = dc=inc\nhosts = h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "main.conf")
+	if err := os.WriteFile(main, []byte("!include common.inc\n!include_try nothere.inc\nscope = onelevel\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.base != "dc=inc" || c.hosts != "h" || c.scope != "onelevel" {
+		t.Errorf("base %q hosts %q scope %q", c.base, c.hosts, c.scope)
+	}
+	if got := c.where("base"); got != filepath.Join(dir, "common.inc")+":1" {
+		t.Errorf("base set at %q", got)
+	}
+	if err := os.WriteFile(main, []byte("!include nothere.inc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig(main); err == nil || !strings.Contains(err.Error(), "main.conf:1: include") {
+		t.Errorf("missing include: %v", err)
+	}
+}
+
+func TestParseURI(t *testing.T) {
+	for in, want := range map[string]target{
+		"ldap://h":                       {scheme: "ldap", network: "tcp", addr: "h:389", host: "h"},
+		"LDAPS://h:1636/dc=x??sub":       {scheme: "ldaps", network: "tcp", addr: "h:1636", host: "h"},
+		"ldap://[::1]:10389":             {scheme: "ldap", network: "tcp", addr: "[::1]:10389", host: "::1"},
+		"ldapi://%2Ftmp%2Fs%2Fldapi":     {scheme: "ldapi", network: "unix", addr: "/tmp/s/ldapi"},
+		"ldapi:///":                      {scheme: "ldapi", network: "unix", addr: "/var/run/slapd/ldapi"},
+		"ldap:///":                       {scheme: "ldap", network: "tcp", addr: "localhost:389", host: "localhost"},
+		"ldapi://%2Frun%2Fslapd%2Fldapi": {scheme: "ldapi", network: "unix", addr: "/run/slapd/ldapi"},
+	} {
+		got, err := parseURI(in)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		got.uri = ""
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", in, got, want)
+		}
+	}
+	for _, bad := range []string{"h:389", "http://h", "ldap://h:99999", "ldapi://%zz"} {
+		if _, err := parseURI(bad); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,691 @@
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/schemes"
+)
+
+// Verifier is a passdb that checks the password itself (auth_bind): the
+// engine hands it the plaintext instead of comparing a stored hash.
+//
+// found=false: no such user. found=true, ok=false: wrong password (entry
+// may still carry the user's fields). err != nil: could not tell (server
+// down, timeout, unexpected LDAP result) — never a wrong password.
+type Verifier interface {
+	VerifyPass(ctx context.Context, req *backends.Request, password []byte) (entry backends.PassEntry, found bool, ok bool, err error)
+}
+
+var (
+	_ backends.Passdb   = (*DB)(nil)
+	_ backends.Userdb   = (*DB)(nil)
+	_ backends.Iterator = (*DB)(nil)
+	_ backends.Closer   = (*DB)(nil)
+	_ Verifier          = (*DB)(nil)
+)
+
+// searchSizeLimit asks the server for at most two entries per lookup: one
+// is the answer, a second one proves the filter ambiguous (an error, as in
+// Dovecot), and more would only cost.
+const searchSizeLimit = 2
+
+// iteratePageSize is the RFC 2696 page size for LIST. It stays below
+// slapd's default soft size limit (500).
+const iteratePageSize = 250
+
+// DB is one dovecot-ldap.conf.ext: the LDAP passdb and userdb. One DB
+// serves both (Dovecot shares one connection per file the same way), and
+// is safe for concurrent use.
+type DB struct {
+	cfg *config
+	log *slog.Logger
+
+	base       *vars.Template
+	baseStatic bool
+	passFilter *vars.Template
+	userFilter *vars.Template
+	iterFilter *vars.Template
+	userDN     *vars.Template // auth_bind_userdn; nil unless auth_bind = yes
+	authBind   bool
+
+	pass, user, iter *attrMap
+	scope, deref     int
+	defaultScheme    string
+
+	dial *dialer
+	svc  *pool // service connections: searches
+	auth *pool // auth_bind: user binds only; nil otherwise
+
+	passKey, userKey *vars.Template
+	pageSize         uint32 // RFC 2696 page size for LIST; tests lower it
+}
+
+// New reads the dovecot-ldap.conf.ext file named by args (the passdb or
+// userdb args, as in Dovecot). Nothing is connected yet: the first lookup
+// connects, so authd starts while the directory is down. Every problem in
+// the file is reported at once, each with its file:line, wrapped in
+// backends.ErrConfig.
+func New(args string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	path := strings.TrimSpace(args)
+	if path == "" {
+		return nil, fmt.Errorf("%w: ldap: no configuration file given in args", backends.ErrConfig)
+	}
+	cfg, err := parseConfig(path)
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: ldap: %w", backends.ErrConfig, err)
+	}
+	errs := []error{}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	d, berrs := build(cfg, log)
+	errs = append(errs, berrs...)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: ldap: %w", backends.ErrConfig, errors.Join(errs...))
+	}
+	for _, w := range cfg.warnings {
+		log.Warn("ldap: " + w)
+	}
+	return d, nil
+}
+
+// dummyContext fills every variable, so that templates can be expanded at
+// load time to check that they make a valid filter or DN.
+var dummyContext = &vars.Context{
+	User: "x@x", Service: "x", Mech: "x", LocalIP: "127.0.0.1", RemoteIP: "127.0.0.1",
+	Password: "x", Session: "x", LocalName: "x", ClientID: "x", MasterUser: "x", LoginUser: "x",
+}
+
+// build interprets a read configuration. It returns every error found.
+func build(c *config, log *slog.Logger) (*DB, []error) {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", c.where(key), key, fmt.Sprintf(format, args...)))
+	}
+	d := &DB{cfg: c, log: log.With("ldap", c.path), authBind: c.authBind, pageSize: iteratePageSize}
+
+	if !c.baseSet {
+		bad("base", "no base given (Dovecot requires it)")
+	}
+	if strings.TrimSpace(c.uris) == "" && strings.TrimSpace(c.hosts) == "" {
+		bad("uris", "neither uris nor hosts is set")
+	}
+	targets, err := parseTargets(c.uris, c.hosts)
+	if err != nil {
+		key := "uris"
+		if strings.TrimSpace(c.uris) == "" {
+			key = "hosts"
+		}
+		bad(key, "%v", err)
+	}
+	if c.ldapVersion != 3 {
+		bad("ldap_version", "only LDAPv3 is supported (got %d)", c.ldapVersion)
+	}
+	switch strings.ToLower(c.scope) {
+	case "base":
+		d.scope = goldap.ScopeBaseObject
+	case "onelevel":
+		d.scope = goldap.ScopeSingleLevel
+	case "subtree":
+		d.scope = goldap.ScopeWholeSubtree
+	default:
+		bad("scope", "unknown scope %q (base, onelevel or subtree)", c.scope)
+	}
+	switch strings.ToLower(c.deref) {
+	case "never":
+		d.deref = goldap.NeverDerefAliases
+	case "searching":
+		d.deref = goldap.DerefInSearching
+	case "finding":
+		d.deref = goldap.DerefFindingBaseObj
+	case "always":
+		d.deref = goldap.DerefAlways
+	default:
+		bad("deref", "unknown deref option %q (never, searching, finding or always)", c.deref)
+	}
+	if s, ok := schemes.Canonical(c.defaultPassScheme); ok {
+		d.defaultScheme = s
+	} else {
+		bad("default_pass_scheme", "unknown password scheme %q", c.defaultPassScheme)
+	}
+	if c.poolSize < 1 || c.poolSize > 1024 {
+		bad("authd_pool_size", "must be between 1 and 1024 (got %d)", c.poolSize)
+	}
+	if c.timeout <= 0 {
+		bad("authd_timeout", "must be positive")
+	}
+
+	// Templates.
+	parse := func(key, src string) *vars.Template {
+		t, err := vars.Parse(src)
+		if err != nil {
+			bad(key, "%v", err)
+			return nil
+		}
+		if u := t.Unknown(); len(u) > 0 {
+			bad(key, "unknown variable %%%s", u[0])
+			return nil
+		}
+		return t
+	}
+	d.base = parse("base", c.base)
+	if d.base != nil {
+		d.baseStatic = d.base.Static()
+		if _, err := goldap.ParseDN(d.base.Expand(dummyContext, EscapeDN)); err != nil {
+			bad("base", "not a valid DN: %v", err)
+		}
+	}
+	filter := func(key, src string) *vars.Template {
+		t := parse(key, src)
+		if t == nil {
+			return nil
+		}
+		// Escaped values cannot change a filter's structure, so one
+		// expansion with dummy values shows whether it is well formed.
+		if _, err := goldap.CompileFilter(t.Expand(dummyContext, EscapeFilter)); err != nil {
+			bad(key, "not a valid LDAP filter: %v", err)
+		}
+		return t
+	}
+	d.passFilter = filter("pass_filter", c.passFilter)
+	d.userFilter = filter("user_filter", c.userFilter)
+	d.iterFilter = filter("iterate_filter", c.iterateFilter)
+	if c.authBindUserDN != "" {
+		if !c.authBind {
+			c.warnings = append(c.warnings, fmt.Sprintf("%s: auth_bind_userdn is ignored without auth_bind = yes", c.where("auth_bind_userdn")))
+		} else if t := parse("auth_bind_userdn", c.authBindUserDN); t != nil {
+			if _, err := goldap.ParseDN(t.Expand(dummyContext, EscapeDN)); err != nil {
+				bad("auth_bind_userdn", "not a valid DN: %v", err)
+			}
+			d.userDN = t
+		}
+	}
+	attrs := func(key, src, skip string) *attrMap {
+		m, err := parseAttrs(src, skip)
+		if err != nil {
+			bad(key, "%v", err)
+			return &attrMap{}
+		}
+		return m
+	}
+	skip := ""
+	if c.authBind {
+		// Dovecot drops the password field with auth_bind: the password is
+		// checked by binding, and a readable hash would be ignored anyway.
+		skip = "password"
+	}
+	d.pass = attrs("pass_attrs", c.passAttrs, skip)
+	d.user = attrs("user_attrs", c.userAttrs, "")
+	d.iter = attrs("iterate_attrs", c.iterateAttrs, "")
+
+	// Binding and TLS.
+	svcBind := &binder{dn: c.dn, pass: c.dnpass}
+	if c.saslBind {
+		if !strings.EqualFold(c.saslMech, "EXTERNAL") {
+			bad("sasl_mech", "SASL mechanism %q is not supported by authd (supported: EXTERNAL)", c.saslMech)
+		}
+		svcBind = &binder{saslExternal: true, authzID: c.saslAuthzID}
+	}
+	for _, t := range targets {
+		if t.scheme == "ldaps" && c.tls {
+			// StartTLS inside TLS: Dovecot stops with the same advice.
+			bad("tls", "don't use both tls = yes and an ldaps:// URI")
+		}
+	}
+	tlsConf, terrs := tlsConfig(c)
+	errs = append(errs, terrs...)
+	if c.tlsCipherSuite != "" {
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: tls_cipher_suite is ignored (Go's TLS chooses its cipher suites)", c.where("tls_cipher_suite")))
+	}
+	if c.ldaprcPath != "" {
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: ldaprc_path is ignored: put the settings in this file", c.where("ldaprc_path")))
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	d.dial = &dialer{
+		targets:   targets,
+		tls:       tlsConf,
+		startTLS:  c.tls,
+		timeout:   c.timeout,
+		failback:  c.failback,
+		log:       d.log,
+		downUntil: make([]time.Time, len(targets)),
+	}
+	d.svc = newPool(d.dial, svcBind, c.poolSize)
+	if c.authBind {
+		d.auth = newPool(d.dial, nil, c.poolSize)
+	}
+
+	// Cache keys (protocol.md §5.9): Dovecot builds them from the text of
+	// base, the attrs and the filter; the LDAP-only variables are left out
+	// here because they are not request values. The bind DN template
+	// decides the answer with auth_bind_userdn, so it counts too.
+	pk := []*vars.Template{d.base, d.passFilter}
+	if d.userDN != nil {
+		pk = append(pk, d.userDN)
+	}
+	d.passKey = vars.CacheKeyOf(append(pk, d.pass.keyTemplates...)...)
+	d.userKey = vars.CacheKeyOf(append([]*vars.Template{d.base, d.userFilter}, d.user.keyTemplates...)...)
+	return d, nil
+}
+
+// tlsConfig builds the client TLS settings from tls_* (the OpenLDAP option
+// names Dovecot passes on). tls_require_cert never/allow skip
+// verification, as libldap does; demand, hard and try (and the default)
+// verify the server against tls_ca_cert_file/dir or the system roots.
+func tlsConfig(c *config) (*tls.Config, []error) {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", c.where(key), key, fmt.Sprintf(format, args...)))
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.tlsCACertFile != "" || c.tlsCACertDir != "" {
+		roots := x509.NewCertPool()
+		if c.tlsCACertFile != "" {
+			pem, err := os.ReadFile(c.tlsCACertFile)
+			if err != nil {
+				bad("tls_ca_cert_file", "%v", err)
+			} else if !roots.AppendCertsFromPEM(pem) {
+				bad("tls_ca_cert_file", "%s holds no PEM certificate", c.tlsCACertFile)
+			}
+		}
+		if c.tlsCACertDir != "" {
+			ents, err := os.ReadDir(c.tlsCACertDir)
+			if err != nil {
+				bad("tls_ca_cert_dir", "%v", err)
+			}
+			for _, e := range ents {
+				if e.IsDir() {
+					continue
+				}
+				if pem, err := os.ReadFile(filepath.Join(c.tlsCACertDir, e.Name())); err == nil {
+					roots.AppendCertsFromPEM(pem)
+				}
+			}
+		}
+		tc.RootCAs = roots
+	}
+	if (c.tlsCertFile == "") != (c.tlsKeyFile == "") {
+		bad("tls_cert_file", "tls_cert_file and tls_key_file go together")
+	} else if c.tlsCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCertFile, c.tlsKeyFile)
+		if err != nil {
+			bad("tls_cert_file", "%v", err)
+		} else {
+			tc.Certificates = []tls.Certificate{cert}
+		}
+	}
+	switch strings.ToLower(c.tlsRequireCert) {
+	case "", "demand", "hard", "try":
+	case "never", "allow":
+		tc.InsecureSkipVerify = true
+	default:
+		bad("tls_require_cert", "unknown value %q (never, hard, demand, allow or try)", c.tlsRequireCert)
+	}
+	return tc, errs
+}
+
+// DefaultScheme is the scheme of passwords stored without a {…} prefix.
+func (d *DB) DefaultScheme() string { return d.defaultScheme }
+
+// AuthBind reports whether passwords are checked by binding as the user
+// (auth_bind = yes). The engine then calls VerifyPass; otherwise it can
+// verify the stored password from LookupPass itself.
+func (d *DB) AuthBind() bool { return d.authBind }
+
+// PassCacheKey is the default auth cache key template of the passdb.
+func (d *DB) PassCacheKey() *vars.Template { return d.passKey }
+
+// UserCacheKey is the default auth cache key template of the userdb.
+func (d *DB) UserCacheKey() *vars.Template { return d.userKey }
+
+// Close closes every connection. Lookups after Close fail.
+func (d *DB) Close() error {
+	d.svc.close()
+	if d.auth != nil {
+		d.auth.close()
+	}
+	return nil
+}
+
+func requestVars(req *backends.Request) *vars.Context {
+	if req.Vars != nil {
+		return req.Vars
+	}
+	return &vars.Context{User: req.User}
+}
+
+// find runs one lookup search: the base and filter expanded for the
+// request, at most one entry expected.
+func (d *DB) find(ctx context.Context, req *backends.Request, filterT *vars.Template, attrs []string, what string) (*entry, bool, error) {
+	vc := requestVars(req)
+	base := d.base.Expand(vc, EscapeDN)
+	if !d.baseStatic {
+		if _, err := goldap.ParseDN(base); err != nil {
+			// A user name that makes the base DN invalid (an empty %d, say)
+			// cannot name an entry under it.
+			d.log.Debug("ldap: base is not a valid DN for this user", "user", req.User, "err", err)
+			return nil, false, nil
+		}
+	}
+	filter := filterT.Expand(vc, EscapeFilter)
+	if len(attrs) == 0 {
+		// RFC 4511 §4.5.1.8: "1.1" asks for no attributes at all, where an
+		// empty list would return every one.
+		attrs = []string{"1.1"}
+	}
+	sreq := goldap.NewSearchRequest(base, d.scope, d.deref, searchSizeLimit, 0, false, filter, attrs, nil)
+	var res *goldap.SearchResult
+	err := d.svc.do(ctx, func(c *goldap.Conn) error {
+		var err error
+		res, err = c.Search(sreq)
+		return err
+	})
+	d.log.Debug("ldap: search", "what", what, "user", req.User, "base", base, "err", err)
+	if err != nil {
+		var le *goldap.Error
+		if errors.As(err, &le) {
+			switch {
+			case le.ResultCode == goldap.LDAPResultNoSuchObject:
+				// The base does not exist: Dovecot treats this as "no
+				// entry" (db_ldap_handle_request_result).
+				return nil, false, nil
+			case le.ResultCode == goldap.LDAPResultInvalidDNSyntax && !d.baseStatic:
+				return nil, false, nil
+			case le.ResultCode == goldap.LDAPResultSizeLimitExceeded && res != nil && len(res.Entries) > 1:
+				return nil, false, fmt.Errorf("ldap: %s matched multiple objects for %q", what, req.User)
+			}
+		}
+		return nil, false, fmt.Errorf("ldap: %s search for %q: %w", what, req.User, err)
+	}
+	switch len(res.Entries) {
+	case 0:
+		return nil, false, nil
+	case 1:
+	default:
+		return nil, false, fmt.Errorf("ldap: %s matched multiple objects for %q", what, req.User)
+	}
+	return toEntry(res.Entries[0]), true, nil
+}
+
+func toEntry(e *goldap.Entry) *entry {
+	out := &entry{dn: e.DN, attrs: make(map[string][]string, len(e.Attributes))}
+	for _, a := range e.Attributes {
+		k := strings.ToLower(a.Name)
+		out.attrs[k] = append(out.attrs[k], a.Values...)
+	}
+	return out
+}
+
+func (d *DB) multiWarner(user string) func(string) {
+	return func(attr string) {
+		// Only the attribute's name: the value may be a password.
+		d.log.Warn("ldap: multiple values found, using the first", "attr", attr, "user", user)
+	}
+}
+
+// passEntry maps a passdb search result to a PassEntry: the password
+// (Dovecot's "password" / "password_noscheme" fields, split with the
+// strict {…} rule, schemes.md §2.1) and the extra fields.
+func (d *DB) passEntry(e *entry, req *backends.Request) backends.PassEntry {
+	var pe backends.PassEntry
+	warn := d.multiWarner(req.User)
+	d.pass.resolve(e, requestVars(req), warn, func(name string, values []string) {
+		if values == nil {
+			return // attribute absent: Dovecot leaves the field unset
+		}
+		if len(values) > 1 {
+			warn(name)
+		}
+		v := values[0]
+		switch name {
+		case "password", "password_noscheme":
+			if pe.HasPassword {
+				d.log.Error("ldap: multiple password fields, keeping the first", "user", req.User)
+				return
+			}
+			pe.HasPassword = true
+			if name == "password" {
+				pe.Scheme, pe.Data = schemes.SplitStrict(v)
+			} else {
+				pe.Data = v
+			}
+			if pe.Scheme == "" {
+				pe.Scheme = d.defaultScheme
+			}
+		default:
+			pe.Fields.Set(name, v)
+		}
+	})
+	return pe
+}
+
+// LookupPass implements backends.Passdb: the entry pass_filter finds under
+// base, mapped through pass_attrs. With auth_bind = yes the password field
+// is not read (HasPassword is false) and the fields alone are returned, as
+// Dovecot does for lookups without authentication.
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+	e, found, err := d.find(ctx, req, d.passFilter, d.pass.attrs, "pass_filter")
+	if err != nil || !found {
+		return backends.PassEntry{}, false, err
+	}
+	return d.passEntry(e, req), true, nil
+}
+
+// LookupUser implements backends.Userdb: the entry user_filter finds,
+// mapped through user_attrs. An absent attribute gives no field; a
+// multi-valued gid becomes a comma-separated list and any other
+// multi-valued field keeps its first value, as in Dovecot 2.3
+// (auth_request_set_userdb_field_values).
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+	e, found, err := d.find(ctx, req, d.userFilter, d.user.attrs, "user_filter")
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return d.userFields(e, req), true, nil
+}
+
+// userFields maps a userdb search result through user_attrs.
+func (d *DB) userFields(e *entry, req *backends.Request) fields.Fields {
+	fs := fields.Fields{}
+	warn := d.multiWarner(req.User)
+	d.user.resolve(e, requestVars(req), warn, func(name string, values []string) {
+		switch {
+		case len(values) == 0:
+			return
+		case name == "gid" && len(values) > 1:
+			fs.Set(name, strings.Join(values, ","))
+		default:
+			if len(values) > 1 {
+				warn(name)
+			}
+			fs.Set(name, values[0])
+		}
+	})
+	return fs
+}
+
+// VerifyPass implements Verifier.
+//
+// With auth_bind = yes the entry is found with pass_filter on the service
+// connection and its DN is bound with password on a connection of the
+// auth-bind pool; with auth_bind_userdn the DN comes from that template and
+// nothing is searched (so no fields are returned, and since LDAP servers
+// answer invalidCredentials for a DN that does not exist, an unknown user
+// looks like a wrong password, as in Dovecot). An empty password is never
+// sent: a simple bind without password is an anonymous bind (RFC 4513
+// §5.1.2) that would "succeed"; it is a wrong password.
+//
+// Without auth_bind VerifyPass is LookupPass plus schemes.Verify, so the
+// method is correct whichever way a caller uses it; the engine should
+// prefer its own verification then (see AuthBind). Field policy
+// (nopassword, allow_nets …) stays with the engine in every mode.
+func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassEntry, bool, bool, error) {
+	if !d.authBind {
+		pe, found, err := d.LookupPass(ctx, req)
+		if err != nil || !found {
+			return pe, found, false, err
+		}
+		if !pe.HasPassword {
+			return pe, true, false, nil
+		}
+		ok, err := schemes.Verify(pe.Scheme, pe.Data, password, req.User)
+		if err != nil {
+			return pe, true, false, fmt.Errorf("ldap: stored password of %q: %w", req.User, err)
+		}
+		return pe, true, ok, nil
+	}
+	var pe backends.PassEntry
+	var dn string
+	if d.userDN != nil {
+		if len(password) == 0 {
+			return pe, true, false, nil
+		}
+		dn = d.userDN.Expand(requestVars(req), EscapeDN)
+		if _, err := goldap.ParseDN(dn); err != nil {
+			return pe, false, false, nil
+		}
+	} else {
+		e, found, err := d.find(ctx, req, d.passFilter, d.pass.attrs, "pass_filter")
+		if err != nil || !found {
+			return pe, false, false, err
+		}
+		pe = d.passEntry(e, req)
+		if len(password) == 0 {
+			return pe, true, false, nil
+		}
+		dn = e.dn
+	}
+	err := d.auth.do(ctx, func(c *goldap.Conn) error { return c.Bind(dn, string(password)) })
+	var le *goldap.Error
+	switch {
+	case err == nil:
+		return pe, true, true, nil
+	case errors.As(err, &le) && le.ResultCode == goldap.LDAPResultInvalidCredentials:
+		return pe, true, false, nil
+	case errors.As(err, &le) && (le.ResultCode == goldap.LDAPResultNoSuchObject || le.ResultCode == goldap.LDAPResultInvalidDNSyntax):
+		// The entry vanished between search and bind, or the DN template
+		// names nothing.
+		return pe, false, false, nil
+	}
+	return pe, false, false, fmt.Errorf("ldap: bind as %q: %w", req.User, err)
+}
+
+// IterateUsers implements backends.Iterator: iterate_filter under base,
+// read in RFC 2696 pages on one service connection (the paging cookie
+// belongs to the connection), every value of every field named "user"
+// listed, as Dovecot does. base and iterate_filter are expanded without a
+// user, so a base that needs %u/%d cannot be listed. A listing cut short
+// by the server's size limit is an error after the users already passed
+// to fn. fn runs while the listing holds one service connection: with
+// authd_pool_size = 1 it must not wait for a lookup on the same DB.
+func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error {
+	vc := &vars.Context{}
+	base := d.base.Expand(vc, EscapeDN)
+	if _, err := goldap.ParseDN(base); err != nil {
+		return fmt.Errorf("ldap: cannot list users: base %q needs values a listing does not have: %w", d.base.String(), err)
+	}
+	filter := d.iterFilter.Expand(vc, EscapeFilter)
+	attrs := d.iter.attrs
+	if len(attrs) == 0 {
+		attrs = []string{"1.1"}
+	}
+	pc, _, err := d.svc.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	healthy := false
+	defer func() { d.svc.release(pc, healthy, !healthy && ctx.Err() == nil) }()
+
+	paging := goldap.NewControlPaging(d.pageSize)
+	sreq := goldap.NewSearchRequest(base, d.scope, d.deref, 0, 0, false, filter, attrs, []goldap.Control{paging})
+	warned := map[string]bool{}
+	listed := 0
+	for {
+		var res *goldap.SearchResult
+		err := runOp(ctx, pc.c, d.dial.timeout, func(c *goldap.Conn) error {
+			var err error
+			res, err = c.Search(sreq)
+			return err
+		})
+		var le *goldap.Error
+		limited := errors.As(err, &le) && le.ResultCode == goldap.LDAPResultSizeLimitExceeded && res != nil
+		if err != nil && !limited {
+			healthy = healthyAfter(err) && ctx.Err() == nil
+			return fmt.Errorf("ldap: listing users: %w", err)
+		}
+		var cookie []byte
+		if ctl, ok := goldap.FindControl(res.Controls, goldap.ControlTypePaging).(*goldap.ControlPaging); ok {
+			cookie = ctl.Cookie
+		}
+		stop := false
+		for _, ge := range res.Entries {
+			d.iter.resolve(toEntry(ge), vc, nil, func(name string, values []string) {
+				if stop {
+					return
+				}
+				if name != "user" {
+					if !warned[name] {
+						warned[name] = true
+						d.log.Warn("ldap: iterate: ignoring field not named 'user'", "field", name)
+					}
+					return
+				}
+				for _, v := range values {
+					listed++
+					if !fn(v) {
+						stop = true
+						return
+					}
+				}
+			})
+			if stop {
+				break
+			}
+		}
+		if limited && !stop {
+			// slapd counts paged results against the identity's size
+			// limit (500 by default): the list would be silently cut
+			// short, so it is an error, after the users already listed.
+			healthy = true
+			return fmt.Errorf("ldap: listing users: the server's size limit ended the list after %d users "+
+				"(raise it for the service account, e.g. slapd's `limits dn.exact=\"<dn>\" size=unlimited`): %w", listed, err)
+		}
+		if len(cookie) == 0 {
+			healthy = true
+			return nil
+		}
+		if stop || ctx.Err() != nil {
+			// RFC 2696 §3: a page size of 0 with the cookie abandons the
+			// paged search and frees the server's state.
+			paging.PagingSize = 0
+			paging.SetCookie(cookie)
+			aerr := runOp(ctx, pc.c, d.dial.timeout, func(c *goldap.Conn) error {
+				_, err := c.Search(sreq)
+				return err
+			})
+			healthy = healthyAfter(aerr) && ctx.Err() == nil
+			return ctx.Err()
+		}
+		paging.SetCookie(cookie)
+	}
+}
