@@ -3,12 +3,17 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-short lint fuzz clean
+.PHONY: all build build-pam run test test-pam test-short lint fuzz clean
 
 all: lint build test
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authd ./cmd/authd
+
+# authd with the PAM passdb: cgo and libpam (Debian libpam0g-dev); the
+# default build stays pure Go.
+build-pam:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags pam -o bin/authd ./cmd/authd
 
 # Starts authd on its built-in demo configuration (sockets under ./run).
 run:
@@ -19,6 +24,10 @@ run:
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+# The PAM variant's tests (root: they create a user and /etc/pam.d files).
+test-pam:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pam ./backends/pam/ ./backends/shadow/... ./cmd/...
+
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
@@ -26,6 +35,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	CGO_ENABLED=1 $(GO) vet -tags pam $(PKGS)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -7,9 +7,11 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/ldap"
+	"github.com/authd-project/authd/backends/pam"
 	"github.com/authd-project/authd/backends/passwd"
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/backends/prefetch"
+	"github.com/authd-project/authd/backends/shadow"
 	"github.com/authd-project/authd/backends/static"
 )
 
@@ -37,6 +39,20 @@ var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb
 	},
 	"ldap": func(ds *driverSet, args string) (backends.Passdb, error) {
 		return ds.ldap(args)
+	},
+	"pam": func(ds *driverSet, args string) (backends.Passdb, error) {
+		db, err := pam.New(args, ds.log)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return db, nil
+	},
+	"shadow": func(ds *driverSet, args string) (backends.Passdb, error) {
+		db, err := shadow.New(args, ds.log)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
 	},
 }
 

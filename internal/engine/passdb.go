@@ -388,15 +388,28 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 		entry, found, err = p.Passdb.LookupPass(ctx, breq)
 	}
 	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
-	switch {
-	case errors.Is(err, backends.ErrUserDisabled):
-		r.reason = "account disabled"
+	if errors.Is(err, backends.ErrUserDisabled) || errors.Is(err, backends.ErrPassExpired) {
+		// The account state is only revealed to someone who knows the
+		// password: check it first when the passdb gave a hash (shadow).
+		if found && check && !selfChecked && entry.HasPassword {
+			if ok, verr := e.verify(ctx, entry.Scheme, entry.Data, password, r.origUser); verr == nil && !ok {
+				r.reason = "password mismatch"
+				r.failFields = work
+				return pMismatch
+			}
+		}
+		for _, f := range entry.Fields {
+			work.Set(f.Key, f.Value) // e.g. PAM's reason=
+		}
 		r.failFields = work
-		return pDisabled
-	case errors.Is(err, backends.ErrPassExpired):
+		if errors.Is(err, backends.ErrUserDisabled) {
+			r.reason = "account disabled"
+			return pDisabled
+		}
 		r.reason = "password expired"
-		r.failFields = work
 		return pExpired
+	}
+	switch {
 	case errors.Is(err, backends.ErrNoCredentials):
 		r.reason = "Configured passdbs don't support credentials lookups"
 		r.noCredentials = true
@@ -411,7 +424,9 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 		if p.Deny {
 			return pUnknown
 		}
-		if check && len(password) > 0 {
+		if check && len(password) > 0 && !selfChecked {
+			// A passdb that checks passwords itself (PAM) has spent its
+			// own time already.
 			e.verifyDummy(ctx, p, password)
 		}
 		r.reason = "unknown user"
