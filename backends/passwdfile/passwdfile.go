@@ -363,3 +363,17 @@ func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error 
 	}
 	return nil
 }
+
+// PassCacheKey is the auth cache key template. A passwd-file with a fixed
+// path is memory already and is not cached (as in Dovecot, protocol.md
+// §5.9); one whose path holds variables is keyed by those and the user
+// name format.
+func (d *DB) PassCacheKey() *vars.Template {
+	if d.path.Static() {
+		return nil
+	}
+	return vars.CacheKeyOf(d.path, d.format)
+}
+
+// UserCacheKey is PassCacheKey for the userdb side.
+func (d *DB) UserCacheKey() *vars.Template { return d.PassCacheKey() }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
@@ -162,6 +163,14 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		_ = eng.Close()
 		return nil, err
 	}
+	// A new instance starts with an empty cache: a reload flushes it, as
+	// SIGHUP does in Dovecot.
+	eng.SetCache(cache.New(cache.Options{
+		MaxBytes:    cfg.Auth.CacheSize,
+		TTL:         cfg.Auth.CacheTTL,
+		NegativeTTL: cfg.Auth.CacheNegativeTTL,
+		Fingerprint: cfg.Auth.CacheVerifyPasswordFingerprint,
+	}))
 	inst := &instance{cfg: cfg, eng: eng, handlers: map[string]func(net.Conn){}}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
@@ -196,6 +205,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		case config.RoleMaster, config.RoleUserdb:
 			mc := dovecot.MasterConfig{
 				Engine: eng,
+				Cache:  eng.Cache(),
 				Full:   l.Role == config.RoleMaster,
 				Debug:  cfg.Auth.Debug,
 				Log:    d.log.With("listener", l.Name),

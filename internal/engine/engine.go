@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -127,6 +128,7 @@ type Engine struct {
 	log       *slog.Logger
 	verifySem *semaphore.Weighted
 	obs       Observer
+	cache     *cache.Cache // nil: off (every method of a nil cache is a no-op)
 }
 
 // SetObserver installs o (nil removes it). Call it before serving.
@@ -139,15 +141,17 @@ func (e *Engine) SetObserver(o Observer) {
 
 type passdb struct {
 	DBSpec
-	id     int
-	dummy  sync.Map // scheme -> dummy data, for unknown users (see verifyDummy)
-	lastMu sync.Mutex
-	last   string // scheme of the last user found, so unknown users cost the same
+	id       int
+	cacheKey *vars.Template // nil: answers not cached
+	dummy    sync.Map       // scheme -> dummy data, for unknown users (see verifyDummy)
+	lastMu   sync.Mutex
+	last     string // scheme of the last user found, so unknown users cost the same
 }
 
 type userdb struct {
 	DBSpec
-	id int
+	id       int
+	cacheKey *vars.Template
 }
 
 // New builds an engine.
@@ -184,13 +188,13 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 		if p.Passdb == nil {
 			return nil, fmt.Errorf("passdb %d (%s): no driver", i+1, p.Driver)
 		}
-		e.passdbs = append(e.passdbs, &passdb{DBSpec: p, id: i + 1})
+		e.passdbs = append(e.passdbs, &passdb{DBSpec: p, id: i + 1, cacheKey: e.cacheKeyFor(p.Passdb, false)})
 	}
 	for i, u := range userdbs {
 		if u.Userdb == nil {
 			return nil, fmt.Errorf("userdb %d (%s): no driver", i+1, u.Driver)
 		}
-		e.userdbs = append(e.userdbs, &userdb{DBSpec: u, id: i + 1})
+		e.userdbs = append(e.userdbs, &userdb{DBSpec: u, id: i + 1, cacheKey: e.cacheKeyFor(u.Userdb, true)})
 	}
 	w := set.VerifyWorkers
 	if w <= 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -24,7 +25,8 @@ const (
 	pInternal
 	pDisabled
 	pExpired
-	pNext // noauthenticate: fields only
+	pNext    // noauthenticate: fields only
+	pRecheck // a cached password did not match: ask the backend again
 )
 
 // request is the state of one request as it walks the chains.
@@ -370,6 +372,16 @@ func usernameFilterMatch(filter []string, user string) bool {
 
 // runPassdb asks one passdb and interprets its fields.
 func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password []byte, check bool) passResult {
+	res := e.runPassdbOnce(ctx, r, p, password, check, false)
+	if res == pRecheck {
+		// A cached entry did not match, but its last check succeeded (or
+		// it is old): the password may have changed, ask the backend.
+		res = e.runPassdbOnce(ctx, r, p, password, check, true)
+	}
+	return res
+}
+
+func (e *Engine) runPassdbOnce(ctx context.Context, r *request, p *passdb, password []byte, check, force bool) passResult {
 	work := r.extra.Clone()
 	userdbWork := r.userdbF.Clone()
 	r.vc.Passdb = &work
@@ -380,14 +392,22 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	var entry backends.PassEntry
 	var found, verified, selfChecked bool
 	var err error
+	var cacheKey string
+	var centry *cache.Entry
+	var fromCache bool
+	cached := p.cacheKey != nil && e.cache != nil
 	if v, ok := selfVerifier(p.Passdb); ok && check && !p.Deny {
 		// The passdb checks the password itself (auth_bind, PAM).
 		selfChecked = true
+		cached = false
 		entry, found, verified, err = v.VerifyPass(ctx, breq, password)
+		e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
+	} else if cached {
+		entry, found, err, cacheKey, centry, fromCache = e.cachedPass(ctx, p, breq, force)
 	} else {
 		entry, found, err = p.Passdb.LookupPass(ctx, breq)
+		e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	}
-	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	if errors.Is(err, backends.ErrUserDisabled) || errors.Is(err, backends.ErrPassExpired) {
 		// The account state is only revealed to someone who knows the
 		// password: check it first when the passdb gave a hash (shadow).
@@ -520,8 +540,21 @@ func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password 
 	case !entry.HasPassword:
 		r.reason = "passdb returned no password"
 		result = pMismatch
+	case cached && centry != nil && e.cache.PasswordMatches(cacheKey, centry, password):
+		// The same password verified against this very entry before: the
+		// keyed fingerprint saves the scheme's cost (design.md).
+		e.cache.MarkResult(cacheKey, centry, true)
 	default:
 		ok, err := e.verify(ctx, entry.Scheme, entry.Data, password, r.origUser)
+		if cached && centry != nil && err == nil {
+			if !ok && fromCache && e.cache.RecheckAfterMismatch(cacheKey, centry) {
+				return pRecheck
+			}
+			e.cache.MarkResult(cacheKey, centry, ok)
+			if ok {
+				e.cache.RememberPassword(cacheKey, centry, password)
+			}
+		}
 		switch {
 		case err != nil:
 			e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", entry.Scheme, "err", err)

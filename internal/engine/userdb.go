@@ -118,6 +118,9 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 			default:
 				err = fmt.Errorf("passdb lookup for the static userdb: %s", pr.Status)
 			}
+		} else if d.cacheKey != nil && e.cache != nil {
+			vc.PassdbID = d.id
+			got, ok, err = e.cachedUser(ctx, d, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
 		} else {
 			got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
 		}

@@ -1,0 +1,122 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/engine"
+)
+
+// The engine with the auth cache over a real driver: a passwd-file whose
+// path holds %d, which (like SQL and LDAP) is cached. A file replaced by a
+// directory is a backend that cannot answer.
+func TestEngineCache(t *testing.T) {
+	dir := t.TempDir()
+	dom := filepath.Join(dir, "example.com")
+	os.MkdirAll(dom, 0o755)
+	users := filepath.Join(dom, "users")
+	write := func(body string) {
+		t.Helper()
+		os.RemoveAll(users)
+		if err := os.WriteFile(users, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("alice@example.com:{SHA512-CRYPT}$6$I6snSvYT4fxI4JV9$PL3IhYk39g8R/7Zhb.PqPnugo.YYT1GEtruZR64TZPZT2Z4xfylNF/S/IAhKnP55FDY0VsB4Ramci2m0IccQX0:1000:1000::/home/alice::\n")
+	db, err := passwdfile.New(dir+"/%d/users", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	c := cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour, Fingerprint: true, Now: func() time.Time { return now }})
+	var obs countingObserver
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(db)}, []engine.DBSpec{pass(db)})
+	e.SetCache(c)
+	e.SetObserver(&obs)
+	ctx := context.Background()
+	login := func(user, pw string) engine.Status {
+		t.Helper()
+		return e.VerifyPlain(ctx, info, "", user, []byte(pw)).Status
+	}
+
+	if st := login("alice@example.com", "wonderland"); st != engine.StatusOK {
+		t.Fatalf("first login: %v", st)
+	}
+	// A repeat login neither asks the backend nor runs SHA512-CRYPT.
+	lookups, verifies := obs.lookups, obs.verifies
+	if st := login("alice@example.com", "wonderland"); st != engine.StatusOK {
+		t.Fatalf("repeat login: %v", st)
+	}
+	if obs.lookups != lookups || obs.verifies != verifies {
+		t.Fatalf("repeat login cost %d lookups and %d verifications", obs.lookups-lookups, obs.verifies-verifies)
+	}
+	// The password changes in the backend: the next login with the new
+	// one works at once (the entry's last check succeeded, so a mismatch
+	// goes back to the backend, protocol.md §5.9).
+	write("alice@example.com:{PLAIN}newpw:1000:1000::/home/alice::\n")
+	if st := login("alice@example.com", "newpw"); st != engine.StatusOK {
+		t.Fatalf("login with the changed password: %v", st)
+	}
+	// A wrong password after a success asks the backend once; repeated
+	// wrong passwords are then answered from the cache.
+	if st := login("alice@example.com", "wrong"); st != engine.StatusFail {
+		t.Fatalf("wrong password: %v", st)
+	}
+	lookups = obs.lookups
+	if st := login("alice@example.com", "wrong2"); st != engine.StatusFail || obs.lookups != lookups {
+		t.Fatalf("second wrong password: %v, %d lookups", st, obs.lookups-lookups)
+	}
+	// Unknown users are cached as negative entries.
+	if st := login("nosuch@example.com", "x"); st != engine.StatusFail {
+		t.Fatalf("unknown user: %v", st)
+	}
+	lookups = obs.lookups
+	if st := login("nosuch@example.com", "x"); st != engine.StatusFail || obs.lookups != lookups {
+		t.Fatalf("negative entry: %v, %d lookups", st, obs.lookups-lookups)
+	}
+	if u := e.LookupUser(ctx, info, "alice@example.com", nil); u.Status != engine.StatusOK {
+		t.Fatalf("userdb: %v", u.Status)
+	}
+
+	// Everything expires, then the backend breaks.
+	now = now.Add(2 * time.Hour)
+	os.Remove(users)
+	os.Mkdir(users, 0o755)
+	if st := login("alice@example.com", "newpw"); st != engine.StatusOK {
+		t.Fatalf("stale answer during the outage: %v", st)
+	}
+	if u := e.LookupUser(ctx, info, "alice@example.com", nil); u.Status != engine.StatusOK {
+		t.Fatalf("stale userdb answer during the outage: %v", u.Status)
+	}
+	if st := login("carol@example.com", "x"); st != engine.StatusTempFail {
+		t.Fatalf("uncached user during the outage: %v, want tempfail", st)
+	}
+	// Temporary failures are never cached: carol is still unknown to the
+	// cache once the backend is back.
+	os.Remove(users)
+	write("carol@example.com:{PLAIN}carolpw::::::\n")
+	if st := login("carol@example.com", "carolpw"); st != engine.StatusOK {
+		t.Fatalf("after the outage: %v", st)
+	}
+	if st := c.Stats(); st.StaleHits < 2 || st.Hits == 0 || st.NegativeHits == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Per-user flush.
+	if n := e.FlushCache([]string{"carol@example.com"}); n == 0 {
+		t.Fatal("flush of carol removed nothing")
+	}
+	if n := e.FlushCache(nil); n == 0 {
+		t.Fatal("flush of everything removed nothing")
+	}
+}
+
+type countingObserver struct{ lookups, verifies int }
+
+func (o *countingObserver) PassdbLookup(string, string, time.Duration) { o.lookups++ }
+func (o *countingObserver) UserdbLookup(string, string, time.Duration) {}
+func (o *countingObserver) Verify(string, time.Duration)               { o.verifies++ }
