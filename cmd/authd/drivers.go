@@ -12,6 +12,7 @@ import (
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/backends/prefetch"
 	"github.com/authd-project/authd/backends/shadow"
+	sqldb "github.com/authd-project/authd/backends/sql"
 	"github.com/authd-project/authd/backends/static"
 )
 
@@ -39,6 +40,9 @@ var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb
 	},
 	"ldap": func(ds *driverSet, args string) (backends.Passdb, error) {
 		return ds.ldap(args)
+	},
+	"sql": func(ds *driverSet, args string) (backends.Passdb, error) {
+		return ds.sql(args)
 	},
 	"pam": func(ds *driverSet, args string) (backends.Passdb, error) {
 		db, err := pam.New(args, ds.log)
@@ -72,6 +76,9 @@ var userdbDrivers = map[string]func(ds *driverSet, args string) (backends.Userdb
 	"ldap": func(ds *driverSet, args string) (backends.Userdb, error) {
 		return ds.ldap(args)
 	},
+	"sql": func(ds *driverSet, args string) (backends.Userdb, error) {
+		return ds.sql(args)
+	},
 }
 
 func (ds *driverSet) passwdFile(args string) (*passwdfile.DB, error) {
@@ -95,6 +102,21 @@ func (ds *driverSet) ldap(args string) (*ldap.DB, error) {
 		return d.(*ldap.DB), nil
 	}
 	d, err := ldap.New(args, ds.log)
+	if err != nil {
+		return nil, err
+	}
+	ds.built[key] = d
+	return d, nil
+}
+
+// sql shares one driver (and its connection pools) between a passdb and a
+// userdb reading the same dovecot-sql.conf.ext.
+func (ds *driverSet) sql(args string) (*sqldb.DB, error) {
+	key := "sql\x00" + args
+	if d, ok := ds.built[key]; ok {
+		return d.(*sqldb.DB), nil
+	}
+	d, err := sqldb.New(args, ds.log)
 	if err != nil {
 		return nil, err
 	}

@@ -60,9 +60,10 @@ service auth {
 }
 `
 
-// alive fails the test if authd has exited or logged a panic: a mechanism
-// that cannot use a user's stored scheme must fail the request cleanly.
-func (p *proc) alive(t *testing.T) {
+// stillServing fails the test if authd has exited or logged a panic: a
+// mechanism that cannot use a user's stored scheme must fail the request
+// cleanly.
+func (p *proc) stillServing(t *testing.T) {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -160,7 +161,7 @@ func TestSASLPostfix(t *testing.T) {
 				t.Errorf("AUTH %s %s (right password): %d %s, %v; want 535", tc.mech, tc.user, code, msg, err)
 			}
 		}
-		p.alive(t)
+		p.stillServing(t)
 		// The same users with mechanisms their schemes can serve.
 		for _, tc := range []struct{ mech, user, pass string }{
 			{"PLAIN", "carol@example.com", "carolpw"},
@@ -168,15 +169,16 @@ func TestSASLPostfix(t *testing.T) {
 			{"PLAIN", "scram256@example.com", "scram256pw"}, // SCRAM-SHA-256 verifies plaintext
 			{"CRAM-MD5", "alice@example.com", "alicepw"},
 		} {
-			code, msg, err := testenv.SMTPAuth(ctx, pf.Addr, tc.mech, tc.user, tc.pass)
+			auth := testenv.SMTPAuth // PLAIN, LOGIN
 			if tc.mech == "CRAM-MD5" {
-				code, msg, err = testenv.SMTPAuthSASL(ctx, pf.Addr, tc.mech, tc.user, tc.pass)
+				auth = testenv.SMTPAuthSASL
 			}
+			code, msg, err := auth(ctx, pf.Addr, tc.mech, tc.user, tc.pass)
 			if err != nil || code != 235 {
 				t.Errorf("after the failures, AUTH %s %s: %d %s, %v; want 235", tc.mech, tc.user, code, msg, err)
 			}
 		}
-		p.alive(t)
+		p.stillServing(t)
 	})
 }
 
@@ -220,7 +222,7 @@ func TestSASLDovecotLogin(t *testing.T) {
 	t.Run("imap-authenticate", func(t *testing.T) {
 		// imap-login offers what authd advertises, except the private
 		// APOP.
-		greet := firstLine(t, ctx, dc.IMAPAddr)
+		greet := greetingLine(t, ctx, dc.IMAPAddr)
 		var auth []string
 		for _, c := range strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(greet)) {
 			if m, ok := strings.CutPrefix(c, "AUTH="); ok {
@@ -270,13 +272,13 @@ func TestSASLDovecotLogin(t *testing.T) {
 		if err != nil || !strings.HasPrefix(login, "a1 OK") {
 			t.Errorf("LOGIN sc@example.com: %q, %v", login, err)
 		}
-		p.alive(t)
+		p.stillServing(t)
 	})
 
 	t.Run("pop3-apop", func(t *testing.T) {
 		// pop3-login builds the challenge <SPID.CUID.time.random@host>
 		// from authd's handshake: the SPID is authd's pid.
-		greet := firstLine(t, ctx, dc.POP3Addr)
+		greet := greetingLine(t, ctx, dc.POP3Addr)
 		if want := fmt.Sprintf(" <%x.", p.cmd.Process.Pid); !strings.Contains(greet, want) {
 			t.Errorf("pop3-login greeting %q lacks the APOP challenge %q...", greet, want)
 		}
@@ -308,12 +310,12 @@ func TestSASLDovecotLogin(t *testing.T) {
 		if err != nil || !strings.HasPrefix(reply, "+OK") {
 			t.Fatalf("APOP bob after failures: %q, %v", reply, err)
 		}
-		p.alive(t)
+		p.stillServing(t)
 	})
 }
 
-// firstLine connects to addr and returns the server's greeting line.
-func firstLine(t *testing.T, ctx context.Context, addr string) string {
+// greetingLine connects to addr and returns the server's greeting line.
+func greetingLine(t *testing.T, ctx context.Context, addr string) string {
 	t.Helper()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)

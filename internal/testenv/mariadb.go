@@ -94,8 +94,15 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 		asRoot = []string{"--user=root"}
 	}
 	datadir := filepath.Join(memDir(t, dir), "data")
+	// A private tmpdir: concurrent mariadb-install-db runs sharing /tmp for
+	// their temporary tables crash now and then (signal 11, "Unknown table
+	// mysql.tmp_user_sys").
+	tmpdir := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmpdir, 0o755); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	install := append([]string{mustBin(t, "mariadb-install-db"), "--no-defaults"}, asRoot...)
-	install = append(install, "--datadir="+datadir,
+	install = append(install, "--datadir="+datadir, "--tmpdir="+tmpdir,
 		"--auth-root-authentication-method=normal", "--skip-test-db",
 		"--skip-name-resolve", "--innodb-log-file-size=16M")
 	run(t, cleanEnv(), "", install...)
@@ -103,6 +110,7 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 	m.argv = append([]string{mustBin(t, "mariadbd"), "--no-defaults"}, asRoot...)
 	m.argv = append(m.argv,
 		"--datadir="+datadir,
+		"--tmpdir="+tmpdir,
 		"--socket="+m.Socket,
 		"--port="+strconv.Itoa(m.Port),
 		"--bind-address=127.0.0.1",

@@ -1,0 +1,148 @@
+package sql
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/authd-project/authd/internal/vars"
+)
+
+// FuzzParseConf feeds arbitrary bytes to the dovecot-sql.conf.ext parser
+// and what it yields to the connect-string parser and the query compiler:
+// none may panic, and a compiled query must keep its shape for any value.
+// Seeds: testdata/fuzz/FuzzParseConf.
+func FuzzParseConf(f *testing.F) {
+	f.Add([]byte("driver = mysql\nconnect = host=127.0.0.1 dbname=d user=u password=p\npassword_query = SELECT username AS user, password FROM users WHERE username='%u';\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseConf("fuzz.conf", data)
+		if err != nil {
+			return
+		}
+		if o, err := parseConnect(s.Connect); err == nil {
+			_ = o.endpoints()
+		}
+		for _, src := range []string{s.PasswordQuery, s.UserQuery, s.IterateQuery} {
+			checkCompiled(t, src)
+		}
+	})
+}
+
+// FuzzCompileQuery is the query compiler alone. Seeds:
+// testdata/fuzz/FuzzCompileQuery.
+func FuzzCompileQuery(f *testing.F) {
+	f.Add("SELECT password FROM users WHERE username = '%n' AND domain = '%d'")
+	f.Add(`SELECT 1 FROM t WHERE a = N'\%u'`)
+	f.Fuzz(func(t *testing.T, src string) {
+		checkCompiled(t, src)
+	})
+}
+
+// FuzzParseConnect is the connect-string parser alone. Seeds:
+// testdata/fuzz/FuzzParseConnect.
+func FuzzParseConnect(f *testing.F) {
+	f.Add(`host=a host=/run/s.sock port=3307 password="a b" ssl_verify_server_cert=no maxconns=3`)
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := parseConnect(s)
+		if err != nil {
+			if strings.Contains(s, "password=secretvalue") && strings.Contains(err.Error(), "secretvalue") {
+				t.Errorf("error leaks the password: %v", err)
+			}
+			return
+		}
+		for _, ep := range o.endpoints() {
+			if ep.net != "tcp" && ep.net != "unix" {
+				t.Errorf("endpoint %v", ep)
+			}
+		}
+	})
+}
+
+// checkCompiled compiles src and expands it for two very different users:
+// a query whose text is static must not change with the user, and the
+// number of arguments must match the placeholders of the static text.
+func checkCompiled(t *testing.T, src string) {
+	q, err := compileQuery("q", src)
+	if err != nil {
+		return
+	}
+	a := &vars.Context{User: "plain", Service: "imap"}
+	b := &vars.Context{User: "' OR '1'='1\\\x00\"`*/--%?", Service: "imap"}
+	sqlA, argsA, errA := q.expand(a)
+	sqlB, argsB, errB := q.expand(b)
+	if errA != nil || errB != nil {
+		return // %{if} and hash failures are lookup errors, not panics
+	}
+	if len(argsA) != len(q.params) || len(argsB) != len(q.params) {
+		t.Fatalf("%q: %d/%d args for %d params", src, len(argsA), len(argsB), len(q.params))
+	}
+	if q.isStat && sqlA != sqlB {
+		t.Fatalf("%q: static query text changed with the user: %q vs %q", src, sqlA, sqlB)
+	}
+	// Unless a variable sits outside quotes (unconfined by design, and
+	// warned about), no value may change the statement's structure, with
+	// or without NO_BACKSLASH_ESCAPES.
+	for _, p := range q.text {
+		if p.tmpl != nil && p.ctx == ctxBare {
+			return
+		}
+	}
+	for _, nbe := range []bool{false, true} {
+		if ka, kb := skeleton(sqlA, nbe), skeleton(sqlB, nbe); ka != kb {
+			t.Fatalf("%q (no_backslash_escapes=%v): structure changed with the user:\n%q -> %q\n%q -> %q", src, nbe, sqlA, ka, sqlB, kb)
+		}
+	}
+}
+
+// skeleton is an independent, simple reading of a final SQL text the way
+// MySQL tokenises it: each string literal becomes S, each quoted
+// identifier I, comments vanish, everything else stays.
+func skeleton(sql string, nbe bool) string {
+	var b strings.Builder
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for ; j < len(sql); j++ {
+				if sql[j] == '\\' && !nbe && c != '`' {
+					j++
+					continue
+				}
+				if sql[j] == c {
+					if j+1 < len(sql) && sql[j+1] == c {
+						j++
+						continue
+					}
+					break
+				}
+			}
+			if j >= len(sql) {
+				b.WriteString("<unterminated>")
+				return b.String()
+			}
+			if c == '`' {
+				b.WriteByte('I')
+			} else {
+				b.WriteByte('S')
+			}
+			i = j + 1
+		case c == '#' || strings.HasPrefix(sql[i:], "-- ") || strings.HasPrefix(sql[i:], "--\t") || strings.HasPrefix(sql[i:], "--\n"):
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				return b.String()
+			}
+			i += j + 1
+		case strings.HasPrefix(sql[i:], "/*") && execCommentLen(sql[i:]) == 0:
+			j := strings.Index(sql[i+2:], "*/")
+			if j < 0 {
+				b.WriteString("<unterminated comment>")
+				return b.String()
+			}
+			i += j + 4
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}

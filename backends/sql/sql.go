@@ -1,0 +1,705 @@
+// Package sql is the SQL passdb and userdb on MySQL/MariaDB, configured by
+// the dovecot-sql.conf.ext a Dovecot 2.3 administrator already has
+// (driver, connect, default_pass_scheme, password_query, user_query,
+// iterate_query), read with Dovecot's own settings syntax (conf.go).
+//
+// # Queries and escaping
+//
+// Dovecot expands %-variables into the query text with values escaped by
+// mysql_real_escape_string. authd does better where it can and the same
+// elsewhere (query.go): a quoted literal that holds variables, such as
+// '%u' or '%n@%d', becomes a placeholder of a server-side prepared
+// statement, so no value is ever parsed as SQL, whatever the server's
+// sql_mode (NO_BACKSLASH_ESCAPES) or the connection character set.
+// Variables elsewhere in the text are escaped for their context.
+//
+// Result columns become fields as in Dovecot's passdb-sql.c and
+// userdb-sql.c: NULL columns are not set, an empty string is set (a flag),
+// password gets the default scheme unless it starts with {SCHEME} (the
+// strict rule, schemes.md §2.1), password_noscheme always does. No row is
+// "not found"; a passdb row set without a password column, or more than
+// one row, is an error.
+//
+// # Connections
+//
+// Each host= of the connect string has its own database/sql pool; lookups
+// run in parallel on its connections, never behind a lock. The pool size
+// is Dovecot's maxconns= of the connect string (per host, default 5 as in
+// Dovecot), or authd's own top-level pool_size, which wins; that many
+// connections are opened at most and all are kept open. Hosts are tried in
+// the order given: a host that fails to connect, or whose connection
+// breaks, is marked down and the same lookup is retried on the next one; a
+// background probe brings a host back once it answers again (every
+// second). A host that is down is still tried when every host is down, so
+// a single server is used again the moment it is back. Any failure is an
+// error for the caller ("could not tell"), never "not found".
+//
+// # Differences from Dovecot 2.3
+//
+//   - Several host= are an ordered failover list with fail-back, not
+//     Dovecot's spreading of connections over all hosts.
+//   - A connect value may be quoted (password="a b"); Dovecot has no
+//     quoting there and would keep the quotes.
+//   - host=localhost is the unix socket, as in libmysqlclient (the socket
+//     from option_file, else $MYSQL_UNIX_PORT, else
+//     /run/mysqld/mysqld.sock). Option files are read only when
+//     option_file is set; libmysqlclient also reads /etc/mysql/my.cnf.
+//   - ssl_cipher and client_flags are accepted and ignored (logged): Go's
+//     TLS offers only strong suites. With ssl_ca/ssl_ca_path the server
+//     chain is verified against those CAs only; the name too unless
+//     ssl_verify_server_cert=no (2.3.19's default is yes).
+//   - Unknown variables, several statements, malformed %-syntax and
+//     unterminated quotes in a query are configuration errors, not
+//     failures of every lookup. A trailing ';' is dropped.
+//   - A NULL userdb_* column cannot mark the request for prefetch as
+//     Dovecot's auth_request_set_null_field does: the Passdb contract has
+//     no place for it.
+//
+// Values arrive in the binary protocol of prepared statements and are
+// turned into the text the server would have sent Dovecot (values.go),
+// FLOAT and DOUBLE included; TestMariaDB/values checks every column type
+// against the mariadb client, TestDovecotOracle the fields, row rules and
+// LIST against Dovecot 2.3 itself on the same database.
+package sql
+
+import (
+	"context"
+	stdsql "database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/schemes"
+)
+
+var errClosed = errors.New("sql: closed")
+
+// probeInterval is how often a host that is down is pinged while another
+// one serves, to fail back to it.
+const probeInterval = time.Second
+
+// query indexes into host.stmts.
+const (
+	qPass = iota
+	qUser
+	qIter
+	numQueries
+)
+
+// DB is one dovecot-sql.conf.ext: a passdb, a userdb and an iterator over
+// the same connections. It is safe for concurrent use.
+type DB struct {
+	log    *slog.Logger
+	scheme string // default_pass_scheme
+	qs     [numQueries]*query
+	hosts  []*host
+
+	passKey, userKey *vars.Template
+
+	// probes: background goroutines owned by the DB, stopped by Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed against wg.Add
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// host is one host= entry with its pool and prepared statements.
+type host struct {
+	ep    endpoint
+	db    *stdsql.DB
+	stmts [numQueries]atomic.Pointer[stdsql.Stmt]
+	// down is when the host was marked down (UnixNano), 0 while it is up.
+	down    atomic.Int64
+	probing atomic.Bool
+}
+
+// New reads the dovecot-sql.conf.ext at args (Dovecot 2.3's
+// `args = /etc/dovecot/dovecot-sql.conf.ext`) and returns the DB. It does
+// not connect: a database that is down at start-up makes lookups fail
+// until it is up. Configuration errors wrap backends.ErrConfig and carry
+// file:line.
+func New(args string, log *slog.Logger) (*DB, error) {
+	path := strings.TrimSpace(args)
+	if path == "" {
+		return nil, fmt.Errorf("%w: sql: configuration file path not given in args", backends.ErrConfig)
+	}
+	s, err := ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewFromSettings(s, log)
+}
+
+// NewFromSettings builds the DB from settings (ParseFile's result, or
+// DefaultSettings with keys Set from elsewhere). Errors wrap
+// backends.ErrConfig.
+func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("driver", "sql")
+	for _, w := range s.warnings {
+		log.Warn("sql: configuration: " + w)
+	}
+	cfgErr := func(key string, format string, args ...any) error {
+		return fmt.Errorf("%w: %ssql: %s", backends.ErrConfig, s.where(key), fmt.Sprintf(format, args...))
+	}
+	switch s.Driver {
+	case "mysql":
+	case "":
+		return nil, cfgErr("driver", "driver not set")
+	case "pgsql", "sqlite", "cassandra":
+		return nil, cfgErr("driver", "driver %s is not supported (authd supports mysql, which includes MariaDB)", s.Driver)
+	default:
+		return nil, cfgErr("driver", "unknown driver %q", truncateForError(s.Driver))
+	}
+	if s.Connect == "" {
+		return nil, cfgErr("connect", "connect string not set")
+	}
+	o, err := parseConnect(s.Connect)
+	if err != nil {
+		return nil, cfgErr("connect", "%v", err)
+	}
+	if err := o.applyOptionFile(); err != nil {
+		return nil, cfgErr("connect", "%v", err)
+	}
+	tlsCfg, err := o.tlsConfig()
+	if err != nil {
+		return nil, cfgErr("connect", "%v", err)
+	}
+	if tlsCfg != nil && o.sslCipher != "HIGH" {
+		log.Warn("sql: ssl_cipher is ignored: Go's TLS offers only strong cipher suites (TLS 1.2+)")
+	}
+	if o.clientFlags != 0 {
+		log.Warn("sql: client_flags is ignored")
+	}
+
+	scheme := strings.ToUpper(s.DefaultPassScheme)
+	if scheme == "" {
+		scheme = defaultScheme
+	}
+	if !schemes.Known(scheme) {
+		return nil, cfgErr("default_pass_scheme", "unknown default_pass_scheme %q", truncateForError(s.DefaultPassScheme))
+	}
+
+	d := &DB{log: log, scheme: scheme}
+	for i, qs := range []struct{ key, src, def string }{
+		{"password_query", s.PasswordQuery, DefaultPasswordQuery},
+		{"user_query", s.UserQuery, DefaultUserQuery},
+		{"iterate_query", s.IterateQuery, DefaultIterateQuery},
+	} {
+		q, err := compileQuery(qs.key, qs.src)
+		if err != nil {
+			return nil, cfgErr(qs.key, "%v", err)
+		}
+		q.isDefault = qs.src == qs.def
+		for _, w := range q.warnings {
+			log.Warn("sql: " + s.where(qs.key) + w)
+		}
+		d.qs[i] = q
+	}
+	d.passKey = vars.CacheKeyOf(d.qs[qPass].src)
+	d.userKey = vars.CacheKeyOf(d.qs[qUser].src)
+
+	size := s.PoolSize
+	if size == 0 {
+		size = o.maxConns
+	}
+	if size == 0 {
+		size = defaultMaxConns
+	}
+	driverLog := driverLogger{log}
+	for _, ep := range o.endpoints() {
+		cfg := mysql.NewConfig()
+		cfg.User = o.dbUser()
+		cfg.Passwd = o.password
+		cfg.Net = ep.net
+		cfg.Addr = ep.addr
+		cfg.DBName = o.dbname
+		cfg.Timeout = o.connectTimeout
+		cfg.ReadTimeout = o.readTimeout
+		cfg.WriteTimeout = o.writeTimeout
+		cfg.Logger = driverLog
+		// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
+		// Dovecot reads them, instead of becoming time.Time.
+		cfg.ParseTime = false
+		// Placeholders are bound on the server, never interpolated here.
+		cfg.InterpolateParams = false
+		cfg.MultiStatements = false
+		if tlsCfg != nil {
+			t := tlsCfg.Clone()
+			if !t.InsecureSkipVerify {
+				t.ServerName = "localhost" // what libmysqlclient checks for a socket
+				if ep.net == "tcp" {
+					t.ServerName, _, _ = net.SplitHostPort(ep.addr)
+				}
+			}
+			cfg.TLS = t
+		}
+		c, err := mysql.NewConnector(cfg)
+		if err != nil {
+			for _, h := range d.hosts {
+				h.db.Close() // each has an opener goroutine
+			}
+			return nil, cfgErr("connect", "host %s: %v", ep, err)
+		}
+		db := stdsql.OpenDB(connector{c})
+		// Connections to keep: all of them. An idle connection the server
+		// closed (wait_timeout) is noticed by the driver's liveness check
+		// before use.
+		db.SetMaxOpenConns(size)
+		db.SetMaxIdleConns(size)
+		d.hosts = append(d.hosts, &host{ep: ep, db: db})
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// DefaultScheme is the scheme of passwords stored without a {…} prefix.
+func (d *DB) DefaultScheme() string { return d.scheme }
+
+// PassCacheKey is the auth cache key template of the passdb: the
+// variables password_query uses (protocol.md §5.9).
+func (d *DB) PassCacheKey() *vars.Template { return d.passKey }
+
+// UserCacheKey is the auth cache key template of the userdb: the
+// variables user_query uses.
+func (d *DB) UserCacheKey() *vars.Template { return d.userKey }
+
+// LookupPass implements backends.Passdb with password_query.
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+	q := d.qs[qPass]
+	res, err := d.run(ctx, qPass, requestVars(req), 2)
+	if err != nil {
+		return backends.PassEntry{}, false, err
+	}
+	if len(res.rows) == 0 {
+		return backends.PassEntry{}, false, nil
+	}
+	// Dovecot checks for the column, not its value: a NULL password is
+	// allowed (proxies, nopassword).
+	if res.col("password") < 0 && res.col("password_noscheme") < 0 {
+		return backends.PassEntry{}, false, fmt.Errorf("sql: %s must return a field named 'password'%s", q.name, q.defaultNote())
+	}
+	if len(res.rows) > 1 {
+		return backends.PassEntry{}, false, fmt.Errorf("sql: %s returned multiple matches%s", q.name, q.defaultNote())
+	}
+	var pe backends.PassEntry
+	for i, col := range res.cols {
+		v := res.rows[0][i]
+		if col == "" || !v.Valid {
+			continue
+		}
+		switch col {
+		case "password", "password_noscheme":
+			if pe.HasPassword {
+				// Dovecot: "Multiple password values not supported";
+				// the first one stays.
+				d.log.Error("sql: multiple password values not supported; using the first", "query", q.name, "user", req.User)
+				continue
+			}
+			pe.HasPassword = true
+			if col == "password" {
+				// SQL's strict rule: only a {…} prefix names the scheme.
+				pe.Scheme, pe.Data = schemes.SplitStrict(v.String)
+			} else {
+				pe.Data = v.String
+			}
+			if pe.Scheme == "" {
+				pe.Scheme = d.scheme
+			}
+		default:
+			pe.Fields.Set(col, v.String)
+		}
+	}
+	return pe, true, nil
+}
+
+// LookupUser implements backends.Userdb with user_query: every non-NULL
+// column is a userdb field.
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+	res, err := d.run(ctx, qUser, requestVars(req), 2)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(res.rows) == 0 {
+		return nil, false, nil
+	}
+	if len(res.rows) > 1 {
+		// Dovecot's userdb-sql.c uses the first row and says nothing;
+		// a passdb with several rows is an error. Keep Dovecot's answer
+		// (a working configuration must keep working) but say so.
+		d.log.Warn("sql: user_query returned more than one row; using the first, as Dovecot does", "user", req.User)
+	}
+	fs := make(fields.Fields, 0, len(res.cols))
+	for i, col := range res.cols {
+		if v := res.rows[0][i]; col != "" && v.Valid {
+			fs.Set(col, v.String)
+		}
+	}
+	return fs, true, nil
+}
+
+// IterateUsers implements backends.Iterator with iterate_query. As in
+// Dovecot's userdb-sql.c, the name is the "user" column when it comes
+// first, else "username" with "@domain" appended when a "domain" column is
+// not NULL. The whole result is read before fn is called (Dovecot stores
+// it too), so a slow LIST client never holds a database connection.
+func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error {
+	q := d.qs[qIter]
+	res, err := d.run(ctx, qIter, &vars.Context{}, -1)
+	if err != nil {
+		return err
+	}
+	if len(res.rows) == 0 {
+		return nil
+	}
+	userCol, domainCol := -1, res.col("domain")
+	if res.col("user") == 0 {
+		userCol, domainCol = 0, -1
+	} else if userCol = res.col("username"); userCol < 0 {
+		return fmt.Errorf("sql: %s didn't return 'user' field%s", q.name, q.defaultNote())
+	}
+	for _, row := range res.rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		u := row[userCol]
+		if !u.Valid {
+			return fmt.Errorf("sql: %s returned NULL user", q.name)
+		}
+		name := u.String
+		if domainCol >= 0 && row[domainCol].Valid {
+			name += "@" + row[domainCol].String
+		}
+		if !fn(name) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Close stops the probes and closes every connection. Lookups after
+// Close fail.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	var errs []error
+	for _, h := range d.hosts {
+		for i := range h.stmts {
+			if st := h.stmts[i].Swap(nil); st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		errs = append(errs, h.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func requestVars(req *backends.Request) *vars.Context {
+	if req.Vars != nil {
+		return req.Vars
+	}
+	return &vars.Context{User: req.User}
+}
+
+// result is a query's columns and up to the requested number of rows.
+type result struct {
+	cols []string
+	rows [][]stdsql.NullString
+}
+
+// col returns the index of the first column named name, or -1 (Dovecot's
+// sql_result_find_field: exact, case-sensitive).
+func (r *result) col(name string) int {
+	for i, c := range r.cols {
+		if c == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// run expands query qi for vc and runs it on the first host that answers,
+// reading at most limit rows (all when limit < 0). Hosts are tried in
+// order, those marked down last; a host error (connect failure, broken
+// connection) moves on to the next host within the same call, any other
+// error (SQL error, the caller's deadline) ends it. The result has been
+// read completely before run returns, so a retry on another host can
+// never deliver part of an answer twice.
+func (d *DB) run(ctx context.Context, qi int, vc *vars.Context, limit int) (*result, error) {
+	q := d.qs[qi]
+	text, args, err := q.expand(vc)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, h := range d.order() {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		res, err := d.runOn(ctx, h, qi, text, args, limit)
+		if err == nil {
+			d.markUp(h)
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			// The caller's deadline or cancellation: the host may be
+			// fine, only slower than the caller's patience.
+			return nil, fmt.Errorf("sql: %s on %s: %w", q.name, h.ep, err)
+		}
+		if !isHostError(err) {
+			return nil, fmt.Errorf("sql: %s on %s: %w%s", q.name, h.ep, err, q.defaultNote())
+		}
+		d.markDown(h, err)
+		lastErr = fmt.Errorf("sql: %s on %s: %w", q.name, h.ep, err)
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("sql: %s: %w", q.name, ctx.Err())
+	}
+	return nil, lastErr
+}
+
+func (d *DB) runOn(ctx context.Context, h *host, qi int, text string, args []any, limit int) (*result, error) {
+	var rows *stdsql.Rows
+	var err error
+	if q := d.qs[qi]; q.isStat {
+		var st *stdsql.Stmt
+		if st, err = h.stmt(ctx, qi, q.static); err != nil {
+			return nil, err
+		}
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		// The text differs per request: database/sql prepares, runs and
+		// closes it when there are arguments, or sends it as is.
+		rows, err = h.db.QueryContext(ctx, text, args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	res := &result{}
+	if res.cols, err = rows.Columns(); err != nil {
+		return nil, err
+	}
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]any, len(res.cols))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	for limit < 0 || len(res.rows) < limit {
+		if !rows.Next() {
+			break
+		}
+		clear(vals)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		row := make([]stdsql.NullString, len(vals))
+		for i, v := range vals {
+			row[i] = textValue(v, types[i])
+		}
+		res.rows = append(res.rows, row)
+	}
+	// A connection lost in the middle of the result shows up here, not
+	// as a short result: never turn it into "not found".
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// stmt returns the host's prepared statement for query qi, preparing it
+// on first use (not at start-up, when the server may be down).
+// database/sql then prepares it again on each new connection by itself.
+func (h *host) stmt(ctx context.Context, qi int, text string) (*stdsql.Stmt, error) {
+	if st := h.stmts[qi].Load(); st != nil {
+		return st, nil
+	}
+	st, err := h.db.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if !h.stmts[qi].CompareAndSwap(nil, st) {
+		st.Close() // another lookup was faster
+		if st = h.stmts[qi].Load(); st == nil {
+			return nil, errClosed // Close took it meanwhile
+		}
+	}
+	return st, nil
+}
+
+// order lists the hosts to try: those up in configuration order, then
+// those down (tried only when nothing else answers).
+func (d *DB) order() []*host {
+	if len(d.hosts) == 1 {
+		return d.hosts
+	}
+	out := make([]*host, 0, len(d.hosts))
+	for _, h := range d.hosts {
+		if h.down.Load() == 0 {
+			out = append(out, h)
+		}
+	}
+	for _, h := range d.hosts {
+		if h.down.Load() != 0 {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (d *DB) markUp(h *host) {
+	if since := h.down.Swap(0); since != 0 {
+		d.log.Info("sql: host is back", "host", h.ep.String(), "down_for", time.Since(time.Unix(0, since)).Round(time.Millisecond).String())
+	}
+}
+
+func (d *DB) markDown(h *host, err error) {
+	if !h.down.CompareAndSwap(0, time.Now().UnixNano()) {
+		return
+	}
+	d.log.Warn("sql: host is down", "host", h.ep.String(), "err", err)
+	if len(d.hosts) > 1 {
+		d.startProbe(h)
+	}
+}
+
+// startProbe runs the failback probe for h unless one runs already.
+func (d *DB) startProbe(h *host) {
+	if !h.probing.CompareAndSwap(false, true) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		h.probing.Store(false)
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			d.probe(h)
+			h.probing.Store(false)
+			// A host marked down again while this probe was finishing
+			// found probing still set; it is ours to watch then.
+			if h.down.Load() == 0 || d.ctx.Err() != nil || !h.probing.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
+}
+
+// probe pings h every probeInterval until it answers (or a lookup found
+// it up, or Close).
+func (d *DB) probe(h *host) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if h.down.Load() == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, 2*defaultConnectTimeout)
+		err := h.db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			d.markUp(h)
+			return
+		}
+	}
+}
+
+// connector marks errors of connection set-up, which always mean "this
+// host cannot serve now" (refused, unreachable, TLS verification, access
+// denied, too many connections).
+type connector struct{ driver.Connector }
+
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, &connectError{err}
+	}
+	return conn, nil
+}
+
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// isHostError reports whether err means the host, not the query, failed,
+// so that the next host may answer.
+func isHostError(err error) bool {
+	var ce *connectError
+	var ne net.Error
+	var me *mysql.MySQLError
+	switch {
+	case errors.As(err, &ce),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, &ne):
+		return true
+	case errors.As(err, &me):
+		switch me.Number {
+		case 1040, // too many connections
+			1053, // server shutdown in progress
+			1152, // aborted connection
+			1927, // connection was killed
+			4031: // disconnected by the server because of inactivity
+			return true
+		}
+	}
+	return false
+}
+
+// defaultNote adds Dovecot's hint to errors of a built-in query.
+func (q *query) defaultNote() string {
+	if q.isDefault {
+		return " (using built-in default " + q.name + ")"
+	}
+	return ""
+}
+
+// driverLogger sends go-sql-driver's own messages (a connection closed
+// under it, and such) to the log at debug level; lookups report the
+// errors that matter.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Debug("sql: mysql driver: " + strings.TrimSpace(fmt.Sprint(v...)))
+}
