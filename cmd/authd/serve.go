@@ -393,6 +393,10 @@ func (d *daemon) apply(inst *instance) error {
 		opened = append(opened, l)
 	}
 	for _, l := range opened {
+		// The handler must be in place before the accept loop starts:
+		// clients queue on the socket as soon as it exists.
+		h := inst.handlers[l.cfg.Path]
+		l.handler.Store(&h)
 		d.listeners[l.cfg.Path] = l
 		d.serve(l)
 	}
