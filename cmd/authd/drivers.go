@@ -14,6 +14,7 @@ import (
 	"github.com/authd-project/authd/backends/shadow"
 	sqldb "github.com/authd-project/authd/backends/sql"
 	"github.com/authd-project/authd/backends/static"
+	"github.com/authd-project/authd/internal/config"
 )
 
 // The explicit driver maps (design.md house rule 5): every passdb and
@@ -31,28 +32,28 @@ func newDriverSet(log *slog.Logger) *driverSet {
 	return &driverSet{log: log, built: map[string]any{}}
 }
 
-var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb, error){
-	"passwd-file": func(ds *driverSet, args string) (backends.Passdb, error) {
-		return ds.passwdFile(args)
+var passdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Passdb, error){
+	"passwd-file": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return ds.passwdFile(c.Args)
 	},
-	"static": func(ds *driverSet, args string) (backends.Passdb, error) {
-		return static.New(args)
+	"static": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return static.New(c.Args)
 	},
-	"ldap": func(ds *driverSet, args string) (backends.Passdb, error) {
-		return ds.ldap(args)
+	"ldap": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return ds.ldap(c.Args)
 	},
-	"sql": func(ds *driverSet, args string) (backends.Passdb, error) {
-		return ds.sql(args)
+	"sql": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return ds.sql(c)
 	},
-	"pam": func(ds *driverSet, args string) (backends.Passdb, error) {
-		db, err := pam.New(args, ds.log)
+	"pam": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		db, err := pam.New(c.Args, ds.log)
 		if err != nil {
 			return nil, err // not a typed nil inside the interface
 		}
 		return db, nil
 	},
-	"shadow": func(ds *driverSet, args string) (backends.Passdb, error) {
-		db, err := shadow.New(args, ds.log)
+	"shadow": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		db, err := shadow.New(c.Args, ds.log)
 		if err != nil {
 			return nil, err
 		}
@@ -60,24 +61,24 @@ var passdbDrivers = map[string]func(ds *driverSet, args string) (backends.Passdb
 	},
 }
 
-var userdbDrivers = map[string]func(ds *driverSet, args string) (backends.Userdb, error){
-	"passwd-file": func(ds *driverSet, args string) (backends.Userdb, error) {
-		return ds.passwdFile(args)
+var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb, error){
+	"passwd-file": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return ds.passwdFile(c.Args)
 	},
-	"static": func(ds *driverSet, args string) (backends.Userdb, error) {
-		return static.New(args)
+	"static": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return static.New(c.Args)
 	},
-	"prefetch": func(ds *driverSet, args string) (backends.Userdb, error) {
+	"prefetch": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
 		return prefetch.DB{}, nil
 	},
-	"passwd": func(ds *driverSet, args string) (backends.Userdb, error) {
-		return passwd.New(args)
+	"passwd": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return passwd.New(c.Args)
 	},
-	"ldap": func(ds *driverSet, args string) (backends.Userdb, error) {
-		return ds.ldap(args)
+	"ldap": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return ds.ldap(c.Args)
 	},
-	"sql": func(ds *driverSet, args string) (backends.Userdb, error) {
-		return ds.sql(args)
+	"sql": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return ds.sql(c)
 	},
 }
 
@@ -110,13 +111,42 @@ func (ds *driverSet) ldap(args string) (*ldap.DB, error) {
 }
 
 // sql shares one driver (and its connection pools) between a passdb and a
-// userdb reading the same dovecot-sql.conf.ext.
-func (ds *driverSet) sql(args string) (*sqldb.DB, error) {
-	key := "sql\x00" + args
+// userdb reading the same dovecot-sql.conf.ext. Settings written inline
+// in the block apply on top of the args file (or of Dovecot's defaults
+// when there is none).
+func (ds *driverSet) sql(c config.DB) (*sqldb.DB, error) {
+	key := "sql\x00" + c.Args
+	for _, x := range c.DriverSettings {
+		key += "\x00" + x.Key + "=" + x.Value
+	}
 	if d, ok := ds.built[key]; ok {
 		return d.(*sqldb.DB), nil
 	}
-	d, err := sqldb.New(args, ds.log)
+	var d *sqldb.DB
+	var err error
+	if len(c.DriverSettings) == 0 {
+		d, err = sqldb.New(c.Args, ds.log)
+	} else {
+		s := sqldb.DefaultSettings()
+		if c.Args != "" {
+			if s, err = sqldb.ParseFile(c.Args); err != nil {
+				return nil, err
+			}
+		}
+		if s.Driver == "" {
+			s.Driver = "mysql" // the one SQL driver authd has
+		}
+		for _, x := range c.DriverSettings {
+			k := x.Key
+			if k == "sql_driver" {
+				k = "driver"
+			}
+			if err := s.Set(k, x.Value, x.Pos.String()); err != nil {
+				return nil, fmt.Errorf("%s: %w", x.Pos, err)
+			}
+		}
+		d, err = sqldb.NewFromSettings(s, ds.log)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,20 +154,20 @@ func (ds *driverSet) sql(args string) (*sqldb.DB, error) {
 	return d, nil
 }
 
-func (ds *driverSet) passdb(driver, args string) (backends.Passdb, error) {
-	f, ok := passdbDrivers[strings.ToLower(driver)]
+func (ds *driverSet) passdb(c config.DB) (backends.Passdb, error) {
+	f, ok := passdbDrivers[strings.ToLower(c.Driver)]
 	if !ok {
-		return nil, fmt.Errorf("unknown passdb driver %q (known: %s)", driver, knownDrivers(passdbDrivers))
+		return nil, fmt.Errorf("unknown passdb driver %q (known: %s)", c.Driver, knownDrivers(passdbDrivers))
 	}
-	return f(ds, args)
+	return f(ds, c)
 }
 
-func (ds *driverSet) userdb(driver, args string) (backends.Userdb, error) {
-	f, ok := userdbDrivers[strings.ToLower(driver)]
+func (ds *driverSet) userdb(c config.DB) (backends.Userdb, error) {
+	f, ok := userdbDrivers[strings.ToLower(c.Driver)]
 	if !ok {
-		return nil, fmt.Errorf("unknown userdb driver %q (known: %s)", driver, knownDrivers(userdbDrivers))
+		return nil, fmt.Errorf("unknown userdb driver %q (known: %s)", c.Driver, knownDrivers(userdbDrivers))
 	}
-	return f(ds, args)
+	return f(ds, c)
 }
 
 func knownDrivers[V any](m map[string]V) string {

@@ -271,7 +271,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 			errs = append(errs, fmt.Errorf("%s: passdb: %w", p.Pos, err))
 			continue
 		}
-		db, err := ds.passdb(p.Driver, p.Args)
+		db, err := ds.passdb(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: passdb %s: %w", p.Pos, p.Driver, err))
 			continue
@@ -285,7 +285,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 			errs = append(errs, fmt.Errorf("%s: userdb: %w", u.Pos, err))
 			continue
 		}
-		db, err := ds.userdb(u.Driver, u.Args)
+		db, err := ds.userdb(u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: userdb %s: %w", u.Pos, u.Driver, err))
 			continue

@@ -263,3 +263,43 @@ INSERT INTO authd.users VALUES ('alice@example.com', '{SHA512-CRYPT}%s'), ('caro
 		t.Fatalf("flush of everything (carol's and the u* entries left): %s", out)
 	}
 }
+
+// TestSQLInlineSettings: the dovecot-sql.conf.ext settings written inline
+// in the passdb/userdb blocks.
+func TestSQLInlineSettings(t *testing.T) {
+	db := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	db.Exec(t, `CREATE TABLE authd.users (username VARCHAR(255) PRIMARY KEY, password VARCHAR(255), home VARCHAR(255));
+INSERT INTO authd.users VALUES ('alice@example.com', '{PLAIN}alicepw', '/home/alice');`)
+	conf := fmt.Sprintf(`
+base_dir = $DIR/run
+auth_failure_delay = 0
+passdb {
+  driver = sql
+  sql_driver = mysql
+  connect = host=127.0.0.1 port=%d dbname=authd user=authd password=authdpw
+  password_query = SELECT password FROM users WHERE username = '%%u'
+}
+userdb {
+  driver = sql
+  connect = host=127.0.0.1 port=%d dbname=authd user=authd password=authdpw
+  user_query = SELECT home, 1000 AS uid, 1000 AS gid FROM users WHERE username = '%%u'
+}
+`, db.Port, db.Port)
+	p := startAuthd(t, conf, "run/auth-client", nil)
+	if out, code := authdTest(t, "-a", p.path("run/auth-client"), "alice@example.com", "alicepw"); code != 0 {
+		t.Fatalf("inline sql passdb: exit %d %s", code, out)
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"user", "-a", p.path("run/auth-userdb"), "alice@example.com"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("inline sql userdb: exit %d %s", code, errb.String())
+	}
+	mustContain(t, out.String(), "home\t/home/alice")
+	// authd check hides the DB password of an inline connect.
+	var cout, cerr strings.Builder
+	if code := run([]string{"check", "-c", p.path("authd.conf")}, nil, &cout, &cerr); code != 0 {
+		t.Fatalf("check: %s", cerr.String())
+	}
+	if strings.Contains(cout.String(), "authdpw") {
+		t.Fatalf("check printed the DB password:\n%s", cout.String())
+	}
+}

@@ -440,6 +440,11 @@ func (b *builder) unixListener(n *Node) {
 
 var passdbOnly = map[string]bool{"mechanisms": true, "username_filter": true, "deny": true, "pass": true, "master": true}
 
+// sqlInline are the dovecot-sql.conf.ext settings a passdb/userdb block
+// with driver = sql may carry inline (Dovecot 2.4 puts them there too);
+// sql_driver is the file's `driver` (mysql).
+var sqlInline = []string{"connect", "default_pass_scheme", "iterate_query", "password_query", "sql_driver", "user_query"}
+
 var resultRules = []string{"return", "return-ok", "return-fail", "continue", "continue-ok", "continue-fail"}
 
 // db parses a passdb { } or userdb { } block with Dovecot 2.3's keys and
@@ -483,8 +488,14 @@ func (b *builder) db(n *Node, passdb bool) {
 			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
 			continue
 		}
+		if contains(sqlInline, c.Key) {
+			if v, ok := b.value(c, true); ok {
+				d.DriverSettings = append(d.DriverSettings, DriverSetting{Key: c.Key, Value: v, Pos: c.Pos})
+			}
+			continue
+		}
 		if passdbOnly[c.Key] && !passdb || !contains(keys, c.Key) {
-			b.unknown(c.Pos, c.Key, where, keys)
+			b.unknown(c.Pos, c.Key, where, append(keys, sqlInline...))
 			continue
 		}
 		v, ok := b.value(c, true)
@@ -531,6 +542,11 @@ func (b *builder) db(n *Node, passdb bool) {
 	}
 	if d.Driver == "" {
 		b.errs.add(n.Pos, "%s is missing driver", kind)
+	}
+	if len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
+		for _, ds := range d.DriverSettings {
+			b.errs.add(ds.Pos, "%s: only a driver = sql %s takes this setting", ds.Key, kind)
+		}
 	}
 	if d.Pass {
 		if d.ResultSuccess != "return-ok" {

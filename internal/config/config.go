@@ -67,6 +67,12 @@ type Auth struct {
 	WorkerMaxCount int // auth_worker_max_count, accepted for compatibility (default 30)
 }
 
+// DriverSetting is one inline driver setting of a passdb/userdb block.
+type DriverSetting struct {
+	Key, Value string
+	Pos        Pos
+}
+
 // DB is one passdb { } or userdb { } block (protocol.md §5.4).
 type DB struct {
 	Name           string // the section label, or `name =`
@@ -91,6 +97,12 @@ type DB struct {
 	Deny, Master, Pass bool
 
 	AuthVerbose string // default, yes or no
+
+	// DriverSettings are a driver's own settings written inline in the
+	// block instead of in an args file (for driver = sql: connect,
+	// password_query, user_query, iterate_query, default_pass_scheme and
+	// sql_driver), in file order.
+	DriverSettings []DriverSetting
 	Pos         Pos
 }
 

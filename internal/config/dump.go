@@ -132,6 +132,9 @@ func (d *dumper) db(kind string, db DB, passdb bool) {
 	d.kv("args", hideWords(db.Args))
 	d.kv("default_fields", hideWords(db.DefaultFields))
 	d.kv("override_fields", hideWords(db.OverrideFields))
+	for _, x := range db.DriverSettings {
+		d.kv(x.Key, hideWords(x.Value))
+	}
 	d.kv("skip", db.Skip)
 	if !db.Pass {
 		// pass=yes already means result_success=continue; writing both
