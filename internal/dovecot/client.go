@@ -680,8 +680,8 @@ func (c *clientConn) handleCancel(args []string) bool {
 		}
 		delete(c.pending, id)
 	} else if ok {
-		// A running step cannot be aborted (§1.6); its reply is dropped.
-		req.info = nil
+		// A running step cannot be aborted (§1.6); its reply is dropped
+		// because the request is no longer pending.
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
