@@ -103,7 +103,7 @@ type DB struct {
 	// password_query, user_query, iterate_query, default_pass_scheme and
 	// sql_driver), in file order.
 	DriverSettings []DriverSetting
-	Pos         Pos
+	Pos            Pos
 }
 
 // GRPC is authd's own `grpc { }` section. gRPC is off when Listen is empty.
