@@ -3,6 +3,9 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 20s
 
+# make proto / make verify: the generated gRPC code of api/proto.
+include api/proto/Makefile.inc
+
 .PHONY: all build build-pam run test test-pam test-short lint fuzz clean
 
 all: lint build test
@@ -31,7 +34,7 @@ test-pam:
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-lint:
+lint: verify
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

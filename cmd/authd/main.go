@@ -70,6 +70,8 @@ func usage(w io.Writer) {
   authd user -a SOCKET [-x key=value]... USER|MASK
                                      userdb lookup like 'doveadm user' (exit 0, 67 unknown, 75 failure); a mask lists users
   authd lookup -a SOCKET USER        passdb lookup like 'doveadm auth lookup'
+      test, user and lookup take --grpc ADDR (host:port or unix:/path) instead of -a, with
+      --tls-ca FILE, --tls-cert FILE --tls-key FILE (mTLS), --tls, --tls-server-name NAME
   authd pw [-s SCHEME] [-p PASSWORD] [-u USER] [-r ROUNDS] | -t HASH | -l
                                      generate or verify a password hash like 'doveadm pw'
   authd version

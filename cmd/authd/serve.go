@@ -19,10 +19,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/metrics"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -45,6 +49,8 @@ type instance struct {
 	shutdown []func(context.Context) error
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	clients  []*dovecot.ClientServer // for the failure-delay queue metric
+	grpc     *grpcserver.Backend     // this instance's engine, as the gRPC server sees it
 }
 
 // listener is one unix socket. Its handler is swapped on reload; the
@@ -62,6 +68,14 @@ type daemon struct {
 	listeners map[string]*listener
 	cur       *instance
 	wg        sync.WaitGroup // accept loops and retiring instances
+
+	// live is cur for other goroutines: metric scrapes, readiness.
+	live       atomic.Pointer[instance]
+	reg        *prometheus.Registry
+	metrics    *metrics.Metrics
+	metricsSrv *metrics.Server
+	metricsAt  string                            // metricsSrv's listen value
+	grpc       atomic.Pointer[grpcserver.Server] // nil when grpc { } has no listen
 }
 
 // loadConfig loads path, or the demo config when path is empty and the
@@ -99,6 +113,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Info("ignoring settings of other Dovecot services", "settings", strings.Join(cfg.Ignored, " "))
 	}
 	d := &daemon{log: log, shared: dovecot.NewShared(uint32(os.Getpid())), listeners: map[string]*listener{}}
+	if err := d.initMetrics(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
 	if err := d.start(cfg); err != nil {
 		log.Error("cannot start", "err", err)
 		d.stop(context.Background())
@@ -171,12 +189,19 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		NegativeTTL: cfg.Auth.CacheNegativeTTL,
 		Fingerprint: cfg.Auth.CacheVerifyPasswordFingerprint,
 	}))
+	eng.SetObserver(d.metrics)
 	inst := &instance{cfg: cfg, eng: eng, handlers: map[string]func(net.Conn){}}
+	inst.grpc = grpcserver.NewBackend(eng, eng.Cache(), cfg.Auth.FailureDelay)
+	inst.shutdown = append(inst.shutdown, inst.grpc.Drain)
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
 	for _, l := range cfg.Listeners {
 		switch l.Role {
 		case config.RoleClient, config.RoleLogin:
+			protocol := "client"
+			if l.Role == config.RoleLogin {
+				protocol = "login"
+			}
 			srv := dovecot.NewClientServer(dovecot.ClientConfig{
 				Engine:               eng,
 				Mechs:                mechs,
@@ -186,6 +211,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 				Debug:                cfg.Auth.Debug,
 				Log:                  d.log.With("listener", l.Name),
 				Shared:               d.shared,
+				Observe:              d.metrics.ClientObserver(protocol),
 				SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
 				SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
 				SASL: &sasl.Settings{
@@ -200,16 +226,22 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 				defer inst.wg.Done()
 				srv.Run(ctx)
 			}()
+			inst.clients = append(inst.clients, srv)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		case config.RoleMaster, config.RoleUserdb:
+			protocol := "master"
+			if l.Role == config.RoleUserdb {
+				protocol = "userdb"
+			}
 			mc := dovecot.MasterConfig{
-				Engine: eng,
-				Cache:  eng.Cache(),
-				Full:   l.Role == config.RoleMaster,
-				Debug:  cfg.Auth.Debug,
-				Log:    d.log.With("listener", l.Name),
-				Shared: d.shared,
+				Engine:  eng,
+				Cache:   eng.Cache(),
+				Full:    l.Role == config.RoleMaster,
+				Debug:   cfg.Auth.Debug,
+				Log:     d.log.With("listener", l.Name),
+				Shared:  d.shared,
+				Observe: d.metrics.MasterObserver(protocol),
 			}
 			// The 0666 auth-userdb rule (protocol.md §2.1).
 			if l.Role == config.RoleUserdb && l.Mode.Perm() == 0o666 {
@@ -363,7 +395,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		d.retire(inst, context.Background())
 		return err
 	}
-	return nil
+	return d.applyMetrics(cfg)
 }
 
 // apply opens, keeps or closes sockets to match inst and points every
@@ -392,6 +424,14 @@ func (d *daemon) apply(inst *instance) error {
 		l := &listener{cfg: lc, ln: ln}
 		opened = append(opened, l)
 	}
+	// gRPC before anything is switched: its failure (a port in use, an
+	// unreadable certificate) must leave the sockets as they were.
+	if err := d.applyGRPC(inst); err != nil {
+		for _, l := range opened {
+			d.closeListener(l)
+		}
+		return err
+	}
 	for _, l := range opened {
 		// The handler must be in place before the accept loop starts:
 		// clients queue on the socket as soon as it exists.
@@ -411,11 +451,13 @@ func (d *daemon) apply(inst *instance) error {
 		l.handler.Store(&h)
 	}
 	d.cur = inst
+	d.live.Store(inst)
 	return nil
 }
 
 // serve runs the accept loop of l until its socket is closed.
 func (d *daemon) serve(l *listener) {
+	name := l.cfg.Name // the metrics label: a configured name, never a client's
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -431,7 +473,11 @@ func (d *daemon) serve(l *listener) {
 				continue
 			}
 			h := *l.handler.Load()
-			go h(nc)
+			go func() {
+				d.metrics.ConnOpened(name)
+				defer d.metrics.ConnClosed(name)
+				h(nc)
+			}()
 		}
 	}()
 }
@@ -460,18 +506,25 @@ func (d *daemon) reload(path string, explicit, demo bool, stderr io.Writer) {
 		} else {
 			d.log.Error("config error; keeping the running configuration", "err", err)
 		}
+		d.metrics.ConfigReload(false)
 		return
 	}
 	inst, err := d.build(cfg)
 	if err != nil {
 		d.log.Error("new configuration failed; keeping the running one", "err", err)
+		d.metrics.ConfigReload(false)
 		return
 	}
 	old := d.cur
 	if err := d.apply(inst); err != nil {
 		d.log.Error("new configuration's sockets failed; keeping the running one", "err", err)
 		d.retire(inst, context.Background())
+		d.metrics.ConfigReload(false)
 		return
+	}
+	d.metrics.ConfigReload(true)
+	if err := d.applyMetrics(cfg); err != nil {
+		d.log.Error("metrics listener failed; metrics are off until the next reload", "err", err)
 	}
 	d.wg.Add(1)
 	go func() {
@@ -509,16 +562,17 @@ func (d *daemon) retire(inst *instance, ctx context.Context) error {
 // stop closes every socket, drains the current instance and waits for
 // every goroutine the daemon started.
 func (d *daemon) stop(ctx context.Context) error {
+	errs := []error{d.stopGRPC(ctx)}
 	for path, l := range d.listeners {
 		d.closeListener(l)
 		delete(d.listeners, path)
 	}
-	var err error
 	if d.cur != nil {
-		err = d.retire(d.cur, ctx)
+		errs = append(errs, d.retire(d.cur, ctx))
 	}
 	d.wg.Wait()
-	return err
+	errs = append(errs, d.stopMetrics(ctx))
+	return errors.Join(errs...)
 }
 
 // listenUnix creates a socket at lc.Path with its mode and owner. It is

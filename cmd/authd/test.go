@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/grpcserver"
 )
 
 // Exit codes of `authd test`, the same as doveadm's (protocol.md §3.2).
@@ -35,13 +36,16 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sock := fs.String("a", "run/auth-client", "auth client socket")
 	master := fs.String("M", "", "master user: authenticate as this master user to log in as USER")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	grpcAddr := fs.String("grpc", "", "use authd's gRPC API at `addr` (host:port or unix:/path) instead of -a")
+	var tlsOpts grpcserver.TLSOptions
+	tlsOpts.RegisterFlags(fs)
 	var extra multiFlag
 	fs.Var(&extra, "x", "extra AUTH parameter key=value (repeatable), e.g. -x service=imap -x rip=192.0.2.1")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fmt.Fprintln(stderr, "usage: authd test -a SOCKET [-x key=value]... USER [PASSWORD]")
+		fmt.Fprintln(stderr, "usage: authd test [-a SOCKET | --grpc ADDR [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]] [-x key=value]... USER [PASSWORD]")
 		return exitUsage
 	}
 	user := fs.Arg(0)
@@ -59,6 +63,15 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if *grpcAddr != "" {
+		gc, err := grpcserver.DialClient(*grpcAddr, tlsOpts)
+		if err != nil {
+			fmt.Fprintf(stderr, "authd test: %v\n", err)
+			return exitUsage
+		}
+		defer gc.Close()
+		return gc.Test(ctx, stdout, stderr, user, *master, []byte(pass), extra)
+	}
 	c, err := dovecot.DialAuth(ctx, *sock)
 	if err != nil {
 		fmt.Fprintf(stderr, "authd test: %s: %v\n", *sock, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/grpcserver"
 )
 
 // Exit code for an unknown user, as doveadm's (EX_NOUSER).
@@ -24,15 +25,30 @@ func cmdMasterLookup(ctx context.Context, cmd string, args []string, stdout, std
 	fs.SetOutput(stderr)
 	sock := fs.String("a", "run/auth-userdb", "auth-userdb or auth-master socket")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	grpcAddr := fs.String("grpc", "", "use authd's gRPC API at `addr` (host:port or unix:/path) instead of -a")
+	var tlsOpts grpcserver.TLSOptions
+	tlsOpts.RegisterFlags(fs)
 	var extra multiFlag
 	fs.Var(&extra, "x", "extra parameter key=value (repeatable), e.g. -x service=imap")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "usage: authd %s -a SOCKET [-x key=value]... USER\n", cmd)
+		fmt.Fprintf(stderr, "usage: authd %s [-a SOCKET | --grpc ADDR [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]] [-x key=value]... USER\n", cmd)
 		return exitUsage
 	}
 	user := fs.Arg(0)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if *grpcAddr != "" {
+		gc, err := grpcserver.DialClient(*grpcAddr, tlsOpts)
+		if err != nil {
+			fmt.Fprintf(stderr, "authd %s: %v\n", cmd, err)
+			return exitUsage
+		}
+		defer gc.Close()
+		if cmd == "lookup" {
+			return gc.Lookup(ctx, stdout, stderr, user, extra)
+		}
+		return gc.User(ctx, stdout, stderr, user, extra)
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", *sock)
 	if err != nil {

@@ -599,7 +599,7 @@ func (b *builder) grpc(n *Node) {
 		switch c.Key {
 		case "listen":
 			if v != "" {
-				if err := checkHostPort(v); err != nil {
+				if err := checkListen(v); err != nil {
 					b.errs.add(c.Pos, "listen: %v", err)
 					continue
 				}
@@ -642,7 +642,7 @@ func (b *builder) metrics(n *Node) {
 				continue
 			}
 			if v != "" {
-				if err := checkHostPort(v); err != nil {
+				if err := checkListen(v); err != nil {
 					b.errs.add(c.Pos, "listen: %v", err)
 					continue
 				}
@@ -650,6 +650,18 @@ func (b *builder) metrics(n *Node) {
 			b.cfg.Metrics.Listen = v
 		}
 	}
+}
+
+// checkListen accepts host:port or unix:/absolute/path (also
+// unix:///path, gRPC's own spelling).
+func checkListen(v string) error {
+	if p, ok := strings.CutPrefix(v, "unix:"); ok {
+		if !strings.HasPrefix(strings.TrimPrefix(p, "//"), "/") {
+			return fmt.Errorf("%q: a unix socket needs an absolute path (unix:/run/authd/grpc.sock)", v)
+		}
+		return nil
+	}
+	return checkHostPort(v)
 }
 
 func checkHostPort(v string) error {
@@ -760,7 +772,7 @@ func (b *builder) finishGRPC() {
 		b.errs.add(g.Pos, "grpc: tls_cert_file and tls_key_file must be set together")
 	case g.TLSClientCAFile != "" && g.TLSCertFile == "":
 		b.errs.add(g.Pos, "grpc: tls_client_ca_file needs tls_cert_file and tls_key_file")
-	case g.Listen != "" && g.TLSCertFile == "" && !isLoopback(g.Listen) && !g.AllowPlaintextRemote:
+	case g.Listen != "" && g.TLSCertFile == "" && !isLoopback(g.Listen) && !strings.HasPrefix(g.Listen, "unix:") && !g.AllowPlaintextRemote:
 		b.errs.add(g.Pos, "grpc: listen = %s is not a loopback address and TLS is off; set tls_cert_file and tls_key_file, or allow_plaintext_remote = yes", g.Listen)
 	}
 	if g.Listen == "" && (g.TLSCertFile != "" || g.TLSClientCAFile != "") {

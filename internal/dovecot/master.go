@@ -48,6 +48,9 @@ type MasterConfig struct {
 	Debug              bool
 	Log                *slog.Logger
 	Shared             *Shared
+	// Observe, if set, is told the outcome of every finished request:
+	// command is user, pass, list, request or cache_flush.
+	Observe func(command string, status engine.Status, d time.Duration)
 }
 
 // MasterServer serves the master protocol.
@@ -309,7 +312,15 @@ func (c *masterConn) run(f func(ctx context.Context)) {
 	}()
 }
 
+// observe reports a finished request to MasterConfig.Observe.
+func (c *masterConn) observe(cmd string, st engine.Status, start time.Time) {
+	if f := c.s.cfg.Observe; f != nil {
+		f(cmd, st, time.Since(start))
+	}
+}
+
 func (c *masterConn) handleLookup(args []string, pass bool) bool {
+	start := time.Now()
 	if len(args) < 3 {
 		return false
 	}
@@ -326,10 +337,12 @@ func (c *masterConn) handleLookup(args []string, pass bool) bool {
 		sid := itoa(id)
 		if pass {
 			if c.restricted {
+				c.observe("pass", engine.StatusFail, start)
 				c.write("FAIL\t" + sid + "\n")
 				return
 			}
 			res := c.s.cfg.Engine.LookupPassdb(ctx, info, user)
+			c.observe("pass", res.Status, start)
 			switch res.Status {
 			case engine.StatusOK:
 				b := []byte("PASS\t" + sid + "\tuser=")
@@ -344,6 +357,7 @@ func (c *masterConn) handleLookup(args []string, pass bool) bool {
 			return
 		}
 		res := c.s.cfg.Engine.LookupUser(ctx, info, user, nil)
+		c.observe("user", res.Status, start)
 		c.write(c.userReply(sid, res, nil))
 	})
 	return true
@@ -385,6 +399,7 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 }
 
 func (c *masterConn) handleList(args []string) bool {
+	start := time.Now()
 	if len(args) < 2 {
 		return false
 	}
@@ -400,12 +415,14 @@ func (c *masterConn) handleList(args []string) bool {
 		}
 	}
 	if c.restricted {
+		c.observe("list", engine.StatusFail, start)
 		c.write("DONE\t" + sid + "\tfail\n")
 		return true
 	}
 	c.listMu.Lock()
 	if c.listing {
 		c.listMu.Unlock()
+		c.observe("list", engine.StatusFail, start)
 		c.write("DONE\t" + sid + "\tfail\n")
 		return true
 	}
@@ -423,10 +440,12 @@ func (c *masterConn) handleList(args []string) bool {
 			return c.write(string(append(b, '\n')))
 		})
 		if err != nil {
+			c.observe("list", engine.StatusTempFail, start)
 			c.s.cfg.Log.Error("user listing failed", "err", err)
 			c.write("DONE\t" + sid + "\tfail\n")
 			return
 		}
+		c.observe("list", engine.StatusOK, start)
 		c.write("DONE\t" + sid + "\t\n")
 	})
 	return true
@@ -434,6 +453,7 @@ func (c *masterConn) handleList(args []string) bool {
 
 // handleRequest finishes a login (protocol.md §2.4.4).
 func (c *masterConn) handleRequest(args []string) bool {
+	start := time.Now()
 	if len(args) < 5 {
 		return false
 	}
@@ -462,17 +482,20 @@ func (c *masterConn) handleRequest(args []string) bool {
 	}
 	if sessionPID >= 0 && int64(c.peerPID) != sessionPID {
 		c.s.cfg.Log.Error("session pid provided by master did not match peer credentials", "session_pid", sessionPID, "peer_pid", c.peerPID)
+		c.observe("request", engine.StatusFail, start)
 		c.write("FAIL\t" + sid + "\n")
 		return true
 	}
 	login, ok := c.s.cfg.Shared.Logins.Claim(cpid, cid, cookie)
 	if !ok {
+		c.observe("request", engine.StatusFail, start)
 		c.write("FAIL\t" + sid + "\n")
 		return true
 	}
 	c.run(func(ctx context.Context) {
 		r := login.Result
 		res := c.s.cfg.Engine.LookupUserFinal(ctx, login.Info, r.User, r.OrigUser, r.Userdb)
+		c.observe("request", res.Status, start)
 		var extra fields.Fields
 		if r.MasterUser != "" {
 			extra = append(extra, fields.Field{Key: "master_user", Value: r.MasterUser})
@@ -495,6 +518,7 @@ func (c *masterConn) handleRequest(args []string) bool {
 }
 
 func (c *masterConn) handleFlush(args []string) bool {
+	start := time.Now()
 	if len(args) < 2 {
 		return false
 	}
@@ -506,6 +530,7 @@ func (c *masterConn) handleFlush(args []string) bool {
 	if c.s.cfg.Cache != nil {
 		n = c.s.cfg.Cache.Flush(args[2:])
 	}
+	c.observe("cache_flush", engine.StatusOK, start)
 	c.write("OK\t" + itoa(id) + "\t" + strconv.Itoa(n) + "\n")
 	return true
 }

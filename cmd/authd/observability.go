@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/metrics"
+)
+
+// The daemon's gRPC listener and metrics endpoint. Both outlive reloads:
+// the gRPC server gets each new instance's engine through its Backend, and
+// the metrics read the current instance at scrape time through d.live.
+
+// initMetrics builds the process's registry and collectors. They exist
+// even without a metrics { } listener, so the observers never check.
+func (d *daemon) initMetrics() error {
+	d.reg = prometheus.NewRegistry()
+	m, err := metrics.New(d.reg, metrics.Options{
+		Version:         version,
+		Cache:           d.cacheStats,
+		DelayedFailures: d.delayedFailures,
+		Panics:          d.shared.Stats.Panics.Load,
+		Ready:           d.ready,
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	d.metrics = m
+	return nil
+}
+
+// cacheStats reads the current instance's cache (scrape time).
+func (d *daemon) cacheStats() (metrics.CacheStats, bool) {
+	inst := d.live.Load()
+	if inst == nil || inst.eng.Cache() == nil {
+		return metrics.CacheStats{}, false
+	}
+	s := inst.eng.Cache().Stats()
+	return metrics.CacheStats{
+		Hits: s.Hits, Misses: s.Misses, NegativeHits: s.NegativeHits, StaleHits: s.StaleHits,
+		Evictions: s.Evictions, Entries: s.Entries, Bytes: s.Bytes, MaxBytes: s.MaxBytes,
+	}, true
+}
+
+// delayedFailures counts the failures waiting for auth_failure_delay on
+// the current instance's client sockets and on gRPC (scrape time).
+func (d *daemon) delayedFailures() int {
+	n := 0
+	if inst := d.live.Load(); inst != nil {
+		for _, c := range inst.clients {
+			n += c.DelayedFailures()
+		}
+	}
+	if g := d.grpc.Load(); g != nil {
+		n += g.DelayedFailures()
+	}
+	return n
+}
+
+// ready is the /readyz and gRPC health condition. Backend health checks
+// (every backend answered its last check) plug in here; until they exist,
+// ready means a configuration is being served.
+func (d *daemon) ready() error {
+	if d.live.Load() == nil {
+		return errors.New("no configuration loaded")
+	}
+	return nil
+}
+
+// applyGRPC makes the gRPC listener match inst's grpc { } section and
+// points it at inst's engine. The same listener stays when its address and
+// TLS mode did not change (certificates are re-read); otherwise it is
+// replaced. An error leaves the previous listener serving when possible.
+func (d *daemon) applyGRPC(inst *instance) error {
+	want := inst.cfg.GRPC
+	cur := d.grpc.Load()
+	if cur != nil && want.Listen != "" {
+		err := cur.Reload(want)
+		if err == nil {
+			cur.SetBackend(inst.grpc)
+			return nil
+		}
+		if !errors.Is(err, grpcserver.ErrRestartRequired) {
+			return err // e.g. an unreadable new certificate: keep everything
+		}
+	}
+	if cur == nil && want.Listen == "" {
+		return nil
+	}
+	// Build the new server before stopping the old one, so a bad
+	// certificate leaves the old one serving.
+	var next *grpcserver.Server
+	if want.Listen != "" {
+		var err error
+		if next, err = d.newGRPC(want, inst.grpc); err != nil {
+			return err
+		}
+	}
+	if cur != nil {
+		// The old listener must free its port before the new one binds it.
+		ctx, cancel := context.WithTimeout(context.Background(), inst.cfg.ShutdownTimeout)
+		if err := cur.Shutdown(ctx); err != nil {
+			d.log.Warn("grpc listener stopped with requests running", "err", err)
+		}
+		cancel()
+		d.grpc.Store(nil)
+	}
+	if next == nil {
+		return nil
+	}
+	if err := next.Start(); err != nil {
+		// Bring the previous listener back rather than leave gRPC off.
+		if cur != nil && d.cur != nil {
+			if prev, perr := d.newGRPC(d.cur.cfg.GRPC, d.cur.grpc); perr == nil && prev.Start() == nil {
+				d.grpc.Store(prev)
+			}
+		}
+		return err
+	}
+	d.grpc.Store(next)
+	return nil
+}
+
+func (d *daemon) newGRPC(cfg config.GRPC, b *grpcserver.Backend) (*grpcserver.Server, error) {
+	s, err := grpcserver.New(cfg, grpcserver.Options{
+		Log:      d.log.With("listener", "grpc"),
+		Observer: d.metrics,
+		Panics:   &d.shared.Stats.Panics,
+		Ready:    d.ready,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.SetBackend(b)
+	return s, nil
+}
+
+// applyMetrics (re)opens the metrics { } listener when its address
+// changed.
+func (d *daemon) applyMetrics(cfg *config.Config) error {
+	want := cfg.Metrics.Listen
+	if d.metricsSrv != nil && want == d.metricsAt {
+		return nil
+	}
+	if d.metricsSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.metricsSrv.Shutdown(ctx)
+		cancel()
+		d.metricsSrv, d.metricsAt = nil, ""
+	}
+	if want == "" {
+		return nil
+	}
+	srv, err := metrics.Listen(want, d.metrics.Handler(d.log), d.log.With("listener", "metrics"))
+	if err != nil {
+		return err
+	}
+	d.metricsSrv, d.metricsAt = srv, want
+	d.log.Info("metrics listening", "addr", srv.Addr().String())
+	return nil
+}
+
+// stopGRPC stops the gRPC listener first at shutdown: it drains its own
+// requests, then the instance retires.
+func (d *daemon) stopGRPC(ctx context.Context) error {
+	if g := d.grpc.Swap(nil); g != nil {
+		return g.Shutdown(ctx)
+	}
+	return nil
+}
+
+// stopMetrics closes the metrics listener last, so shutdown stays
+// observable until the end.
+func (d *daemon) stopMetrics(ctx context.Context) error {
+	if d.metricsSrv == nil {
+		return nil
+	}
+	err := d.metricsSrv.Shutdown(ctx)
+	d.metricsSrv, d.metricsAt = nil, ""
+	return err
+}

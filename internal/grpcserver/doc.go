@@ -1,0 +1,40 @@
+// Package grpcserver serves authd's gRPC API (api/proto/authd/v1) over the
+// same engine that answers the Dovecot sockets, and holds the client side
+// that `authd test`, `authd user` and `authd lookup` use with --grpc.
+//
+// # Same answers as the sockets
+//
+// Authenticate is an AUTH PLAIN on a client socket (the engine sees
+// mechanism PLAIN, so `mechanisms =` filters on passdbs apply alike),
+// LookupPassdb the master protocol's PASS, LookupUser its USER, ListUsers
+// its LIST and FlushCache its CACHE-FLUSH. The engine's statuses map as the
+// sockets map them (design.md, "The request pipeline"):
+//
+//	engine status        client socket            gRPC
+//	OK                   OK                       AUTH_RESULT_OK
+//	Fail                 FAIL                     AUTH_RESULT_FAILED (delayed)
+//	UserDisabled         FAIL code=user_disabled  AUTH_RESULT_USER_DISABLED (delayed)
+//	PassExpired          FAIL code=pass_expired   AUTH_RESULT_PASSWORD_EXPIRED (delayed)
+//	AuthzFail            FAIL code=authz_fail     AUTH_RESULT_AUTHZ_FAILED (delayed)
+//	TempFail             FAIL code=temp_fail      status UNAVAILABLE (not delayed)
+//
+//	lookup status        master socket            gRPC
+//	OK                   PASS / USER              found = true
+//	NotFound             NOTFOUND                 found = false
+//	UserDisabled, PassExpired (PASS only) NOTFOUND found = false
+//	TempFail             FAIL                     status UNAVAILABLE
+//	Fail, AuthzFail      FAIL                     status PERMISSION_DENIED
+//
+// A temporary failure is a gRPC status rather than a fourth result value on
+// purpose: "could not tell" must never be mistaken for "wrong password",
+// and a client that only checks result == OK, or a generic gRPC retry
+// policy, then does the right thing by default.
+//
+// # Reloads
+//
+// The Server outlives configuration reloads: its listener and TLS state
+// stay, and the engine comes from a Backend the daemon swaps with
+// SetBackend. A request holds its Backend until the engine has answered,
+// and Backend.Drain lets the daemon wait for those requests before it
+// closes the old engine's drivers, as it does for the socket servers.
+package grpcserver
