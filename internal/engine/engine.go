@@ -383,6 +383,22 @@ func (e *Engine) Reload() error {
 	return errors.Join(errs...)
 }
 
+// mergeFields adds a backend's fields, honouring key:protected (set only
+// if not set yet, e.g. by default_fields) and key:remove (protocol.md §2.5).
+func mergeFields(dst *fields.Fields, src fields.Fields) {
+	for _, f := range src {
+		name, protected, remove := vars.SplitFieldKey(f.Key)
+		switch {
+		case remove:
+			dst.Del(name)
+		case protected:
+			dst.SetDefault(name, f.Value)
+		default:
+			dst.Set(name, f.Value)
+		}
+	}
+}
+
 // applyTemplates applies default_fields or override_fields to fs.
 func applyTemplates(fs *fields.Fields, tmpls []vars.FieldTemplate, vc *vars.Context) {
 	for _, t := range tmpls {

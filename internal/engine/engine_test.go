@@ -282,6 +282,14 @@ func TestUserdbChain(t *testing.T) {
 	if r := e.LookupUser(ctx, info, "nosuch@x", nil); r.Status != engine.StatusNotFound {
 		t.Fatalf("unknown: %v", r.Status)
 	}
+	// Backend fields may carry :protected and :remove too.
+	marked := pwfile(t, "m@x:{PLAIN}p:1000:1000::/h::userdb_quota:protected=9G userdb_mail:remove\n")
+	me := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(marked)}, []engine.DBSpec{pass(marked, func(s *engine.DBSpec) {
+		s.DefaultFields = fields(t, "quota=1G mail=maildir:~/M")
+	})})
+	if r := me.LookupUser(ctx, info, "m@x", nil); r.Status != engine.StatusOK || r.Userdb.String() != "quota=1G uid=1000 gid=1000 home=/h" {
+		t.Fatalf("protected/remove from the backend: %v %s", r.Status, r.Userdb)
+	}
 	// An unresolvable uid name is a temporary failure, not "not found".
 	plain := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(users)}, []engine.DBSpec{pass(users)})
 	if r := plain.LookupUser(ctx, info, "noid@x", nil); r.Status != engine.StatusTempFail {

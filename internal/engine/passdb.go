@@ -459,9 +459,7 @@ func (e *Engine) runPassdbOnce(ctx context.Context, r *request, p *passdb, passw
 		return pDisabled
 	}
 	r.hadFound = true
-	for _, f := range entry.Fields {
-		work.Set(f.Key, f.Value)
-	}
+	mergeFields(&work, entry.Fields)
 	applyTemplates(&work, p.OverrideFields, r.vc)
 
 	fail, nopassword, noauth := false, false, false

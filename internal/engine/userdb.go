@@ -136,9 +136,7 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 			rule = d.ResultFailure
 		default:
 			found = true
-			for _, f := range got {
-				work.Set(f.Key, f.Value)
-			}
+			mergeFields(&work, got)
 			applyTemplates(&work, d.OverrideFields, vc)
 			acc = work
 			rule = d.ResultSuccess
