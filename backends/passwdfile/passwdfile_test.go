@@ -95,6 +95,12 @@ alice@example.com:{PLAIN}duplicate:::::
 	}
 }
 
+func TestMain(m *testing.M) {
+	// Every lookup checks the file, so tests see edits at once.
+	StatInterval = 0
+	os.Exit(m.Run())
+}
+
 func TestChangedFileIsReread(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users")

@@ -18,12 +18,25 @@ import (
 	"github.com/authd-project/authd/internal/bench/grpcload"
 )
 
+// buildDir holds the authd binary built for this test binary; TestMain
+// removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // buildAuthd compiles ./cmd/authd once per test binary.
 var buildAuthd = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "authd-bench-e2e-")
 	if err != nil {
 		return "", err
 	}
+	buildDir = dir
 	bin := filepath.Join(dir, "authd")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/authd-project/authd/cmd/authd")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

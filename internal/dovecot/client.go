@@ -101,6 +101,7 @@ type ClientServer struct {
 	inflight sync.WaitGroup
 	runDone  chan struct{}
 	cancel   context.CancelFunc
+	workers  *workers
 }
 
 // NewClientServer builds a server; call Run to start its delay queue.
@@ -128,6 +129,7 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 	b = append(b, '\n')
 	s.handshake = b
 	s.delay = newDelayQueue(cfg.FailureDelay)
+	s.workers = newWorkers(10 * time.Second)
 	s.runDone = make(chan struct{})
 	return s
 }
@@ -169,6 +171,7 @@ func (s *ClientServer) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("shutdown: requests still running: %w", ctx.Err())
 	}
 	s.delay.close()
+	s.workers.stop()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.close()
@@ -195,8 +198,15 @@ type clientConn struct {
 	minor  uint64
 	log    *slog.Logger
 
-	wmu    sync.Mutex
-	closed bool
+	wmu      sync.Mutex
+	closed   bool
+	flushing bool   // a goroutine is writing wbuf
+	wbuf     []byte // replies waiting for the writer
+	wspare   []byte // the other buffer, reused
+	// ctx ends when the connection closes: requests still in the engine
+	// for a client that left may stop early.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	pending map[uint32]*clientReq
@@ -230,6 +240,7 @@ func (s *ClientServer) Serve(nc net.Conn) {
 		pending: map[uint32]*clientReq{},
 		log:     s.cfg.Log,
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if _, err := rand.Read(c.cookie[:]); err != nil {
 		s.cfg.Log.Error("no randomness for COOKIE", "err", err)
 		_ = nc.Close()
@@ -368,24 +379,47 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// write sends b as one write; false if the connection is gone.
+// write queues b for the client; false if the connection is gone.
+// Replies that finish while another goroutine is in the write syscall are
+// appended to the buffer and leave with its next write, so a busy
+// pipelined connection pays one syscall for many replies.
 func (c *clientConn) write(b []byte) bool {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closed {
+		c.wmu.Unlock()
 		return false
 	}
-	// A client that stops reading must not block the engine forever.
-	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.nc.Write(b); err != nil {
-		c.closed = true
-		_ = c.nc.Close()
-		return false
+	c.wbuf = append(c.wbuf, b...)
+	if c.flushing {
+		c.wmu.Unlock()
+		return true
 	}
+	c.flushing = true
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.wspare[:0]
+		c.wmu.Unlock()
+		// A client that stops reading must not block the engine forever.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		c.wspare = buf[:0]
+		if err != nil {
+			c.closed = true
+			c.flushing = false
+			c.wbuf = nil
+			_ = c.nc.Close()
+			c.wmu.Unlock()
+			return false
+		}
+	}
+	c.flushing = false
+	c.wmu.Unlock()
 	return true
 }
 
 func (c *clientConn) close() {
+	c.cancel()
 	c.wmu.Lock()
 	if !c.closed {
 		c.closed = true
@@ -693,7 +727,7 @@ func (c *clientConn) handleCancel(args []string) bool {
 func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 	s := c.s
 	s.inflight.Add(1)
-	go func() {
+	s.workers.run(func() {
 		defer s.inflight.Done()
 		defer func() {
 			if r := recover(); r != nil {
@@ -705,11 +739,9 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 		if req.mech == nil {
 			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
 		}
-		// The request outlives the client's patience only up to the
-		// request timeout (§1.6).
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
-		rep := req.mech.Step(ctx, data, present)
+		// Backends bound their own operations; the connection's context
+		// ends work for a client that went away.
+		rep := req.mech.Step(c.ctx, data, present)
 		if !rep.Done {
 			c.sendCont(req, rep.Challenge)
 			return
@@ -727,7 +759,7 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 			return
 		}
 		c.finishOK(req, rep.Result, rep.Final)
-	}()
+	})
 }
 
 // sendCont sends a challenge and arms the request timeout.
@@ -812,12 +844,14 @@ func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
 	if final != nil {
 		extra = append(extra.Clone(), fields.Field{Key: "resp", Value: EncodeBase64(final)})
 	}
-	b := appendOK(nil, req.id, res, extra, c.s.cfg.Login)
+	b := appendOK(make([]byte, 0, 128), req.id, res, extra, c.s.cfg.Login)
 	if c.s.cfg.Login && !res.Fields.Has("nologin") && !res.Fields.Has("proxy") {
 		c.keepLogin(req, res)
 	}
-	c.log.Debug("authenticated", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service)
-	c.send(string(b))
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("authenticated", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service)
+	}
+	c.write(append(b, '\n'))
 }
 
 func (c *clientConn) send(line string) {

@@ -160,3 +160,45 @@ func (e *Engine) cachedUser(ctx context.Context, d *userdb, breq *backends.Reque
 	}
 	return ne.Fields.Clone(), true, nil
 }
+
+// cachedVerify runs a passdb that checks passwords itself (LDAP auth_bind,
+// PAM) through the cache. It has no hash to keep, so the entry holds the
+// fields and the keyed fingerprint of the password that last verified: a
+// repeat login with it skips the bind. (Dovecot keeps an unsalted SHA1 of
+// the password for the same purpose, realservers.md §4.5.) Like Dovecot's,
+// an entry lets an old password in until it expires or is flushed.
+func (e *Engine) cachedVerify(ctx context.Context, p *passdb, breq *backends.Request, v backends.Verifier, password []byte) (backends.PassEntry, bool, bool, error) {
+	key := p.cacheKey.ExpandCacheKey(breq.Vars, false)
+	old, fresh, cfound := e.cache.Lookup(key)
+	if cfound && fresh {
+		if old.Negative {
+			return backends.PassEntry{}, false, false, nil
+		}
+		if e.cache.PasswordMatches(key, old, password) {
+			e.cache.MarkResult(key, old, true)
+			pe, _ := fromCacheEntry(old)
+			return pe, true, true, nil
+		}
+	}
+	start := time.Now()
+	pe, found, ok, err := v.VerifyPass(ctx, breq, password)
+	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
+	if err != nil {
+		if cfound && !old.Negative && e.cache.PasswordMatches(key, old, password) {
+			// The server could not tell; this password verified before.
+			e.cache.NoteStale()
+			pe, _ := fromCacheEntry(old)
+			return pe, true, true, nil
+		}
+		return pe, found, ok, err
+	}
+	ce := toCacheEntry(backends.PassEntry{Fields: pe.Fields}, found)
+	e.cache.Store(key, ce)
+	if found {
+		e.cache.MarkResult(key, &ce, ok)
+		if ok {
+			e.cache.RememberPassword(key, &ce, password)
+		}
+	}
+	return pe, found, ok, nil
+}

@@ -2,14 +2,18 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/engine"
+	ifields "github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
 )
 
 // The engine with the auth cache over a real driver: a passwd-file whose
@@ -28,6 +32,9 @@ func TestEngineCache(t *testing.T) {
 		}
 	}
 	write("alice@example.com:{SHA512-CRYPT}$6$I6snSvYT4fxI4JV9$PL3IhYk39g8R/7Zhb.PqPnugo.YYT1GEtruZR64TZPZT2Z4xfylNF/S/IAhKnP55FDY0VsB4Ramci2m0IccQX0:1000:1000::/home/alice::\n")
+	// Edits must count at once here, not after the usual second.
+	defer func(d time.Duration) { passwdfile.StatInterval = d }(passwdfile.StatInterval)
+	passwdfile.StatInterval = 0
 	db, err := passwdfile.New(dir+"/%d/users", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -120,3 +127,58 @@ type countingObserver struct{ lookups, verifies int }
 func (o *countingObserver) PassdbLookup(string, string, time.Duration) { o.lookups++ }
 func (o *countingObserver) UserdbLookup(string, string, time.Duration) {}
 func (o *countingObserver) Verify(string, time.Duration)               { o.verifies++ }
+
+// bindPassdb stands in for LDAP with auth_bind: it checks passwords
+// itself and counts how often it is asked.
+type bindPassdb struct {
+	calls int
+	pw    string
+	down  bool
+}
+
+func (b *bindPassdb) LookupPass(context.Context, *backends.Request) (backends.PassEntry, bool, error) {
+	return backends.PassEntry{}, true, nil
+}
+
+func (b *bindPassdb) VerifyPass(_ context.Context, req *backends.Request, pw []byte) (backends.PassEntry, bool, bool, error) {
+	b.calls++
+	if b.down {
+		return backends.PassEntry{}, false, false, errors.New("server down")
+	}
+	if req.User != "alice@x" {
+		return backends.PassEntry{}, false, false, nil
+	}
+	return backends.PassEntry{Fields: ifields.Fields{{Key: "userdb_home", Value: "/h"}}}, true, string(pw) == b.pw, nil
+}
+
+func (b *bindPassdb) PassCacheKey() *vars.Template { return vars.MustParse("%u") }
+
+// A passdb that binds as the user is cached through the password's keyed
+// fingerprint: a repeat login does not bind again, a wrong password does,
+// and an outage answers users whose password verified before.
+func TestEngineCacheAuthBind(t *testing.T) {
+	b := &bindPassdb{pw: "secret"}
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}}, nil)
+	e.SetCache(cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour, Fingerprint: true}))
+	ctx := context.Background()
+	login := func(pw string) engine.Status { return e.VerifyPlain(ctx, info, "", "alice@x", []byte(pw)).Status }
+	if st := login("secret"); st != engine.StatusOK || b.calls != 1 {
+		t.Fatalf("first: %v, %d binds", st, b.calls)
+	}
+	if st := login("secret"); st != engine.StatusOK || b.calls != 1 {
+		t.Fatalf("repeat: %v, %d binds", st, b.calls)
+	}
+	if st := login("wrong"); st != engine.StatusFail || b.calls != 2 {
+		t.Fatalf("wrong password: %v, %d binds", st, b.calls)
+	}
+	b.down = true
+	if st := login("secret"); st != engine.StatusOK {
+		t.Fatalf("outage, known password: %v", st)
+	}
+	if st := login("other"); st != engine.StatusTempFail {
+		t.Fatalf("outage, unknown password: %v", st)
+	}
+	if st := e.VerifyPlain(ctx, info, "", "bob@x", []byte("x")).Status; st != engine.StatusTempFail {
+		t.Fatalf("outage, uncached user: %v", st)
+	}
+}

@@ -399,9 +399,13 @@ func (e *Engine) runPassdbOnce(ctx context.Context, r *request, p *passdb, passw
 	if v, ok := selfVerifier(p.Passdb); ok && check && !p.Deny {
 		// The passdb checks the password itself (auth_bind, PAM).
 		selfChecked = true
+		if cached {
+			entry, found, verified, err = e.cachedVerify(ctx, p, breq, v, password)
+		} else {
+			entry, found, verified, err = v.VerifyPass(ctx, breq, password)
+			e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
+		}
 		cached = false
-		entry, found, verified, err = v.VerifyPass(ctx, breq, password)
-		e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	} else if cached {
 		entry, found, err, cacheKey, centry, fromCache = e.cachedPass(ctx, p, breq, force)
 	} else {
