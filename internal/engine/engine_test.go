@@ -290,6 +290,14 @@ func TestUserdbChain(t *testing.T) {
 	if r := me.LookupUser(ctx, info, "m@x", nil); r.Status != engine.StatusOK || r.Userdb.String() != "quota=1G uid=1000 gid=1000 home=/h" {
 		t.Fatalf("protected/remove from the backend: %v %s", r.Status, r.Userdb)
 	}
+	// userdb renames: user, username (local part), domain.
+	ren := pwfile(t, "r1@x:{PLAIN}p:1:1::/h::userdb_user=other@y\nr2@x:{PLAIN}p:1:1::/h::userdb_username=bob\nr3@x:{PLAIN}p:1:1::/h::userdb_domain=z.org\n")
+	re := newEngine(t, engine.Settings{FirstValidUID: 1, FirstValidGID: 1}, []engine.DBSpec{pass(ren)}, []engine.DBSpec{pass(ren)})
+	for user, want := range map[string]string{"r1@x": "other@y", "r2@x": "bob@x", "r3@x": "r3@z.org"} {
+		if r := re.LookupUser(ctx, info, user, nil); r.Status != engine.StatusOK || r.User != want || r.Userdb.Has("username") {
+			t.Errorf("%s: %v user %q fields %s, want user %q", user, r.Status, r.User, r.Userdb, want)
+		}
+	}
 	// An unresolvable uid name is a temporary failure, not "not found".
 	plain := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(users)}, []engine.DBSpec{pass(users)})
 	if r := plain.LookupUser(ctx, info, "noid@x", nil); r.Status != engine.StatusTempFail {

@@ -140,11 +140,29 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 			applyTemplates(&work, d.OverrideFields, vc)
 			acc = work
 			rule = d.ResultSuccess
+			// user, username and domain rename the user (protocol.md
+			// §2.5): the whole name, the part before @, the part after.
 			if v, ok := acc.Get("user"); ok && v != "" {
 				u = v
-				vc.User = v
 				acc.Del("user")
 			}
+			if v, ok := acc.Get("username"); ok && v != "" {
+				if i := strings.IndexByte(u, '@'); i >= 0 {
+					u = v + u[i:]
+				} else {
+					u = v
+				}
+				acc.Del("username")
+			}
+			if v, ok := acc.Get("domain"); ok && v != "" {
+				if i := strings.IndexByte(u, '@'); i >= 0 {
+					u = u[:i+1] + v
+				} else {
+					u = u + "@" + v
+				}
+				acc.Del("domain")
+			}
+			vc.User = u
 		}
 		cont := false
 		switch rule {
