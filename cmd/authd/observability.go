@@ -63,14 +63,14 @@ func (d *daemon) delayedFailures() int {
 	return n
 }
 
-// ready is the /readyz and gRPC health condition. Backend health checks
-// (every backend answered its last check) plug in here; until they exist,
-// ready means a configuration is being served.
+// ready is the /readyz and gRPC health condition: a configuration is
+// served and every backend answered its last lookup.
 func (d *daemon) ready() error {
-	if d.live.Load() == nil {
+	inst := d.live.Load()
+	if inst == nil {
 		return errors.New("no configuration loaded")
 	}
-	return nil
+	return inst.eng.Ready()
 }
 
 // applyGRPC makes the gRPC listener match inst's grpc { } section and

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authd-project/authd/backends/pam"
 	"github.com/authd-project/authd/internal/config"
 )
 
@@ -39,6 +40,44 @@ func TestREADMEConfigExamples(t *testing.T) {
 	}
 }
 
+// Every authd configuration snippet in docs/ loads too. Snippets of one
+// section (grpc { }, metrics { }) get a minimal passdb, which a whole
+// config needs.
+func TestDocsConfigExamples(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*.md")
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range fencedBlocks(string(data)) {
+			authd := strings.Contains(body, "passdb {") || strings.Contains(body, "grpc {") ||
+				strings.Contains(body, "metrics {") || strings.Contains(body, "auth_cache_size")
+			dovecotSide := strings.Contains(body, "auth_socket_path") || strings.Contains(body, "smtpd_sasl") ||
+				strings.Contains(body, "executable =")
+			if !authd || dovecotSide {
+				continue
+			}
+			n++
+			if !strings.Contains(body, "passdb {") {
+				body += "passdb {\n  driver = static\n  args = nopassword=y\n}\n"
+			}
+			path := filepath.Join(t.TempDir(), "authd.conf")
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Load(path); err != nil {
+				t.Errorf("%s: example does not load: %v\n%s", filepath.Base(f), err, body)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no configuration examples found in docs/")
+	}
+	t.Logf("%d examples in docs/ load", n)
+}
+
 // fencedBlocks returns the bodies of ``` code blocks without a language.
 func fencedBlocks(md string) []string {
 	var out []string
@@ -61,4 +100,38 @@ func fencedBlocks(md string) []string {
 		}
 	}
 	return out
+}
+
+// Every example in deploy/examples passes `authd check`, drivers
+// included: the files they name (/etc/authd/…) are taken from
+// deploy/examples, and PAM becomes shadow when this binary has no PAM.
+func TestDeployExamplesCheck(t *testing.T) {
+	examples, err := filepath.Abs("../../deploy/examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(examples, "*.conf"))
+	if len(files) < 4 {
+		t.Fatalf("only %d example configs", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := strings.ReplaceAll(string(data), "/etc/authd/", examples+"/")
+			if !pam.Available {
+				body = strings.ReplaceAll(body, "driver = pam", "driver = shadow")
+			}
+			path := filepath.Join(t.TempDir(), "authd.conf")
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb strings.Builder
+			if code := run([]string{"check", "-c", path}, nil, &out, &errb); code != 0 {
+				t.Fatalf("authd check: exit %d\n%s", code, errb.String())
+			}
+		})
+	}
 }

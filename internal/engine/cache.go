@@ -110,6 +110,9 @@ func (e *Engine) cachedPass(ctx context.Context, p *passdb, breq *backends.Reque
 	})
 	e.obs.PassdbLookup(p.Driver, lookupResult(!ne.Negative, derr), time.Since(start))
 	if derr != nil {
+		if ctx.Err() == nil {
+			p.failing.Store(true)
+		}
 		if cfound {
 			// The backend could not tell: the last known answer is better
 			// than a temporary failure (design.md).
@@ -184,6 +187,9 @@ func (e *Engine) cachedVerify(ctx context.Context, p *passdb, breq *backends.Req
 	pe, found, ok, err := v.VerifyPass(ctx, breq, password)
 	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	if err != nil {
+		if ctx.Err() == nil {
+			p.failing.Store(true)
+		}
 		if cfound && !old.Negative && e.cache.PasswordMatches(key, old, password) {
 			// The server could not tell; this password verified before.
 			e.cache.NoteStale()

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -141,6 +142,8 @@ func (e *Engine) SetObserver(o Observer) {
 
 type passdb struct {
 	DBSpec
+	// failing: the last lookup could not tell (for readiness).
+	failing  atomic.Bool
 	id       int
 	cacheKey *vars.Template // nil: answers not cached
 	dummy    sync.Map       // scheme -> dummy data, for unknown users (see verifyDummy)
@@ -150,6 +153,7 @@ type passdb struct {
 
 type userdb struct {
 	DBSpec
+	failing  atomic.Bool
 	id       int
 	cacheKey *vars.Template
 }
@@ -346,6 +350,27 @@ func hiddenPassdbField(key string) bool {
 		return true
 	}
 	return strings.HasPrefix(key, "userdb_")
+}
+
+// Ready reports an error naming every passdb and userdb whose last lookup
+// could not tell (server down, unreadable file): /readyz and the gRPC
+// health check turn not-ready until a lookup succeeds again.
+func (e *Engine) Ready() error {
+	var bad []string
+	for _, p := range e.passdbs {
+		if p.failing.Load() {
+			bad = append(bad, "passdb "+p.label())
+		}
+	}
+	for _, u := range e.userdbs {
+		if u.failing.Load() {
+			bad = append(bad, "userdb "+u.label())
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("backends failing: %s", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // Close releases the drivers' resources.

@@ -103,6 +103,15 @@ func TestChainRules(t *testing.T) {
 		{"deny passdb", []engine.DBSpec{pass(pwfile(t, "alice@x\n"), func(s *engine.DBSpec) { s.Deny = true }), pass(first)}, "alice@x", "a1", engine.StatusUserDisabled},
 		{"deny passdb, not listed", []engine.DBSpec{pass(pwfile(t, "other@x\n"), func(s *engine.DBSpec) { s.Deny = true }), pass(first)}, "alice@x", "a1", engine.StatusOK},
 	}
+	// Readiness follows the last lookup of each backend.
+	re := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(broken), pass(second)}, nil)
+	if err := re.Ready(); err != nil {
+		t.Fatalf("ready before any lookup: %v", err)
+	}
+	re.VerifyPlain(ctx, info, "", "bob@x", []byte("b1"))
+	if err := re.Ready(); err == nil || !strings.Contains(err.Error(), "passdb") {
+		t.Fatalf("ready with a missing passwd-file: %v", err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, engine.Settings{}, tc.passdbs, nil)

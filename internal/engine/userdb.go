@@ -125,6 +125,7 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 			got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
 		}
 		e.obs.UserdbLookup(d.Driver, lookupResult(ok, err), time.Since(start))
+		d.failing.Store(err != nil)
 		var rule Rule
 		switch {
 		case err != nil:
