@@ -429,16 +429,21 @@ func (c *masterConn) handleList(args []string) bool {
 	c.listing = true
 	c.listMu.Unlock()
 	c.run(func(ctx context.Context) {
+		done := false
 		defer func() {
-			c.listMu.Lock()
-			c.listing = false
-			c.listMu.Unlock()
+			if !done { // a panic: let the next LIST run
+				c.endList()
+			}
 		}()
 		err := c.s.cfg.Engine.ListUsers(ctx, mask, func(u string) bool {
 			b := []byte("LIST\t" + sid + "\t")
 			b = AppendEscaped(b, u)
 			return c.write(string(append(b, '\n')))
 		})
+		// The next LIST may come as soon as the client sees DONE, so the
+		// listing ends before DONE is written.
+		done = true
+		c.endList()
 		if err != nil {
 			c.observe("list", engine.StatusTempFail, start)
 			c.s.cfg.Log.Error("user listing failed", "err", err)
@@ -449,6 +454,12 @@ func (c *masterConn) handleList(args []string) bool {
 		c.write("DONE\t" + sid + "\t\n")
 	})
 	return true
+}
+
+func (c *masterConn) endList() {
+	c.listMu.Lock()
+	c.listing = false
+	c.listMu.Unlock()
 }
 
 // handleRequest finishes a login (protocol.md §2.4.4).

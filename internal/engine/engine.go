@@ -218,22 +218,38 @@ var errBadName = errors.New("invalid user name")
 // ProcessName applies protocol.md §5.2 steps 4–7 to a name: default realm,
 // translation, allowed characters, auth_username_format.
 func (e *Engine) ProcessName(name string, info *Info) (string, error) {
+	return e.processName(name, e.varsContext(info, ""))
+}
+
+// processName is ProcessName with the request's own variable context, so
+// a request builds one context, not one per step. vc.User is left set to
+// the name that went into auth_username_format.
+func (e *Engine) processName(name string, vc *vars.Context) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: empty", errBadName)
 	}
 	if e.set.DefaultRealm != "" && strings.IndexByte(name, '@') < 0 {
 		name = name + "@" + e.set.DefaultRealm
 	}
-	b := []byte(name)
-	for i, c := range b {
-		c = e.translate[c]
-		b[i] = c
-		if !e.allChars && !e.chars[c] {
-			return "", fmt.Errorf("%w: character 0x%02x not in auth_username_chars", errBadName, c)
+	// Copy the name only when the translation changes a byte.
+	var b []byte
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		t := e.translate[c]
+		if t != c {
+			if b == nil {
+				b = []byte(name)
+			}
+			b[i] = t
+		}
+		if !e.allChars && !e.chars[t] {
+			return "", fmt.Errorf("%w: character 0x%02x not in auth_username_chars", errBadName, t)
 		}
 	}
-	name = string(b)
-	vc := e.varsContext(info, name)
+	if b != nil {
+		name = string(b)
+	}
+	vc.User = name
 	out := e.format.Expand(vc, nil)
 	if out == "" {
 		return "", fmt.Errorf("%w: empty after auth_username_format", errBadName)

@@ -73,7 +73,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	// request's memory and is never logged.
 	r.vc.Password = string(password)
 	if masterName == "" {
-		u, err := e.ProcessName(loginName, info)
+		u, err := e.processName(loginName, r.vc)
 		if err != nil {
 			// Dovecot names the user as typed in such a FAIL.
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
