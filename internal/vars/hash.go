@@ -15,6 +15,8 @@ import (
 	"hash"
 	"strconv"
 	"strings"
+
+	"golang.org/x/crypto/md4"
 )
 
 // hashFormat is the format= option of %{<hash>;...:field} (§5.6).
@@ -48,7 +50,7 @@ var hashMethods = map[string]struct {
 	new  func() hash.Hash
 	size int
 }{
-	"md4":      {newMD4, 16},
+	"md4":      {md4.New, 16},
 	"md5":      {md5.New, 16},
 	"sha1":     {sha1.New, 20},
 	"sha256":   {sha256.New, 32},
