@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -395,6 +396,11 @@ func (c *clientConn) write(b []byte) bool {
 		return true
 	}
 	c.flushing = true
+	c.wmu.Unlock()
+	// Let the other requests of this connection that are finishing right
+	// now add their replies, so that one write carries them all.
+	runtime.Gosched()
+	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
