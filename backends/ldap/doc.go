@@ -74,14 +74,29 @@
 //
 // # Connections
 //
-// Each pool holds up to authd_pool_size connections, each carrying one
-// operation at a time; lookups beyond that wait for a free connection
-// (bounded by the request's context). Every operation's timeout is the
-// request context's deadline capped by authd_timeout; a cancelled request
-// closes the connection it was using. A connection that fails at the
-// network level is discarded together with its idle siblings (the server
-// probably restarted), and an operation that failed on a reused
-// connection is retried once on a new one. Nothing runs in the background.
+// Lookups (pass_filter, user_filter searches) run on up to
+// authd_pool_size service connections, each carrying any number of
+// searches at once, matched to their replies by message id as Dovecot
+// does on its one connection (mux.go): a search goes to the connection
+// with the fewest in flight, and a new connection is made only while every
+// open one is busy. Requests that arrive together share one write. A
+// request that gives up (its context ends) abandons its search (RFC 4511
+// §4.11) and leaves the connection to the others; a server that does not
+// answer within authd_timeout, sends a Notice of Disconnection or
+// something unreadable loses the connection, and every search on it fails
+// with a network error — never "not found". Each such connection has one
+// reader goroutine, stopped by Close.
+//
+// User binds (auth_bind) and listings run on two more pools of up to
+// authd_pool_size connections, each carrying one operation at a time
+// (a bind changes the connection's identity; a paged listing holds its
+// cookie); callers beyond that wait for a free connection, bounded by
+// their context. A cancelled request closes the connection it was using.
+// A connection that fails at the network level is discarded together
+// with its idle siblings (the server probably restarted). In every pool,
+// an operation that failed at the network level on a connection already
+// in use is retried once on a new one, and every operation's timeout is
+// the request context's deadline capped by authd_timeout.
 //
 // With several URIs (uris or hosts), new connections try them in the
 // order written, skipping for authd_failback_interval a server that just

@@ -67,8 +67,9 @@ type DB struct {
 	defaultScheme    string
 
 	dial *dialer
-	svc  *pool // service connections: searches
-	auth *pool // auth_bind: user binds only; nil otherwise
+	svc  *pool       // service connections: listings (LIST)
+	look *lookupPool // service connections: lookups, multiplexed (mux.go)
+	auth *pool       // auth_bind: user binds only; nil otherwise
 
 	passKey, userKey *vars.Template
 	pageSize         uint32 // RFC 2696 page size for LIST; tests lower it
@@ -271,6 +272,7 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 		downUntil: make([]time.Time, len(targets)),
 	}
 	d.svc = newPool(d.dial, svcBind, c.poolSize)
+	d.look = newLookupPool(d.dial, svcBind, c.poolSize)
 	if c.authBind {
 		d.auth = newPool(d.dial, nil, c.poolSize)
 	}
@@ -361,6 +363,7 @@ func (d *DB) UserCacheKey() *vars.Template { return d.userKey }
 // Close closes every connection. Lookups after Close fail.
 func (d *DB) Close() error {
 	d.svc.close()
+	d.look.close()
 	if d.auth != nil {
 		d.auth.close()
 	}
@@ -393,14 +396,11 @@ func (d *DB) find(ctx context.Context, req *backends.Request, filterT *vars.Temp
 		// empty list would return every one.
 		attrs = []string{"1.1"}
 	}
-	sreq := goldap.NewSearchRequest(base, d.scope, d.deref, searchSizeLimit, 0, false, filter, attrs, nil)
-	var res *goldap.SearchResult
-	err := d.svc.do(ctx, func(c *goldap.Conn) error {
-		var err error
-		res, err = c.Search(sreq)
-		return err
-	})
-	d.log.Debug("ldap: search", "what", what, "user", req.User, "base", base, "err", err)
+	res := d.look.search(ctx, base, d.scope, d.deref, filter, attrs)
+	err := res.err
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("ldap: search", "what", what, "user", req.User, "base", base, "err", err)
+	}
 	if err != nil {
 		var le *goldap.Error
 		if errors.As(err, &le) {
@@ -411,20 +411,20 @@ func (d *DB) find(ctx context.Context, req *backends.Request, filterT *vars.Temp
 				return nil, false, nil
 			case le.ResultCode == goldap.LDAPResultInvalidDNSyntax && !d.baseStatic:
 				return nil, false, nil
-			case le.ResultCode == goldap.LDAPResultSizeLimitExceeded && res != nil && len(res.Entries) > 1:
+			case le.ResultCode == goldap.LDAPResultSizeLimitExceeded && len(res.entries) > 1:
 				return nil, false, fmt.Errorf("ldap: %s matched multiple objects for %q", what, req.User)
 			}
 		}
 		return nil, false, fmt.Errorf("ldap: %s search for %q: %w", what, req.User, err)
 	}
-	switch len(res.Entries) {
+	switch len(res.entries) {
 	case 0:
 		return nil, false, nil
 	case 1:
 	default:
 		return nil, false, fmt.Errorf("ldap: %s matched multiple objects for %q", what, req.User)
 	}
-	return toEntry(res.Entries[0]), true, nil
+	return res.entries[0], true, nil
 }
 
 func toEntry(e *goldap.Entry) *entry {

@@ -165,8 +165,9 @@ func (d *dialer) isDown(i int) bool {
 }
 
 // binder finishes a new connection: the service bind, or nothing for the
-// auth-bind pool. It runs before the connection is wrapped (raw, for SASL)
-// or after (simple bind through go-ldap).
+// auth-bind pool. Both kinds of bind are sent raw, before anything wraps
+// the connection (go-ldap for binds and listings, the multiplexer of
+// mux.go for lookups).
 type binder struct {
 	saslExternal bool
 	authzID      string
@@ -174,24 +175,24 @@ type binder struct {
 }
 
 // connect dials the targets in order and returns the first connection that
-// is set up and bound, with the index of its target.
-func (d *dialer) connect(ctx context.Context, b *binder) (*goldap.Conn, int, error) {
+// is set up and bound, whether it runs TLS, and the index of its target.
+func (d *dialer) connect(ctx context.Context, b *binder) (net.Conn, bool, int, error) {
 	var errs []error
 	for _, i := range d.order() {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, false, 0, err
 		}
-		c, err := d.connectOne(ctx, i, b)
+		c, isTLS, err := d.connectOne(ctx, i, b)
 		if err == nil {
 			d.markUp(i)
-			return c, i, nil
+			return c, isTLS, i, nil
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			// The caller gave up (or its deadline was shorter than the
 			// server's answer): not the server's fault, so it is not
 			// marked down, which would move traffic off a healthy
 			// preferred server.
-			return nil, 0, fmt.Errorf("ldap %s: %w (%v)", d.targets[i].uri, cerr, err)
+			return nil, false, 0, fmt.Errorf("ldap %s: %w (%v)", d.targets[i].uri, cerr, err)
 		}
 		var le *goldap.Error
 		if errors.As(err, &le) && le.ResultCode < 200 {
@@ -199,22 +200,22 @@ func (d *dialer) connect(ctx context.Context, b *binder) (*goldap.Conn, int, err
 			// an ACL, StartTLS not offered): another replica would most
 			// likely refuse it too, and marking this one down would only
 			// hide the real problem.
-			return nil, 0, fmt.Errorf("ldap %s: %w", d.targets[i].uri, err)
+			return nil, false, 0, fmt.Errorf("ldap %s: %w", d.targets[i].uri, err)
 		}
 		d.markDown(i, err)
 		errs = append(errs, fmt.Errorf("%s: %w", d.targets[i].uri, err))
 	}
-	return nil, 0, fmt.Errorf("ldap: no server reachable: %w", errors.Join(errs...))
+	return nil, false, 0, fmt.Errorf("ldap: no server reachable: %w", errors.Join(errs...))
 }
 
-func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (*goldap.Conn, error) {
+func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (net.Conn, bool, error) {
 	t := d.targets[i]
 	dctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	var nd net.Dialer
 	raw, err := nd.DialContext(dctx, t.network, t.addr)
 	if err != nil {
-		return nil, goldap.NewError(goldap.ErrorNetwork, err)
+		return nil, false, goldap.NewError(goldap.ErrorNetwork, err)
 	}
 	ok := false
 	defer func() {
@@ -230,7 +231,7 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (*goldap.Conn
 	if t.scheme == "ldaps" {
 		tc := tls.Client(conn, d.tlsFor(t))
 		if err := tc.HandshakeContext(dctx); err != nil {
-			return nil, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("TLS handshake: %w", err))
+			return nil, false, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("TLS handshake: %w", err))
 		}
 		conn, isTLS = tc, true
 	}
@@ -239,11 +240,11 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (*goldap.Conn
 		// go-ldap's StartTLS so that it honours the context and shares
 		// the raw setup with the SASL bind below.
 		if err := rawExchange(conn, 1, startTLSRequest(), goldap.ApplicationExtendedResponse); err != nil {
-			return nil, fmt.Errorf("StartTLS: %w", err)
+			return nil, false, fmt.Errorf("StartTLS: %w", err)
 		}
 		tc := tls.Client(conn, d.tlsFor(t))
 		if err := tc.HandshakeContext(dctx); err != nil {
-			return nil, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("TLS handshake after StartTLS: %w", err))
+			return nil, false, goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("TLS handshake after StartTLS: %w", err))
 		}
 		conn, isTLS = tc, true
 	}
@@ -252,24 +253,17 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (*goldap.Conn
 		// so the SASL EXTERNAL bind (RFC 4422 appendix A) is sent raw:
 		// its only credential is the optional authzid.
 		if err := rawExchange(conn, 2, saslExternalRequest(b.authzID), goldap.ApplicationBindResponse); err != nil {
-			return nil, fmt.Errorf("SASL EXTERNAL bind: %w", err)
+			return nil, false, fmt.Errorf("SASL EXTERNAL bind: %w", err)
+		}
+	}
+	if b != nil && !b.saslExternal && b.dn != "" {
+		if err := rawExchange(conn, 3, simpleBindRequest(b.dn, b.pass), goldap.ApplicationBindResponse); err != nil {
+			return nil, false, fmt.Errorf("service bind as %s: %w", b.dn, err)
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	// Message ids 1 and 2 used above belong to completed operations; RFC
-	// 4511 §4.1.1.1 only forbids reusing ids of operations in progress, so
-	// go-ldap may start again from 1.
-	lc := goldap.NewConn(conn, isTLS)
-	lc.Start()
-	if b != nil && !b.saslExternal && b.dn != "" {
-		if err := runOp(ctx, lc, d.timeout, func(c *goldap.Conn) error { return c.Bind(b.dn, b.pass) }); err != nil {
-			lc.Close()
-			ok = true // lc owns raw now and has closed it
-			return nil, fmt.Errorf("service bind as %s: %w", b.dn, err)
-		}
-	}
 	ok = true
-	return lc, nil
+	return conn, isTLS, nil
 }
 
 func (d *dialer) tlsFor(t target) *tls.Config {
@@ -283,6 +277,14 @@ func (d *dialer) tlsFor(t target) *tls.Config {
 func startTLSRequest() *ber.Packet {
 	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, goldap.ApplicationExtendedRequest, nil, "Start TLS")
 	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, "1.3.6.1.4.1.1466.20037", "TLS Extended Command"))
+	return req
+}
+
+func simpleBindRequest(dn, pass string) *ber.Packet {
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, goldap.ApplicationBindRequest, nil, "Bind Request")
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "Version"))
+	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, "User Name"))
+	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, pass, "Password"))
 	return req
 }
 
@@ -454,11 +456,16 @@ func (p *pool) acquire(ctx context.Context) (*pconn, bool, error) {
 		}
 		return pc, false, nil
 	}
-	c, t, err := p.d.connect(ctx, p.bind)
+	raw, isTLS, t, err := p.d.connect(ctx, p.bind)
 	if err != nil {
 		<-p.slots
 		return nil, false, err
 	}
+	// Message ids 1 to 3 used while connecting belong to completed
+	// operations; RFC 4511 §4.1.1.1 only forbids reusing ids of operations
+	// in progress, so go-ldap may start again from 1.
+	c := goldap.NewConn(raw, isTLS)
+	c.Start()
 	p.mu.Lock()
 	gen := p.gen
 	p.mu.Unlock()
