@@ -113,6 +113,10 @@ func (w *berWriter) boolean(tag byte, v bool) {
 	w.b = append(w.b, tag, 1, b)
 }
 
+// maxBERLength bounds any decoded length, far above the largest message
+// read (maxMessage) and below 2³¹.
+const maxBERLength = 1 << 30
+
 // errBER reports a malformed element in a server's message.
 var errBER = errors.New("malformed BER")
 
@@ -125,7 +129,7 @@ type berReader struct {
 // advances past it.
 func (r *berReader) next() (tag byte, content []byte, err error) {
 	if len(r.b) < 2 {
-		return 0, nil, errBER
+		return 0, nil, fmt.Errorf("%w: element truncated", errBER)
 	}
 	tag = r.b[0]
 	if tag&0x1f == 0x1f {
@@ -161,7 +165,7 @@ func (r *berReader) empty() bool { return len(r.b) == 0 }
 // how many octets it took.
 func berLength(b []byte) (n, size int, err error) {
 	if len(b) == 0 {
-		return 0, 0, errBER
+		return 0, 0, fmt.Errorf("%w: length missing", errBER)
 	}
 	if b[0] < 0x80 {
 		return int(b[0]), 1, nil
@@ -173,10 +177,16 @@ func berLength(b []byte) (n, size int, err error) {
 	if k > 4 || k >= len(b) {
 		return 0, 0, fmt.Errorf("%w: length of %d octets", errBER, k)
 	}
+	// Decoded as uint64 and bounded so that it stays a positive int on
+	// 32-bit platforms too: a hostile length must not wrap negative.
+	var v uint64
 	for _, c := range b[1 : 1+k] {
-		n = n<<8 | int(c)
+		v = v<<8 | uint64(c)
 	}
-	return n, 1 + k, nil
+	if v > maxBERLength {
+		return 0, 0, fmt.Errorf("%w: length %d", errBER, v)
+	}
+	return int(v), 1 + k, nil
 }
 
 // berInt decodes the content of an INTEGER or ENUMERATED of up to 8

@@ -62,6 +62,10 @@ type call struct {
 	timer   *time.Timer
 }
 
+// Calls are pooled with their timer, channel and request buffer. Reusing
+// the timer is safe because since Go 1.23 (go.mod says 1.26) Stop and
+// Reset discard a pending tick; GODEBUG=asynctimerchan=1 would bring back
+// stale ticks and must not be set for authd.
 var callPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -69,14 +73,24 @@ var callPool = sync.Pool{New: func() any {
 }}
 
 func getCall() *call {
-	c := callPool.Get().(*call)
-	c.entries, c.code, c.matched, c.diag, c.err = c.entries[:0], 0, "", "", nil
-	return c
+	return callPool.Get().(*call)
 }
 
+// putCall returns c to the pool. Every path through searchOn receives the
+// one done signal of each registration before it gets here, so done is
+// empty; the check is a safety net, because a stale signal would hand the
+// next user of c someone else's reply.
 func putCall(c *call) {
 	c.timer.Stop()
+	select {
+	case <-c.done:
+	default:
+	}
 	clear(c.entries)
+	c.entries, c.code, c.matched, c.diag, c.err = c.entries[:0], 0, "", "", nil
+	if cap(c.req.b) > 64<<10 {
+		c.req.b = nil
+	}
 	callPool.Put(c)
 }
 
@@ -108,6 +122,15 @@ func (c *muxConn) register(cl *call) error {
 	if c.err != nil {
 		return c.err
 	}
+	cl.id = c.newIDLocked()
+	c.pending[cl.id] = cl
+	c.inflight.Add(1)
+	return nil
+}
+
+// newIDLocked returns a message id no search in progress uses (RFC 4511
+// §4.1.1.1), wrapping from 2³¹-1 to 1.
+func (c *muxConn) newIDLocked() int32 {
 	for {
 		id := c.nextID
 		c.nextID++
@@ -115,13 +138,9 @@ func (c *muxConn) register(cl *call) error {
 			c.nextID = 1
 		}
 		if _, busy := c.pending[id]; !busy {
-			cl.id = id
-			break
+			return id
 		}
 	}
-	c.pending[cl.id] = cl
-	c.inflight.Add(1)
-	return nil
 }
 
 // forget takes call back from the reader before its reply came (the
@@ -129,13 +148,17 @@ func (c *muxConn) register(cl *call) error {
 // in which case done is about to be (or has been) signalled.
 func (c *muxConn) forget(cl *call) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.pending[cl.id] != cl {
+		c.mu.Unlock()
 		return false
 	}
 	delete(c.pending, cl.id)
 	c.inflight.Add(-1)
-	c.closeIfDrainedLocked()
+	closeNow := c.drainedLocked()
+	c.mu.Unlock()
+	if closeNow {
+		c.nc.Close()
+	}
 	return true
 }
 
@@ -158,6 +181,9 @@ func (c *muxConn) send(b []byte) {
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
 		c.spare = buf
+		if cap(buf) > 64<<10 {
+			c.spare = nil // do not keep a burst's buffer for the connection's life
+		}
 		if err != nil {
 			c.wbuf = c.wbuf[:0]
 			c.writing = false
@@ -193,16 +219,23 @@ func (c *muxConn) fail(err error) {
 // drain retires c: no new searches; it closes once the last reply is in.
 func (c *muxConn) drain() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.draining = true
-	c.closeIfDrainedLocked()
-}
-
-func (c *muxConn) closeIfDrainedLocked() {
-	if c.draining && len(c.pending) == 0 && c.err == nil {
-		c.err = goldap.NewError(goldap.ErrorNetwork, errors.New("connection retired"))
+	closeNow := c.drainedLocked()
+	c.mu.Unlock()
+	if closeNow {
 		c.nc.Close()
 	}
+}
+
+// drainedLocked marks a retired connection with nothing pending as done;
+// the caller then closes it, outside c.mu (closing a TLS connection
+// writes, and pick holds the pool's lock while it asks alive).
+func (c *muxConn) drainedLocked() bool {
+	if c.draining && len(c.pending) == 0 && c.err == nil {
+		c.err = goldap.NewError(goldap.ErrorNetwork, errors.New("connection retired"))
+		return true
+	}
+	return false
 }
 
 // abandon asks the server to stop working on id (RFC 4511 §4.11); there
@@ -210,11 +243,7 @@ func (c *muxConn) closeIfDrainedLocked() {
 func (c *muxConn) abandon(id int32) {
 	var w berWriter
 	c.mu.Lock()
-	aid := c.nextID
-	c.nextID++
-	if c.nextID <= 0 {
-		c.nextID = 1
-	}
+	aid := c.newIDLocked()
 	dead := c.err != nil
 	c.mu.Unlock()
 	if dead {
@@ -333,7 +362,7 @@ func (c *muxConn) dispatch(msg []byte) error {
 		return goldap.NewError(code, fmt.Errorf("server notice: %s", diag))
 	}
 	if id64 < 0 || id64 > 1<<31-1 {
-		return fmt.Errorf("%w: message id %d", errBER, id64)
+		return fmt.Errorf("%w: message id %d out of range", errBER, id64)
 	}
 	id := int32(id64)
 	// The reply is parsed before the call is looked up: the caller may
@@ -370,9 +399,12 @@ func (c *muxConn) dispatch(msg []byte) error {
 		cl.code, cl.matched, cl.diag = code, matched, diag
 		delete(c.pending, id)
 		c.inflight.Add(-1)
-		c.closeIfDrainedLocked()
+		closeNow := c.drainedLocked()
 		c.mu.Unlock()
 		cl.done <- struct{}{}
+		if closeNow {
+			c.nc.Close()
+		}
 		return nil
 	}
 	c.mu.Lock()
@@ -496,6 +528,7 @@ type lookupPool struct {
 
 	mu      sync.Mutex
 	conns   []*muxConn
+	retired []*muxConn // dead or draining, until their reader has stopped
 	dialing int
 	wake    chan struct{} // closed and replaced when a dial ends
 	closed  bool
@@ -522,10 +555,12 @@ func (p *lookupPool) pick(ctx context.Context) (*muxConn, bool, error) {
 		live := p.conns[:0]
 		for _, c := range p.conns {
 			if !c.alive() {
+				p.retire(c)
 				continue
 			}
 			if c.target > 0 && time.Since(c.born) > p.d.failback && !p.d.isDown(0) {
 				c.drain()
+				p.retire(c)
 				continue
 			}
 			live = append(live, c)
@@ -558,6 +593,21 @@ func (p *lookupPool) pick(ctx context.Context) (*muxConn, bool, error) {
 			return nil, false, ctx.Err()
 		}
 	}
+}
+
+// retire keeps c, which takes no new searches, where close finds it
+// until its reader has stopped. p.mu is held.
+func (p *lookupPool) retire(c *muxConn) {
+	kept := p.retired[:0]
+	for _, r := range p.retired {
+		select {
+		case <-r.done:
+		default:
+			kept = append(kept, r)
+		}
+	}
+	clear(p.retired[len(kept):])
+	p.retired = append(kept, c)
 }
 
 func (p *lookupPool) dial(ctx context.Context) (*muxConn, error) {
@@ -599,8 +649,15 @@ func (p *lookupPool) search(ctx context.Context, base string, scope, deref int, 
 	}
 }
 
+// errSearchTimeout is the error of a search the server did not answer
+// within authd_timeout; errors.Is finds it, and it is never retried.
+var errSearchTimeout = errors.New("no answer within authd_timeout")
+
 // searchOn runs the search on c; netErr says the connection failed.
 func (p *lookupPool) searchOn(ctx context.Context, c *muxConn, base string, scope, deref int, filter string, attrs []string) (searchResult, bool) {
+	if err := ctx.Err(); err != nil {
+		return searchResult{err: err}, false
+	}
 	cl := getCall()
 	defer putCall(cl)
 	if err := c.register(cl); err != nil {
@@ -608,17 +665,20 @@ func (p *lookupPool) searchOn(ctx context.Context, c *muxConn, base string, scop
 	}
 	cl.req.b, cl.req.stack = cl.req.b[:0], cl.req.stack[:0]
 	if err := appendSearch(&cl.req, cl.id, base, scope, deref, searchSizeLimit, filter, attrs); err != nil {
-		c.forget(cl)
+		// A filter that only fails for some request values (an escape
+		// completed by a variable that was empty). If the connection
+		// failed meanwhile, the reader already signalled: take it.
+		if !c.forget(cl) {
+			<-cl.done
+		}
 		return searchResult{err: err}, false
 	}
-	c.send(cl.req.b)
-	if cap(cl.req.b) > 64<<10 {
-		cl.req.b = nil
-	}
-
 	// The reply must come within authd_timeout, or sooner if the request's
 	// own deadline says so (then it is the request's context that ends).
+	// The clock starts before send: a caller that writes for others (see
+	// send) still gets its answer, or its error, in time.
 	cl.timer.Reset(p.d.timeout)
+	c.send(cl.req.b)
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
@@ -630,10 +690,12 @@ func (p *lookupPool) searchOn(ctx context.Context, c *muxConn, base string, scop
 	case <-cl.timer.C:
 		if c.forget(cl) {
 			// A server that does not answer a lookup within the timeout
-			// is hanging: the connection goes, as in go-ldap's pool.
-			err := goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("search timed out after %v", p.d.timeout))
-			c.fail(err)
-			return searchResult{err: err}, false
+			// is hanging: the connection goes, as in the other pools. The
+			// searches that shared it fail with a network error of their
+			// own, which search retries once on another connection.
+			c.fail(goldap.NewError(goldap.ErrorNetwork,
+				fmt.Errorf("connection dropped: another search on it got no answer within %v", p.d.timeout)))
+			return searchResult{err: goldap.NewError(goldap.ErrorNetwork, fmt.Errorf("search: %w (%v)", errSearchTimeout, p.d.timeout))}, false
 		}
 		<-cl.done
 	}
@@ -647,13 +709,13 @@ func (p *lookupPool) searchOn(ctx context.Context, c *muxConn, base string, scop
 	return res, false
 }
 
-// close fails every connection (searches in flight end with errClosed)
-// and waits for their readers.
+// close fails every connection, the retired ones included (searches in
+// flight end with errClosed), and waits for their readers.
 func (p *lookupPool) close() {
 	p.mu.Lock()
 	p.closed = true
-	conns := p.conns
-	p.conns = nil
+	conns := append(p.conns, p.retired...)
+	p.conns, p.retired = nil, nil
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.fail(errClosed)

@@ -502,3 +502,154 @@ func TestSlapdMultiplexed(t *testing.T) {
 		t.Errorf("%d lookup connections with authd_pool_size = 1", n)
 	}
 }
+
+// TestMuxTimeoutSparesOthers: when one search gets no answer in time, its
+// connection goes, and the searches that shared it are retried on a new
+// one instead of failing too.
+func TestMuxTimeoutSparesOthers(t *testing.T) {
+	held := make(chan fakeRequest, 8)
+	f := startFake(t, func(conn int, reqs <-chan fakeRequest, w *fakeWriter) {
+		for r := range reqs {
+			if conn == 1 {
+				held <- r // never answered
+				continue
+			}
+			w.answer(r)
+		}
+	})
+	p := fakePool(t, f, 1, 500*time.Millisecond)
+	slow := make(chan searchResult, 1)
+	go func() { slow <- lookup(context.Background(), p, "slow") }()
+	<-held
+	// "a" starts well after "slow", so its own clock has time left when
+	// the connection is dropped for "slow".
+	time.Sleep(250 * time.Millisecond)
+	if got := mailOf(lookup(context.Background(), p, "a")); got != "a" {
+		t.Errorf("search sharing the hung connection: %s", got)
+	}
+	if res := <-slow; !isTimeout(res.err) || !errors.Is(res.err, errSearchTimeout) {
+		t.Errorf("hung search: %v", res.err)
+	}
+	if f.count() != 2 {
+		t.Errorf("%d connections, want 2", f.count())
+	}
+}
+
+// TestConnectFailoverOnUnavailable: a server that answers the service bind
+// with "unavailable" (what a server shutting down, or a proxy without a
+// backend, says) is skipped for the next one, like an unreachable one;
+// "invalid credentials" is not (the other would refuse too).
+func TestConnectFailoverOnUnavailable(t *testing.T) {
+	const bindResponse = berApplication | berConstructed | 1
+	server := func(code int) *fakeServer {
+		return startFake(t, func(_ int, reqs <-chan fakeRequest, w *fakeWriter) {
+			for r := range reqs {
+				if r.op == goldap.ApplicationBindRequest {
+					w.raw(resultMessage(r.id, bindResponse, code, "bind answer"))
+					continue
+				}
+				w.answer(r)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		code     int
+		failover bool
+	}{
+		{int(goldap.LDAPResultUnavailable), true},
+		{int(goldap.LDAPResultBusy), true},
+		{int(goldap.LDAPResultInvalidCredentials), false},
+	} {
+		first, second := server(tc.code), server(0)
+		targets, err := parseTargets("ldap://"+first.addr+" ldap://"+second.addr, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &dialer{targets: targets, timeout: 5 * time.Second, failback: time.Minute,
+			log: slog.New(slog.DiscardHandler), downUntil: make([]time.Time, len(targets))}
+		p := newLookupPool(d, &binder{dn: "cn=svc", pass: "pw"}, 1)
+		res := lookup(context.Background(), p, "a")
+		p.close()
+		if tc.failover {
+			if got := mailOf(res); got != "a" || !d.isDown(0) || second.count() != 1 {
+				t.Errorf("code %d: %s, first down %v, second used %d times", tc.code, got, d.isDown(0), second.count())
+			}
+		} else if le := (*goldap.Error)(nil); !errors.As(res.err, &le) || le.ResultCode != uint16(tc.code) || d.isDown(0) || second.count() != 0 {
+			t.Errorf("code %d: %v, first down %v, second used %d times", tc.code, res.err, d.isDown(0), second.count())
+		}
+	}
+}
+
+// TestBERLengthBounds: lengths a hostile server could send never decode
+// to a negative or huge int (which would slice out of range on 32-bit).
+func TestBERLengthBounds(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x84, 0xff, 0xff, 0xff, 0xf0},
+		{0x84, 0x80, 0, 0, 0},
+		{0x85, 1, 2, 3, 4, 5},
+		{0x80},
+		{0x82, 0x01},
+		{},
+	} {
+		if n, _, err := berLength(b); err == nil {
+			t.Errorf("% x: length %d accepted", b, n)
+		}
+	}
+	if n, size, err := berLength([]byte{0x83, 0x01, 0x00, 0x00}); err != nil || n != 65536 || size != 4 {
+		t.Errorf("65536: %d %d %v", n, size, err)
+	}
+}
+
+// FuzzDispatch feeds arbitrary server bytes to the reply reader: it may
+// reject them, never panic, and a call only ever completes once.
+func FuzzDispatch(f *testing.F) {
+	var w berWriter
+	w.begin(tagSequence)
+	w.integer(tagInteger, 1)
+	w.begin(opSearchEntry)
+	w.octets(tagOctets, "uid=a,dc=x")
+	w.begin(tagSequence)
+	w.begin(tagSequence)
+	w.octets(tagOctets, "mail")
+	w.begin(tagSet)
+	w.octets(tagOctets, "a@x")
+	w.end()
+	w.end()
+	w.end()
+	w.end()
+	w.end()
+	entry := append([]byte(nil), w.b...)
+	f.Add(append(entry, resultMessage(1, opSearchDone, 0, "")...))
+	f.Add(resultMessage(2, opSearchDone, 32, "no such object"))
+	f.Add(resultMessage(0, opExtendedResp, 52, "bye"))
+	f.Add([]byte{0x30, 0x84, 0xff, 0xff, 0xff, 0xf0, 0x02})
+	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x73, 0x01, 0x04})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &muxConn{pending: map[int32]*call{}}
+		calls := make([]*call, 3)
+		for i := range calls {
+			calls[i] = &call{id: int32(i + 1), done: make(chan struct{}, 1)}
+			c.pending[calls[i].id] = calls[i]
+		}
+		br := bufio.NewReader(bytes.NewReader(data))
+		var msg []byte
+		for {
+			var err error
+			if msg, err = readMessage(br, msg[:0]); err != nil {
+				break
+			}
+			if err := c.dispatch(msg); err != nil {
+				break
+			}
+		}
+		for _, cl := range calls {
+			if len(cl.entries) > searchSizeLimit {
+				t.Errorf("call %d: %d entries", cl.id, len(cl.entries))
+			}
+			_, still := c.pending[cl.id]
+			if signalled := len(cl.done) == 1; signalled == still {
+				t.Errorf("call %d: pending %v, signalled %v", cl.id, still, signalled)
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,7 +196,7 @@ func (d *dialer) connect(ctx context.Context, b *binder) (net.Conn, bool, int, e
 			return nil, false, 0, fmt.Errorf("ldap %s: %w (%v)", d.targets[i].uri, cerr, err)
 		}
 		var le *goldap.Error
-		if errors.As(err, &le) && le.ResultCode < 200 {
+		if errors.As(err, &le) && le.ResultCode < 200 && !serverUnwilling(le.ResultCode) {
 			// The server answered and refused the session (wrong dnpass,
 			// an ACL, StartTLS not offered): another replica would most
 			// likely refuse it too, and marking this one down would only
@@ -227,6 +228,10 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (net.Conn, bo
 	if dl, has := dctx.Deadline(); has {
 		_ = conn.SetDeadline(dl)
 	}
+	// The raw exchanges below only watch the deadline; a cancelled
+	// context ends them by moving it to now.
+	stop := context.AfterFunc(dctx, func() { _ = raw.SetDeadline(time.Now()) })
+	defer stop()
 	isTLS := false
 	if t.scheme == "ldaps" {
 		tc := tls.Client(conn, d.tlsFor(t))
@@ -260,6 +265,10 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (net.Conn, bo
 		if err := rawExchange(conn, 3, simpleBindRequest(b.dn, b.pass), goldap.ApplicationBindResponse); err != nil {
 			return nil, false, fmt.Errorf("service bind as %s: %w", b.dn, err)
 		}
+	}
+	if !stop() {
+		// Cancelled just now: the deadline may already have been moved.
+		return nil, false, goldap.NewError(goldap.ErrorNetwork, dctx.Err())
 	}
 	_ = conn.SetDeadline(time.Time{})
 	ok = true
@@ -356,6 +365,14 @@ func runOp(ctx context.Context, c *goldap.Conn, limit time.Duration, fn func(*go
 		}
 	}
 	return err
+}
+
+// serverUnwilling reports result codes that say this server cannot serve
+// now (busy, unavailable — also what a Notice of Disconnection carries —,
+// or an internal error) rather than that the session is refused: the next
+// server is tried, as for a network error.
+func serverUnwilling(code uint16) bool {
+	return code == goldap.LDAPResultBusy || code == goldap.LDAPResultUnavailable || code == goldap.LDAPResultOther
 }
 
 // serverAnswered reports whether err is an LDAP result sent by the server
@@ -518,9 +535,10 @@ func (p *pool) do(ctx context.Context, fn func(*goldap.Conn) error) error {
 }
 
 func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errSearchTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
+	// go-ldap's own request timeout has no sentinel, only its text.
 	return err != nil && strings.Contains(err.Error(), "timed out")
 }
 
