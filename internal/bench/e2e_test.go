@@ -204,7 +204,11 @@ func TestRunAgainstAuthd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Protocols is package state: put it back, so the tests that expect
+	// the unwired default still see it (go test -count=2 runs them again).
+	prev := bench.Protocols["grpc"]
 	bench.Protocols["grpc"] = grpcload.Protocol{}
+	t.Cleanup(func() { bench.Protocols["grpc"] = prev })
 	for _, c := range []struct {
 		name  string
 		proto string

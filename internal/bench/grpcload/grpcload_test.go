@@ -52,7 +52,9 @@ func serve(t *testing.T, network, addr string) net.Addr {
 }
 
 func TestGRPCLoad(t *testing.T) {
+	prev := bench.Protocols["grpc"]
 	bench.Protocols["grpc"] = Protocol{}
+	t.Cleanup(func() { bench.Protocols["grpc"] = prev })
 	users, _ := bench.GenerateUsers(100, "", "")
 	tcp := serve(t, "tcp", "127.0.0.1:0")
 	sock := filepath.Join(t.TempDir(), "grpc.sock")
