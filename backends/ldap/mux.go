@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,12 @@ func (c *muxConn) send(b []byte) {
 		return
 	}
 	c.writing = true
+	c.wmu.Unlock()
+	// One yield before writing lets requests that are being prepared on
+	// the other workers at this moment join this write (the client socket
+	// does the same for replies): fewer write() calls to the server.
+	runtime.Gosched()
+	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
