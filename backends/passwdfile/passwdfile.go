@@ -3,9 +3,9 @@
 // `scheme=` and `username_format=` args and a path that may hold
 // %-variables (/etc/dovecot/%d/passwd).
 //
-// Files are re-read when they change (checked on every lookup by
-// stat: cheap next to a password hash, and a changed file takes effect at
-// once). A malformed line is skipped with a file:line warning; the other
+// Files are re-read when they change, checked by stat at most once a
+// second (StatInterval), as Dovecot does: an edited file takes effect
+// within a second. A malformed line is skipped with a file:line warning; the other
 // users keep working. An unreadable file is an error (a temporary failure),
 // never "unknown user".
 package passwdfile
