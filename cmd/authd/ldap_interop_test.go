@@ -10,12 +10,10 @@ import (
 	"github.com/authd-project/authd/internal/testenv"
 )
 
-// The issue's production dovecot-ldap.conf.ext, verbatim but for hosts and
-// the service account (the test directory hides userPassword from
-// anonymous clients, as most real ones do).
+// The issue's production dovecot-ldap.conf.ext, verbatim but for hosts
+// (the test server's address): no dn, so authd searches anonymously, which
+// the production directory allows (see the ACL below).
 const ldapProdConf = `hosts = %s
-dn = cn=authd,ou=services,dc=control,dc=isp
-dnpass = svcpw
 sasl_bind = no
 tls = no
 ldap_version = 3
@@ -28,6 +26,21 @@ pass_attrs = uid=cn,userPassword=password,\
   homeDirectory=userdb_home,uidNumber=userdb_uid,gidNumber=userdb_gid
 pass_filter = (&(cn=%%u)(status=valid))
 default_pass_scheme = PLAIN
+`
+
+// ldapServiceAccount is what most directories need on top: a service
+// account that may read userPassword.
+const ldapServiceAccount = "dn = cn=authd,ou=services,dc=control,dc=isp\ndnpass = svcpw\n"
+
+// ldapProdACL: the production setup reads userPassword anonymously (a
+// directory on localhost); the service account may read it too, and
+// nobody else.
+const ldapProdACL = `access to attrs=userPassword
+  by anonymous read
+  by dn.exact="cn=authd,ou=services,dc=control,dc=isp" read
+  by * none
+access to *
+  by * read
 `
 
 const ldapTestSchema = `attributetype ( 1.3.6.1.4.1.4203.666.11.98.1 NAME 'status'
@@ -71,7 +84,8 @@ func TestLDAPThroughAuthd(t *testing.T) {
 			"homeDirectory", "example.com/"+u.name, "mail", u.name+"@example.com",
 			"userPassword", u.stored, "status", u.status)
 	}
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{Suffix: suffix, Schema: ldapTestSchema, LDIF: ldif.String(), Config: "index cn,status eq"})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{Suffix: suffix, Schema: ldapTestSchema, ACL: ldapProdACL,
+		LDIF: ldif.String(), Config: "index cn,status eq"})
 	hostport := strings.TrimPrefix(sl.URI, "ldap://")
 
 	conf := `
@@ -95,8 +109,19 @@ service auth {
   }
 }
 `
+	for variant, extra := range map[string]string{"verbatim": "", "service-account": ldapServiceAccount} {
+		t.Run(variant, func(t *testing.T) {
+			checkLDAPProd(t, conf, extra+fmt.Sprintf(ldapProdConf, hostport))
+		})
+	}
+}
+
+// checkLDAPProd runs authd with the production file and checks it through
+// doveadm: every scheme logs in, wrong passwords, unknown and locked users
+// are refused, and doveadm user shows each user's home, uid and gid.
+func checkLDAPProd(t *testing.T, conf, ldapConf string) {
 	p := startAuthd(t, conf, "run/auth-client", map[string]string{
-		"dovecot-ldap.conf.ext": fmt.Sprintf(ldapProdConf, hostport),
+		"dovecot-ldap.conf.ext": ldapConf,
 	})
 	da := testenv.NewDoveadm(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -126,14 +151,32 @@ service auth {
 			t.Errorf("auth test %s/%s: rc %d, want %d\n%s", tc.user, tc.pass, code, tc.want, out)
 		}
 	}
-	out, code := run("user", "-a", userdb, "crypt@example.com")
-	if code != 0 {
-		t.Fatalf("doveadm user: rc %d\n%s", code, out)
-	}
-	for _, want := range []string{"/var/mail/example.com/crypt", "2002", "3002"} {
-		mustContain(t, out, want)
+	for i, name := range []string{"ssha", "crypt", "plain", "bare"} {
+		out, code := run("user", "-a", userdb, name+"@example.com")
+		if code != 0 {
+			t.Errorf("doveadm user %s: rc %d\n%s", name, code, out)
+			continue
+		}
+		// doveadm user prints "field<spaces>value" lines.
+		got := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				got[f[0]] = f[1]
+			}
+		}
+		want := map[string]string{
+			"home": "/var/mail/example.com/" + name,
+			"uid":  fmt.Sprint(2001 + i),
+			"gid":  fmt.Sprint(3001 + i),
+			"mail": name + "@example.com",
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("doveadm user %s: %s = %q, want %q\n%s", name, k, got[k], v, out)
+			}
+		}
 	}
 	if out, code := run("user", "-a", userdb, "locked@example.com"); code != 67 {
-		t.Fatalf("doveadm user for a locked user: rc %d\n%s", code, out)
+		t.Errorf("doveadm user for a locked user: rc %d\n%s", code, out)
 	}
 }
