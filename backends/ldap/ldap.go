@@ -584,7 +584,12 @@ func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []b
 		return pe, true, false, nil
 	case errors.As(err, &le) && (le.ResultCode == goldap.LDAPResultNoSuchObject || le.ResultCode == goldap.LDAPResultInvalidDNSyntax):
 		// The entry vanished between search and bind, or the DN template
-		// names nothing.
+		// names nothing. noSuchObject is "unknown user" in Dovecot too
+		// (ldap_auth_bind_callback); invalidDNSyntax is a temporary
+		// failure there, but here it only comes from a user name that
+		// cannot form a DN (an empty %n or %d in auth_bind_userdn), which
+		// is not an outage: answering "unknown user" spares a log error
+		// and a retry loop for a typo.
 		return pe, false, false, nil
 	}
 	return pe, false, false, fmt.Errorf("ldap: bind as %q: %w", req.User, err)
