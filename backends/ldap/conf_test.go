@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,5 +285,42 @@ func TestParseURI(t *testing.T) {
 		if _, err := parseURI(bad); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// TestIgnoredSettingsWarn: settings Dovecot honours and authd cannot are
+// accepted (the file still loads) but each gets a warning with its
+// file:line, never silence.
+func TestIgnoredSettingsWarn(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	p := writeConf(t, `uris = ldap://127.0.0.1:1
+base = dc=x
+tls_cipher_suite = HIGH
+ldaprc_path = /etc/ldap.rc
+sasl_realm = EXAMPLE
+debug_level = 1
+auth_bind_userdn = uid=%n,dc=x
+`)
+	d, err := New(p, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	for _, want := range []string{":3: tls_cipher_suite is ignored", ":4: ldaprc_path is ignored",
+		":5: sasl_realm is ignored", ":6: debug_level is ignored", ":7: auth_bind_userdn is ignored"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("no warning %q in:\n%s", want, buf.String())
+		}
+	}
+	// The defaults warn about nothing.
+	buf.Reset()
+	d, err = New(writeConf(t, "uris = ldap://127.0.0.1:1\nbase = dc=x\ndebug_level = 0\n"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if buf.Len() != 0 {
+		t.Errorf("warnings for a plain file:\n%s", buf.String())
 	}
 }

@@ -258,6 +258,13 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 	if c.ldaprcPath != "" {
 		c.warnings = append(c.warnings, fmt.Sprintf("%s: ldaprc_path is ignored: put the settings in this file", c.where("ldaprc_path")))
 	}
+	if c.saslRealm != "" {
+		// Only EXTERNAL is supported, and it has no realm.
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: sasl_realm is ignored (SASL EXTERNAL has no realm)", c.where("sasl_realm")))
+	}
+	if c.debugLevel != "" && c.debugLevel != "0" {
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: debug_level is ignored: use auth_debug = yes for authd's LDAP debug log", c.where("debug_level")))
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
