@@ -188,12 +188,18 @@ func TestTLS(t *testing.T) {
 		head string
 		ok   bool
 	}{
-		"ldaps":            {serviceHead(dir.LDAPSURI) + "tls_ca_cert_file = " + ca.CertFile + "\n", true},
-		"starttls":         {serviceHead(dir.URI) + "tls = yes\ntls_ca_cert_file = " + ca.CertFile + "\n", true},
-		"client-cert":      {serviceHead(dir.LDAPSURI) + "tls_ca_cert_file = " + ca.CertFile + "\ntls_cert_file = " + cert + "\ntls_key_file = " + key + "\n", true},
-		"ldaps-untrusted":  {serviceHead(dir.LDAPSURI), false},
-		"starttls-untrust": {serviceHead(dir.URI) + "tls = yes\n", false},
-		"require-never":    {serviceHead(dir.LDAPSURI) + "tls_require_cert = never\n", true},
+		"ldaps":       {serviceHead(dir.LDAPSURI) + "tls_ca_cert_file = " + ca.CertFile + "\n", true},
+		"starttls":    {serviceHead(dir.URI) + "tls = yes\ntls_ca_cert_file = " + ca.CertFile + "\n", true},
+		"client-cert": {serviceHead(dir.LDAPSURI) + "tls_ca_cert_file = " + ca.CertFile + "\ntls_cert_file = " + cert + "\ntls_key_file = " + key + "\n", true},
+		// The certificate is the identity: SASL EXTERNAL over TLS reads
+		// userPassword only because the certificate was sent (anonymous
+		// cannot), and fails without one.
+		"client-cert-sasl-external": {"uris = " + dir.LDAPSURI + "\nsasl_bind = yes\nsasl_mech = EXTERNAL\ntls_ca_cert_file = " + ca.CertFile +
+			"\ntls_cert_file = " + cert + "\ntls_key_file = " + key + "\n", true},
+		"sasl-external-no-cert": {"uris = " + dir.LDAPSURI + "\nsasl_bind = yes\nsasl_mech = EXTERNAL\ntls_ca_cert_file = " + ca.CertFile + "\n", false},
+		"ldaps-untrusted":       {serviceHead(dir.LDAPSURI), false},
+		"starttls-untrust":      {serviceHead(dir.URI) + "tls = yes\n", false},
+		"require-never":         {serviceHead(dir.LDAPSURI) + "tls_require_cert = never\n", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := testDB(t, conformanceConf(tc.head))
@@ -204,9 +210,10 @@ func TestTLS(t *testing.T) {
 				}
 				return
 			}
-			// An unverifiable server is an error, never "not found".
+			// An unverifiable server (or a refused bind) is an error,
+			// never "not found".
 			if err == nil || found {
-				t.Errorf("found=%v err=%v, want a TLS error", found, err)
+				t.Errorf("found=%v err=%v, want an error", found, err)
 			}
 		})
 	}

@@ -48,8 +48,9 @@ objectclass ( 1.3.6.1.4.1.4203.666.11.99.10 NAME 'authdAccount'
 `
 
 // testACL: the service account reads every userPassword except those
-// under ou=hidden, which only a bind can use. The SASL EXTERNAL identity
-// of this process (ldapi peer credentials) gets the same read access.
+// under ou=hidden, which only a bind can use. The SASL EXTERNAL identities
+// of this process (ldapi peer credentials) and of the TLS client
+// certificate TestTLS issues (cn=authd-client) get the same read access.
 func testACL() string {
 	peer := fmt.Sprintf("gidNumber=%d+uidNumber=%d,cn=peercred,cn=external,cn=auth", os.Getgid(), os.Getuid())
 	return fmt.Sprintf(`access to dn.subtree="ou=hidden,dc=example.org,%[1]s" attrs=userPassword
@@ -60,6 +61,7 @@ access to attrs=userPassword
   by anonymous auth
   by dn.exact="%[2]s" read
   by dn.exact="%[3]s" read
+  by dn.exact="cn=authd-client" read
   by * none
 access to *
   by * read

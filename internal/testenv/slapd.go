@@ -34,7 +34,8 @@ type SlapdOptions struct {
 	LDIF string
 	// TLS, when set, adds an ldaps:// listener (LDAPSURI) and enables
 	// StartTLS on URI, with a certificate for 127.0.0.1 and localhost
-	// issued by this CA.
+	// issued by this CA; client certificates from the CA are verified
+	// when sent and make the SASL EXTERNAL identity "cn=<first host>".
 	TLS *CA
 }
 
@@ -123,7 +124,10 @@ password-hash {SSHA}
 	listeners := s.URI + "/ " + s.LDAPIURI + "/"
 	if opts.TLS != nil {
 		cert, key := opts.TLS.Issue(t, dir, "server", "127.0.0.1", "localhost")
-		fmt.Fprintf(&conf, "TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n",
+		// TLSVerifyClient try: a client certificate is asked for and
+		// checked when sent (it then names the SASL EXTERNAL identity, the
+		// certificate's subject), and not required.
+		fmt.Fprintf(&conf, "TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\nTLSVerifyClient try\n",
 			opts.TLS.CertFile, cert, key)
 		s.LDAPSURI = fmt.Sprintf("ldaps://127.0.0.1:%d", FreePort(t))
 		listeners += " " + s.LDAPSURI + "/"
