@@ -22,6 +22,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
@@ -135,31 +136,7 @@ func benchClientServer(b *testing.B, kind string) (path string, calls *atomic.In
 		Mechs:  []sasl.Def{sasl.Defs["PLAIN"], sasl.Defs["LOGIN"]},
 		Shared: dovecot.NewShared(uint32(os.Getpid())),
 	})
-	path = filepath.Join(dir, "auth-client")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Run(ctx) })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(c)
-		}
-	})
-	b.Cleanup(func() {
-		ln.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-	})
+	path = testenv.ServeUnix(b, filepath.Join(dir, "auth-client"), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown, Run: srv.Run})
 	return path, calls
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/testenv"
 )
 
 // panicEngine panics for one user: a stand-in for a bug deep in a backend.
@@ -51,34 +51,7 @@ func (l *lockedBuffer) String() string {
 func serve(t *testing.T, cfg dovecot.ClientConfig) string {
 	t.Helper()
 	srv := dovecot.NewClientServer(cfg)
-	path := filepath.Join(t.TempDir(), "sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); srv.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-	})
-	return path
+	return testenv.ServeUnix(t, filepath.Join(t.TempDir(), "sock"), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown, Run: srv.Run})
 }
 
 // A panic while serving one request is recovered, logged and counted; the

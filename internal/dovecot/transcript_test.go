@@ -2,7 +2,6 @@ package dovecot_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/internal/vars"
 )
 
@@ -87,40 +87,7 @@ func (e *testEnv) startClientCfg(t *testing.T, login bool, delay time.Duration, 
 	if login {
 		name = "auth-login"
 	}
-	path := filepath.Join(e.dir, name)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(ctx)
-	}()
-	acceptDone := make(chan struct{})
-	go func() {
-		defer close(acceptDone)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-acceptDone
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		cancel()
-		<-done
-	})
-	return path
+	return testenv.ServeUnix(t, filepath.Join(e.dir, name), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown, Run: srv.Run})
 }
 
 // startMaster serves the master protocol (full: auth-master, else
@@ -132,32 +99,7 @@ func (e *testEnv) startMaster(t *testing.T, full bool) string {
 	if full {
 		name = "auth-master"
 	}
-	path := filepath.Join(e.dir, name)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acceptDone := make(chan struct{})
-	go func() {
-		defer close(acceptDone)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-acceptDone
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return path
+	return testenv.ServeUnix(t, filepath.Join(e.dir, name), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown})
 }
 
 // conn is a raw protocol connection for transcripts.

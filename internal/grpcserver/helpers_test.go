@@ -3,7 +3,6 @@ package grpcserver_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,43 +130,9 @@ func startSockets(t testing.TB, eng *engine.Engine) sockets {
 	shared := dovecot.NewShared(4242)
 	cs := dovecot.NewClientServer(dovecot.ClientConfig{Engine: eng, Mechs: []sasl.Def{sasl.Defs["PLAIN"]}, Shared: shared})
 	ms := dovecot.NewMasterServer(dovecot.MasterConfig{Engine: eng, Full: true, Shared: shared})
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); cs.Run(ctx) }()
 	s := sockets{client: filepath.Join(dir, "auth-client"), master: filepath.Join(dir, "auth-master")}
-	var acceptDone []chan struct{}
-	var lns []net.Listener
-	for path, serve := range map[string]func(net.Conn){s.client: cs.Serve, s.master: ms.Serve} {
-		ln, err := net.Listen("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go serve(c)
-			}
-		}()
-		lns = append(lns, ln)
-		acceptDone = append(acceptDone, done)
-	}
-	t.Cleanup(func() {
-		for i, ln := range lns {
-			ln.Close()
-			<-acceptDone[i]
-		}
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		cs.Shutdown(sctx)
-		ms.Shutdown(sctx)
-		cancel()
-		<-runDone
-	})
+	testenv.ServeUnix(t, s.client, testenv.Served{Serve: cs.Serve, Shutdown: cs.Shutdown, Run: cs.Run})
+	testenv.ServeUnix(t, s.master, testenv.Served{Serve: ms.Serve, Shutdown: ms.Shutdown})
 	return s
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/metrics"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/testenv"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -148,38 +149,12 @@ func startClientSocket(t *testing.T, eng *engine.Engine, m *metrics.Metrics) str
 		Engine: eng, Mechs: []sasl.Def{sasl.Defs["PLAIN"]}, Shared: dovecot.NewShared(1),
 		Observe: m.ClientObserver("client"),
 	})
-	path := filepath.Join(dir, "auth-client")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
+	serve := func(nc net.Conn) {
+		m.ConnOpened("auth-client")
+		defer m.ConnClosed("auth-client")
+		srv.Serve(nc)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone, acceptDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(runDone); srv.Run(ctx) }()
-	go func() {
-		defer close(acceptDone)
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				m.ConnOpened("auth-client")
-				defer m.ConnClosed("auth-client")
-				srv.Serve(nc)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-acceptDone
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		cancel()
-		<-runDone
-	})
-	return path
+	return testenv.ServeUnix(t, filepath.Join(dir, "auth-client"), testenv.Served{Serve: serve, Shutdown: srv.Shutdown, Run: srv.Run})
 }
 
 // TestOneLoginMovesTheSeries logs in once over a client socket and once

@@ -2,7 +2,6 @@ package sasl_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/base64"
@@ -20,6 +19,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/internal/vars"
 )
 
@@ -67,36 +67,8 @@ func serveAuthd(t *testing.T, users string, mechs ...string) (path string, eng *
 		defs = append(defs, sasl.Defs[m])
 	}
 	srv := dovecot.NewClientServer(dovecot.ClientConfig{Engine: eng, Mechs: defs, Shared: dovecot.NewShared(4242)})
-	ln, err := net.Listen("unix", filepath.Join(dir, "auth-client"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone, acceptDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(runDone); srv.Run(ctx) }()
-	go func() {
-		defer close(acceptDone)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-acceptDone
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		cancel()
-		<-runDone
-		eng.Close()
-	})
-	return ln.Addr().String(), eng
+	t.Cleanup(func() { eng.Close() }) // after the server's own cleanup
+	return testenv.ServeUnix(t, filepath.Join(dir, "auth-client"), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown, Run: srv.Run}), eng
 }
 
 // dialAuth connects to a client-protocol socket (authd's or Dovecot's) and
