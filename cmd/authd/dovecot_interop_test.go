@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,7 +116,14 @@ func TestDovecotMailProcessesThroughAuthd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("home not created from override_fields: %v\n%s", err, readFile(dc.Log))
 		}
-		_ = st
+		nobody, err1 := user.Lookup("nobody")
+		nogroup, err2 := user.LookupGroup("nogroup")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("nobody/nogroup: %v %v", err1, err2)
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || fmt.Sprint(sys.Uid) != nobody.Uid || fmt.Sprint(sys.Gid) != nogroup.Gid {
+			t.Errorf("home owned by %v, want nobody:nogroup (%s:%s)", st.Sys(), nobody.Uid, nogroup.Gid)
+		}
 		login, _, err = testenv.IMAPLogin(testenv.WithSourceIP(ctx, "127.0.0.3"), dc.IMAPAddr, "alice@example.com", "wrong")
 		if err != nil {
 			t.Fatal(err)
@@ -191,9 +201,8 @@ func TestDovecotMailProcessesThroughAuthd(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("doveadm user: rc %d\n%s", code, out)
 		}
-		for _, want := range []string{"uid", "65534", "gid", "home", filepath.Join(mail, "alice") + "/", "quota_rule", "*:storage=1G"} {
-			mustContain(t, out, want)
-		}
+		mustHaveFields(t, out, map[string]string{"uid": "65534", "gid": "65534", "home": filepath.Join(mail, "alice") + "/",
+			"quota_rule": "*:storage=1G"})
 		if out, code := run("user", "-a", userdb, "nosuch@example.com"); code != 67 {
 			t.Fatalf("doveadm user unknown: rc %d\n%s", code, out)
 		}

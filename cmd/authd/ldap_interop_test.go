@@ -157,24 +157,12 @@ func checkLDAPProd(t *testing.T, conf, ldapConf string) {
 			t.Errorf("doveadm user %s: rc %d\n%s", name, code, out)
 			continue
 		}
-		// doveadm user prints "field<spaces>value" lines.
-		got := map[string]string{}
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) == 2 {
-				got[f[0]] = f[1]
-			}
-		}
-		want := map[string]string{
+		mustHaveFields(t, out, map[string]string{
 			"home": "/var/mail/example.com/" + name,
 			"uid":  fmt.Sprint(2001 + i),
 			"gid":  fmt.Sprint(3001 + i),
 			"mail": name + "@example.com",
-		}
-		for k, v := range want {
-			if got[k] != v {
-				t.Errorf("doveadm user %s: %s = %q, want %q\n%s", name, k, got[k], v, out)
-			}
-		}
+		})
 	}
 	if out, code := run("user", "-a", userdb, "locked@example.com"); code != 67 {
 		t.Errorf("doveadm user for a locked user: rc %d\n%s", code, out)

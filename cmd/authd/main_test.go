@@ -153,4 +153,28 @@ func mustContain(t *testing.T, s, sub string) {
 	}
 }
 
+// doveadmFields parses `doveadm user` output ("field<spaces>value" lines).
+func doveadmFields(out string) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok {
+			got[k] = strings.TrimSpace(v)
+		} else if f := strings.Fields(line); len(f) == 2 {
+			got[f[0]] = f[1]
+		}
+	}
+	return got
+}
+
+// mustHaveFields checks named fields of `doveadm user` output exactly.
+func mustHaveFields(t *testing.T, out string, want map[string]string) {
+	t.Helper()
+	got := doveadmFields(out)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("doveadm user: %s = %q, want %q\n%s", k, got[k], v, out)
+		}
+	}
+}
+
 var _ = fmt.Sprintf

@@ -49,9 +49,7 @@ service auth {
 				t.Fatalf("doveadm user %s: rc %d %v\n%s", tc.user, code, err, out)
 			}
 			name := strings.SplitN(tc.user, "@", 2)[0]
-			for _, want := range []string{"65534", "/var/mail/" + name + "/"} {
-				mustContain(t, out, want)
-			}
+			mustHaveFields(t, out, map[string]string{"uid": "65534", "gid": "65534", "home": "/var/mail/" + name + "/"})
 			if out, code, _ := da.Run(ctx, "user", "-a", p.path("run/auth-userdb"), "nosuchuser"); code != 67 {
 				t.Fatalf("unknown user: rc %d\n%s", code, out)
 			}

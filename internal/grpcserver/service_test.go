@@ -109,17 +109,27 @@ func TestFailureDelay(t *testing.T) {
 	}()
 	waitFor(t, "the failure to be queued", func() bool { return srv.DelayedFailures() == 1 })
 	// While it waits, other requests on the same connection go through.
-	for _, u := range []struct{ user, pass string }{
-		{"alice@example.com", "secret"},  // success
-		{"nd@example.com", "wrong"},      // nodelay
-		{"bad@example.com", "secret"},    // temporary failure
-		{"nobody@example.com", "secret"}, // delayed too, in parallel
+	for _, u := range []struct {
+		user, pass string
+		want       authdv1.AuthResult // UNSPECIFIED: a gRPC UNAVAILABLE error
+	}{
+		{"alice@example.com", "secret", authdv1.AuthResult_AUTH_RESULT_OK},        // success
+		{"nd@example.com", "wrong", authdv1.AuthResult_AUTH_RESULT_FAILED},        // nodelay
+		{"bad@example.com", "secret", authdv1.AuthResult_AUTH_RESULT_UNSPECIFIED}, // temporary failure
+		{"nobody@example.com", "secret", authdv1.AuthResult_AUTH_RESULT_FAILED},   // delayed too, in parallel
 	} {
 		if u.user == "nobody@example.com" {
 			go c.Authenticate(ctx, &authdv1.AuthenticateRequest{User: u.user, Password: []byte(u.pass)})
 			continue
 		}
-		c.Authenticate(ctx, &authdv1.AuthenticateRequest{User: u.user, Password: []byte(u.pass)})
+		resp, err := c.Authenticate(ctx, &authdv1.AuthenticateRequest{User: u.user, Password: []byte(u.pass)})
+		if u.want == authdv1.AuthResult_AUTH_RESULT_UNSPECIFIED {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("%s: %v %v, want UNAVAILABLE", u.user, resp.GetResult(), err)
+			}
+		} else if err != nil || resp.GetResult() != u.want {
+			t.Errorf("%s: %v %v, want %v", u.user, resp.GetResult(), err, u.want)
+		}
 		if n := srv.DelayedFailures(); n < 1 {
 			t.Fatalf("%s answered only after the delayed failure (queue %d)", u.user, n)
 		}

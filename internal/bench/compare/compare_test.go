@@ -106,11 +106,18 @@ func TestCPUTicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	// Burn CPU until the count moves (a tick is 10 ms of CPU); it must,
+	// and never backwards.
+	after := before
+	for end := time.Now().Add(5 * time.Second); after == before && time.Now().Before(end); {
+		for spin := time.Now().Add(20 * time.Millisecond); time.Now().Before(spin); {
+		}
+		if after, err = cpuTicks(0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	after, _ := cpuTicks(0)
-	if after < before {
-		t.Errorf("cpu ticks went back: %d → %d", before, after)
+	if after <= before {
+		t.Errorf("cpu ticks did not advance after busy work: %d → %d", before, after)
 	}
 	// A child in its own group is found by group.
 	p, err := startProc("sleep", filepath.Join(t.TempDir(), "log"), os.Environ(), "/bin/sleep", "5")
