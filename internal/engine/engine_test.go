@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +103,7 @@ func TestChainRules(t *testing.T) {
 		{"username_filter excludes", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.UsernameFilter = []string{"*@y"} })}, "alice@x", "a1", engine.StatusFail},
 		{"username_filter negation", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.UsernameFilter = []string{"*@x", "!alice@*"} })}, "alice@x", "a1", engine.StatusFail},
 		{"deny passdb", []engine.DBSpec{pass(pwfile(t, "alice@x\n"), func(s *engine.DBSpec) { s.Deny = true }), pass(first)}, "alice@x", "a1", engine.StatusUserDisabled},
+		{"deny passdb unreadable: tempfail, never a login", []engine.DBSpec{pass(broken, func(s *engine.DBSpec) { s.Deny = true }), pass(first)}, "alice@x", "a1", engine.StatusTempFail},
 		{"deny passdb, not listed", []engine.DBSpec{pass(pwfile(t, "other@x\n"), func(s *engine.DBSpec) { s.Deny = true }), pass(first)}, "alice@x", "a1", engine.StatusOK},
 	}
 	// Readiness follows the last lookup of each backend.
@@ -153,8 +156,6 @@ func TestPassdbFields(t *testing.T) {
 		}
 		return res
 	}
-	md5n := func(n string) string { return "" }
-	_ = md5n
 	check("nl@x", "p", engine.StatusOK, "-")
 	if r := check("nl@x", "p", engine.StatusOK, "-"); !r.Fields.Has("nologin") || !strings.Contains(r.Fields.String(), "reason=Moved") || !strings.Contains(r.Fields.String(), "quota=1G") {
 		t.Fatalf("nologin fields: %s", r.Fields)
@@ -198,9 +199,11 @@ func TestPassdbFields(t *testing.T) {
 			t.Fatalf("proxy fields %s lack %s", r.Fields, want)
 		}
 	}
-	// override_fields with a hash modifier
-	if v, _ := r.Fields.Get("shard"); len(v) != 2 {
-		t.Fatalf("override shard=%q", v)
+	// override_fields with a hash modifier: %1.2Mn is two hex digits of
+	// md5(%n) from offset 1.
+	sum := md5.Sum([]byte("proxy"))
+	if v, _ := r.Fields.Get("shard"); v != hex.EncodeToString(sum[:])[1:3] {
+		t.Fatalf("override shard=%q, want %q", v, hex.EncodeToString(sum[:])[1:3])
 	}
 }
 
@@ -228,7 +231,7 @@ func TestMasterUsers(t *testing.T) {
 		t.Fatalf("wrong master password: %v", r.Status)
 	}
 	// a normal user is not a master
-	if r := e.VerifyPlain(ctx, info, "bob@x", "alice@x", []byte("alicepw")); r.Status == engine.StatusOK {
+	if r := e.VerifyPlain(ctx, info, "bob@x", "alice@x", []byte("alicepw")); r.Status != engine.StatusFail {
 		t.Fatalf("alice logged in as bob: %+v", r)
 	}
 	// pass=yes: the login user must exist in the normal passdbs

@@ -271,6 +271,14 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, password []byte, ch
 			r.final = res
 			return
 		}
+		if p.Deny && res == pInternal {
+			// A deny list that cannot be read cannot say the user is not
+			// on it: the login is a temporary failure whatever the rules
+			// (continuing would let a denied user in while it is down).
+			r.success = false
+			r.internal = true
+			return
+		}
 		var rule Rule
 		switch res {
 		case pOK:
