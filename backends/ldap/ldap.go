@@ -238,6 +238,11 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 
 	// Binding and TLS.
 	svcBind := &binder{dn: c.dn, pass: c.dnpass}
+	if c.dn != "" && !c.saslBind {
+		if _, err := goldap.ParseDN(c.dn); err != nil {
+			bad("dn", "not a valid DN: %v", err)
+		}
+	}
 	if c.saslBind {
 		if !strings.EqualFold(c.saslMech, "EXTERNAL") {
 			bad("sasl_mech", "SASL mechanism %q is not supported by authd (supported: EXTERNAL)", c.saslMech)
@@ -410,7 +415,10 @@ func (d *DB) find(ctx context.Context, req *backends.Request, filterT *vars.Temp
 	}
 	if err != nil {
 		var le *goldap.Error
-		if errors.As(err, &le) {
+		// Only the search's own result code says something about the user:
+		// the same codes from the service bind (a malformed dn, say) are a
+		// broken connection, an error like any other.
+		if res.answered && errors.As(err, &le) {
 			switch {
 			case le.ResultCode == goldap.LDAPResultNoSuchObject:
 				// The base does not exist: Dovecot treats this as "no

@@ -519,6 +519,9 @@ func appendSearch(w *berWriter, id int32, base string, scope, deref, sizeLimit i
 type searchResult struct {
 	entries []*entry
 	err     error // *goldap.Error for a result other than success
+	// answered: err is the search's own result code (SearchResultDone),
+	// not a failure to connect or bind, whose codes mean something else.
+	answered bool
 }
 
 // lookupPool holds up to size multiplexed connections for lookups. A
@@ -709,7 +712,7 @@ func (p *lookupPool) searchOn(ctx context.Context, c *muxConn, base string, scop
 	if cl.err != nil {
 		return searchResult{err: cl.err}, true
 	}
-	res := searchResult{entries: append([]*entry(nil), cl.entries...)}
+	res := searchResult{entries: append([]*entry(nil), cl.entries...), answered: true}
 	if cl.code != goldap.LDAPResultSuccess {
 		res.err = &goldap.Error{ResultCode: cl.code, MatchedDN: cl.matched, Err: errors.New(cl.diag)}
 	}

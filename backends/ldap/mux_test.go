@@ -290,7 +290,7 @@ func TestMuxServerFailures(t *testing.T) {
 			p := fakePool(t, f, 1, 5*time.Second)
 			res := lookup(context.Background(), p, "a")
 			var le *goldap.Error
-			if !errors.As(res.err, &le) || le.ResultCode < 200 && le.ResultCode != goldap.LDAPResultUnavailable {
+			if !errors.As(res.err, &le) || le.ResultCode != goldap.ErrorNetwork || len(res.entries) != 0 {
 				t.Fatalf("first search: %d entries, err %v; want a network error", len(res.entries), res.err)
 			}
 			if got := mailOf(lookup(context.Background(), p, "b")); got != "b" {
@@ -345,6 +345,9 @@ func TestMuxCancelAbandons(t *testing.T) {
 		for r := range reqs {
 			switch {
 			case r.op == goldap.ApplicationAbandonRequest:
+				if r.target != slow.id {
+					t.Errorf("abandoned id %d, the cancelled search was %d", r.target, slow.id)
+				}
 				abandoned <- r.target
 				w.answer(slow) // crosses the abandon: must be dropped
 			case r.filter == "(uid=slow)":
@@ -459,14 +462,18 @@ func TestMuxCloseInFlight(t *testing.T) {
 	if res := lookup(context.Background(), p, "a"); !errors.Is(res.err, errClosed) {
 		t.Errorf("after close: %v", res.err)
 	}
-	// The fake server's goroutines are still up; ours must be gone.
+	// The fake server's goroutines are still up; no reader of ours may be.
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "(*muxConn).readLoop") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a connection reader outlived close (%d goroutines, %d before):\n%s", runtime.NumGoroutine(), before, stacks)
+		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before+4 {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -656,4 +663,35 @@ func FuzzDispatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBindRefusalIsNotUnknownUser: result codes that mean "no such user"
+// in a search's answer (noSuchObject, invalidDNSyntax) mean a broken
+// service account when the service bind gets them: every lookup must be
+// an error, never "not found" (which would be cached and answered as a
+// wrong password).
+func TestBindRefusalIsNotUnknownUser(t *testing.T) {
+	const bindResponse = berApplication | berConstructed | 1
+	for _, code := range []int{int(goldap.LDAPResultNoSuchObject), int(goldap.LDAPResultInvalidDNSyntax)} {
+		f := startFake(t, func(_ int, reqs <-chan fakeRequest, w *fakeWriter) {
+			for r := range reqs {
+				if r.op == goldap.ApplicationBindRequest {
+					w.raw(resultMessage(r.id, bindResponse, code, "refused"))
+					continue
+				}
+				w.answer(r)
+			}
+		})
+		d := testDB(t, conformanceConf(serviceHead("ldap://"+f.addr)))
+		if _, found, err := d.LookupPass(context.Background(), req("alice@example.com")); err == nil || found {
+			t.Errorf("bind answered %d: found=%v err=%v, want an error", code, found, err)
+		}
+		if _, found, err := d.LookupUser(context.Background(), req("alice@example.com")); err == nil || found {
+			t.Errorf("bind answered %d (userdb): found=%v err=%v, want an error", code, found, err)
+		}
+	}
+	// A dn that is not a DN is refused when the file is read.
+	if _, err := New(writeConf(t, "uris = ldap://127.0.0.1:1\nbase = dc=x\ndn = not a dn\ndnpass = x\n"), nil); err == nil || !strings.Contains(err.Error(), ":3: dn: not a valid DN") {
+		t.Errorf("dn = not a dn: %v", err)
+	}
 }
