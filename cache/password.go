@@ -65,6 +65,21 @@ func (c *Cache) RememberPassword(key string, e *Entry, password []byte) {
 	s.mu.Unlock()
 }
 
+// ForgetPassword drops the fingerprint remembered under key, so that the
+// password that last verified no longer vouches for anything (the backend
+// has since refused the account). The entry itself stays.
+func (c *Cache) ForgetPassword(key string) {
+	if c == nil {
+		return
+	}
+	s := c.shardOf(key)
+	s.mu.Lock()
+	if n := s.m[key]; n != nil {
+		n.fp, n.hasFP = [sha256.Size]byte{}, false
+	}
+	s.mu.Unlock()
+}
+
 // PasswordMatches reports whether password is the one last remembered for
 // the entry under key, and that entry still holds e's Scheme and Data.
 // The comparison is constant-time. It is false when fingerprints are off,

@@ -24,6 +24,8 @@ func TestFingerprint(t *testing.T) {
 		{"same password stored again keeps it", func(c *Cache, _ *clock) {
 			c.Store(key, pos("hash1", "uid=2")) // fields changed, password did not
 		}, pw, true},
+		{"ForgetPassword drops it", func(c *Cache, _ *clock) { c.ForgetPassword(key) }, pw, false},
+		{"ForgetPassword of another key keeps it", func(c *Cache, _ *clock) { c.ForgetPassword(key + "x") }, pw, true},
 		{"password changed drops it", func(c *Cache, _ *clock) {
 			c.Store(key, pos("hash2"))
 		}, pw, false},

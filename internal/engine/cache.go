@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/authd-project/authd/backends"
@@ -110,10 +111,10 @@ func (e *Engine) cachedPass(ctx context.Context, p *passdb, breq *backends.Reque
 	})
 	e.obs.PassdbLookup(p.Driver, lookupResult(!ne.Negative, derr), time.Since(start))
 	if derr != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !definiteRefusal(derr) {
 			p.failing.Store(true)
 		}
-		if cfound {
+		if cfound && !definiteRefusal(derr) {
 			// The backend could not tell: the last known answer is better
 			// than a temporary failure (design.md).
 			e.cache.NoteStale()
@@ -187,8 +188,15 @@ func (e *Engine) cachedVerify(ctx context.Context, p *passdb, breq *backends.Req
 	pe, found, ok, err := v.VerifyPass(ctx, breq, password)
 	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !definiteRefusal(err) {
 			p.failing.Store(true)
+		}
+		if definiteRefusal(err) {
+			// The account is disabled or expired now: that is an answer,
+			// and the fingerprint of the password that used to work must
+			// not let it in during a later outage.
+			e.cache.ForgetPassword(key)
+			return pe, found, ok, err
 		}
 		if cfound && !old.Negative && e.cache.PasswordMatches(key, old, password) {
 			// The server could not tell; this password verified before.
@@ -207,4 +215,11 @@ func (e *Engine) cachedVerify(ctx context.Context, p *passdb, breq *backends.Req
 		}
 	}
 	return pe, found, ok, nil
+}
+
+// definiteRefusal reports errors that are the backend's answer about the
+// account (disabled, expired, or no credentials to give), not a failure to
+// answer: an expired cache entry must not stand in for them.
+func definiteRefusal(err error) bool {
+	return errors.Is(err, backends.ErrUserDisabled) || errors.Is(err, backends.ErrPassExpired) || errors.Is(err, backends.ErrNoCredentials)
 }

@@ -131,9 +131,10 @@ func (o *countingObserver) Verify(string, time.Duration)               { o.verif
 // bindPassdb stands in for LDAP with auth_bind: it checks passwords
 // itself and counts how often it is asked.
 type bindPassdb struct {
-	calls int
-	pw    string
-	down  bool
+	calls    int
+	pw       string
+	down     bool
+	disabled bool
 }
 
 func (b *bindPassdb) LookupPass(context.Context, *backends.Request) (backends.PassEntry, bool, error) {
@@ -144,6 +145,9 @@ func (b *bindPassdb) VerifyPass(_ context.Context, req *backends.Request, pw []b
 	b.calls++
 	if b.down {
 		return backends.PassEntry{}, false, false, errors.New("server down")
+	}
+	if b.disabled {
+		return backends.PassEntry{}, true, false, backends.ErrUserDisabled
 	}
 	if req.User != "alice@x" {
 		return backends.PassEntry{}, false, false, nil
@@ -180,5 +184,36 @@ func TestEngineCacheAuthBind(t *testing.T) {
 	}
 	if st := e.VerifyPlain(ctx, info, "", "bob@x", []byte("x")).Status; st != engine.StatusTempFail {
 		t.Fatalf("outage, uncached user: %v", st)
+	}
+}
+
+// An account the backend now refuses (disabled, expired) is refused: an
+// expired cache entry stands in only for a backend that could not answer,
+// and the fingerprint of the password that used to work does not outlive
+// the refusal.
+func TestEngineCacheRefusalIsNotAnOutage(t *testing.T) {
+	b := &bindPassdb{pw: "secret"}
+	now := time.Unix(1e9, 0)
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}}, nil)
+	e.SetCache(cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Minute, NegativeTTL: time.Minute, Fingerprint: true,
+		Now: func() time.Time { return now }}))
+	ctx := context.Background()
+	login := func() engine.Status { return e.VerifyPlain(ctx, info, "", "alice@x", []byte("secret")).Status }
+	if st := login(); st != engine.StatusOK {
+		t.Fatalf("first: %v", st)
+	}
+	now = now.Add(2 * time.Minute) // the entry has expired
+	b.disabled = true
+	if st := login(); st != engine.StatusUserDisabled {
+		t.Fatalf("disabled, expired entry: %v, want user disabled", st)
+	}
+	// The backend now cannot answer at all: the old fingerprint is gone,
+	// so this is a temporary failure, not a login.
+	b.disabled, b.down = false, true
+	if st := login(); st != engine.StatusTempFail {
+		t.Fatalf("outage after the refusal: %v, want tempfail", st)
+	}
+	if err := e.Ready(); err == nil {
+		t.Error("ready while the passdb is down")
 	}
 }

@@ -420,7 +420,7 @@ func (e *Engine) runPassdbOnce(ctx context.Context, r *request, p *passdb, passw
 		entry, found, err = p.Passdb.LookupPass(ctx, breq)
 		e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
 	}
-	if err != nil && !errors.Is(err, backends.ErrUserDisabled) && !errors.Is(err, backends.ErrPassExpired) && !errors.Is(err, backends.ErrNoCredentials) && ctx.Err() == nil {
+	if err != nil && !definiteRefusal(err) && ctx.Err() == nil {
 		p.failing.Store(true)
 	} else if err == nil && !fromCache {
 		p.failing.Store(false)
