@@ -11,8 +11,6 @@
 package passwdfile
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/textlines"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
@@ -170,6 +169,10 @@ func (d *DB) Reload() error {
 // what admins already live with. Tests may set it to 0.
 var StatInterval = time.Second
 
+// readFile is os.ReadFile; tests make it fail once, as EMFILE or EIO
+// would, which root (who runs the tests) cannot provoke with permissions.
+var readFile = os.ReadFile
+
 // load returns the users, re-reading the file when it changed.
 func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
 	now := time.Now()
@@ -196,13 +199,15 @@ func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
 	if (f.users != nil || f.err != nil) && st.ModTime().Equal(f.mtime) && st.Size() == f.size && ino == f.ino {
 		return f.users, f.err
 	}
-	data, err := os.ReadFile(f.path)
-	f.mtime, f.size, f.ino = st.ModTime(), st.Size(), ino
+	data, err := readFile(f.path)
 	if err != nil {
-		f.users = nil
+		// Not stamped: the next check reads again, so a fixed permission
+		// or a passing EMFILE/EIO heals without an edit to the file.
+		f.users, f.mtime, f.size, f.ino = nil, time.Time{}, 0, 0
 		f.err = fmt.Errorf("passwd-file %s: %w", f.path, err)
 		return nil, f.err
 	}
+	f.mtime, f.size, f.ino = st.ModTime(), st.Size(), ino
 	f.users, f.order = parse(f.path, data, log)
 	f.err = nil
 	return f.users, nil
@@ -212,32 +217,24 @@ func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
 func parse(path string, data []byte, log *slog.Logger) (map[string]*entry, []string) {
 	users := map[string]*entry{}
 	var order []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimRight(sc.Text(), "\r")
+	textlines.Each(data, maxLine, func(lineNo int, line string) {
 		if line == "" || line[0] == '#' || strings.TrimSpace(line) == "" {
-			continue
+			return
 		}
 		e, user, err := parseLine(line)
 		if err != nil {
 			log.Warn("passwd-file: skipping malformed line", "file", path, "line", lineNo, "err", err)
-			continue
+			return
 		}
 		if _, dup := users[user]; dup {
 			log.Warn("passwd-file: user exists more than once; keeping the first", "file", path, "line", lineNo, "user", user)
-			continue
+			return
 		}
 		users[user] = e
 		order = append(order, user)
-	}
-	if err := sc.Err(); err != nil {
-		// A line over the limit stops the scanner: keep what was read and
-		// say where it stopped.
-		log.Warn("passwd-file: stopped reading", "file", path, "line", lineNo+1, "err", err)
-	}
+	}, func(lineNo int) {
+		log.Warn("passwd-file: skipping a line longer than the limit", "file", path, "line", lineNo, "limit", maxLine)
+	})
 	return users, order
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,4 +217,43 @@ func TestConformance(t *testing.T) {
 	t.Run("passdb", func(t *testing.T) { conformance.RunPassdb(t, db) })
 	t.Run("userdb", func(t *testing.T) { conformance.RunUserdb(t, db) })
 	t.Run("iterator", func(t *testing.T) { conformance.RunIterator(t, db) })
+}
+
+// A read that fails once (EMFILE, EIO, a permission fixed since) is an
+// error for that lookup only: the next one reads the unchanged file again.
+func TestReadErrorIsNotRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	write(t, path, "a@x:{PLAIN}1:::::\n")
+	db, _ := New(path, nil)
+	ctx := context.Background()
+	defer func(f func(string) ([]byte, error)) { readFile = f }(readFile)
+	readFile = func(string) ([]byte, error) { return nil, syscall.EMFILE }
+	if _, ok, err := db.LookupPass(ctx, req("a@x")); ok || !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("failing read: ok=%v err=%v", ok, err)
+	}
+	readFile = os.ReadFile
+	if _, ok, err := db.LookupPass(ctx, req("a@x")); !ok || err != nil {
+		t.Fatalf("after the read works again: ok=%v err=%v", ok, err)
+	}
+}
+
+// A line over the limit is skipped with a warning; the users after it
+// are still there (a scanner would have stopped at it).
+func TestLongLineSkipped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	write(t, path, "a@x:{PLAIN}1:::::\nlong@x:{PLAIN}"+strings.Repeat("x", maxLine)+":::::\nb@x:{PLAIN}2:::::\n")
+	var logbuf strings.Builder
+	db, _ := New(path, slog.New(slog.NewTextHandler(&logbuf, nil)))
+	ctx := context.Background()
+	for _, u := range []string{"a@x", "b@x"} {
+		if _, ok, err := db.LookupPass(ctx, req(u)); !ok || err != nil {
+			t.Errorf("%s: ok=%v err=%v", u, ok, err)
+		}
+	}
+	if _, ok, err := db.LookupPass(ctx, req("long@x")); ok || err != nil {
+		t.Errorf("the long line's user: ok=%v err=%v", ok, err)
+	}
+	if !strings.Contains(logbuf.String(), "line=2") {
+		t.Errorf("no warning naming line 2:\n%s", logbuf.String())
+	}
 }

@@ -55,8 +55,6 @@
 package shadow
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +68,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/textlines"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -223,6 +222,10 @@ func (e *entry) expired(today int64) string {
 	return ""
 }
 
+// readFile is os.ReadFile; tests make it fail once, as EMFILE or EIO
+// would, which root (who runs the tests) cannot provoke with permissions.
+var readFile = os.ReadFile
+
 // load returns the users, re-reading the file when it changed.
 func (d *DB) load() (map[string]*entry, error) {
 	st, err := os.Stat(d.path)
@@ -236,12 +239,14 @@ func (d *DB) load() (map[string]*entry, error) {
 	if (d.users != nil || d.err != nil) && stamp == d.stamp {
 		return d.users, d.err
 	}
-	data, err := os.ReadFile(d.path)
-	d.stamp = stamp
+	data, err := readFile(d.path)
 	if err != nil {
-		d.users, d.err = nil, d.readError(err)
+		// Not stamped: the next lookup reads again, so a passing
+		// EMFILE/EIO or a fixed permission heals by itself.
+		d.users, d.err, d.stamp = nil, d.readError(err), fileStamp{}
 		return nil, d.err
 	}
+	d.stamp = stamp
 	d.users, d.err = parse(d.path, data, d.log), nil
 	return d.users, nil
 }
@@ -267,35 +272,29 @@ func stampOf(st fs.FileInfo) fileStamp {
 // parse reads a whole shadow file. Malformed lines are logged and skipped.
 func parse(path string, data []byte, log *slog.Logger) map[string]*entry {
 	users := map[string]*entry{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimRight(sc.Text(), "\r")
+	textlines.Each(data, maxLine, func(lineNo int, line string) {
 		trimmed := strings.TrimLeft(line, " \t")
 		if trimmed == "" || trimmed[0] == '#' {
-			continue
+			return
 		}
 		if line[0] == '+' || line[0] == '-' {
 			// NIS compat entries (nsswitch "compat"): not accounts.
-			continue
+			return
 		}
 		name, e, err := parseLine(line)
 		if err != nil {
 			// The line holds a hash: log where, never what.
 			log.Warn("shadow: skipping malformed line", "file", path, "line", lineNo, "err", err)
-			continue
+			return
 		}
 		if _, dup := users[name]; dup {
 			// getspnam returns the first match.
-			continue
+			return
 		}
 		users[name] = e
-	}
-	if err := sc.Err(); err != nil {
-		log.Warn("shadow: stopped reading", "file", path, "line", lineNo+1, "err", err)
-	}
+	}, func(lineNo int) {
+		log.Warn("shadow: skipping a line longer than the limit", "file", path, "line", lineNo, "limit", maxLine)
+	})
 	return users
 }
 

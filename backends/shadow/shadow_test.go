@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,4 +282,25 @@ func FuzzParse(f *testing.F) {
 			_ = e.expired(today)
 		}
 	})
+}
+
+// A read that fails once is an error for that lookup only, and a line
+// over the limit hides nobody after it.
+func TestReadErrorAndLongLine(t *testing.T) {
+	db, _, logbuf := newDB(t, "alice:{PLAIN}one:::::::\nlong:"+strings.Repeat("x", maxLine)+":::::::\nbob:{PLAIN}two:::::::\n")
+	ctx := context.Background()
+	defer func(f func(string) ([]byte, error)) { readFile = f }(readFile)
+	readFile = func(string) ([]byte, error) { return nil, syscall.EIO }
+	if _, ok, err := db.LookupPass(ctx, req("alice")); ok || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("failing read: ok=%v err=%v", ok, err)
+	}
+	readFile = os.ReadFile
+	for _, u := range []string{"alice", "bob"} {
+		if _, ok, err := db.LookupPass(ctx, req(u)); !ok || err != nil {
+			t.Errorf("%s: ok=%v err=%v", u, ok, err)
+		}
+	}
+	if !strings.Contains(logbuf.String(), "line=2") {
+		t.Errorf("no warning naming line 2:\n%s", logbuf.String())
+	}
 }
