@@ -31,6 +31,14 @@ func (c *Cache) mac(key string, password []byte) [sha256.Size]byte {
 	if m == nil {
 		m = &macer{h: hmac.New(sha256.New, c.fpKey[:])}
 	}
+	out := m.mac(key, password)
+	c.macs.Put(m)
+	return out
+}
+
+// mac computes the fingerprint with m's state and wipes everything that
+// held the password before m can be reused.
+func (m *macer) mac(key string, password []byte) [sha256.Size]byte {
 	m.buf = binary.BigEndian.AppendUint32(m.buf[:0], uint32(len(key)))
 	m.buf = append(m.buf, key...)
 	m.buf = append(m.buf, password...)
@@ -41,7 +49,6 @@ func (c *Cache) mac(key string, password []byte) [sha256.Size]byte {
 	// zeroed (clear keeps its capacity for the next use).
 	m.h.Reset()
 	clear(m.buf)
-	c.macs.Put(m)
 	return out
 }
 

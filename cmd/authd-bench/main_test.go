@@ -19,17 +19,21 @@ func TestRefusesNonLoopback(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	cases := map[string][]string{
-		"no target":        {"run"},
-		"unknown command":  {"frobnicate"},
-		"extra args":       {"run", "-a", "/tmp/x", "extra"},
-		"bad users file":   {"-a", "/tmp/x", "-users-file", "/nonexistent/users"},
-		"unknown scenario": {"compare", "-authd", "/bin/true", "-scenarios", "nosuch"},
+	// Each refused for its own reason, said on stderr.
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"no target":        {[]string{"run"}, "-a TARGET is required"},
+		"unknown command":  {[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		"extra args":       {[]string{"run", "-a", "/tmp/x", "extra"}, `unexpected arguments ["extra"]`},
+		"bad users file":   {[]string{"-a", "/tmp/x", "-users-file", "/nonexistent/users"}, "/nonexistent/users: no such file"},
+		"unknown scenario": {[]string{"compare", "-authd", "/bin/true", "-scenarios", "nosuch"}, `no scenario matches "nosuch"`},
 	}
-	for name, args := range cases {
+	for name, tc := range cases {
 		var out, errb bytes.Buffer
-		if code := run(args, &out, &errb); code == 0 {
-			t.Errorf("%s: exit 0", name)
+		if code := run(tc.args, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%s: exit %d, stderr %q, want %q", name, code, errb.String(), tc.want)
 		}
 	}
 	var out, errb bytes.Buffer
