@@ -110,7 +110,7 @@ func BenchmarkCachedAuth(b *testing.B) {
 	pw := []byte("correct horse battery staple")
 	for _, k := range keys {
 		e, _, _ := c.Lookup(k)
-		c.RememberPassword(k, e, pw)
+		c.rememberPassword(k, e, pw)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -119,10 +119,10 @@ func BenchmarkCachedAuth(b *testing.B) {
 		for pb.Next() {
 			k := keys[i%benchUsers]
 			e, _, _ := c.Lookup(k)
-			if !c.PasswordMatches(k, e, pw) {
+			if !c.passwordMatches(k, e, pw) {
 				b.Fatal("no match")
 			}
-			c.MarkResult(k, e, true)
+			c.markResult(k, e, true)
 			i += 7
 		}
 	})
@@ -134,7 +134,7 @@ func BenchmarkRememberPassword(b *testing.B) {
 	e, _, _ := c.Lookup(keys[0])
 	b.ReportAllocs()
 	for b.Loop() {
-		c.RememberPassword(keys[0], e, pw)
+		c.rememberPassword(keys[0], e, pw)
 	}
 }
 

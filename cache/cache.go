@@ -50,6 +50,13 @@ type Entry struct {
 	// Fields are the passdb extra fields or the userdb fields, in the order
 	// the backend produced them.
 	Fields fields.Fields
+	// Refusal is non-zero for an answer that must never be stored: the
+	// backend's refusal of an existing account (disabled, expired, no
+	// credentials to give), which it may lift at any moment. Do hands it
+	// to every waiting caller and stores nothing; Get never replaces it
+	// with an expired entry. The value is the caller's: the cache does not
+	// interpret it.
+	Refusal uint8
 }
 
 // Accounted size of an entry (see entrySize). The constants were fitted to
@@ -203,7 +210,7 @@ func (c *Cache) fresh(n *node, now int64) bool {
 
 // Lookup returns the entry stored under key. found && fresh: use it.
 // found && !fresh: the entry has expired; ask the backend, and use this
-// entry only if the backend fails (then call NoteStale). !found: ask the
+// entry only if the backend fails (Get does all of this). !found: ask the
 // backend. The returned Entry is shared and must not be modified.
 //
 // Only fresh hits move the entry to the front of the LRU list, as in
@@ -213,16 +220,29 @@ func (c *Cache) Lookup(key string) (e *Entry, fresh bool, found bool) {
 	if c == nil {
 		return nil, false, false
 	}
+	return c.lookup(key, true)
+}
+
+// lookup is Lookup; without use, the lookup is not a use of the entry: it
+// is neither counted nor moves the entry in the LRU list (a caller that
+// goes to the backend anyway and only wants the fallback).
+func (c *Cache) lookup(key string, use bool) (e *Entry, fresh bool, found bool) {
 	now := c.clock()
 	s := c.shardOf(key)
 	s.mu.Lock()
 	n := s.m[key]
 	if n == nil {
-		s.misses.Add(1)
+		if use {
+			s.misses.Add(1)
+		}
 		s.mu.Unlock()
 		return nil, false, false
 	}
 	fresh = c.fresh(n, now)
+	if !use {
+		s.mu.Unlock()
+		return &n.Entry, fresh, true
+	}
 	if fresh {
 		s.toFront(n)
 		s.hits.Add(1)
@@ -255,7 +275,7 @@ func (c *Cache) Lookup(key string) (e *Entry, fresh bool, found bool) {
 // it, without allocating, so several callers storing one shared answer
 // cost little.
 func (c *Cache) Store(key string, e Entry) {
-	if c == nil {
+	if c == nil || e.Refusal != 0 {
 		return
 	}
 	c.store(key, &e, 0, false)
@@ -430,7 +450,7 @@ type Stats struct {
 	Hits         int64 // Lookups that found a fresh entry, positive or negative
 	Misses       int64 // Lookups that found nothing or only an expired entry
 	NegativeHits int64 // the part of Hits that found a negative entry
-	StaleHits    int64 // expired entries served because the backend failed (NoteStale)
+	StaleHits    int64 // expired entries served because the backend failed
 	Evictions    int64 // entries removed to stay within MaxBytes
 	Entries      int64 // entries now cached (fresh and expired)
 	Bytes        int64 // their accounted size, <= MaxBytes
@@ -463,10 +483,9 @@ func (c *Cache) Stats() Stats {
 	return st
 }
 
-// NoteStale counts one expired entry served because the backend could not
-// answer. The engine calls it; the cache cannot tell on its own whether a
-// stale entry returned by Lookup ended up being used.
-func (c *Cache) NoteStale() {
+// noteStale counts one expired entry served because the backend could not
+// answer.
+func (c *Cache) noteStale() {
 	if c != nil {
 		c.stale.Add(1)
 	}

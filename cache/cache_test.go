@@ -76,18 +76,18 @@ func TestNewDisabled(t *testing.T) {
 		t.Errorf("nil Flush = %d", n)
 	}
 	e := pos("x")
-	c.RememberPassword("P1\tu", &e, []byte("pw"))
-	if c.PasswordMatches("P1\tu", &e, []byte("pw")) {
+	c.rememberPassword("P1\tu", &e, []byte("pw"))
+	if c.passwordMatches("P1\tu", &e, []byte("pw")) {
 		t.Error("nil PasswordMatches = true")
 	}
-	c.MarkResult("P1\tu", &e, true)
-	if c.LastSucceeded("P1\tu") {
+	c.markResult("P1\tu", &e, true)
+	if c.lastSucceeded("P1\tu") {
 		t.Error("nil LastSucceeded = true")
 	}
-	if !c.RecheckAfterMismatch("P1\tu", &e) {
+	if !c.recheckAfterMismatch("P1\tu", &e) {
 		t.Error("nil RecheckAfterMismatch = false")
 	}
-	c.NoteStale()
+	c.noteStale()
 	if st := c.Stats(); st != (Stats{}) {
 		t.Errorf("nil Stats = %+v", st)
 	}
@@ -166,7 +166,7 @@ func TestStaleKeptAndRefreshed(t *testing.T) {
 			t.Fatalf("stale Lookup = %+v fresh=%v found=%v", e, fresh, found)
 		}
 	}
-	c.NoteStale()
+	c.noteStale()
 	if st := c.Stats(); st.StaleHits != 1 || st.Misses != 3 || st.Entries != 1 {
 		t.Errorf("stats %+v", st)
 	}
@@ -348,7 +348,7 @@ func TestFlush(t *testing.T) {
 			for _, k := range keys {
 				c.Store(k, pos("h"))
 				e, _, _ := c.Lookup(k)
-				c.RememberPassword(k, e, []byte("pw"))
+				c.rememberPassword(k, e, []byte("pw"))
 			}
 			if got := c.Flush(tc.users); got != len(tc.want) {
 				t.Errorf("Flush = %d, want %d", got, len(tc.want))
@@ -362,7 +362,7 @@ func TestFlush(t *testing.T) {
 				if found == gone[k] {
 					t.Errorf("%q: found=%v after flush", k, found)
 				}
-				if found && !c.PasswordMatches(k, e, []byte("pw")) {
+				if found && !c.passwordMatches(k, e, []byte("pw")) {
 					t.Errorf("%q: kept entry lost its fingerprint", k)
 				}
 			}
@@ -374,7 +374,7 @@ func TestFlush(t *testing.T) {
 			for _, k := range tc.want {
 				e := pos("h")
 				c.Store(k, e)
-				if c.PasswordMatches(k, &e, []byte("pw")) {
+				if c.passwordMatches(k, &e, []byte("pw")) {
 					t.Errorf("%q: fingerprint survived the flush", k)
 				}
 			}
@@ -418,7 +418,7 @@ func TestConcurrentUse(t *testing.T) {
 					c.Store(k, pos(fmt.Sprint(i%3), "uid=1"))
 				case 1:
 					if e, _, ok := c.Lookup(k); ok {
-						c.RememberPassword(k, e, []byte("pw"))
+						c.rememberPassword(k, e, []byte("pw"))
 						_ = e.Data + e.Scheme // read the shared entry unlocked
 						for _, f := range e.Fields {
 							_ = f.Key + f.Value
@@ -426,9 +426,9 @@ func TestConcurrentUse(t *testing.T) {
 					}
 				case 2:
 					if e, _, ok := c.Lookup(k); ok {
-						c.PasswordMatches(k, e, []byte("pw"))
-						c.MarkResult(k, e, i%2 == 0)
-						c.RecheckAfterMismatch(k, e)
+						c.passwordMatches(k, e, []byte("pw"))
+						c.markResult(k, e, i%2 == 0)
+						c.recheckAfterMismatch(k, e)
 					}
 				case 3:
 					c.Store(k, Entry{Negative: true})
@@ -437,7 +437,7 @@ func TestConcurrentUse(t *testing.T) {
 						c.Flush([]string{fmt.Sprintf("u%d", i%50)})
 					}
 				case 5:
-					c.LastSucceeded(k)
+					c.lastSucceeded(k)
 					c.Stats()
 				case 6:
 					clk.Advance(time.Second)

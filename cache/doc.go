@@ -1,6 +1,12 @@
 // Package cache is authd's auth cache: Dovecot 2.3's passdb/userdb cache
-// (protocol.md §5.9, design.md §Cache semantics) plus a keyed password
-// fingerprint and request coalescing.
+// (docs/protocol.md §5.9, docs/architecture.md §Cache semantics) plus a
+// keyed password fingerprint and request coalescing.
+//
+// The rules live here, behind three methods the engine calls: Get (fresh
+// entries, coalesced backend calls, stale use only when the backend could
+// not tell), CheckPassword (fingerprints, the last check's result, the
+// password-change recheck) and CheckRemote (the same for a backend that
+// checks passwords itself, such as an LDAP bind).
 //
 // # What is cached
 //
@@ -8,9 +14,10 @@
 // (the stored password as Scheme/Data, and the extra or userdb Fields) or
 // Negative ("user unknown"). A lookup that could not tell (the backend is
 // down, a timeout, a malformed row) is never an Entry: the caller must not
-// Store anything for it (design.md: temporary failures are never cached).
-// The API cannot enforce this because it only takes Entries; it is the
-// caller's duty.
+// Store anything for it (temporary failures are never cached). The API
+// cannot enforce this because it only takes Entries; it is the caller's
+// duty. A refusal (a disabled account) is an Entry with Refusal set: it
+// passes through Do and Get to the callers and is never stored.
 //
 // # Keys
 //
@@ -29,9 +36,9 @@
 // A positive entry is fresh for Options.TTL after it was stored, a negative
 // one for Options.NegativeTTL. Expired entries are kept (until the byte
 // budget evicts them, a Flush removes them, or a Store replaces them) and
-// Lookup still returns them, marked not fresh: the caller may use such an
-// entry only when the backend fails to answer (Dovecot's fallback to
-// expired records) and then calls NoteStale so the metric counts it.
+// Lookup still returns them, marked not fresh. Get uses such an entry only
+// when the backend fails to answer (Dovecot's fallback to expired records),
+// and counts it in Stats.StaleHits.
 //
 // # Byte budget
 //
@@ -46,13 +53,14 @@
 //
 // # Passwords
 //
-// Dovecot's password-change rule (§5.9): after a password mismatch against
-// a cached entry, the request goes back to the backend when the entry's
-// last check succeeded or the entry is older than the negative TTL (the
-// password may have changed); otherwise the mismatch is final. MarkResult,
-// LastSucceeded and RecheckAfterMismatch keep that state.
+// Dovecot's password-change rule (docs/protocol.md §5.9): after a password
+// mismatch against a cached entry, the request goes back to the backend
+// when the entry's last check succeeded or the entry is older than the
+// negative TTL (the password may have changed); otherwise the mismatch is
+// final. CheckPassword answers Recheck for the first case.
 //
-// authd's addition (design.md): with Options.Fingerprint, a positive entry
+// authd's addition (docs/architecture.md §Cache semantics): with
+// Options.Fingerprint, a positive entry
 // also keeps HMAC-SHA-256(k, key, password) of the last password that
 // verified against it, where k is a random key made in New and never leaves
 // the process. A repeat login with the same password then costs one HMAC

@@ -11,8 +11,9 @@ import (
 	"github.com/authd-project/authd/internal/fields"
 )
 
-// Example shows the order in which the engine calls the cache for a
-// plaintext-password login against one passdb (protocol.md §5.9).
+// Example shows how the engine uses the cache for a plaintext-password
+// login against one passdb (docs/protocol.md §5.9): Get for the entry,
+// CheckPassword for the password rules.
 func Example() {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := cache.New(cache.Options{
@@ -41,50 +42,39 @@ func Example() {
 		return subtle.ConstantTimeCompare([]byte(e.Data), pw) == 1
 	}
 
+	sources := map[cache.Source]string{cache.FromBackend: "backend", cache.Fresh: "cache", cache.Stale: "stale"}
 	auth := func(user, password string) string {
 		pw := []byte(password)
 		// The engine builds this with
 		// p.cacheKey.ExpandCacheKey(r.vc, false).
 		key := "P1\t" + user
-		from := "cache"
-		e, fresh, found := c.Lookup(key)
-		if found && fresh && !e.Negative {
-			if c.PasswordMatches(key, e, pw) {
-				c.MarkResult(key, e, true)
-				return "ok (fingerprint)"
-			}
-			if verify(e, pw) {
-				c.MarkResult(key, e, true)
-				c.RememberPassword(key, e, pw)
-				return "ok (cache)"
-			}
-			if !c.RecheckAfterMismatch(key, e) {
-				return "fail (cache)"
-			}
-			fresh = false // the password may have changed: ask the backend
-		}
-		if !found || !fresh {
-			ne, err, _ := c.Do(context.Background(), key, 5*time.Second, lookup(user))
-			switch {
-			case err == nil:
-				e, from = &ne, "backend" // Do has stored it
-			case found:
-				c.NoteStale() // the backend failed: fall back to the expired entry
-				from = "stale"
-			default:
+		force := false
+		for {
+			a, err := c.Get(context.Background(), key, force, 5*time.Second, lookup(user))
+			if err != nil {
 				return "tempfail"
 			}
-		}
-		if e.Negative {
-			return "unknown (" + from + ")" // the engine still runs its dummy verification
-		}
-		ok := verify(e, pw)
-		c.MarkResult(key, e, ok)
-		if !ok {
+			from := sources[a.Source]
+			if a.Entry.Negative {
+				return "unknown (" + from + ")" // the engine still runs its dummy verification
+			}
+			ran := false
+			v, _ := c.CheckPassword(key, a.Entry, a.Source != cache.FromBackend, pw, func() (bool, error) {
+				ran = true
+				return verify(a.Entry, pw), nil
+			})
+			if !ran && a.Source == cache.Fresh {
+				from = "fingerprint"
+			}
+			switch v {
+			case cache.Right:
+				return "ok (" + from + ")"
+			case cache.Recheck:
+				force = true // the password may have changed: ask the backend
+				continue
+			}
 			return "fail (" + from + ")"
 		}
-		c.RememberPassword(key, e, pw)
-		return "ok (" + from + ")"
 	}
 
 	fmt.Println(auth("alice@example.com", "secret"))

@@ -58,7 +58,9 @@ func (c *Cache) Do(ctx context.Context, key string, timeout time.Duration, fn fu
 		if err != nil {
 			return nil, err
 		}
-		c.store(key, &e, gen, true)
+		if e.Refusal == 0 {
+			c.store(key, &e, gen, true)
+		}
 		return &e, nil
 	})
 	select {

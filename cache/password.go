@@ -52,14 +52,14 @@ func (m *macer) mac(key string, password []byte) [sha256.Size]byte {
 	return out
 }
 
-// RememberPassword records that password verified against e, the entry
-// cached under key: later, PasswordMatches(key, e', password) can skip the
+// rememberPassword records that password verified against e, the entry
+// cached under key: later, passwordMatches(key, e', password) can skip the
 // scheme while the entry's password stays the same. Only a keyed
 // fingerprint is kept, never the password. It does nothing when
 // Options.Fingerprint is off, when e is negative or nil, or when the cached
 // entry no longer has e's Scheme and Data. Call it only after a real
 // scheme verification succeeded.
-func (c *Cache) RememberPassword(key string, e *Entry, password []byte) {
+func (c *Cache) rememberPassword(key string, e *Entry, password []byte) {
 	if c == nil || !c.fingerprint || e == nil || e.Negative {
 		return
 	}
@@ -72,10 +72,10 @@ func (c *Cache) RememberPassword(key string, e *Entry, password []byte) {
 	s.mu.Unlock()
 }
 
-// ForgetPassword drops the fingerprint remembered under key, so that the
+// forgetPassword drops the fingerprint remembered under key, so that the
 // password that last verified no longer vouches for anything (the backend
 // has since refused the account). The entry itself stays.
-func (c *Cache) ForgetPassword(key string) {
+func (c *Cache) forgetPassword(key string) {
 	if c == nil {
 		return
 	}
@@ -87,14 +87,14 @@ func (c *Cache) ForgetPassword(key string) {
 	s.mu.Unlock()
 }
 
-// PasswordMatches reports whether password is the one last remembered for
+// passwordMatches reports whether password is the one last remembered for
 // the entry under key, and that entry still holds e's Scheme and Data.
 // The comparison is constant-time. It is false when fingerprints are off,
 // nothing was remembered, or the password changed since.
 //
 // A match vouches only for the password: whether the entry is fresh, and
 // all other policy, remain the caller's to check.
-func (c *Cache) PasswordMatches(key string, e *Entry, password []byte) bool {
+func (c *Cache) passwordMatches(key string, e *Entry, password []byte) bool {
 	if c == nil || !c.fingerprint || e == nil || e.Negative {
 		return false
 	}
@@ -117,12 +117,12 @@ func (c *Cache) PasswordMatches(key string, e *Entry, password []byte) bool {
 	return hmac.Equal(got[:], want[:])
 }
 
-// MarkResult records whether the last password check against e, the
+// markResult records whether the last password check against e, the
 // entry cached under key, succeeded (Dovecot's node->last_success). It
 // does nothing if the cached entry no longer has e's Scheme and Data.
 // A failed check does not drop the fingerprint: a wrong password says
 // nothing about the right one.
-func (c *Cache) MarkResult(key string, e *Entry, success bool) {
+func (c *Cache) markResult(key string, e *Entry, success bool) {
 	if c == nil || e == nil {
 		return
 	}
@@ -134,10 +134,10 @@ func (c *Cache) MarkResult(key string, e *Entry, success bool) {
 	s.mu.Unlock()
 }
 
-// LastSucceeded reports whether the last password check recorded with
-// MarkResult for the entry under key succeeded. A new entry, or one whose
+// lastSucceeded reports whether the last password check recorded with
+// markResult for the entry under key succeeded. A new entry, or one whose
 // password changed, starts with false.
-func (c *Cache) LastSucceeded(key string) bool {
+func (c *Cache) lastSucceeded(key string) bool {
 	if c == nil {
 		return false
 	}
@@ -149,8 +149,8 @@ func (c *Cache) LastSucceeded(key string) bool {
 	return ok
 }
 
-// RecheckAfterMismatch applies Dovecot's password-change rule
-// (passdb_cache_verify_plain; protocol.md §5.9) after the password did
+// recheckAfterMismatch applies Dovecot's password-change rule
+// (passdb_cache_verify_plain; docs/protocol.md §5.9) after the password did
 // not match e, the entry cached under key. It returns true when the caller
 // must treat the lookup as a miss and ask the backend (the password may
 // have changed): the entry's last check succeeded, or the entry is older
@@ -158,7 +158,7 @@ func (c *Cache) LastSucceeded(key string) bool {
 // changed or gone meanwhile. Otherwise the mismatch is final: a wrong
 // password. Either way the entry's last check is now recorded as failed,
 // so a run of wrong passwords costs at most one backend lookup.
-func (c *Cache) RecheckAfterMismatch(key string, e *Entry) bool {
+func (c *Cache) recheckAfterMismatch(key string, e *Entry) bool {
 	if c == nil || e == nil {
 		return true
 	}
@@ -173,4 +173,116 @@ func (c *Cache) RecheckAfterMismatch(key string, e *Entry) bool {
 	recheck := n.lastSuccess || now-n.created >= c.negTTL
 	n.lastSuccess = false
 	return recheck
+}
+
+// Verdict is the outcome of CheckPassword.
+type Verdict uint8
+
+const (
+	// Right: the password is right for the entry.
+	Right Verdict = iota + 1
+	// Wrong: the password is wrong, and that is final.
+	Wrong
+	// Recheck: the password did not match an entry that came from the
+	// cache, and it may have changed since: ask the backend again (Get
+	// with force) and check against its answer.
+	Recheck
+)
+
+// CheckPassword is the cache's password rules around one check of
+// password against e, the entry cached under key (fromCache: e was served
+// from the cache rather than fetched from the backend for this request).
+// verify is the scheme's check (SHA512-CRYPT, bcrypt …); an error from it
+// ("could not tell") is returned as it is, and nothing is recorded.
+//
+// The rules: a password whose fingerprint was remembered for this entry is
+// Right without running verify; a right password is remembered; a wrong
+// one against a cached entry is Recheck when Dovecot's password-change
+// rule says the backend must be asked (see recheckAfterMismatch), else
+// Wrong; every result is recorded as the entry's last check.
+//
+// On a nil cache, or with a nil e, CheckPassword only runs verify.
+func (c *Cache) CheckPassword(key string, e *Entry, fromCache bool, password []byte, verify func() (bool, error)) (Verdict, error) {
+	if c != nil && e != nil && c.passwordMatches(key, e, password) {
+		c.markResult(key, e, true)
+		return Right, nil
+	}
+	ok, err := verify()
+	switch {
+	case err != nil:
+		return 0, err
+	case c == nil || e == nil:
+	case !ok && fromCache && c.recheckAfterMismatch(key, e):
+		return Recheck, nil
+	default:
+		c.markResult(key, e, ok)
+		if ok {
+			c.rememberPassword(key, e, password)
+		}
+	}
+	if ok {
+		return Right, nil
+	}
+	return Wrong, nil
+}
+
+// RemoteCheck is the answer of a backend that checks passwords itself
+// (an LDAP bind, PAM), as CheckRemote needs it.
+type RemoteCheck struct {
+	// Entry holds the fields the backend returned; Negative for an
+	// unknown user, Refusal for a refused account.
+	Entry Entry
+	// Right: the backend accepted the password.
+	Right bool
+}
+
+// CheckRemote is the cache's rules around a backend that checks passwords
+// itself, for which there is no hash to keep: the entry under key holds
+// the fields, and the fingerprint of the password that last verified.
+//
+//   - A fresh positive entry whose fingerprint matches password answers
+//     Right without asking the backend (fromCache).
+//   - Otherwise check asks the backend; its answer is stored (a refusal is
+//     not, and forgets the fingerprint: the password that used to work
+//     must not let the account in during a later outage), and a right
+//     password's fingerprint is remembered.
+//   - When check could not tell, an entry (fresh or expired) whose
+//     fingerprint matches stands in for it: Right, fromCache, and the
+//     stale counter counts it. Otherwise check's error is returned.
+//
+// As in Dovecot, an entry lets an old password in until it expires or is
+// flushed. On a nil cache CheckRemote only runs check.
+func (c *Cache) CheckRemote(key string, password []byte, check func() (RemoteCheck, error)) (rc RemoteCheck, fromCache bool, err error) {
+	if c == nil {
+		rc, err = check()
+		return rc, false, err
+	}
+	old, fresh, found := c.Lookup(key)
+	if found && fresh && !old.Negative && c.passwordMatches(key, old, password) {
+		c.markResult(key, old, true)
+		return RemoteCheck{Entry: *old, Right: true}, true, nil
+	}
+	if found && fresh && old.Negative {
+		return RemoteCheck{Entry: Entry{Negative: true}}, true, nil
+	}
+	rc, err = check()
+	switch {
+	case err != nil:
+		if found && !old.Negative && c.passwordMatches(key, old, password) {
+			c.noteStale()
+			return RemoteCheck{Entry: *old, Right: true}, true, nil
+		}
+		return RemoteCheck{}, false, err
+	case rc.Entry.Refusal != 0:
+		c.forgetPassword(key)
+		return rc, false, nil
+	}
+	c.Store(key, rc.Entry)
+	if !rc.Entry.Negative {
+		c.markResult(key, &rc.Entry, rc.Right)
+		if rc.Right {
+			c.rememberPassword(key, &rc.Entry, password)
+		}
+	}
+	return rc, false, nil
 }

@@ -26,8 +26,8 @@ func TestFingerprint(t *testing.T) {
 		{"same password stored again keeps it", func(c *Cache, _ *clock) {
 			c.Store(key, pos("hash1", "uid=2")) // fields changed, password did not
 		}, pw, true},
-		{"ForgetPassword drops it", func(c *Cache, _ *clock) { c.ForgetPassword(key) }, pw, false},
-		{"ForgetPassword of another key keeps it", func(c *Cache, _ *clock) { c.ForgetPassword(key + "x") }, pw, true},
+		{"ForgetPassword drops it", func(c *Cache, _ *clock) { c.forgetPassword(key) }, pw, false},
+		{"ForgetPassword of another key keeps it", func(c *Cache, _ *clock) { c.forgetPassword(key + "x") }, pw, true},
 		{"password changed drops it", func(c *Cache, _ *clock) {
 			c.Store(key, pos("hash2"))
 		}, pw, false},
@@ -50,7 +50,7 @@ func TestFingerprint(t *testing.T) {
 		}, pw, false},
 		{"failed check keeps it", func(c *Cache, _ *clock) {
 			e, _, _ := c.Lookup(key)
-			c.MarkResult(key, e, false)
+			c.markResult(key, e, false)
 		}, pw, true},
 	}
 	for _, tc := range tests {
@@ -59,16 +59,16 @@ func TestFingerprint(t *testing.T) {
 			c := testCache(t, clk, Options{Fingerprint: true, NegativeTTL: time.Hour})
 			c.Store(key, pos("hash1"))
 			e, _, _ := c.Lookup(key)
-			if c.PasswordMatches(key, e, pw) {
+			if c.passwordMatches(key, e, pw) {
 				t.Fatal("matches before anything was remembered")
 			}
-			c.RememberPassword(key, e, pw)
+			c.rememberPassword(key, e, pw)
 			tc.after(c, clk)
 			cur, _, found := c.Lookup(key)
 			if !found {
 				t.Fatal("entry gone")
 			}
-			if got := c.PasswordMatches(key, cur, tc.try); got != tc.want {
+			if got := c.passwordMatches(key, cur, tc.try); got != tc.want {
 				t.Errorf("PasswordMatches = %v, want %v", got, tc.want)
 			}
 		})
@@ -83,23 +83,23 @@ func TestFingerprintNotPinnedOnNewPassword(t *testing.T) {
 	c.Store(key, pos("old-hash"))
 	old, _, _ := c.Lookup(key)
 	c.Store(key, pos("new-hash")) // changed while the old hash was being checked
-	c.RememberPassword(key, old, []byte("old password"))
-	c.MarkResult(key, old, true)
+	c.rememberPassword(key, old, []byte("old password"))
+	c.markResult(key, old, true)
 	cur, _, _ := c.Lookup(key)
-	if c.PasswordMatches(key, cur, []byte("old password")) {
+	if c.passwordMatches(key, cur, []byte("old password")) {
 		t.Error("the old password's fingerprint was pinned on the new entry")
 	}
-	if c.LastSucceeded(key) {
+	if c.lastSucceeded(key) {
 		t.Error("the old password's result was pinned on the new entry")
 	}
 	// Asking about the old entry after the change: no.
-	if c.PasswordMatches(key, old, []byte("old password")) {
+	if c.passwordMatches(key, old, []byte("old password")) {
 		t.Error("matched against a replaced entry")
 	}
 	// The entry the backend returned (a copy, not the cached pointer) works.
 	fromBackend := pos("new-hash")
-	c.RememberPassword(key, &fromBackend, []byte("new password"))
-	if !c.PasswordMatches(key, cur, []byte("new password")) {
+	c.rememberPassword(key, &fromBackend, []byte("new password"))
+	if !c.passwordMatches(key, cur, []byte("new password")) {
 		t.Error("fingerprint of the backend's copy not recorded")
 	}
 }
@@ -109,19 +109,19 @@ func TestFingerprintOffAndNegative(t *testing.T) {
 	c := testCache(t, clk, Options{NegativeTTL: time.Hour})
 	e := pos("h")
 	c.Store("P1\ta", e)
-	c.RememberPassword("P1\ta", &e, []byte("pw"))
-	if c.PasswordMatches("P1\ta", &e, []byte("pw")) {
+	c.rememberPassword("P1\ta", &e, []byte("pw"))
+	if c.passwordMatches("P1\ta", &e, []byte("pw")) {
 		t.Error("fingerprint kept with Fingerprint off")
 	}
 	c = testCache(t, clk, Options{NegativeTTL: time.Hour, Fingerprint: true})
 	n := Entry{Negative: true}
 	c.Store("P1\tb", n)
-	c.RememberPassword("P1\tb", &n, []byte("pw"))
-	if c.PasswordMatches("P1\tb", &n, []byte("pw")) {
+	c.rememberPassword("P1\tb", &n, []byte("pw"))
+	if c.passwordMatches("P1\tb", &n, []byte("pw")) {
 		t.Error("fingerprint on a negative entry")
 	}
-	c.RememberPassword("P1\tmissing", &e, []byte("pw"))
-	if c.PasswordMatches("P1\tmissing", &e, []byte("pw")) {
+	c.rememberPassword("P1\tmissing", &e, []byte("pw"))
+	if c.passwordMatches("P1\tmissing", &e, []byte("pw")) {
 		t.Error("fingerprint without an entry")
 	}
 }
@@ -163,20 +163,20 @@ func TestFingerprintConstantTime(t *testing.T) {
 	c := testCache(t, clk, Options{Fingerprint: true})
 	e := pos("h")
 	c.Store("P1\ta", e)
-	c.RememberPassword("P1\ta", &e, []byte("pw"))
+	c.rememberPassword("P1\ta", &e, []byte("pw"))
 	s := c.shardOf("P1\ta")
 	for _, i := range []int{0, 31} {
 		s.mu.Lock()
 		s.m["P1\ta"].fp[i] ^= 1
 		s.mu.Unlock()
-		if c.PasswordMatches("P1\ta", &e, []byte("pw")) {
+		if c.passwordMatches("P1\ta", &e, []byte("pw")) {
 			t.Errorf("MAC with byte %d flipped still matches", i)
 		}
 		s.mu.Lock()
 		s.m["P1\ta"].fp[i] ^= 1
 		s.mu.Unlock()
 	}
-	if !c.PasswordMatches("P1\ta", &e, []byte("pw")) {
+	if !c.passwordMatches("P1\ta", &e, []byte("pw")) {
 		t.Error("restored MAC does not match")
 	}
 }
@@ -209,21 +209,21 @@ func TestPasswordChangeRule(t *testing.T) {
 			c.Store(key, pos("h"))
 			e, _, _ := c.Lookup(key)
 			for _, m := range tc.mark {
-				c.MarkResult(key, e, m)
+				c.markResult(key, e, m)
 			}
 			clk.Advance(tc.age)
-			if got := c.LastSucceeded(key); got != tc.wantLast {
+			if got := c.lastSucceeded(key); got != tc.wantLast {
 				t.Errorf("LastSucceeded = %v, want %v", got, tc.wantLast)
 			}
-			if got := c.RecheckAfterMismatch(key, e); got != tc.wantRecheck {
+			if got := c.recheckAfterMismatch(key, e); got != tc.wantRecheck {
 				t.Errorf("RecheckAfterMismatch = %v, want %v", got, tc.wantRecheck)
 			}
-			if c.LastSucceeded(key) {
+			if c.lastSucceeded(key) {
 				t.Error("LastSucceeded still true after a mismatch")
 			}
 			// A second wrong password right away is final (unless the
 			// entry is past the negative TTL).
-			if got := c.RecheckAfterMismatch(key, e); got != (tc.age >= tc.negTTL) {
+			if got := c.recheckAfterMismatch(key, e); got != (tc.age >= tc.negTTL) {
 				t.Errorf("second RecheckAfterMismatch = %v", got)
 			}
 		})
@@ -236,27 +236,27 @@ func TestLastSucceededAcrossStores(t *testing.T) {
 	c := testCache(t, clk, Options{})
 	c.Store(key, pos("h1"))
 	e, _, _ := c.Lookup(key)
-	c.MarkResult(key, e, true)
+	c.markResult(key, e, true)
 	c.Store(key, pos("h1", "uid=3")) // same password, new fields
-	if !c.LastSucceeded(key) {
+	if !c.lastSucceeded(key) {
 		t.Error("same password: LastSucceeded lost")
 	}
 	c.Store(key, pos("h2")) // password changed
-	if c.LastSucceeded(key) {
+	if c.lastSucceeded(key) {
 		t.Error("password changed: LastSucceeded kept")
 	}
 	e2, _, _ := c.Lookup(key)
-	if !c.RecheckAfterMismatch(key, e) {
+	if !c.recheckAfterMismatch(key, e) {
 		t.Error("mismatch against a replaced entry must go to the backend")
 	}
-	if c.LastSucceeded(key) {
+	if c.lastSucceeded(key) {
 		t.Error("stale RecheckAfterMismatch changed the new entry")
 	}
-	c.MarkResult(key, e2, true)
-	if !c.LastSucceeded(key) {
+	c.markResult(key, e2, true)
+	if !c.lastSucceeded(key) {
 		t.Error("MarkResult on the current entry ignored")
 	}
-	if c.LastSucceeded("P1\tnobody") {
+	if c.lastSucceeded("P1\tnobody") {
 		t.Error("LastSucceeded for a missing key")
 	}
 }

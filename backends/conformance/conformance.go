@@ -1,8 +1,8 @@
 // Package conformance is the suite every passdb and userdb driver runs
-// (design.md house rule 6). A driver's own test stores Users in its real
+// (docs/architecture.md, house rule 6). A driver's own test stores Users in its real
 // backend (a passwd-file, a MariaDB table, an LDAP tree), builds the
 // driver, and calls RunPassdb / RunUserdb / RunIterator. The suite then
-// checks the three outcomes (found, not found, could not tell), fields,
+// checks the answers (found, unknown) and "could not tell", fields,
 // hostile names and concurrency the same way for every driver.
 package conformance
 
@@ -77,9 +77,9 @@ func RunPassdb(t *testing.T, db backends.Passdb) {
 	defer cancel()
 	t.Run("found", func(t *testing.T) {
 		for _, u := range Users {
-			pe, ok, err := db.LookupPass(ctx, Request(u.Name))
-			if err != nil || !ok {
-				t.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+			pe, err := db.LookupPass(ctx, Request(u.Name))
+			if err != nil || pe.Outcome != backends.Found {
+				t.Errorf("%s: %v err=%v, want found", u.Name, pe.Outcome, err)
 				continue
 			}
 			if !pe.HasPassword {
@@ -103,12 +103,14 @@ func RunPassdb(t *testing.T, db backends.Passdb) {
 	})
 	t.Run("not-found", func(t *testing.T) {
 		for _, name := range append([]string{"nosuch@example.com", "ALICE@EXAMPLE.COM.invalid", ""}, Hostile...) {
-			pe, ok, err := db.LookupPass(ctx, Request(name))
+			pe, err := db.LookupPass(ctx, Request(name))
 			if err != nil {
 				t.Errorf("%q: error %v, want plain not found", name, err)
 			}
-			if ok {
+			if pe.Outcome == backends.Found {
 				t.Errorf("%q: found (%s…): the name reached the query unescaped", name, truncate(pe.Data, 12))
+			} else if err == nil && pe.Outcome != backends.Unknown {
+				t.Errorf("%q: answered %v, want notfound", name, pe.Outcome)
 			}
 		}
 	})
@@ -116,17 +118,17 @@ func RunPassdb(t *testing.T, db backends.Passdb) {
 		// A cancelled request could not tell: an error, never "not found".
 		cctx, ccancel := context.WithCancel(ctx)
 		ccancel()
-		_, ok, err := db.LookupPass(cctx, Request("alice@example.com"))
-		if err == nil && !ok {
-			t.Errorf("cancelled lookup reported unknown user")
+		pe, err := db.LookupPass(cctx, Request("alice@example.com"))
+		if err == nil && pe.Outcome != backends.Found {
+			t.Errorf("cancelled lookup answered %v", pe.Outcome)
 		}
 	})
 	t.Run("concurrent", func(t *testing.T) {
 		concurrent(t, func() error {
 			for _, u := range Users {
-				pe, ok, err := db.LookupPass(ctx, Request(u.Name))
-				if err != nil || !ok || !pe.HasPassword {
-					return fmt.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+				pe, err := db.LookupPass(ctx, Request(u.Name))
+				if err != nil || pe.Outcome != backends.Found || !pe.HasPassword {
+					return fmt.Errorf("%s: %v err=%v", u.Name, pe.Outcome, err)
 				}
 			}
 			return nil
@@ -140,31 +142,31 @@ func RunUserdb(t *testing.T, db backends.Userdb) {
 	defer cancel()
 	t.Run("found", func(t *testing.T) {
 		for _, u := range Users {
-			fs, ok, err := db.LookupUser(ctx, Request(u.Name))
-			if err != nil || !ok {
-				t.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+			ans, err := db.LookupUser(ctx, Request(u.Name))
+			if err != nil || ans.Outcome != backends.Found {
+				t.Errorf("%s: %v err=%v, want found", u.Name, ans.Outcome, err)
 				continue
 			}
 			for k, want := range map[string]string{"uid": u.UID, "gid": u.GID, "home": u.Home} {
-				if got, _ := fs.Get(k); got != want {
-					t.Errorf("%s: %s=%q, want %q (fields %s)", u.Name, k, got, want, fs)
+				if got, _ := ans.Fields.Get(k); got != want {
+					t.Errorf("%s: %s=%q, want %q (fields %s)", u.Name, k, got, want, ans.Fields)
 				}
 			}
 		}
 	})
 	t.Run("not-found", func(t *testing.T) {
 		for _, name := range append([]string{"nosuch@example.com"}, Hostile...) {
-			_, ok, err := db.LookupUser(ctx, Request(name))
-			if err != nil || ok {
-				t.Errorf("%q: found=%v err=%v, want not found", name, ok, err)
+			ans, err := db.LookupUser(ctx, Request(name))
+			if err != nil || ans.Outcome != backends.Unknown {
+				t.Errorf("%q: %v err=%v, want notfound", name, ans.Outcome, err)
 			}
 		}
 	})
 	t.Run("concurrent", func(t *testing.T) {
 		concurrent(t, func() error {
 			for _, u := range Users {
-				if _, ok, err := db.LookupUser(ctx, Request(u.Name)); err != nil || !ok {
-					return fmt.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+				if ans, err := db.LookupUser(ctx, Request(u.Name)); err != nil || ans.Outcome != backends.Found {
+					return fmt.Errorf("%s: %v err=%v", u.Name, ans.Outcome, err)
 				}
 			}
 			return nil

@@ -86,8 +86,8 @@ func TestParseProductionConf(t *testing.T) {
 	if got := d.UserCacheKey().String(); got != "%u\t%d" {
 		t.Errorf("user cache key %q", got)
 	}
-	if d.DefaultScheme() != "PLAIN" || d.AuthBind() {
-		t.Errorf("default scheme %q, auth bind %v", d.DefaultScheme(), d.AuthBind())
+	if d.DefaultScheme() != "PLAIN" || d.VerifiesPasswords() {
+		t.Errorf("default scheme %q, auth bind %v", d.DefaultScheme(), d.VerifiesPasswords())
 	}
 	if len(d.dial.targets) != 1 || d.dial.targets[0].addr != "localhost:389" {
 		t.Errorf("targets %+v", d.dial.targets)

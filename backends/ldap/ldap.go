@@ -20,22 +20,12 @@ import (
 	"github.com/authd-project/authd/schemes"
 )
 
-// Verifier is a passdb that checks the password itself (auth_bind): the
-// engine hands it the plaintext instead of comparing a stored hash.
-//
-// found=false: no such user. found=true, ok=false: wrong password (entry
-// may still carry the user's fields). err != nil: could not tell (server
-// down, timeout, unexpected LDAP result) — never a wrong password.
-type Verifier interface {
-	VerifyPass(ctx context.Context, req *backends.Request, password []byte) (entry backends.PassEntry, found bool, ok bool, err error)
-}
-
 var (
 	_ backends.Passdb   = (*DB)(nil)
 	_ backends.Userdb   = (*DB)(nil)
 	_ backends.Iterator = (*DB)(nil)
 	_ backends.Closer   = (*DB)(nil)
-	_ Verifier          = (*DB)(nil)
+	_ backends.Verifier = (*DB)(nil)
 )
 
 // searchSizeLimit asks the server for at most two entries per lookup: one
@@ -361,10 +351,10 @@ func tlsConfig(c *config) (*tls.Config, []error) {
 // DefaultScheme is the scheme of passwords stored without a {…} prefix.
 func (d *DB) DefaultScheme() string { return d.defaultScheme }
 
-// AuthBind reports whether passwords are checked by binding as the user
-// (auth_bind = yes). The engine then calls VerifyPass; otherwise it can
-// verify the stored password from LookupPass itself.
-func (d *DB) AuthBind() bool { return d.authBind }
+// VerifiesPasswords implements backends.Verifier: passwords are checked by
+// binding as the user (auth_bind = yes). Otherwise the engine verifies
+// the stored password from LookupPass itself.
+func (d *DB) VerifiesPasswords() bool { return d.authBind }
 
 // PassCacheKey is the default auth cache key template of the passdb.
 func (d *DB) PassCacheKey() *vars.Template { return d.passKey }
@@ -498,12 +488,15 @@ func (d *DB) passEntry(e *entry, req *backends.Request) backends.PassEntry {
 // base, mapped through pass_attrs. With auth_bind = yes the password field
 // is not read (HasPassword is false) and the fields alone are returned, as
 // Dovecot does for lookups without authentication.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	e, found, err := d.find(ctx, req, d.passFilter, d.pass.attrs, "pass_filter")
-	if err != nil || !found {
-		return backends.PassEntry{}, false, err
+	if err != nil {
+		return backends.PassAnswer{}, err
 	}
-	return d.passEntry(e, req), true, nil
+	if !found {
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
+	}
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: d.passEntry(e, req)}, nil
 }
 
 // LookupUser implements backends.Userdb: the entry user_filter finds,
@@ -511,12 +504,15 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 // multi-valued gid becomes a comma-separated list and any other
 // multi-valued field keeps its first value, as in Dovecot 2.3
 // (auth_request_set_userdb_field_values).
-func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
 	e, found, err := d.find(ctx, req, d.userFilter, d.user.attrs, "user_filter")
-	if err != nil || !found {
-		return nil, false, err
+	if err != nil {
+		return backends.UserAnswer{}, err
 	}
-	return d.userFields(e, req), true, nil
+	if !found {
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
+	}
+	return backends.UserAnswer{Outcome: backends.Found, Fields: d.userFields(e, req)}, nil
 }
 
 // userFields maps a userdb search result through user_attrs.
@@ -539,7 +535,7 @@ func (d *DB) userFields(e *entry, req *backends.Request) fields.Fields {
 	return fs
 }
 
-// VerifyPass implements Verifier.
+// VerifyPass implements backends.Verifier.
 //
 // With auth_bind = yes the entry is found with pass_filter on the service
 // connection and its DN is bound with password on a connection of the
@@ -551,52 +547,71 @@ func (d *DB) userFields(e *entry, req *backends.Request) fields.Fields {
 // §5.1.2) that would "succeed"; it is a wrong password.
 //
 // Without auth_bind VerifyPass is LookupPass plus schemes.Verify, so the
-// method is correct whichever way a caller uses it; the engine should
-// prefer its own verification then (see AuthBind). Field policy
+// method is correct whichever way a caller uses it; the engine prefers its
+// own verification then (see VerifiesPasswords). Field policy
 // (nopassword, allow_nets …) stays with the engine in every mode.
-func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassEntry, bool, bool, error) {
+func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassAnswer, error) {
 	if !d.authBind {
-		pe, found, err := d.LookupPass(ctx, req)
-		if err != nil || !found {
-			return pe, found, false, err
-		}
-		if !pe.HasPassword {
-			return pe, true, false, nil
-		}
-		ok, err := schemes.Verify(pe.Scheme, pe.Data, password, req.User)
-		if err != nil {
-			return pe, true, false, fmt.Errorf("ldap: stored password of %q: %w", req.User, err)
-		}
-		return pe, true, ok, nil
+		return d.lookupAndVerify(ctx, req, password)
 	}
-	var pe backends.PassEntry
+	ans := backends.PassAnswer{Outcome: backends.Mismatch}
 	var dn string
 	if d.userDN != nil {
 		if len(password) == 0 {
-			return pe, true, false, nil
+			return ans, nil
 		}
 		dn = d.userDN.Expand(requestVars(req), EscapeDN)
 		if _, err := goldap.ParseDN(dn); err != nil {
-			return pe, false, false, nil
+			return backends.PassAnswer{Outcome: backends.Unknown}, nil
 		}
 	} else {
 		e, found, err := d.find(ctx, req, d.passFilter, d.pass.attrs, "pass_filter")
-		if err != nil || !found {
-			return pe, false, false, err
+		if err != nil {
+			return backends.PassAnswer{}, err
 		}
-		pe = d.passEntry(e, req)
+		if !found {
+			return backends.PassAnswer{Outcome: backends.Unknown}, nil
+		}
+		ans.PassEntry = d.passEntry(e, req)
 		if len(password) == 0 {
-			return pe, true, false, nil
+			return ans, nil
 		}
 		dn = e.dn
 	}
+	return d.bindAs(ctx, req, dn, password, ans)
+}
+
+// lookupAndVerify is VerifyPass without auth_bind.
+func (d *DB) lookupAndVerify(ctx context.Context, req *backends.Request, password []byte) (backends.PassAnswer, error) {
+	ans, err := d.LookupPass(ctx, req)
+	if err != nil || ans.Outcome != backends.Found {
+		return ans, err
+	}
+	if !ans.HasPassword {
+		ans.Outcome = backends.Mismatch
+		return ans, nil
+	}
+	ok, err := schemes.Verify(ans.Scheme, ans.Data, password, req.User)
+	if err != nil {
+		return backends.PassAnswer{}, fmt.Errorf("ldap: stored password of %q: %w", req.User, err)
+	}
+	if !ok {
+		ans.Outcome = backends.Mismatch
+	}
+	return ans, nil
+}
+
+// bindAs checks password with a bind as dn on the auth-bind pool. ans
+// carries the entry's fields, with the outcome Mismatch.
+func (d *DB) bindAs(ctx context.Context, req *backends.Request, dn string, password []byte, ans backends.PassAnswer) (backends.PassAnswer, error) {
 	err := d.auth.do(ctx, func(c *goldap.Conn) error { return c.Bind(dn, string(password)) })
 	var le *goldap.Error
 	switch {
 	case err == nil:
-		return pe, true, true, nil
+		ans.Outcome = backends.Found
+		return ans, nil
 	case errors.As(err, &le) && le.ResultCode == goldap.LDAPResultInvalidCredentials:
-		return pe, true, false, nil
+		return ans, nil
 	case errors.As(err, &le) && (le.ResultCode == goldap.LDAPResultNoSuchObject || le.ResultCode == goldap.LDAPResultInvalidDNSyntax):
 		// The entry vanished between search and bind, or the DN template
 		// names nothing. noSuchObject is "unknown user" in Dovecot too
@@ -605,9 +620,9 @@ func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []b
 		// cannot form a DN (an empty %n or %d in auth_bind_userdn), which
 		// is not an outage: answering "unknown user" spares a log error
 		// and a retry loop for a typo.
-		return pe, false, false, nil
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
-	return pe, false, false, fmt.Errorf("ldap: bind as %q: %w", req.User, err)
+	return backends.PassAnswer{}, fmt.Errorf("ldap: bind as %q: %w", req.User, err)
 }
 
 // IterateUsers implements backends.Iterator: iterate_filter under base,

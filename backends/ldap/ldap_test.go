@@ -63,8 +63,8 @@ func TestSlapd(t *testing.T) {
 			defer func() { d.pageSize = iteratePageSize }()
 			conformance.RunIterator(t, d)
 			// The connection is still good after the abandon.
-			if _, ok, err := d.LookupPass(ctx, req("alice@example.com")); !ok || err != nil {
-				t.Errorf("lookup after abandoned listing: %v %v", ok, err)
+			if ans, err := d.LookupPass(ctx, req("alice@example.com")); ans.Outcome != backends.Found || err != nil {
+				t.Errorf("lookup after abandoned listing: %v %v", ans.Outcome, err)
 			}
 		})
 	})
@@ -75,9 +75,9 @@ func TestSlapd(t *testing.T) {
 		// Without the SASL bind the same socket is anonymous and the ACL
 		// hides userPassword: the passwords above came through EXTERNAL.
 		anon := testDB(t, conformanceConf("uris = "+dir.LDAPIURI+"\n"))
-		pe, ok, err := anon.LookupPass(ctx, req("alice@example.com"))
-		if err != nil || !ok || pe.HasPassword {
-			t.Errorf("anonymous over ldapi: found=%v err=%v password=%v", ok, err, pe.HasPassword)
+		pe, err := anon.LookupPass(ctx, req("alice@example.com"))
+		if err != nil || pe.Outcome != backends.Found || pe.HasPassword {
+			t.Errorf("anonymous over ldapi: found=%v err=%v password=%v", pe.Outcome, err, pe.HasPassword)
 		}
 	})
 
@@ -85,9 +85,9 @@ func TestSlapd(t *testing.T) {
 		d := testDB(t, prodConf(dir.URI, ""))
 		for _, uid := range []string{"ssha", "crypt", "plain", "bare", "multi"} {
 			u := dir.prod[uid]
-			pe, ok, err := d.LookupPass(ctx, req(u.name()))
-			if err != nil || !ok || !pe.HasPassword {
-				t.Errorf("%s: found=%v err=%v password=%v", uid, ok, err, pe.HasPassword)
+			pe, err := d.LookupPass(ctx, req(u.name()))
+			if err != nil || pe.Outcome != backends.Found || !pe.HasPassword {
+				t.Errorf("%s: found=%v err=%v password=%v", uid, pe.Outcome, err, pe.HasPassword)
 				continue
 			}
 			good, err := schemes.Verify(pe.Scheme, pe.Data, []byte(u.plain), u.name())
@@ -114,19 +114,19 @@ func TestSlapd(t *testing.T) {
 				t.Errorf("%s: scheme %q, want %q", uid, pe.Scheme, want)
 			}
 
-			fs, ok, err := d.LookupUser(ctx, req(u.name()))
-			if err != nil || !ok {
-				t.Errorf("%s: userdb found=%v err=%v", uid, ok, err)
+			fs, err := d.LookupUser(ctx, req(u.name()))
+			if err != nil || fs.Outcome != backends.Found {
+				t.Errorf("%s: userdb found=%v err=%v", uid, fs.Outcome, err)
 				continue
 			}
-			if v, _ := fs.Get("home"); v != "/var/mail/example.org/"+uid {
+			if v, _ := fs.Fields.Get("home"); v != "/var/mail/example.org/"+uid {
 				t.Errorf("%s: home = %q", uid, v)
 			}
-			if v, _ := fs.Get("mail"); v != u.name() {
+			if v, _ := fs.Fields.Get("mail"); v != u.name() {
 				t.Errorf("%s: mail = %q (multi-valued: the first value)", uid, v)
 			}
-			uidv, _ := fs.Get("uid")
-			gidv, _ := fs.Get("gid")
+			uidv, _ := fs.Fields.Get("uid")
+			gidv, _ := fs.Fields.Get("gid")
 			if uidv == "" || gidv == "" || uidv == gidv {
 				t.Errorf("%s: uid %q gid %q", uid, uidv, gidv)
 			}
@@ -135,28 +135,28 @@ func TestSlapd(t *testing.T) {
 		for _, name := range []string{"locked@example.org", "nosuch@example.org", "ssha", "", "ssha@example.net",
 			"*@example.org", "ssha@example.org)(status=*", "ssha@example.org,dc=control", "ssha@*", "ssha@example.org\x00",
 			"ssha@ex+ample.org", "ssha@#example.org", "ssha@ example.org"} {
-			if _, ok, err := d.LookupPass(ctx, req(name)); ok || err != nil {
-				t.Errorf("passdb %q: found=%v err=%v, want not found", name, ok, err)
+			if ans, err := d.LookupPass(ctx, req(name)); ans.Outcome != backends.Unknown || err != nil {
+				t.Errorf("passdb %q: found=%v err=%v, want not found", name, ans.Outcome, err)
 			}
-			if _, ok, err := d.LookupUser(ctx, req(name)); ok || err != nil {
-				t.Errorf("userdb %q: found=%v err=%v, want not found", name, ok, err)
+			if ans, err := d.LookupUser(ctx, req(name)); ans.Outcome != backends.Unknown || err != nil {
+				t.Errorf("userdb %q: found=%v err=%v, want not found", name, ans.Outcome, err)
 			}
 		}
 		// Mode (a) through VerifyPass.
 		u := dir.prod["crypt"]
-		if _, found, ok, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); !found || !ok || err != nil {
-			t.Errorf("VerifyPass right: found=%v ok=%v err=%v", found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); ans.Outcome != backends.Found || err != nil {
+			t.Errorf("VerifyPass right: %v err=%v", ans.Outcome, err)
 		}
-		if _, found, ok, err := d.VerifyPass(ctx, req(u.name()), []byte("nope")); !found || ok || err != nil {
-			t.Errorf("VerifyPass wrong: found=%v ok=%v err=%v", found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(u.name()), []byte("nope")); ans.Outcome != backends.Mismatch || err != nil {
+			t.Errorf("VerifyPass wrong: %v err=%v", ans.Outcome, err)
 		}
 	})
 
 	t.Run("acl-hides-password", func(t *testing.T) {
 		d := testDB(t, prodConf(dir.URI, ""))
-		pe, ok, err := d.LookupPass(ctx, req("secret@example.org"))
-		if err != nil || !ok || pe.HasPassword {
-			t.Errorf("found=%v err=%v password=%v: the service account must not read it", ok, err, pe.HasPassword)
+		pe, err := d.LookupPass(ctx, req("secret@example.org"))
+		if err != nil || pe.Outcome != backends.Found || pe.HasPassword {
+			t.Errorf("found=%v err=%v password=%v: the service account must not read it", pe.Outcome, err, pe.HasPassword)
 		}
 	})
 
@@ -164,21 +164,21 @@ func TestSlapd(t *testing.T) {
 		// A pool of one connection: every bind reuses the connection the
 		// previous user bound on.
 		d := testDB(t, prodConf(dir.URI, "auth_bind = yes\nauthd_pool_size = 1\n"))
-		if !d.AuthBind() {
+		if !d.VerifiesPasswords() {
 			t.Fatal("AuthBind() = false")
 		}
 		checkBinds(t, d, dir, true)
 		// LookupPass still finds the user (PASS, userdb prefetch) but
 		// reads no password.
-		pe, ok, err := d.LookupPass(ctx, req("ssha@example.org"))
-		if err != nil || !ok || pe.HasPassword {
-			t.Errorf("LookupPass: found=%v err=%v password=%v", ok, err, pe.HasPassword)
+		pe, err := d.LookupPass(ctx, req("ssha@example.org"))
+		if err != nil || pe.Outcome != backends.Found || pe.HasPassword {
+			t.Errorf("LookupPass: found=%v err=%v password=%v", pe.Outcome, err, pe.HasPassword)
 		}
 		if v, _ := pe.Fields.Get("userdb_home"); v != "example.org/ssha" {
 			t.Errorf("fields %s", pe.Fields)
 		}
-		if _, found, ok, err := d.VerifyPass(ctx, req("locked@example.org"), []byte("lockedpw")); found || ok || err != nil {
-			t.Errorf("locked: found=%v ok=%v err=%v", found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req("locked@example.org"), []byte("lockedpw")); ans.Outcome != backends.Unknown || err != nil {
+			t.Errorf("locked: %v err=%v", ans.Outcome, err)
 		}
 	})
 
@@ -194,11 +194,11 @@ func TestSlapd(t *testing.T) {
 
 	t.Run("multi-values", func(t *testing.T) {
 		d := testDB(t, prodConf(dir.URI, "user_attrs = authdGroup=gid,mail=mail,mail=all=<%$>\n"))
-		fs, ok, err := d.LookupUser(ctx, req("multi@example.org"))
-		if err != nil || !ok {
-			t.Fatalf("found=%v err=%v", ok, err)
+		fs, err := d.LookupUser(ctx, req("multi@example.org"))
+		if err != nil || fs.Outcome != backends.Found {
+			t.Fatalf("found=%v err=%v", fs.Outcome, err)
 		}
-		if got := fs.String(); got != "gid=10,20 mail=multi@example.org all=<multi@example.org>" {
+		if got := fs.Fields.String(); got != "gid=10,20 mail=multi@example.org all=<multi@example.org>" {
 			t.Errorf("fields %s", got)
 		}
 	})
@@ -217,7 +217,7 @@ func TestSlapd(t *testing.T) {
 				defer wg.Done()
 				for _, u := range conformance.Users {
 					d.LookupPass(ctx, req(u.Name))
-					if _, _, ok, _ := d.VerifyPass(ctx, req(u.Name), []byte(u.Plain)); ok {
+					if ans, _ := d.VerifyPass(ctx, req(u.Name), []byte(u.Plain)); ans.Outcome == backends.Found {
 						logins.Add(1)
 					}
 				}
@@ -236,7 +236,7 @@ func TestSlapd(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if _, _, err := d.LookupPass(ctx, req("alice@example.com")); err == nil {
+		if _, err := d.LookupPass(ctx, req("alice@example.com")); err == nil {
 			t.Error("lookup after Close succeeded")
 		}
 	})
@@ -265,7 +265,7 @@ func TestSlapd(t *testing.T) {
 				u := dir.prod[uid]
 				d.LookupPass(ctx, req(u.name()))
 				d.LookupUser(ctx, req(u.name()))
-				if _, _, _, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); err == nil {
+				if _, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); err == nil {
 					answered++
 				}
 				d.VerifyPass(ctx, req(u.name()), []byte(u.plain+"-wrong"))
@@ -279,7 +279,7 @@ func TestSlapd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = bad.LookupPass(ctx, req("ssha@example.org"))
+		_, err = bad.LookupPass(ctx, req("ssha@example.org"))
 		bad.Close()
 		mu.Lock()
 		out := buf.String() + fmt.Sprint(err)
@@ -296,8 +296,8 @@ func TestSlapd(t *testing.T) {
 
 	t.Run("wrong-service-password", func(t *testing.T) {
 		d := testDB(t, strings.Replace(prodConf(dir.URI, ""), "dnpass = "+servicePW, "dnpass = wrong", 1))
-		if _, ok, err := d.LookupPass(ctx, req("ssha@example.org")); ok || err == nil {
-			t.Errorf("found=%v err=%v, want an error", ok, err)
+		if ans, err := d.LookupPass(ctx, req("ssha@example.org")); err == nil {
+			t.Errorf("found=%v err=%v, want an error", ans.Outcome, err)
 		} else if strings.Contains(err.Error(), "wrong") {
 			t.Errorf("error shows dnpass: %v", err)
 		}
@@ -311,29 +311,33 @@ func checkBinds(t *testing.T, d *DB, dir *directory, search bool) {
 	ctx := context.Background()
 	sec := dir.prod["secret"]
 	for i := 0; i < 3; i++ {
-		pe, found, ok, err := d.VerifyPass(ctx, req(sec.name()), []byte(sec.plain))
-		if !found || !ok || err != nil {
-			t.Errorf("right password: found=%v ok=%v err=%v", found, ok, err)
+		pe, err := d.VerifyPass(ctx, req(sec.name()), []byte(sec.plain))
+		if pe.Outcome != backends.Found || err != nil {
+			t.Errorf("right password: %v err=%v", pe.Outcome, err)
 		}
 		if search {
 			if v, _ := pe.Fields.Get("userdb_home"); v != "example.org/secret" || pe.HasPassword {
 				t.Errorf("fields %s (password %v)", pe.Fields, pe.HasPassword)
 			}
 		}
-		if _, found, ok, err := d.VerifyPass(ctx, req(sec.name()), []byte("wrong")); !found || ok || err != nil {
-			t.Errorf("wrong password: found=%v ok=%v err=%v", found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(sec.name()), []byte("wrong")); ans.Outcome != backends.Mismatch || err != nil {
+			t.Errorf("wrong password: %v err=%v", ans.Outcome, err)
 		}
-		if _, found, ok, err := d.VerifyPass(ctx, req(sec.name()), nil); !found || ok || err != nil {
-			t.Errorf("empty password: found=%v ok=%v err=%v", found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(sec.name()), nil); ans.Outcome != backends.Mismatch || err != nil {
+			t.Errorf("empty password: %v err=%v", ans.Outcome, err)
 		}
 	}
 	// Unknown users: with a search, "not found"; with a DN template the
 	// server answers invalidCredentials for a DN that does not exist, so
 	// it is a wrong password (as in Dovecot). Never an error, never ok.
 	for _, name := range []string{"nosuch@example.org", "*@example.org", "secret,ou=people@example.org", "secret@example.org,dc=x", "@example.org", "secret"} {
-		_, found, ok, err := d.VerifyPass(ctx, req(name), []byte(sec.plain))
-		if ok || err != nil || (search && found) {
-			t.Errorf("%q: found=%v ok=%v err=%v", name, found, ok, err)
+		ans, err := d.VerifyPass(ctx, req(name), []byte(sec.plain))
+		want := backends.Mismatch
+		if search {
+			want = backends.Unknown
+		}
+		if ans.Outcome != want && !(!search && ans.Outcome == backends.Unknown) || err != nil {
+			t.Errorf("%q: %v err=%v, want %v", name, ans.Outcome, err, want)
 		}
 	}
 	if !search {
@@ -341,11 +345,11 @@ func checkBinds(t *testing.T, d *DB, dir *directory, search bool) {
 	}
 	for _, uid := range []string{"ssha", "crypt"} {
 		u := dir.prod[uid]
-		if _, found, ok, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); !found || !ok || err != nil {
-			t.Errorf("%s: found=%v ok=%v err=%v", uid, found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain)); ans.Outcome != backends.Found || err != nil {
+			t.Errorf("%s: %v err=%v", uid, ans.Outcome, err)
 		}
-		if _, found, ok, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain+"x")); !found || ok || err != nil {
-			t.Errorf("%s wrong: found=%v ok=%v err=%v", uid, found, ok, err)
+		if ans, err := d.VerifyPass(ctx, req(u.name()), []byte(u.plain+"x")); ans.Outcome != backends.Mismatch || err != nil {
+			t.Errorf("%s wrong: %v err=%v", uid, ans.Outcome, err)
 		}
 	}
 }
@@ -362,19 +366,19 @@ func TestUnreachable(t *testing.T) {
 	d := testDB(t, conformanceConf(serviceHead("ldap://"+addr))+"auth_bind = yes\n")
 	ctx := context.Background()
 	var errs []error
-	_, ok, err := d.LookupPass(ctx, req("alice@example.com"))
-	if ok || err == nil {
-		t.Errorf("passdb: found=%v err=%v", ok, err)
+	ans, err := d.LookupPass(ctx, req("alice@example.com"))
+	if err == nil {
+		t.Errorf("passdb: %v, want an error", ans.Outcome)
 	}
 	errs = append(errs, err)
-	_, ok, err = d.LookupUser(ctx, req("alice@example.com"))
-	if ok || err == nil {
-		t.Errorf("userdb: found=%v err=%v", ok, err)
+	uans, err := d.LookupUser(ctx, req("alice@example.com"))
+	if err == nil {
+		t.Errorf("userdb: %v, want an error", uans.Outcome)
 	}
 	errs = append(errs, err)
-	_, _, ok, err = d.VerifyPass(ctx, req("alice@example.com"), []byte("x"))
-	if ok || err == nil {
-		t.Errorf("verify: ok=%v err=%v", ok, err)
+	ans, err = d.VerifyPass(ctx, req("alice@example.com"), []byte("x"))
+	if err == nil {
+		t.Errorf("verify: %v, want an error", ans.Outcome)
 	}
 	errs = append(errs, err)
 	err = d.IterateUsers(ctx, func(string) bool { return true })
@@ -423,9 +427,9 @@ func TestTimeout(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			_, ok, err := d.LookupPass(ctx, req("alice@example.com"))
-			if ok || err == nil {
-				t.Errorf("found=%v err=%v", ok, err)
+			ans, err := d.LookupPass(ctx, req("alice@example.com"))
+			if err == nil {
+				t.Errorf("found=%v err=%v", ans.Outcome, err)
 			}
 			// The bound is loose for loaded machines; what matters is
 			// that the lookup does not wait for authd_timeout (10s).

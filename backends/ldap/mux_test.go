@@ -17,6 +17,7 @@ import (
 	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
 	"github.com/authd-project/authd/schemes"
 )
@@ -490,9 +491,9 @@ func TestSlapdMultiplexed(t *testing.T) {
 			defer wg.Done()
 			for i := range 20 {
 				u := conformance.Users[(g+i)%len(conformance.Users)]
-				pe, ok, err := d.LookupPass(context.Background(), req(u.Name))
-				if err != nil || !ok {
-					t.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+				pe, err := d.LookupPass(context.Background(), req(u.Name))
+				if err != nil || pe.Outcome != backends.Found {
+					t.Errorf("%s: found=%v err=%v", u.Name, pe.Outcome, err)
 					return
 				}
 				if u.Plain == "" {
@@ -683,11 +684,11 @@ func TestBindRefusalIsNotUnknownUser(t *testing.T) {
 			}
 		})
 		d := testDB(t, conformanceConf(serviceHead("ldap://"+f.addr)))
-		if _, found, err := d.LookupPass(context.Background(), req("alice@example.com")); err == nil || found {
-			t.Errorf("bind answered %d: found=%v err=%v, want an error", code, found, err)
+		if ans, err := d.LookupPass(context.Background(), req("alice@example.com")); err == nil {
+			t.Errorf("bind answered %d: found=%v err=%v, want an error", code, ans.Outcome, err)
 		}
-		if _, found, err := d.LookupUser(context.Background(), req("alice@example.com")); err == nil || found {
-			t.Errorf("bind answered %d (userdb): found=%v err=%v, want an error", code, found, err)
+		if ans, err := d.LookupUser(context.Background(), req("alice@example.com")); err == nil {
+			t.Errorf("bind answered %d (userdb): found=%v err=%v, want an error", code, ans.Outcome, err)
 		}
 	}
 	// A dn that is not a DN is refused when the file is read.

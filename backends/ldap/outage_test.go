@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
 	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/schemes"
@@ -35,7 +36,8 @@ func TestOutage(t *testing.T) {
 				default:
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				pe, ok, err := d.LookupPass(ctx, req(u.Name))
+				pe, err := d.LookupPass(ctx, req(u.Name))
+				ok := pe.Outcome == backends.Found
 				cancel()
 				switch {
 				case err != nil:
@@ -114,11 +116,11 @@ func TestFailover(t *testing.T) {
 		"user_attrs = description=server\nauthd_failback_interval = 500 ms\nauthd_pool_size = 4\n")
 	ctx := context.Background()
 	server := func() (string, error) {
-		fs, ok, err := d.LookupUser(ctx, req("alice@example.com"))
-		if err != nil || !ok {
+		fs, err := d.LookupUser(ctx, req("alice@example.com"))
+		if err != nil || fs.Outcome != backends.Found {
 			return "", err
 		}
-		s, _ := fs.Get("server")
+		s, _ := fs.Fields.Get("server")
 		return s, nil
 	}
 	if s, err := server(); s != "one" || err != nil {
@@ -203,7 +205,8 @@ func TestTLS(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := testDB(t, conformanceConf(tc.head))
-			pe, found, err := d.LookupPass(ctx, req("alice@example.com"))
+			pe, err := d.LookupPass(ctx, req("alice@example.com"))
+			found := pe.Outcome == backends.Found
 			if tc.ok {
 				if err != nil || !found || !pe.HasPassword {
 					t.Errorf("found=%v err=%v", found, err)
@@ -232,8 +235,8 @@ func BenchmarkLookupPass(b *testing.B) {
 		for pb.Next() {
 			u := conformance.Users[i%len(conformance.Users)]
 			i++
-			if _, ok, err := d.LookupPass(ctx, req(u.Name)); !ok || err != nil {
-				b.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+			if ans, err := d.LookupPass(ctx, req(u.Name)); ans.Outcome != backends.Found || err != nil {
+				b.Errorf("%s: found=%v err=%v", u.Name, ans.Outcome, err)
 				return
 			}
 		}

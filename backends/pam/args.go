@@ -39,7 +39,7 @@ type config struct {
 	setcred        bool
 	failureShowMsg bool
 	maxRequests    int
-	cacheKey       string
+	cacheKey       *vars.Template // nil: not cached
 	workers        int
 }
 
@@ -100,10 +100,13 @@ func parseArgs(args string) (config, error) {
 				return bad("blocking=%q: want yes or no", val)
 			}
 		case hasVal && key == "cache_key":
-			if _, err := vars.Parse(val); err != nil {
+			t, err := vars.Parse(val)
+			if err != nil {
 				return bad("cache_key: %v", err)
 			}
-			c.cacheKey = val
+			if val != "" {
+				c.cacheKey = t
+			}
 		case hasVal && key == "max_requests":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 0 {

@@ -12,17 +12,18 @@ func TestParseArgs(t *testing.T) {
 		args string
 		want config // service compared as its source text
 		svc  string
+		key  string // cache_key's source text
 	}{
-		{"", config{maxRequests: 100, workers: 8}, "dovecot"},
-		{"imap", config{maxRequests: 100, workers: 8}, "imap"},
-		{"%s", config{maxRequests: 100, workers: 8}, "%s"},
-		{"*", config{maxRequests: 100, workers: 8}, "%Ls"},
+		{"", config{maxRequests: 100, workers: 8}, "dovecot", ""},
+		{"imap", config{maxRequests: 100, workers: 8}, "imap", ""},
+		{"%s", config{maxRequests: 100, workers: 8}, "%s", ""},
+		{"*", config{maxRequests: 100, workers: 8}, "%Ls", ""},
 		{"session=yes setcred=yes failure_show_msg=yes max_requests=5 cache_key=%u%s workers=2 mail",
-			config{session: true, setcred: true, failureShowMsg: true, maxRequests: 5, cacheKey: "%u%s", workers: 2}, "mail"},
-		{"-session blocking=yes", config{session: true, maxRequests: 100, workers: 8}, "dovecot"},
-		{"session=yes setcred=no", config{session: true, maxRequests: 100, workers: 8}, "dovecot"},
-		{"max_requests=0 %Ls", config{maxRequests: 0, workers: 8}, "%Ls"},
-		{"  session=yes   dovecot-imap  ", config{session: true, maxRequests: 100, workers: 8}, "dovecot-imap"},
+			config{session: true, setcred: true, failureShowMsg: true, maxRequests: 5, workers: 2}, "mail", "%u%s"},
+		{"-session blocking=yes", config{session: true, maxRequests: 100, workers: 8}, "dovecot", ""},
+		{"session=yes setcred=no", config{session: true, maxRequests: 100, workers: 8}, "dovecot", ""},
+		{"max_requests=0 %Ls", config{maxRequests: 0, workers: 8}, "%Ls", ""},
+		{"  session=yes   dovecot-imap  ", config{session: true, maxRequests: 100, workers: 8}, "dovecot-imap", ""},
 	}
 	for _, c := range cases {
 		got, err := parseArgs(c.args)
@@ -34,6 +35,14 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q: service %q, want %q", c.args, s, c.svc)
 		}
 		got.service = nil
+		key := ""
+		if got.cacheKey != nil {
+			key = got.cacheKey.String()
+		}
+		if key != c.key {
+			t.Errorf("%q: cache key %q, want %q", c.args, key, c.key)
+		}
+		got.cacheKey = nil
 		if got != c.want {
 			t.Errorf("%q: %+v, want %+v", c.args, got, c.want)
 		}

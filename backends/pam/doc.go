@@ -70,12 +70,12 @@
 // VerifyPass (backends.Verifier) maps the PAM status, and the step that
 // returned it, to the three outcomes plus the account states:
 //
-//	PAM_SUCCESS                                  ok
-//	PAM_USER_UNKNOWN                             unknown user (found=false)
-//	PAM_AUTH_ERR, PAM_MAXTRIES, PAM_PERM_DENIED  wrong password, from pam_authenticate
-//	PAM_ACCT_EXPIRED, PAM_NEW_AUTHTOK_REQD,      backends.ErrPassExpired (code=pass_expired)
+//	PAM_SUCCESS                                  backends.Found (the password is right)
+//	PAM_USER_UNKNOWN                             backends.Unknown
+//	PAM_AUTH_ERR, PAM_MAXTRIES, PAM_PERM_DENIED  backends.Mismatch, from pam_authenticate
+//	PAM_ACCT_EXPIRED, PAM_NEW_AUTHTOK_REQD,      backends.Expired (code=pass_expired)
 //	  PAM_AUTHTOK_EXPIRED, PAM_CRED_EXPIRED
-//	PAM_PERM_DENIED, PAM_AUTH_ERR after a        backends.ErrUserDisabled (code=user_disabled)
+//	PAM_PERM_DENIED, PAM_AUTH_ERR after a        backends.Disabled (code=user_disabled)
 //	  successful pam_authenticate (pam_access,
 //	  pam_nologin, pam_time in the account stack)
 //	anything else (PAM_AUTHINFO_UNAVAIL,         error: could not tell (temp_fail)
@@ -96,7 +96,7 @@
 // or in group shadow; otherwise its unix_chkpwd helper answers
 // PAM_AUTH_ERR for everyone, which looks like wrong passwords.
 //
-// LookupPass answers backends.ErrNoCredentials: PAM cannot hand out
+// LookupPass answers backends.NoCredentials: PAM cannot hand out
 // passwords, so credentials lookups (doveadm auth lookup, non-plaintext
 // mechanisms) fail with Dovecot's "Configured passdbs don't support
 // credentials lookups".

@@ -65,9 +65,9 @@ func New(args string, log *slog.Logger) (*DB, error) {
 	return &DB{cfg: cfg, log: log, pool: newPool(cfg.workers, cfg.maxRequests)}, nil
 }
 
-// CacheKey is the cache_key= argument, a %-template; "" means the passdb
-// is not cached, as in Dovecot.
-func (d *DB) CacheKey() string { return d.cfg.cacheKey }
+// PassCacheKey implements backends.PassCacheKeyer: the cache_key=
+// argument; without it the passdb is not cached, as in Dovecot.
+func (d *DB) PassCacheKey() *vars.Template { return d.cfg.cacheKey }
 
 // Close stops the workers, waiting for running transactions to end.
 func (d *DB) Close() error {
@@ -76,37 +76,40 @@ func (d *DB) Close() error {
 }
 
 // LookupPass implements backends.Passdb: PAM cannot look up credentials.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
-	return backends.PassEntry{}, false, backends.ErrNoCredentials
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
+	return backends.PassAnswer{Outcome: backends.NoCredentials}, nil
 }
+
+// VerifiesPasswords implements backends.Verifier: PAM always does.
+func (d *DB) VerifiesPasswords() bool { return true }
 
 // outcome is what one transaction concluded.
 type outcome struct {
-	found, ok bool
-	err       error  // could not tell, or an account state (ErrPassExpired …)
-	user      string // PAM_USER after success
-	reason    string // for failure_show_msg
+	answer backends.Outcome // Found means the password was right
+	err    error            // could not tell
+	user   string           // PAM_USER after success
+	reason string           // for failure_show_msg
 }
 
 // VerifyPass implements backends.Verifier.
-func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassEntry, bool, bool, error) {
+func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassAnswer, error) {
 	if err := ctx.Err(); err != nil {
-		return backends.PassEntry{}, false, false, err
+		return backends.PassAnswer{}, err
 	}
 	user := req.User
 	if user == "" || len(user) > maxUser || strings.IndexByte(user, 0) >= 0 {
 		// Not a name PAM could be asked about: C would cut it at the
 		// NUL and check someone else.
-		return backends.PassEntry{}, false, false, nil
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
 	if bytes.IndexByte(password, 0) >= 0 {
 		// Same for a password: "secret\x00junk" must not pass as
 		// "secret". Nobody's password contains a NUL, so it is wrong.
-		return backends.PassEntry{}, true, false, nil
+		return backends.PassAnswer{Outcome: backends.Mismatch}, nil
 	}
 	service, err := d.service(req)
 	if err != nil {
-		return backends.PassEntry{}, false, false, err
+		return backends.PassAnswer{}, err
 	}
 	rhost := ""
 	if req.Vars != nil {
@@ -126,16 +129,19 @@ func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []b
 	if err != nil {
 		// Nothing of res may be read here: the transaction may still
 		// be running (see pool.run).
-		return backends.PassEntry{}, false, false, fmt.Errorf("pam: %w", err)
+		return backends.PassAnswer{}, fmt.Errorf("pam: %w", err)
 	}
-	var entry backends.PassEntry
-	if res.ok && res.user != "" {
-		entry.Fields = fields.Fields{{Key: "user", Value: res.user}}
+	if res.err != nil {
+		return backends.PassAnswer{}, res.err
 	}
-	if !res.ok && res.reason != "" && d.cfg.failureShowMsg {
-		entry.Fields = fields.Fields{{Key: "reason", Value: res.reason}}
+	ans := backends.PassAnswer{Outcome: res.answer}
+	if res.answer == backends.Found && res.user != "" {
+		ans.Fields = fields.Fields{{Key: "user", Value: res.user}}
 	}
-	return entry, res.found, res.ok, res.err
+	if res.answer != backends.Found && res.reason != "" && d.cfg.failureShowMsg {
+		ans.Fields = fields.Fields{{Key: "reason", Value: res.reason}}
+	}
+	return ans, nil
 }
 
 // service expands the service template for this request.
@@ -203,7 +209,7 @@ func (d *DB) transaction(service, user, password, rhost string) (res outcome) {
 		// passes it to pam_end), even if a step failed.
 		if err := tx.End(); err != nil {
 			d.log.Error("pam: pam_end failed", "service", service, "user", user, "err", err)
-			if res.err == nil && res.ok {
+			if res.err == nil && res.answer == backends.Found {
 				res = d.classify(stepEnd, err, conv, service, user)
 			}
 		}
@@ -239,7 +245,7 @@ func (d *DB) transaction(service, user, password, rhost string) (res outcome) {
 	if err != nil {
 		return d.classify(stepGetUser, err, conv, service, user)
 	}
-	return outcome{found: true, ok: true, user: pamUser}
+	return outcome{answer: backends.Found, user: pamUser}
 }
 
 // verdict is what a PAM status means for the request.
@@ -249,8 +255,8 @@ const (
 	vError    verdict = iota // could not tell
 	vUnknown                 // unknown user
 	vMismatch                // wrong password
-	vExpired                 // backends.ErrPassExpired
-	vDisabled                // backends.ErrUserDisabled
+	vExpired                 // backends.Expired
+	vDisabled                // backends.Disabled
 )
 
 // judge maps a PAM status from a step to a verdict; see the table in the
@@ -288,16 +294,16 @@ func (d *DB) classify(s step, err error, conv *conversation, service, user strin
 	switch judge(s, code) {
 	case vUnknown:
 		d.log.Debug("pam: unknown user", "service", service, "user", user, "step", s.String())
-		return outcome{reason: reason}
+		return outcome{answer: backends.Unknown, reason: reason}
 	case vMismatch:
 		d.log.Debug("pam: authentication failed", "service", service, "user", user, "step", s.String(), "status", err.Error())
-		return outcome{found: true, reason: reason}
+		return outcome{answer: backends.Mismatch, reason: reason}
 	case vExpired:
 		d.log.Info("pam: password or account expired", "service", service, "user", user, "step", s.String(), "status", err.Error())
-		return outcome{found: true, reason: reason, err: fmt.Errorf("%w: %s: %s", backends.ErrPassExpired, s, err)}
+		return outcome{answer: backends.Expired, reason: reason}
 	case vDisabled:
 		d.log.Info("pam: account refused after authentication", "service", service, "user", user, "step", s.String(), "status", err.Error())
-		return outcome{found: true, reason: reason, err: fmt.Errorf("%w: %s: %s", backends.ErrUserDisabled, s, err)}
+		return outcome{answer: backends.Disabled, reason: reason}
 	}
 	d.log.Error("pam: "+s.String()+" failed", "service", service, "user", user, "status", err.Error())
 	return outcome{err: fmt.Errorf("pam: %s (service %s): %w", s, service, err)}

@@ -98,38 +98,38 @@ func TestSystemUser(t *testing.T) {
 	ctx := context.Background()
 
 	type want struct {
-		found, ok bool
-		err       error // matched with errors.Is; nil: no error
+		answer backends.Outcome // when err is nil
+		err    error            // errAny or nil: no error
 	}
-	check := func(t *testing.T, db *DB, r *backends.Request, pw string, w want) backends.PassEntry {
+	check := func(t *testing.T, db *DB, r *backends.Request, pw string, w want) backends.PassAnswer {
 		t.Helper()
-		pe, found, ok, err := db.VerifyPass(ctx, r, []byte(pw))
-		if found != w.found || ok != w.ok || !errMatches(err, w.err) {
-			t.Errorf("%s: found=%v ok=%v err=%v; want found=%v ok=%v err=%v", r.User, found, ok, err, w.found, w.ok, w.err)
+		ans, err := db.VerifyPass(ctx, r, []byte(pw))
+		if !errMatches(err, w.err) || (err == nil && ans.Outcome != w.answer) {
+			t.Errorf("%s: %v err=%v; want %v err=%v", r.User, ans.Outcome, err, w.answer, w.err)
 		}
-		return pe
+		return ans
 	}
 
 	t.Run("right", func(t *testing.T) {
-		pe := check(t, db, req(u.Name, "imap"), password, want{found: true, ok: true})
+		pe := check(t, db, req(u.Name, "imap"), password, want{answer: backends.Found})
 		if v, _ := pe.Fields.Get("user"); v != u.Name {
 			t.Errorf("user field %q, want %q", v, u.Name)
 		}
 	})
 	t.Run("wrong", func(t *testing.T) {
-		check(t, db, req(u.Name, "imap"), password+"x", want{found: true})
-		check(t, db, req(u.Name, "imap"), "", want{found: true})
+		check(t, db, req(u.Name, "imap"), password+"x", want{answer: backends.Mismatch})
+		check(t, db, req(u.Name, "imap"), "", want{answer: backends.Mismatch})
 		// C would cut at the NUL and see the right password.
-		check(t, db, req(u.Name, "imap"), password+"\x00x", want{found: true})
+		check(t, db, req(u.Name, "imap"), password+"\x00x", want{answer: backends.Mismatch})
 	})
 	t.Run("unknown", func(t *testing.T) {
-		check(t, db, req(u.Name+"nosuch", "imap"), password, want{})
-		check(t, db, req(u.Name+"\x00", "imap"), password, want{})
-		check(t, db, req("", "imap"), password, want{})
+		check(t, db, req(u.Name+"nosuch", "imap"), password, want{answer: backends.Unknown})
+		check(t, db, req(u.Name+"\x00", "imap"), password, want{answer: backends.Unknown})
+		check(t, db, req("", "imap"), password, want{answer: backends.Unknown})
 	})
 	t.Run("no-credentials", func(t *testing.T) {
-		if _, _, err := db.LookupPass(ctx, req(u.Name, "imap")); !errors.Is(err, backends.ErrNoCredentials) {
-			t.Errorf("LookupPass: %v, want ErrNoCredentials", err)
+		if ans, err := db.LookupPass(ctx, req(u.Name, "imap")); err != nil || ans.Outcome != backends.NoCredentials {
+			t.Errorf("LookupPass: %v, %v; want nocredentials", ans.Outcome, err)
 		}
 	})
 	t.Run("service-from-request", func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestSystemUser(t *testing.T) {
 		// is %Ls (Linux-PAM lowercases service names anyway).
 		for _, args := range []string{"%s", "*"} {
 			sdb, _ := newDB(t, args)
-			check(t, sdb, req(u.Name, strings.ToUpper(svc)), password, want{found: true, ok: true})
+			check(t, sdb, req(u.Name, strings.ToUpper(svc)), password, want{answer: backends.Found})
 			// A client-chosen service that is not a file name is an
 			// error, not a login attempt.
 			check(t, sdb, req(u.Name, "../"+svc), password, want{err: errAny})
@@ -145,33 +145,33 @@ func TestSystemUser(t *testing.T) {
 	})
 	t.Run("session-setcred", func(t *testing.T) {
 		sdb, _ := newDB(t, "session=yes setcred=yes "+svc)
-		check(t, sdb, req(u.Name, "imap"), password, want{found: true, ok: true})
+		check(t, sdb, req(u.Name, "imap"), password, want{answer: backends.Found})
 	})
 	t.Run("locked", func(t *testing.T) {
 		// pam_unix cannot tell a locked account from a wrong password:
 		// the "!" makes every hash comparison fail.
 		u.Modify(t, "usermod", "-L")
 		t.Cleanup(func() { u.Modify(t, "usermod", "-U") })
-		check(t, db, req(u.Name, "imap"), password, want{found: true})
+		check(t, db, req(u.Name, "imap"), password, want{answer: backends.Mismatch})
 	})
 	t.Run("account-expired", func(t *testing.T) {
 		u.Modify(t, "chage", "-E", "0")
 		t.Cleanup(func() { u.Modify(t, "chage", "-E", "-1") })
-		pe := check(t, db, req(u.Name, "imap"), password, want{found: true, err: backends.ErrPassExpired})
+		pe := check(t, db, req(u.Name, "imap"), password, want{answer: backends.Expired})
 		// failure_show_msg=yes: pam_unix's own words.
 		if r, _ := pe.Fields.Get("reason"); !strings.Contains(r, "expired") {
 			t.Errorf("reason %q, want pam_unix's expiry message", r)
 		}
 		// Only after the password was right: a wrong one stays wrong.
-		check(t, db, req(u.Name, "imap"), password+"x", want{found: true})
+		check(t, db, req(u.Name, "imap"), password+"x", want{answer: backends.Mismatch})
 	})
 	t.Run("must-change", func(t *testing.T) {
 		u.Modify(t, "chage", "-d", "0")
 		t.Cleanup(func() { u.Modify(t, "chage", "-d", "-1") })
-		check(t, db, req(u.Name, "imap"), password, want{found: true, err: backends.ErrPassExpired})
+		check(t, db, req(u.Name, "imap"), password, want{answer: backends.Expired})
 	})
 	t.Run("back-to-normal", func(t *testing.T) {
-		check(t, db, req(u.Name, "imap"), password, want{found: true, ok: true})
+		check(t, db, req(u.Name, "imap"), password, want{answer: backends.Found})
 	})
 	if strings.Contains(logbuf.String(), "battery") {
 		t.Errorf("the password reached the log:\n%s", logbuf)
@@ -199,25 +199,25 @@ func TestStacks(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name, stack string
-		found, ok   bool
+		answer      backends.Outcome // when err is nil
 		err         error
 	}{
-		{"permit", "auth required pam_permit.so\naccount required pam_permit.so\n", true, true, nil},
-		{"deny", "auth required pam_deny.so\naccount required pam_permit.so\n", true, false, nil},
+		{"permit", "auth required pam_permit.so\naccount required pam_permit.so\n", backends.Found, nil},
+		{"deny", "auth required pam_deny.so\naccount required pam_permit.so\n", backends.Mismatch, nil},
 		// The password was right, the account stack said no.
-		{"account-denied", "auth required pam_permit.so\naccount required pam_deny.so\n", true, false, backends.ErrUserDisabled},
+		{"account-denied", "auth required pam_permit.so\naccount required pam_deny.so\n", backends.Disabled, nil},
 		// A module that fails (an unreachable directory behind PAM
 		// looks the same) could not tell: an error, not a mismatch.
-		{"system-error", "auth required pam_exec.so quiet /bin/false\naccount required pam_permit.so\n", false, false, errAny},
-		{"no-module", "auth required pam_authd_no_such_module.so\naccount required pam_permit.so\n", false, false, errAny},
+		{"system-error", "auth required pam_exec.so quiet /bin/false\naccount required pam_permit.so\n", 0, errAny},
+		{"no-module", "auth required pam_authd_no_such_module.so\naccount required pam_permit.so\n", 0, errAny},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			svc := pamService(t, c.stack)
 			db, _ := newDB(t, svc)
-			_, found, ok, err := db.VerifyPass(ctx, req("someone", "imap"), []byte("pw"))
-			if found != c.found || ok != c.ok || !errMatches(err, c.err) {
-				t.Errorf("found=%v ok=%v err=%v; want found=%v ok=%v err=%v", found, ok, err, c.found, c.ok, c.err)
+			ans, err := db.VerifyPass(ctx, req("someone", "imap"), []byte("pw"))
+			if !errMatches(err, c.err) || (err == nil && ans.Outcome != c.answer) {
+				t.Errorf("%v err=%v; want %v err=%v", ans.Outcome, err, c.answer, c.err)
 			}
 		})
 	}
@@ -234,8 +234,8 @@ func TestSlowModule(t *testing.T) {
 
 	slow := make(chan error, 1)
 	go func() {
-		_, _, ok, err := db.VerifyPass(context.Background(), req("someone", "imap"), []byte("pw"))
-		if err == nil && !ok {
+		ans, err := db.VerifyPass(context.Background(), req("someone", "imap"), []byte("pw"))
+		if err == nil && ans.Outcome != backends.Found {
 			err = errors.New("slow request refused")
 		}
 		slow <- err
@@ -245,9 +245,9 @@ func TestSlowModule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, found, ok, err := db.VerifyPass(ctx, req("other", "imap"), []byte("pw"))
-	if !errors.Is(err, context.DeadlineExceeded) || found || ok {
-		t.Errorf("queued request: found=%v ok=%v err=%v, want DeadlineExceeded", found, ok, err)
+	ans, err := db.VerifyPass(ctx, req("other", "imap"), []byte("pw"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("queued request: %v err=%v, want DeadlineExceeded", ans.Outcome, err)
 	}
 	// Not a performance bound: waiting for the worker instead of the
 	// deadline would take the module's 2 s.
@@ -261,7 +261,7 @@ func TestSlowModule(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	if _, _, _, err := db.VerifyPass(ctx, req("someone", "imap"), []byte("pw")); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := db.VerifyPass(ctx, req("someone", "imap"), []byte("pw")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("request cancelled mid-transaction: %v", err)
 	}
 	if d := time.Since(start); d > 1500*time.Millisecond {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/vars"
 )
 
 // Available reports whether this binary has the PAM driver. It is false
@@ -29,17 +30,20 @@ func New(args string, log *slog.Logger) (*DB, error) {
 }
 
 // VerifyPass implements backends.Verifier; in this build it only fails.
-func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassEntry, bool, bool, error) {
-	return backends.PassEntry{}, false, false, ErrNotBuilt
+func (d *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassAnswer, error) {
+	return backends.PassAnswer{}, ErrNotBuilt
 }
+
+// VerifiesPasswords implements backends.Verifier.
+func (d *DB) VerifiesPasswords() bool { return true }
 
 // LookupPass implements backends.Passdb; in this build it only fails.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
-	return backends.PassEntry{}, false, ErrNotBuilt
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
+	return backends.PassAnswer{}, ErrNotBuilt
 }
 
-// CacheKey is the cache_key= argument ("" in this build).
-func (d *DB) CacheKey() string { return "" }
+// PassCacheKey implements backends.PassCacheKeyer (never cached in this build).
+func (d *DB) PassCacheKey() *vars.Template { return nil }
 
 // Close implements backends.Closer.
 func (d *DB) Close() error { return nil }

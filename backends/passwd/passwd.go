@@ -34,24 +34,25 @@ func New(args string) (*DB, error) {
 }
 
 // LookupUser implements backends.Userdb.
-func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
+	unknown := backends.UserAnswer{Outcome: backends.Unknown}
 	if req.User == "" || strings.ContainsAny(req.User, ":\n\x00") {
-		return nil, false, nil
+		return unknown, nil
 	}
 	u, err := user.Lookup(req.User)
 	if err != nil {
-		var unknown user.UnknownUserError
-		if errors.As(err, &unknown) {
-			return nil, false, nil
+		var uerr user.UnknownUserError
+		if errors.As(err, &uerr) {
+			return unknown, nil
 		}
-		return nil, false, fmt.Errorf("passwd lookup %q: %w", req.User, err)
+		return backends.UserAnswer{}, fmt.Errorf("passwd lookup %q: %w", req.User, err)
 	}
-	return fields.Fields{
+	return backends.UserAnswer{Outcome: backends.Found, Fields: fields.Fields{
 		{Key: "system_groups_user", Value: u.Username},
 		{Key: "uid", Value: u.Uid},
 		{Key: "gid", Value: u.Gid},
 		{Key: "home", Value: u.HomeDir},
-	}, true, nil
+	}}, nil
 }
 
 // IterateUsers implements backends.Iterator over the passwd file.

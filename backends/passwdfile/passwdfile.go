@@ -301,10 +301,13 @@ func validID(s string) bool {
 }
 
 // LookupPass implements backends.Passdb.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	e, ok, err := d.lookup(req)
-	if err != nil || !ok {
-		return backends.PassEntry{}, false, err
+	if err != nil {
+		return backends.PassAnswer{}, err
+	}
+	if !ok {
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
 	pe := backends.PassEntry{HasPassword: e.hasPass}
 	if e.hasPass {
@@ -321,15 +324,18 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 			pe.Fields.Set(x.key, expandValue(x.value, req.Vars))
 		}
 	}
-	return pe, true, nil
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: pe}, nil
 }
 
 // LookupUser implements backends.Userdb: uid, gid and home from their
 // columns, plus the userdb_* extra fields without their prefix.
-func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
 	e, ok, err := d.lookup(req)
-	if err != nil || !ok {
-		return nil, false, err
+	if err != nil {
+		return backends.UserAnswer{}, err
+	}
+	if !ok {
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
 	}
 	fs := make(fields.Fields, 0, 3+len(e.extra))
 	if e.uid != "" {
@@ -346,7 +352,7 @@ func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fiel
 			fs.Set(k, expandValue(x.value, req.Vars))
 		}
 	}
-	return fs, true, nil
+	return backends.UserAnswer{Outcome: backends.Found, Fields: fs}, nil
 }
 
 func expandValue(t *vars.Template, vc *vars.Context) string {

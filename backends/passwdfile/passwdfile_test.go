@@ -52,9 +52,9 @@ alice@example.com:{PLAIN}duplicate:::::
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pe, ok, err := db.LookupPass(ctx, req("alice@example.com"))
-	if err != nil || !ok {
-		t.Fatalf("alice: %v %v", ok, err)
+	pe, err := db.LookupPass(ctx, req("alice@example.com"))
+	if err != nil || pe.Outcome != backends.Found {
+		t.Fatalf("alice: %v %v", pe.Outcome, err)
 	}
 	if pe.Scheme != "PLAIN" || pe.Data != "secret" || !pe.HasPassword {
 		t.Errorf("alice password: %+v", pe)
@@ -62,29 +62,29 @@ alice@example.com:{PLAIN}duplicate:::::
 	if got := pe.Fields.String(); got != "userdb_mail=maildir:~/Maildir nologin reason=Moved userdb_quota_rule=*:storage=1G" {
 		t.Errorf("alice fields: %q", got)
 	}
-	uf, ok, err := db.LookupUser(ctx, req("alice@example.com"))
-	if err != nil || !ok {
-		t.Fatal(err)
+	uf, err := db.LookupUser(ctx, req("alice@example.com"))
+	if err != nil || uf.Outcome != backends.Found {
+		t.Fatal(uf.Outcome, err)
 	}
-	if got := uf.String(); got != "uid=1000 gid=1000 home=/home/alice mail=maildir:~/Maildir quota_rule=*:storage=1G" {
+	if got := uf.Fields.String(); got != "uid=1000 gid=1000 home=/home/alice mail=maildir:~/Maildir quota_rule=*:storage=1G" {
 		t.Errorf("alice userdb: %q", got)
 	}
 	// Without a prefix the default scheme applies, except that $1$ is
 	// always MD5-CRYPT in passwd-file (schemes.md §2.1).
-	if pe, _, _ := db.LookupPass(ctx, req("bare@example.com")); pe.Scheme != "SHA512-CRYPT" {
+	if pe, _ := db.LookupPass(ctx, req("bare@example.com")); pe.Scheme != "SHA512-CRYPT" {
 		t.Errorf("bare: %+v", pe)
 	}
-	if pe, _, _ := db.LookupPass(ctx, req("md5@example.com")); pe.Scheme != "MD5-CRYPT" || pe.Data != "$1$salt$hash" {
+	if pe, _ := db.LookupPass(ctx, req("md5@example.com")); pe.Scheme != "MD5-CRYPT" || pe.Data != "$1$salt$hash" {
 		t.Errorf("md5: %+v", pe)
 	}
-	if pe, ok, _ := db.LookupPass(ctx, req("nopass@example.com")); !ok || pe.HasPassword {
-		t.Errorf("nopass: %v %+v", ok, pe)
+	if pe, _ := db.LookupPass(ctx, req("nopass@example.com")); pe.Outcome != backends.Found || pe.HasPassword {
+		t.Errorf("nopass: %v %+v", pe.Outcome, pe)
 	}
-	if uf, _, _ := db.LookupUser(ctx, req("tmpl@example.com")); uf.String() != "home=/var/mail/example.com/tmpl" {
-		t.Errorf("template: %q", uf.String())
+	if uf, _ := db.LookupUser(ctx, req("tmpl@example.com")); uf.Fields.String() != "home=/var/mail/example.com/tmpl" {
+		t.Errorf("template: %q", uf.Fields.String())
 	}
-	if _, ok, err := db.LookupPass(ctx, req("nosuch@example.com")); ok || err != nil {
-		t.Errorf("unknown user: %v %v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("nosuch@example.com")); ans.Outcome != backends.Unknown || err != nil {
+		t.Errorf("unknown user: %v %v", ans.Outcome, err)
 	}
 	// The malformed lines were skipped with file:line warnings, and the
 	// duplicate kept the first entry.
@@ -108,7 +108,7 @@ func TestChangedFileIsReread(t *testing.T) {
 	write(t, path, "a@x:{PLAIN}1:::::\n")
 	db, _ := New(path, nil)
 	ctx := context.Background()
-	if _, ok, _ := db.LookupPass(ctx, req("b@x")); ok {
+	if ans, _ := db.LookupPass(ctx, req("b@x")); ans.Outcome != backends.Unknown {
 		t.Fatal("b exists too early")
 	}
 	// Same size and possibly the same mtime second: the inode or mtime
@@ -119,13 +119,13 @@ func TestChangedFileIsReread(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	if pe, ok, err := db.LookupPass(ctx, req("b@x")); !ok || err != nil || pe.Data != "2" {
-		t.Fatalf("after rename: %v %v %+v", ok, err, pe)
+	if pe, err := db.LookupPass(ctx, req("b@x")); pe.Outcome != backends.Found || err != nil || pe.Data != "2" {
+		t.Fatalf("after rename: %v %v %+v", pe.Outcome, err, pe)
 	}
 	// An in-place rewrite with a new size.
 	time.Sleep(10 * time.Millisecond)
 	write(t, path, "b@x:{PLAIN}22:::::\n")
-	if pe, _, _ := db.LookupPass(ctx, req("b@x")); pe.Data != "22" {
+	if pe, _ := db.LookupPass(ctx, req("b@x")); pe.Data != "22" {
 		t.Fatalf("after rewrite: %+v", pe)
 	}
 }
@@ -133,16 +133,16 @@ func TestChangedFileIsReread(t *testing.T) {
 func TestUnreadableFileIsAnError(t *testing.T) {
 	dir := t.TempDir()
 	db, _ := New(filepath.Join(dir, "missing"), nil)
-	_, ok, err := db.LookupPass(context.Background(), req("a@x"))
-	if ok || !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("missing static file: ok=%v err=%v, want an error", ok, err)
+	ans, err := db.LookupPass(context.Background(), req("a@x"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing static file: %v err=%v, want an error", ans.Outcome, err)
 	}
 	if os.Getuid() != 0 {
 		path := filepath.Join(dir, "noperm")
 		write(t, path, "a@x:{PLAIN}1\n")
 		os.Chmod(path, 0)
 		db, _ := New(path, nil)
-		if _, _, err := db.LookupPass(context.Background(), req("a@x")); err == nil {
+		if _, err := db.LookupPass(context.Background(), req("a@x")); err == nil {
 			t.Fatal("unreadable file gave no error")
 		}
 	}
@@ -157,16 +157,16 @@ func TestPathWithVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, ok, err := db.LookupPass(ctx, req("alice@example.com")); !ok || err != nil {
-		t.Fatalf("alice: %v %v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("alice@example.com")); ans.Outcome != backends.Found || err != nil {
+		t.Fatalf("alice: %v %v", ans.Outcome, err)
 	}
 	// A domain without a file is an unknown user, not an error.
-	if _, ok, err := db.LookupPass(ctx, req("alice@other.org")); ok || err != nil {
-		t.Fatalf("other domain: %v %v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("alice@other.org")); ans.Outcome != backends.Unknown || err != nil {
+		t.Fatalf("other domain: %v %v", ans.Outcome, err)
 	}
 	// A name cannot walk the file system.
-	if _, ok, err := db.LookupPass(ctx, req("alice@../example.com")); ok || err != nil {
-		t.Fatalf("traversal: %v %v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("alice@../example.com")); ans.Outcome != backends.Unknown || err != nil {
+		t.Fatalf("traversal: %v %v", ans.Outcome, err)
 	}
 	if err := db.IterateUsers(ctx, func(string) bool { return true }); err == nil {
 		t.Error("listing a templated path should fail")
@@ -228,12 +228,12 @@ func TestReadErrorIsNotRemembered(t *testing.T) {
 	ctx := context.Background()
 	defer func(f func(string) ([]byte, error)) { readFile = f }(readFile)
 	readFile = func(string) ([]byte, error) { return nil, syscall.EMFILE }
-	if _, ok, err := db.LookupPass(ctx, req("a@x")); ok || !errors.Is(err, syscall.EMFILE) {
-		t.Fatalf("failing read: ok=%v err=%v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("a@x")); !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("failing read: %v err=%v", ans.Outcome, err)
 	}
 	readFile = os.ReadFile
-	if _, ok, err := db.LookupPass(ctx, req("a@x")); !ok || err != nil {
-		t.Fatalf("after the read works again: ok=%v err=%v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("a@x")); ans.Outcome != backends.Found || err != nil {
+		t.Fatalf("after the read works again: %v err=%v", ans.Outcome, err)
 	}
 }
 
@@ -246,12 +246,12 @@ func TestLongLineSkipped(t *testing.T) {
 	db, _ := New(path, slog.New(slog.NewTextHandler(&logbuf, nil)))
 	ctx := context.Background()
 	for _, u := range []string{"a@x", "b@x"} {
-		if _, ok, err := db.LookupPass(ctx, req(u)); !ok || err != nil {
-			t.Errorf("%s: ok=%v err=%v", u, ok, err)
+		if ans, err := db.LookupPass(ctx, req(u)); ans.Outcome != backends.Found || err != nil {
+			t.Errorf("%s: ok=%v err=%v", u, ans.Outcome, err)
 		}
 	}
-	if _, ok, err := db.LookupPass(ctx, req("long@x")); ok || err != nil {
-		t.Errorf("the long line's user: ok=%v err=%v", ok, err)
+	if ans, err := db.LookupPass(ctx, req("long@x")); ans.Outcome != backends.Unknown || err != nil {
+		t.Errorf("the long line's user: %v err=%v", ans.Outcome, err)
 	}
 	if !strings.Contains(logbuf.String(), "line=2") {
 		t.Errorf("no warning naming line 2:\n%s", logbuf.String())

@@ -8,16 +8,15 @@ import (
 	"context"
 
 	"github.com/authd-project/authd/backends"
-	"github.com/authd-project/authd/internal/fields"
 )
 
 // DB is the prefetch userdb.
 type DB struct{}
 
 // LookupUser implements backends.Userdb.
-func (DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+func (DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
 	if len(req.Prefetch) == 0 {
-		return nil, false, nil
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
 	}
-	return req.Prefetch.Clone(), true, nil
+	return backends.UserAnswer{Outcome: backends.Found, Fields: req.Prefetch.Clone()}, nil
 }

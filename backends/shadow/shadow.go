@@ -21,7 +21,7 @@
 //
 // A password field that is empty or starts with '*' or '!' ("!", "!!",
 // "*", and "!$y$…" after usermod -L) is a locked account: LookupPass
-// returns backends.ErrUserDisabled (FAIL code=user_disabled), which is what
+// answers backends.Disabled (FAIL code=user_disabled), which is what
 // Dovecot 2.3's passdb-shadow.c does (IS_VALID_PASSWD →
 // PASSDB_RESULT_USER_DISABLED).
 //
@@ -30,14 +30,14 @@
 // 1.5.2, modules/pam_unix/passverify.c) would refuse — sp_expire reached
 // (chage -E), a forced change (last change 0: chage -d 0, passwd -e), a
 // password older than sp_max, or older than sp_max+sp_inact — gets
-// backends.ErrPassExpired (FAIL code=pass_expired). That is the answer
+// backends.Expired (FAIL code=pass_expired). That is the answer
 // Dovecot's PAM passdb gives for the same accounts (PAM_ACCT_EXPIRED and
 // PAM_NEW_AUTHTOK_REQD both map to PASSDB_RESULT_PASS_EXPIRED there), so
 // moving between driver = pam and driver = shadow changes nothing for the
-// user. For an expired account LookupPass returns the entry (with the
-// hash) together with the error, so an engine that verifies the password
-// before honouring the error can keep the account state from anyone who
-// does not know the password.
+// user. For an expired account the answer carries the entry (with the
+// hash), so that the engine, which verifies the password before honouring
+// the account state, keeps that state from anyone who does not know the
+// password.
 //
 // # The file
 //
@@ -137,31 +137,29 @@ func New(args string, log *slog.Logger) (*DB, error) {
 func (d *DB) File() string { return d.path }
 
 // LookupPass implements backends.Passdb. See the package comment for the
-// locked (ErrUserDisabled) and expired (ErrPassExpired) answers.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+// locked (Disabled) and expired (Expired) answers.
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	if err := ctx.Err(); err != nil {
-		return backends.PassEntry{}, false, err
+		return backends.PassAnswer{}, err
 	}
 	users, err := d.load()
 	if err != nil {
-		return backends.PassEntry{}, false, err
-	}
-	if !validName(req.User) {
-		return backends.PassEntry{}, false, nil
+		return backends.PassAnswer{}, err
 	}
 	e, ok := users[req.User]
-	if !ok {
-		return backends.PassEntry{}, false, nil
+	if !ok || !validName(req.User) {
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
 	if locked(e.hash) {
-		return backends.PassEntry{}, true, fmt.Errorf("%w: shadow: password field is locked or empty", backends.ErrUserDisabled)
+		return backends.PassAnswer{Outcome: backends.Disabled}, nil
 	}
-	pe := backends.PassEntry{HasPassword: true}
-	pe.Scheme, pe.Data = schemes.SplitDefault(e.hash, Scheme)
+	ans := backends.PassAnswer{Outcome: backends.Found, PassEntry: backends.PassEntry{HasPassword: true}}
+	ans.Scheme, ans.Data = schemes.SplitDefault(e.hash, Scheme)
 	if why := e.expired(d.today()); why != "" {
-		return pe, true, fmt.Errorf("%w: shadow: %s", backends.ErrPassExpired, why)
+		d.log.Debug("shadow: password expired", "user", req.User, "why", why)
+		ans.Outcome = backends.Expired
 	}
-	return pe, true, nil
+	return ans, nil
 }
 
 // Reload forgets the parsed file; the next lookup reads it again.

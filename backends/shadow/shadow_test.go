@@ -100,19 +100,19 @@ alice:{PLAIN}duplicate:%[1]d::::::
 `, today-1, y))
 	ctx := context.Background()
 
-	pe, ok, err := db.LookupPass(ctx, req("alice"))
-	if err != nil || !ok || pe.Scheme != "CRYPT" || pe.Data != y || !pe.HasPassword {
-		t.Errorf("alice: %+v %v %v", pe, ok, err)
+	pe, err := db.LookupPass(ctx, req("alice"))
+	if err != nil || pe.Outcome != backends.Found || pe.Scheme != "CRYPT" || pe.Data != y || !pe.HasPassword {
+		t.Errorf("alice: %+v %v", pe, err)
 	}
 	// The two-field form of old shadow files: no aging at all.
-	if pe, ok, err := db.LookupPass(ctx, req("old")); err != nil || !ok || pe.Data != "$6$salt$hash" {
-		t.Errorf("old: %+v %v %v", pe, ok, err)
+	if pe, err := db.LookupPass(ctx, req("old")); err != nil || pe.Outcome != backends.Found || pe.Data != "$6$salt$hash" {
+		t.Errorf("old: %+v %v", pe, err)
 	}
 	// A {SCHEME} prefix is honoured, as Dovecot's password parsing does.
-	if pe, _, _ := db.LookupPass(ctx, req("plain")); pe.Scheme != "PLAIN" || pe.Data != "secret" {
+	if pe, _ := db.LookupPass(ctx, req("plain")); pe.Scheme != "PLAIN" || pe.Data != "secret" {
 		t.Errorf("plain: %+v", pe)
 	}
-	if pe, _, _ := db.LookupPass(ctx, req("md5")); pe.Data != "$1$salt$hash" {
+	if pe, _ := db.LookupPass(ctx, req("md5")); pe.Data != "$1$salt$hash" {
 		t.Errorf("md5: %+v", pe)
 	}
 	// What the engine does with alice's entry.
@@ -120,8 +120,8 @@ alice:{PLAIN}duplicate:%[1]d::::::
 		t.Errorf("the right password does not verify: %v", err)
 	}
 	for _, name := range []string{"nobody", "+nis", "nis", "-nis2", "nis2", "bad", "toomany", "", "nouser", "alice\x00", "ALICE"} {
-		if _, ok, err := db.LookupPass(ctx, req(name)); ok || err != nil {
-			t.Errorf("%q: found=%v err=%v, want not found", name, ok, err)
+		if pe, err := db.LookupPass(ctx, req(name)); pe.Outcome != backends.Unknown || err != nil {
+			t.Errorf("%q: %v err=%v, want notfound", name, pe.Outcome, err)
 		}
 	}
 	logs := logbuf.String()
@@ -145,9 +145,9 @@ func TestLocked(t *testing.T) {
 	db, _, _ := newDB(t, b.String())
 	for i := range 8 {
 		name := fmt.Sprintf("u%d", i)
-		pe, found, err := db.LookupPass(context.Background(), req(name))
-		if !errors.Is(err, backends.ErrUserDisabled) || !found || pe.HasPassword {
-			t.Errorf("%s: %+v found=%v err=%v, want ErrUserDisabled", name, pe, found, err)
+		pe, err := db.LookupPass(context.Background(), req(name))
+		if err != nil || pe.Outcome != backends.Disabled || pe.HasPassword {
+			t.Errorf("%s: %+v err=%v, want disabled", name, pe, err)
 		}
 	}
 }
@@ -180,13 +180,14 @@ func TestAging(t *testing.T) {
 	}
 	db, _, _ := newDB(t, b.String())
 	for _, c := range cases {
-		pe, found, err := db.LookupPass(context.Background(), req(c.name))
-		if !found {
-			t.Errorf("%s: not found (%v)", c.name, err)
-			continue
+		pe, err := db.LookupPass(context.Background(), req(c.name))
+		want := backends.Found
+		if c.expired {
+			want = backends.Expired
 		}
-		if got := errors.Is(err, backends.ErrPassExpired); got != c.expired || (!c.expired && err != nil) {
-			t.Errorf("%s: err=%v, want expired=%v", c.name, err, c.expired)
+		if err != nil || pe.Outcome != want {
+			t.Errorf("%s: %v err=%v, want %v", c.name, pe.Outcome, err, want)
+			continue
 		}
 		// The hash comes with the expiry, so that an engine can check
 		// the password before telling anyone the account expired.
@@ -201,9 +202,9 @@ func TestReread(t *testing.T) {
 	ctx := context.Background()
 	check := func(want string) {
 		t.Helper()
-		pe, ok, err := db.LookupPass(ctx, req("alice"))
-		if err != nil || !ok || pe.Data != want {
-			t.Fatalf("alice: %+v %v %v, want %q", pe, ok, err, want)
+		pe, err := db.LookupPass(ctx, req("alice"))
+		if err != nil || pe.Outcome != backends.Found || pe.Data != want {
+			t.Fatalf("alice: %+v %v, want %q", pe, err, want)
 		}
 	}
 	check("one")
@@ -218,16 +219,16 @@ func TestReread(t *testing.T) {
 	_ = os.Chtimes(path, st.ModTime(), st.ModTime())
 	check("six")
 	write(t, path, "alice:!:::::::\n")
-	if _, _, err := db.LookupPass(ctx, req("alice")); !errors.Is(err, backends.ErrUserDisabled) {
-		t.Fatalf("after usermod -L: %v", err)
+	if pe, err := db.LookupPass(ctx, req("alice")); err != nil || pe.Outcome != backends.Disabled {
+		t.Fatalf("after usermod -L: %v %v", pe.Outcome, err)
 	}
 
 	// A vanished file is an error, never "unknown user".
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := db.LookupPass(ctx, req("alice")); err == nil || ok {
-		t.Fatalf("missing file: found=%v err=%v", ok, err)
+	if pe, err := db.LookupPass(ctx, req("alice")); err == nil {
+		t.Fatalf("missing file: %v, want an error", pe.Outcome)
 	}
 	write(t, path, "alice:{PLAIN}back:::::::\n")
 	check("back")
@@ -245,9 +246,9 @@ func TestUnreadable(t *testing.T) {
 	if err := os.Chmod(path, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, ok, err := db.LookupPass(context.Background(), req("alice"))
-	if err == nil || ok || !strings.Contains(err.Error(), "group shadow") {
-		t.Fatalf("unreadable file: found=%v err=%v, want an error with the fix", ok, err)
+	pe, err := db.LookupPass(context.Background(), req("alice"))
+	if err == nil || !strings.Contains(err.Error(), "group shadow") {
+		t.Fatalf("unreadable file: %v err=%v, want an error with the fix", pe.Outcome, err)
 	}
 }
 
@@ -291,13 +292,13 @@ func TestReadErrorAndLongLine(t *testing.T) {
 	ctx := context.Background()
 	defer func(f func(string) ([]byte, error)) { readFile = f }(readFile)
 	readFile = func(string) ([]byte, error) { return nil, syscall.EIO }
-	if _, ok, err := db.LookupPass(ctx, req("alice")); ok || !errors.Is(err, syscall.EIO) {
-		t.Fatalf("failing read: ok=%v err=%v", ok, err)
+	if pe, err := db.LookupPass(ctx, req("alice")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("failing read: %v err=%v", pe.Outcome, err)
 	}
 	readFile = os.ReadFile
 	for _, u := range []string{"alice", "bob"} {
-		if _, ok, err := db.LookupPass(ctx, req(u)); !ok || err != nil {
-			t.Errorf("%s: ok=%v err=%v", u, ok, err)
+		if pe, err := db.LookupPass(ctx, req(u)); pe.Outcome != backends.Found || err != nil {
+			t.Errorf("%s: %v err=%v", u, pe.Outcome, err)
 		}
 	}
 	if !strings.Contains(logbuf.String(), "line=2") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
 	"github.com/authd-project/authd/internal/testenv"
 )
@@ -23,8 +24,8 @@ func BenchmarkLookupPass(b *testing.B) {
 			d, _ := openDB(b, confFor(tcpConnect(m), fmt.Sprintf("pool_size = %d", pool)))
 			ctx := context.Background()
 			// Warm the pool and the prepared statement.
-			if _, ok, err := d.LookupPass(ctx, conformance.Request("alice@example.com")); err != nil || !ok {
-				b.Fatalf("found=%v err=%v", ok, err)
+			if ans, err := d.LookupPass(ctx, conformance.Request("alice@example.com")); err != nil || ans.Outcome != backends.Found {
+				b.Fatalf("found=%v err=%v", ans.Outcome, err)
 			}
 			b.SetParallelism(4)
 			b.ResetTimer()
@@ -33,8 +34,8 @@ func BenchmarkLookupPass(b *testing.B) {
 				for pb.Next() {
 					u := conformance.Users[i%len(conformance.Users)]
 					i++
-					if _, ok, err := d.LookupPass(ctx, conformance.Request(u.Name)); err != nil || !ok {
-						b.Errorf("%s: found=%v err=%v", u.Name, ok, err)
+					if ans, err := d.LookupPass(ctx, conformance.Request(u.Name)); err != nil || ans.Outcome != backends.Found {
+						b.Errorf("%s: found=%v err=%v", u.Name, ans.Outcome, err)
 						return
 					}
 				}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/testenv"
@@ -72,7 +73,8 @@ iterate_query = SELECT id, CONCAT(username, '!') AS user, username, domain FROM 
 	for _, user := range []string{"flags", "plain", "dup", "nosuch"} {
 		// PASS: "PASS id user=… fields", "NOTFOUND id" or "FAIL id".
 		reply := master.cmd("PASS\t1\t" + user + "\tservice=test")
-		pe, found, err := d.LookupPass(ctx, conformance.Request(user))
+		pe, err := d.LookupPass(ctx, conformance.Request(user))
+		found := pe.Outcome
 		switch reply[0] {
 		case "PASS":
 			// userdb_* fields become userdb fields of the request and
@@ -83,11 +85,11 @@ iterate_query = SELECT id, CONCAT(username, '!') AS user, username, domain FROM 
 					extra = append(extra, f)
 				}
 			}
-			if err != nil || !found || fieldsText(extra) != replyFields(reply[2:]) {
+			if err != nil || found != backends.Found || fieldsText(extra) != replyFields(reply[2:]) {
 				t.Errorf("passdb %s: authd found=%v err=%v %s; Dovecot %q", user, found, err, fieldsText(extra), reply)
 			}
 		case "NOTFOUND":
-			if err != nil || found {
+			if err != nil || found != backends.Unknown {
 				t.Errorf("passdb %s: Dovecot says unknown, authd found=%v err=%v", user, found, err)
 			}
 		default:
@@ -98,14 +100,15 @@ iterate_query = SELECT id, CONCAT(username, '!') AS user, username, domain FROM 
 
 		// USER: "USER id user fields", "NOTFOUND id" or "FAIL id".
 		reply = master.cmd("USER\t2\t" + user + "\tservice=test")
-		fs, found, err := d.LookupUser(ctx, conformance.Request(user))
+		fs, err := d.LookupUser(ctx, conformance.Request(user))
+		found = fs.Outcome
 		switch reply[0] {
 		case "USER":
-			if err != nil || !found || fieldsText(fs) != replyFields(reply[3:]) {
-				t.Errorf("userdb %s: authd found=%v err=%v %s; Dovecot %q", user, found, err, fieldsText(fs), reply)
+			if err != nil || found != backends.Found || fieldsText(fs.Fields) != replyFields(reply[3:]) {
+				t.Errorf("userdb %s: authd found=%v err=%v %s; Dovecot %q", user, found, err, fieldsText(fs.Fields), reply)
 			}
 		case "NOTFOUND":
-			if err != nil || found {
+			if err != nil || found != backends.Unknown {
 				t.Errorf("userdb %s: Dovecot says unknown, authd found=%v err=%v", user, found, err)
 			}
 		default:

@@ -280,22 +280,22 @@ func (d *DB) PassCacheKey() *vars.Template { return d.passKey }
 func (d *DB) UserCacheKey() *vars.Template { return d.userKey }
 
 // LookupPass implements backends.Passdb with password_query.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	q := d.qs[qPass]
 	res, err := d.run(ctx, qPass, requestVars(req), 2)
 	if err != nil {
-		return backends.PassEntry{}, false, err
+		return backends.PassAnswer{}, err
 	}
 	if len(res.rows) == 0 {
-		return backends.PassEntry{}, false, nil
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
 	// Dovecot checks for the column, not its value: a NULL password is
 	// allowed (proxies, nopassword).
 	if res.col("password") < 0 && res.col("password_noscheme") < 0 {
-		return backends.PassEntry{}, false, fmt.Errorf("sql: %s must return a field named 'password'%s", q.name, q.defaultNote())
+		return backends.PassAnswer{}, fmt.Errorf("sql: %s must return a field named 'password'%s", q.name, q.defaultNote())
 	}
 	if len(res.rows) > 1 {
-		return backends.PassEntry{}, false, fmt.Errorf("sql: %s returned multiple matches%s", q.name, q.defaultNote())
+		return backends.PassAnswer{}, fmt.Errorf("sql: %s returned multiple matches%s", q.name, q.defaultNote())
 	}
 	var pe backends.PassEntry
 	for i, col := range res.cols {
@@ -325,18 +325,18 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 			pe.Fields.Set(col, v.String)
 		}
 	}
-	return pe, true, nil
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: pe}, nil
 }
 
 // LookupUser implements backends.Userdb with user_query: every non-NULL
 // column is a userdb field.
-func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
 	res, err := d.run(ctx, qUser, requestVars(req), 2)
 	if err != nil {
-		return nil, false, err
+		return backends.UserAnswer{}, err
 	}
 	if len(res.rows) == 0 {
-		return nil, false, nil
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
 	}
 	if len(res.rows) > 1 {
 		// Dovecot's userdb-sql.c uses the first row and says nothing;
@@ -350,7 +350,7 @@ func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fiel
 			fs.Set(col, v.String)
 		}
 	}
-	return fs, true, nil
+	return backends.UserAnswer{Outcome: backends.Found, Fields: fs}, nil
 }
 
 // IterateUsers implements backends.Iterator with iterate_query. As in

@@ -67,7 +67,7 @@ func (d *DB) expand(vc *vars.Context) fields.Fields {
 }
 
 // LookupPass implements backends.Passdb: every user exists.
-func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	fs := d.expand(req.Vars)
 	pe := backends.PassEntry{}
 	if pw, ok := fs.Get("password"); ok {
@@ -79,10 +79,10 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 		}
 	}
 	pe.Fields = fs
-	return pe, true, nil
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: pe}, nil
 }
 
 // LookupUser implements backends.Userdb.
-func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
-	return d.expand(req.Vars), true, nil
+func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
+	return backends.UserAnswer{Outcome: backends.Found, Fields: d.expand(req.Vars)}, nil
 }

@@ -66,14 +66,14 @@ type benchMapDB struct {
 	calls  atomic.Int64
 }
 
-func (d *benchMapDB) LookupPass(_ context.Context, req *backends.Request) (backends.PassEntry, bool, error) {
+func (d *benchMapDB) LookupPass(_ context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	d.calls.Add(1)
 	v, ok := d.stored[req.User]
 	if !ok {
-		return backends.PassEntry{}, false, nil
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
 	scheme, data, _ := strings.Cut(strings.TrimPrefix(v, "{"), "}")
-	return backends.PassEntry{Scheme: scheme, Data: data, HasPassword: true}, true, nil
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: backends.PassEntry{Scheme: scheme, Data: data, HasPassword: true}}, nil
 }
 
 func (d *benchMapDB) PassCacheKey() *vars.Template { return d.key }

@@ -2,34 +2,25 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
-	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 )
 
-// The auth cache (design.md §Cache semantics, protocol.md §5.9). The
-// engine caches what a backend answered (the stored password and fields,
-// or "unknown user"), never a temporary failure, and applies
-// default_fields, override_fields, allow_nets … to every request after
-// the cache, since those depend on the request.
+// The auth cache (docs/architecture.md §Cache semantics, docs/protocol.md
+// §5.9). The engine caches what a backend answered (the stored password
+// and fields, or "unknown user"), never a temporary failure nor a refusal,
+// and applies default_fields, override_fields, allow_nets … to every
+// request after the cache, since those depend on the request. The rules
+// themselves (freshness, stale use, fingerprints, rechecks) live in
+// package cache: Get, CheckPassword and CheckRemote.
 
 // backendTimeout bounds one shared backend lookup (singleflight): callers
 // wait on their own contexts, so one impatient client cannot fail the
 // others, and a stuck backend cannot hold the shared call forever.
 const backendTimeout = 30 * time.Second
-
-// passCacheKeyer and userCacheKeyer are drivers whose lookups depend on
-// request variables (a query, a filter, a templated path): their cache
-// keys come from those variables.
-type passCacheKeyer interface{ PassCacheKey() *vars.Template }
-type userCacheKeyer interface{ UserCacheKey() *vars.Template }
-
-// stringCacheKeyer is PAM's cache_key= setting.
-type stringCacheKeyer interface{ CacheKey() string }
 
 // SetCache installs the auth cache (nil: no cache). Call before serving.
 func (e *Engine) SetCache(c *cache.Cache) { e.cache = c }
@@ -48,21 +39,11 @@ func (e *Engine) FlushCache(users []string) int { return e.cache.Flush(users) }
 // put a password into the key is refused.
 func (e *Engine) cacheKeyFor(db any, userdb bool) *vars.Template {
 	var t *vars.Template
-	switch d := db.(type) {
-	case passCacheKeyer:
-		if !userdb {
-			t = d.PassCacheKey()
-		}
+	if k, ok := db.(backends.PassCacheKeyer); ok && !userdb {
+		t = k.PassCacheKey()
 	}
-	if u, ok := db.(userCacheKeyer); ok && userdb {
-		t = u.UserCacheKey()
-	}
-	if t == nil {
-		if s, ok := db.(stringCacheKeyer); ok && !userdb && s.CacheKey() != "" {
-			if p, err := vars.Parse(s.CacheKey()); err == nil {
-				t = p
-			}
-		}
+	if k, ok := db.(backends.UserCacheKeyer); ok && userdb {
+		t = k.UserCacheKey()
 	}
 	if t == nil || t.String() == "" {
 		return nil
@@ -74,152 +55,135 @@ func (e *Engine) cacheKeyFor(db any, userdb bool) *vars.Template {
 	return t
 }
 
-func toCacheEntry(pe backends.PassEntry, found bool) cache.Entry {
-	if !found {
+// toCacheEntry turns a passdb answer into what the cache keeps: found and
+// unknown are stored; a refusal travels through Do to the waiting callers
+// and is never stored.
+func toCacheEntry(ans backends.PassAnswer) cache.Entry {
+	switch ans.Outcome {
+	case backends.Unknown:
 		return cache.Entry{Negative: true}
+	case backends.Found, backends.Mismatch:
+		return cache.Entry{HasPassword: ans.HasPassword, Scheme: ans.Scheme, Data: ans.Data, Fields: ans.Fields}
 	}
-	return cache.Entry{HasPassword: pe.HasPassword, Scheme: pe.Scheme, Data: pe.Data, Fields: pe.Fields}
+	return cache.Entry{Refusal: uint8(ans.Outcome), HasPassword: ans.HasPassword, Scheme: ans.Scheme, Data: ans.Data, Fields: ans.Fields}
 }
 
-func fromCacheEntry(ce *cache.Entry) (backends.PassEntry, bool) {
-	if ce.Negative {
-		return backends.PassEntry{}, false
+// fromCacheEntry is the passdb answer a cache entry stands for. Cached
+// entries are shared and read-only: the request gets a copy of the fields
+// it may change.
+func fromCacheEntry(ce *cache.Entry) backends.PassAnswer {
+	switch {
+	case ce.Negative:
+		return backends.PassAnswer{Outcome: backends.Unknown}
+	case ce.Refusal != 0:
+		return backends.PassAnswer{Outcome: backends.Outcome(ce.Refusal), PassEntry: backends.PassEntry{
+			HasPassword: ce.HasPassword, Scheme: ce.Scheme, Data: ce.Data, Fields: ce.Fields.Clone()}}
 	}
-	// Cached entries are shared and read-only: the request gets a copy of
-	// the fields it may change.
-	return backends.PassEntry{HasPassword: ce.HasPassword, Scheme: ce.Scheme, Data: ce.Data, Fields: ce.Fields.Clone()}, true
+	return backends.PassAnswer{Outcome: backends.Found, PassEntry: backends.PassEntry{
+		HasPassword: ce.HasPassword, Scheme: ce.Scheme, Data: ce.Data, Fields: ce.Fields.Clone()}}
 }
 
-// cachedPass is a passdb lookup through the cache. force skips a fresh
-// entry (the password may have changed). It returns the cache key and the
-// entry the answer came from (for the password bookkeeping), fromCache
-// when a fresh entry answered without the backend.
-func (e *Engine) cachedPass(ctx context.Context, p *passdb, breq *backends.Request, force bool) (entry backends.PassEntry, found bool, err error, key string, ce *cache.Entry, fromCache bool) {
-	key = p.cacheKey.ExpandCacheKey(breq.Vars, false)
-	old, fresh, cfound := e.cache.Lookup(key)
-	if cfound && fresh && !force {
-		entry, found = fromCacheEntry(old)
-		return entry, found, nil, key, old, true
+// lookupPassdb asks one passdb for r's user, through the cache when the
+// passdb is cached. force skips a fresh cache entry (the password may have
+// changed). The lookup's provenance goes with the answer, for the
+// password rules of the verdict step.
+func (e *Engine) lookupPassdb(ctx context.Context, p *passdb, breq *backends.Request, force bool) (passLookup, error) {
+	if p.cacheKey == nil || e.cache == nil {
+		ans, err := e.observePassdb(ctx, p, breq)
+		p.noteAnswer(ctx, err, false)
+		return passLookup{ans: ans}, err
 	}
-	start := time.Now()
-	ne, derr, _ := e.cache.Do(ctx, key, backendTimeout, func(ctx context.Context) (cache.Entry, error) {
-		pe, ok, err := p.Passdb.LookupPass(ctx, breq)
+	key := p.cacheKey.ExpandCacheKey(breq.Vars, false)
+	a, err := e.cache.Get(ctx, key, force, backendTimeout, func(ctx context.Context) (cache.Entry, error) {
+		ans, err := e.observePassdb(ctx, p, breq)
 		if err != nil {
 			return cache.Entry{}, err
 		}
-		return toCacheEntry(pe, ok), nil
+		return toCacheEntry(ans), nil
 	})
-	e.obs.PassdbLookup(p.Driver, lookupResult(!ne.Negative, derr), time.Since(start))
-	if derr != nil {
-		if ctx.Err() == nil && !definiteRefusal(derr) {
-			p.failing.Store(true)
-		}
-		if cfound && !definiteRefusal(derr) {
-			// The backend could not tell: the last known answer is better
-			// than a temporary failure (design.md).
-			e.cache.NoteStale()
-			e.log.Warn("passdb failed; answering from an expired cache entry", "passdb", p.label(), "err", derr)
-			entry, found = fromCacheEntry(old)
-			return entry, found, nil, key, old, true
-		}
-		return backends.PassEntry{}, false, derr, key, nil, false
+	switch {
+	case err != nil:
+		p.noteAnswer(ctx, err, false)
+		return passLookup{}, err
+	case a.Source == cache.Stale:
+		p.noteAnswer(ctx, a.BackendErr, false)
+		e.log.Warn("passdb failed; answering from an expired cache entry", "passdb", p.label(), "err", a.BackendErr)
+	default:
+		p.noteAnswer(ctx, nil, a.Source == cache.Fresh)
 	}
-	entry, found = fromCacheEntry(&ne)
-	return entry, found, nil, key, &ne, false
+	return passLookup{ans: fromCacheEntry(a.Entry), key: key, entry: a.Entry, fromCache: a.Source != cache.FromBackend}, nil
 }
 
-// cachedUser is a userdb lookup through the cache.
-func (e *Engine) cachedUser(ctx context.Context, d *userdb, breq *backends.Request) (fields.Fields, bool, error) {
-	key := d.cacheKey.ExpandCacheKey(breq.Vars, true)
-	old, fresh, cfound := e.cache.Lookup(key)
-	if cfound && fresh {
-		if old.Negative {
-			return nil, false, nil
+// observePassdb is one passdb backend lookup, counted for metrics.
+func (e *Engine) observePassdb(ctx context.Context, p *passdb, breq *backends.Request) (backends.PassAnswer, error) {
+	start := time.Now()
+	ans, err := p.Passdb.LookupPass(ctx, breq)
+	e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+	return ans, err
+}
+
+// verifyPassdb checks password through a passdb that verifies passwords
+// itself (LDAP auth_bind, PAM), with the cache's rules when it is cached:
+// no hash to keep, but the fields and the keyed fingerprint of the
+// password that last verified. (Dovecot keeps an unsalted SHA1 of the
+// password for the same purpose, docs/testing.md §4.5.)
+func (e *Engine) verifyPassdb(ctx context.Context, p *passdb, breq *backends.Request, v backends.Verifier, password []byte) (passLookup, error) {
+	check := func() (cache.RemoteCheck, error) {
+		start := time.Now()
+		ans, err := v.VerifyPass(ctx, breq, password)
+		e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+		if err != nil {
+			return cache.RemoteCheck{}, err
 		}
-		return old.Fields.Clone(), true, nil
+		return cache.RemoteCheck{Entry: toCacheEntry(ans), Right: ans.Outcome == backends.Found}, nil
 	}
-	ne, err, _ := e.cache.Do(ctx, key, backendTimeout, func(ctx context.Context) (cache.Entry, error) {
-		fs, ok, err := d.Userdb.LookupUser(ctx, breq)
+	var c *cache.Cache
+	key := ""
+	if p.cacheKey != nil {
+		c, key = e.cache, p.cacheKey.ExpandCacheKey(breq.Vars, false)
+	}
+	rc, fromCache, err := c.CheckRemote(key, password, check)
+	p.noteAnswer(ctx, err, fromCache)
+	if err != nil {
+		return passLookup{}, err
+	}
+	ans := fromCacheEntry(&rc.Entry)
+	if ans.Outcome == backends.Found && !rc.Right {
+		ans.Outcome = backends.Mismatch
+	}
+	return passLookup{ans: ans, selfChecked: true, fromCache: fromCache}, nil
+}
+
+// lookupUserdb asks one userdb, through the cache when it is cached.
+func (e *Engine) lookupUserdb(ctx context.Context, d *userdb, breq *backends.Request) (backends.UserAnswer, error) {
+	fetch := func(ctx context.Context) (backends.UserAnswer, error) {
+		start := time.Now()
+		ans, err := d.Userdb.LookupUser(ctx, breq)
+		e.obs.UserdbLookup(d.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+		return ans, err
+	}
+	if d.cacheKey == nil || e.cache == nil {
+		return fetch(ctx)
+	}
+	key := d.cacheKey.ExpandCacheKey(breq.Vars, true)
+	a, err := e.cache.Get(ctx, key, false, backendTimeout, func(ctx context.Context) (cache.Entry, error) {
+		ans, err := fetch(ctx)
 		if err != nil {
 			return cache.Entry{}, err
 		}
-		if !ok {
+		if ans.Outcome != backends.Found {
 			return cache.Entry{Negative: true}, nil
 		}
-		return cache.Entry{Fields: fs}, nil
+		return cache.Entry{Fields: ans.Fields}, nil
 	})
 	if err != nil {
-		if cfound {
-			e.cache.NoteStale()
-			e.log.Warn("userdb failed; answering from an expired cache entry", "userdb", d.label(), "err", err)
-			if old.Negative {
-				return nil, false, nil
-			}
-			return old.Fields.Clone(), true, nil
-		}
-		return nil, false, err
+		return backends.UserAnswer{}, err
 	}
-	if ne.Negative {
-		return nil, false, nil
+	if a.Source == cache.Stale {
+		e.log.Warn("userdb failed; answering from an expired cache entry", "userdb", d.label(), "err", a.BackendErr)
 	}
-	return ne.Fields.Clone(), true, nil
-}
-
-// cachedVerify runs a passdb that checks passwords itself (LDAP auth_bind,
-// PAM) through the cache. It has no hash to keep, so the entry holds the
-// fields and the keyed fingerprint of the password that last verified: a
-// repeat login with it skips the bind. (Dovecot keeps an unsalted SHA1 of
-// the password for the same purpose, realservers.md §4.5.) Like Dovecot's,
-// an entry lets an old password in until it expires or is flushed.
-func (e *Engine) cachedVerify(ctx context.Context, p *passdb, breq *backends.Request, v backends.Verifier, password []byte) (backends.PassEntry, bool, bool, error) {
-	key := p.cacheKey.ExpandCacheKey(breq.Vars, false)
-	old, fresh, cfound := e.cache.Lookup(key)
-	if cfound && fresh {
-		if old.Negative {
-			return backends.PassEntry{}, false, false, nil
-		}
-		if e.cache.PasswordMatches(key, old, password) {
-			e.cache.MarkResult(key, old, true)
-			pe, _ := fromCacheEntry(old)
-			return pe, true, true, nil
-		}
+	if a.Entry.Negative {
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
 	}
-	start := time.Now()
-	pe, found, ok, err := v.VerifyPass(ctx, breq, password)
-	e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
-	if err != nil {
-		if ctx.Err() == nil && !definiteRefusal(err) {
-			p.failing.Store(true)
-		}
-		if definiteRefusal(err) {
-			// The account is disabled or expired now: that is an answer,
-			// and the fingerprint of the password that used to work must
-			// not let it in during a later outage.
-			e.cache.ForgetPassword(key)
-			return pe, found, ok, err
-		}
-		if cfound && !old.Negative && e.cache.PasswordMatches(key, old, password) {
-			// The server could not tell; this password verified before.
-			e.cache.NoteStale()
-			pe, _ := fromCacheEntry(old)
-			return pe, true, true, nil
-		}
-		return pe, found, ok, err
-	}
-	ce := toCacheEntry(backends.PassEntry{Fields: pe.Fields}, found)
-	e.cache.Store(key, ce)
-	if found {
-		e.cache.MarkResult(key, &ce, ok)
-		if ok {
-			e.cache.RememberPassword(key, &ce, password)
-		}
-	}
-	return pe, found, ok, nil
-}
-
-// definiteRefusal reports errors that are the backend's answer about the
-// account (disabled, expired, or no credentials to give), not a failure to
-// answer: an expired cache entry must not stand in for them.
-func definiteRefusal(err error) bool {
-	return errors.Is(err, backends.ErrUserDisabled) || errors.Is(err, backends.ErrPassExpired) || errors.Is(err, backends.ErrNoCredentials)
+	return backends.UserAnswer{Outcome: backends.Found, Fields: a.Entry.Fields.Clone()}, nil
 }

@@ -137,22 +137,28 @@ type bindPassdb struct {
 	disabled bool
 }
 
-func (b *bindPassdb) LookupPass(context.Context, *backends.Request) (backends.PassEntry, bool, error) {
-	return backends.PassEntry{}, true, nil
+func (b *bindPassdb) LookupPass(context.Context, *backends.Request) (backends.PassAnswer, error) {
+	return backends.PassAnswer{Outcome: backends.Found}, nil
 }
 
-func (b *bindPassdb) VerifyPass(_ context.Context, req *backends.Request, pw []byte) (backends.PassEntry, bool, bool, error) {
+func (b *bindPassdb) VerifiesPasswords() bool { return true }
+
+func (b *bindPassdb) VerifyPass(_ context.Context, req *backends.Request, pw []byte) (backends.PassAnswer, error) {
 	b.calls++
 	if b.down {
-		return backends.PassEntry{}, false, false, errors.New("server down")
+		return backends.PassAnswer{}, errors.New("server down")
 	}
 	if b.disabled {
-		return backends.PassEntry{}, true, false, backends.ErrUserDisabled
+		return backends.PassAnswer{Outcome: backends.Disabled}, nil
 	}
 	if req.User != "alice@x" {
-		return backends.PassEntry{}, false, false, nil
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
 	}
-	return backends.PassEntry{Fields: ifields.Fields{{Key: "userdb_home", Value: "/h"}}}, true, string(pw) == b.pw, nil
+	ans := backends.PassAnswer{Outcome: backends.Mismatch, PassEntry: backends.PassEntry{Fields: ifields.Fields{{Key: "userdb_home", Value: "/h"}}}}
+	if string(pw) == b.pw {
+		ans.Outcome = backends.Found
+	}
+	return ans, nil
 }
 
 func (b *bindPassdb) PassCacheKey() *vars.Template { return vars.MustParse("%u") }

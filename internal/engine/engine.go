@@ -46,8 +46,9 @@ type Settings struct {
 }
 
 // Observer is told about every backend lookup and password verification,
-// for metrics. Results are from closed sets: "found", "notfound", "error"
-// for lookups. Implementations must be cheap and safe for concurrent use.
+// for metrics. Results are from closed sets: the backends.Outcome names
+// ("found", "notfound", "disabled", "expired", "nocredentials", "mismatch")
+// and "error" for lookups. Implementations must be cheap and safe for concurrent use.
 type Observer interface {
 	PassdbLookup(driver, result string, d time.Duration)
 	UserdbLookup(driver, result string, d time.Duration)
@@ -60,14 +61,13 @@ func (nopObserver) PassdbLookup(string, string, time.Duration) {}
 func (nopObserver) UserdbLookup(string, string, time.Duration) {}
 func (nopObserver) Verify(string, time.Duration)               {}
 
-func lookupResult(found bool, err error) string {
-	switch {
-	case err != nil:
+// lookupResult is the metric label of a backend lookup: its outcome, or
+// "error" when it could not tell.
+func lookupResult(o backends.Outcome, err error) string {
+	if err != nil {
 		return "error"
-	case found:
-		return "found"
 	}
-	return "notfound"
+	return o.String()
 }
 
 // Rule is a result_success / result_failure / result_internalfail value.
@@ -345,6 +345,18 @@ func (e *Engine) verifyDummy(ctx context.Context, p *passdb, password []byte) {
 		v, _ = p.dummy.LoadOrStore(scheme, data)
 	}
 	_, _ = e.verify(ctx, scheme, v.(string), password, "dummy")
+}
+
+// noteAnswer keeps the passdb's readiness: failing after a lookup that
+// could not tell (unless the request itself gave up), healthy again after
+// the backend answered (an answer served from the cache proves nothing).
+func (p *passdb) noteAnswer(ctx context.Context, err error, fromCache bool) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.failing.Store(true)
+	case err == nil && !fromCache:
+		p.failing.Store(false)
+	}
 }
 
 func (p *passdb) noteScheme(s string) {

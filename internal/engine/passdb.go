@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/authd-project/authd/backends"
-	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -79,7 +77,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
-		e.runPassdbs(ctx, r, password, true, false)
+		e.runPassdbs(ctx, r, walkAuth, password)
 		return withProxyPass(e.finishPass(r), password)
 	}
 
@@ -94,7 +92,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		r.reason = "master login without master passdbs"
 		return Result{Status: StatusFail, User: mu, OrigUser: authcid, Reason: r.reason}
 	}
-	e.runPassdbs(ctx, r, password, true, true)
+	e.runPassdbs(ctx, r, walkMasterAuth, password)
 	if !r.success {
 		return e.finishPass(r)
 	}
@@ -114,7 +112,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		// asked without a password check.
 		r.success, r.internal, r.verified = false, false, true
 		r.failFields = nil
-		e.runPassdbs(ctx, r, nil, false, false)
+		e.runPassdbs(ctx, r, walkLookup, nil)
 		if !r.success {
 			res := e.finishPass(r)
 			if res.Status == StatusFail {
@@ -168,18 +166,16 @@ func (e *Engine) hasMasterPassdbs() bool {
 // LookupCredentials looks up authcid (optionally as authzid) and returns
 // the credentials the mechanism needs in the wanted scheme (CRAM-MD5,
 // DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, PLAIN), derived from the stored
-// password as protocol.md §4.1 says. A stored scheme that cannot produce
-// them is a plain failure, logged ("Requested CRAM-MD5 scheme, but we have
-// only SHA512-CRYPT"). The mechanism then checks the client's proof and
-// reports the result with Finish.
-func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, authcid, wanted string) (Result, []byte) {
-	return e.LookupCredentialsFor(ctx, info, authzid, authcid, wanted, authcid)
-}
-
-// LookupCredentialsFor is LookupCredentials where credUser is the name the
-// credentials are derived for (DIGEST-MD5 hashes user:realm:password with
-// the name the client sent, not the processed one).
-func (e *Engine) LookupCredentialsFor(ctx context.Context, info *Info, authzid, authcid, wanted, credUser string) (Result, []byte) {
+// password as docs/protocol.md §4.1 says. credUser is the name the
+// credentials are derived for when that is not authcid ("" means authcid):
+// DIGEST-MD5 hashes user:realm:password with the name the client sent,
+// not the processed one. A stored scheme that cannot produce them is a
+// plain failure, logged ("Requested CRAM-MD5 scheme, but we have only
+// SHA512-CRYPT"). The mechanism then checks the client's proof.
+func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, authcid, wanted, credUser string) (Result, []byte) {
+	if credUser == "" {
+		credUser = authcid
+	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: authcid}
 	r.vc = e.varsContext(info, "")
@@ -196,7 +192,11 @@ func (e *Engine) LookupCredentialsFor(ctx context.Context, info *Info, authzid, 
 	if masterName != "" && !e.hasMasterPassdbs() {
 		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
 	}
-	e.runPassdbs(ctx, r, nil, false, masterName != "")
+	w := walkLookup
+	if masterName != "" {
+		w = walkMasterLookup
+	}
+	e.runPassdbs(ctx, r, w, nil)
 	res := e.finishPass(r)
 	if res.Status != StatusOK {
 		return res, nil
@@ -242,7 +242,7 @@ func (e *Engine) LookupPassdb(ctx context.Context, info *Info, name string) Resu
 		return Result{Status: StatusNotFound, Reason: err.Error()}
 	}
 	r.setUser(u)
-	e.runPassdbs(ctx, r, nil, false, false)
+	e.runPassdbs(ctx, r, walkLookup, nil)
 	res := e.finishPass(r)
 	if res.Status == StatusTempFail && r.noCredentials && !r.hadFound {
 		res.Reason = r.reason
@@ -255,9 +255,23 @@ func (e *Engine) LookupPassdb(ctx context.Context, info *Info, name string) Resu
 	return res
 }
 
-// runPassdbs walks the passdb chain (protocol.md §5.4). masters selects
-// the master passdbs instead of the normal ones.
-func (e *Engine) runPassdbs(ctx context.Context, r *request, password []byte, check bool, masters bool) {
+// walk says which passdbs a walk of the chain asks, and whether it checks
+// a password.
+type walk uint8
+
+const (
+	walkAuth         walk = iota // the normal passdbs, checking the password
+	walkMasterAuth               // the master passdbs, checking the master's password
+	walkLookup                   // the normal passdbs, no password check
+	walkMasterLookup             // the master passdbs, no password check
+)
+
+func (w walk) masters() bool { return w == walkMasterAuth || w == walkMasterLookup }
+func (w walk) check() bool   { return w == walkAuth || w == walkMasterAuth }
+
+// runPassdbs walks the passdb chain (docs/protocol.md §5.4).
+func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []byte) {
+	masters, check := w.masters(), w.check()
 	for _, p := range e.passdbs {
 		if p.Master != masters {
 			continue
@@ -376,238 +390,6 @@ func usernameFilterMatch(filter []string, user string) bool {
 		}
 	}
 	return !positive || matched
-}
-
-// runPassdb asks one passdb and interprets its fields.
-func (e *Engine) runPassdb(ctx context.Context, r *request, p *passdb, password []byte, check bool) passResult {
-	res := e.runPassdbOnce(ctx, r, p, password, check, false)
-	if res == pRecheck {
-		// A cached entry did not match, but its last check succeeded (or
-		// it is old): the password may have changed, ask the backend.
-		res = e.runPassdbOnce(ctx, r, p, password, check, true)
-	}
-	return res
-}
-
-func (e *Engine) runPassdbOnce(ctx context.Context, r *request, p *passdb, password []byte, check, force bool) passResult {
-	work := r.extra.Clone()
-	userdbWork := r.userdbF.Clone()
-	r.vc.Passdb = &work
-	r.vc.PassdbID = p.id
-	applyTemplates(&work, p.DefaultFields, r.vc)
-	start := time.Now()
-	breq := &backends.Request{User: r.user, Vars: r.vc}
-	var entry backends.PassEntry
-	var found, verified, selfChecked bool
-	var err error
-	var cacheKey string
-	var centry *cache.Entry
-	var fromCache bool
-	cached := p.cacheKey != nil && e.cache != nil
-	if v, ok := selfVerifier(p.Passdb); ok && check && !p.Deny {
-		// The passdb checks the password itself (auth_bind, PAM).
-		selfChecked = true
-		if cached {
-			entry, found, verified, err = e.cachedVerify(ctx, p, breq, v, password)
-		} else {
-			entry, found, verified, err = v.VerifyPass(ctx, breq, password)
-			e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
-		}
-		cached = false
-	} else if cached {
-		entry, found, err, cacheKey, centry, fromCache = e.cachedPass(ctx, p, breq, force)
-	} else {
-		entry, found, err = p.Passdb.LookupPass(ctx, breq)
-		e.obs.PassdbLookup(p.Driver, lookupResult(found, err), time.Since(start))
-	}
-	if err != nil && !definiteRefusal(err) && ctx.Err() == nil {
-		p.failing.Store(true)
-	} else if err == nil && !fromCache {
-		p.failing.Store(false)
-	}
-	if errors.Is(err, backends.ErrUserDisabled) || errors.Is(err, backends.ErrPassExpired) {
-		// The account state is only revealed to someone who knows the
-		// password: check it first when the passdb gave a hash (shadow).
-		if found && check && !selfChecked && entry.HasPassword {
-			if ok, verr := e.verify(ctx, entry.Scheme, entry.Data, password, r.origUser); verr == nil && !ok {
-				r.reason = "password mismatch"
-				r.failFields = work
-				return pMismatch
-			}
-		}
-		for _, f := range entry.Fields {
-			work.Set(f.Key, f.Value) // e.g. PAM's reason=
-		}
-		r.failFields = work
-		if errors.Is(err, backends.ErrUserDisabled) {
-			r.reason = "account disabled"
-			return pDisabled
-		}
-		r.reason = "password expired"
-		return pExpired
-	}
-	switch {
-	case errors.Is(err, backends.ErrNoCredentials):
-		r.reason = "Configured passdbs don't support credentials lookups"
-		r.noCredentials = true
-	}
-	if err != nil {
-		e.log.Error("passdb lookup failed", "passdb", p.label(), "user", r.user, "err", err)
-		r.reason = "passdb lookup failed"
-		r.failFields = work
-		return pInternal
-	}
-	if !found {
-		if p.Deny {
-			return pUnknown
-		}
-		if check && len(password) > 0 && !selfChecked {
-			// A passdb that checks passwords itself (PAM) has spent its
-			// own time already.
-			e.verifyDummy(ctx, p, password)
-		}
-		r.reason = "unknown user"
-		r.failFields = work
-		return pUnknown
-	}
-	if p.Deny {
-		r.reason = "user is denied"
-		r.failFields = work
-		return pDisabled
-	}
-	r.hadFound = true
-	mergeFields(&work, entry.Fields)
-	applyTemplates(&work, p.OverrideFields, r.vc)
-
-	fail, nopassword, noauth := false, false, false
-	allowOK := true
-	var kept fields.Fields
-	for _, f := range work {
-		switch {
-		case f.Key == "user":
-			r.setUser(f.Value)
-		case f.Key == "username":
-			if i := strings.IndexByte(r.user, '@'); i >= 0 {
-				r.setUser(f.Value + r.user[i:])
-			} else {
-				r.setUser(f.Value)
-			}
-		case f.Key == "domain":
-			if i := strings.IndexByte(r.user, '@'); i >= 0 {
-				r.setUser(r.user[:i+1] + f.Value)
-			} else {
-				r.setUser(r.user + "@" + f.Value)
-			}
-		case f.Key == "nodelay":
-			r.noDelay = true
-			kept = append(kept, f)
-		case f.Key == "fail":
-			fail = true
-		case f.Key == "nopassword":
-			nopassword = true
-		case f.Key == "noauthenticate":
-			noauth = true
-		case f.Key == "allow_nets":
-			if !allowNets(f.Value, r.info.RemoteIP) {
-				allowOK = false
-			}
-		case f.Key == "allow_real_nets":
-			rip := r.info.RealRemoteIP
-			if rip == "" {
-				rip = r.info.RemoteIP
-			}
-			if !allowNets(f.Value, rip) {
-				allowOK = false
-			}
-		case strings.HasPrefix(f.Key, "userdb_"):
-			userdbWork.Set(strings.TrimPrefix(f.Key, "userdb_"), f.Value)
-		case f.Key == "password", f.Key == "password_noscheme", f.Key == "delay_until", f.Key == "passdb_import":
-			// consumed
-		default:
-			kept = append(kept, f)
-		}
-	}
-	work = kept
-	r.vc.Passdb = &work
-	if entry.HasPassword {
-		p.noteScheme(entry.Scheme)
-	}
-
-	result := pOK
-	switch {
-	case fail:
-		r.reason = "passdb set fail"
-		result = pUnknown
-	case noauth:
-		result = pNext
-	case nopassword:
-		if entry.HasPassword && entry.Data != "" {
-			e.log.Error("nopassword set but password is non-empty", "passdb", p.label(), "user", r.user)
-			r.reason = "nopassword with a password"
-			result = pInternal
-		}
-	case !check:
-	case selfChecked:
-		if !verified {
-			r.reason = "password mismatch"
-			result = pMismatch
-		}
-	case !entry.HasPassword:
-		r.reason = "passdb returned no password"
-		result = pMismatch
-	case cached && centry != nil && e.cache.PasswordMatches(cacheKey, centry, password):
-		// The same password verified against this very entry before: the
-		// keyed fingerprint saves the scheme's cost (design.md).
-		e.cache.MarkResult(cacheKey, centry, true)
-	default:
-		ok, err := e.verify(ctx, entry.Scheme, entry.Data, password, r.origUser)
-		if cached && centry != nil && err == nil {
-			if !ok && fromCache && e.cache.RecheckAfterMismatch(cacheKey, centry) {
-				return pRecheck
-			}
-			e.cache.MarkResult(cacheKey, centry, ok)
-			if ok {
-				e.cache.RememberPassword(cacheKey, centry, password)
-			}
-		}
-		switch {
-		case err != nil:
-			e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", entry.Scheme, "err", err)
-			r.reason = "invalid stored password"
-			result = pInternal
-		case !ok:
-			r.reason = "password mismatch"
-			result = pMismatch
-		}
-	}
-	if result == pOK && !allowOK {
-		r.reason = "remote ip not in allow_nets"
-		result = pUnknown
-	}
-	if result == pOK || result == pNext {
-		r.extra = work
-		r.userdbF = userdbWork
-		if result == pOK && !check {
-			r.stored = entry
-			r.nopassword = nopassword
-		}
-	} else {
-		r.failFields = work
-	}
-	return result
-}
-
-// selfVerifier returns db as a Verifier when it checks passwords itself
-// in its current configuration.
-func selfVerifier(db backends.Passdb) (backends.Verifier, bool) {
-	v, ok := db.(backends.Verifier)
-	if !ok {
-		return nil, false
-	}
-	if ab, ok := db.(backends.AuthBinder); ok && !ab.AuthBind() {
-		return nil, false
-	}
-	return v, true
 }
 
 func (p *passdb) label() string {

@@ -7,10 +7,10 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/vars"
 )
 
 // LookupUser runs the userdb chain for name (master USER, LDA/LMTP, the
@@ -28,13 +28,6 @@ func (e *Engine) LookupUser(ctx context.Context, info *Info, name string, prefet
 // name already went through name processing (master REQUEST).
 func (e *Engine) LookupUserFinal(ctx context.Context, info *Info, user, orig string, prefetch fields.Fields) Result {
 	return e.lookupUserProcessed(ctx, info, user, orig, prefetch, true)
-}
-
-// passdbChecker is a userdb that cannot tell whether a user exists (a
-// static userdb without allow_all_users=yes): outside a login, the passdbs
-// are asked first, as Dovecot does.
-type passdbChecker interface {
-	NeedsPassdbCheck() bool
 }
 
 // ErrNoIterate means no userdb can list users.
@@ -78,155 +71,142 @@ func (e *Engine) ListUsers(ctx context.Context, mask string, fn func(user string
 	return nil
 }
 
-// lookupUserProcessed is LookupUser for a processed name.
+// userChain is the state of a walk of the userdb chain.
+type userChain struct {
+	user              string
+	acc               fields.Fields // the fields so far
+	success, internal bool
+	found             bool // some userdb found the user (for skip)
+}
+
+// lookupUserProcessed is LookupUser for a processed name: the userdb chain
+// (docs/protocol.md §5.4), then the uid/gid checks.
 func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig string, prefetch fields.Fields, afterLogin bool) Result {
 	vc := e.varsContext(info, u)
 	vc.OrigUser = orig
-	var acc fields.Fields
-	success, internal, found := false, false, false
-	reason := ""
-	var pf fields.Fields
 	if prefetch != nil {
-		pf = prefetch
+		pf := prefetch
 		vc.Passdb = &pf
 	}
+	ch := &userChain{user: u}
 	for _, d := range e.userdbs {
-		switch d.Skip {
-		case "found":
-			if found {
-				continue
-			}
-		case "notfound":
-			if !found {
-				continue
-			}
+		if (d.Skip == "found" && ch.found) || (d.Skip == "notfound" && !ch.found) {
+			continue
 		}
-		work := acc.Clone()
-		vc.Userdb = &work
-		applyTemplates(&work, d.DefaultFields, vc)
-		var got fields.Fields
-		var ok bool
-		var err error
-		start := time.Now()
-		if pc, isPC := d.Userdb.(passdbChecker); isPC && pc.NeedsPassdbCheck() && !afterLogin {
-			pr := e.LookupPassdb(ctx, info, u)
-			switch pr.Status {
-			case StatusOK:
-				got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
-			case StatusNotFound, StatusFail, StatusUserDisabled, StatusPassExpired:
-				ok = false
-			default:
-				err = fmt.Errorf("passdb lookup for the static userdb: %s", pr.Status)
-			}
-		} else if d.cacheKey != nil && e.cache != nil {
-			vc.PassdbID = d.id
-			got, ok, err = e.cachedUser(ctx, d, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
-		} else {
-			got, ok, err = d.Userdb.LookupUser(ctx, &backends.Request{User: u, Vars: vc, Prefetch: prefetch})
-		}
-		e.obs.UserdbLookup(d.Driver, lookupResult(ok, err), time.Since(start))
-		d.failing.Store(err != nil)
-		var rule Rule
-		switch {
-		case err != nil:
-			e.log.Error("userdb lookup failed", "userdb", d.label(), "user", u, "err", err)
-			internal = true
-			reason = ""
-			rule = d.ResultInternalfail
-		case !ok:
-			rule = d.ResultFailure
-		default:
-			found = true
-			mergeFields(&work, got)
-			applyTemplates(&work, d.OverrideFields, vc)
-			acc = work
-			rule = d.ResultSuccess
-			// user, username and domain rename the user (protocol.md
-			// §2.5): the whole name, the part before @, the part after.
-			if v, ok := acc.Get("user"); ok && v != "" {
-				u = v
-				acc.Del("user")
-			}
-			if v, ok := acc.Get("username"); ok && v != "" {
-				if i := strings.IndexByte(u, '@'); i >= 0 {
-					u = v + u[i:]
-				} else {
-					u = v
-				}
-				acc.Del("username")
-			}
-			if v, ok := acc.Get("domain"); ok && v != "" {
-				if i := strings.IndexByte(u, '@'); i >= 0 {
-					u = u[:i+1] + v
-				} else {
-					u = u + "@" + v
-				}
-				acc.Del("domain")
-			}
-			vc.User = u
-		}
-		cont := false
-		switch rule {
-		case RuleReturn:
-			if ok && err == nil {
-				success = true
-			}
-		case RuleReturnOK:
-			success = true
-		case RuleReturnFail:
-			success = false
-		case RuleContinue:
-			cont = true
-			if ok && err == nil {
-				success = true
-			}
-		case RuleContinueOK:
-			cont = true
-			success = true
-		case RuleContinueFail:
-			cont = true
-			success = false
-		}
-		if !cont {
+		if !e.runUserdb(ctx, ch, d, info, vc, prefetch, afterLogin) {
 			break
 		}
 	}
-	res := Result{User: u, OrigUser: orig}
-	if u == e.set.AnonymousUsername {
-		res.Anonymous = true
+	return e.finishUser(ch, orig)
+}
+
+// runUserdb runs one userdb's step and applies its result rule; it
+// reports whether the chain goes on.
+func (e *Engine) runUserdb(ctx context.Context, ch *userChain, d *userdb, info *Info, vc *vars.Context, prefetch fields.Fields, afterLogin bool) bool {
+	work := ch.acc.Clone()
+	vc.Userdb = &work
+	applyTemplates(&work, d.DefaultFields, vc)
+	ans, err := e.userdbAnswer(ctx, d, info, vc, prefetch, afterLogin)
+	d.failing.Store(err != nil)
+	found := err == nil && ans.Outcome == backends.Found
+	var rule Rule
+	switch {
+	case err != nil:
+		e.log.Error("userdb lookup failed", "userdb", d.label(), "user", ch.user, "err", err)
+		ch.internal = true
+		rule = d.ResultInternalfail
+	case !found:
+		rule = d.ResultFailure
+	default:
+		ch.found = true
+		mergeFields(&work, ans.Fields)
+		applyTemplates(&work, d.OverrideFields, vc)
+		ch.acc = work
+		ch.user = renameUser(ch.user, &ch.acc)
+		vc.User = ch.user
+		rule = d.ResultSuccess
 	}
-	if success {
-		if v, ok := acc.Get("tempfail"); ok {
-			_ = v
-			res.Status = StatusTempFail
-			res.Reason, _ = acc.Get("reason")
-			return res
-		}
-		out, err := resolveIDs(acc)
-		if err != nil {
-			e.log.Error("userdb returned an invalid uid/gid", "user", u, "err", err)
-			res.Status = StatusTempFail
-			res.Reason = err.Error()
-			return res
-		}
-		if err := e.checkIDRange(out); err != nil {
-			// Dovecot's mail processes refuse such users; refusing here
-			// says why, in one place.
-			e.log.Error("userdb result outside the valid uid/gid range", "user", u, "err", err)
-			res.Status = StatusTempFail
-			res.Reason = err.Error()
-			return res
-		}
-		res.Status = StatusOK
-		res.Userdb = out
-		return res
+	switch rule {
+	case RuleReturn, RuleContinue:
+		ch.success = ch.success || found
+	case RuleReturnOK, RuleContinueOK:
+		ch.success = true
+	case RuleReturnFail, RuleContinueFail:
+		ch.success = false
 	}
-	if internal {
+	return rule == RuleContinue || rule == RuleContinueOK || rule == RuleContinueFail
+}
+
+// userdbAnswer asks one userdb. A userdb that cannot tell whether a user
+// exists (static without allow_all_users) is trusted only after a login;
+// otherwise the passdbs are asked first, as Dovecot does.
+func (e *Engine) userdbAnswer(ctx context.Context, d *userdb, info *Info, vc *vars.Context, prefetch fields.Fields, afterLogin bool) (backends.UserAnswer, error) {
+	breq := &backends.Request{User: vc.User, Vars: vc, Prefetch: prefetch}
+	if pc, ok := d.Userdb.(backends.PassdbChecker); ok && pc.NeedsPassdbCheck() && !afterLogin {
+		switch pr := e.LookupPassdb(ctx, info, vc.User); pr.Status {
+		case StatusOK:
+		case StatusNotFound, StatusFail, StatusUserDisabled, StatusPassExpired:
+			return backends.UserAnswer{Outcome: backends.Unknown}, nil
+		default:
+			return backends.UserAnswer{}, fmt.Errorf("passdb lookup for the static userdb: %s", pr.Status)
+		}
+	}
+	vc.PassdbID = d.id
+	return e.lookupUserdb(ctx, d, breq)
+}
+
+// renameUser applies the user, username and domain fields of a userdb
+// result to the user name (docs/protocol.md §2.5): the whole name, the
+// part before @, the part after. The fields are consumed.
+func renameUser(u string, acc *fields.Fields) string {
+	if v, ok := acc.Get("user"); ok && v != "" {
+		u = v
+		acc.Del("user")
+	}
+	if v, ok := acc.Get("username"); ok && v != "" {
+		u = replaceLocalPart(u, v)
+		acc.Del("username")
+	}
+	if v, ok := acc.Get("domain"); ok && v != "" {
+		u = replaceDomain(u, v)
+		acc.Del("domain")
+	}
+	return u
+}
+
+// finishUser turns the chain's state into a Result: a user found is
+// checked for a tempfail field and valid uid/gid.
+func (e *Engine) finishUser(ch *userChain, orig string) Result {
+	res := Result{User: ch.user, OrigUser: orig, Anonymous: ch.user == e.set.AnonymousUsername}
+	switch {
+	case ch.success:
+	case ch.internal:
 		res.Status = StatusTempFail
-		res.Reason = reason
+		return res
+	default:
+		res.Status = StatusNotFound
 		return res
 	}
-	res.Status = StatusNotFound
+	if ch.acc.Has("tempfail") {
+		res.Status = StatusTempFail
+		res.Reason, _ = ch.acc.Get("reason")
+		return res
+	}
+	out, err := resolveIDs(ch.acc)
+	if err != nil {
+		e.log.Error("userdb returned an invalid uid/gid", "user", ch.user, "err", err)
+		res.Status, res.Reason = StatusTempFail, err.Error()
+		return res
+	}
+	if err := e.checkIDRange(out); err != nil {
+		// Dovecot's mail processes refuse such users; refusing here
+		// says why, in one place.
+		e.log.Error("userdb result outside the valid uid/gid range", "user", ch.user, "err", err)
+		res.Status, res.Reason = StatusTempFail, err.Error()
+		return res
+	}
+	res.Status = StatusOK
+	res.Userdb = out
 	return res
 }
 

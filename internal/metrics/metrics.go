@@ -99,7 +99,9 @@ var (
 	authProtocols   = []string{"client", "login", "grpc"}
 	lookupProtocols = []string{"master", "userdb", "grpc"}
 	lookupCommands  = []string{"user", "pass", "list", "request", "cache_flush"}
-	backendResults  = []string{"found", "notfound", "error"}
+	// The names of backends.Outcome, and "error" (could not tell).
+	passdbResults = []string{"found", "notfound", "disabled", "expired", "nocredentials", "mismatch", "error"}
+	userdbResults = []string{"found", "notfound", "error"}
 )
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -126,7 +128,7 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 		}, []string{"protocol", "command"}),
 		passdbLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_passdb_lookups_total",
-			Help: "Passdb backend lookups by driver and result (found, notfound, error).",
+			Help: "Passdb backend calls by driver and result (found, notfound, disabled, expired, nocredentials, mismatch, error).",
 		}, []string{"driver", "result"}),
 		passdbDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authd_passdb_lookup_duration_seconds",
@@ -135,7 +137,7 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 		}, []string{"driver"}),
 		userdbLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_userdb_lookups_total",
-			Help: "Userdb backend lookups by driver and result (found, notfound, error).",
+			Help: "Userdb backend calls by driver and result (found, notfound, error).",
 		}, []string{"driver", "result"}),
 		userdbDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "authd_userdb_lookup_duration_seconds",
@@ -228,14 +230,14 @@ func (m *Metrics) Verify(scheme string, d time.Duration) {
 // PassdbLookup implements engine.Observer: one passdb backend call.
 func (m *Metrics) PassdbLookup(driver, result string, d time.Duration) {
 	driver = m.drivers.get(driver)
-	m.passdbLookups.WithLabelValues(driver, closed(result, backendResults)).Inc()
+	m.passdbLookups.WithLabelValues(driver, closed(result, passdbResults)).Inc()
 	m.passdbDuration.WithLabelValues(driver).Observe(d.Seconds())
 }
 
 // UserdbLookup implements engine.Observer: one userdb backend call.
 func (m *Metrics) UserdbLookup(driver, result string, d time.Duration) {
 	driver = m.drivers.get(driver)
-	m.userdbLookups.WithLabelValues(driver, closed(result, backendResults)).Inc()
+	m.userdbLookups.WithLabelValues(driver, closed(result, userdbResults)).Inc()
 	m.userdbDuration.WithLabelValues(driver).Observe(d.Seconds())
 }
 

@@ -6,34 +6,17 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 )
 
-// credentialsForEngine is implemented by an engine that can derive
-// credentials for a name other than authcid. DIGEST-MD5 needs it: when
-// its credentials come from a plaintext password, Dovecot hashes the
-// name the client hashed, which is not always the lookup name
-// (passdb.c passdb_get_credentials: original_username, plus "@realm"
-// unless the mechanism appended the realm itself). Without it the
-// lookup name is used, which is right whenever the client's user name
-// has no '@'.
-type credentialsForEngine interface {
-	LookupCredentialsFor(ctx context.Context, info *engine.Info, authzid, authcid, wanted, credUser string) (engine.Result, []byte)
-}
-
 // lookupCredentials asks the engine for authcid's credentials in the
 // wanted scheme. credUser is the name a DIGEST-MD5 digest is made for
 // ("" for the other schemes).
 func (e *Env) lookupCredentials(ctx context.Context, authzid, authcid, wanted, credUser string) (engine.Result, []byte) {
-	if credUser != "" && credUser != authcid {
-		if x, ok := e.Engine.(credentialsForEngine); ok {
-			return x.LookupCredentialsFor(ctx, e.Info, authzid, authcid, wanted, credUser)
-		}
-	}
-	return e.Engine.LookupCredentials(ctx, e.Info, authzid, authcid, wanted)
+	return e.Engine.LookupCredentials(ctx, e.Info, authzid, authcid, wanted, credUser)
 }
 
 // proofMismatch turns a successful credentials lookup whose proof did not
 // verify into the reply PLAIN gives for a wrong password: a plain FAIL
 // naming the authenticating user, with the passdb's visible fields except
-// nologin (protocol.md §1.5). A master user has not become the login user
+// nologin (docs/protocol.md §1.5). A master user has not become the login user
 // yet: Dovecot switches only after success (§5.3).
 func proofMismatch(res engine.Result, reason string) Reply {
 	out := engine.Result{
@@ -55,20 +38,11 @@ func proofMismatch(res engine.Result, reason string) Reply {
 	return Reply{Done: true, Result: out}
 }
 
-// nameProcessor is implemented by *engine.Engine. It lets a mechanism that
-// fails after Dovecot would have set the user name (auth_request_set_username)
-// name that user in FAIL, as Dovecot does.
-type nameProcessor interface {
-	ProcessName(name string, info *engine.Info) (string, error)
-}
-
 // failAsUser fails the request for the user name the client gave.
 func (e *Env) failAsUser(name, reason string) Reply {
 	res := engine.Result{Status: engine.StatusFail, OrigUser: name, Reason: reason}
-	if p, ok := e.Engine.(nameProcessor); ok {
-		if u, err := p.ProcessName(name, e.Info); err == nil {
-			res.User = u
-		}
+	if u, err := e.Engine.ProcessName(name, e.Info); err == nil {
+		res.User = u
 	}
 	return done(res)
 }

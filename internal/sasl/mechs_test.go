@@ -275,16 +275,16 @@ func TestMasterLogin(t *testing.T) {
 	})
 }
 
-// credForEngine stands in for the engine method credentialsForEngine
-// proposes: it derives DIGEST-MD5 from the plaintext for credUser.
+// credForEngine records the names DIGEST-MD5 asks credentials for, and
+// derives them from the plaintext for credUser.
 type credForEngine struct {
 	*engine.Engine
 	calls []string
 }
 
-func (e *credForEngine) LookupCredentialsFor(ctx context.Context, info *engine.Info, authzid, authcid, wanted, credUser string) (engine.Result, []byte) {
+func (e *credForEngine) LookupCredentials(ctx context.Context, info *engine.Info, authzid, authcid, wanted, credUser string) (engine.Result, []byte) {
 	e.calls = append(e.calls, authcid+" "+credUser)
-	res, pw := e.LookupCredentials(ctx, info, authzid, authcid, "PLAIN")
+	res, pw := e.Engine.LookupCredentials(ctx, info, authzid, authcid, "PLAIN", "")
 	if res.Status != engine.StatusOK {
 		return res, nil
 	}
@@ -299,7 +299,7 @@ func (e *credForEngine) LookupCredentialsFor(ctx context.Context, info *engine.I
 // TestDigestMD5UserWithDomain: a client that sends its full address as
 // the DIGEST-MD5 user hashes "alice@example.com:<realm>:secret"; Dovecot
 // then derives the digest for that name and realm (passdb.c), which needs
-// the engine's LookupCredentialsFor.
+// the engine's LookupCredentials with credUser.
 func TestDigestMD5UserWithDomain(t *testing.T) {
 	for _, realm := range []string{"example.com", ""} {
 		eng := &credForEngine{Engine: newEngine(t, userSets["default"])}

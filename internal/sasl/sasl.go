@@ -28,12 +28,21 @@ import (
 // *engine.Engine implements it.
 type Engine interface {
 	// VerifyPlain authenticates authcid (as authzid when that differs:
-	// a master login, protocol.md §5.3) with a plaintext password.
+	// a master login, docs/protocol.md §5.3) with a plaintext password.
 	VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, password []byte) engine.Result
 	// LookupCredentials returns authcid's credentials in the wanted
-	// scheme (protocol.md §4.1) with a Result whose Status is OK when
-	// they could be had; the mechanism then checks the client's proof.
-	LookupCredentials(ctx context.Context, info *engine.Info, authzid, authcid, wanted string) (engine.Result, []byte)
+	// scheme (docs/protocol.md §4.1) with a Result whose Status is OK
+	// when they could be had; the mechanism then checks the client's
+	// proof. credUser is the name the credentials are derived for, ""
+	// for authcid: DIGEST-MD5 needs it, since Dovecot hashes the name the
+	// client hashed, which is not always the lookup name (passdb.c
+	// passdb_get_credentials: original_username, plus "@realm" unless the
+	// mechanism appended the realm itself).
+	LookupCredentials(ctx context.Context, info *engine.Info, authzid, authcid, wanted, credUser string) (engine.Result, []byte)
+	// ProcessName applies name processing (realm, translation, format),
+	// so that a mechanism that fails after Dovecot would have set the
+	// user name (auth_request_set_username) names that user in FAIL.
+	ProcessName(name string, info *engine.Info) (string, error)
 }
 
 // Env is the per-request environment a mechanism runs in.
