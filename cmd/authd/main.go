@@ -11,16 +11,22 @@
 //	authd lookup -a SOCKET USER      passdb lookup like doveadm auth lookup
 //	authd pw …                       generate or verify password hashes like doveadm pw
 //	authd version
+//
+// This package parses the command line and dispatches; the daemon is
+// package daemon, the client commands package cli.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
+
+	"github.com/authd-project/authd/internal/daemon"
+	"github.com/authd-project/authd/internal/pwtool"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,11 +49,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "check":
 		return cmdCheck(args, stdout, stderr)
 	case "test":
-		return cmdTest(context.Background(), args, stdout, stderr)
+		return cmdTest(context.Background(), args, stdin, stdout, stderr)
 	case "user", "lookup":
-		return cmdMasterLookup(context.Background(), cmd, args, stdout, stderr)
+		return cmdLookup(context.Background(), cmd, args, stdout, stderr)
 	case "pw":
-		return cmdPw(context.Background(), args, stdin, stdout, stderr)
+		return pwtool.Run(context.Background(), args, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "authd", version)
 		return 0
@@ -78,4 +84,33 @@ func usage(w io.Writer) {
 `)
 }
 
-func slicesSort(s []string) { slices.Sort(s) }
+// cmdServe runs the daemon until ctx ends; SIGHUP reloads.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("serve", args, stderr)
+	if !ok {
+		return 2
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: path, Version: version, Reload: hup, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// cmdCheck validates a configuration (daemon.Check).
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check", args, stderr)
+	if !ok {
+		return 2
+	}
+	if err := daemon.Check(path, stdout, stderr); err != nil {
+		if !errors.Is(err, daemon.ErrInvalidConfig) {
+			fmt.Fprintln(stderr, "authd check:", err)
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,6 +1,6 @@
 // Package grpcserver serves authd's gRPC API (api/proto/authd/v1) over the
-// same engine that answers the Dovecot sockets, and holds the client side
-// that `authd test`, `authd user` and `authd lookup` use with --grpc.
+// same engine that answers the Dovecot sockets. (The client side of
+// `authd test|user|lookup --grpc` is package cli.)
 //
 // # Same answers as the sockets
 //
@@ -8,7 +8,7 @@
 // mechanism PLAIN, so `mechanisms =` filters on passdbs apply alike),
 // LookupPassdb the master protocol's PASS, LookupUser its USER, ListUsers
 // its LIST and FlushCache its CACHE-FLUSH. The engine's statuses map as the
-// sockets map them (design.md, "The request pipeline"):
+// sockets map them (docs/architecture.md §The request pipeline):
 //
 //	engine status        client socket            gRPC
 //	OK                   OK                       AUTH_RESULT_OK

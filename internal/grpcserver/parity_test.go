@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
+	"github.com/authd-project/authd/internal/cli"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/grpcserver"
@@ -234,7 +235,7 @@ func TestSameAnswersAsDovecotSockets(t *testing.T) {
 				if backend.users == "" {
 					want = "tempfail"
 				}
-				ri, err := grpcserver.ParseParams(a.params)
+				ri, err := cli.ParseParams(a.params)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
+	"github.com/authd-project/authd/internal/cli"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/testenv"
@@ -82,21 +83,17 @@ func TestMutualTLS(t *testing.T) {
 	defer cancel()
 	for _, tc := range []struct {
 		name string
-		o    grpcserver.TLSOptions
+		o    cli.TLSOptions
 		want int
 	}{
-		{"with certificate", grpcserver.TLSOptions{CAFile: files.ca.CertFile, CertFile: files.clientCert, KeyFile: files.clientKey}, grpcserver.ExitOK},
-		{"without certificate", grpcserver.TLSOptions{CAFile: files.ca.CertFile}, grpcserver.ExitTempFail},
+		{"with certificate", cli.TLSOptions{CAFile: files.ca.CertFile, CertFile: files.clientCert, KeyFile: files.clientKey}, cli.ExitOK},
+		{"without certificate", cli.TLSOptions{CAFile: files.ca.CertFile}, cli.ExitTempFail},
 	} {
-		cl, err := grpcserver.DialClient(srv.Addr().String(), tc.o)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var out, errOut strings.Builder
-		if got := cl.Test(ctx, &out, &errOut, "alice@example.com", "", []byte("secret"), nil); got != tc.want {
+		target := cli.Target{GRPC: srv.Addr().String(), TLS: tc.o}
+		if got := cli.Test(ctx, target, "alice@example.com", "", []byte("secret"), nil, &out, &errOut); got != tc.want {
 			t.Errorf("%s: exit %d, want %d\n%s%s", tc.name, got, tc.want, out.String(), errOut.String())
 		}
-		cl.Close()
 	}
 }
 
@@ -204,12 +201,7 @@ func TestUnixSocket(t *testing.T) {
 		t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
 	}
 	_ = srv
-	cl, err := grpcserver.DialClient("unix:"+path, grpcserver.TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := authOK(t, cl.API()); err != nil {
+	if err := authOK(t, authdv1.NewAuthServiceClient(dialConn(t, "unix:"+path, nil))); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 func (d *daemon) initMetrics() error {
 	d.reg = prometheus.NewRegistry()
 	m, err := metrics.New(d.reg, metrics.Options{
-		Version:         version,
+		Version:         d.opts.Version,
 		Cache:           d.cacheStats,
 		DelayedFailures: d.delayedFailures,
 		Panics:          d.shared.Stats.Panics.Load,

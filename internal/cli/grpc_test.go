@@ -1,22 +1,27 @@
-package grpcserver_test
+package cli
 
 import (
 	"context"
 	"flag"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/grpcserver"
 )
 
 // TestClientCommands pins what `authd test|user|lookup --grpc` print and
-// their exit codes: doveadm's, the same as over the sockets.
+// their exit codes: doveadm's, the same as over the sockets (the parity is
+// tested in cmd/authd against a running daemon).
 func TestClientCommands(t *testing.T) {
-	up := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(newEngine(t, testUsers), nil, 0), grpcserver.Options{})
-	down := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(newEngine(t, ""), nil, 0), grpcserver.Options{})
+	up := startGRPC(t, newEngine(t, testUsers))
+	down := startGRPC(t, newEngine(t, ""))
 	// An address nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,20 +30,20 @@ func TestClientCommands(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close()
 
-	type run func(c *grpcserver.Client, ctx context.Context, out, errOut *strings.Builder) int
+	type run func(t Target, ctx context.Context, out, errOut *strings.Builder) int
 	test := func(user, pass string, params ...string) run {
-		return func(c *grpcserver.Client, ctx context.Context, out, errOut *strings.Builder) int {
-			return c.Test(ctx, out, errOut, user, "", []byte(pass), params)
+		return func(t Target, ctx context.Context, out, errOut *strings.Builder) int {
+			return Test(ctx, t, user, "", []byte(pass), params, out, errOut)
 		}
 	}
 	user := func(name string, params ...string) run {
-		return func(c *grpcserver.Client, ctx context.Context, out, errOut *strings.Builder) int {
-			return c.User(ctx, out, errOut, name, params)
+		return func(t Target, ctx context.Context, out, errOut *strings.Builder) int {
+			return Lookup(ctx, t, UserLookup, name, params, out, errOut)
 		}
 	}
 	lookup := func(name string) run {
-		return func(c *grpcserver.Client, ctx context.Context, out, errOut *strings.Builder) int {
-			return c.Lookup(ctx, out, errOut, name, nil)
+		return func(t Target, ctx context.Context, out, errOut *strings.Builder) int {
+			return Lookup(ctx, t, PassLookup, name, nil, out, errOut)
 		}
 	}
 	for _, tc := range []struct {
@@ -75,15 +80,10 @@ func TestClientCommands(t *testing.T) {
 		{"lookup backend down", down.Addr().String(), lookup("alice@example.com"), 75, "", "passdb lookup failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := grpcserver.DialClient(tc.addr, grpcserver.TLSOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var out, errOut strings.Builder
-			code := tc.run(c, ctx, &out, &errOut)
+			code := tc.run(Target{GRPC: tc.addr}, ctx, &out, &errOut)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errOut.String())
 			}
@@ -98,12 +98,12 @@ func TestClientCommands(t *testing.T) {
 }
 
 func TestDialClientTLSOptions(t *testing.T) {
-	for _, o := range []grpcserver.TLSOptions{
+	for _, o := range []TLSOptions{
 		{CAFile: "/nonexistent/ca.pem"},
 		{CertFile: "/nonexistent/c.pem"},
 		{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/c.key"},
 	} {
-		if c, err := grpcserver.DialClient("127.0.0.1:1", o); err == nil {
+		if c, err := dialGRPC("127.0.0.1:1", o); err == nil {
 			c.Close()
 			t.Errorf("%+v: no error", o)
 		}
@@ -112,13 +112,72 @@ func TestDialClientTLSOptions(t *testing.T) {
 
 func TestTLSFlags(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	var o grpcserver.TLSOptions
+	var o TLSOptions
 	o.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--tls-ca", "ca.pem", "--tls-cert", "c.pem", "--tls-key", "c.key", "--tls-server-name", "mx1", "--tls"}); err != nil {
 		t.Fatal(err)
 	}
-	want := grpcserver.TLSOptions{TLS: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "c.key", ServerName: "mx1"}
+	want := TLSOptions{TLS: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "c.key", ServerName: "mx1"}
 	if o != want {
 		t.Errorf("%+v, want %+v", o, want)
 	}
+}
+
+const testUsers = `alice@example.com:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/Maildir
+bob@example.com:{BLF-CRYPT}$2y$04$F60z4RlJeKO41ta4hq7SWetEQG9UHuMAQMh4XMw51ReqcjaSarSUC:1001:1001::/home/bob::
+nl@example.com:{PLAIN}secret::::::nologin reason=Go_away
+px@example.com:{PLAIN}secret::::::proxy host=10.0.0.5 port=143 nodelay
+nd@example.com:{PLAIN}secret::::::nodelay
+bad@example.com:{SSHA}!!notbase64!!
+`
+
+// newEngine serves body as a passwd-file passdb and userdb; with an empty
+// body the file is missing, so every lookup could not tell.
+func newEngine(t testing.TB, body string) *engine.Engine {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "missing", "users")
+	if body != "" {
+		path = filepath.Join(dir, "users")
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := passwdfile.New("scheme=PLAIN "+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func(s engine.DBSpec) engine.DBSpec {
+		s.ResultSuccess, s.ResultFailure, s.ResultInternalfail = engine.RuleReturnOK, engine.RuleContinue, engine.RuleContinue
+		return s
+	}
+	eng, err := engine.New(engine.Settings{},
+		[]engine.DBSpec{rules(engine.DBSpec{Driver: "passwd-file", Passdb: db})},
+		[]engine.DBSpec{rules(engine.DBSpec{Driver: "passwd-file", Userdb: db})}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// startGRPC serves eng over gRPC on a loopback port.
+func startGRPC(t testing.TB, eng *engine.Engine) *grpcserver.Server {
+	t.Helper()
+	srv, err := grpcserver.New(config.GRPC{Listen: "127.0.0.1:0"}, grpcserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetBackend(grpcserver.NewBackend(eng, nil, 0))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("grpc shutdown: %v", err)
+		}
+	})
+	return srv
 }

@@ -1,8 +1,9 @@
-package main
+package daemon
 
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/authd-project/authd/backends"
@@ -17,7 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/config"
 )
 
-// The explicit driver maps (design.md house rule 5): every passdb and
+// The explicit driver maps (docs/architecture.md, house rule 5): every passdb and
 // userdb driver authd has, and nothing registers itself.
 //
 // A driver built from the same driver name and args is shared between the
@@ -175,6 +176,6 @@ func knownDrivers[V any](m map[string]V) string {
 	for k := range m {
 		names = append(names, k)
 	}
-	slicesSort(names)
+	slices.Sort(names)
 	return strings.Join(names, ", ")
 }

@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/vars"
+)
+
+// build constructs an instance from cfg without touching any socket.
+func (d *daemon) build(cfg *config.Config) (*instance, error) {
+	eng, err := buildEngine(cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
+	mechs, err := buildMechs(cfg)
+	if err != nil {
+		_ = eng.Close()
+		return nil, err
+	}
+	// A new instance starts with an empty cache: a reload flushes it, as
+	// SIGHUP does in Dovecot.
+	eng.SetCache(cache.New(cache.Options{
+		MaxBytes:    cfg.Auth.CacheSize,
+		TTL:         cfg.Auth.CacheTTL,
+		NegativeTTL: cfg.Auth.CacheNegativeTTL,
+		Fingerprint: cfg.Auth.CacheVerifyPasswordFingerprint,
+	}))
+	eng.SetObserver(d.metrics)
+	inst := &instance{cfg: cfg, eng: eng, handlers: map[string]func(net.Conn){}}
+	inst.grpc = grpcserver.NewBackend(eng, eng.Cache(), cfg.Auth.FailureDelay)
+	inst.shutdown = append(inst.shutdown, inst.grpc.Drain)
+	ctx, cancel := context.WithCancel(context.Background())
+	inst.cancel = cancel
+	for _, l := range cfg.Listeners {
+		switch l.Role {
+		case config.RoleClient, config.RoleLogin:
+			srv := d.clientServer(cfg, l, eng, mechs)
+			inst.wg.Add(1)
+			go func() {
+				defer inst.wg.Done()
+				srv.Run(ctx)
+			}()
+			inst.clients = append(inst.clients, srv)
+			inst.handlers[l.Path] = srv.Serve
+			inst.shutdown = append(inst.shutdown, srv.Shutdown)
+		case config.RoleMaster, config.RoleUserdb:
+			srv := d.masterServer(cfg, l, eng)
+			inst.handlers[l.Path] = srv.Serve
+			inst.shutdown = append(inst.shutdown, srv.Shutdown)
+		}
+	}
+	return inst, nil
+}
+
+// clientServer builds the client-protocol server of a client or login
+// listener.
+func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def) *dovecot.ClientServer {
+	protocol := "client"
+	if l.Role == config.RoleLogin {
+		protocol = "login"
+	}
+	return dovecot.NewClientServer(dovecot.ClientConfig{
+		Engine:               eng,
+		Mechs:                mechs,
+		Login:                l.Role == config.RoleLogin,
+		FailureDelay:         cfg.Auth.FailureDelay,
+		DebugPasswords:       cfg.Auth.DebugPasswords,
+		Debug:                cfg.Auth.Debug,
+		Log:                  d.log.With("listener", l.Name),
+		Shared:               d.shared,
+		Observe:              d.metrics.ClientObserver(protocol),
+		SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
+		SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+		SASL: &sasl.Settings{
+			Realms:            cfg.Auth.Realms,
+			AnonymousUsername: cfg.Auth.AnonymousUsername,
+			UsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+			StartTime:         processStart,
+		},
+	})
+}
+
+// masterServer builds the master-protocol server of a master or userdb
+// listener.
+func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine) *dovecot.MasterServer {
+	protocol := "master"
+	if l.Role == config.RoleUserdb {
+		protocol = "userdb"
+	}
+	mc := dovecot.MasterConfig{
+		Engine:  eng,
+		Cache:   eng.Cache(),
+		Full:    l.Role == config.RoleMaster,
+		Debug:   cfg.Auth.Debug,
+		Log:     d.log.With("listener", l.Name),
+		Shared:  d.shared,
+		Observe: d.metrics.MasterObserver(protocol),
+	}
+	// The 0666 auth-userdb rule (docs/protocol.md §2.1).
+	if l.Role == config.RoleUserdb && l.Mode.Perm() == 0o666 {
+		mc.Restrict = true
+		mc.SocketUID, mc.SockGID = ownerIDs(l)
+	}
+	return dovecot.NewMasterServer(mc)
+}
+
+// ownerIDs returns the uid/gid the socket file gets.
+func ownerIDs(l config.Listener) (uint32, uint32) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	if l.User != "" {
+		if u, err := user.Lookup(l.User); err == nil {
+			if n, err := strconv.ParseUint(u.Uid, 10, 32); err == nil {
+				uid = uint32(n)
+			}
+		}
+	}
+	if l.Group != "" {
+		if g, err := user.LookupGroup(l.Group); err == nil {
+			if n, err := strconv.ParseUint(g.Gid, 10, 32); err == nil {
+				gid = uint32(n)
+			}
+		}
+	}
+	return uid, gid
+}
+
+func buildMechs(cfg *config.Config) ([]sasl.Def, error) {
+	var out []sasl.Def
+	for _, m := range cfg.Auth.Mechanisms {
+		def, ok := sasl.Defs[strings.ToUpper(m)]
+		if !ok {
+			return nil, fmt.Errorf("auth_mechanisms: %s is not implemented yet", m)
+		}
+		out = append(out, def)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("auth_mechanisms: no mechanism enabled")
+	}
+	return out, nil
+}
+
+// buildEngine builds the drivers and the engine. Errors name the block's
+// file:line.
+func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
+	ds := newDriverSet(log)
+	var errs []error
+	var passdbs, userdbs []engine.DBSpec
+	for _, p := range cfg.Passdbs {
+		spec, err := dbSpec(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: passdb: %w", p.Pos, err))
+			continue
+		}
+		db, err := ds.passdb(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: passdb %s: %w", p.Pos, p.Driver, err))
+			continue
+		}
+		spec.Passdb = db
+		passdbs = append(passdbs, spec)
+	}
+	for _, u := range cfg.Userdbs {
+		spec, err := dbSpec(u)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: userdb: %w", u.Pos, err))
+			continue
+		}
+		db, err := ds.userdb(u)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: userdb %s: %w", u.Pos, u.Driver, err))
+			continue
+		}
+		spec.Userdb = db
+		userdbs = append(userdbs, spec)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	a := cfg.Auth
+	return engine.New(engine.Settings{
+		Realms:              a.Realms,
+		DefaultRealm:        a.DefaultRealm,
+		UsernameChars:       a.UsernameChars,
+		UsernameTranslation: a.UsernameTranslation,
+		UsernameFormat:      a.UsernameFormat,
+		MasterUserSeparator: a.MasterUserSeparator,
+		AnonymousUsername:   a.AnonymousUsername,
+		DebugPasswords:      a.DebugPasswords,
+		UsernameFromCert:    a.SSLUsernameFromCert,
+		FirstValidUID:       a.FirstValidUID,
+		LastValidUID:        a.LastValidUID,
+		FirstValidGID:       a.FirstValidGID,
+		LastValidGID:        a.LastValidGID,
+	}, passdbs, userdbs, log)
+}
+
+func dbSpec(c config.DB) (engine.DBSpec, error) {
+	s := engine.DBSpec{
+		Name: c.Name, Driver: c.Driver, Skip: c.Skip,
+		Mechanisms: c.Mechanisms, Deny: c.Deny, Master: c.Master, Pass: c.Pass,
+	}
+	var err error
+	if s.DefaultFields, err = vars.ParseFields(c.DefaultFields); err != nil {
+		return s, fmt.Errorf("default_fields: %w", err)
+	}
+	if s.OverrideFields, err = vars.ParseFields(c.OverrideFields); err != nil {
+		return s, fmt.Errorf("override_fields: %w", err)
+	}
+	rules := []struct {
+		v    string
+		def  engine.Rule
+		dst  *engine.Rule
+		name string
+	}{
+		{c.ResultSuccess, engine.RuleReturnOK, &s.ResultSuccess, "result_success"},
+		{c.ResultFailure, engine.RuleContinue, &s.ResultFailure, "result_failure"},
+		{c.ResultInternalfail, engine.RuleContinue, &s.ResultInternalfail, "result_internalfail"},
+	}
+	for _, r := range rules {
+		*r.dst = r.def
+		if r.v != "" {
+			if *r.dst, err = engine.ParseRule(r.v); err != nil {
+				return s, fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
+	}
+	if c.UsernameFilter != "" {
+		s.UsernameFilter = strings.FieldsFunc(c.UsernameFilter, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	for i, m := range s.Mechanisms {
+		s.Mechanisms[i] = strings.ToUpper(m)
+	}
+	return s, nil
+}
+
+// retire drains an instance's servers and closes its drivers.
+func (d *daemon) retire(inst *instance, ctx context.Context) error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, f := range inst.shutdown {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	inst.cancel()
+	inst.wg.Wait()
+	errs = append(errs, inst.eng.Close())
+	return errors.Join(errs...)
+}
