@@ -1,6 +1,7 @@
 package dovecot
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -446,7 +447,9 @@ func (c *clientConn) close() {
 	c.mu.Unlock()
 }
 
-// handleAuth parses AUTH (protocol.md §1.3). false closes the connection.
+// handleAuth handles AUTH (docs/protocol.md §1.3): the command, its
+// parameters, then the mechanism's first step. false closes the
+// connection.
 func (c *clientConn) handleAuth(args []string, line string) bool {
 	if len(args) < 3 {
 		c.log.Warn("BUG: AUTH without id or mechanism; closing")
@@ -464,106 +467,13 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	}
 	info := &engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10)}
 	req := &clientReq{id: id, def: def, info: info, start: time.Now()}
-	var resp string
-	haveResp := false
-	haveService := false
-	for i := 3; i < len(args); i++ {
-		if haveResp {
-			c.log.Warn("BUG: AUTH parameter after resp; closing")
-			return false
-		}
-		k, v, hasV := strings.Cut(args[i], "=")
-		switch k {
-		case "service", "protocol":
-			info.Service = v
-			haveService = true
-		case "lip":
-			if validIP(v) {
-				info.LocalIP = v
-			}
-		case "rip":
-			if validIP(v) {
-				info.RemoteIP = v
-			}
-		case "lport":
-			if validPort(v) {
-				info.LocalPort = v
-			}
-		case "rport":
-			if validPort(v) {
-				info.RemotePort = v
-			}
-		case "real_lip":
-			if validIP(v) {
-				info.RealLocalIP = v
-			}
-		case "real_rip":
-			if validIP(v) {
-				info.RealRemoteIP = v
-			}
-		case "real_lport":
-			if validPort(v) {
-				info.RealLocalPort = v
-			}
-		case "real_rport":
-			if validPort(v) {
-				info.RealRemotePort = v
-			}
-		case "secured":
-			if hasV && v == "tls" {
-				info.Secured = "TLS"
-			} else {
-				info.Secured = "secured"
-			}
-		case "valid-client-cert":
-			info.ValidClientCert = true
-		case "cert_username":
-			info.CertUsername = v
-		case "no-penalty":
-			info.NoPenalty = true
-		case "debug":
-			info.Debug = true
-		case "final-resp-ok":
-			req.finalRespOK = true
-		case "session":
-			info.Session = v
-		case "local_name":
-			info.LocalName = v
-		case "client_id":
-			info.ClientID = v
-		case "forward_fields":
-			for _, f := range SplitLine(v) {
-				fk, fv, _ := strings.Cut(f, "=")
-				if fk != "" {
-					info.ForwardFields.Set("forward_"+fk, fv)
-				}
-			}
-		case "resp":
-			resp = v
-			haveResp = true
-		}
-	}
-	if !haveService {
-		c.log.Warn("BUG: AUTH without service; closing")
+	p, ok := c.authParams(req, args[3:])
+	if !ok {
 		return false
-	}
-	// real_* default to the plain values (protocol.md §1.3).
-	if info.RealLocalIP == "" {
-		info.RealLocalIP = info.LocalIP
-	}
-	if info.RealRemoteIP == "" {
-		info.RealRemoteIP = info.RemoteIP
-	}
-	if info.RealLocalPort == "" {
-		info.RealLocalPort = info.LocalPort
-	}
-	if info.RealRemotePort == "" {
-		info.RealRemotePort = info.RemotePort
 	}
 	if c.s.cfg.Debug || info.Debug {
 		c.log.Debug("client in", "line", c.redact(line))
 	}
-
 	c.mu.Lock()
 	if _, dup := c.pending[id]; dup {
 		c.mu.Unlock()
@@ -573,39 +483,149 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	c.pending[id] = req
 	req.running = true
 	c.mu.Unlock()
+	c.startAuth(req, p)
+	return true
+}
 
+// authParams is what AUTH's parameters say beyond the request info: the
+// initial response, if any.
+type authParams struct {
+	resp     string
+	haveResp bool
+}
+
+// authParams reads AUTH's parameters into req. false: a protocol error
+// (logged), the connection closes.
+func (c *clientConn) authParams(req *clientReq, params []string) (authParams, bool) {
+	var p authParams
+	info := req.info
+	haveService := false
+	for _, param := range params {
+		if p.haveResp {
+			c.log.Warn("BUG: AUTH parameter after resp; closing")
+			return p, false
+		}
+		k, v, hasV := strings.Cut(param, "=")
+		switch k {
+		case "service", "protocol":
+			info.Service = v
+			haveService = true
+		case "secured":
+			info.Secured = "secured"
+			if hasV && v == "tls" {
+				info.Secured = "TLS"
+			}
+		case "final-resp-ok":
+			req.finalRespOK = true
+		case "resp":
+			p.resp, p.haveResp = v, true
+		default:
+			setInfoParam(info, k, v)
+		}
+	}
+	if !haveService {
+		c.log.Warn("BUG: AUTH without service; closing")
+		return p, false
+	}
+	// real_* default to the plain values (docs/protocol.md §1.3).
+	info.RealLocalIP = cmp.Or(info.RealLocalIP, info.LocalIP)
+	info.RealRemoteIP = cmp.Or(info.RealRemoteIP, info.RemoteIP)
+	info.RealLocalPort = cmp.Or(info.RealLocalPort, info.LocalPort)
+	info.RealRemotePort = cmp.Or(info.RealRemotePort, info.RemotePort)
+	return p, true
+}
+
+// setInfoParam sets one of AUTH's informational parameters. Addresses and
+// ports that do not parse are ignored, as Dovecot ignores them; unknown
+// parameters too.
+func setInfoParam(info *engine.Info, k, v string) {
+	ip := func(dst *string) {
+		if validIP(v) {
+			*dst = v
+		}
+	}
+	port := func(dst *string) {
+		if validPort(v) {
+			*dst = v
+		}
+	}
+	switch k {
+	case "lip":
+		ip(&info.LocalIP)
+	case "rip":
+		ip(&info.RemoteIP)
+	case "lport":
+		port(&info.LocalPort)
+	case "rport":
+		port(&info.RemotePort)
+	case "real_lip":
+		ip(&info.RealLocalIP)
+	case "real_rip":
+		ip(&info.RealRemoteIP)
+	case "real_lport":
+		port(&info.RealLocalPort)
+	case "real_rport":
+		port(&info.RealRemotePort)
+	case "valid-client-cert":
+		info.ValidClientCert = true
+	case "cert_username":
+		info.CertUsername = v
+	case "no-penalty":
+		info.NoPenalty = true
+	case "debug":
+		info.Debug = true
+	case "session":
+		info.Session = v
+	case "local_name":
+		info.LocalName = v
+	case "client_id":
+		info.ClientID = v
+	case "forward_fields":
+		for _, f := range SplitLine(v) {
+			fk, fv, _ := strings.Cut(f, "=")
+			if fk != "" {
+				info.ForwardFields.Set("forward_"+fk, fv)
+			}
+		}
+	}
+}
+
+// startAuth decodes the initial response, applies the client-certificate
+// rules and runs the mechanism's first step.
+func (c *clientConn) startAuth(req *clientReq, p authParams) {
+	id, info := req.id, req.info
 	var data []byte
-	present := haveResp
-	if haveResp {
+	present := p.haveResp
+	if p.haveResp {
 		switch {
-		case resp == "" && c.minor < 2:
-			// Exim sends an empty resp= meaning "none" (protocol.md §1.3).
+		case p.resp == "" && c.minor < 2:
+			// Exim sends an empty resp= meaning "none" (docs/protocol.md
+			// §1.3).
 			present = false
-		case resp == "" || resp == "=":
+		case p.resp == "" || p.resp == "=":
 			data = []byte{}
 		default:
-			d, err := DecodeBase64(resp)
+			d, err := DecodeBase64(p.resp)
 			if err != nil {
 				c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in initial response")
-				return true
+				return
 			}
 			data = d
 		}
 	}
 	if c.s.cfg.SSLRequireClientCert && !info.ValidClientCert {
 		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=Client didn't present valid SSL certificate")
-		return true
+		return
 	}
 	if c.s.cfg.SSLUsernameFromCert && info.CertUsername == "" {
 		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=SSL certificate didn't contain username")
-		return true
+		return
 	}
-	if present && !def.AllowNUL && hasNUL(data) {
+	if present && !req.def.AllowNUL && hasNUL(data) {
 		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
-		return true
+		return
 	}
 	c.step(req, data, present)
-	return true
 }
 
 func hasNUL(b []byte) bool {
