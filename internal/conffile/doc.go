@@ -66,7 +66,8 @@
 // line (Dovecot names the last); a NUL byte is an error (Dovecot's C
 // strings would cut the line); devices and FIFOs are not included;
 // `type { }` and `type { key = value }` on one line are accepted
-// (design-sample.conf uses them; Dovecot says "Garbage after '{'").
+// (internal/config/testdata/design-sample.conf uses them; Dovecot says
+// "Garbage after '{'").
 //
 // # Bounds
 //

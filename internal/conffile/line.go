@@ -206,8 +206,9 @@ func (r *reader) sectionBegin(pos Pos, key, rest, line string) {
 	}
 	body, oneLine := "", rest != "{"
 	if oneLine {
-		// authd extension: design-sample.conf uses it. Dovecot 2.3
-		// rejects both forms with "Garbage after '{'".
+		// authd extension (internal/config/testdata/design-sample.conf
+		// uses it). Dovecot 2.3 rejects both forms with "Garbage after
+		// '{'".
 		var closed bool
 		body, closed = strings.CutSuffix(rest[1:], "}")
 		body = r.trimRight(r.trimLeft(body))
