@@ -174,25 +174,63 @@ func appendFilterSet(w *berWriter, f string, tag byte, pos, depth int) (int, err
 // parenthesised: attribute, operator and value, starting at f[start], up
 // to and including the closing parenthesis.
 func appendSimpleFilter(w *berWriter, f string, start int) (int, error) {
-	// Parts of the item, in the order they are read.
-	const (
-		inAttr = iota
-		inRule
-		inValue
-	)
-	var (
-		state     = inAttr
-		op        byte // Filter tag chosen by the operator; 0 until one is seen
-		dn        bool // extensible item with ":dn"
-		attrEnd   int
-		ruleStart int
-		ruleEnd   int
-	)
-	// Attribute and rule end at the first operator token. All tokens are
-	// ASCII, so scanning bytes is scanning runes as long as every
-	// non-ASCII rune is validated.
-	i := start
-	for state != inValue {
+	it := simpleItem{start: start}
+	i, err := it.scanOperator(f)
+	if err != nil {
+		return 0, err
+	}
+	valueStart, closing := i, i
+	switch it.state {
+	case inAttr:
+		return 0, filterError(start, "no operator in filter item")
+	case inRule:
+		// go-ldap accepts an extensible item ending in its matching rule
+		// and asserts the empty value.
+		it.ruleEnd = closing
+	case inValue:
+		// The value runs to the first ')', whatever precedes it: '(', '='
+		// and ':' are ordinary there, and a ')' in a value is written \29.
+		n := strings.IndexByte(f[valueStart:], ')')
+		if n < 0 {
+			return 0, filterError(len(f), "unexpected end of filter")
+		}
+		closing += n
+		if err := checkFilterText(f, valueStart, closing); err != nil {
+			return 0, err
+		}
+	}
+	if err := it.append(w, f, valueStart, closing); err != nil {
+		return 0, err
+	}
+	return closing + 1, nil
+}
+
+// Parts of a simple filter item, in the order they are read.
+const (
+	inAttr = iota
+	inRule
+	inValue
+)
+
+// simpleItem is what appendSimpleFilter learns about an item while it
+// reads the attribute, the matching rule and the operator.
+type simpleItem struct {
+	start     int  // offset of the attribute
+	state     int  // inAttr, inRule or inValue
+	op        byte // Filter tag chosen by the operator; 0 until one is seen
+	dn        bool // extensible item with ":dn"
+	attrEnd   int
+	ruleStart int
+	ruleEnd   int
+}
+
+// scanOperator reads up to the end of the item's operator, or to its ')'
+// when it has none, and returns that offset. Attribute and rule end at
+// the first operator token. All tokens are ASCII, so scanning bytes is
+// scanning runes as long as every non-ASCII rune is validated.
+func (it *simpleItem) scanOperator(f string) (int, error) {
+	i := it.start
+	for it.state != inValue {
 		if i >= len(f) {
 			return 0, filterError(i, "unexpected end of filter")
 		}
@@ -208,105 +246,115 @@ func appendSimpleFilter(w *berWriter, f string, start int) (int, error) {
 			i += size
 			continue
 		}
-		switch state {
-		case inAttr:
-			switch {
-			case c == ':':
-				op, attrEnd = filterExtensible, i
-				switch rest := f[i:]; {
-				case strings.HasPrefix(rest, ":dn:="):
-					dn, state, i = true, inValue, i+5
-				case strings.HasPrefix(rest, ":dn:"):
-					dn, state, i = true, inRule, i+4
-					ruleStart = i
-				case strings.HasPrefix(rest, ":="):
-					state, i = inValue, i+2
-				default:
-					state, i = inRule, i+1
-					ruleStart = i
-				}
-				continue
-			case c == '=':
-				op, attrEnd, state, i = filterEquality, i, inValue, i+1
-				continue
-			case i+1 < len(f) && f[i+1] == '=' && (c == '>' || c == '<' || c == '~'):
-				op = filterGreater
-				if c == '<' {
-					op = filterLess
-				} else if c == '~' {
-					op = filterApprox
-				}
-				attrEnd, state, i = i, inValue, i+2
-				continue
-			}
-		case inRule:
-			if c == ':' && i+1 < len(f) && f[i+1] == '=' {
-				ruleEnd, state, i = i, inValue, i+2
+		if isOperatorByte(c) {
+			if next, ok := it.operator(f, i); ok {
+				i = next
 				continue
 			}
 		}
 		i++
 	}
-	valueStart, closing := i, i
-	switch state {
+	return i, nil
+}
+
+// isOperatorByte reports whether an operator token can start with c; the
+// scan calls operator only for these, most bytes being attribute names.
+func isOperatorByte(c byte) bool {
+	return c == ':' || c == '=' || c == '>' || c == '<' || c == '~'
+}
+
+// operator recognises an operator token at f[i] in the current state,
+// records it and returns the offset after it.
+func (it *simpleItem) operator(f string, i int) (int, bool) {
+	c := f[i]
+	switch it.state {
 	case inAttr:
-		return 0, filterError(start, "no operator in filter item")
-	case inRule:
-		// go-ldap accepts an extensible item ending in its matching rule
-		// and asserts the empty value.
-		ruleEnd = closing
-	case inValue:
-		// The value runs to the first ')', whatever precedes it: '(', '='
-		// and ':' are ordinary there, and a ')' in a value is written \29.
-		n := strings.IndexByte(f[valueStart:], ')')
-		if n < 0 {
-			return 0, filterError(len(f), "unexpected end of filter")
+		switch {
+		case c == ':':
+			return it.extensible(f, i), true
+		case c == '=':
+			it.op, it.attrEnd, it.state = filterEquality, i, inValue
+			return i + 1, true
+		case i+1 < len(f) && f[i+1] == '=' && (c == '>' || c == '<' || c == '~'):
+			it.op = filterGreater
+			if c == '<' {
+				it.op = filterLess
+			} else if c == '~' {
+				it.op = filterApprox
+			}
+			it.attrEnd, it.state = i, inValue
+			return i + 2, true
 		}
-		closing += n
-		if err := checkFilterText(f, valueStart, closing); err != nil {
-			return 0, err
+	case inRule:
+		if c == ':' && i+1 < len(f) && f[i+1] == '=' {
+			it.ruleEnd, it.state = i, inValue
+			return i + 2, true
 		}
 	}
+	return i, false
+}
 
-	attr := f[start:attrEnd]
+// extensible reads the ':' that makes an item extensible, with ":dn" and
+// ":=" when they follow, and returns the offset after them.
+func (it *simpleItem) extensible(f string, i int) int {
+	it.op, it.attrEnd = filterExtensible, i
+	switch rest := f[i:]; {
+	case strings.HasPrefix(rest, ":dn:="):
+		it.dn, it.state = true, inValue
+		return i + 5
+	case strings.HasPrefix(rest, ":dn:"):
+		it.dn, it.state, it.ruleStart = true, inRule, i+4
+		return i + 4
+	case strings.HasPrefix(rest, ":="):
+		it.state = inValue
+		return i + 2
+	default:
+		it.state, it.ruleStart = inRule, i+1
+		return i + 1
+	}
+}
+
+// append writes the item, whose value is f[valueStart:closing].
+func (it *simpleItem) append(w *berWriter, f string, valueStart, closing int) error {
+	attr := f[it.start:it.attrEnd]
 	switch {
-	case op == filterExtensible:
+	case it.op == filterExtensible:
 		w.begin(filterExtensible)
-		if ruleEnd > ruleStart {
-			w.octets(matchRule, f[ruleStart:ruleEnd])
+		if it.ruleEnd > it.ruleStart {
+			w.octets(matchRule, f[it.ruleStart:it.ruleEnd])
 		}
 		if attr != "" {
 			w.octets(matchType, attr)
 		}
 		if err := appendFilterValue(w, matchValue, f, valueStart, closing); err != nil {
-			return 0, err
+			return err
 		}
 		// dnAttributes is DEFAULT FALSE, so it is only sent when set.
-		if dn {
+		if it.dn {
 			w.boolean(matchDN, true)
 		}
 		w.end()
-	case op == filterEquality && f[valueStart:closing] == "*":
+	case it.op == filterEquality && f[valueStart:closing] == "*":
 		w.octets(filterPresent, attr)
-	case op == filterEquality && strings.IndexByte(f[valueStart:closing], '*') >= 0:
+	case it.op == filterEquality && strings.IndexByte(f[valueStart:closing], '*') >= 0:
 		// Only unescaped stars split the value; "\2a" is a literal star.
 		w.begin(filterSubstrings)
 		w.octets(tagOctets, attr)
 		w.begin(tagSequence)
 		if err := appendSubstrings(w, f, valueStart, closing); err != nil {
-			return 0, err
+			return err
 		}
 		w.end()
 		w.end()
 	default:
-		w.begin(op)
+		w.begin(it.op)
 		w.octets(tagOctets, attr)
 		if err := appendFilterValue(w, tagOctets, f, valueStart, closing); err != nil {
-			return 0, err
+			return err
 		}
 		w.end()
 	}
-	return closing + 1, nil
+	return nil
 }
 
 // checkFilterText checks that f[from:to] is valid UTF-8 without U+FFFD,

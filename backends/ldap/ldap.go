@@ -106,17 +106,49 @@ var dummyContext = &vars.Context{
 
 // build interprets a read configuration. It returns every error found.
 func build(c *config, log *slog.Logger) (*DB, []error) {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s: %s", c.where(key), key, fmt.Sprintf(format, args...)))
-	}
+	e := &confErrs{c: c}
 	d := &DB{cfg: c, log: log.With("ldap", c.path), authBind: c.authBind, pageSize: iteratePageSize}
+	targets := d.checkSettings(e)
+	d.compileTemplates(e)
+	d.compileAttrs(e)
+	svcBind := serviceBinder(c, e)
+	for _, t := range targets {
+		if t.scheme == "ldaps" && c.tls {
+			// StartTLS inside TLS: Dovecot stops with the same advice.
+			e.bad("tls", "don't use both tls = yes and an ldaps:// URI")
+		}
+	}
+	tlsConf, terrs := tlsConfig(c)
+	e.errs = append(e.errs, terrs...)
+	warnIgnored(c)
+	if len(e.errs) > 0 {
+		return nil, e.errs
+	}
+	d.openPools(targets, tlsConf, svcBind)
+	d.cacheKeys()
+	return d, nil
+}
 
+// confErrs collects build's errors, each "file:line: key: message" with
+// the line where key was set.
+type confErrs struct {
+	c    *config
+	errs []error
+}
+
+func (e *confErrs) bad(key, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s: %s", e.c.where(key), key, fmt.Sprintf(format, args...)))
+}
+
+// checkSettings checks the plain settings (base, servers, protocol
+// version, scope, deref, scheme, pool) and returns the servers.
+func (d *DB) checkSettings(e *confErrs) []target {
+	c := d.cfg
 	if !c.baseSet {
-		bad("base", "no base given (Dovecot requires it)")
+		e.bad("base", "no base given (Dovecot requires it)")
 	}
 	if strings.TrimSpace(c.uris) == "" && strings.TrimSpace(c.hosts) == "" {
-		bad("uris", "neither uris nor hosts is set")
+		e.bad("uris", "neither uris nor hosts is set")
 	}
 	targets, err := parseTargets(c.uris, c.hosts)
 	if err != nil {
@@ -124,94 +156,115 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 		if strings.TrimSpace(c.uris) == "" {
 			key = "hosts"
 		}
-		bad(key, "%v", err)
+		e.bad(key, "%v", err)
 	}
 	if c.ldapVersion != 3 {
-		bad("ldap_version", "only LDAPv3 is supported (got %d)", c.ldapVersion)
+		e.bad("ldap_version", "only LDAPv3 is supported (got %d)", c.ldapVersion)
 	}
-	switch strings.ToLower(c.scope) {
-	case "base":
-		d.scope = goldap.ScopeBaseObject
-	case "onelevel":
-		d.scope = goldap.ScopeSingleLevel
-	case "subtree":
-		d.scope = goldap.ScopeWholeSubtree
-	default:
-		bad("scope", "unknown scope %q (base, onelevel or subtree)", c.scope)
-	}
-	switch strings.ToLower(c.deref) {
-	case "never":
-		d.deref = goldap.NeverDerefAliases
-	case "searching":
-		d.deref = goldap.DerefInSearching
-	case "finding":
-		d.deref = goldap.DerefFindingBaseObj
-	case "always":
-		d.deref = goldap.DerefAlways
-	default:
-		bad("deref", "unknown deref option %q (never, searching, finding or always)", c.deref)
-	}
+	d.scope, d.deref = searchScope(c, e), derefAliases(c, e)
 	if s, ok := schemes.Canonical(c.defaultPassScheme); ok {
 		d.defaultScheme = s
 	} else {
-		bad("default_pass_scheme", "unknown password scheme %q", c.defaultPassScheme)
+		e.bad("default_pass_scheme", "unknown password scheme %q", c.defaultPassScheme)
 	}
 	if c.poolSize < 1 || c.poolSize > 1024 {
-		bad("authd_pool_size", "must be between 1 and 1024 (got %d)", c.poolSize)
+		e.bad("authd_pool_size", "must be between 1 and 1024 (got %d)", c.poolSize)
 	}
 	if c.timeout <= 0 {
-		bad("authd_timeout", "must be positive")
+		e.bad("authd_timeout", "must be positive")
 	}
+	return targets
+}
 
-	// Templates.
-	parse := func(key, src string) *vars.Template {
-		t, err := vars.Parse(src)
-		if err != nil {
-			bad(key, "%v", err)
-			return nil
-		}
-		if u := t.Unknown(); len(u) > 0 {
-			bad(key, "unknown variable %%%s", u[0])
-			return nil
-		}
-		return t
+func searchScope(c *config, e *confErrs) int {
+	switch strings.ToLower(c.scope) {
+	case "base":
+		return goldap.ScopeBaseObject
+	case "onelevel":
+		return goldap.ScopeSingleLevel
+	case "subtree":
+		return goldap.ScopeWholeSubtree
 	}
-	d.base = parse("base", c.base)
+	e.bad("scope", "unknown scope %q (base, onelevel or subtree)", c.scope)
+	return 0
+}
+
+func derefAliases(c *config, e *confErrs) int {
+	switch strings.ToLower(c.deref) {
+	case "never":
+		return goldap.NeverDerefAliases
+	case "searching":
+		return goldap.DerefInSearching
+	case "finding":
+		return goldap.DerefFindingBaseObj
+	case "always":
+		return goldap.DerefAlways
+	}
+	e.bad("deref", "unknown deref option %q (never, searching, finding or always)", c.deref)
+	return 0
+}
+
+// template parses the value of key; unknown variables are errors.
+func (e *confErrs) template(key, src string) *vars.Template {
+	t, err := vars.Parse(src)
+	if err != nil {
+		e.bad(key, "%v", err)
+		return nil
+	}
+	if u := t.Unknown(); len(u) > 0 {
+		e.bad(key, "unknown variable %%%s", u[0])
+		return nil
+	}
+	return t
+}
+
+// filter parses the filter template of key and checks that it makes a
+// valid filter. Escaped values cannot change a filter's structure, so one
+// expansion with dummy values shows whether it is well formed.
+func (e *confErrs) filter(key, src string) *vars.Template {
+	t := e.template(key, src)
+	if t == nil {
+		return nil
+	}
+	if _, err := goldap.CompileFilter(t.Expand(dummyContext, EscapeFilter)); err != nil {
+		e.bad(key, "not a valid LDAP filter: %v", err)
+	}
+	return t
+}
+
+// compileTemplates parses base, the filters and auth_bind_userdn.
+func (d *DB) compileTemplates(e *confErrs) {
+	c := d.cfg
+	d.base = e.template("base", c.base)
 	if d.base != nil {
 		d.baseStatic = d.base.Static()
 		if _, err := goldap.ParseDN(d.base.Expand(dummyContext, EscapeDN)); err != nil {
-			bad("base", "not a valid DN: %v", err)
+			e.bad("base", "not a valid DN: %v", err)
 		}
 	}
-	filter := func(key, src string) *vars.Template {
-		t := parse(key, src)
-		if t == nil {
-			return nil
-		}
-		// Escaped values cannot change a filter's structure, so one
-		// expansion with dummy values shows whether it is well formed.
-		if _, err := goldap.CompileFilter(t.Expand(dummyContext, EscapeFilter)); err != nil {
-			bad(key, "not a valid LDAP filter: %v", err)
-		}
-		return t
+	d.passFilter = e.filter("pass_filter", c.passFilter)
+	d.userFilter = e.filter("user_filter", c.userFilter)
+	d.iterFilter = e.filter("iterate_filter", c.iterateFilter)
+	if c.authBindUserDN == "" {
+		return
 	}
-	d.passFilter = filter("pass_filter", c.passFilter)
-	d.userFilter = filter("user_filter", c.userFilter)
-	d.iterFilter = filter("iterate_filter", c.iterateFilter)
-	if c.authBindUserDN != "" {
-		if !c.authBind {
-			c.warnings = append(c.warnings, fmt.Sprintf("%s: auth_bind_userdn is ignored without auth_bind = yes", c.where("auth_bind_userdn")))
-		} else if t := parse("auth_bind_userdn", c.authBindUserDN); t != nil {
-			if _, err := goldap.ParseDN(t.Expand(dummyContext, EscapeDN)); err != nil {
-				bad("auth_bind_userdn", "not a valid DN: %v", err)
-			}
-			d.userDN = t
+	if !c.authBind {
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: auth_bind_userdn is ignored without auth_bind = yes", c.where("auth_bind_userdn")))
+	} else if t := e.template("auth_bind_userdn", c.authBindUserDN); t != nil {
+		if _, err := goldap.ParseDN(t.Expand(dummyContext, EscapeDN)); err != nil {
+			e.bad("auth_bind_userdn", "not a valid DN: %v", err)
 		}
+		d.userDN = t
 	}
+}
+
+// compileAttrs parses the three attribute lists.
+func (d *DB) compileAttrs(e *confErrs) {
+	c := d.cfg
 	attrs := func(key, src, skip string) *attrMap {
 		m, err := parseAttrs(src, skip)
 		if err != nil {
-			bad(key, "%v", err)
+			e.bad(key, "%v", err)
 			return &attrMap{}
 		}
 		return m
@@ -225,45 +278,48 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 	d.pass = attrs("pass_attrs", c.passAttrs, skip)
 	d.user = attrs("user_attrs", c.userAttrs, "")
 	d.iter = attrs("iterate_attrs", c.iterateAttrs, "")
+}
 
-	// Binding and TLS.
-	svcBind := &binder{dn: c.dn, pass: c.dnpass}
-	if c.dn != "" && !c.saslBind {
-		if _, err := goldap.ParseDN(c.dn); err != nil {
-			bad("dn", "not a valid DN: %v", err)
+// serviceBinder is how the service connections bind: dn/dnpass, or SASL
+// EXTERNAL.
+func serviceBinder(c *config, e *confErrs) *binder {
+	if !c.saslBind {
+		if c.dn != "" {
+			if _, err := goldap.ParseDN(c.dn); err != nil {
+				e.bad("dn", "not a valid DN: %v", err)
+			}
 		}
+		return &binder{dn: c.dn, pass: c.dnpass}
 	}
-	if c.saslBind {
-		if !strings.EqualFold(c.saslMech, "EXTERNAL") {
-			bad("sasl_mech", "SASL mechanism %q is not supported by authd (supported: EXTERNAL)", c.saslMech)
-		}
-		svcBind = &binder{saslExternal: true, authzID: c.saslAuthzID}
+	if !strings.EqualFold(c.saslMech, "EXTERNAL") {
+		e.bad("sasl_mech", "SASL mechanism %q is not supported by authd (supported: EXTERNAL)", c.saslMech)
 	}
-	for _, t := range targets {
-		if t.scheme == "ldaps" && c.tls {
-			// StartTLS inside TLS: Dovecot stops with the same advice.
-			bad("tls", "don't use both tls = yes and an ldaps:// URI")
-		}
+	return &binder{saslExternal: true, authzID: c.saslAuthzID}
+}
+
+// warnIgnored warns about the settings Dovecot honours and authd cannot.
+func warnIgnored(c *config) {
+	warn := func(key, msg string) {
+		c.warnings = append(c.warnings, fmt.Sprintf("%s: %s %s", c.where(key), key, msg))
 	}
-	tlsConf, terrs := tlsConfig(c)
-	errs = append(errs, terrs...)
 	if c.tlsCipherSuite != "" {
-		c.warnings = append(c.warnings, fmt.Sprintf("%s: tls_cipher_suite is ignored (Go's TLS chooses its cipher suites)", c.where("tls_cipher_suite")))
+		warn("tls_cipher_suite", "is ignored (Go's TLS chooses its cipher suites)")
 	}
 	if c.ldaprcPath != "" {
-		c.warnings = append(c.warnings, fmt.Sprintf("%s: ldaprc_path is ignored: put the settings in this file", c.where("ldaprc_path")))
+		warn("ldaprc_path", "is ignored: put the settings in this file")
 	}
 	if c.saslRealm != "" {
 		// Only EXTERNAL is supported, and it has no realm.
-		c.warnings = append(c.warnings, fmt.Sprintf("%s: sasl_realm is ignored (SASL EXTERNAL has no realm)", c.where("sasl_realm")))
+		warn("sasl_realm", "is ignored (SASL EXTERNAL has no realm)")
 	}
 	if c.debugLevel != "" && c.debugLevel != "0" {
-		c.warnings = append(c.warnings, fmt.Sprintf("%s: debug_level is ignored: use auth_debug = yes for authd's LDAP debug log", c.where("debug_level")))
+		warn("debug_level", "is ignored: use auth_debug = yes for authd's LDAP debug log")
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
+}
 
+// openPools creates the connection pools; nothing is dialled yet.
+func (d *DB) openPools(targets []target, tlsConf *tls.Config, svcBind *binder) {
+	c := d.cfg
 	d.dial = &dialer{
 		targets:   targets,
 		tls:       tlsConf,
@@ -278,18 +334,20 @@ func build(c *config, log *slog.Logger) (*DB, []error) {
 	if c.authBind {
 		d.auth = newPool(d.dial, nil, c.poolSize)
 	}
+}
 
-	// Cache keys (protocol.md §5.9): Dovecot builds them from the text of
-	// base, the attrs and the filter; the LDAP-only variables are left out
-	// here because they are not request values. The bind DN template
-	// decides the answer with auth_bind_userdn, so it counts too.
+// cacheKeys builds the cache keys (docs/protocol.md §5.9): Dovecot builds
+// them from the text of base, the attrs and the filter; the LDAP-only
+// variables are left out here because they are not request values. The
+// bind DN template decides the answer with auth_bind_userdn, so it counts
+// too.
+func (d *DB) cacheKeys() {
 	pk := []*vars.Template{d.base, d.passFilter}
 	if d.userDN != nil {
 		pk = append(pk, d.userDN)
 	}
 	d.passKey = vars.CacheKeyOf(append(pk, d.pass.keyTemplates...)...)
 	d.userKey = vars.CacheKeyOf(append([]*vars.Template{d.base, d.userFilter}, d.user.keyTemplates...)...)
-	return d, nil
 }
 
 // tlsConfig builds the client TLS settings from tls_* (the OpenLDAP option

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/internal/conffile"
+
 	"github.com/authd-project/authd/backends"
 )
 
@@ -126,7 +128,7 @@ func TestParseConfErrors(t *testing.T) {
 		"bad.conf:4: unexpected '}'",
 		"bad.conf:5: invalid boolean",
 		"bad.conf:6: invalid pool_size",
-		"bad.conf:7: NUL byte",
+		"bad.conf:7: line contains a NUL byte",
 		"bad.conf:8: unknown setting: ok",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -152,8 +154,8 @@ func TestParseConfErrors(t *testing.T) {
 		t.Errorf("driver %q, warnings %q", s.Driver, s.warnings)
 	}
 	// Long lines are refused.
-	_, err = ParseConf("long.conf", []byte("driver = "+strings.Repeat("x", maxConfLine)+"\n"))
-	if err == nil || !strings.Contains(err.Error(), "long.conf:1: line longer") {
+	_, err = ParseConf("long.conf", []byte("driver = "+strings.Repeat("x", conffile.DefaultMaxLineLength)+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "long.conf:1: line is too long") {
 		t.Errorf("long line: %v", err)
 	}
 }
@@ -342,5 +344,47 @@ func TestSettingsHidePassword(t *testing.T) {
 				t.Errorf("%q printed as %s", c, out)
 			}
 		}
+	}
+}
+
+// TestReaderDecisions pins what changed when this file's own reader was
+// replaced by internal/conffile, which reads it as Dovecot's auth process
+// does (lib-settings; see that package's decision table).
+func TestReaderDecisions(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// !include inside a section is followed (it used to be skipped); what
+	// it sets belongs to the section, and its '}' closes the section.
+	write("inner.inc", "driver = inside\n}\n")
+	s, err := ParseFile(write("sect.conf", "unused {\n!include inner.inc\ndriver = mysql\n"))
+	if err != nil || s.Driver != "mysql" {
+		t.Errorf("include in a section: driver %q, %v", s.Driver, err)
+	}
+	if _, err := ParseFile(write("sect2.conf", "unused {\n!include nothere.inc\n}\n")); err == nil || !strings.Contains(err.Error(), "sect2.conf:2: !include") {
+		t.Errorf("missing include in a section: %v", err)
+	}
+	// A value that is a lone quote is empty; \n in quotes is the letter n.
+	s, err = ParseConf("q.conf", []byte("driver = \"\nconnect = \"host=a\\nb\"\n"))
+	if err != nil || s.Driver != "" || s.Connect != "host=anb" {
+		t.Errorf("driver %q connect %q, %v", s.Driver, s.Connect, err)
+	}
+	// An unclosed section is accepted, as Dovecot accepts it, with a
+	// warning; everything after its header is inside it.
+	s, err = ParseConf("open.conf", []byte("driver = mysql\nx {\ndriver = other\n"))
+	if err != nil || s.Driver != "mysql" || len(s.warnings) != 1 {
+		t.Errorf("unclosed section: driver %q warnings %q, %v", s.Driver, s.warnings, err)
+	}
+	// Booleans are yes/no only; pool_size is read like Dovecot's numbers.
+	if _, err := ParseConf("b.conf", []byte("userdb_warning_disable = y\n")); err == nil {
+		t.Error("userdb_warning_disable = y accepted")
+	}
+	if s, err := ParseConf("n.conf", []byte("pool_size = 0x10\n")); err != nil || s.PoolSize != 16 {
+		t.Errorf("pool_size = 0x10: %d, %v", s.PoolSize, err)
 	}
 }

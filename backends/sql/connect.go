@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 // Dovecot 2.3's defaults (src/lib-sql/sql-api-private.h, driver-mysql.c).
@@ -273,15 +275,21 @@ func (o *connectOpts) applyOptionFile() error {
 	return nil
 }
 
+// Bounds of the my.cnf reader (option_file=), which MySQL does not have.
+const (
+	maxOptionFile     = 4 << 20 // bytes per file
+	maxOptionIncludes = 16      // nesting depth of !include / !includedir
+)
+
 // readOptionFile reads the groups of a my.cnf file into one map (later
 // lines win), with !include and !includedir. Keys are normalised to use
 // '_' (my.cnf accepts ssl-ca and ssl_ca alike). A bare key ("ssl") gets
 // the value "1".
 func readOptionFile(path string, groups []string, depth int) (map[string]string, error) {
-	if depth > maxIncludes {
+	if depth > maxOptionIncludes {
 		return nil, fmt.Errorf("option file %s: includes nested too deep", path)
 	}
-	data, err := readConfFile(path)
+	data, err := conffile.ReadRegularFile(path, maxOptionFile)
 	if err != nil {
 		return nil, fmt.Errorf("option file: %w", err)
 	}

@@ -145,170 +145,218 @@ func compileQuery(name, src string) (*query, error) {
 		// Dovecot fails every lookup that expands such a query.
 		return nil, fmt.Errorf("%s: unknown variable(s) %s", name, strings.Join(u, ", "))
 	}
-	q := &query{name: name, src: full}
-	var sqlText strings.Builder // for the "several statements" check
-	var raw strings.Builder     // raw template text of the current run outside converted literals
-	flushRaw := func(ctx escContext) error {
-		if raw.Len() == 0 {
-			return nil
-		}
-		if err := q.addText(raw.String(), ctx); err != nil {
-			return err
-		}
-		raw.Reset()
-		return nil
-	}
-	state := stNormal
-	execComment := false // inside /*! … */ or /*M! … */, which MySQL executes
-	for i := 0; i < len(src); {
-		c := src[i]
-		if c == '%' {
-			end := spanEnd(src, i)
-			if state == stLineComment || state == stBlockComment {
-				i = end // dropped with its comment
-				continue
-			}
-			raw.WriteString(src[i:end])
-			sqlText.WriteString("x")
-			i = end
-			continue
-		}
-		switch state {
-		case stNormal:
-			switch {
-			case c == '\'' || c == '"':
-				end, ok := literalEnd(src, i)
-				if !ok {
-					return nil, fmt.Errorf("%s: unterminated %c string", name, c)
-				}
-				content := src[i+1 : end-1]
-				prefixed := hasLiteralPrefix(src[:i])
-				// MySQL joins adjacent literals ('%n' '@' '%d'); a '?'
-				// cannot take part in that.
-				prev := strings.TrimRight(sqlText.String(), " \t\r\n")
-				if strings.HasSuffix(prev, "?") || (strings.HasSuffix(prev, "''") && hasVariable(content) && !prefixed) {
-					return nil, fmt.Errorf("%s: adjacent string literals with variables are not supported; use CONCAT()", name)
-				}
-				if hasVariable(content) && !prefixed {
-					if err := flushRaw(ctxBare); err != nil {
-						return nil, err
-					}
-					if err := q.addParam(content, c); err != nil {
-						return nil, err
-					}
-					sqlText.WriteString("?")
-				} else if hasVariable(content) {
-					// A prefixed literal stays in the text, escaped.
-					if literalBackslash(content) {
-						// Its meaning depends on NO_BACKSLASH_ESCAPES:
-						// N'it\'s %u' leaves %u outside the literal in one
-						// mode, and N'\%u' lets a value's first quote
-						// escape in the other.
-						return nil, fmt.Errorf("%s: a backslash in a prefixed literal (N'…', _charset'…') that holds variables is not supported", name)
-					}
-					if err := flushRaw(ctxBare); err != nil {
-						return nil, err
-					}
-					raw.WriteString(src[i:end])
-					ctx := ctxSingle
-					if c == '"' {
-						ctx = ctxDouble
-					}
-					if err := flushRaw(ctx); err != nil {
-						return nil, err
-					}
-					sqlText.WriteString("''")
-				} else {
-					raw.WriteString(src[i:end])
-					sqlText.WriteString("''")
-				}
-				i = end
-				continue
-			case c == '`':
-				end, ok := identEnd(src, i)
-				if !ok {
-					return nil, fmt.Errorf("%s: unterminated ` identifier", name)
-				}
-				if hasVariable(src[i:end]) {
-					if err := flushRaw(ctxBare); err != nil {
-						return nil, err
-					}
-					raw.WriteString(src[i:end])
-					if err := flushRaw(ctxIdent); err != nil {
-						return nil, err
-					}
-				} else {
-					raw.WriteString(src[i:end])
-				}
-				sqlText.WriteString("``")
-				i = end
-				continue
-			case c == '#' || (c == '-' && strings.HasPrefix(src[i:], "--") && (i+2 == len(src) || isSpaceOrCtl(src[i+2]))):
-				// A comment is dropped (a blank keeps tokens apart): its
-				// variables could only end it early ("*/ OR 1=1 /*"), and
-				// a final "-- …" would otherwise swallow nothing but
-				// confuse the trimming of a final ';'.
-				state = stLineComment
-				raw.WriteByte(' ')
-				sqlText.WriteByte(' ')
-				i++
-				continue
-			case c == '/' && strings.HasPrefix(src[i:], "/*"):
-				if n := execCommentLen(src[i:]); n > 0 {
-					// /*! … */, /*M! … */ (executed by MariaDB) and /*+
-					// … */ (optimizer hints) are SQL: kept, read as SQL.
-					execComment = true
-					raw.WriteString(src[i : i+n])
-					sqlText.WriteString(src[i : i+n])
-					i += n
-					continue
-				}
-				state = stBlockComment
-				raw.WriteByte(' ')
-				sqlText.WriteByte(' ')
-				i += 2
-				continue
-			case c == '*' && execComment && strings.HasPrefix(src[i:], "*/"):
-				execComment = false
-				raw.WriteString("*/")
-				sqlText.WriteString("*/")
-				i += 2
-				continue
-			case c == ';':
-				sqlText.WriteByte(';')
-				raw.WriteByte(';')
-				i++
-				continue
-			}
-			raw.WriteByte(c)
-			sqlText.WriteByte(c)
-			i++
-		case stLineComment:
-			if c == '\n' {
-				state = stNormal
-			}
-			i++
-		case stBlockComment:
-			if strings.HasPrefix(src[i:], "*/") {
-				state = stNormal
-				i += 2
-				continue
-			}
-			i++
-		}
-	}
-	if state == stBlockComment {
-		return nil, fmt.Errorf("%s: unterminated /* comment", name)
-	}
-	// A final ';' (the example in Dovecot's wiki has one) must go: a
-	// prepared statement is one statement without terminator.
-	rest := strings.TrimRight(raw.String(), " \t\r\n;")
-	raw.Reset()
-	raw.WriteString(rest)
-	if err := flushRaw(ctxBare); err != nil {
+	c := &queryCompiler{name: name, src: src, q: &query{name: name, src: full}, state: stNormal}
+	if err := c.scan(); err != nil {
 		return nil, err
 	}
-	if err := q.checkSingle(sqlText.String()); err != nil {
+	return c.finish()
+}
+
+// queryCompiler is compileQuery's state while it scans the template.
+type queryCompiler struct {
+	name, src string
+	q         *query
+	i         int             // next byte of src
+	sqlText   strings.Builder // the statement as MySQL will see it, for the "several statements" check
+	raw       strings.Builder // raw template text of the current run outside converted literals
+	state     int             // stNormal, stLineComment or stBlockComment
+	// execComment is set inside /*! … */ or /*M! … */, which MySQL
+	// executes.
+	execComment bool
+}
+
+// flushRaw turns the pending raw text into parts of the query, escaped
+// for ctx.
+func (c *queryCompiler) flushRaw(ctx escContext) error {
+	if c.raw.Len() == 0 {
+		return nil
+	}
+	if err := c.q.addText(c.raw.String(), ctx); err != nil {
+		return err
+	}
+	c.raw.Reset()
+	return nil
+}
+
+// emit copies text to both the template and the statement text.
+func (c *queryCompiler) emit(text string, n int) {
+	c.raw.WriteString(text)
+	c.sqlText.WriteString(text)
+	c.i += n
+}
+
+func (c *queryCompiler) scan() error {
+	for c.i < len(c.src) {
+		ch := c.src[c.i]
+		switch {
+		case ch == '%':
+			c.variable()
+		case c.state == stNormal:
+			if err := c.normal(ch); err != nil {
+				return err
+			}
+		case c.state == stLineComment:
+			if ch == '\n' {
+				c.state = stNormal
+			}
+			c.i++
+		case strings.HasPrefix(c.src[c.i:], "*/"): // end of a block comment
+			c.state = stNormal
+			c.i += 2
+		default:
+			c.i++
+		}
+	}
+	if c.state == stBlockComment {
+		return fmt.Errorf("%s: unterminated /* comment", c.name)
+	}
+	return nil
+}
+
+// variable handles a %-variable: dropped with its comment, else kept in
+// the raw text.
+func (c *queryCompiler) variable() {
+	end := spanEnd(c.src, c.i)
+	if c.state == stNormal {
+		c.raw.WriteString(c.src[c.i:end])
+		c.sqlText.WriteString("x")
+	}
+	c.i = end
+}
+
+// normal handles one byte outside literals and comments.
+func (c *queryCompiler) normal(ch byte) error {
+	src, i := c.src, c.i
+	switch {
+	case ch == '\'' || ch == '"':
+		return c.literal(ch)
+	case ch == '`':
+		return c.identifier()
+	case ch == '#' || (ch == '-' && strings.HasPrefix(src[i:], "--") && (i+2 == len(src) || isSpaceOrCtl(src[i+2]))):
+		// A comment is dropped (a blank keeps tokens apart): its
+		// variables could only end it early ("*/ OR 1=1 /*"), and a final
+		// "-- …" would otherwise swallow nothing but confuse the trimming
+		// of a final ';'.
+		c.state = stLineComment
+		c.emit(" ", 1)
+	case ch == '/' && strings.HasPrefix(src[i:], "/*"):
+		if n := execCommentLen(src[i:]); n > 0 {
+			// /*! … */, /*M! … */ (executed by MariaDB) and /*+ … */
+			// (optimizer hints) are SQL: kept, read as SQL.
+			c.execComment = true
+			c.emit(src[i:i+n], n)
+			return nil
+		}
+		c.state = stBlockComment
+		c.emit(" ", 2)
+	case ch == '*' && c.execComment && strings.HasPrefix(src[i:], "*/"):
+		c.execComment = false
+		c.emit("*/", 2)
+	default:
+		c.emit(src[i:i+1], 1)
+	}
+	return nil
+}
+
+// literal handles a '…' or "…" string literal starting at c.i.
+func (c *queryCompiler) literal(quote byte) error {
+	end, ok := literalEnd(c.src, c.i)
+	if !ok {
+		return fmt.Errorf("%s: unterminated %c string", c.name, quote)
+	}
+	content := c.src[c.i+1 : end-1]
+	prefixed := hasLiteralPrefix(c.src[:c.i])
+	// MySQL joins adjacent literals ('%n' '@' '%d'); a '?' cannot take
+	// part in that.
+	prev := strings.TrimRight(c.sqlText.String(), " \t\r\n")
+	if strings.HasSuffix(prev, "?") || (strings.HasSuffix(prev, "''") && hasVariable(content) && !prefixed) {
+		return fmt.Errorf("%s: adjacent string literals with variables are not supported; use CONCAT()", c.name)
+	}
+	var err error
+	switch {
+	case hasVariable(content) && !prefixed:
+		err = c.param(content, quote)
+	case hasVariable(content):
+		err = c.prefixedLiteral(content, quote, end)
+	default:
+		c.raw.WriteString(c.src[c.i:end])
+		c.sqlText.WriteString("''")
+	}
+	c.i = end
+	return err
+}
+
+// param turns a plain literal holding variables into a placeholder.
+func (c *queryCompiler) param(content string, quote byte) error {
+	if err := c.flushRaw(ctxBare); err != nil {
+		return err
+	}
+	if err := c.q.addParam(content, quote); err != nil {
+		return err
+	}
+	c.sqlText.WriteString("?")
+	return nil
+}
+
+// prefixedLiteral keeps a prefixed literal (N'…', _charset'…') holding
+// variables in the text, its values escaped.
+func (c *queryCompiler) prefixedLiteral(content string, quote byte, end int) error {
+	if literalBackslash(content) {
+		// Its meaning depends on NO_BACKSLASH_ESCAPES: N'it\'s %u' leaves
+		// %u outside the literal in one mode, and N'\%u' lets a value's
+		// first quote escape in the other.
+		return fmt.Errorf("%s: a backslash in a prefixed literal (N'…', _charset'…') that holds variables is not supported", c.name)
+	}
+	if err := c.flushRaw(ctxBare); err != nil {
+		return err
+	}
+	c.raw.WriteString(c.src[c.i:end])
+	ctx := ctxSingle
+	if quote == '"' {
+		ctx = ctxDouble
+	}
+	if err := c.flushRaw(ctx); err != nil {
+		return err
+	}
+	c.sqlText.WriteString("''")
+	return nil
+}
+
+// identifier handles a `…` quoted identifier starting at c.i.
+func (c *queryCompiler) identifier() error {
+	end, ok := identEnd(c.src, c.i)
+	if !ok {
+		return fmt.Errorf("%s: unterminated ` identifier", c.name)
+	}
+	if hasVariable(c.src[c.i:end]) {
+		if err := c.flushRaw(ctxBare); err != nil {
+			return err
+		}
+		c.raw.WriteString(c.src[c.i:end])
+		if err := c.flushRaw(ctxIdent); err != nil {
+			return err
+		}
+	} else {
+		c.raw.WriteString(c.src[c.i:end])
+	}
+	c.sqlText.WriteString("``")
+	c.i = end
+	return nil
+}
+
+// finish flushes the last text, checks that the query is one statement
+// and notes whether it is static.
+func (c *queryCompiler) finish() (*query, error) {
+	q := c.q
+	// A final ';' (the example in Dovecot's wiki has one) must go: a
+	// prepared statement is one statement without terminator.
+	rest := strings.TrimRight(c.raw.String(), " \t\r\n;")
+	c.raw.Reset()
+	c.raw.WriteString(rest)
+	if err := c.flushRaw(ctxBare); err != nil {
+		return nil, err
+	}
+	if err := q.checkSingle(c.sqlText.String()); err != nil {
 		return nil, err
 	}
 	q.isStat = true
@@ -326,7 +374,6 @@ func compileQuery(name, src string) (*query, error) {
 	return q, nil
 }
 
-// addText appends raw template text that stays in the SQL.
 func (q *query) addText(src string, ctx escContext) error {
 	t, err := vars.Parse(src)
 	if err != nil {

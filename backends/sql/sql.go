@@ -64,6 +64,7 @@ package sql
 
 import (
 	"context"
+	"crypto/tls"
 	stdsql "database/sql"
 	"database/sql/driver"
 	"errors"
@@ -154,31 +155,68 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	for _, w := range s.warnings {
 		log.Warn("sql: configuration: " + w)
 	}
-	cfgErr := func(key string, format string, args ...any) error {
-		return fmt.Errorf("%w: %ssql: %s", backends.ErrConfig, s.where(key), fmt.Sprintf(format, args...))
+	if err := s.checkDriver(); err != nil {
+		return nil, err
 	}
+	o, tlsCfg, err := s.connectOptions(log)
+	if err != nil {
+		return nil, err
+	}
+	scheme := strings.ToUpper(s.DefaultPassScheme)
+	if scheme == "" {
+		scheme = defaultScheme
+	}
+	if !schemes.Known(scheme) {
+		return nil, s.cfgErr("default_pass_scheme", "unknown default_pass_scheme %q", truncateForError(s.DefaultPassScheme))
+	}
+	d := &DB{log: log, scheme: scheme}
+	if err := d.compileQueries(s); err != nil {
+		return nil, err
+	}
+	if err := d.openHosts(s, o, tlsCfg); err != nil {
+		return nil, err
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// cfgErr is a configuration error about key, with the file:line where key
+// was set when known.
+func (s *Settings) cfgErr(key string, format string, args ...any) error {
+	return fmt.Errorf("%w: %ssql: %s", backends.ErrConfig, s.where(key), fmt.Sprintf(format, args...))
+}
+
+// checkDriver accepts mysql, the one SQL driver authd has.
+func (s *Settings) checkDriver() error {
 	switch s.Driver {
 	case "mysql":
+		return nil
 	case "":
-		return nil, cfgErr("driver", "driver not set")
+		return s.cfgErr("driver", "driver not set")
 	case "pgsql", "sqlite", "cassandra":
-		return nil, cfgErr("driver", "driver %s is not supported (authd supports mysql, which includes MariaDB)", s.Driver)
+		return s.cfgErr("driver", "driver %s is not supported (authd supports mysql, which includes MariaDB)", s.Driver)
 	default:
-		return nil, cfgErr("driver", "unknown driver %q", truncateForError(s.Driver))
+		return s.cfgErr("driver", "unknown driver %q", truncateForError(s.Driver))
 	}
+}
+
+// connectOptions parses the connect string, with its option_file, and
+// builds its TLS settings (nil without TLS). It warns about the options
+// authd reads but cannot honour.
+func (s *Settings) connectOptions(log *slog.Logger) (*connectOpts, *tls.Config, error) {
 	if s.Connect == "" {
-		return nil, cfgErr("connect", "connect string not set")
+		return nil, nil, s.cfgErr("connect", "connect string not set")
 	}
 	o, err := parseConnect(s.Connect)
 	if err != nil {
-		return nil, cfgErr("connect", "%v", err)
+		return nil, nil, s.cfgErr("connect", "%v", err)
 	}
 	if err := o.applyOptionFile(); err != nil {
-		return nil, cfgErr("connect", "%v", err)
+		return nil, nil, s.cfgErr("connect", "%v", err)
 	}
 	tlsCfg, err := o.tlsConfig()
 	if err != nil {
-		return nil, cfgErr("connect", "%v", err)
+		return nil, nil, s.cfgErr("connect", "%v", err)
 	}
 	if tlsCfg != nil && o.sslCipher != "HIGH" {
 		log.Warn("sql: ssl_cipher is ignored: Go's TLS offers only strong cipher suites (TLS 1.2+)")
@@ -186,16 +224,12 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	if o.clientFlags != 0 {
 		log.Warn("sql: client_flags is ignored")
 	}
+	return o, tlsCfg, nil
+}
 
-	scheme := strings.ToUpper(s.DefaultPassScheme)
-	if scheme == "" {
-		scheme = defaultScheme
-	}
-	if !schemes.Known(scheme) {
-		return nil, cfgErr("default_pass_scheme", "unknown default_pass_scheme %q", truncateForError(s.DefaultPassScheme))
-	}
-
-	d := &DB{log: log, scheme: scheme}
+// compileQueries compiles the three queries and the cache keys made of
+// them, logging each query's warnings at its file:line.
+func (d *DB) compileQueries(s Settings) error {
 	for i, qs := range []struct{ key, src, def string }{
 		{"password_query", s.PasswordQuery, DefaultPasswordQuery},
 		{"user_query", s.UserQuery, DefaultUserQuery},
@@ -203,17 +237,22 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	} {
 		q, err := compileQuery(qs.key, qs.src)
 		if err != nil {
-			return nil, cfgErr(qs.key, "%v", err)
+			return s.cfgErr(qs.key, "%v", err)
 		}
 		q.isDefault = qs.src == qs.def
 		for _, w := range q.warnings {
-			log.Warn("sql: " + s.where(qs.key) + w)
+			d.log.Warn("sql: " + s.where(qs.key) + w)
 		}
 		d.qs[i] = q
 	}
 	d.passKey = vars.CacheKeyOf(d.qs[qPass].src)
 	d.userKey = vars.CacheKeyOf(d.qs[qUser].src)
+	return nil
+}
 
+// openHosts makes one connection pool per endpoint of the connect string.
+// Nothing is dialled yet.
+func (d *DB) openHosts(s Settings, o *connectOpts, tlsCfg *tls.Config) error {
 	size := s.PoolSize
 	if size == 0 {
 		size = o.maxConns
@@ -221,40 +260,13 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	if size == 0 {
 		size = defaultMaxConns
 	}
-	driverLog := driverLogger{log}
 	for _, ep := range o.endpoints() {
-		cfg := mysql.NewConfig()
-		cfg.User = o.dbUser()
-		cfg.Passwd = o.password
-		cfg.Net = ep.net
-		cfg.Addr = ep.addr
-		cfg.DBName = o.dbname
-		cfg.Timeout = o.connectTimeout
-		cfg.ReadTimeout = o.readTimeout
-		cfg.WriteTimeout = o.writeTimeout
-		cfg.Logger = driverLog
-		// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
-		// Dovecot reads them, instead of becoming time.Time.
-		cfg.ParseTime = false
-		// Placeholders are bound on the server, never interpolated here.
-		cfg.InterpolateParams = false
-		cfg.MultiStatements = false
-		if tlsCfg != nil {
-			t := tlsCfg.Clone()
-			if !t.InsecureSkipVerify {
-				t.ServerName = "localhost" // what libmysqlclient checks for a socket
-				if ep.net == "tcp" {
-					t.ServerName, _, _ = net.SplitHostPort(ep.addr)
-				}
-			}
-			cfg.TLS = t
-		}
-		c, err := mysql.NewConnector(cfg)
+		c, err := mysql.NewConnector(mysqlConfig(o, ep, tlsCfg, driverLogger{d.log}))
 		if err != nil {
 			for _, h := range d.hosts {
 				h.db.Close() // each has an opener goroutine
 			}
-			return nil, cfgErr("connect", "host %s: %v", ep, err)
+			return s.cfgErr("connect", "host %s: %v", ep, err)
 		}
 		db := stdsql.OpenDB(connector{c})
 		// Connections to keep: all of them. An idle connection the server
@@ -264,8 +276,38 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 		db.SetMaxIdleConns(size)
 		d.hosts = append(d.hosts, &host{ep: ep, db: db})
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
-	return d, nil
+	return nil
+}
+
+// mysqlConfig is the driver configuration for one endpoint.
+func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogger) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User = o.dbUser()
+	cfg.Passwd = o.password
+	cfg.Net = ep.net
+	cfg.Addr = ep.addr
+	cfg.DBName = o.dbname
+	cfg.Timeout = o.connectTimeout
+	cfg.ReadTimeout = o.readTimeout
+	cfg.WriteTimeout = o.writeTimeout
+	cfg.Logger = log
+	// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
+	// Dovecot reads them, instead of becoming time.Time.
+	cfg.ParseTime = false
+	// Placeholders are bound on the server, never interpolated here.
+	cfg.InterpolateParams = false
+	cfg.MultiStatements = false
+	if tlsCfg != nil {
+		t := tlsCfg.Clone()
+		if !t.InsecureSkipVerify {
+			t.ServerName = "localhost" // what libmysqlclient checks for a socket
+			if ep.net == "tcp" {
+				t.ServerName, _, _ = net.SplitHostPort(ep.addr)
+			}
+		}
+		cfg.TLS = t
+	}
+	return cfg
 }
 
 // DefaultScheme is the scheme of passwords stored without a {…} prefix.

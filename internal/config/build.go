@@ -5,11 +5,13 @@ import (
 	"net"
 	"sort"
 	"strings"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 type builder struct {
 	cfg       *Config
-	opts      Options
+	opts      conffile.Options
 	main      string
 	errs      ErrorList
 	warns     ErrorList
@@ -26,7 +28,7 @@ type builder struct {
 // cause; nobody reads past the first few suggestions anyway.
 const maxSuggestions = 50
 
-func newBuilder(o Options, main string) *builder {
+func newBuilder(o conffile.Options, main string) *builder {
 	b := &builder{
 		cfg:       &Config{},
 		opts:      o,
@@ -51,12 +53,10 @@ func newBuilder(o Options, main string) *builder {
 
 func (b *builder) ignore(name string) { b.ignored[name] = true }
 
-func isMarker(n *Node) bool { return n.Key == KeyInclude || n.Key == KeyIncludeTry }
-
-func (b *builder) build(root *Node) {
+func (b *builder) build(root *conffile.Node) {
 	for _, n := range root.Children {
 		switch {
-		case isMarker(n):
+		case n.IsInclude():
 		case n.Section:
 			b.rootSection(n)
 		default:
@@ -80,16 +80,16 @@ func (b *builder) lookup(name string) (string, bool) {
 // exist or be readable here. The file's trailing newlines are dropped
 // (Dovecot keeps them; for the settings authd reads, a trailing newline is
 // never meant).
-func (b *builder) value(n *Node, readFile bool) (string, bool) {
+func (b *builder) value(n *conffile.Node, readFile bool) (string, bool) {
 	switch n.Kind {
-	case ValueVariable:
-		v, err := expandVariables(n.Value, b.lookup)
+	case conffile.ValueVariable:
+		v, err := conffile.ExpandVariables(n.Value, b.lookup)
 		if err != nil {
 			b.errs.add(n.Pos, "%s: %v", n.Key, err)
 			return "", false
 		}
 		return v, true
-	case ValueFile:
+	case conffile.ValueFile:
 		if !readFile {
 			return "", true
 		}
@@ -97,10 +97,10 @@ func (b *builder) value(n *Node, readFile bool) (string, bool) {
 			b.errs.add(n.Pos, "%s: missing file name after '<'", n.Key)
 			return "", false
 		}
-		path := relativeTo(n.Pos.File, n.Value)
+		path := conffile.Resolve(n.Pos.File, n.Value)
 		data, err := b.opts.ReadFile(path)
 		if err != nil {
-			b.errs.add(n.Pos, "%s: can't read %s: %s", n.Key, path, errText(err))
+			b.errs.add(n.Pos, "%s: can't read %s: %s", n.Key, path, conffile.ErrorText(err))
 			return "", false
 		}
 		b.files = appendUnique(b.files, path)
@@ -109,17 +109,17 @@ func (b *builder) value(n *Node, readFile bool) (string, bool) {
 	return n.Value, true
 }
 
-func (b *builder) rootSetting(n *Node) {
+func (b *builder) rootSetting(n *conffile.Node) {
 	name := n.Key
 	if set, ok := authdSettings[name]; ok {
 		v, ok := b.value(n, true)
 		if !ok {
 			return
 		}
-		if name == "auth_cache_size" && n.Kind == ValuePlain {
+		if name == "auth_cache_size" && n.Kind == conffile.ValuePlain {
 			// Dovecot 1.x took auth_cache_size in megabytes; 2.3 still
 			// reads a bare number below 1024 that way, with a warning.
-			if k, err := parseUint32(v); err == nil && k > 0 && k < 1024 {
+			if k, err := conffile.ParseUint32(v); err == nil && k > 0 && k < 1024 {
 				b.warns.add(n.Pos, "auth_cache_size = %s is read as %sM (obsolete megabyte syntax; write %sM)", v, v, v)
 				v += "M"
 			}
@@ -155,10 +155,10 @@ func (b *builder) rootSetting(n *Node) {
 
 // checkIgnoredAuth rejects the Dovecot auth features that authd does not
 // implement where ignoring them would silently weaken or change behaviour.
-func (b *builder) checkIgnoredAuth(name, v string, n *Node) {
+func (b *builder) checkIgnoredAuth(name, v string, n *conffile.Node) {
 	switch name {
 	case "auth_policy_server_url":
-		if v != "" || n.Kind == ValueFile {
+		if v != "" || n.Kind == conffile.ValueFile {
 			b.errs.add(n.Pos, "auth_policy_server_url: authd does not support Dovecot's auth policy server")
 		}
 	case "auth_proxy_self":
@@ -166,7 +166,7 @@ func (b *builder) checkIgnoredAuth(name, v string, n *Node) {
 			b.warns.add(n.Pos, "auth_proxy_self is not supported by authd; proxy replies are never turned into local logins")
 		}
 	case "auth_use_winbind":
-		if ok, _ := parseBool(v); ok {
+		if ok, _ := conffile.ParseBool(v); ok {
 			b.warns.add(n.Pos, "auth_use_winbind: authd has no NTLM/GSS-SPNEGO mechanisms; ignored")
 		}
 	}
@@ -188,7 +188,7 @@ func (b *builder) unknown(pos Pos, name, where string, candidates []string) {
 	b.errs.add(pos, "%s", msg)
 }
 
-func (b *builder) rootSection(n *Node) {
+func (b *builder) rootSection(n *conffile.Node) {
 	switch {
 	case n.Key == "passdb":
 		b.db(n, true)
@@ -204,7 +204,7 @@ func (b *builder) rootSection(n *Node) {
 		b.filter(n, filterScope{})
 	case ignoredSections[n.Key]:
 		b.checkSection(n, n.Key)
-		b.ignore(sectionName(n))
+		b.ignore(n.Name())
 	case n.Key == "auth":
 		b.errs.add(n.Pos, "the Dovecot 1.x auth { } section is not supported: write auth_* settings, passdb { } and userdb { } at the top level")
 	default:
@@ -212,7 +212,7 @@ func (b *builder) rootSection(n *Node) {
 	}
 }
 
-func (b *builder) unknownSection(n *Node, where string, candidates []string) {
+func (b *builder) unknownSection(n *conffile.Node, where string, candidates []string) {
 	msg := fmt.Sprintf("unknown section %q", n.Key)
 	if where != "" {
 		msg += " in " + where
@@ -226,13 +226,13 @@ func (b *builder) unknownSection(n *Node, where string, candidates []string) {
 // checkSection validates a section authd ignores against the keys Dovecot
 // accepts there, so that a typo in, say, service imap-login { } is still
 // reported as Dovecot would report it.
-func (b *builder) checkSection(n *Node, typ string) {
+func (b *builder) checkSection(n *conffile.Node, typ string) {
 	keys := dovecotSectionKeys[typ]
 	free := freeFormSections[typ]
 	where := typ + " { }"
 	for _, c := range n.Children {
 		switch {
-		case isMarker(c):
+		case c.IsInclude():
 		case c.Section:
 			if free || !keys[c.Key] || dovecotSectionKeys[c.Key] == nil {
 				b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
@@ -255,7 +255,7 @@ type filterScope struct{ protocol, local, remote, localName bool }
 // Dovecot auth instance authd does not have), so authd ignores them; but an
 // auth setting there would silently not apply, so it is an error, as Dovecot
 // itself makes it one inside local/remote.
-func (b *builder) filter(n *Node, scope filterScope) {
+func (b *builder) filter(n *conffile.Node, scope filterScope) {
 	var nestErr string
 	switch n.Key {
 	case "protocol":
@@ -298,9 +298,9 @@ func (b *builder) filter(n *Node, scope filterScope) {
 		}[n.Key])
 		return
 	}
-	b.ignore(sectionName(n))
-	where := sectionName(n) + " { }"
-	authErr := func(c *Node) {
+	b.ignore(n.Name())
+	where := n.Name() + " { }"
+	authErr := func(c *conffile.Node) {
 		if scope.local || scope.remote || scope.localName {
 			// Dovecot itself rejects these.
 			b.errs.add(c.Pos, "%s inside %s: auth settings are not supported inside local/remote blocks", c.Key, where)
@@ -310,7 +310,7 @@ func (b *builder) filter(n *Node, scope filterScope) {
 	}
 	for _, c := range n.Children {
 		switch {
-		case isMarker(c):
+		case c.IsInclude():
 		case !c.Section:
 			switch {
 			case authdSettings[c.Key] != nil && (strings.HasPrefix(c.Key, "auth_") || authdOwnSettings[c.Key]):
@@ -346,7 +346,7 @@ func hasKey[V any](m map[string]V, k string) bool {
 
 // service handles `service NAME { }`: service auth is authd's; the others
 // belong to Dovecot's other processes and are checked and ignored.
-func (b *builder) service(n *Node) {
+func (b *builder) service(n *conffile.Node) {
 	switch n.Label {
 	case "":
 		b.errs.add(n.Pos, "service { } needs a name, e.g. service auth { }")
@@ -354,13 +354,13 @@ func (b *builder) service(n *Node) {
 	case "auth":
 	default:
 		b.checkSection(n, "service")
-		b.ignore(sectionName(n))
+		b.ignore(n.Name())
 		return
 	}
 	svcKeys := dovecotSectionKeys["service"]
 	for _, c := range n.Children {
 		switch {
-		case isMarker(c):
+		case c.IsInclude():
 		case c.Section && c.Key == "unix_listener":
 			b.unixListener(c)
 		case c.Section && c.Key == "inet_listener":
@@ -381,7 +381,7 @@ func (b *builder) service(n *Node) {
 
 // unixListener merges a `unix_listener NAME { }` block into the listener of
 // that name (a default one or an earlier block), as Dovecot does.
-func (b *builder) unixListener(n *Node) {
+func (b *builder) unixListener(n *conffile.Node) {
 	if n.Label == "" {
 		b.errs.add(n.Pos, "unix_listener needs a name: the socket path, absolute or relative to base_dir")
 		return
@@ -396,7 +396,7 @@ func (b *builder) unixListener(n *Node) {
 		l.Pos = n.Pos
 	}
 	for _, c := range n.Children {
-		if isMarker(c) {
+		if c.IsInclude() {
 			continue
 		}
 		if c.Section {
@@ -409,7 +409,7 @@ func (b *builder) unixListener(n *Node) {
 		}
 		switch c.Key {
 		case "mode":
-			m, err := parseOctal(v)
+			m, err := conffile.ParseOctal(v)
 			if err != nil {
 				b.errs.add(c.Pos, "mode: %v", err)
 				continue
@@ -449,7 +449,7 @@ var resultRules = []string{"return", "return-ok", "return-fail", "continue", "co
 
 // db parses a passdb { } or userdb { } block with Dovecot 2.3's keys and
 // checks (auth-settings.c, auth.c).
-func (b *builder) db(n *Node, passdb bool) {
+func (b *builder) db(n *conffile.Node, passdb bool) {
 	kind, skips := "userdb", []string{"never", "found", "notfound"}
 	if passdb {
 		kind, skips = "passdb", []string{"never", "authenticated", "unauthenticated"}
@@ -463,7 +463,7 @@ func (b *builder) db(n *Node, passdb bool) {
 		keys = append(keys, "deny", "master", "mechanisms", "pass", "username_filter")
 	}
 	where := kind + " { }"
-	enum := func(c *Node, v string, allowed []string, dst *string) {
+	enum := func(c *conffile.Node, v string, allowed []string, dst *string) {
 		for _, a := range allowed {
 			if v == a {
 				*dst = v
@@ -472,8 +472,8 @@ func (b *builder) db(n *Node, passdb bool) {
 		}
 		b.errs.add(c.Pos, "%s: invalid value %q (use %s)", c.Key, v, strings.Join(allowed, ", "))
 	}
-	flag := func(c *Node, v string, dst *bool) {
-		x, err := parseBool(v)
+	flag := func(c *conffile.Node, v string, dst *bool) {
+		x, err := conffile.ParseBool(v)
 		if err != nil {
 			b.errs.add(c.Pos, "%s: %v", c.Key, err)
 			return
@@ -481,7 +481,7 @@ func (b *builder) db(n *Node, passdb bool) {
 		*dst = x
 	}
 	for _, c := range n.Children {
-		if isMarker(c) {
+		if c.IsInclude() {
 			continue
 		}
 		if c.Section {
@@ -571,7 +571,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (b *builder) grpc(n *Node) {
+func (b *builder) grpc(n *conffile.Node) {
 	if n.Label != "" {
 		b.errs.add(n.Pos, "grpc { } takes no name")
 	}
@@ -581,7 +581,7 @@ func (b *builder) grpc(n *Node) {
 	}
 	keys := []string{"allow_plaintext_remote", "listen", "tls_cert_file", "tls_client_ca_file", "tls_key_file"}
 	for _, c := range n.Children {
-		if isMarker(c) {
+		if c.IsInclude() {
 			continue
 		}
 		if c.Section {
@@ -612,7 +612,7 @@ func (b *builder) grpc(n *Node) {
 		case "tls_client_ca_file":
 			g.TLSClientCAFile = v
 		case "allow_plaintext_remote":
-			x, err := parseBool(v)
+			x, err := conffile.ParseBool(v)
 			if err != nil {
 				b.errs.add(c.Pos, "allow_plaintext_remote: %v", err)
 				continue
@@ -622,7 +622,7 @@ func (b *builder) grpc(n *Node) {
 	}
 }
 
-func (b *builder) metrics(n *Node) {
+func (b *builder) metrics(n *conffile.Node) {
 	if n.Label != "" {
 		b.errs.add(n.Pos, "metrics { } takes no name")
 	}
@@ -631,7 +631,7 @@ func (b *builder) metrics(n *Node) {
 	}
 	for _, c := range n.Children {
 		switch {
-		case isMarker(c):
+		case c.IsInclude():
 		case c.Section:
 			b.errs.add(c.Pos, "section %q is not allowed in metrics { }", c.Key)
 		case c.Key != "listen":
@@ -669,7 +669,7 @@ func checkHostPort(v string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not host:port", v)
 	}
-	if _, err := parseUint32(port); err != nil || len(port) > 5 {
+	if _, err := conffile.ParseUint32(port); err != nil || len(port) > 5 {
 		return fmt.Errorf("%q has an invalid port", v)
 	}
 	return nil

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"time"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 // Config is authd's effective configuration, built from a Dovecot-syntax
@@ -144,34 +147,34 @@ func LoadBytes(name string, data []byte) (*Config, error) {
 	return load(name, data, false, nil)
 }
 
-func load(name string, data []byte, fromFile bool, opts *Options) (*Config, error) {
-	o := opts.withDefaults()
-	p := newParser(o)
+func load(name string, data []byte, fromFile bool, opts *conffile.Options) (*Config, error) {
+	o := opts.Resolved()
+	var res *conffile.Result
 	if fromFile {
 		var err error
-		data, err = o.ReadFile(name)
-		if err != nil {
-			return nil, ErrorList{{Pos: Pos{File: name}, Msg: "can't read configuration: " + errText(err)}}.err()
+		if res, err = conffile.ReadFile(name, &o); err != nil {
+			return nil, ErrorList{{Pos: Pos{File: name}, Msg: "can't read configuration: " + conffile.ErrorText(errors.Unwrap(err))}}.err()
 		}
-		p.noteFile(name)
+	} else {
+		res = conffile.Read(name, data, &o)
 	}
-	root, _ := p.run(name, data)
 
 	b := newBuilder(o, name)
-	b.build(root)
+	b.build(res.Root)
 
-	errs := append(append(ErrorList{}, p.errs...), b.errs...)
-	for _, f := range b.files {
-		if _, ok := p.fileNo[f]; !ok {
-			p.fileNo[f] = len(p.fileNo)
+	fileNo := map[string]int{name: 0}
+	for _, f := range append(append([]string{}, res.Files...), b.files...) {
+		if _, ok := fileNo[f]; !ok {
+			fileNo[f] = len(fileNo)
 		}
 	}
+	errs := append(append(ErrorList{}, res.Errors...), b.errs...)
 	if len(errs) > 0 {
-		return nil, sortErrors(errs, p.fileNo).err()
+		return nil, sortErrors(errs, fileNo).err()
 	}
 	cfg := b.cfg
-	cfg.Warnings = sortErrors(append(append(ErrorList{}, p.warns...), b.warns...), p.fileNo)
-	cfg.Files = p.files
+	cfg.Warnings = sortErrors(append(append(ErrorList{}, res.Warnings...), b.warns...), fileNo)
+	cfg.Files = res.Files
 	for _, f := range b.files {
 		cfg.Files = appendUnique(cfg.Files, f)
 	}

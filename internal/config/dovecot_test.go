@@ -9,22 +9,26 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/authd-project/authd/internal/testenv"
 )
 
-// These tests compare authd's parser with the real one: Dovecot's doveconf
-// (Debian's dovecot-core 2.3.19.1). They skip when doveconf is not
-// installed, and fail instead when AUTHD_REQUIRE_INTEGRATION=1 (house rule 7).
+// These tests compare authd's configuration with the real one: Dovecot's
+// doveconf (Debian's dovecot-core 2.3.19.1). They skip when doveconf is not
+// installed, and fail instead when AUTHD_REQUIRE_INTEGRATION=1
+// (testenv.Require). The reader's own syntax cases are compared with
+// doveconf in internal/conffile.
 
 func needDoveconf(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("doveconf")
-	if err != nil {
-		if os.Getenv("AUTHD_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("doveconf not found (install dovecot-core)")
+	testenv.Require(t, "doveconf")
+	for _, p := range []string{"doveconf", "/usr/bin/doveconf", "/usr/sbin/doveconf"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
 		}
-		t.Skip("doveconf not installed")
 	}
-	return p
+	t.Fatal("doveconf: testenv.Require found it, but not where expected")
+	return ""
 }
 
 // doveconf runs doveconf on conf and returns its stdout and whether it

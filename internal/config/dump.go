@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 // Dump writes the effective configuration in Dovecot syntax, defaults
@@ -30,10 +32,10 @@ func (c *Config) Dump(w io.Writer) {
 	d.kv("auth_username_format", a.UsernameFormat)
 	d.kv("auth_master_user_separator", a.MasterUserSeparator)
 	d.kv("auth_anonymous_username", a.AnonymousUsername)
-	d.kv("auth_failure_delay", formatDuration(a.FailureDelay))
-	d.kv("auth_cache_size", formatSize(a.CacheSize))
-	d.kv("auth_cache_ttl", formatDuration(a.CacheTTL))
-	d.kv("auth_cache_negative_ttl", formatDuration(a.CacheNegativeTTL))
+	d.kv("auth_failure_delay", conffile.FormatDuration(a.FailureDelay))
+	d.kv("auth_cache_size", conffile.FormatSize(a.CacheSize))
+	d.kv("auth_cache_ttl", conffile.FormatDuration(a.CacheTTL))
+	d.kv("auth_cache_negative_ttl", conffile.FormatDuration(a.CacheNegativeTTL))
 	d.kv("auth_cache_verify_password_with_worker", yesNo(a.CacheVerifyPasswordWithWorker))
 	d.kv("auth_cache_password_fingerprint", yesNo(a.CacheVerifyPasswordFingerprint))
 	d.kv("auth_ssl_require_client_cert", yesNo(a.SSLRequireClientCert))
@@ -48,7 +50,7 @@ func (c *Config) Dump(w io.Writer) {
 	d.kv("first_valid_gid", fmt.Sprint(a.FirstValidGID))
 	d.kv("last_valid_gid", fmt.Sprint(a.LastValidGID))
 	d.kv("log_format", c.Log.Format)
-	d.kv("shutdown_timeout", formatDuration(c.ShutdownTimeout))
+	d.kv("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
 
 	for _, db := range c.Passdbs {
 		d.db("passdb", db, true)

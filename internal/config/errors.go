@@ -5,40 +5,17 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
-// Pos is where a line came from. Line is 1-based; 0 means "the file as a
-// whole" (for problems such as "no passdb configured").
-type Pos struct {
-	File string
-	Line int
-}
-
-// String formats the position as "file:line", the form editors and
-// Dovecot's own messages use.
-func (p Pos) String() string {
-	switch {
-	case p.File == "" && p.Line == 0:
-		return ""
-	case p.Line == 0:
-		return p.File
-	default:
-		return fmt.Sprintf("%s:%d", p.File, p.Line)
-	}
-}
+// Pos is where a line came from (conffile.Pos): file and 1-based line; Line
+// 0 means "the file as a whole" (for problems such as "no passdb
+// configured").
+type Pos = conffile.Pos
 
 // Error is one problem found in a configuration, with its position.
-type Error struct {
-	Pos Pos
-	Msg string
-}
-
-func (e *Error) Error() string {
-	if s := e.Pos.String(); s != "" {
-		return s + ": " + e.Msg
-	}
-	return e.Msg
-}
+type Error = conffile.Error
 
 // ErrorList is every problem found in a configuration. Parse, Load and
 // LoadBytes return a *ErrorList so that `authd check` can show all mistakes

@@ -7,6 +7,8 @@ import (
 	"path"
 	"sort"
 	"testing"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 // fuzzFS is a tiny in-memory file system so fuzzed configurations can
@@ -18,8 +20,8 @@ var fuzzFS = map[string]string{
 	"value.txt":     "from-file\n",
 }
 
-func fuzzOptions() *Options {
-	return &Options{
+func fuzzOptions() *conffile.Options {
+	return &conffile.Options{
 		MaxLineLength: 4096,
 		ReadFile: func(p string) ([]byte, error) {
 			if v, ok := fuzzFS[path.Clean(p)]; ok {
@@ -44,22 +46,21 @@ func fuzzOptions() *Options {
 	}
 }
 
-// FuzzParse feeds arbitrary bytes to the parser and the typed layer. Neither
-// may panic; every node must carry its position; every error must be an
-// *ErrorList with positions; and a configuration that loads must dump to a
-// text that loads again.
+// FuzzParse feeds arbitrary bytes to the reader (internal/conffile) and the
+// typed layer. Neither may panic; every node must carry its position;
+// every error must be an *ErrorList with positions; and a configuration
+// that loads must dump to a text that loads again.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("!include inc.conf\n!include conf.d/*.conf\nauth_username_chars = <value.txt\n"))
 	f.Add([]byte("a = \"x \\\" y\" # c\nb = 'q' \\\n  cont\nc = $auth_mechanisms x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opts := fuzzOptions()
-		root, err := Parse("fuzz.conf", data, opts)
-		if root == nil {
+		res := conffile.Read("fuzz.conf", data, opts)
+		if res.Root == nil {
 			t.Fatal("nil tree")
 		}
-		checkPositions(t, root)
-		checkErrorList(t, err)
+		checkPositions(t, res.Root)
 
 		cfg, err := load("fuzz.conf", data, false, opts)
 		checkErrorList(t, err)
@@ -74,7 +75,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func checkPositions(t *testing.T, n *Node) {
+func checkPositions(t *testing.T, n *conffile.Node) {
 	for _, c := range n.Children {
 		if c.Pos.File == "" || c.Pos.Line <= 0 {
 			t.Fatalf("node %q without position: %+v", c.Key, c.Pos)

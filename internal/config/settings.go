@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/authd-project/authd/internal/conffile"
 )
 
 // The settings authd reads, their defaults, and the Dovecot names it accepts
@@ -44,7 +46,7 @@ var authdSettings = map[string]setter{
 	"auth_cache_ttl":             dur(func(c *Config) *time.Duration { return &c.Auth.CacheTTL }, false),
 	"auth_cache_negative_ttl":    dur(func(c *Config) *time.Duration { return &c.Auth.CacheNegativeTTL }, false),
 	"auth_cache_size": func(c *Config, v string) error {
-		n, err := parseSize(v)
+		n, err := conffile.ParseSize(v)
 		c.Auth.CacheSize = n
 		return err
 	},
@@ -59,7 +61,7 @@ var authdSettings = map[string]setter{
 		// an alias for "plain" (and loses any truncation).
 		mode, n, hasN := strings.Cut(v, ":")
 		if hasN {
-			if t, err := parseUint32(n); err != nil || t == 0 {
+			if t, err := conffile.ParseUint32(n); err != nil || t == 0 {
 				return fmt.Errorf("invalid truncation number %q", n)
 			}
 		}
@@ -78,7 +80,7 @@ var authdSettings = map[string]setter{
 	"first_valid_gid": uint32Setting(func(c *Config) *uint32 { return &c.Auth.FirstValidGID }),
 	"last_valid_gid":  uint32Setting(func(c *Config) *uint32 { return &c.Auth.LastValidGID }),
 	"auth_worker_max_count": func(c *Config, v string) error {
-		n, err := parseUint32(v)
+		n, err := conffile.ParseUint32(v)
 		if err != nil {
 			return err
 		}
@@ -135,7 +137,7 @@ func str(f func(*Config) *string) setter {
 
 func boolean(f func(*Config) *bool) setter {
 	return func(c *Config, v string) error {
-		b, err := parseBool(v)
+		b, err := conffile.ParseBool(v)
 		*f(c) = b
 		return err
 	}
@@ -143,7 +145,7 @@ func boolean(f func(*Config) *bool) setter {
 
 func uint32Setting(f func(*Config) *uint32) setter {
 	return func(c *Config, v string) error {
-		n, err := parseUint32(v)
+		n, err := conffile.ParseUint32(v)
 		*f(c) = n
 		return err
 	}
@@ -151,7 +153,7 @@ func uint32Setting(f func(*Config) *uint32) setter {
 
 func dur(f func(*Config) *time.Duration, msOK bool) setter {
 	return func(c *Config, v string) error {
-		d, err := parseDuration(v, msOK)
+		d, err := conffile.ParseDuration(v, msOK)
 		*f(c) = d
 		return err
 	}

@@ -1,43 +1,17 @@
-package config
+package conffile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// treeString renders a tree compactly: `key=value` (with <file / $var
-// markers), `type label {` … `}`, `!include path`.
-func treeString(n *Node) string {
-	var b strings.Builder
-	var walk func(n *Node, depth int)
-	walk = func(n *Node, depth int) {
-		for _, c := range n.Children {
-			ind := strings.Repeat(" ", depth)
-			switch {
-			case isMarker(c):
-				fmt.Fprintf(&b, "%s%s %s\n", ind, c.Key, filepath.Base(c.Value))
-			case c.Section:
-				if c.Label != "" {
-					fmt.Fprintf(&b, "%s%s %q {\n", ind, c.Key, c.Label)
-				} else {
-					fmt.Fprintf(&b, "%s%s {\n", ind, c.Key)
-				}
-				walk(c, depth+1)
-				fmt.Fprintf(&b, "%s}\n", ind)
-			default:
-				mark := map[ValueKind]string{ValuePlain: "", ValueFile: "<", ValueVariable: "$"}[c.Kind]
-				fmt.Fprintf(&b, "%s%s=%s%q\n", ind, c.Key, mark, c.Value)
-			}
-		}
-	}
-	walk(n, 0)
-	return b.String()
-}
-
-func TestParseSyntax(t *testing.T) {
+func TestReadSyntax(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 		errs           []string // substrings, in order
@@ -88,29 +62,28 @@ func TestParseSyntax(t *testing.T) {
 			errs: []string{"t.conf:1: expecting '{'"}},
 		{name: "bare word", in: "foo\n", want: "", errs: []string{"t.conf:1: expecting '=' or '{' after \"foo\""}},
 		{name: "missing key", in: "= x\n", want: "", errs: []string{"t.conf:1: missing setting name"}},
-		{name: "close with garbage", in: "a {\n} x\n}\n", want: "a {\n}\n", errs: []string{"t.conf:2: expecting '{'"}},
+		{name: "close with garbage", in: "a {\n} x\n}\n", want: "a {\n}\n", errs: []string{"t.conf:2: unexpected text after '}'"}},
 		{name: "every error reported", in: "}\nfoo\nbar {\n", want: "bar {\n}\n",
 			errs: []string{"t.conf:1:", "t.conf:2:", "t.conf:3: missing '}'"}},
 		{name: "NUL byte", in: "a = b\x00c\nd = e\n", want: "d=\"e\"\n", errs: []string{"t.conf:1: line contains a NUL byte"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root, err := Parse("t.conf", []byte(tt.in), nil)
-			if got := treeString(root); got != tt.want {
+			res := Read("t.conf", []byte(tt.in), nil)
+			if got := res.Root.String(); got != tt.want {
 				t.Errorf("tree:\n%s\nwant:\n%s", got, tt.want)
 			}
-			checkErrs(t, err, tt.errs)
+			checkErrs(t, res.Errors, tt.errs)
 		})
 	}
 }
 
-// checkErrs asserts that err lists exactly len(want) problems, each
+// checkErrs asserts that got holds exactly len(want) problems, each
 // containing the corresponding substring.
-func checkErrs(t *testing.T, err error, want []string) {
+func checkErrs(t *testing.T, got []*Error, want []string) {
 	t.Helper()
-	got := AsErrorList(err)
 	if len(got) != len(want) {
-		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), got)
 	}
 	for i, e := range got {
 		if !strings.Contains(e.Error(), want[i]) {
@@ -119,26 +92,32 @@ func checkErrs(t *testing.T, err error, want []string) {
 	}
 }
 
-func TestParseLimits(t *testing.T) {
+func TestReadLimits(t *testing.T) {
 	long := "a = " + strings.Repeat("x", 100) + "\nb = c\n"
-	root, err := Parse("t.conf", []byte(long), &Options{MaxLineLength: 50})
-	checkErrs(t, err, []string{"t.conf:1: line is too long"})
-	if got := treeString(root); got != "b=\"c\"\n" {
+	res := Read("t.conf", []byte(long), &Options{MaxLineLength: 50})
+	checkErrs(t, res.Errors, []string{"t.conf:1: line is too long"})
+	if got := res.Root.String(); got != "b=\"c\"\n" {
 		t.Errorf("tree = %q", got)
 	}
 
 	cont := "a = " + strings.Repeat("x \\\n", 40) + "y\nb = c\n"
-	root, err = Parse("t.conf", []byte(cont), &Options{MaxLineLength: 50})
-	if err == nil || !strings.Contains(err.Error(), "continued line is too long") {
-		t.Errorf("err = %v", err)
-	}
-	if !strings.Contains(treeString(root), "b=\"c\"") {
-		t.Errorf("tree = %q", treeString(root))
+	res = Read("t.conf", []byte(cont), &Options{MaxLineLength: 50})
+	checkErrs(t, res.Errors, []string{"t.conf:1: continued line is too long"})
+	if got := res.Root.String(); got != "b=\"c\"\n" {
+		t.Errorf("tree = %q", got)
 	}
 
-	deep := strings.Repeat("a {\n", maxSectionDepth+5) + strings.Repeat("}\n", maxSectionDepth+5)
-	_, err = Parse("t.conf", []byte(deep), nil)
-	checkErrs(t, err, []string{fmt.Sprintf("t.conf:%d: sections nested more than", maxSectionDepth+1)})
+	deep := strings.Repeat("a {\n", MaxSectionDepth+5) + strings.Repeat("}\n", MaxSectionDepth+5)
+	res = Read("t.conf", []byte(deep), nil)
+	checkErrs(t, res.Errors, []string{fmt.Sprintf("t.conf:%d: sections nested more than", MaxSectionDepth+1)})
+
+	// A broken one-line section inside a broken section keeps the braces
+	// balanced: the last '}' closes the outer one.
+	res = Read("t.conf", []byte("a b c {\n x { }\n}\nd = e\n"), nil)
+	checkErrs(t, res.Errors, []string{"t.conf:1: expecting '{'"})
+	if got := res.Root.String(); got != "d=\"e\"\n" {
+		t.Errorf("tree = %q", got)
+	}
 }
 
 // writeFiles creates files (name -> content) under a temp dir.
@@ -157,7 +136,17 @@ func writeFiles(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-func TestParseIncludes(t *testing.T) {
+// mustReadFile is ReadFile for a main file that exists.
+func mustReadFile(t *testing.T, path string, opts *Options) *Result {
+	t.Helper()
+	res, err := ReadFile(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestReadIncludes(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"main.conf": `a = 1
 !include conf.d/*.conf
@@ -177,32 +166,30 @@ passdb {
 		"sub/x.inc":           "x = 1\n",
 		"sub/y.inc":           "y = 1\n",
 	})
-	root, err := ParseFile(filepath.Join(dir, "main.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustReadFile(t, filepath.Join(dir, "main.conf"), nil)
+	checkErrs(t, res.Errors, nil)
 	want := `a="1"
-!include 10-a.conf
+!include conf.d/10-a.conf
 b="10"
 !include nested.ext
 nested="1"
-!include 20-b.conf
+!include conf.d/20-b.conf
 b="20"
 passdb {
  !include pass.ext
  driver="pam"
 }
-!include y.inc
+!include sub/y.inc
 y="1"
-!include x.inc
+!include sub/x.inc
 x="1"
 `
-	if got := treeString(root); got != want {
+	if got := strings.ReplaceAll(res.Root.String(), dir+"/", ""); got != want {
 		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
 	}
 	// Positions name the file each line came from.
 	var nested *Node
-	for _, c := range root.Children {
+	for _, c := range res.Root.Children {
 		if c.Key == "nested" {
 			nested = c
 		}
@@ -210,17 +197,24 @@ x="1"
 	if nested == nil || nested.Pos != (Pos{File: filepath.Join(dir, "nested.ext"), Line: 1}) {
 		t.Errorf("nested pos = %+v", nested)
 	}
+	wantFiles := []string{"main.conf", "conf.d/10-a.conf", "nested.ext", "conf.d/20-b.conf", "pass.ext", "sub/y.inc", "sub/x.inc"}
+	for i := range wantFiles {
+		wantFiles[i] = filepath.Join(dir, wantFiles[i])
+	}
+	if !slices.Equal(res.Files, wantFiles) {
+		t.Errorf("Files %v, want %v", res.Files, wantFiles)
+	}
 }
 
-func TestParseIncludeErrors(t *testing.T) {
+func TestReadIncludeErrors(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"main.conf":  "!include missing.conf\n!include loop.conf\n!include_try self.conf\n!include\n",
 		"loop.conf":  "!include main.conf\n",
 		"self.conf":  "!include_try self.conf\n",
 		"depth.conf": "!include depth.conf\n",
 	})
-	_, err := ParseFile(filepath.Join(dir, "main.conf"))
-	checkErrs(t, err, []string{
+	res := mustReadFile(t, filepath.Join(dir, "main.conf"), nil)
+	checkErrs(t, res.Errors, []string{
 		"main.conf:1: !include " + dir + "/missing.conf: no such file",
 		"main.conf:4: !include: missing file name",
 		"loop.conf:1: !include " + dir + "/main.conf: recursive include",
@@ -229,8 +223,8 @@ func TestParseIncludeErrors(t *testing.T) {
 
 	// The same file reached through another spelling is still a loop.
 	dir2 := writeFiles(t, map[string]string{"a.conf": "!include ./a.conf\n"})
-	_, err = ParseFile(filepath.Join(dir2, "a.conf"))
-	checkErrs(t, err, []string{"recursive include"})
+	res = mustReadFile(t, filepath.Join(dir2, "a.conf"), nil)
+	checkErrs(t, res.Errors, []string{"recursive include"})
 
 	// Include depth is bounded even without a loop.
 	files := map[string]string{}
@@ -239,23 +233,43 @@ func TestParseIncludeErrors(t *testing.T) {
 	}
 	files["f30.conf"] = "a = b\n"
 	dir3 := writeFiles(t, files)
-	_, err = ParseFile(filepath.Join(dir3, "f0.conf"))
-	checkErrs(t, err, []string{"includes nested more than 20 deep"})
+	res = mustReadFile(t, filepath.Join(dir3, "f0.conf"), nil)
+	checkErrs(t, res.Errors, []string{"includes nested more than 20 deep"})
 
 	// Devices and FIFOs are refused rather than read forever.
-	_, err = Parse("t.conf", []byte("!include /dev/zero\n!include_try /dev/null\n"), nil)
-	checkErrs(t, err, []string{"t.conf:1: !include /dev/zero: /dev/zero: not a regular file"})
+	res = Read("t.conf", []byte("!include /dev/zero\n!include_try /dev/null\n"), nil)
+	checkErrs(t, res.Errors, []string{"t.conf:1: !include /dev/zero: /dev/zero: not a regular file"})
+
+	// Without includes (text held in memory), both directives are errors.
+	res = Read("t.conf", []byte("!include_try x\na = b\n"), &Options{NoIncludes: true})
+	checkErrs(t, res.Errors, []string{"t.conf:1: !include_try is not supported here"})
+
+	// A main file that cannot be read is ReadFile's error, not a Result.
+	if res, err := ReadFile(filepath.Join(dir, "nope.conf"), nil); err == nil || res != nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing main file: %v, %v", res, err)
+	}
 }
 
-func TestParseRelativeToWorkingDir(t *testing.T) {
+func TestReadRelativeToWorkingDir(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"inc.conf": "x = 1\n"})
 	t.Chdir(dir)
-	root, err := Parse("demo.conf", []byte("!include inc.conf\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := treeString(root); got != "!include inc.conf\nx=\"1\"\n" {
+	res := Read("demo.conf", []byte("!include inc.conf\n"), nil)
+	checkErrs(t, res.Errors, nil)
+	if got := res.Root.String(); got != "!include inc.conf\nx=\"1\"\n" {
 		t.Errorf("tree = %q", got)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"/etc/dovecot/dovecot.conf", "conf.d/x.conf", "/etc/dovecot/conf.d/x.conf"},
+		{"/etc/dovecot/dovecot.conf", "/abs", "/abs"},
+		{"dovecot.conf", "x.conf", "x.conf"},
+		{"a/b.conf", "../c", "c"},
+	} {
+		if got := Resolve(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("Resolve(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
+		}
 	}
 }
 

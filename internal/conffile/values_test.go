@@ -1,4 +1,4 @@
-package config
+package conffile
 
 import (
 	"strings"
@@ -8,18 +8,18 @@ import (
 
 func TestParseBool(t *testing.T) {
 	for _, v := range []string{"yes", "YES", "Yes", "y", "Y", "1"} {
-		if b, err := parseBool(v); err != nil || !b {
+		if b, err := ParseBool(v); err != nil || !b {
 			t.Errorf("%q -> %v, %v", v, b, err)
 		}
 	}
 	for _, v := range []string{"no", "NO", "No"} {
-		if b, err := parseBool(v); err != nil || b {
+		if b, err := ParseBool(v); err != nil || b {
 			t.Errorf("%q -> %v, %v", v, b, err)
 		}
 	}
 	// Dovecot 2.3 rejects these too (checked with doveconf).
 	for _, v := range []string{"0", "n", "N", "true", "false", "on", "off", "", " yes"} {
-		if _, err := parseBool(v); err == nil {
+		if _, err := ParseBool(v); err == nil {
 			t.Errorf("%q accepted", v)
 		}
 	}
@@ -32,12 +32,12 @@ func TestParseSize(t *testing.T) {
 		"1G": 1 << 30, "1gib": 1 << 30, "1T": 1 << 40, "2 kB": 2048,
 	}
 	for in, want := range tests {
-		if got, err := parseSize(in); err != nil || got != want {
+		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("%q -> %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "M", "10 x", "10BB", "10 MiBs", "-1", "1.5M", "10 M B", "99999999999T", "18446744073709551616"} {
-		if _, err := parseSize(in); err == nil {
+		if _, err := ParseSize(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
 	}
@@ -53,21 +53,21 @@ func TestParseDuration(t *testing.T) {
 		"1000 milliseconds": time.Second, "0 ms": 0, "4294967295 s": 4294967295 * time.Second,
 	}
 	for in, want := range tests {
-		if got, err := parseDuration(in, false); err != nil || got != want {
+		if got, err := ParseDuration(in, false); err != nil || got != want {
 			t.Errorf("%q -> %v, %v; want %v", in, got, err, want)
 		}
 	}
 	// Rejected by Dovecot 2.3 as well (doveconf: "missing units",
 	// "Invalid time interval", "Milliseconds not supported").
 	for _, in := range []string{"2", "", "s", "1 hr", "1 sex", "2500 ms", "1.5 s", "1 secss", "99999999999 secs", "4294967296 s", "1 s x"} {
-		if _, err := parseDuration(in, false); err == nil {
+		if _, err := ParseDuration(in, false); err == nil {
 			t.Errorf("%q accepted", in)
 		}
 	}
-	if d, err := parseDuration("500 ms", true); err != nil || d != 500*time.Millisecond {
+	if d, err := ParseDuration("500 ms", true); err != nil || d != 500*time.Millisecond {
 		t.Errorf("500 ms with msOK -> %v, %v", d, err)
 	}
-	if _, err := parseDuration("500", true); err == nil {
+	if _, err := ParseDuration("500", true); err == nil {
 		t.Error("bare 500 accepted")
 	}
 }
@@ -78,18 +78,18 @@ func TestFormat(t *testing.T) {
 		2 * time.Minute: "2 mins", 48 * time.Hour: "2 days", 14 * 24 * time.Hour: "2 weeks",
 		1500 * time.Millisecond: "1500 ms",
 	} {
-		if got := formatDuration(d); got != want {
-			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
-		if back, err := parseDuration(formatDuration(d), true); err != nil || back != d {
+		if back, err := ParseDuration(FormatDuration(d), true); err != nil || back != d {
 			t.Errorf("round trip %v -> %v, %v", d, back, err)
 		}
 	}
 	for n, want := range map[int64]string{0: "0", 100: "100 B", 2048: "2 k", 10 << 20: "10 M", 3 << 30: "3 G", 1 << 40: "1 T", 1025: "1025 B"} {
-		if got := formatSize(n); got != want {
-			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
-		if back, err := parseSize(formatSize(n)); err != nil || back != n {
+		if back, err := ParseSize(FormatSize(n)); err != nil || back != n {
 			t.Errorf("round trip %d -> %d, %v", n, back, err)
 		}
 	}
@@ -98,12 +98,12 @@ func TestFormat(t *testing.T) {
 func TestParseOctal(t *testing.T) {
 	tests := map[string]uint32{"0600": 0o600, "0666": 0o666, "0": 0, "00": 0, "666": 666, "384": 0o600}
 	for in, want := range tests {
-		if got, err := parseOctal(in); err != nil || got != want {
+		if got, err := ParseOctal(in); err != nil || got != want {
 			t.Errorf("%q -> %o, %v; want %o", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "0x1", "0888", "-1", "rw"} {
-		if _, err := parseOctal(in); err == nil {
+		if _, err := ParseOctal(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
 	}
@@ -126,46 +126,95 @@ func TestExpandVariables(t *testing.T) {
 		"$empty z":                  " z",
 	}
 	for in, want := range tests {
-		got, err := expandVariables(in, lookup)
+		got, err := ExpandVariables(in, lookup)
 		if err != nil || got != want {
 			t.Errorf("%q -> %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"$nope", "x $", "$a/x", "$a $b"} {
-		if _, err := expandVariables(in, lookup); err == nil || !strings.Contains(err.Error(), "unknown variable") {
+		if _, err := ExpandVariables(in, lookup); err == nil || !strings.Contains(err.Error(), "unknown variable") {
 			t.Errorf("%q: err = %v", in, err)
 		}
 	}
-	if got, err := expandVariables("pre$a", lookup); err != nil || got != "pre$a" {
+	if got, err := ExpandVariables("pre$a", lookup); err != nil || got != "pre$a" {
 		t.Errorf("pre$a -> %q, %v", got, err)
 	}
 }
 
-func TestRoleFromName(t *testing.T) {
-	tests := []struct {
-		name string
-		role Role
-		ok   bool
-	}{
-		{"auth-client", RoleClient, true},
-		{"auth-login", RoleLogin, true},
-		{"login/login", RoleLogin, true},
-		{"login", RoleLogin, true},
-		{"auth-master", RoleMaster, true},
-		{"/var/run/x/foo-master", RoleMaster, true},
-		{"auth-userdb", RoleUserdb, true},
-		{"userdb", RoleUserdb, true},
-		{"/var/spool/postfix/private/auth", RoleClient, true},
-		{"my-login-thing", RoleClient, true}, // suffix is "thing"
-		{"auth-Login", RoleClient, true},     // case-sensitive, as in Dovecot
-		{"master/x", RoleClient, true},       // only the base name counts
-		{"token-login/tokenlogin", RoleClient, false},
-		{"auth-token", RoleClient, false},
+func TestParseExtBool(t *testing.T) {
+	for v, want := range map[string]bool{"yes": true, "YES": true, "Yes": true, "no": false, "NO": false} {
+		if b, err := ParseExtBool(v); err != nil || b != want {
+			t.Errorf("%q -> %v, %v", v, b, err)
+		}
 	}
-	for _, tt := range tests {
-		role, ok := RoleFromName(tt.name)
-		if role != tt.role || ok != tt.ok {
-			t.Errorf("%q -> %v, %v; want %v, %v", tt.name, role, ok, tt.role, tt.ok)
+	// lib-settings' get_bool knows only yes and no: the main
+	// configuration's y and 1 are errors in an ext file.
+	for _, v := range []string{"y", "1", "0", "n", "true", "", " yes"} {
+		if _, err := ParseExtBool(v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+}
+
+func TestParseExtUint(t *testing.T) {
+	// sscanf("%i") as lib-settings' get_uint uses it.
+	tests := map[string]int{
+		"3": 3, "0": 0, "010": 8, "0x10": 16, "0X1f": 31, " 7": 7, "+5": 5, "-0": 0,
+		"3 x": 3, "12abc": 12, "08": 0, "0x": 0, "0xg": 0, "2147483647": 1<<31 - 1,
+	}
+	for in, want := range tests {
+		if got, err := ParseExtUint(in); err != nil || got != want {
+			t.Errorf("%q -> %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "three", "-1", "x3", "2147483648", "99999999999999999999"} {
+		if _, err := ParseExtUint(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestParseUint32(t *testing.T) {
+	for in, want := range map[string]uint32{"0": 0, "42": 42, "4294967295": 1<<32 - 1} {
+		if got, err := ParseUint32(in); err != nil || got != want {
+			t.Errorf("%q -> %d, %v", in, got, err)
+		}
+	}
+	// str_to_uint: digits only.
+	for _, in := range []string{"", " 1", "1 ", "+1", "-1", "0x1", "4294967296", "1a"} {
+		if _, err := ParseUint32(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestExpandEnv(t *testing.T) {
+	t.Setenv("AUTHD_TEST_ENV", "val")
+	tests := map[string]string{
+		"$ENV:AUTHD_TEST_ENV":               "val",
+		"a $ENV:AUTHD_TEST_ENV b":           "a val b",
+		"a\t$ENV:AUTHD_TEST_ENV":            "a\tval",
+		"a$ENV:AUTHD_TEST_ENV":              "a$ENV:AUTHD_TEST_ENV", // not after a blank
+		"$ENV:AUTHD_TEST_UNSET_Y x":         " x",
+		"$ENV:AUTHD_TEST_ENV\tx":            "", // the name runs to a space, not a tab
+		"cost $5 and $ENV:AUTHD_TEST_ENV $": "cost $5 and val $",
+		"no variables":                      "no variables",
+	}
+	for in, want := range tests {
+		if got := ExpandEnv(in); got != want {
+			t.Errorf("%q -> %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUnquote(t *testing.T) {
+	tests := map[string]string{
+		`"x"`: "x", `'x'`: "x", `"`: "", `''`: "", `"a" "b"`: `a" "b`, `"a\"b"`: `a"b`,
+		`"\n\t\\"`: `nt\`, `"x\"`: "x", `"x'`: `"x'`, `x`: "x", `"x`: `"x`, ``: ``,
+	}
+	for in, want := range tests {
+		if got := Unquote(in); got != want {
+			t.Errorf("Unquote(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
