@@ -1,0 +1,139 @@
+package limiter
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Stats are the limiter's counters, for metrics.
+type Stats struct {
+	Keys     int64           // keys tracked now
+	Evicted  int64           // keys dropped to stay within MaxKeys
+	Refusals [numKinds]int64 // attempts refused, by the kind of key that refused them
+	Blocks   [numKinds]int64 // times a key started refusing
+	Blocked  [numKinds]int64 // keys refusing now
+}
+
+// Kinds lists the key kinds, in order, for metric labels.
+func Kinds() []Kind { return []Kind{KindIP, KindPrefix, KindAccount, KindPair} }
+
+// Stats returns the current counters.
+func (l *Limiter) Stats() Stats {
+	var st Stats
+	st.Evicted = l.evicted.Load()
+	for k := range numKinds {
+		st.Refusals[k] = l.refusals[k].Load()
+		st.Blocks[k] = l.blocks[k].Load()
+	}
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		st.Keys += int64(len(s.m))
+		for e := range s.blocked {
+			st.Blocked[e.kind]++
+		}
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// KeyState is one key as `authd penalty` lists it.
+type KeyState struct {
+	Kind     Kind
+	Key      string // the address, network or account, for humans
+	Failures int    // in the key's window now
+	Limit    int    // its budget
+	Refusing bool
+}
+
+// List returns the keys that refuse attempts now, then the keys with the
+// most failures, at most n in all (n <= 0: no limit). Pairs are listed
+// only while they refuse.
+func (l *Limiter) List(n int) []KeyState {
+	now := l.elapsed()
+	var out []KeyState
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			f := e.win.sum(l.slot(e.kind, now))
+			if f == 0 || (e.kind == KindPair && !e.blocked) {
+				continue
+			}
+			out = append(out, KeyState{Kind: e.kind, Key: displayKey(e.key), Failures: f,
+				Limit: l.budgets[e.kind].Failures, Refusing: e.blocked})
+		}
+		s.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b KeyState) int {
+		if a.Refusing != b.Refusing {
+			if a.Refusing {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(b.Failures-a.Failures, cmp.Compare(a.Key, b.Key))
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// Reset forgets the failures of one key: an address (the IP key), a
+// network (the prefix key), or an account (its key and every pair of it,
+// which also forgets where it logged in from). It reports how many keys
+// were reset.
+func (l *Limiter) Reset(kind Kind, key string) int {
+	if kind == KindAccount {
+		return l.resetAccount(key)
+	}
+	k, ok := parseDisplayed(kind, key)
+	if !ok {
+		return 0
+	}
+	s := l.shardOf(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[k]
+	if e == nil {
+		return 0
+	}
+	l.release(s, e)
+	s.remove(e)
+	return 1
+}
+
+func (l *Limiter) resetAccount(display string) int {
+	k, ok := parseDisplayed(KindAccount, display)
+	if !ok {
+		return 0
+	}
+	account := k[1:]
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for key, e := range s.m {
+			if a, ok := accountOf(key); ok && a == account {
+				l.release(s, e)
+				s.remove(e)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// FailureDelay is Dovecot's escalating delay for a failure at level (see
+// Done): base for the first failure, then 2·2^level seconds, at most
+// limit.
+func FailureDelay(level int, base, limit time.Duration) time.Duration {
+	d := base
+	if level > 0 {
+		d = max(base, time.Duration(2<<level)*time.Second)
+	}
+	return min(d, limit)
+}

@@ -1,0 +1,148 @@
+package limiter
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Keys are strings: the kind's letter, then the key. Addresses are kept as
+// their masked bytes, so that every address of a /64 (or /24) is one key.
+const (
+	tagIP      = 'i'
+	tagPrefix  = 'p'
+	tagAccount = 'a'
+	tagPair    = 'g'
+)
+
+// ipKey is the address key: IPv4 /32, IPv6 /64.
+func ipKey(ip netip.Addr) string {
+	if ip.Is4() {
+		b := ip.As4()
+		return string(tagIP) + string(b[:])
+	}
+	b := ip.As16()
+	return string(tagIP) + string(b[:8])
+}
+
+// prefixBytes is the network of ip: IPv4 /24, IPv6 /48.
+func prefixBytes(ip netip.Addr) string {
+	if ip.Is4() {
+		b := ip.As4()
+		return string(b[:3])
+	}
+	b := ip.As16()
+	return string(b[:6])
+}
+
+func prefixKey(ip netip.Addr) string { return string(tagPrefix) + prefixBytes(ip) }
+
+func accountKey(account string) string { return string(tagAccount) + account }
+
+// pairKey is the account seen from ip's network; without an address, the
+// account seen from nowhere (local tools), which is its own pair.
+func pairKey(account string, ip netip.Addr) string {
+	net := ""
+	if ip.IsValid() {
+		net = prefixBytes(ip)
+	}
+	return string(tagPair) + string(rune(len(net))) + net + account
+}
+
+// displayKey renders a key for logs and `authd penalty`: addresses as
+// text, accounts truncated to 64 bytes and quoted (a user name is the
+// client's text; it must not forge a log line).
+func displayKey(key string) string {
+	if key == "" {
+		return ""
+	}
+	body := key[1:]
+	switch key[0] {
+	case tagIP:
+		if len(body) == 4 {
+			return netip.AddrFrom4([4]byte([]byte(body))).String()
+		}
+		var b [16]byte
+		copy(b[:], body)
+		return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
+	case tagPrefix:
+		return displayNet(body)
+	case tagAccount:
+		return quoteName(body)
+	case tagPair:
+		n := int(body[0])
+		net, account := body[1:1+n], body[1+n:]
+		if n == 0 {
+			return quoteName(account) + " from a local client"
+		}
+		return quoteName(account) + " from " + displayNet(net)
+	}
+	return strconv.Quote(key)
+}
+
+func displayNet(b string) string {
+	if len(b) == 3 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2], 0}), 24).String()
+	}
+	var a [16]byte
+	copy(a[:], b)
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48).String()
+}
+
+// maxLoggedName is how much of a user name goes into a log line, as in
+// Dovecot.
+const maxLoggedName = 64
+
+// quoteName truncates a user name to maxLoggedName bytes (at a rune
+// boundary) and quotes it.
+func quoteName(s string) string {
+	if len(s) > maxLoggedName {
+		cut := maxLoggedName
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// parseDisplayed turns a key as `authd penalty` shows it back into a key:
+// an address or prefix, or an account name (quoted or not).
+func parseDisplayed(kind Kind, s string) (string, bool) {
+	switch kind {
+	case KindIP, KindPrefix:
+		if p, err := netip.ParsePrefix(s); err == nil {
+			s = p.Addr().String()
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return "", false
+		}
+		ip = normalize(ip)
+		if kind == KindIP {
+			return ipKey(ip), true
+		}
+		return prefixKey(ip), true
+	case KindAccount:
+		if u, err := strconv.Unquote(s); err == nil {
+			s = u
+		}
+		return accountKey(s), s != ""
+	}
+	return "", false
+}
+
+// accountOf is the account of an account or pair key.
+func accountOf(key string) (string, bool) {
+	switch {
+	case strings.HasPrefix(key, string(tagAccount)):
+		return key[1:], true
+	case strings.HasPrefix(key, string(tagPair)) && len(key) > 1:
+		n := int(key[1])
+		if 2+n <= len(key) {
+			return key[2+n:], true
+		}
+	}
+	return "", false
+}
