@@ -1,10 +1,6 @@
-package bench
+package load
 
 import (
-	"bufio"
-	"net"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -13,33 +9,11 @@ import (
 // the handshake and then never answers still ends by itself, shortly
 // after Duration + Timeout, with every request counted as unanswered.
 func TestStalledServerEnds(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "auth-client")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.Write([]byte("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n"))
-				sc := bufio.NewScanner(c)
-				for sc.Scan() { // read and never answer
-				}
-			})
-		}
-	})
+	sock := fakeAuthServer(t, false, "")
 	users, _ := GenerateUsers(10, "", "")
 	start := time.Now()
 	res, err := Run(t.Context(), Config{
-		Target: Target{Network: "unix", Address: sock}, Conns: 3, Depth: 4,
+		Target: Target{Network: "unix", Address: sock}, Protocols: Builtin(), Conns: 3, Depth: 4,
 		Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, Timeout: 300 * time.Millisecond,
 		Users: users,
 	})

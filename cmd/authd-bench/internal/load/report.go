@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"encoding/json"
@@ -37,7 +37,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "rate        %.1f requests/s\n", r.RPS)
 	l := r.Latency
 	fmt.Fprintf(&b, "latency     p50 %s  p90 %s  p99 %s  max %s  mean %s\n",
-		fmtMS(l.P50), fmtMS(l.P90), fmtMS(l.P99), fmtMS(l.Max), fmtMS(l.Mean))
+		FormatMS(l.P50), FormatMS(l.P90), FormatMS(l.P99), FormatMS(l.Max), FormatMS(l.Mean))
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(&b, "error       %s\n", e)
 	}
@@ -52,8 +52,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// fmtMS formats milliseconds with three significant-ish digits.
-func fmtMS(v float64) string {
+// FormatMS formats milliseconds with three significant-ish digits, as the
+// reports print latencies ("0.85 ms", "12.3 ms", "171 ms").
+func FormatMS(v float64) string {
 	switch {
 	case v >= 100:
 		return fmt.Sprintf("%.0f ms", v)

@@ -1,13 +1,16 @@
 // Package grpcload drives authd's gRPC API (api/proto/authd/v1) for the
-// load generator: each bench connection is one gRPC client connection (one
+// load generator: each load connection is one gRPC client connection (one
 // HTTP/2 connection) on which Depth goroutines call Authenticate in a loop.
+// An outcome is the call's answer: its result, or its status code.
 //
-// It lives apart from package bench so that the generator's core needs
-// only the standard library; cmd/authd-bench wires it in with
+// It lives apart from package load so that the generator's core needs
+// only the standard library; cmd/authd-bench adds it to the registry it
+// builds:
 //
-//	bench.Protocols["grpc"] = grpcload.Protocol{}
+//	protos := load.Builtin()
+//	protos["grpc"] = grpcload.Protocol{}
 //
-// Targets are a loopback host:port or a unix socket (bench.ParseTarget
+// Targets are a loopback host:port or a unix socket (load.ParseTarget
 // refuses anything else). Without Config.TLS the connection is plaintext,
 // which authd allows on loopback and unix sockets.
 package grpcload
@@ -28,7 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
-	"github.com/authd-project/authd/internal/bench"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/load"
 )
 
 // Protocol is the "grpc" load protocol: Authenticate with the user's
@@ -41,10 +44,10 @@ type conn struct {
 	info *authdv1.RequestInfo
 }
 
-// Dial implements bench.Protocol. It connects eagerly, so that connection
+// Dial implements load.Protocol. It connects eagerly, so that connection
 // set-up is not part of the measurement and an unreachable server is
 // reported before the run.
-func (Protocol) Dial(ctx context.Context, cfg *bench.Config) (bench.Conn, error) {
+func (Protocol) Dial(ctx context.Context, cfg *load.Config) (load.Conn, error) {
 	var target string
 	switch cfg.Target.Network {
 	case "unix":
@@ -86,9 +89,9 @@ func (Protocol) Dial(ctx context.Context, cfg *bench.Config) (bench.Conn, error)
 
 func (c *conn) Close() error { return c.cc.Close() }
 
-// Run implements bench.Conn with depth goroutines; the Worker is used under
+// Run implements load.Conn with depth goroutines; the Worker is used under
 // a mutex, since it belongs to one goroutine at a time.
-func (c *conn) Run(depth int, deadline time.Time, w *bench.Worker) error {
+func (c *conn) Run(depth int, deadline time.Time, w *load.Worker) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var mu sync.Mutex
@@ -110,11 +113,11 @@ func (c *conn) Run(depth int, deadline time.Time, w *bench.Worker) error {
 				o := outcome(resp, err)
 				mu.Lock()
 				w.Done(r, start, o)
-				if o == bench.OutcomeError && firstErr == nil {
+				if o == load.OutcomeError && firstErr == nil {
 					firstErr = err
 				}
 				mu.Unlock()
-				if o == bench.OutcomeUnanswered || o == bench.OutcomeError {
+				if o == load.OutcomeUnanswered || o == load.OutcomeError {
 					return
 				}
 			}
@@ -126,24 +129,24 @@ func (c *conn) Run(depth int, deadline time.Time, w *bench.Worker) error {
 
 // outcome maps an Authenticate answer as grpcserver documents it: a
 // result for definite answers, UNAVAILABLE for "could not tell".
-func outcome(resp *authdv1.AuthenticateResponse, err error) bench.Outcome {
+func outcome(resp *authdv1.AuthenticateResponse, err error) load.Outcome {
 	if err != nil {
 		switch status.Code(err) {
 		case codes.Unavailable:
-			return bench.OutcomeTempFail
+			return load.OutcomeTempFail
 		case codes.DeadlineExceeded:
-			return bench.OutcomeUnanswered
+			return load.OutcomeUnanswered
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return bench.OutcomeUnanswered
+			return load.OutcomeUnanswered
 		}
-		return bench.OutcomeError
+		return load.OutcomeError
 	}
 	switch resp.GetResult() {
 	case authdv1.AuthResult_AUTH_RESULT_OK:
-		return bench.OutcomeOK
+		return load.OutcomeOK
 	case authdv1.AuthResult_AUTH_RESULT_UNSPECIFIED:
-		return bench.OutcomeError
+		return load.OutcomeError
 	}
-	return bench.OutcomeFail
+	return load.OutcomeFail
 }

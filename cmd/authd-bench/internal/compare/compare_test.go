@@ -5,19 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/internal/realserver"
 	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/schemes"
 )
 
 func TestSelectScenarios(t *testing.T) {
 	all, err := SelectScenarios(nil)
-	if err != nil || len(all) != len(Scenarios) {
+	if err != nil || len(all) != len(AllScenarios()) {
 		t.Fatalf("all: %d, %v", len(all), err)
 	}
 	got, err := SelectScenarios([]string{"ldap-*", "pf-plain"})
@@ -36,7 +37,7 @@ func TestSelectScenarios(t *testing.T) {
 		t.Error("unknown scenario accepted")
 	}
 	seen := map[string]bool{}
-	for _, s := range Scenarios {
+	for _, s := range AllScenarios() {
 		if seen[s.Name] {
 			t.Errorf("duplicate scenario %s", s.Name)
 		}
@@ -46,7 +47,7 @@ func TestSelectScenarios(t *testing.T) {
 
 func TestAuthConfIdenticalInputs(t *testing.T) {
 	e := env{dataDir: "/d", sqlSock: "/s/mysqld.sock", ldapURI: "ldap://127.0.0.1:1"}
-	for _, s := range Scenarios {
+	for _, s := range AllScenarios() {
 		c := s.authConf(e)
 		if !strings.Contains(c, "auth_failure_delay = 0") {
 			t.Errorf("%s: failure delay not 0", s.Name)
@@ -120,20 +121,49 @@ func TestCPUTicks(t *testing.T) {
 		t.Errorf("cpu ticks did not advance after busy work: %d → %d", before, after)
 	}
 	// A child in its own group is found by group.
-	p, err := startProc("sleep", filepath.Join(t.TempDir(), "log"), os.Environ(), "/bin/sleep", "5")
+	p, err := realserver.StartProc(realserver.ProcOptions{Name: "sleep", Log: filepath.Join(t.TempDir(), "log")}, "/bin/sleep", "5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.stop(time.Second)
-	if pids := groupPIDs(p.pid()); len(pids) != 1 || pids[0] != p.pid() {
-		t.Errorf("group %d: %v", p.pid(), pids)
+	defer p.Stop(syscall.SIGTERM, time.Second)
+	if pids := groupPIDs(p.PID()); len(pids) != 1 || pids[0] != p.PID() {
+		t.Errorf("group %d: %v", p.PID(), pids)
 	}
-	if _, err := cpuTicks(p.pid()); err != nil {
+	if _, err := cpuTicks(p.PID()); err != nil {
 		t.Error(err)
 	}
-	p.stop(time.Second)
-	if !p.exited() {
+	p.Stop(syscall.SIGTERM, time.Second)
+	if !p.Exited() {
 		t.Error("not stopped")
+	}
+}
+
+// TestAuthdFailures: an authd whose "authd check" rejects the scenario's
+// configuration is "n/a (config refused)" with its reason in the notes,
+// known from the exit status and not from a log; an authd that fails
+// otherwise is an error. A script stands in for authd.
+func TestAuthdFailures(t *testing.T) {
+	dir := t.TempDir()
+	fake := func(name, script string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	refusing := fake("refusing", `[ "$1" = check ] && { echo 'authd.conf:9: passdb nosuch: unknown passdb driver "nosuch"' >&2; exit 1; }; exit 0`+"\n")
+	crashing := fake("crashing", `[ "$1" = check ] && exit 0; echo 'panic: boom' >&2; exit 2`+"\n")
+	conf := (Scenario{Backend: "passwd-file", Scheme: "PLAIN"}).authConf(env{dataDir: dir})
+
+	_, err := startAuthd(t.Context(), refusing, filepath.Join(dir, "a"), conf)
+	status, note := authdFailure(err)
+	if status != "n/a (config refused)" || !strings.Contains(note, `unknown passdb driver "nosuch"`) {
+		t.Errorf("refused config: status %q, note %q (%v)", status, note, err)
+	}
+	_, err = startAuthd(t.Context(), crashing, filepath.Join(dir, "b"), conf)
+	status, note = authdFailure(err)
+	if !strings.HasPrefix(status, "error: authd exited during start-up") || note != "" {
+		t.Errorf("crashing authd: status %q, note %q (%v)", status, note, err)
 	}
 }
 
@@ -154,12 +184,7 @@ func TestCompareQuick(t *testing.T) {
 		}
 		t.Skip("Dovecot needs root")
 	}
-	bin := filepath.Join(t.TempDir(), "authd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/authd-project/authd/cmd/authd")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildAuthd(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/authd-project/authd/internal/bench"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/load"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -31,11 +31,11 @@ type Data struct {
 
 // Users returns the first n accounts (all when n ≤ 0) as the load
 // generator's user set.
-func (d *Data) Users(n int) *bench.Users {
+func (d *Data) Users(n int) *load.Users {
 	if n <= 0 || n > len(d.Accounts) {
 		n = len(d.Accounts)
 	}
-	u := &bench.Users{Names: make([]string, n), Passwords: make([]string, n)}
+	u := &load.Users{Names: make([]string, n), Passwords: make([]string, n)}
 	for i := range n {
 		u.Names[i], u.Passwords[i] = d.Accounts[i].Name, d.Accounts[i].Password
 	}
@@ -58,7 +58,7 @@ func LoadOrBuildData(ctx context.Context, n int, cacheDir string, progress func(
 			return d, nil
 		}
 	}
-	users, err := bench.GenerateUsers(n, bench.DefaultUserFormat, bench.DefaultPassFormat)
+	users, err := load.GenerateUsers(n, load.DefaultUserFormat, load.DefaultPassFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func readData(path string, n int) (*Data, error) {
 	if len(d.Accounts) != n {
 		return nil, fmt.Errorf("%s: %d accounts, want %d", path, len(d.Accounts), n)
 	}
-	want, _ := bench.GenerateUsers(1, bench.DefaultUserFormat, bench.DefaultPassFormat)
+	want, _ := load.GenerateUsers(1, load.DefaultUserFormat, load.DefaultPassFormat)
 	if d.Accounts[0].Name != want.Names[0] || d.Accounts[0].Password != want.Passwords[0] {
 		return nil, fmt.Errorf("%s: made with other user formats", path)
 	}

@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"errors"
@@ -169,7 +169,7 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 	// A hand-built TCP target gets the same check at Run time.
-	_, err := Run(t.Context(), Config{Target: Target{Network: "tcp", Address: "10.1.2.3:143"},
+	_, err := Run(t.Context(), Config{Target: Target{Network: "tcp", Address: "10.1.2.3:143"}, Protocols: Builtin(),
 		Duration: time.Second, Users: &Users{Names: []string{"a"}, Passwords: []string{"b"}}})
 	if !errors.Is(err, ErrNotLoopback) {
 		t.Errorf("Run with a non-loopback target: %v", err)
@@ -178,8 +178,9 @@ func TestParseTarget(t *testing.T) {
 
 func TestConfigBounds(t *testing.T) {
 	users, _ := GenerateUsers(3, "", "")
-	base := Config{Target: Target{Network: "unix", Address: "/nonexistent"}, Duration: time.Second, Users: users}
+	base := Config{Target: Target{Network: "unix", Address: "/nonexistent"}, Protocols: Builtin(), Duration: time.Second, Users: users}
 	bad := map[string]func(*Config){
+		"no protocols":     func(c *Config) { c.Protocols = nil },
 		"no duration":      func(c *Config) { c.Duration = 0 },
 		"endless duration": func(c *Config) { c.Duration = 2 * MaxDuration },
 		"too many conns":   func(c *Config) { c.Conns = MaxConns + 1 },
@@ -206,8 +207,9 @@ func TestConfigBounds(t *testing.T) {
 	if c.Conns != DefaultConns || c.Depth != DefaultDepth || c.Mech != "PLAIN" || c.Protocol != "client" || c.Timeout != DefaultTimeout {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	if _, err := Run(t.Context(), Config{Target: base.Target, Protocol: "grpc", Duration: time.Second, Users: users}); err == nil ||
-		!strings.Contains(err.Error(), "gRPC") {
+	// gRPC is not built in: a registry without it refuses it by name.
+	if _, err := Run(t.Context(), Config{Target: base.Target, Protocols: Builtin(), Protocol: "grpc", Duration: time.Second, Users: users}); err == nil ||
+		!strings.Contains(err.Error(), `unknown protocol "grpc"`) {
 		t.Errorf("grpc: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
-	"github.com/authd-project/authd/internal/bench"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/load"
 )
 
 // fakeAuth answers Authenticate from the generator's default user set:
@@ -52,21 +52,19 @@ func serve(t *testing.T, network, addr string) net.Addr {
 }
 
 func TestGRPCLoad(t *testing.T) {
-	prev := bench.Protocols["grpc"]
-	bench.Protocols["grpc"] = Protocol{}
-	t.Cleanup(func() { bench.Protocols["grpc"] = prev })
-	users, _ := bench.GenerateUsers(100, "", "")
+	protos := load.Registry{"grpc": Protocol{}}
+	users, _ := load.GenerateUsers(100, "", "")
 	tcp := serve(t, "tcp", "127.0.0.1:0")
 	sock := filepath.Join(t.TempDir(), "grpc.sock")
 	serve(t, "unix", sock)
 	for name, target := range map[string]string{"tcp": tcp.String(), "unix": "unix:" + sock} {
 		t.Run(name, func(t *testing.T) {
-			tg, err := bench.ParseTarget(target)
+			tg, err := load.ParseTarget(target)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := bench.Run(t.Context(), bench.Config{
-				Target: tg, Protocol: "grpc", Conns: 2, Depth: 4, Duration: 500 * time.Millisecond,
+			r, err := load.Run(t.Context(), load.Config{
+				Target: tg, Protocols: protos, Protocol: "grpc", Conns: 2, Depth: 4, Duration: 500 * time.Millisecond,
 				Warmup: 100 * time.Millisecond, Users: users, WrongShare: 0.25, Seed: 7,
 			})
 			if err != nil {
@@ -78,10 +76,10 @@ func TestGRPCLoad(t *testing.T) {
 		})
 	}
 	t.Run("tempfail", func(t *testing.T) {
-		tg, _ := bench.ParseTarget(tcp.String())
-		r, err := bench.Run(t.Context(), bench.Config{
-			Target: tg, Protocol: "grpc", Conns: 1, Depth: 2, Duration: 200 * time.Millisecond,
-			Users: &bench.Users{Names: []string{"down@example.com"}, Passwords: []string{"x"}},
+		tg, _ := load.ParseTarget(tcp.String())
+		r, err := load.Run(t.Context(), load.Config{
+			Target: tg, Protocols: protos, Protocol: "grpc", Conns: 1, Depth: 2, Duration: 200 * time.Millisecond,
+			Users: &load.Users{Names: []string{"down@example.com"}, Passwords: []string{"x"}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -91,9 +89,9 @@ func TestGRPCLoad(t *testing.T) {
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		tg, _ := bench.ParseTarget("unix:" + filepath.Join(t.TempDir(), "none"))
-		_, err := bench.Run(t.Context(), bench.Config{Target: tg, Protocol: "grpc", Duration: time.Second,
-			Timeout: 500 * time.Millisecond, Users: &bench.Users{Names: []string{"a"}, Passwords: []string{"b"}}})
+		tg, _ := load.ParseTarget("unix:" + filepath.Join(t.TempDir(), "none"))
+		_, err := load.Run(t.Context(), load.Config{Target: tg, Protocols: protos, Protocol: "grpc", Duration: time.Second,
+			Timeout: 500 * time.Millisecond, Users: &load.Users{Names: []string{"a"}, Passwords: []string{"b"}}})
 		if err == nil {
 			t.Error("connected to nothing")
 		}

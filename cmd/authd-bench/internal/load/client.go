@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"bytes"
@@ -6,21 +6,48 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
-	"time"
+	"sync/atomic"
 )
 
-// clientProtocol drives Dovecot's client protocol (protocol.md §1): AUTH
-// with PLAIN, LOGIN or SCRAM on an auth-client or login socket.
-type clientProtocol struct{}
+// clientProtocol drives Dovecot's client protocol (docs/protocol.md §1):
+// AUTH with PLAIN, LOGIN or SCRAM on an auth-client or login socket. What
+// its connections share lives here, in the value Builtin made, not in
+// package state.
+type clientProtocol struct {
+	cpid *atomic.Uint32 // the last CPID handed out, see nextCPID
+	keys *scramKeyCache
+}
+
+func newClientProtocol() *clientProtocol {
+	p := &clientProtocol{cpid: new(atomic.Uint32), keys: &scramKeyCache{}}
+	// A random start: login sockets refuse a CPID that another live
+	// connection announced (docs/protocol.md §1.2), and other registries
+	// (or other authd-bench processes) may be connected to the same socket.
+	p.cpid.Store(rand.Uint32())
+	return p
+}
+
+// nextCPID gives every connection of this protocol its own process id,
+// never 0.
+func (p *clientProtocol) nextCPID() uint32 {
+	n := p.cpid.Add(1)
+	if n == 0 {
+		n = p.cpid.Add(1)
+	}
+	return n
+}
 
 // clientLine builds AUTH lines for one configuration.
 type clientLine struct {
 	mech   string
 	params string // "\tservice=imap[\tno-penalty][\trip=…]", written after the mechanism
+	keys   *scramKeyCache
 }
 
-func (clientProtocol) Dial(ctx context.Context, cfg *Config) (Conn, error) {
+func (p *clientProtocol) Dial(ctx context.Context, cfg *Config) (Conn, error) {
 	nc, err := dialTarget(ctx, cfg.Target)
 	if err != nil {
 		return nil, err
@@ -35,28 +62,14 @@ func (clientProtocol) Dial(ctx context.Context, cfg *Config) (Conn, error) {
 	if strings.HasPrefix(cfg.Mech, "SCRAM-") {
 		// Dovecot's own clients send it; without it the server sends the
 		// final v= as a CONT and waits for an empty answer, one more round
-		// trip (protocol.md §1.5). Both paths are handled below.
+		// trip (docs/protocol.md §1.5). Both paths are handled below.
 		params += "\tfinal-resp-ok"
 	}
-	c := newPipeConn(nc, &clientLine{mech: cfg.Mech, params: params})
-	// Both sides may send their handshake at once (protocol.md §1.2).
-	hello := fmt.Appendf(nil, "VERSION\t1\t2\nCPID\t%d\n", nextCPID())
-	if _, err := nc.Write(hello); err != nil {
-		nc.Close()
-		return nil, err
-	}
+	c := newPipeConn(nc, &clientLine{mech: cfg.Mech, params: params, keys: p.keys})
+	// Both sides may send their handshake at once (docs/protocol.md §1.2).
+	hello := fmt.Appendf(nil, "VERSION\t1\t2\nCPID\t%d\n", p.nextCPID())
 	var mechs []string
-	for first := true; ; first = false {
-		line, err := c.readLine()
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("handshake: %w", err)
-		}
-		f := strings.Split(line, "\t")
-		if first && (f[0] != "VERSION" || len(f) < 3 || f[1] != "1") {
-			nc.Close()
-			return nil, fmt.Errorf("handshake: want VERSION 1, got %.80q", line)
-		}
+	err = c.handshake(hello, func(f []string, line string) (bool, error) {
 		switch f[0] {
 		case "VERSION", "CUID", "COOKIE":
 		case "MECH":
@@ -65,26 +78,23 @@ func (clientProtocol) Dial(ctx context.Context, cfg *Config) (Conn, error) {
 			}
 		case "SPID":
 			if len(mechs) == 0 {
-				nc.Close()
-				return nil, errors.New("handshake: SPID before any MECH: this is a master socket (use the master protocol)")
+				return false, errors.New("handshake: SPID before any MECH: this is a master socket (use the master protocol)")
 			}
 		case "DONE":
-			for _, m := range mechs {
-				if m == cfg.Mech {
-					_ = nc.SetDeadline(time.Time{})
-					return c, nil
-				}
+			if slices.Contains(mechs, cfg.Mech) {
+				return true, nil
 			}
-			nc.Close()
-			return nil, fmt.Errorf("server does not offer %s (it offers %s)", cfg.Mech, strings.Join(mechs, " "))
+			return false, fmt.Errorf("server does not offer %s (it offers %s)", cfg.Mech, strings.Join(mechs, " "))
 		default:
-			nc.Close()
-			return nil, fmt.Errorf("handshake: unexpected line %.80q", line)
+			return false, fmt.Errorf("handshake: unexpected line %.80q", line)
 		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return c, nil
 }
-
-var b64 = base64.StdEncoding
 
 func (l *clientLine) start(dst []byte, p *pending) ([]byte, error) {
 	dst = append(dst, "AUTH\t"...)
@@ -106,18 +116,18 @@ func (l *clientLine) start(dst []byte, p *pending) ([]byte, error) {
 		raw = append(raw, p.req.User...)
 		raw = append(raw, 0)
 		raw = append(raw, p.req.Password...)
-		dst = b64.AppendEncode(dst, raw)
+		dst = base64.StdEncoding.AppendEncode(dst, raw)
 	case "LOGIN":
 		// No initial response, as Postfix does it: the server asks for
 		// the user name and the password with two CONTs.
 	default: // SCRAM-*
-		s, err := newSCRAMClient(l.mech, p.req.User, p.req.Password)
+		s, err := newSCRAMClient(l.mech, p.req.User, p.req.Password, l.keys)
 		if err != nil {
 			return dst, err
 		}
 		p.scram = s
 		dst = append(dst, "\tresp="...)
-		dst = b64.AppendEncode(dst, s.clientFirst())
+		dst = base64.StdEncoding.AppendEncode(dst, s.clientFirst())
 	}
 	return append(dst, '\n'), nil
 }
@@ -141,7 +151,7 @@ func (l *clientLine) reply(dst []byte, cmd, rest []byte, p *pending) ([]byte, bo
 		return dst, false, 0, fmt.Errorf("unexpected reply %q", cmd)
 	}
 	data, _, _ := bytes.Cut(rest, []byte{'\t'})
-	challenge, err := b64.AppendDecode(nil, data)
+	challenge, err := base64.StdEncoding.AppendDecode(nil, data)
 	if err != nil {
 		return dst, false, 0, fmt.Errorf("CONT with invalid base64: %w", err)
 	}
@@ -163,7 +173,7 @@ func (l *clientLine) reply(dst []byte, cmd, rest []byte, p *pending) ([]byte, bo
 	dst = append(dst, "CONT\t"...)
 	dst = appendUint(dst, p.id)
 	dst = append(dst, '\t')
-	dst = b64.AppendEncode(dst, resp)
+	dst = base64.StdEncoding.AppendEncode(dst, resp)
 	return append(dst, '\n'), false, 0, nil
 }
 
@@ -191,7 +201,7 @@ func fieldValue(fields []byte, key string) ([]byte, bool) {
 	return nil, false
 }
 
-// masterProtocol drives the master protocol (protocol.md §2): USER
+// masterProtocol drives the master protocol (docs/protocol.md §2): USER
 // lookups on an auth-userdb or auth-master socket. A lookup that finds the
 // user counts as OK, NOTFOUND as Fail, FAIL as TempFail.
 type masterProtocol struct{}
@@ -208,34 +218,21 @@ func (masterProtocol) Dial(ctx context.Context, cfg *Config) (Conn, error) {
 		params += "\trip=" + cfg.RemoteIP
 	}
 	c := newPipeConn(nc, &masterLine{params: params})
-	if _, err := nc.Write([]byte("VERSION\t1\t0\n")); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	for first := true; ; first = false {
-		line, err := c.readLine()
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("handshake: %w", err)
-		}
-		f := strings.Split(line, "\t")
-		if first && (f[0] != "VERSION" || len(f) < 3 || f[1] != "1") {
-			nc.Close()
-			return nil, fmt.Errorf("handshake: want VERSION 1, got %.80q", line)
-		}
+	err = c.handshake([]byte("VERSION\t1\t0\n"), func(f []string, line string) (bool, error) {
 		switch f[0] {
 		case "VERSION":
+			return false, nil
 		case "SPID":
-			_ = nc.SetDeadline(time.Time{})
-			return c, nil
+			return true, nil
 		case "MECH", "CUID", "COOKIE", "DONE":
-			nc.Close()
-			return nil, errors.New("handshake: this is a client socket (use the client protocol)")
-		default:
-			nc.Close()
-			return nil, fmt.Errorf("handshake: unexpected line %.80q", line)
+			return false, errors.New("handshake: this is a client socket (use the client protocol)")
 		}
+		return false, fmt.Errorf("handshake: unexpected line %.80q", line)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return c, nil
 }
 
 func (l *masterLine) start(dst []byte, p *pending) ([]byte, error) {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // Scenario is one configuration both servers run with the same data and
@@ -28,31 +30,34 @@ type Scenario struct {
 	Reference string `json:"reference,omitempty"`
 }
 
-// Scenarios are the comparisons make bench-compare runs, in order.
-var Scenarios = []Scenario{
-	{Name: "pf-plain", Title: "passwd-file {PLAIN}", Backend: "passwd-file", Scheme: "PLAIN",
-		TargetRatio: 1.5, TargetP99: 5 * time.Millisecond, Reference: "≈78k"},
-	{Name: "pf-sha512", Title: "passwd-file {SHA512-CRYPT}", Backend: "passwd-file", Scheme: "SHA512-CRYPT",
-		TargetRatio: 1.7, Reference: "≈600"},
-	{Name: "sql-plain", Title: "SQL {PLAIN}, no cache", Backend: "sql", Scheme: "PLAIN",
-		TargetRatio: 1.5, Reference: "≈11k"},
-	{Name: "sql-plain-cache", Title: "SQL {PLAIN}, cache warm", Backend: "sql", Scheme: "PLAIN", Cache: true},
-	{Name: "sql-sha512", Title: "SQL {SHA512-CRYPT}, no cache", Backend: "sql", Scheme: "SHA512-CRYPT"},
-	{Name: "sql-sha512-cache", Title: "SQL {SHA512-CRYPT}, cache warm", Backend: "sql", Scheme: "SHA512-CRYPT", Cache: true,
-		TargetRatio: 30, Reference: "≈720"},
-	{Name: "ldap-ssha", Title: "LDAP {SSHA}, no cache", Backend: "ldap", Scheme: "SSHA",
-		TargetRatio: 1.5, Reference: "≈10k"},
-	{Name: "ldap-ssha-cache", Title: "LDAP {SSHA}, cache warm", Backend: "ldap", Scheme: "SSHA", Cache: true,
-		TargetRatio: 1.2, Reference: "≈63k"},
-	{Name: "ldap-authbind", Title: "LDAP auth_bind, no cache", Backend: "ldap", Scheme: "SSHA", AuthBind: true},
-	{Name: "ldap-authbind-cache", Title: "LDAP auth_bind, cache warm", Backend: "ldap", Scheme: "SSHA", AuthBind: true, Cache: true,
-		TargetRatio: 1.2, Reference: "≈63k"},
+// AllScenarios returns the comparisons make bench-compare runs, in order:
+// a new slice on each call, so no caller can change another's list.
+func AllScenarios() []Scenario {
+	return []Scenario{
+		{Name: "pf-plain", Title: "passwd-file {PLAIN}", Backend: "passwd-file", Scheme: "PLAIN",
+			TargetRatio: 1.5, TargetP99: 5 * time.Millisecond, Reference: "≈78k"},
+		{Name: "pf-sha512", Title: "passwd-file {SHA512-CRYPT}", Backend: "passwd-file", Scheme: "SHA512-CRYPT",
+			TargetRatio: 1.7, Reference: "≈600"},
+		{Name: "sql-plain", Title: "SQL {PLAIN}, no cache", Backend: "sql", Scheme: "PLAIN",
+			TargetRatio: 1.5, Reference: "≈11k"},
+		{Name: "sql-plain-cache", Title: "SQL {PLAIN}, cache warm", Backend: "sql", Scheme: "PLAIN", Cache: true},
+		{Name: "sql-sha512", Title: "SQL {SHA512-CRYPT}, no cache", Backend: "sql", Scheme: "SHA512-CRYPT"},
+		{Name: "sql-sha512-cache", Title: "SQL {SHA512-CRYPT}, cache warm", Backend: "sql", Scheme: "SHA512-CRYPT", Cache: true,
+			TargetRatio: 30, Reference: "≈720"},
+		{Name: "ldap-ssha", Title: "LDAP {SSHA}, no cache", Backend: "ldap", Scheme: "SSHA",
+			TargetRatio: 1.5, Reference: "≈10k"},
+		{Name: "ldap-ssha-cache", Title: "LDAP {SSHA}, cache warm", Backend: "ldap", Scheme: "SSHA", Cache: true,
+			TargetRatio: 1.2, Reference: "≈63k"},
+		{Name: "ldap-authbind", Title: "LDAP auth_bind, no cache", Backend: "ldap", Scheme: "SSHA", AuthBind: true},
+		{Name: "ldap-authbind-cache", Title: "LDAP auth_bind, cache warm", Backend: "ldap", Scheme: "SSHA", AuthBind: true, Cache: true,
+			TargetRatio: 1.2, Reference: "≈63k"},
+	}
 }
 
 // ScenarioNames lists the known names, for flag help.
 func ScenarioNames() []string {
 	var n []string
-	for _, s := range Scenarios {
+	for _, s := range AllScenarios() {
 		n = append(n, s.Name)
 	}
 	return n
@@ -62,11 +67,11 @@ func ScenarioNames() []string {
 // names may be globs ("sql-*"); empty selects all.
 func SelectScenarios(names []string) ([]Scenario, error) {
 	if len(names) == 0 {
-		return Scenarios, nil
+		return AllScenarios(), nil
 	}
 	var out []Scenario
 	used := make([]bool, len(names))
-	for _, s := range Scenarios {
+	for _, s := range AllScenarios() {
 		for i, n := range names {
 			if ok, err := filepath.Match(n, s.Name); err != nil {
 				return nil, fmt.Errorf("scenario pattern %q: %v", n, err)
@@ -87,10 +92,11 @@ func SelectScenarios(names []string) ([]Scenario, error) {
 
 // env is what the scenarios' configs point at.
 type env struct {
-	dataDir  string // passwd-files and driver config files
-	sqlSock  string
-	ldapURI  string
-	cacheDir string
+	dataDir     string // passwd-files and driver config files
+	sqlSock     string // mariadbd's socket, and the account both servers use
+	sqlUser     string
+	sqlPassword string
+	ldapURI     string
 }
 
 // sqlColumn is the users-table column holding the password in scheme.
@@ -105,12 +111,12 @@ func sqlColumn(scheme string) string {
 // authd's alike.
 func sqlConf(e env, scheme string) string {
 	return fmt.Sprintf(`driver = mysql
-connect = host=%s dbname=mail user=authd password=authdpw
+connect = host=%s dbname=mail user=%s password=%s
 default_pass_scheme = PLAIN
 password_query = SELECT username AS user, %s AS password FROM users WHERE username = '%%u'
 user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
 iterate_query = SELECT username AS user FROM users
-`, e.sqlSock, sqlColumn(scheme))
+`, e.sqlSock, e.sqlUser, e.sqlPassword, sqlColumn(scheme))
 }
 
 // ldapConf is a dovecot-ldap.conf.ext for both servers: search with the
@@ -174,26 +180,7 @@ auth_debug = no
 // user, userPassword {SSHA}.
 func (d *Data) ldif(svcPasswordSSHA string) []byte {
 	var b strings.Builder
-	b.WriteString(`dn: dc=example,dc=com
-objectClass: top
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=services,dc=example,dc=com
-objectClass: organizationalUnit
-ou: services
-
-dn: cn=authd,ou=services,dc=example,dc=com
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: authd
-userPassword: {SSHA}` + svcPasswordSSHA + "\n\n")
+	b.WriteString(realserver.ExampleLDIF("{SSHA}" + svcPasswordSSHA))
 	for i, a := range d.Accounts {
 		uid, _, _ := strings.Cut(a.Name, "@")
 		fmt.Fprintf(&b, `dn: uid=%[1]s,ou=people,dc=example,dc=com

@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"errors"
@@ -45,9 +45,7 @@ func ParseTarget(s string) (Target, error) {
 	case strings.HasPrefix(s, "/"), strings.HasPrefix(s, "./"), strings.HasPrefix(s, "../"):
 		return Target{Network: "unix", Address: s}, nil
 	}
-	if strings.HasPrefix(s, "tcp:") {
-		s = strings.TrimPrefix(s, "tcp:")
-	}
+	s = strings.TrimPrefix(s, "tcp:")
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		// Neither a host:port nor an obvious path: a relative socket path

@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,9 +34,12 @@ const (
 // in flight, for Warmup (not counted) and then Duration (measured).
 type Config struct {
 	Target Target
+	// Protocols are the protocols this run may use (Builtin, plus grpc
+	// when the caller links it in); required.
+	Protocols Registry
 	// Protocol is a key of Protocols: "client" (the default: AUTH on an
 	// auth-client or login socket), "master" (USER on auth-userdb or
-	// auth-master), "grpc" (Authenticate; see Protocols).
+	// auth-master), "grpc" (Authenticate, package grpcload).
 	Protocol string
 	// Mech is the SASL mechanism for the client protocol: PLAIN (the
 	// default), LOGIN, SCRAM-SHA-1 or SCRAM-SHA-256.
@@ -53,7 +57,7 @@ type Config struct {
 	// password (client protocol) or for an unknown user (master protocol).
 	WrongShare float64
 	// NoPenalty adds no-penalty to every AUTH, so Dovecot skips its per-IP
-	// penalty and the anvil round trip (realservers.md §4.3).
+	// penalty and the anvil round trip (docs/testing.md §4.3).
 	NoPenalty bool
 	// RemoteIP, when set, is sent as rip= (the client address a login
 	// process would pass on).
@@ -107,9 +111,10 @@ type Request struct {
 	Wrong bool
 }
 
-// Protocol opens connections of one kind. Protocols holds the
-// implementations; adding one (gRPC Authenticate) means adding a type that
-// satisfies this and Conn, and an entry in Protocols.
+// Protocol opens connections of one kind. A Registry names the protocols
+// a run may use; adding one (gRPC Authenticate, in package grpcload) means
+// a type that satisfies this and Conn, and an entry in the caller's
+// Registry.
 type Protocol interface {
 	// Dial connects to cfg.Target and completes the protocol's handshake.
 	Dial(ctx context.Context, cfg *Config) (Conn, error)
@@ -127,29 +132,38 @@ type Conn interface {
 	Close() error
 }
 
-// Protocols is the explicit map of load protocols (house rule 5: no init
-// registration). The Dovecot protocols are built in; "grpc" is provided by
-// internal/bench/grpcload, which needs the gRPC module, so this package
-// stays standard-library only: the command wires it with
-//
-//	bench.Protocols["grpc"] = grpcload.Protocol{}
-//
-// A new protocol is a type satisfying Protocol and Conn plus one such line.
-var Protocols = map[string]Protocol{
-	"client": clientProtocol{},
-	"master": masterProtocol{},
-	"grpc":   missingProtocol{"gRPC (wire internal/bench/grpcload.Protocol into bench.Protocols)"},
+// Registry maps protocol names (Config.Protocol, the command's -proto) to
+// their drivers. It is a value the caller builds — Builtin, plus whatever
+// the caller links in — and hands to Run in Config.Protocols: no protocol
+// is registered in package state, so runs and tests cannot see each
+// other's choices.
+type Registry map[string]Protocol
+
+// Builtin returns a new Registry with the protocols this package drives
+// itself: "client" and "master" (docs/protocol.md §1 and §2). It needs
+// only the standard library; "grpc" comes from package grpcload.
+func Builtin() Registry {
+	return Registry{"client": newClientProtocol(), "master": masterProtocol{}}
 }
 
-// missingProtocol stands for a protocol whose driver is not linked in.
-type missingProtocol struct{ what string }
-
-func (m missingProtocol) Dial(context.Context, *Config) (Conn, error) {
-	return nil, errors.New("protocol not available: " + m.what)
+// names lists r's protocols, sorted, for messages.
+func (r Registry) names() string {
+	var n []string
+	for k := range r {
+		n = append(n, k)
+	}
+	slices.Sort(n)
+	return strings.Join(n, ", ")
 }
 
-// mechanisms the client protocol can drive.
-var clientMechs = map[string]bool{"PLAIN": true, "LOGIN": true, "SCRAM-SHA-1": true, "SCRAM-SHA-256": true}
+// clientMech reports whether the client protocol can drive mechanism m.
+func clientMech(m string) bool {
+	switch m {
+	case "PLAIN", "LOGIN", "SCRAM-SHA-1", "SCRAM-SHA-256":
+		return true
+	}
+	return false
+}
 
 // normalize fills defaults and checks bounds.
 func (c *Config) normalize() error {
@@ -168,14 +182,17 @@ func (c *Config) normalize() error {
 	if c.Protocol == "" {
 		c.Protocol = "client"
 	}
-	if _, ok := Protocols[c.Protocol]; !ok {
-		return fmt.Errorf("unknown protocol %q (client, master, grpc)", c.Protocol)
+	if len(c.Protocols) == 0 {
+		return errors.New("no protocols: set Config.Protocols (load.Builtin())")
+	}
+	if _, ok := c.Protocols[c.Protocol]; !ok {
+		return fmt.Errorf("unknown protocol %q (this build has: %s)", c.Protocol, c.Protocols.names())
 	}
 	c.Mech = strings.ToUpper(c.Mech)
 	if c.Mech == "" {
 		c.Mech = "PLAIN"
 	}
-	if c.Protocol == "client" && !clientMechs[c.Mech] {
+	if c.Protocol == "client" && !clientMech(c.Mech) {
 		return fmt.Errorf("unsupported mechanism %q (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256)", c.Mech)
 	}
 	if c.Conns == 0 {
@@ -434,10 +451,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	proto := Protocols[cfg.Protocol]
-
 	// Connect everything first, so connection set-up is never measured.
-	conns := make([]Conn, cfg.Conns)
+	conns, err := dialAll(ctx, &cfg)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -445,23 +460,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 	}()
-	{
-		dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		var g sync.WaitGroup
-		errs := make([]error, cfg.Conns)
-		for i := range conns {
-			g.Go(func() { conns[i], errs[i] = proto.Dial(dctx, &cfg) })
-		}
-		g.Wait()
-		cancel()
-		if err := errors.Join(errs...); err != nil {
-			// One message is enough: they are usually all the same.
-			for _, e := range errs {
-				if e != nil {
-					return nil, fmt.Errorf("connecting to %s: %w", cfg.Target, e)
-				}
-			}
-		}
+	if err != nil {
+		return nil, err
 	}
 	// ctx cancellation closes the connections, which unblocks every Run.
 	stop := context.AfterFunc(ctx, func() {
@@ -478,19 +478,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Protocol == "client" {
 		res.Mech = cfg.Mech
 	}
-
 	if cfg.WarmAll {
-		start := time.Now()
-		var cursor atomic.Int64
-		ph := &phase{cursor: &cursor, n: cfg.Users.Len()}
-		ws := runPhase(conns, &cfg, ph, start.Add(cfg.WarmAllTimeout))
-		wa := &WarmAllResult{Seconds: time.Since(start).Seconds()}
-		for _, w := range ws {
-			wa.Counts.merge(w.measured)
-			wa.Counts.merge(w.late)
-			res.ErrorSamples = appendErrs(res.ErrorSamples, w.errs)
-		}
-		res.WarmAll = wa
+		res.WarmAll = warmAll(conns, &cfg, res)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -509,22 +498,65 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	res.collect(ws, ph, &cfg)
+	return res, nil
+}
 
+// dialAll opens cfg.Conns connections at once, within cfg.Timeout. The
+// slice it returns holds the ones that opened, for the caller to close,
+// also on error.
+func dialAll(ctx context.Context, cfg *Config) ([]Conn, error) {
+	proto := cfg.Protocols[cfg.Protocol]
+	conns := make([]Conn, cfg.Conns)
+	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var g sync.WaitGroup
+	errs := make([]error, cfg.Conns)
+	for i := range conns {
+		g.Go(func() { conns[i], errs[i] = proto.Dial(dctx, cfg) })
+	}
+	g.Wait()
+	// One message is enough: they are usually all the same.
+	for _, e := range errs {
+		if e != nil {
+			return conns, fmt.Errorf("connecting to %s: %w", cfg.Target, e)
+		}
+	}
+	return conns, nil
+}
+
+// warmAll authenticates every user once, with the right password.
+func warmAll(conns []Conn, cfg *Config, res *Result) *WarmAllResult {
+	start := time.Now()
+	var cursor atomic.Int64
+	ph := &phase{cursor: &cursor, n: cfg.Users.Len()}
+	ws := runPhase(conns, cfg, ph, start.Add(cfg.WarmAllTimeout))
+	wa := &WarmAllResult{Seconds: time.Since(start).Seconds()}
+	for _, w := range ws {
+		wa.Counts.merge(w.measured)
+		wa.Counts.merge(w.late)
+		res.ErrorSamples = appendErrs(res.ErrorSamples, w.errs)
+	}
+	return wa
+}
+
+// collect adds up the workers of the measured phase into r.
+func (r *Result) collect(ws []*Worker, ph *phase, cfg *Config) {
 	var lastEnd time.Time
 	for _, w := range ws {
-		res.Warmup.merge(w.warm)
-		res.Counts.merge(w.measured)
-		res.Late.merge(w.late)
-		res.WrongSent += w.wrongSent
-		res.Unexpected += w.unexpected
-		res.hist.Merge(&w.hist)
-		res.ErrorSamples = appendErrs(res.ErrorSamples, w.errs)
+		r.Warmup.merge(w.warm)
+		r.Counts.merge(w.measured)
+		r.Late.merge(w.late)
+		r.WrongSent += w.wrongSent
+		r.Unexpected += w.unexpected
+		r.hist.Merge(&w.hist)
+		r.ErrorSamples = appendErrs(r.ErrorSamples, w.errs)
 		if w.lastEnd.After(lastEnd) {
 			lastEnd = w.lastEnd
 		}
 	}
-	res.Requests = res.Counts.OK + res.Counts.Fail + res.Counts.TempFail + res.Counts.Errors
-	res.WarmupSeconds = cfg.Warmup.Seconds()
+	r.Requests = r.Counts.OK + r.Counts.Fail + r.Counts.TempFail + r.Counts.Errors
+	r.WarmupSeconds = cfg.Warmup.Seconds()
 	// The window ends at t1, or earlier when the request budget ran out
 	// and every worker stopped before it.
 	end := ph.t1
@@ -532,15 +564,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		end = lastEnd
 	}
 	if d := end.Sub(ph.t0); d > 0 {
-		res.Seconds = d.Seconds()
-		res.RPS = float64(res.Requests) / res.Seconds
+		r.Seconds = d.Seconds()
+		r.RPS = float64(r.Requests) / r.Seconds
 	}
-	h := &res.hist
-	res.Latency = Latency{
+	h := &r.hist
+	r.Latency = Latency{
 		P50: ms(h.Percentile(50)), P90: ms(h.Percentile(90)), P99: ms(h.Percentile(99)),
 		Max: ms(h.Max()), Mean: ms(h.Mean()),
 	}
-	return res, nil
 }
 
 func appendErrs(dst, src []string) []string {

@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"bufio"
@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
-	"sync/atomic"
+	"strings"
 	"time"
 )
 
@@ -72,6 +71,39 @@ func dialTarget(ctx context.Context, t Target) (net.Conn, error) {
 		_ = nc.SetDeadline(dl)
 	}
 	return nc, nil
+}
+
+// handshake writes hello and reads the server's handshake until step says
+// it is complete: step sees each line split at TABs, after the first has
+// been checked to be VERSION 1. On success the dial deadline is lifted; on
+// failure the connection is closed.
+func (c *pipeConn) handshake(hello []byte, step func(f []string, line string) (done bool, err error)) error {
+	err := c.handshakeLines(hello, step)
+	if err != nil {
+		c.nc.Close()
+		return err
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	return nil
+}
+
+func (c *pipeConn) handshakeLines(hello []byte, step func(f []string, line string) (bool, error)) error {
+	if _, err := c.nc.Write(hello); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		line, err := c.readLine()
+		if err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		f := strings.Split(line, "\t")
+		if first && (f[0] != "VERSION" || len(f) < 3 || f[1] != "1") {
+			return fmt.Errorf("handshake: want VERSION 1, got %.80q", line)
+		}
+		if done, err := step(f, line); err != nil || done {
+			return err
+		}
+	}
 }
 
 // readLine reads one LF-terminated line (without LF or CR) for the
@@ -231,23 +263,6 @@ func parseUint32(b []byte) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(n), true
-}
-
-// cpidNext gives every client connection of this process its own CPID:
-// login sockets refuse a CPID that another live connection announced
-// (protocol.md §1.2).
-var cpidNext = func() *atomic.Uint32 {
-	var n atomic.Uint32
-	n.Store(uint32(os.Getpid()%400000) * 10000)
-	return &n
-}()
-
-func nextCPID() uint32 {
-	n := cpidNext.Add(1)
-	if n == 0 {
-		n = cpidNext.Add(1)
-	}
-	return n
 }
 
 func appendUint(dst []byte, n uint32) []byte { return strconv.AppendUint(dst, uint64(n), 10) }

@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -26,10 +27,11 @@ type scramClient struct {
 	cnonce    string
 	firstBare string
 	serverSig []byte
+	keys      *scramKeyCache
 }
 
-func newSCRAMClient(mech, user, pass string) (*scramClient, error) {
-	s := &scramClient{mech: mech, user: user, pass: pass}
+func newSCRAMClient(mech, user, pass string, keys *scramKeyCache) (*scramClient, error) {
+	s := &scramClient{mech: mech, user: user, pass: pass, keys: keys}
 	switch mech {
 	case "SCRAM-SHA-1":
 		s.h = sha1.New
@@ -40,7 +42,7 @@ func newSCRAMClient(mech, user, pass string) (*scramClient, error) {
 	}
 	var nonce [18]byte
 	_, _ = rand.Read(nonce[:])
-	s.cnonce = b64.EncodeToString(nonce[:])
+	s.cnonce = base64.StdEncoding.EncodeToString(nonce[:])
 	// saslname: '=' and ',' are escaped (RFC 5802 §5.1).
 	name := strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user)
 	s.firstBare = "n=" + name + ",r=" + s.cnonce
@@ -91,11 +93,11 @@ func (s *scramClient) clientFinal(serverFirst string) ([]byte, error) {
 	if !strings.HasPrefix(nonce, s.cnonce) || len(nonce) == len(s.cnonce) || salt == "" || iter == 0 {
 		return nil, fmt.Errorf("SCRAM: bad server-first-message %.80q", serverFirst)
 	}
-	saltRaw, err := b64.DecodeString(salt)
+	saltRaw, err := base64.StdEncoding.DecodeString(salt)
 	if err != nil {
 		return nil, fmt.Errorf("SCRAM: salt: %w", err)
 	}
-	k, err := scramKeysFor(s.mech, s.h, s.pass, saltRaw, iter)
+	k, err := s.keys.get(s.mech, s.h, s.pass, saltRaw, iter)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +110,7 @@ func (s *scramClient) clientFinal(serverFirst string) ([]byte, error) {
 	m = hmac.New(s.h, k.serverKey)
 	m.Write(authMessage)
 	s.serverSig = m.Sum(nil)
-	return []byte(withoutProof + ",p=" + b64.EncodeToString(proof)), nil
+	return []byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)), nil
 }
 
 // checkFinal verifies the server's "v=" (mutual authentication).
@@ -117,7 +119,7 @@ func (s *scramClient) checkFinal(final []byte) error {
 	if !ok {
 		return fmt.Errorf("SCRAM: server-final-message %.80q", final)
 	}
-	sig, err := b64.DecodeString(string(v))
+	sig, err := base64.StdEncoding.DecodeString(string(v))
 	if err != nil || s.serverSig == nil || !hmac.Equal(sig, s.serverSig) {
 		return errors.New("SCRAM: wrong server signature")
 	}
@@ -129,7 +131,7 @@ func (s *scramClient) checkFinal(final []byte) error {
 // nothing when it came earlier as a CONT (step 2).
 func (s *scramClient) checkOK(fields []byte, step int) error {
 	if r, ok := fieldValue(fields, "resp"); ok {
-		final, err := b64.AppendDecode(nil, r)
+		final, err := base64.StdEncoding.AppendDecode(nil, r)
 		if err != nil {
 			return fmt.Errorf("SCRAM: OK resp=: %w", err)
 		}
@@ -146,12 +148,14 @@ type scramKeys struct{ clientKey, storedKey, serverKey []byte }
 // scramKeyCache memoises the PBKDF2 step per (password, salt, iterations):
 // a real client pays it once per login, but here it would put thousands
 // of PBKDF2 runs per second on the CPU the server under test needs. The
-// server's cost is unchanged (it stores or derives its own keys).
-var scramKeyCache sync.Map
+// server's cost is unchanged (it stores or derives its own keys). One
+// belongs to each client protocol value (Builtin), shared by its
+// connections.
+type scramKeyCache struct{ m sync.Map }
 
-func scramKeysFor(mech string, h func() hash.Hash, pass string, salt []byte, iter int) (*scramKeys, error) {
+func (c *scramKeyCache) get(mech string, h func() hash.Hash, pass string, salt []byte, iter int) (*scramKeys, error) {
 	key := mech + "\x00" + strconv.Itoa(iter) + "\x00" + string(salt) + "\x00" + pass
-	if v, ok := scramKeyCache.Load(key); ok {
+	if v, ok := c.m.Load(key); ok {
 		return v.(*scramKeys), nil
 	}
 	size := h().Size()
@@ -168,6 +172,6 @@ func scramKeysFor(mech string, h func() hash.Hash, pass string, salt []byte, ite
 	d := h()
 	d.Write(k.clientKey)
 	k.storedKey = d.Sum(nil)
-	v, _ := scramKeyCache.LoadOrStore(key, k)
+	v, _ := c.m.LoadOrStore(key, k)
 	return v.(*scramKeys), nil
 }

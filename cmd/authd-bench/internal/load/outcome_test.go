@@ -1,4 +1,4 @@
-package bench
+package load
 
 import (
 	"bufio"
@@ -14,7 +14,8 @@ import (
 )
 
 // fakeAuthServer answers every AUTH (client protocol) or USER (master
-// protocol) request with answer, formatted with the request's id.
+// protocol) request with answer, formatted with the request's id; with an
+// empty answer it completes the handshake and then never answers.
 func fakeAuthServer(t *testing.T, master bool, answer string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "auth")
@@ -40,7 +41,7 @@ func fakeAuthServer(t *testing.T, master bool, answer string) string {
 				sc := bufio.NewScanner(c)
 				for sc.Scan() {
 					f := strings.Split(sc.Text(), "\t")
-					if len(f) > 1 && (f[0] == "AUTH" || f[0] == "USER") {
+					if answer != "" && len(f) > 1 && (f[0] == "AUTH" || f[0] == "USER") {
 						fmt.Fprintf(c, answer+"\n", f[1])
 					}
 				}
@@ -67,7 +68,7 @@ func TestOutcomes(t *testing.T) {
 	} {
 		sock := fakeAuthServer(t, tc.proto == "master", tc.answer)
 		res, err := Run(t.Context(), Config{
-			Target: Target{Network: "unix", Address: sock}, Protocol: tc.proto, Conns: 2, Depth: 2,
+			Target: Target{Network: "unix", Address: sock}, Protocols: Builtin(), Protocol: tc.proto, Conns: 2, Depth: 2,
 			Duration: 5 * time.Second, MaxRequests: 40, Users: users,
 		})
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // perfRun is a `perf record` attached to a server for one window.
@@ -24,7 +26,7 @@ type perfRun struct {
 // including the kernel time of their socket I/O. Go binaries keep frame
 // pointers, so -g call graphs work without DWARF unwinding.
 func startPerf(ctx context.Context, dir, name string, pids []int, d time.Duration) *perfRun {
-	bin, err := lookBin("perf")
+	bin, err := realserver.LookBin("perf")
 	if err != nil || len(pids) == 0 {
 		return &perfRun{err: fmt.Errorf("perf: %v (pids %v)", err, pids)}
 	}
@@ -56,7 +58,7 @@ func (pr *perfRun) wait() []string {
 	if err := pr.cmd.Wait(); err != nil {
 		return []string{"no profile: perf record: " + err.Error()}
 	}
-	bin, _ := lookBin("perf")
+	bin, _ := realserver.LookBin("perf")
 	out, err := exec.Command(bin, "report", "-i", pr.data, "--stdio", "--no-children",
 		"--sort", "dso,symbol", "-g", "none", "--percent-limit", "1").Output()
 	if err != nil {

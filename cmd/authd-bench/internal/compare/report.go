@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/authd-project/authd/cmd/authd-bench/internal/load"
 )
 
 // WriteTable prints the comparison: one row per scenario with both rates,
@@ -97,7 +99,7 @@ func rate(s *Side) string {
 
 func p99(s *Side) string {
 	if s.RPS > 0 {
-		return fmtMS(s.P99)
+		return load.FormatMS(s.P99)
 	}
 	return "—"
 }
@@ -107,17 +109,6 @@ func cores(s *Side) string {
 		return fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", s.ServerCores, s.BackendCores, s.LoadCores, s.OtherCores)
 	}
 	return "—"
-}
-
-func fmtMS(v float64) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f ms", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f ms", v)
-	default:
-		return fmt.Sprintf("%.2f ms", v)
-	}
 }
 
 // WriteJSON writes the whole report, every round included.
