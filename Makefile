@@ -51,17 +51,21 @@ fuzz:
 	  done; \
 	done
 
-.PHONY: bench bench-compare
+.PHONY: bench build-bench bench-compare
 # Go micro-benchmarks of the hot path, with allocations (docs/performance.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dovecot ./internal/engine
+
+# The load generator and comparison harness: tooling, not product. Its
+# packages live in cmd/authd-bench/internal (load, grpcload, compare).
+build-bench:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authd-bench ./cmd/authd-bench
 
 # authd next to a private Dovecot 2.3, same data and load (docs/performance.md).
 # Needs root and dovecot-core, dovecot-mysql, dovecot-ldap, mariadb-server, slapd.
 # BENCHFLAGS=-quick: about a minute; the full run takes about 8 minutes.
 BENCHFLAGS ?=
-bench-compare: build
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authd-bench ./cmd/authd-bench
+bench-compare: build build-bench
 	bin/authd-bench compare -authd bin/authd -data bin/bench-data -json bin/bench-compare.json $(BENCHFLAGS)
 
 clean:

@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/authd-project/authd/internal/bench/compare"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/compare"
 )
 
 func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -1,12 +1,15 @@
 // Command authd-bench is authd's load generator and its side-by-side
-// benchmark against Dovecot 2.3's auth process.
+// benchmark against Dovecot 2.3's auth process. It is tooling: its
+// packages live under its own internal/ (load, the generator; grpcload,
+// its gRPC protocol; compare, the harness), so that nothing in authd can
+// import them.
 //
 //	authd-bench [run] -a SOCKET [flags]   load one auth server, print rates and latencies
 //	authd-bench compare [flags]           start a private Dovecot and authd with the same
 //	                                      data and load both, A B A B, scenario by scenario
 //
 // Targets are unix sockets or loopback TCP addresses only; every run stops
-// by itself. See internal/bench and docs/performance.md.
+// by itself. See docs/performance.md.
 package main
 
 import (
@@ -23,18 +26,24 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/authd-project/authd/internal/bench"
-	"github.com/authd-project/authd/internal/bench/grpcload"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/grpcload"
+	"github.com/authd-project/authd/cmd/authd-bench/internal/load"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// protocols is the command's registry of load protocols: the Dovecot
+// protocols and gRPC, wired explicitly (docs/architecture.md house rule 5:
+// no init registration) and built anew for each run.
+func protocols() load.Registry {
+	r := load.Builtin()
+	r["grpc"] = grpcload.Protocol{}
+	return r
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	// The load protocols beyond the Dovecot sockets, wired explicitly
-	// (house rule 5: no init registration).
-	bench.Protocols["grpc"] = grpcload.Protocol{}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	cmd := "run"
@@ -72,20 +81,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	target := fs.String("a", "", "target: a socket path (unix:PATH also works) or a loopback HOST:PORT; other addresses are refused")
 	proto := fs.String("proto", "client", "protocol: client (AUTH on auth-client/login), master (USER on auth-userdb/auth-master), grpc (Authenticate on authd's gRPC listener)")
 	mech := fs.String("mech", "PLAIN", "SASL mechanism for the client protocol: PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256")
-	conns := fs.Int("c", bench.DefaultConns, "connections")
-	depth := fs.Int("d", bench.DefaultDepth, "requests in flight per connection")
-	dur := fs.Duration("t", 10*time.Second, fmt.Sprintf("measured duration (at most %v)", bench.MaxDuration))
+	conns := fs.Int("c", load.DefaultConns, "connections")
+	depth := fs.Int("d", load.DefaultDepth, "requests in flight per connection")
+	dur := fs.Duration("t", 10*time.Second, fmt.Sprintf("measured duration (at most %v)", load.MaxDuration))
 	warmup := fs.Duration("warmup", 2*time.Second, "warm-up before the measured window (not counted)")
 	maxReq := fs.Int64("n", 0, "stop after this many requests, warm-up included (0: only the duration bounds the run)")
-	nUsers := fs.Int("users", bench.DefaultUserCount, "number of generated users")
-	userFmt := fs.String("user-format", bench.DefaultUserFormat, "user name format for generated users (%d is 1..N)")
-	passFmt := fs.String("pass-format", bench.DefaultPassFormat, "password format for generated users")
+	nUsers := fs.Int("users", load.DefaultUserCount, "number of generated users")
+	userFmt := fs.String("user-format", load.DefaultUserFormat, "user name format for generated users (%d is 1..N)")
+	passFmt := fs.String("pass-format", load.DefaultPassFormat, "password format for generated users")
 	usersFile := fs.String("users-file", "", "read users from FILE: user<TAB>password or user:password per line (overrides -users)")
 	wrong := fs.Float64("wrong", 0, "share of requests (0..1) with a wrong password (USER: an unknown user)")
 	noPenalty := fs.Bool("no-penalty", false, "send no-penalty with every AUTH (Dovecot then skips its per-IP penalty and the anvil lookup; needed for wrong passwords against Dovecot)")
 	rip := fs.String("rip", "", "send rip=IP with every request (the client address a login process passes on)")
-	service := fs.String("service", bench.DefaultService, "service= value")
-	timeout := fs.Duration("timeout", bench.DefaultTimeout, "connect/handshake timeout, and how long requests may still take after the window")
+	service := fs.String("service", load.DefaultService, "service= value")
+	timeout := fs.Duration("timeout", load.DefaultTimeout, "connect/handshake timeout, and how long requests may still take after the window")
 	warmAll := fs.Bool("warm-all", false, "before the warm-up, authenticate every user once (fills an auth cache)")
 	seed := fs.Uint64("seed", 0, "random seed for the user sequence (0: random)")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of text")
@@ -105,46 +114,46 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "authd-bench: -a TARGET is required (a socket path or a loopback host:port)")
 		return 2
 	}
-	t, err := bench.ParseTarget(*target)
+	t, err := load.ParseTarget(*target)
 	if err != nil {
 		fmt.Fprintf(stderr, "authd-bench: %v\n", err)
 		return 2
 	}
-	var users *bench.Users
+	var users *load.Users
 	if *usersFile != "" {
 		f, err := os.Open(*usersFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
 			return 2
 		}
-		users, err = bench.ReadUsers(f)
+		users, err = load.ReadUsers(f)
 		f.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
 			return 2
 		}
 	} else {
-		users, err = bench.GenerateUsers(*nUsers, *userFmt, *passFmt)
+		users, err = load.GenerateUsers(*nUsers, *userFmt, *passFmt)
 		if err != nil {
 			fmt.Fprintf(stderr, "authd-bench: %v\n", err)
 			return 2
 		}
 	}
 	if *wrong > 0 && !*noPenalty && *proto == "client" && *rip == "" {
-		fmt.Fprintln(stderr, "authd-bench: note: wrong passwords without -no-penalty make Dovecot delay every later request from this client by 2–15 s (realservers.md §4.3)")
+		fmt.Fprintln(stderr, "authd-bench: note: wrong passwords without -no-penalty make Dovecot delay every later request from this client by 2–15 s (docs/testing.md §4.3)")
 	}
 	tlsConf, err := clientTLS(*tlsCA, *tlsCert, *tlsKey, *tlsName)
 	if err != nil {
 		fmt.Fprintf(stderr, "authd-bench: %v\n", err)
 		return 2
 	}
-	cfg := bench.Config{
-		Target: t, Protocol: *proto, Mech: *mech, Conns: *conns, Depth: *depth,
+	cfg := load.Config{
+		Target: t, Protocols: protocols(), Protocol: *proto, Mech: *mech, Conns: *conns, Depth: *depth,
 		Duration: *dur, Warmup: *warmup, MaxRequests: *maxReq, Users: users,
 		WrongShare: *wrong, NoPenalty: *noPenalty, RemoteIP: *rip, Service: *service,
 		Timeout: *timeout, WarmAll: *warmAll, Seed: *seed, TLS: tlsConf,
 	}
-	res, err := bench.Run(ctx, cfg)
+	res, err := load.Run(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "authd-bench: interrupted")
@@ -176,7 +185,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // problem explains a run whose numbers cannot be trusted.
-func problem(r *bench.Result) string {
+func problem(r *load.Result) string {
 	switch {
 	case r.Requests == 0:
 		return "no request completed in the measured window"

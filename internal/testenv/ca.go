@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // CA is a throwaway certificate authority for TLS tests (SQL over TLS,
@@ -117,4 +119,15 @@ func serial(t testing.TB) *big.Int {
 		t.Fatalf("testenv: serial: %v", err)
 	}
 	return n
+}
+
+// serverFiles issues a server certificate for 127.0.0.1 and localhost into
+// dir and returns the files a realserver launcher takes; nil for a nil CA.
+func (ca *CA) serverFiles(t testing.TB, dir string) *realserver.TLSFiles {
+	t.Helper()
+	if ca == nil {
+		return nil
+	}
+	cert, key := ca.Issue(t, dir, "server", "127.0.0.1", "localhost")
+	return &realserver.TLSFiles{CA: ca.CertFile, Cert: cert, Key: key}
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // postfixDaemonDir is Debian's daemon_directory; its master is not in PATH,
@@ -22,7 +24,7 @@ const (
 
 // Postfix is a private Postfix whose smtpd authenticates SMTP AUTH through
 // the Dovecot SASL protocol (smtpd_sasl_type = dovecot), i.e. a real client
-// of authd's auth-client socket (realservers.md §5).
+// of authd's auth-client socket (docs/testing.md §5).
 type Postfix struct {
 	Addr      string // smtpd's "127.0.0.1:port"
 	Dir       string // instance directory
@@ -30,7 +32,7 @@ type Postfix struct {
 	Maillog   string // Postfix's log; add "debug_peer_list = 127.0.0.1" to see every SASL line
 
 	mu   sync.Mutex
-	proc *proc
+	proc *realserver.Proc
 }
 
 // StartPostfix starts Postfix's master in the foreground as a child of the
@@ -63,7 +65,7 @@ func StartPostfix(t testing.TB, saslPath string, extraMainCF ...string) *Postfix
 
 	// The queue layout "postfix check" would create (post-install
 	// create-missing, per /etc/postfix/postfix-files). Doing it here skips
-	// postfix-script and its scans; the 1.8 s realservers.md measured for
+	// postfix-script and its scans; the 1.8 s docs/testing.md §5 measured for
 	// "postfix check" is mostly the fresh-main.cf wait described below.
 	mkdirOwned(t, queue, 0, 0, 0o755)
 	mkdirOwned(t, filepath.Join(queue, "pid"), 0, 0, 0o755)
@@ -146,16 +148,18 @@ discard   unix - - n - - discard
 	// calls setsid itself, so it must not already lead a process group: it
 	// would exit 1 with its only complaint sent to syslog.
 	stdout := filepath.Join(dir, "master.stdout")
-	pr, err := startProc(stdout, cleanEnv(), true, postfixMaster, "-c", p.ConfigDir, "-s")
+	pr, err := realserver.StartProc(realserver.ProcOptions{
+		Name: "postfix", Log: stdout, OwnSession: true, Tracker: reaperTracker{},
+	}, postfixMaster, "-c", p.ConfigDir, "-s")
 	if err != nil {
 		t.Fatalf("testenv: starting postfix master: %v", err)
 	}
 	p.proc = pr
 	t.Cleanup(p.Stop)
 	logOnFailure(t, stdout, p.Maillog)
-	waitReady(t, "postfix", pr, 20*time.Second, func(ctx context.Context) error {
+	waitReady(t, pr, 20*time.Second, func(ctx context.Context) error {
 		return smtpBanner(ctx, p.Addr)
-	}, stdout, p.Maillog)
+	}, p.Maillog)
 	return p
 }
 
@@ -164,7 +168,7 @@ discard   unix - - n - - discard
 func (p *Postfix) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.proc.stop(syscall.SIGTERM, 10*time.Second)
+	p.proc.Stop(syscall.SIGTERM, 10*time.Second)
 }
 
 func mkdirOwned(t testing.TB, path string, uid, gid int, mode os.FileMode) {
@@ -182,7 +186,7 @@ func mkdirOwned(t testing.TB, path string, uid, gid int, mode os.FileMode) {
 
 // smtpBanner waits for a 220 greeting, then says QUIT.
 func smtpBanner(ctx context.Context, addr string) error {
-	c, err := dialProbe(ctx, addr)
+	c, err := realserver.DialProbe(ctx, addr)
 	if err != nil {
 		return err
 	}

@@ -296,11 +296,11 @@ func readCRLF(r *bufio.Reader) (string, error) {
 // servers: it answers client-first and checks client-final's proof,
 // returning the server signature.
 type scramServer struct {
-	h                func() hash.Hash
-	pass             string
-	clientFirstBare  string
-	serverFirst      string
-	salted, storedKy []byte
+	h               func() hash.Hash
+	pass            string
+	clientFirstBare string
+	serverFirst     string
+	salted          []byte
 }
 
 func (s *scramServer) first(clientFirst string) (string, error) {

@@ -2,16 +2,21 @@
 // as child processes of a test, for integration and interop tests of authd,
 // plus minimal SMTP, IMAP, POP3 and LMTP clients to drive them.
 //
+// The servers are started by internal/realserver, which the authd-bench
+// comparison harness uses too; the Start functions here are its test-facing
+// form: they take a testing.TB, skip or fail instead of returning errors,
+// and stop the servers in t.Cleanup.
+//
 // Every server runs privately: its own directory (see Dir), free loopback
 // ports (see FreePort), its own unix sockets, and never the system
 // configuration (/etc/mysql, /etc/ldap, /etc/dovecot, /etc/postfix). Each is a
 // child of the test process in its own process group, stopped by PID with
 // Wait in t.Cleanup, so a finished test leaves nothing behind and no zombie
-// fools the next start (realservers.md §7). If the test binary dies without
+// fools the next start (docs/testing.md §7). If the test binary dies without
 // running its cleanups (a panic, go test -timeout), a watchdog process kills
 // the servers and removes their directories (see reaper).
 //
-// House rule (design.md rule 7): when a binary is missing, a test skips; when
+// House rule (docs/architecture.md rule 7): when a binary is missing, a test skips; when
 // AUTHD_REQUIRE_INTEGRATION=1 (CI sets it), it fails instead, so CI cannot
 // pass by silently skipping everything. Dovecot and Postfix also need root.
 //
@@ -29,7 +34,7 @@
 //	code, msg, err := testenv.SMTPAuth(ctx, pf.Addr, "PLAIN", "alice@example.com", "secret")
 //	out, rc, err := testenv.NewDoveadm(t).Run(ctx, "auth", "test", "-a", filepath.Join(dir, "auth-client"), "alice@example.com", "secret")
 //
-// The recipes behind these helpers are in /work/shared/spec/realservers.md.
+// The recipes behind these helpers are in docs/testing.md.
 package testenv
 
 import (
@@ -47,6 +52,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // EnvRequire names the environment variable that turns "skip because a
@@ -114,21 +121,9 @@ func lookupIDs(t testing.TB, u, g string) (uid, gid int) {
 	return uid, gid
 }
 
-var binDirs = []string{"/usr/sbin", "/sbin", "/usr/bin"}
-
-// lookBin finds a binary in PATH or in binDirs.
-func lookBin(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range binDirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found", name)
-}
+// lookBin finds a binary in PATH or in the sbin directories
+// (realserver.LookBin).
+func lookBin(name string) (string, error) { return realserver.LookBin(name) }
 
 // mustBin is lookBin for binaries a helper has already passed to Require.
 func mustBin(t testing.TB, name string) string {
@@ -143,7 +138,8 @@ func mustBin(t testing.TB, name string) string {
 var (
 	portsMu sync.Mutex
 	// portsGiven keeps two FreePort calls in one test binary from returning
-	// the same port before the first server has bound it.
+	// the same port before the first server has bound it: the set of ports
+	// handed out belongs to the process, not to a test.
 	portsGiven = map[int]bool{}
 )
 
@@ -153,23 +149,29 @@ var (
 // within one binary a port is never handed out twice.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("testenv: FreePort: %v", err)
+	}
+	return port
+}
+
+// freePort is FreePort as the launchers' Instance.FreePort.
+func freePort() (int, error) {
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := realserver.FreePort()
 		if err != nil {
-			t.Fatalf("testenv: FreePort: %v", err)
+			return 0, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
 		portsMu.Lock()
 		dup := portsGiven[port]
 		portsGiven[port] = true
 		portsMu.Unlock()
 		if !dup {
-			return port
+			return port, nil
 		}
 	}
-	t.Fatalf("testenv: FreePort: no unused port after 100 tries")
-	return 0
+	return 0, errors.New("no unused port after 100 tries")
 }
 
 // Dir returns a new directory with mode 0755 under a world-traversable temp
@@ -216,11 +218,7 @@ func tempBase() string {
 // writeFile writes a file readable by the servers' unprivileged users.
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	// WriteFile's mode is filtered by the umask; the servers need 0644.
-	if err := os.Chmod(path, 0o644); err != nil {
+	if err := realserver.WriteFile(path, []byte(content)); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 }
@@ -228,114 +226,32 @@ func writeFile(t testing.TB, path, content string) {
 // mkdirs creates directories with mode 0755 (umask notwithstanding).
 func mkdirs(t testing.TB, dirs ...string) {
 	t.Helper()
-	for _, d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
+	if err := realserver.Mkdirs(dirs...); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
 }
 
 // cleanEnv is the environment for every child: the test's own, minus the
 // variables that would make a server or client use something other than the
 // private instance (MYSQL_*, LDAP*, MAIL_CONFIG), plus extra.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "MYSQL_"), strings.HasPrefix(k, "MARIADB_"),
-			strings.HasPrefix(k, "LDAP"), k == "MAIL_CONFIG", k == "MAIL_DEBUG":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+func cleanEnv(extra ...string) []string { return realserver.CleanEnv(extra...) }
+
+// instance is how the Start functions have realserver run a server in dir:
+// ports from FreePort, every process group and scratch directory known to
+// the reaper.
+func instance(dir string) realserver.Instance {
+	return realserver.Instance{Dir: dir, FreePort: freePort, Tracker: reaperTracker{}}
 }
 
-// proc is one server process: a direct child, leader of its own process group.
-type proc struct {
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once Wait has returned
-	err      error         // Wait's result, valid after done
-	stopOnce sync.Once
-}
-
-// startProc starts argv with stdout and stderr appended to logPath.
-//
-// Setpgid puts the server and everything it forks (Dovecot's service
-// processes) in one group whose id is the server's PID, so stop can signal
-// them together. ownSession is for servers that call setsid themselves
-// (Postfix's master): setsid fails with EPERM in a process group leader, and
-// the new session gives the same group anyway. The group is registered with
-// the reaper, which kills it if the test binary dies without running its
-// cleanups.
-func startProc(logPath string, env []string, ownSession bool, argv ...string) (*proc, error) {
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
+// startFailed ends the test after a launcher's error: a skip (or, under
+// AUTHD_REQUIRE_INTEGRATION=1, a failure) when the server cannot run here,
+// a failure otherwise. The error carries the logs' tails.
+func startFailed(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, realserver.ErrUnavailable) {
+		unavailable(t, "%v", err)
 	}
-	defer lf.Close() // the child has its own copy
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !ownSession}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	reaperNote('+', strconv.Itoa(cmd.Process.Pid))
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends sig to the process group, waits for the leader (SIGKILL after
-// grace), then SIGKILLs whatever is left of the group. Signalling the group
-// rather than only the leader is what makes Dovecot stop in ≈10 ms instead of
-// 1.1 s: its master otherwise waits for its children before exiting.
-func (p *proc) stop(sig syscall.Signal, grace time.Duration) {
-	if p == nil {
-		return
-	}
-	// Once: a second group kill, long after the first, could hit a reused id.
-	p.stopOnce.Do(func() { p.stopGroup(sig, grace) })
-}
-
-func (p *proc) stopGroup(sig syscall.Signal, grace time.Duration) {
-	pgid := p.pid()
-	if !p.exited() {
-		// The leader itself too: a Postfix master that has not yet called
-		// setsid does not lead a group.
-		_ = syscall.Kill(pgid, sig)
-		_ = syscall.Kill(-pgid, sig)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			_ = syscall.Kill(pgid, syscall.SIGKILL)
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.done
-		}
-	}
-	// The leader is reaped; stragglers keep the group id alive, so it cannot
-	// have been reused by an unrelated process.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	reaperNote('-', strconv.Itoa(pgid))
+	t.Fatalf("testenv: %v", err)
 }
 
 // The reaper is a bash (Essential in Debian; dash's kill cannot signal a
@@ -375,6 +291,25 @@ if [ ${#groups[@]} -gt 0 ]; then sleep 0.2; fi
 for d in "${!dirs[@]}"; do rm -rf -- "$d"; done
 `
 
+// reaperTracker is the reaper as a realserver.Tracker.
+type reaperTracker struct{}
+
+func (reaperTracker) Group(pgid int, live bool) {
+	op := byte('-')
+	if live {
+		op = '+'
+	}
+	reaperNote(op, strconv.Itoa(pgid))
+}
+
+func (reaperTracker) Dir(path string, live bool) {
+	op := byte('u')
+	if live {
+		op = 'd'
+	}
+	reaperNote(op, path)
+}
+
 // reaperNote sends one registration line (see reaper). It is best effort:
 // without bash, a crashed test may leave servers and directories behind.
 func reaperNote(op byte, arg string) {
@@ -407,47 +342,14 @@ func reaperNote(op byte, arg string) {
 }
 
 // waitReady polls probe until it succeeds, the process exits or timeout
-// passes; the two failures end the test with the tail of the logs.
-func waitReady(t testing.TB, what string, p *proc, timeout time.Duration, probe func(context.Context) error, logs ...string) {
+// passes; the two failures stop the process and end the test with the tail
+// of the logs.
+func waitReady(t testing.TB, p *realserver.Proc, timeout time.Duration, probe func(context.Context) error, logs ...string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := 5 * time.Millisecond
-	var err error
-	for {
-		if p.exited() {
-			t.Fatalf("testenv: %s exited during start-up (%v)%s", what, p.err, tails(logs...))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = probe(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(delay)
-		delay = min(delay*2, 50*time.Millisecond)
+	if err := p.WaitReady(t.Context(), timeout, probe, logs...); err != nil {
+		p.Stop(syscall.SIGKILL, time.Second)
+		t.Fatalf("testenv: %v", err)
 	}
-	p.stop(syscall.SIGKILL, time.Second)
-	t.Fatalf("testenv: %s not ready after %v: %v%s", what, timeout, err, tails(logs...))
-}
-
-// tails returns the last lines of each log file, for failure messages.
-func tails(paths ...string) string {
-	var b strings.Builder
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil || len(data) == 0 {
-			continue
-		}
-		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		if len(lines) > 40 {
-			lines = lines[len(lines)-40:]
-		}
-		fmt.Fprintf(&b, "\n--- %s (tail) ---\n%s", p, strings.Join(lines, "\n"))
-	}
-	return b.String()
 }
 
 // logOnFailure registers a cleanup that prints the logs' tails if the test
@@ -456,7 +358,7 @@ func tails(paths ...string) string {
 func logOnFailure(t testing.TB, paths ...string) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("testenv: server logs:%s", tails(paths...))
+			t.Logf("testenv: server logs:%s", realserver.Tails(paths...))
 		}
 	})
 }
@@ -467,19 +369,15 @@ func run(t testing.TB, env []string, stdin string, argv ...string) string {
 	t.Helper()
 	out, err := runErr(context.Background(), env, stdin, argv...)
 	if err != nil {
-		t.Fatalf("testenv: %s: %v\n%s", strings.Join(argv, " "), err, out)
+		t.Fatalf("testenv: %v", err) // the error carries the command and its output
 	}
 	return out
 }
 
+// runErr runs a command and returns its combined output; the error wraps
+// exec's (exitCode reads it).
 func runErr(ctx context.Context, env []string, stdin string, argv ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return realserver.RunCmd(ctx, env, stdin, argv...)
 }
 
 // exitCode splits an exec error into an exit code (a normal outcome for the
@@ -493,23 +391,6 @@ func exitCode(err error) (int, error) {
 		return ee.ExitCode(), nil
 	}
 	return -1, err
-}
-
-// dialProbe connects to a unix socket path or a host:port.
-func dialProbe(ctx context.Context, addr string) (net.Conn, error) {
-	network := "tcp"
-	if strings.HasPrefix(addr, "/") {
-		network = "unix"
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	return c, nil
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

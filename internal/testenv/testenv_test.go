@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
 )
 
 // Each server is started once, driven through a real round trip, and stopped;
@@ -303,28 +305,7 @@ func TestSlapd(t *testing.T) {
 	alice := Slappasswd(t, "-s", "alicepw")
 	bob := Slappasswd(t, "-h", "{CRYPT}", "-c", "$6$rounds=1000$%.16s", "-s", "bobpw")
 	svc := Slappasswd(t, "-s", "svcpw")
-	ldif := fmt.Sprintf(`dn: dc=example,dc=com
-objectClass: top
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,dc=example,dc=com
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=services,dc=example,dc=com
-objectClass: organizationalUnit
-ou: services
-
-dn: cn=authd,ou=services,dc=example,dc=com
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: authd
-userPassword: %s
-
-dn: uid=alice,ou=people,dc=example,dc=com
+	ldif := realserver.ExampleLDIF(svc) + fmt.Sprintf(`dn: uid=alice,ou=people,dc=example,dc=com
 objectClass: inetOrgPerson
 objectClass: posixAccount
 objectClass: authdStatus
@@ -349,7 +330,7 @@ uidNumber: 1002
 gidNumber: 1002
 homeDirectory: /home/bob
 userPassword: %s
-`, svc, alice, bob)
+`, alice, bob)
 
 	var s *Slapd
 	timed(t, "StartSlapd (TLS, incl. slapadd)", func() {
