@@ -14,7 +14,7 @@ import (
 )
 
 // Options configures a Cache. They map one to one to Dovecot's auth_cache_*
-// settings (protocol.md §5.1, §5.9) and authd's auth_cache_password_fingerprint.
+// settings (docs/protocol.md §5.1, §5.9) and authd's auth_cache_password_fingerprint.
 type Options struct {
 	// MaxBytes is auth_cache_size, the budget for the entries' accounted
 	// sizes. 0 (or less) turns the cache off: New returns nil.

@@ -10,7 +10,7 @@ import (
 
 // ErrPanic wraps the error Do returns when fn panicked. The panic is
 // recovered because the shared call runs on its own goroutine, where an
-// unrecovered panic would end the whole daemon (design.md house rule 2);
+// unrecovered panic would end the whole daemon (docs/architecture.md, house rule 2);
 // the engine treats it as any other "could not tell".
 var ErrPanic = errors.New("cache: backend lookup panicked")
 

@@ -8,11 +8,11 @@ import (
 
 // Flush removes the entries of users, or every entry when users is empty,
 // and returns how many it removed (the number CACHE-FLUSH replies with,
-// protocol.md §2.4.5). Fingerprints and last-check results go with their
+// docs/protocol.md §2.4.5). Fingerprints and last-check results go with their
 // entries.
 //
 // The per-user rule is Dovecot's (auth-cache.c, auth_cache_node_is_user;
-// protocol.md §5.9): the cache does not know which variable each part of a
+// docs/protocol.md §5.9): the cache does not know which variable each part of a
 // key came from, so it takes the text after the "P<n>[+master]\t" or
 // "U<n>[+master]\t" prefix as starting with the user name, and removes the
 // entry when that text is exactly the user or the user followed by a TAB.
@@ -117,9 +117,9 @@ func keyValues(key string) (string, bool) {
 // TAB-separated parts such as "%u\t%s") may put a secret in the key: %w
 // (the client's password, with any width or modifiers), or a %{...}
 // expression mentioning "pass" once every "passdb:"/"userdb:" is dropped
-// (Dovecot's rule for hiding fields, protocol.md §5.10), which catches
+// (Dovecot's rule for hiding fields, docs/protocol.md §5.10), which catches
 // %{password}, %{md5:password}, %{passdb:password} and %w inside an %{if}.
-// Dovecot would put such a value in the key; authd must not (design.md
+// Dovecot would put such a value in the key; authd must not (docs/architecture.md
 // house rule 3), so the engine leaves a backend whose key template is
 // flagged uncached. The test errs on the side of flagging.
 func SecretInKey(keyTemplate string) bool {

@@ -8,7 +8,7 @@ import (
 	"github.com/authd-project/authd/internal/vars"
 )
 
-// keyRE is the flush rule of protocol.md §5.9 written independently: the
+// keyRE is the flush rule of docs/protocol.md §5.9 written independently: the
 // "P<n>[+master]\t" prefix, then the values.
 var keyRE = regexp.MustCompile(`(?s)^[PU][0-9]*(?:\+[^\t]*)?\t(.*)$`)
 

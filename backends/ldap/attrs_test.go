@@ -159,7 +159,7 @@ pass_attrs = uid=user,userPassword=password,mail=userdb_mail,nosuch=nologin,empt
 	}
 
 	// A value without {…} gets the default scheme; password_noscheme never
-	// parses a prefix (schemes.md §2.1).
+	// parses a prefix (docs/schemes.md §2.1).
 	e := &entry{attrs: map[string][]string{"p": {"{x"}, "q": {"{PLAIN}y"}}}
 	for list, want := range map[string]string{
 		"p=password":          "SSHA:{x",

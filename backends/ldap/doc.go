@@ -44,7 +44,7 @@
 // value of "user" is one listed user.
 //
 // pass_attrs' "password" value is split with the strict {SCHEME} rule
-// (schemes.md §2.1) and default_pass_scheme fills in a missing prefix;
+// (docs/schemes.md §2.1) and default_pass_scheme fills in a missing prefix;
 // "password_noscheme" always takes the default scheme.
 //
 // # Escaping
@@ -104,7 +104,7 @@
 // failback interval, so traffic returns to the first server once it is
 // back. The cache key templates (PassCacheKey, UserCacheKey) come from
 // base, the filters, auth_bind_userdn and the attribute templates'
-// request variables (protocol.md §5.9).
+// request variables (docs/protocol.md §5.9).
 //
 // Secrets: dnpass and user passwords never reach logs or errors; expanded
 // filters are not logged (a filter may use %w); multi-value warnings name

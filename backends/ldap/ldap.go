@@ -508,7 +508,7 @@ func (d *DB) multiWarner(user string) func(string) {
 
 // passEntry maps a passdb search result to a PassEntry: the password
 // (Dovecot's "password" / "password_noscheme" fields, split with the
-// strict {…} rule, schemes.md §2.1) and the extra fields.
+// strict {…} rule, docs/schemes.md §2.1) and the extra fields.
 func (d *DB) passEntry(e *entry, req *backends.Request) backends.PassEntry {
 	var pe backends.PassEntry
 	warn := d.multiWarner(req.User)

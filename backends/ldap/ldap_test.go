@@ -186,7 +186,7 @@ func TestSlapd(t *testing.T) {
 		d := testDB(t, prodConf(dir.URI, "auth_bind = yes\nauth_bind_userdn = uid=%n,ou=hidden,dc=%d,dc=control,dc=isp\n"))
 		checkBinds(t, d, dir, false)
 		// base and filter use %d and %u, the DN template %n and %d: %n
-		// with %d collapses into %u (protocol.md §5.9).
+		// with %d collapses into %u (docs/protocol.md §5.9).
 		if got := d.PassCacheKey().String(); got != "%u" {
 			t.Errorf("cache key %q", got)
 		}

@@ -130,7 +130,7 @@ func startDirectory(t testing.TB, opts dirOptions) *directory {
 	t.Helper()
 	testenv.Require(t, "slapd", "slapadd", "slappasswd")
 	ssha := testenv.Slappasswd(t, "-s", "sshapw")
-	// Cheap rounds: the default costs milliseconds per check (realservers.md §3).
+	// Cheap rounds: the default costs milliseconds per check (docs/testing.md §3).
 	crypt := testenv.Slappasswd(t, "-h", "{CRYPT}", "-c", "$6$rounds=1000$%.16s", "-s", "cryptpw")
 	secret := testenv.Slappasswd(t, "-s", "secretpw")
 	svc := testenv.Slappasswd(t, "-s", servicePW)

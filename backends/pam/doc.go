@@ -87,7 +87,7 @@
 // answers every other status with "password mismatch", which turns an
 // unreachable sssd/LDAP/Kerberos behind PAM into failed logins counted
 // against the user, where authd's rule is that "could not tell" is never
-// a wrong password (design.md, house rule 1); pam_unix's
+// a wrong password (docs/architecture.md, house rule 1); pam_unix's
 // PAM_AUTHTOK_EXPIRED (password expired and inactivity period over) is an
 // expired password here, a mismatch there; and a correct password refused
 // by the account stack is user_disabled here, a mismatch there.

@@ -89,7 +89,7 @@ func TestPoolCancelRunning(t *testing.T) {
 }
 
 // TestPoolClose: close waits for the running job, refuses new ones and
-// leaves no goroutine behind (design.md house rule 9), replaced workers
+// leaves no goroutine behind (docs/architecture.md, house rule 9), replaced workers
 // included.
 func TestPoolClose(t *testing.T) {
 	before := runtime.NumGoroutine()

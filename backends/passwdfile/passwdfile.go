@@ -312,7 +312,7 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 	pe := backends.PassEntry{HasPassword: e.hasPass}
 	if e.hasPass {
 		// passwd-file uses the lenient rule: a bare $1$… is MD5-CRYPT
-		// whatever the default (schemes.md §2.1).
+		// whatever the default (docs/schemes.md §2.1).
 		pe.Scheme, pe.Data = schemes.Split(e.password)
 		if pe.Scheme == "" {
 			pe.Scheme = d.defaultScheme
@@ -384,7 +384,7 @@ func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error 
 }
 
 // PassCacheKey is the auth cache key template. A passwd-file with a fixed
-// path is memory already and is not cached (as in Dovecot, protocol.md
+// path is memory already and is not cached (as in Dovecot, docs/protocol.md
 // §5.9); one whose path holds variables is keyed by those and the user
 // name format.
 func (d *DB) PassCacheKey() *vars.Template {

@@ -70,7 +70,7 @@ alice@example.com:{PLAIN}duplicate:::::
 		t.Errorf("alice userdb: %q", got)
 	}
 	// Without a prefix the default scheme applies, except that $1$ is
-	// always MD5-CRYPT in passwd-file (schemes.md §2.1).
+	// always MD5-CRYPT in passwd-file (docs/schemes.md §2.1).
 	if pe, _ := db.LookupPass(ctx, req("bare@example.com")); pe.Scheme != "SHA512-CRYPT" {
 		t.Errorf("bare: %+v", pe)
 	}

@@ -1,5 +1,5 @@
 // Package prefetch is the prefetch userdb: it returns the userdb_* fields
-// the passdb already returned, without a lookup (protocol.md §5.7). A
+// the passdb already returned, without a lookup (docs/protocol.md §5.7). A
 // request with no such fields (LDA, doveadm user: no passdb ran) is "not
 // found", so a real userdb belongs after it.
 package prefetch

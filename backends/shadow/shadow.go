@@ -14,7 +14,7 @@
 // LookupPass returns the stored hash under the CRYPT scheme (Dovecot's
 // SHADOW_PASS_SCHEME), so the engine verifies it like any other hash and
 // every crypt(3) format works: $y$ yescrypt (Debian 12's default), $6$,
-// $5$, $1$, bcrypt, DES … (schemes.md, crypt family). A "{SCHEME}" prefix
+// $5$, $1$, bcrypt, DES … (docs/schemes.md, crypt family). A "{SCHEME}" prefix
 // in the file is honoured as Dovecot's password parsing does.
 //
 // # Locked and expired accounts

@@ -326,7 +326,7 @@ func TestNewFromSettingsErrors(t *testing.T) {
 	if d.DefaultScheme() != "SHA512-CRYPT" {
 		t.Errorf("scheme %q", d.DefaultScheme())
 	}
-	// %n with %d collapses to %u (protocol.md §5.9).
+	// %n with %d collapses to %u (docs/protocol.md §5.9).
 	if got := d.PassCacheKey().String(); got != "%u" {
 		t.Errorf("pass cache key %q", got)
 	}

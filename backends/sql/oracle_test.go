@@ -128,7 +128,7 @@ iterate_query = SELECT id, CONCAT(username, '!') AS user, username, domain FROM 
 	}
 }
 
-// masterConn is a minimal auth-master protocol client (protocol.md §2).
+// masterConn is a minimal auth-master protocol client (docs/protocol.md §2).
 type masterConn struct {
 	t *testing.T
 	c net.Conn

@@ -16,7 +16,7 @@
 // Result columns become fields as in Dovecot's passdb-sql.c and
 // userdb-sql.c: NULL columns are not set, an empty string is set (a flag),
 // password gets the default scheme unless it starts with {SCHEME} (the
-// strict rule, schemes.md §2.1), password_noscheme always does. No row is
+// strict rule, docs/schemes.md §2.1), password_noscheme always does. No row is
 // "not found"; a passdb row set without a password column, or more than
 // one row, is an error.
 //
@@ -314,7 +314,7 @@ func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogg
 func (d *DB) DefaultScheme() string { return d.scheme }
 
 // PassCacheKey is the auth cache key template of the passdb: the
-// variables password_query uses (protocol.md §5.9).
+// variables password_query uses (docs/protocol.md §5.9).
 func (d *DB) PassCacheKey() *vars.Template { return d.passKey }
 
 // UserCacheKey is the auth cache key template of the userdb: the

@@ -1,5 +1,5 @@
 // Package static is the static passdb and userdb: fields given in args,
-// the same for every user, with %-variables (protocol.md §5.5).
+// the same for every user, with %-variables (docs/protocol.md §5.5).
 //
 //	passdb { driver = static  args = nopassword=y allow_nets=192.0.2.0/24 }
 //	userdb { driver = static  args = uid=vmail gid=vmail home=/var/mail/%d/%n allow_all_users=yes }

@@ -359,7 +359,7 @@ func TestDemo(t *testing.T) {
 
 // TestRestrictedUserdbSocket: on an auth-userdb socket of mode 0666, a
 // peer that is neither the socket's owner nor in its group only gets its
-// own uid's entries, and no PASS or LIST (protocol.md §2.1).
+// own uid's entries, and no PASS or LIST (docs/protocol.md §2.1).
 func TestRestrictedUserdbSocket(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to connect as another user")

@@ -16,7 +16,7 @@ import (
 )
 
 // A real Dovecot whose own auth knows no users, pointed at authd for
-// everything (realservers.md §4.4): imap-login and pop3-login use authd's
+// everything (docs/testing.md §4.4): imap-login and pop3-login use authd's
 // login socket, imap and pop3 finish logins on its master socket (REQUEST),
 // LMTP and LDA look users up on its userdb socket.
 

@@ -79,7 +79,7 @@ func TestSASLPostfix(t *testing.T) {
 	testenv.Require(t, "postfix", "doveadm")
 	users := "alice@example.com:{PLAIN}alicepw::::::\n" +
 		"carol@example.com:" + doveadmHash(t, "SHA512-CRYPT", "carolpw") + "::::::\n" +
-		// Stored in each mechanism's own scheme (protocol.md §4.1).
+		// Stored in each mechanism's own scheme (docs/protocol.md §4.1).
 		"cram@example.com:" + doveadmHash(t, "CRAM-MD5", "crampw") + "::::::\n" +
 		"digest@example.com:" + doveadmDigestMD5(t, "digest@example.com", "digestpw") + "::::::\n" +
 		"scram1@example.com:" + doveadmHash(t, "SCRAM-SHA-1", "scram1pw") + "::::::\n" +

@@ -35,7 +35,7 @@ type Config struct {
 }
 
 // Auth holds the auth_* settings (Dovecot 2.3 names and defaults,
-// protocol.md §5.1).
+// docs/protocol.md §5.1).
 type Auth struct {
 	Mechanisms          []string // auth_mechanisms, upper-cased; default [PLAIN]
 	Realms              []string // auth_realms
@@ -76,7 +76,7 @@ type DriverSetting struct {
 	Pos        Pos
 }
 
-// DB is one passdb { } or userdb { } block (protocol.md §5.4).
+// DB is one passdb { } or userdb { } block (docs/protocol.md §5.4).
 type DB struct {
 	Name           string // the section label, or `name =`
 	Driver         string // not checked here: the engine knows its drivers

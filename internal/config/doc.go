@@ -1,6 +1,6 @@
 // Package config reads authd's configuration, written in Dovecot 2.3's own
 // configuration syntax so that an existing dovecot.conf and its auth files
-// load unchanged (design.md §Configuration).
+// load unchanged (docs/architecture.md §Configuration).
 //
 // The text is read by internal/conffile, the one reader of Dovecot's
 // settings-file syntax: it yields a tree of nodes (settings, sections,

@@ -6,7 +6,7 @@ import (
 )
 
 // supportedMechanisms are the SASL mechanisms authd implements
-// (protocol.md §4).
+// (docs/protocol.md §4).
 var supportedMechanisms = map[string]bool{
 	"PLAIN": true, "LOGIN": true, "CRAM-MD5": true, "DIGEST-MD5": true,
 	"SCRAM-SHA-1": true, "SCRAM-SHA-256": true, "APOP": true, "ANONYMOUS": true,

@@ -91,7 +91,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // processStart is when authd started: APOP challenges older than it were
-// not made for this process (protocol.md §4.3).
+// not made for this process (docs/protocol.md §4.3).
 var processStart = time.Now()
 
 // instance is everything built from one configuration: the engine and one

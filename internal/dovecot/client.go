@@ -25,7 +25,7 @@ import (
 	"github.com/authd-project/authd/internal/sasl"
 )
 
-// Limits from protocol.md §1.4 and §1.6.
+// Limits from docs/protocol.md §1.4 and §1.6.
 const (
 	clientMaxLine  = 16384
 	requestTimeout = 150 * time.Second
@@ -81,7 +81,7 @@ type ClientConfig struct {
 	Log            *slog.Logger
 	Shared         *Shared
 	// auth_ssl_require_client_cert and auth_ssl_username_from_cert: checked
-	// before any mechanism runs (protocol.md §1.3).
+	// before any mechanism runs (docs/protocol.md §1.3).
 	SSLRequireClientCert, SSLUsernameFromCert bool
 	// SASL holds the mechanisms' settings (realms, anonymous user name,
 	// host name); nil means defaults.
@@ -125,7 +125,7 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 		b = append(b, '\n')
 	}
 	// MECH lines must precede SPID: Postfix takes an early SPID as a sign
-	// of a master socket (protocol.md §1.2).
+	// of a master socket (docs/protocol.md §1.2).
 	b = append(b, "SPID\t"...)
 	b = strconv.AppendUint(b, uint64(cfg.Shared.SPID), 10)
 	b = append(b, '\n')
@@ -282,7 +282,7 @@ func (s *ClientServer) Serve(nc net.Conn) {
 	}()
 
 	// Send the whole handshake at once, without waiting for the client's
-	// (protocol.md §1.2 recommendation).
+	// (docs/protocol.md §1.2 recommendation).
 	hs := make([]byte, 0, len(s.handshake)+80)
 	hs = append(hs, s.handshake...)
 	hs = append(hs, "CUID\t"...)
@@ -650,7 +650,7 @@ func validPort(s string) bool {
 func itoa(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 
 // redact hides resp= payloads unless auth_debug_passwords is on
-// (protocol.md §5.10).
+// (docs/protocol.md §5.10).
 func (c *clientConn) redact(line string) string {
 	if c.s.cfg.DebugPasswords {
 		return line
@@ -666,7 +666,7 @@ func (c *clientConn) redact(line string) string {
 	return line
 }
 
-// handleCont handles CONT (protocol.md §1.4).
+// handleCont handles CONT (docs/protocol.md §1.4).
 func (c *clientConn) handleCont(args []string) bool {
 	if len(args) < 3 {
 		c.log.Warn("BUG: CONT without data; closing")
@@ -740,7 +740,7 @@ func (c *clientConn) handleCancel(args []string) bool {
 		}
 		delete(c.pending, id)
 	} else if ok {
-		// A running step cannot be aborted (§1.6); its reply is dropped
+		// A running step cannot be aborted (docs/protocol.md §1.6); its reply is dropped
 		// because the request is no longer pending.
 		delete(c.pending, id)
 	}
@@ -778,7 +778,7 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 		}
 		if rep.Final != nil && !req.finalRespOK {
 			// Without final-resp-ok the final data goes as a CONT and the
-			// OK follows the client's empty answer (§1.5).
+			// OK follows the client's empty answer (docs/protocol.md §1.5).
 			req.final = rep.Result
 			req.finalSent = true
 			c.sendCont(req, rep.Final)
@@ -798,7 +798,7 @@ func (c *clientConn) sendCont(req *clientReq, challenge []byte) {
 	req.running = false
 	req.waitingCont = true
 	req.timer = time.AfterFunc(requestTimeout, func() {
-		// Abandoned requests disappear silently (§1.6).
+		// Abandoned requests disappear silently (docs/protocol.md §1.6).
 		c.mu.Lock()
 		if c.pending[req.id] == req && req.waitingCont {
 			delete(c.pending, req.id)
@@ -824,7 +824,7 @@ func (c *clientConn) take(req *clientReq) bool {
 }
 
 // finishImmediate fails a request with a fixed line, without delay: the
-// handler's own failures are not guesses (§1.7).
+// handler's own failures are not guesses (docs/protocol.md §1.7).
 func (c *clientConn) finishImmediate(req *clientReq, line string) {
 	if c.take(req) {
 		c.observe(req, engine.StatusFail)
@@ -887,7 +887,7 @@ func (c *clientConn) send(line string) {
 	c.write(b)
 }
 
-// appendOK renders an OK line in Dovecot's field order (protocol.md §1.5).
+// appendOK renders an OK line in Dovecot's field order (docs/protocol.md §1.5).
 func appendOK(b []byte, id uint32, res engine.Result, extra fields.Fields, login bool) []byte {
 	b = append(b, "OK\t"...)
 	b = strconv.AppendUint(b, uint64(id), 10)
@@ -908,7 +908,7 @@ func appendOK(b []byte, id uint32, res engine.Result, extra fields.Fields, login
 	return b
 }
 
-// appendFail renders a FAIL line (protocol.md §1.5).
+// appendFail renders a FAIL line (docs/protocol.md §1.5).
 func appendFail(b []byte, id uint32, res engine.Result) []byte {
 	b = append(b, "FAIL\t"...)
 	b = strconv.AppendUint(b, uint64(id), 10)

@@ -2,7 +2,7 @@
 // client protocol (auth-client and login sockets, used by Postfix, doveadm
 // auth test and Dovecot's login processes) and the master protocol
 // (auth-master and auth-userdb sockets, used by mail processes, LDA/LMTP and
-// doveadm). The wire contract is ../shared/spec/protocol.md; this package
+// doveadm). The wire contract is docs/protocol.md; this package
 // knows nothing of backends and asks the engine for every decision.
 package dovecot
 
@@ -16,7 +16,7 @@ import (
 )
 
 // Dovecot's tab-escaping uses 0x01 as the escape byte, not backslash
-// (protocol.md §0).
+// (docs/protocol.md §0).
 const escByte = 0x01
 
 // needsEscape reports whether s contains a byte that must be escaped.
@@ -166,7 +166,7 @@ func trimEOL(s string) string {
 
 // DecodeBase64 decodes standard base64 strictly: padding is required and
 // nothing but the alphabet is allowed, as Dovecot's decoder is
-// (protocol.md §0).
+// (docs/protocol.md §0).
 func DecodeBase64(s string) ([]byte, error) {
 	if strings.ContainsAny(s, "\r\n") {
 		return nil, fmt.Errorf("invalid base64: line break")

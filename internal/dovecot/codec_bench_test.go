@@ -7,7 +7,7 @@ import (
 )
 
 // Micro-benchmarks of the wire codec on the lines authd handles most: an
-// AUTH PLAIN as imap-login sends it (protocol.md §4.4's capture) and the
+// AUTH PLAIN as imap-login sends it (docs/testing.md §4.4's capture) and the
 // OK that answers it. Run with
 //
 //	go test -run '^$' -bench 'Codec' -benchmem ./internal/dovecot

@@ -15,7 +15,7 @@ func TestEscapeRoundTrip(t *testing.T) {
 		"a\x01b":       "a\x011b",
 		"nul\x00":      "nul\x010",
 		"cr\rlf\n":     "cr\x01rlf\x01n",
-		`back\slash`:   `back\slash`, // backslash is not special (protocol.md §0)
+		`back\slash`:   `back\slash`, // backslash is not special (docs/protocol.md §0)
 		"":             "",
 		"\t\t\x01\x00": "\x01t\x01t\x011\x010",
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // delayQueue holds FAIL replies for auth_failure_delay without blocking
-// anything else (protocol.md §1.7). Like Dovecot it flushes in batches and
+// anything else (docs/protocol.md §1.7). Like Dovecot it flushes in batches and
 // shuffles each batch, so that the order of parallel guesses' answers says
 // nothing about which finished first.
 type delayQueue struct {

@@ -13,7 +13,7 @@ func netipParse(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
 
 // LoginSuccess is a finished, successful login kept on a login socket
 // until a mail process claims it with the master REQUEST command
-// (protocol.md §2.4.4).
+// (docs/protocol.md §2.4.4).
 type LoginSuccess struct {
 	Result engine.Result
 	Mech   string
@@ -77,7 +77,7 @@ func (l *LoginRegistry) Claim(cpid, id uint32, cookie []byte) (*LoginSuccess, bo
 }
 
 // keepLogin stores a success for a later REQUEST; it expires after the
-// request timeout like Dovecot's (§1.6).
+// request timeout like Dovecot's (docs/protocol.md §1.6).
 func (c *clientConn) keepLogin(req *clientReq, res engine.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

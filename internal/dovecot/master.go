@@ -18,7 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/fields"
 )
 
-// masterMaxLine is the master protocol's input limit (protocol.md §2.3).
+// masterMaxLine is the master protocol's input limit (docs/protocol.md §2.3).
 const masterMaxLine = 1024
 
 // MasterEngine is what the master protocol needs from the pipeline.
@@ -41,7 +41,7 @@ type MasterConfig struct {
 	// Full allows REQUEST and CACHE-FLUSH (auth-master); false is an
 	// auth-userdb socket.
 	Full bool
-	// Restrict applies the 0666 auth-userdb rule of §2.1: peers whose uid
+	// Restrict applies the 0666 auth-userdb rule of docs/protocol.md §2.1: peers whose uid
 	// and gid both differ from the socket owner's only see their own uid.
 	Restrict           bool
 	SocketUID, SockGID uint32
@@ -305,7 +305,7 @@ func (c *masterConn) run(f func(ctx context.Context)) {
 				c.close()
 			}
 		}()
-		// Master clients give up after 155 s (§2.3).
+		// Master clients give up after 155 s (docs/protocol.md §2.3).
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 		defer cancel()
 		f(ctx)
@@ -462,7 +462,7 @@ func (c *masterConn) endList() {
 	c.listMu.Unlock()
 }
 
-// handleRequest finishes a login (protocol.md §2.4.4).
+// handleRequest finishes a login (docs/protocol.md §2.4.4).
 func (c *masterConn) handleRequest(args []string) bool {
 	start := time.Now()
 	if len(args) < 5 {

@@ -333,7 +333,7 @@ func TestLoginSocketDuplicateCPID(t *testing.T) {
 
 // TestLoginRequestFlow: a login socket keeps successful requests until the
 // master socket's REQUEST claims them, once, with the right cookie
-// (protocol.md §2.4.4).
+// (docs/protocol.md §2.4.4).
 func TestLoginRequestFlow(t *testing.T) {
 	env := newTestEnv(t, engine.Settings{})
 	login := env.startClient(t, true, 0)

@@ -64,7 +64,7 @@ func TestEngineCache(t *testing.T) {
 	}
 	// The password changes in the backend: the next login with the new
 	// one works at once (the entry's last check succeeded, so a mismatch
-	// goes back to the backend, protocol.md §5.9).
+	// goes back to the backend, docs/protocol.md §5.9).
 	write("alice@example.com:{PLAIN}newpw:1000:1000::/home/alice::\n")
 	if st := login("alice@example.com", "newpw"); st != engine.StatusOK {
 		t.Fatalf("login with the changed password: %v", st)

@@ -17,8 +17,8 @@ import (
 )
 
 // Engine tests run real drivers (passwd-file, static, prefetch) over files
-// the test writes: the chain rules of protocol.md §5.4, master users
-// (§5.3), fields (§2.5, §2.6, §5.5, §5.8).
+// the test writes: the chain rules of docs/protocol.md §5.4, master users
+// (docs/protocol.md §5.3), fields (docs/protocol.md §2.5, §2.6, §5.5, §5.8).
 
 func pwfile(t *testing.T, body string) *passwdfile.DB {
 	t.Helper()
@@ -89,7 +89,7 @@ func TestChainRules(t *testing.T) {
 		{"internal failure then success", []engine.DBSpec{pass(broken), pass(second)}, "bob@x", "b1", engine.StatusOK},
 		{"internal failure then unknown: tempfail", []engine.DBSpec{pass(broken), pass(second)}, "nosuch@x", "x", engine.StatusTempFail},
 		{"internal failure then wrong password: tempfail", []engine.DBSpec{pass(broken), pass(second)}, "bob@x", "bad", engine.StatusTempFail},
-		// §5.4 step 9: without success, an internal failure seen anywhere
+		// docs/protocol.md §5.4 step 9: without success, an internal failure seen anywhere
 		// makes the answer a temporary failure, whatever the rule.
 		{"result_internalfail=return-fail", []engine.DBSpec{pass(broken, func(s *engine.DBSpec) { s.ResultInternalfail = engine.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusTempFail},
 		{"continue-ok then nothing", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK })}, "alice@x", "a1", engine.StatusOK},
@@ -161,7 +161,7 @@ func TestPassdbFields(t *testing.T) {
 		t.Fatalf("nologin fields: %s", r.Fields)
 	}
 	check("nl@x", "wrong", engine.StatusFail, "-")
-	// nologin is dropped from FAIL replies (§1.5)
+	// nologin is dropped from FAIL replies (docs/protocol.md §1.5)
 	if r := e.VerifyPlain(ctx, info, "", "nl@x", []byte("wrong")); r.Fields.Has("nologin") {
 		t.Fatalf("nologin in a failure: %s", r.Fields)
 	}
@@ -267,7 +267,7 @@ func TestNameProcessing(t *testing.T) {
 			t.Errorf("%q: %+v", name, r)
 		}
 	}
-	// Translation runs after the default realm is appended (§5.2), so it
+	// Translation runs after the default realm is appended (docs/protocol.md §5.2), so it
 	// acts on names that already have a domain.
 	tr := newEngine(t, engine.Settings{UsernameTranslation: "%@"}, []engine.DBSpec{pass(users)}, nil)
 	if r := tr.VerifyPlain(ctx, info, "", "alice%example.com", []byte("p")); r.Status != engine.StatusOK || r.User != "alice@example.com" {

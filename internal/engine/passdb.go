@@ -81,7 +81,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		return withProxyPass(e.finishPass(r), password)
 	}
 
-	// Master-user login (protocol.md §5.3): the master authenticates with
+	// Master-user login (docs/protocol.md §5.3): the master authenticates with
 	// its own password against master passdbs, then becomes the login user.
 	mu, err := e.ProcessName(masterName, info)
 	if err != nil {
@@ -132,7 +132,7 @@ func withProxyPass(res Result, password []byte) Result {
 	return res
 }
 
-// splitLogin decides who authenticates and as whom (protocol.md §5.3):
+// splitLogin decides who authenticates and as whom (docs/protocol.md §5.3):
 // "login*master" with the separator, or an authorization id that differs
 // from the authentication id after name processing (so alice with authzid
 // alice@example.com under a default realm is no master login).
@@ -331,7 +331,7 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 		}
 		if masters && res == pOK && cont {
 			// A master passdb whose success rule continues means "look the
-			// login user up in the normal passdbs too" (§5.3).
+			// login user up in the normal passdbs too" (docs/protocol.md §5.3).
 			r.masterPass = true
 		}
 		if !cont {
@@ -459,7 +459,7 @@ func (e *Engine) finishPass(r *request) Result {
 	return res
 }
 
-// visible drops hidden fields; on failure nologin goes too (§1.5).
+// visible drops hidden fields; on failure nologin goes too (docs/protocol.md §1.5).
 func visible(fs fields.Fields, failure bool) fields.Fields {
 	var out fields.Fields
 	for _, f := range fs {

@@ -73,6 +73,6 @@ type Result struct {
 	Reason string
 	// ProxyPassword is the password the client typed, kept only when the
 	// passdb returned proxy and no pass: login sockets send it as pass= so
-	// the login process can log in to the backend (protocol.md §1.5).
+	// the login process can log in to the backend (docs/protocol.md §1.5).
 	ProxyPassword string
 }

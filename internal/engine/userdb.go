@@ -217,7 +217,7 @@ func (d *userdb) label() string {
 	return d.Driver
 }
 
-// resolveIDs turns uid/gid names into numbers (protocol.md §2.5); an
+// resolveIDs turns uid/gid names into numbers (docs/protocol.md §2.5); an
 // unknown name is an error, which the caller reports as a temporary failure.
 func resolveIDs(fs fields.Fields) (fields.Fields, error) {
 	out := fs.Clone()

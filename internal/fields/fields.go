@@ -2,7 +2,7 @@
 // return and that the Dovecot protocols send back ("extra fields").
 //
 // Order matters: Dovecot writes extra fields in the order they were set
-// (protocol.md §1.5), and real clients such as doveadm print them in that
+// (docs/protocol.md §1.5), and real clients such as doveadm print them in that
 // order, so a map would not do.
 package fields
 
@@ -98,7 +98,7 @@ func (f Fields) String() string {
 }
 
 // IsSecretKey reports whether a field's value must never be logged: Dovecot
-// hides every field whose key contains "pass" (protocol.md §5.10).
+// hides every field whose key contains "pass" (docs/protocol.md §5.10).
 func IsSecretKey(key string) bool {
 	return strings.Contains(strings.ToLower(key), "pass")
 }

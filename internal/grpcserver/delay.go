@@ -10,7 +10,7 @@ import (
 )
 
 // failureDelay holds failed Authenticate answers for auth_failure_delay
-// (protocol.md §1.7). Each waiting answer is a parked handler goroutine
+// (docs/protocol.md §1.7). Each waiting answer is a parked handler goroutine
 // with a timer, so other RPCs, on the same connection or not, go on at
 // full speed.
 //

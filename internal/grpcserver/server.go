@@ -56,7 +56,7 @@ type Options struct {
 	// nil means always ready.
 	Ready func() error
 	// RequestTimeout bounds every request whose client set no shorter
-	// deadline. Default 150 s, the sockets' request timeout (protocol.md
+	// deadline. Default 150 s, the sockets' request timeout (docs/protocol.md
 	// §1.6).
 	RequestTimeout time.Duration
 }
@@ -67,7 +67,7 @@ type Options struct {
 var ErrRestartRequired = errors.New("grpc: listen, TLS mode or allow_plaintext_remote changed; the gRPC listener must be restarted")
 
 // Limits on requests. Names and passwords are bounded like the client
-// socket's 16 KiB lines bound them (protocol.md §1.4): a password of 12 KiB
+// socket's 16 KiB lines bound them (docs/protocol.md §1.4): a password of 12 KiB
 // still fits (OAuth2 tokens are sent as passwords by some setups).
 const (
 	maxRecvMsg    = 64 << 10
@@ -402,7 +402,7 @@ func (s *Server) pollReadiness() {
 }
 
 // recoverUnary keeps a panicking handler from taking the process down
-// (design.md house rule 2).
+// (docs/architecture.md, house rule 2).
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	defer s.recovered(info.FullMethod, &err)
 	return h(ctx, req)

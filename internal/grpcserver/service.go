@@ -113,7 +113,7 @@ func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateReq
 	}
 
 	if st == engine.StatusTempFail {
-		// Not delayed: a temporary failure is no guess (protocol.md §1.7).
+		// Not delayed: a temporary failure is no guess (docs/protocol.md §1.7).
 		if rctx.Err() != nil {
 			// The client's deadline (or ours) ended the request.
 			return nil, status.FromContextError(rctx.Err()).Err()

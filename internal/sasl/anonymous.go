@@ -28,6 +28,6 @@ func (m *anonymousMech) Step(_ context.Context, _ []byte, present bool) Reply {
 	}
 	m.done = true
 	// The result looks like the engine's for that user: OK, and
-	// Anonymous, which adds the "anonymous" flag to OK (protocol.md §1.5).
+	// Anonymous, which adds the "anonymous" flag to OK (docs/protocol.md §1.5).
 	return done(engine.Result{Status: engine.StatusOK, User: m.env.anonymousUsername(), Anonymous: true})
 }

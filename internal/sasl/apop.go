@@ -15,7 +15,7 @@ import (
 // response: challenge NUL user NUL 16 raw bytes of MD5(challenge ‖ password).
 // The challenge must be one pop3-login built for this very connection:
 // "<SPIDhex.CUIDhex.unixtimehex." with our SPID, this connection's CUID and
-// a time not before our start (protocol.md §4.3), so a digest captured
+// a time not before our start (docs/protocol.md §4.3), so a digest captured
 // elsewhere cannot be replayed here.
 type apopMech struct {
 	env  *Env

@@ -47,7 +47,7 @@ func (m *cramMD5Mech) cramChallenge() ([]byte, error) {
 func (m *cramMD5Mech) Step(ctx context.Context, data []byte, present bool) Reply {
 	switch m.state {
 	case 0:
-		// Server-first: an initial response is ignored (protocol.md
+		// Server-first: an initial response is ignored (docs/protocol.md
 		// §4.2, observed).
 		c, err := m.cramChallenge()
 		if err != nil {

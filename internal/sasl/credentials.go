@@ -17,7 +17,7 @@ func (e *Env) lookupCredentials(ctx context.Context, authzid, authcid, wanted, c
 // verify into the reply PLAIN gives for a wrong password: a plain FAIL
 // naming the authenticating user, with the passdb's visible fields except
 // nologin (docs/protocol.md §1.5). A master user has not become the login user
-// yet: Dovecot switches only after success (§5.3).
+// yet: Dovecot switches only after success (docs/protocol.md §5.3).
 func proofMismatch(res engine.Result, reason string) Reply {
 	out := engine.Result{
 		Status:    engine.StatusFail,

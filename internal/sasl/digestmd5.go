@@ -55,7 +55,7 @@ func (m *digestMD5Mech) challenge() ([]byte, error) {
 func (m *digestMD5Mech) Step(ctx context.Context, data []byte, present bool) Reply {
 	switch m.state {
 	case 0:
-		// Server-first: an initial response is ignored (protocol.md §4.2).
+		// Server-first: an initial response is ignored (docs/protocol.md §4.2).
 		c, err := m.challenge()
 		if err != nil {
 			return tempFail("no randomness for the DIGEST-MD5 nonce")

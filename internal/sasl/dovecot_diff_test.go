@@ -33,7 +33,7 @@ import (
 var diffMechs = []string{"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "ANONYMOUS", "EXTERNAL", "OAUTHBEARER", "XOAUTH2"}
 
 // diffUsers has no userdb fields, so Dovecot's OK lines carry no hidden
-// extras (its lone-TAB quirk, protocol.md §1.5, is normalised anyway).
+// extras (its lone-TAB quirk, docs/protocol.md §1.5, is normalised anyway).
 const diffUsers = "alice@example.com:{PLAIN}secret::::::\n" +
 	"crypt@example.com:{SHA512-CRYPT}$6$authdtestsalt$KGhEqWWWFQGkbQfYrwqa/HEGsz7zNKaCMdr.9RoPb6mPMNNyySHg45oyGGdSyU4Sl87doPEl5z54TxFY0EEQa.::::::\n" +
 	"al,ice@example.com:{PLAIN}secret::::::\n"
@@ -56,7 +56,7 @@ type diffScenario struct {
 	//     user=, Dovecot names the original user;
 	//   protocol: Dovecot 2.3 answers OK to a non-empty CONT after
 	//     final server data (auth_request_continue: "if successful,
-	//     succeed"); the protocol layer fails it, as protocol.md §4.3 says.
+	//     succeed"); the protocol layer fails it, as docs/protocol.md §4.3 says.
 	gap string
 }
 
@@ -266,7 +266,7 @@ func diffScenarios() []diffScenario {
 	}
 }
 
-// TestDifferentialDovecot compares authd with Dovecot 2.3 (protocol.md
+// TestDifferentialDovecot compares authd with Dovecot 2.3 (docs/protocol.md
 // §6.1). It skips when Dovecot is not installed.
 func TestDifferentialDovecot(t *testing.T) {
 	if testing.Short() {

@@ -10,7 +10,7 @@ import (
 // auth_ssl_username_from_cert=yes), the client's data is an optional
 // authorization identity, and the passdb is asked to verify an empty
 // password, so only a passdb with nopassword lets the user in
-// (protocol.md §4.3, §5.8).
+// (docs/protocol.md §4.3, §5.8).
 type externalMech struct {
 	env  *Env
 	done bool
@@ -33,6 +33,6 @@ func (m *externalMech) Step(ctx context.Context, data []byte, present bool) Repl
 	if info == nil || !m.env.settings().UsernameFromCert || !info.ValidClientCert || info.CertUsername == "" {
 		return fail("EXTERNAL: username not known")
 	}
-	// An authzid naming someone else is a master login (§5.3).
+	// An authzid naming someone else is a master login (docs/protocol.md §5.3).
 	return done(m.env.Engine.VerifyPlain(ctx, info, string(data), info.CertUsername, []byte{}))
 }

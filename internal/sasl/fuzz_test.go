@@ -9,7 +9,7 @@ import (
 )
 
 // The fuzz targets cover every parser of client bytes in this package
-// (design.md house rule 2). Seed corpora live in testdata/fuzz/.
+// (docs/architecture.md, house rule 2). Seed corpora live in testdata/fuzz/.
 
 const fuzzDigestNonce = "OA6MHXh6VqTrRkVwhqIjqA=="
 

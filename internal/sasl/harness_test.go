@@ -21,7 +21,7 @@ import (
 )
 
 // userSets are the passwd-files the tests run against, by name. The
-// stored values are those of protocol.md §4.1/§4.3 for the password
+// stored values are those of docs/protocol.md §4.1/§4.3 for the password
 // "secret"; every set holds alice@example.com in a different scheme, since
 // the worked exchanges all use her name.
 var userSets = map[string]string{
@@ -37,7 +37,7 @@ nl@example.com:{PLAIN}secret::::::nologin reason=Go_away
 `,
 	"scram1": `alice@example.com:{SCRAM-SHA-1}4096,MDEyMzQ1Njc4OWFiY2RlZg==,ZnqDkbqfwR2KKV/RA37Ut+cv+dg=,XH6+sRFySz39hhtQA1fE+aOQl/U=:1000:1000::/home/alice::
 `,
-	// EXTERNAL needs a passdb that accepts an empty password (§5.8).
+	// EXTERNAL needs a passdb that accepts an empty password (docs/protocol.md §5.8).
 	"nopassword": `alice@example.com:::::::nopassword
 `,
 }
@@ -199,7 +199,7 @@ func (c *transcriptConfig) directive(line string) error {
 }
 
 // miniServer stands in for internal/dovecot's client protocol around the
-// mechanisms (protocol.md §1.3–§1.5): it turns AUTH/CONT lines into Steps
+// mechanisms (docs/protocol.md §1.3–§1.5): it turns AUTH/CONT lines into Steps
 // and Replies into CONT/OK/FAIL lines, including the final-data rule and
 // the NUL check. It knows only what the vectors need: no delays, no
 // escaping, every client at minor version 2.
@@ -444,7 +444,7 @@ func runTranscript(t *testing.T, file string) {
 }
 
 // TestTranscripts replays testdata/transcripts/*.txt: the worked
-// exchanges of protocol.md §4.3 byte for byte, and their failure variants.
+// exchanges of docs/protocol.md §4.3 byte for byte, and their failure variants.
 func TestTranscripts(t *testing.T) {
 	files, _ := filepath.Glob("testdata/transcripts/*.txt")
 	if len(files) == 0 {

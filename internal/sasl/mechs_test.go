@@ -29,8 +29,8 @@ import (
 	"github.com/authd-project/authd/schemes"
 )
 
-// TestDefs pins the MECH flags of protocol.md §4.1 (Dovecot 2.3, in
-// mech.c's order) and the NUL rule of §1.8.
+// TestDefs pins the MECH flags of docs/protocol.md §4.1 (Dovecot 2.3, in
+// mech.c's order) and the NUL rule of docs/protocol.md §1.8.
 func TestDefs(t *testing.T) {
 	want := map[string][]string{
 		"PLAIN":         {"plaintext"},
@@ -131,7 +131,7 @@ func (c *scramClient) final(serverFirst []byte) ([]byte, error) {
 
 // TestSCRAMDerivedCredentials runs SCRAM the way production does: a
 // 64-character server nonce from crypto/rand and credentials derived from
-// a {PLAIN} password with a fresh salt (protocol.md §4.1).
+// a {PLAIN} password with a fresh salt (docs/protocol.md §4.1).
 func TestSCRAMDerivedCredentials(t *testing.T) {
 	eng := newEngine(t, userSets["default"])
 	for _, tc := range []struct {
@@ -189,7 +189,7 @@ func (c *scramClient) first2nonce(serverFirst []byte) string {
 }
 
 // newMasterEngine has a master passdb (admin@example.com, password
-// "masterpw") in front of the users of the default set (§5.3).
+// "masterpw") in front of the users of the default set (docs/protocol.md §5.3).
 func newMasterEngine(t *testing.T) *engine.Engine {
 	t.Helper()
 	dir := t.TempDir()
@@ -222,7 +222,7 @@ func newMasterEngine(t *testing.T) *engine.Engine {
 }
 
 // TestMasterLogin: the SASL authorization identity of SCRAM (a=),
-// DIGEST-MD5 (authzid) and EXTERNAL asks for a master login (§5.3): the
+// DIGEST-MD5 (authzid) and EXTERNAL asks for a master login (docs/protocol.md §5.3): the
 // master's credentials prove it, the result is the login user with
 // auth_user.
 func TestMasterLogin(t *testing.T) {

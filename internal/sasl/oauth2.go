@@ -17,7 +17,7 @@ var (
 
 // oauth2Mech is OAUTHBEARER (RFC 7628) or XOAUTH2 as Dovecot 2.3's
 // mech-oauth2.c runs them with a passdb that is not oauth2: the bearer
-// token is verified as if it were the user's password (protocol.md §4.3,
+// token is verified as if it were the user's password (docs/protocol.md §4.3,
 // observed). On a refused token the server sends the JSON error as a
 // challenge; the client must answer once more (RFC 7628 §3.2.3: with
 // %x01) and then gets the failure.

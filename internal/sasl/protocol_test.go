@@ -26,7 +26,7 @@ import (
 // These tests run the mechanisms behind the real client-protocol server
 // (internal/dovecot), as it builds Env today: Engine and Info only, so
 // default Settings. They pin what works before the lead wires Settings,
-// SPID and CUID in, and the exchanges of protocol.md §4.3 that need no
+// SPID and CUID in, and the exchanges of docs/protocol.md §4.3 that need no
 // fixed randomness.
 
 type protoConn struct {
@@ -72,7 +72,7 @@ func serveAuthd(t *testing.T, users string, mechs ...string) (path string, eng *
 }
 
 // dialAuth connects to a client-protocol socket (authd's or Dovecot's) and
-// does the handshake (protocol.md §1.2).
+// does the handshake (docs/protocol.md §1.2).
 func dialAuth(t *testing.T, path string) *protoConn {
 	t.Helper()
 	nc, err := net.Dial("unix", path)
@@ -136,7 +136,7 @@ func (c *protoConn) cont(id string) []byte {
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // TestProtocolOAuth replays the observed OAUTHBEARER and XOAUTH2
-// exchanges of protocol.md §4.3 through the real protocol layer.
+// exchanges of docs/protocol.md §4.3 through the real protocol layer.
 func TestProtocolOAuth(t *testing.T) {
 	c := startServer(t, "OAUTHBEARER", "XOAUTH2")
 	c.send("AUTH\t43\tOAUTHBEARER\tservice=imap\tresp=bixhPWFsaWNlQGV4YW1wbGUuY29tLAFob3N0PW1haWwuZXhhbXBsZS5jb20BcG9ydD0xNDMBYXV0aD1CZWFyZXIgdkY5ZGZ0NHFtVGMyTnZiM1JsY2tCaGJIUmhkbWx6ZEdFdVkyOXRDZz09AQE=")
@@ -180,7 +180,7 @@ func TestProtocolCRAMMD5(t *testing.T) {
 }
 
 // TestProtocolFinalData: SCRAM's v= and DIGEST-MD5's rspauth go out as a
-// last CONT, the empty answer gets OK (§1.5).
+// last CONT, the empty answer gets OK (docs/protocol.md §1.5).
 func TestProtocolFinalData(t *testing.T) {
 	c := startServer(t, "DIGEST-MD5", "SCRAM-SHA-256")
 	c.send("AUTH\t1\tDIGEST-MD5\tservice=imap")

@@ -3,7 +3,7 @@
 // gets a challenge or a final result out. Mechanisms ask the engine to
 // verify passwords or fetch credentials; they never see a backend.
 //
-// The mechanisms (protocol.md §4): PLAIN (RFC 4616), LOGIN, CRAM-MD5
+// The mechanisms (docs/protocol.md §4): PLAIN (RFC 4616), LOGIN, CRAM-MD5
 // (RFC 2195), DIGEST-MD5 (RFC 2831), SCRAM-SHA-1 and SCRAM-SHA-256
 // (RFC 5802, RFC 7677), APOP (RFC 1939 §7, checked as Dovecot does),
 // ANONYMOUS (RFC 4505), EXTERNAL (RFC 4422 appendix A), OAUTHBEARER
@@ -12,7 +12,7 @@
 // same challenges, the same accepted client messages, the same failures
 // (garbage that only Dovecot's looser C parsing lets through, such as a
 // SCRAM GS2 flag "nx", is refused). Randomness, the clock and the host
-// name come from Settings so that the worked exchanges of protocol.md
+// name come from Settings so that the worked exchanges of docs/protocol.md
 // §4.3 replay byte for byte.
 package sasl
 
@@ -54,7 +54,7 @@ type Env struct {
 	Settings *Settings
 	// SPID is the process id this server announced in the handshake
 	// (SPID line) and CUID the id of the client connection (CUID line):
-	// APOP accepts only challenges built from both (protocol.md §4.3).
+	// APOP accepts only challenges built from both (docs/protocol.md §4.3).
 	SPID, CUID uint32
 }
 
@@ -78,7 +78,7 @@ type Mechanism interface {
 }
 
 // Def describes a mechanism: its name, the MECH flags Dovecot sends for it
-// (protocol.md §4.1, in Dovecot's fixed flag order), whether NUL bytes are
+// (docs/protocol.md §4.1, in Dovecot's fixed flag order), whether NUL bytes are
 // allowed in its data, and its constructor.
 type Def struct {
 	Name     string
@@ -123,7 +123,7 @@ func (m *plainMech) Step(ctx context.Context, data []byte, present bool) Reply {
 	if !present {
 		return Reply{Challenge: []byte{}}
 	}
-	// Exactly two NULs (protocol.md §4.3).
+	// Exactly two NULs (docs/protocol.md §4.3).
 	if bytes.Count(data, []byte{0}) != 2 {
 		return fail("invalid PLAIN data")
 	}
@@ -152,7 +152,7 @@ var (
 func (m *loginMech) Step(ctx context.Context, data []byte, present bool) Reply {
 	if !m.got {
 		// An empty or absent initial response asks for the user name; a
-		// non-empty one is the user name (protocol.md §4.2).
+		// non-empty one is the user name (docs/protocol.md §4.2).
 		if !present || len(data) == 0 {
 			if m.asked {
 				return fail("empty user name")

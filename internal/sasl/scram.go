@@ -50,7 +50,7 @@ func (m *scramMech) Step(ctx context.Context, data []byte, present bool) Reply {
 	case 0:
 		if !present {
 			// Client-first mechanism without an initial response: an
-			// empty challenge asks for it (RFC 4422 §5, protocol.md §4.2).
+			// empty challenge asks for it (RFC 4422 §5, docs/protocol.md §4.2).
 			return Reply{Challenge: []byte{}}
 		}
 		return m.clientFirst(ctx, data)

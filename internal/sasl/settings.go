@@ -12,14 +12,14 @@ import (
 // shared by every request and must not change once requests run.
 type Settings struct {
 	// Realms is auth_realms: the realms DIGEST-MD5 offers in its
-	// challenge (protocol.md §4.3); none means a single realm="".
+	// challenge (docs/protocol.md §4.3); none means a single realm="".
 	Realms []string
 	// AnonymousUsername is auth_anonymous_username, the user ANONYMOUS
 	// logs in as; "" means Dovecot's default "anonymous".
 	AnonymousUsername string
 	// UsernameFromCert is auth_ssl_username_from_cert. EXTERNAL takes
 	// its user from the client certificate only when it is set
-	// (protocol.md §4.3).
+	// (docs/protocol.md §4.3).
 	UsernameFromCert bool
 	// Hostname is Dovecot's my_hostname, the host part of the CRAM-MD5
 	// challenge; "" means os.Hostname().
@@ -30,14 +30,14 @@ type Settings struct {
 	StartTime time.Time
 	// Rand is the source of challenge and nonce bytes; nil means
 	// crypto/rand. Requests read it concurrently, so it must be safe for
-	// concurrent use. Tests inject fixed bytes to replay protocol.md §4.3.
+	// concurrent use. Tests inject fixed bytes to replay docs/protocol.md §4.3.
 	Rand io.Reader
 	// Now is the clock for the CRAM-MD5 challenge; nil means time.Now.
 	Now func() time.Time
 
 	// scramNonceLen overrides the length of the SCRAM server nonce,
 	// 64 in Dovecot (SCRAM_SERVER_NONCE_LEN). Only tests set it: the
-	// worked SCRAM exchange of protocol.md §4.3 uses 30 characters.
+	// worked SCRAM exchange of docs/protocol.md §4.3 uses 30 characters.
 	scramNonceLen int
 }
 

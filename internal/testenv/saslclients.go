@@ -237,7 +237,7 @@ func digestQuote(s string) string {
 }
 
 // digestMD5Values computes the RFC 2831 §2.1.2.1 response value and the
-// §2.1.3 rspauth value, both lowercase hex, for qop=auth, nc=00000001 and
+// RFC 2831 §2.1.3 rspauth value, both lowercase hex, for qop=auth, nc=00000001 and
 // no authzid.
 func digestMD5Values(user, realm, pass, nonce, cnonce, digestURI string) (response, rspauth string) {
 	const nc, qop = "00000001", "auth"

@@ -17,7 +17,7 @@ import (
 )
 
 // Unit tests of the hand-written SASL client steps against the RFC
-// examples and protocol.md §4.3's worked exchanges, and of the SMTP/IMAP
+// examples and docs/protocol.md §4.3's worked exchanges, and of the SMTP/IMAP
 // drivers against scripted fake servers (a server that fails to prove
 // itself must make the client fail).
 
@@ -27,7 +27,7 @@ func TestSASLClientCRAMMD5(t *testing.T) {
 	if want := "tim b913a602c7eda7a495b4e6e7334d3890"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	// protocol.md §4.3.
+	// docs/protocol.md §4.3.
 	got = cramMD5Response("alice@example.com", "secret", []byte("<4821963517264830.1795342708@mail.example.com>"))
 	if want := "alice@example.com f2138134e241df00888cfabe4ea1f9a6"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
@@ -65,13 +65,13 @@ func TestSASLClientSCRAM(t *testing.T) {
 			"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
 		},
 		{
-			"protocol.md SCRAM-SHA-256", sha256.New, "alice@example.com", "secret", "rOprNGfwEbeRWgbNEkqO",
+			"docs/protocol.md SCRAM-SHA-256", sha256.New, "alice@example.com", "secret", "rOprNGfwEbeRWgbNEkqO",
 			"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096",
 			"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=qPROXk2LQPAqppoUkQcX/lyi/e3LVJLsFlSoiAqGcSk=",
 			"v=OEuDN02Ajjz7tnXu0NYWf+ILrP7pBYINUb2C84+WPXw=",
 		},
 		{
-			"protocol.md SCRAM-SHA-1", sha1.New, "alice@example.com", "secret", "rOprNGfwEbeRWgbNEkqO",
+			"docs/protocol.md SCRAM-SHA-1", sha1.New, "alice@example.com", "secret", "rOprNGfwEbeRWgbNEkqO",
 			"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096",
 			"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=OoHvZ/jn6YHsgQKTXpv8pmJ0sBU=",
 			"v=OXDsb9UoyDTX/bLZRiXR5cLxD70=",
@@ -168,8 +168,8 @@ func TestSASLClientDigestMD5(t *testing.T) {
 			"rspauth=ea40f60335c427b5527b84dbabcdfffd",
 		},
 		{
-			// protocol.md §4.3 (Dovecot's challenge format).
-			"protocol.md", "alice", "secret", "wDF6hqjY5GOx/K7T", "imap/mail.example.com",
+			// docs/protocol.md §4.3 (Dovecot's challenge format).
+			"docs/protocol.md", "alice", "secret", "wDF6hqjY5GOx/K7T", "imap/mail.example.com",
 			`realm="example.com",nonce="OA6MHXh6VqTrRkVwhqIjqA==",qop="auth",charset="utf-8",algorithm="md5-sess"`,
 			`charset=utf-8,username="alice",realm="example.com",nonce="OA6MHXh6VqTrRkVwhqIjqA==",nc=00000001,cnonce="wDF6hqjY5GOx/K7T",digest-uri="imap/mail.example.com",response=c574b85519d9cfaf0c57a038264b9dc3,qop=auth`,
 			"rspauth=4e63e5d858971af27e6b7807d534ea80",

@@ -197,7 +197,7 @@ userdb {
 	})
 
 	// Failures last, each from its own client address: every failure adds to
-	// Dovecot's per-IP penalty (realservers.md §4.3), which delays the next
+	// Dovecot's per-IP penalty (docs/testing.md §4.3), which delays the next
 	// request from that address by seconds. imap-login did not send
 	// no-penalty despite login_trusted_networks, so WithSourceIP it is;
 	// doveadm sends no rip= and has the empty-IP bucket to itself.

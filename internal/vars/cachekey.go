@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Auth cache keys (protocol.md §5.9). Dovecot derives a backend's default
+// Auth cache keys (docs/protocol.md §5.9). Dovecot derives a backend's default
 // cache key from the text of its query/filter/path: every request-table
 // variable used anywhere, once, in table order, with %n plus %d collapsed
 // into %u, followed by every other %{...} (or unknown %x) verbatim. The

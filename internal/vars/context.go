@@ -25,7 +25,7 @@ func (m MapFields) Lookup(key string) (string, bool) {
 // Context holds one auth request's values.
 //
 // The engine fills it the way Dovecot fills its request fields
-// (protocol.md §5.2, §1.3): an lip/rip/lport/rport without an explicit
+// (docs/protocol.md §5.2, §1.3): an lip/rip/lport/rport without an explicit
 // real_* counterpart also sets the real_* value, IPs are in canonical text
 // form, and "secured=tls" becomes Secured "TLS" while any other "secured"
 // becomes "secured".
@@ -43,7 +43,7 @@ type Context struct {
 
 	ClientPID string // %p, %{pid}; empty -> "0" (Dovecot 2.3.19 was seen to give "0" always)
 	Password  string // %w (plaintext from the client; may be empty)
-	PassdbID  int    // %!: id of the passdb, or of the userdb for userdb lookups (§5.9 cache keys use it)
+	PassdbID  int    // %!: id of the passdb, or of the userdb for userdb lookups (docs/protocol.md §5.9 cache keys use it)
 	Secured   string // %c: "secured", "TLS" or ""
 	Cert      string // %k: "valid" or ""
 
@@ -55,7 +55,7 @@ type Context struct {
 }
 
 // varID indexes varTable. The order is Dovecot's request table order
-// (auth-request-var-expand.c), which the cache key (§5.9) relies on.
+// (auth-request-var-expand.c), which the cache key (docs/protocol.md §5.9) relies on.
 type varID uint8
 
 const (
@@ -117,7 +117,7 @@ type varDef struct {
 	escape bool   // Dovecot passes the value through the escape function
 }
 
-// varTable mirrors the table of §5.6 in Dovecot's order.
+// varTable mirrors the table of docs/protocol.md §5.6 in Dovecot's order.
 var varTable = [numVars]varDef{
 	vUser:             {'u', "user", vUser, true},
 	vUsername:         {'n', "username", vUsername, true},
@@ -198,7 +198,7 @@ func userPart(s string) string {
 }
 
 // domainPart is i_strchr_to_next(s, '@'): everything after the first '@',
-// "" if there is none (§5.6: %d uses the first '@').
+// "" if there is none (docs/protocol.md §5.6: %d uses the first '@').
 func domainPart(s string) string {
 	if i := strings.IndexByte(s, '@'); i >= 0 {
 		return s[i+1:]
@@ -302,7 +302,7 @@ func (c *Context) origUser() string {
 	return c.User
 }
 
-// authUser: the master user if there is one, else the original user (§5.6).
+// authUser: the master user if there is one, else the original user (docs/protocol.md §5.6).
 func (c *Context) authUser() string {
 	if c.MasterUser != "" {
 		return c.MasterUser

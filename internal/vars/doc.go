@@ -1,8 +1,8 @@
 // Package vars implements Dovecot 2.3's "%" variable language as used by
-// the auth process (protocol.md §5.6), the default_fields/override_fields
-// templates built on it (§5.5, with the key:protected and key:remove
-// suffixes of §2.5/§2.6), and the auth cache key derived from a backend's
-// templates (§5.9).
+// the auth process (docs/protocol.md §5.6), the default_fields/override_fields
+// templates built on it (docs/protocol.md §5.5, with the key:protected and key:remove
+// suffixes of docs/protocol.md §2.5/§2.6), and the auth cache key derived from a backend's
+// templates (docs/protocol.md §5.9).
 //
 // Templates are parsed once, at configuration load, into a list of nodes;
 // expansion then only walks that list. Nothing is re-parsed per request and

@@ -178,7 +178,7 @@ func appendSimple(dst []byte, n *node, c *Context, esc func(string) string) []by
 }
 
 // applyModifiers runs the modifiers left to right on dst[start:], then
-// applies offset, width and zero padding (§5.6), all in place.
+// applies offset, width and zero padding (docs/protocol.md §5.6), all in place.
 func (n *node) applyModifiers(dst []byte, start int) []byte {
 	offset, width := n.offset, n.width
 	for _, m := range n.mods[:n.nmods] {

@@ -6,12 +6,12 @@ import (
 )
 
 // FieldTemplate is one entry of default_fields/override_fields
-// (protocol.md §5.5): Key (without a :protected/:remove suffix) and the
+// (docs/protocol.md §5.5): Key (without a :protected/:remove suffix) and the
 // value template.
 type FieldTemplate struct {
 	Key       string
 	Value     *Template // never nil; a bare key has an empty value
-	Protected bool      // key:protected — set only if not already set (§2.5)
+	Protected bool      // key:protected — set only if not already set (docs/protocol.md §2.5)
 	Remove    bool      // key:remove — delete the field; Value is still expanded, as in Dovecot
 }
 
@@ -67,7 +67,7 @@ func (f FieldTemplate) String() string {
 }
 
 // SplitFieldKey splits the :protected / :remove suffix off a field name
-// (§2.5, §2.6). Dovecot applies it to every field it sets, from templates
+// (docs/protocol.md §2.5, docs/protocol.md §2.6). Dovecot applies it to every field it sets, from templates
 // and from backends alike. A name that is only the suffix (":remove") is an
 // ordinary name.
 func SplitFieldKey(key string) (name string, protected, remove bool) {

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/crypto/md4"
 )
 
-// hashFormat is the format= option of %{<hash>;...:field} (§5.6).
+// hashFormat is the format= option of %{<hash>;...:field} (docs/protocol.md §5.6).
 type hashFormat uint8
 
 const (

@@ -75,7 +75,7 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("template %q: at offset %d: %s", e.Template, e.Pos, e.Msg)
 }
 
-// Parse parses a Dovecot 2.3 template (protocol.md §5.6). Malformed syntax
+// Parse parses a Dovecot 2.3 template (docs/protocol.md §5.6). Malformed syntax
 // is an error; unknown variable names are not (Dovecot expands them to
 // UNSUPPORTED_VARIABLE_<name>), see Unknown.
 func Parse(s string) (*Template, error) {

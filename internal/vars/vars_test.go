@@ -10,7 +10,7 @@ import (
 	"golang.org/x/crypto/md4"
 )
 
-// Hand-verified tables (protocol.md §5.5, §5.6, §5.9). The behaviour that
+// Hand-verified tables (docs/protocol.md §5.5, §5.6, §5.9). The behaviour that
 // a live Dovecot can show is also in testdata/golden.json; these tables
 // add what override_fields cannot show: the escape function, the text of
 // failed expansions, strict parsing, cache keys and the field syntax.
@@ -451,7 +451,7 @@ func TestStaticUsesString(t *testing.T) {
 
 func TestCacheKey(t *testing.T) {
 	tests := []struct{ tmpl, want string }{
-		// §5.9: %n and %d together collapse to %u
+		// docs/protocol.md §5.9: %n and %d together collapse to %u
 		{"SELECT password FROM users WHERE userid = '%n' AND domain = '%d'", "%u"},
 		{"%u", "%u"}, {"%Lu", "%u"}, {"%n", "%n"}, {"%d", "%d"}, {"%u %n %d", "%u"},
 		{"%n %s", "%n\t%s"},

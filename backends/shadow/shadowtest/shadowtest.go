@@ -4,7 +4,7 @@
 // Debian 12), removed again when the test ends.
 //
 // It needs root and the shadow-utils commands. Without them a test skips,
-// or fails under AUTHD_REQUIRE_INTEGRATION=1 (design.md house rule 7),
+// or fails under AUTHD_REQUIRE_INTEGRATION=1 (docs/architecture.md, house rule 7),
 // through RequireRoot and testenv.Require.
 package shadowtest
 

@@ -11,7 +11,7 @@
 // response. A request the server could not answer because a backend could
 // not tell (database down, LDAP timeout, unreadable passwd-file) fails with
 // the gRPC status UNAVAILABLE, never with a result that looks like a wrong
-// password or an unknown user (design.md: three outcomes, never two). It is
+// password or an unknown user (docs/architecture.md, house rule 1: three outcomes, never two). It is
 // safe to retry. Other statuses: INVALID_ARGUMENT for a malformed request,
 // DEADLINE_EXCEEDED / CANCELLED when the client's deadline passed first,
 // PERMISSION_DENIED when a passdb refuses a lookup it found (the master
@@ -277,7 +277,7 @@ type AuthenticateRequest struct {
 	User     string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	Password []byte `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// When set, master_user authenticates with its own password to log in as
-	// user (Dovecot master users, protocol.md §5.3; doveadm auth test -M).
+	// user (Dovecot master users, docs/protocol.md §5.3; doveadm auth test -M).
 	MasterUser string       `protobuf:"bytes,3,opt,name=master_user,json=masterUser,proto3" json:"master_user,omitempty"`
 	Info       *RequestInfo `protobuf:"bytes,4,opt,name=info,proto3" json:"info,omitempty"`
 	// Also run the userdb chain after a successful authentication and return

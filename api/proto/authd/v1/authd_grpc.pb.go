@@ -11,7 +11,7 @@
 // response. A request the server could not answer because a backend could
 // not tell (database down, LDAP timeout, unreadable passwd-file) fails with
 // the gRPC status UNAVAILABLE, never with a result that looks like a wrong
-// password or an unknown user (design.md: three outcomes, never two). It is
+// password or an unknown user (docs/architecture.md, house rule 1: three outcomes, never two). It is
 // safe to retry. Other statuses: INVALID_ARGUMENT for a malformed request,
 // DEADLINE_EXCEEDED / CANCELLED when the client's deadline passed first,
 // PERMISSION_DENIED when a passdb refuses a lookup it found (the master
