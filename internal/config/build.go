@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -445,101 +446,113 @@ var passdbOnly = map[string]bool{"mechanisms": true, "username_filter": true, "d
 // sql_driver is the file's `driver` (mysql).
 var sqlInline = []string{"connect", "default_pass_scheme", "iterate_query", "password_query", "sql_driver", "user_query"}
 
-var resultRules = []string{"return", "return-ok", "return-fail", "continue", "continue-ok", "continue-fail"}
+// dbKeys are the settings of every passdb and userdb block; passdbOnly
+// adds the passdb's own.
+var dbKeys = []string{"args", "auth_verbose", "default_fields", "driver", "name", "override_fields", "result_failure", "result_internalfail", "result_success", "skip"}
 
 // db parses a passdb { } or userdb { } block with Dovecot 2.3's keys and
 // checks (auth-settings.c, auth.c).
 func (b *builder) db(n *conffile.Node, passdb bool) {
-	kind, skips := "userdb", []string{"never", "found", "notfound"}
+	kind := "userdb"
+	keys := dbKeys
 	if passdb {
-		kind, skips = "passdb", []string{"never", "authenticated", "unauthenticated"}
+		kind = "passdb"
+		keys = append(slices.Clone(dbKeys), "deny", "master", "mechanisms", "pass", "username_filter")
 	}
-	d := DB{
-		Name: n.Label, Skip: "never", AuthVerbose: "default", Pos: n.Pos,
-		ResultSuccess: "return-ok", ResultFailure: "continue", ResultInternalfail: "continue",
-	}
-	keys := []string{"args", "auth_verbose", "default_fields", "driver", "name", "override_fields", "result_failure", "result_internalfail", "result_success", "skip"}
-	if passdb {
-		keys = append(keys, "deny", "master", "mechanisms", "pass", "username_filter")
-	}
+	d := newDB(n.Label, n.Pos)
 	where := kind + " { }"
-	enum := func(c *conffile.Node, v string, allowed []string, dst *string) {
-		for _, a := range allowed {
-			if v == a {
-				*dst = v
-				return
+	for _, c := range n.Children {
+		switch {
+		case c.IsInclude():
+		case c.Section:
+			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
+		case contains(sqlInline, c.Key):
+			if v, ok := b.value(c, true); ok {
+				d.DriverSettings = append(d.DriverSettings, DriverSetting{Key: c.Key, Value: v, Pos: c.Pos})
+			}
+		case passdbOnly[c.Key] && !passdb || !contains(keys, c.Key):
+			b.unknown(c.Pos, c.Key, where, append(keys, sqlInline...))
+		default:
+			if v, ok := b.value(c, true); ok {
+				b.dbSetting(&d, c, v, passdb)
 			}
 		}
-		b.errs.add(c.Pos, "%s: invalid value %q (use %s)", c.Key, v, strings.Join(allowed, ", "))
 	}
-	flag := func(c *conffile.Node, v string, dst *bool) {
+	b.checkDB(&d, n, kind)
+	if passdb {
+		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
+	} else {
+		b.cfg.Userdbs = append(b.cfg.Userdbs, d)
+	}
+}
+
+// dbSetting applies one setting of a passdb or userdb block.
+func (b *builder) dbSetting(d *DB, c *conffile.Node, v string, passdb bool) {
+	switch c.Key {
+	case "name":
+		d.Name = v
+	case "driver":
+		d.Driver = v
+	case "args":
+		d.Args = v
+	case "default_fields":
+		d.DefaultFields = v
+	case "override_fields":
+		d.OverrideFields = v
+	case "skip":
+		allowed := []int{int(SkipNever), int(SkipFound), int(SkipNotFound)}
+		if passdb {
+			allowed = []int{int(SkipNever), int(SkipAuthenticated), int(SkipUnauthenticated)}
+		}
+		if i := b.enum(c, v, skipNames, allowed...); i >= 0 {
+			d.Skip = Skip(i)
+		}
+	case "result_success", "result_failure", "result_internalfail":
+		if i := b.enum(c, v, ruleNames, 0, 1, 2, 3, 4, 5); i >= 0 {
+			*map[string]*Rule{"result_success": &d.ResultSuccess, "result_failure": &d.ResultFailure,
+				"result_internalfail": &d.ResultInternalfail}[c.Key] = Rule(i)
+		}
+	case "auth_verbose":
+		if i := b.enum(c, v, verbosityNames, 0, 1, 2); i >= 0 {
+			d.AuthVerbose = Verbosity(i)
+		}
+	case "mechanisms":
+		m, err := parsePassdbMechanisms(v)
+		if err != nil {
+			b.errs.add(c.Pos, "mechanisms: %v", err)
+			return
+		}
+		d.Mechanisms = m
+	case "username_filter":
+		if f := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' }); len(f) > 0 {
+			d.UsernameFilter = f
+		}
+	case "deny", "pass", "master":
 		x, err := conffile.ParseBool(v)
 		if err != nil {
 			b.errs.add(c.Pos, "%s: %v", c.Key, err)
 			return
 		}
-		*dst = x
+		*map[string]*bool{"deny": &d.Deny, "pass": &d.Pass, "master": &d.Master}[c.Key] = x
 	}
-	for _, c := range n.Children {
-		if c.IsInclude() {
-			continue
+}
+
+// enum finds v among names[allowed…], reporting an error and returning -1
+// when it is not there.
+func (b *builder) enum(c *conffile.Node, v string, names []string, allowed ...int) int {
+	var list []string
+	for _, i := range allowed {
+		if names[i] == v {
+			return i
 		}
-		if c.Section {
-			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
-			continue
-		}
-		if contains(sqlInline, c.Key) {
-			if v, ok := b.value(c, true); ok {
-				d.DriverSettings = append(d.DriverSettings, DriverSetting{Key: c.Key, Value: v, Pos: c.Pos})
-			}
-			continue
-		}
-		if passdbOnly[c.Key] && !passdb || !contains(keys, c.Key) {
-			b.unknown(c.Pos, c.Key, where, append(keys, sqlInline...))
-			continue
-		}
-		v, ok := b.value(c, true)
-		if !ok {
-			continue
-		}
-		switch c.Key {
-		case "name":
-			d.Name = v
-		case "driver":
-			d.Driver = v
-		case "args":
-			d.Args = v
-		case "default_fields":
-			d.DefaultFields = v
-		case "override_fields":
-			d.OverrideFields = v
-		case "skip":
-			enum(c, v, skips, &d.Skip)
-		case "result_success":
-			enum(c, v, resultRules, &d.ResultSuccess)
-		case "result_failure":
-			enum(c, v, resultRules, &d.ResultFailure)
-		case "result_internalfail":
-			enum(c, v, resultRules, &d.ResultInternalfail)
-		case "auth_verbose":
-			enum(c, v, []string{"default", "yes", "no"}, &d.AuthVerbose)
-		case "mechanisms":
-			m, err := parsePassdbMechanisms(v)
-			if err != nil {
-				b.errs.add(c.Pos, "mechanisms: %v", err)
-				continue
-			}
-			d.Mechanisms = m
-		case "username_filter":
-			d.UsernameFilter = v
-		case "deny":
-			flag(c, v, &d.Deny)
-		case "pass":
-			flag(c, v, &d.Pass)
-		case "master":
-			flag(c, v, &d.Master)
-		}
+		list = append(list, names[i])
 	}
+	b.errs.add(c.Pos, "%s: invalid value %q (use %s)", c.Key, v, strings.Join(list, ", "))
+	return -1
+}
+
+// checkDB applies the block-level checks once every setting is read.
+func (b *builder) checkDB(d *DB, n *conffile.Node, kind string) {
 	if d.Driver == "" {
 		b.errs.add(n.Pos, "%s is missing driver", kind)
 	}
@@ -549,16 +562,11 @@ func (b *builder) db(n *conffile.Node, passdb bool) {
 		}
 	}
 	if d.Pass {
-		if d.ResultSuccess != "return-ok" {
+		if d.ResultSuccess != RuleReturnOK {
 			b.errs.add(n.Pos, "obsolete pass=yes mixed with non-default result_success")
 		}
 		// Dovecot keeps pass=yes only as result_success=continue.
-		d.ResultSuccess = "continue"
-	}
-	if passdb {
-		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
-	} else {
-		b.cfg.Userdbs = append(b.cfg.Userdbs, d)
+		d.ResultSuccess = RuleContinue
 	}
 }
 
@@ -740,10 +748,9 @@ func (b *builder) finish() {
 	}
 	if len(c.Userdbs) == 0 {
 		// Dovecot runs with a dummy static userdb when none is set.
-		c.Userdbs = []DB{{
-			Driver: "static", Skip: "never", AuthVerbose: "default",
-			ResultSuccess: "return-ok", ResultFailure: "continue", ResultInternalfail: "continue",
-		}}
+		def := newDB("", conffile.Pos{})
+		def.Driver = "static"
+		c.Userdbs = []DB{def}
 	}
 
 	b.finishGRPC()

@@ -84,22 +84,22 @@ type DB struct {
 	DefaultFields  string
 	OverrideFields string
 
-	// Skip is never|authenticated|unauthenticated for a passdb and
-	// never|found|notfound for a userdb.
-	Skip string
-	// Result rules: return, return-ok, return-fail, continue, continue-ok
-	// or continue-fail. A passdb with pass=yes has ResultSuccess
-	// "continue", the meaning Dovecot gives that obsolete flag.
-	ResultSuccess, ResultFailure, ResultInternalfail string
+	// Skip is never, authenticated or unauthenticated for a passdb and
+	// never, found or notfound for a userdb.
+	Skip Skip
+	// The result rules. A passdb with pass=yes has ResultSuccess
+	// RuleContinue, the meaning Dovecot gives that obsolete flag.
+	ResultSuccess, ResultFailure, ResultInternalfail Rule
 
 	// Passdb only. Mechanisms is nil for "any mechanism"; it holds
 	// upper-cased names, and "NONE" stands for lookups made without a
-	// mechanism. UsernameFilter is kept as written (globs, `!` negates).
+	// mechanism. UsernameFilter holds the globs of username_filter (split
+	// at blanks and commas; a leading `!` negates).
 	Mechanisms         []string
-	UsernameFilter     string
+	UsernameFilter     []string
 	Deny, Master, Pass bool
 
-	AuthVerbose string // default, yes or no
+	AuthVerbose Verbosity
 
 	// DriverSettings are a driver's own settings written inline in the
 	// block instead of in an args file (for driver = sql: connect,

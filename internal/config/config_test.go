@@ -58,8 +58,8 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c.Listeners, wantL) {
 		t.Errorf("Listeners:\n got %+v\nwant %+v", c.Listeners, wantL)
 	}
-	wantP := DB{Driver: "pam", Skip: "never", ResultSuccess: "return-ok", ResultFailure: "continue",
-		ResultInternalfail: "continue", AuthVerbose: "default", Pos: Pos{File: "t.conf", Line: 1}}
+	wantP := DB{Driver: "pam", Skip: SkipNever, ResultSuccess: RuleReturnOK, ResultFailure: RuleContinue,
+		ResultInternalfail: RuleContinue, AuthVerbose: VerboseDefault, Pos: Pos{File: "t.conf", Line: 1}}
 	if !reflect.DeepEqual(c.Passdbs, []DB{wantP}) {
 		t.Errorf("Passdbs %+v", c.Passdbs)
 	}
@@ -285,16 +285,16 @@ userdb "static one" {
 		t.Fatalf("passdbs %d userdbs %d", len(c.Passdbs), len(c.Userdbs))
 	}
 	m := c.Passdbs[0]
-	if m.Name != "master" || !m.Master || !m.Pass || m.ResultSuccess != "continue" || m.Pos.Line != 2 {
+	if m.Name != "master" || !m.Master || !m.Pass || m.ResultSuccess != RuleContinue || m.Pos.Line != 2 {
 		t.Errorf("master passdb %+v", m)
 	}
 	p := c.Passdbs[1]
 	want := DB{
 		Name: "main", Driver: "sql", Args: "/etc/dovecot/dovecot-sql.conf.ext",
-		Mechanisms: []string{"PLAIN", "LOGIN", "NONE"}, UsernameFilter: "*@example.com !root@*",
-		Skip: "unauthenticated", ResultSuccess: "continue-ok", ResultFailure: "return-fail", ResultInternalfail: "return",
+		Mechanisms: []string{"PLAIN", "LOGIN", "NONE"}, UsernameFilter: []string{"*@example.com", "!root@*"},
+		Skip: SkipUnauthenticated, ResultSuccess: RuleContinueOK, ResultFailure: RuleReturnFail, ResultInternalfail: RuleReturn,
 		DefaultFields: "home=/var/vmail/%d/%n quota_rule=*:storage=1G", OverrideFields: "mail=maildir:~/Maildir",
-		AuthVerbose: "yes", Pos: Pos{File: "t.conf", Line: 8},
+		AuthVerbose: VerboseYes, Pos: Pos{File: "t.conf", Line: 8},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("passdb:\n got %+v\nwant %+v", p, want)
@@ -303,7 +303,7 @@ userdb "static one" {
 		t.Errorf("deny passdb %+v", c.Passdbs[2])
 	}
 	u := c.Userdbs[0]
-	if u.Name != "static one" || u.Driver != "static" || u.Skip != "found" || u.Args != "uid=vmail gid=vmail home=/var/vmail/%d/%n" {
+	if u.Name != "static one" || u.Driver != "static" || u.Skip != SkipFound || u.Args != "uid=vmail gid=vmail home=/var/vmail/%d/%n" {
 		t.Errorf("userdb %+v", u)
 	}
 }

@@ -6,7 +6,7 @@ package config
 // default value as doveconf prints it. A name here is accepted and ignored
 // unless authd implements it; the value answers `$name` references.
 var dovecotRootDefaults = map[string]string{
-	"auth_anonymous_username":                "anonymous",
+	"auth_anonymous_username":                DefaultAnonymousUsername,
 	"auth_cache_negative_ttl":                "1 hours",
 	"auth_cache_size":                        "0",
 	"auth_cache_ttl":                         "1 hours",
@@ -39,7 +39,7 @@ var dovecotRootDefaults = map[string]string{
 	"auth_stats":                             "no",
 	"auth_use_winbind":                       "no",
 	"auth_username_chars":                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@",
-	"auth_username_format":                   "%Lu",
+	"auth_username_format":                   DefaultUsernameFormat,
 	"auth_username_translation":              "",
 	"auth_verbose":                           "no",
 	"auth_verbose_passwords":                 "no",

@@ -137,18 +137,18 @@ func (d *dumper) db(kind string, db DB, passdb bool) {
 	for _, x := range db.DriverSettings {
 		d.kv(x.Key, hideWords(x.Value))
 	}
-	d.kv("skip", db.Skip)
+	d.kv("skip", db.Skip.String())
 	if !db.Pass {
 		// pass=yes already means result_success=continue; writing both
 		// would not load back.
-		d.kv("result_success", db.ResultSuccess)
+		d.kv("result_success", db.ResultSuccess.String())
 	}
-	d.kv("result_failure", db.ResultFailure)
-	d.kv("result_internalfail", db.ResultInternalfail)
-	d.kv("auth_verbose", db.AuthVerbose)
+	d.kv("result_failure", db.ResultFailure.String())
+	d.kv("result_internalfail", db.ResultInternalfail.String())
+	d.kv("auth_verbose", db.AuthVerbose.String())
 	if passdb {
 		d.kv("mechanisms", strings.Join(db.Mechanisms, " "))
-		d.kv("username_filter", db.UsernameFilter)
+		d.kv("username_filter", strings.Join(db.UsernameFilter, " "))
 		d.kv("deny", yesNo(db.Deny))
 		d.kv("master", yesNo(db.Master))
 		d.kv("pass", yesNo(db.Pass))

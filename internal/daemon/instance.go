@@ -212,7 +212,8 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 func dbSpec(c config.DB) (engine.DBSpec, error) {
 	s := engine.DBSpec{
 		Name: c.Name, Driver: c.Driver, Skip: c.Skip,
-		Mechanisms: c.Mechanisms, Deny: c.Deny, Master: c.Master, Pass: c.Pass,
+		ResultSuccess: c.ResultSuccess, ResultFailure: c.ResultFailure, ResultInternalfail: c.ResultInternalfail,
+		Mechanisms: c.Mechanisms, UsernameFilter: c.UsernameFilter, Deny: c.Deny, Master: c.Master, Pass: c.Pass,
 	}
 	var err error
 	if s.DefaultFields, err = vars.ParseFields(c.DefaultFields); err != nil {
@@ -220,30 +221,6 @@ func dbSpec(c config.DB) (engine.DBSpec, error) {
 	}
 	if s.OverrideFields, err = vars.ParseFields(c.OverrideFields); err != nil {
 		return s, fmt.Errorf("override_fields: %w", err)
-	}
-	rules := []struct {
-		v    string
-		def  engine.Rule
-		dst  *engine.Rule
-		name string
-	}{
-		{c.ResultSuccess, engine.RuleReturnOK, &s.ResultSuccess, "result_success"},
-		{c.ResultFailure, engine.RuleContinue, &s.ResultFailure, "result_failure"},
-		{c.ResultInternalfail, engine.RuleContinue, &s.ResultInternalfail, "result_internalfail"},
-	}
-	for _, r := range rules {
-		*r.dst = r.def
-		if r.v != "" {
-			if *r.dst, err = engine.ParseRule(r.v); err != nil {
-				return s, fmt.Errorf("%s: %w", r.name, err)
-			}
-		}
-	}
-	if c.UsernameFilter != "" {
-		s.UsernameFilter = strings.FieldsFunc(c.UsernameFilter, func(r rune) bool { return r == ' ' || r == ',' })
-	}
-	for i, m := range s.Mechanisms {
-		s.Mechanisms[i] = strings.ToUpper(m)
 	}
 	return s, nil
 }

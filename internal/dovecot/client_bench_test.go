@@ -19,6 +19,7 @@ import (
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
@@ -84,8 +85,8 @@ func (d *benchMapDB) PassCacheKey() *vars.Template { return d.key }
 func benchClientServer(b *testing.B, kind string) (path string, calls *atomic.Int64) {
 	b.Helper()
 	dir := b.TempDir()
-	spec := engine.DBSpec{Driver: kind, ResultSuccess: engine.RuleReturnOK,
-		ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	spec := engine.DBSpec{Driver: kind, ResultSuccess: config.RuleReturnOK,
+		ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	var c *cache.Cache
 	switch kind {
 	case "passwd-file":

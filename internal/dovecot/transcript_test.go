@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
@@ -53,10 +54,10 @@ func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
 	tmpl, _ := vars.ParseFields("")
 	eng, err := engine.New(set, []engine.DBSpec{{
 		Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
-		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
 	}}, []engine.DBSpec{{
 		Driver: "passwd-file", Userdb: db,
-		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)

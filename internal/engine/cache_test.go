@@ -11,6 +11,7 @@ import (
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
 	ifields "github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
@@ -168,7 +169,7 @@ func (b *bindPassdb) PassCacheKey() *vars.Template { return vars.MustParse("%u")
 // and an outage answers users whose password verified before.
 func TestEngineCacheAuthBind(t *testing.T) {
 	b := &bindPassdb{pw: "secret"}
-	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}}, nil)
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}}, nil)
 	e.SetCache(cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour, Fingerprint: true}))
 	ctx := context.Background()
 	login := func(pw string) engine.Status { return e.VerifyPlain(ctx, info, "", "alice@x", []byte(pw)).Status }
@@ -200,7 +201,7 @@ func TestEngineCacheAuthBind(t *testing.T) {
 func TestEngineCacheRefusalIsNotAnOutage(t *testing.T) {
 	b := &bindPassdb{pw: "secret"}
 	now := time.Unix(1e9, 0)
-	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}}, nil)
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{{Driver: "bind", Passdb: b, ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}}, nil)
 	e.SetCache(cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Minute, NegativeTTL: time.Minute, Fingerprint: true,
 		Now: func() time.Time { return now }}))
 	ctx := context.Background()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -70,48 +71,15 @@ func lookupResult(o backends.Outcome, err error) string {
 	return o.String()
 }
 
-// Rule is a result_success / result_failure / result_internalfail value.
-type Rule int
-
-// The six rule values of protocol.md §5.4.
-const (
-	RuleReturn Rule = iota
-	RuleReturnOK
-	RuleReturnFail
-	RuleContinue
-	RuleContinueOK
-	RuleContinueFail
-)
-
-// ParseRule parses a result_* value.
-func ParseRule(s string) (Rule, error) {
-	switch strings.ToLower(s) {
-	case "return":
-		return RuleReturn, nil
-	case "return-ok":
-		return RuleReturnOK, nil
-	case "return-fail":
-		return RuleReturnFail, nil
-	case "continue":
-		return RuleContinue, nil
-	case "continue-ok":
-		return RuleContinueOK, nil
-	case "continue-fail":
-		return RuleContinueFail, nil
-	}
-	return 0, fmt.Errorf("unknown result rule %q", s)
-}
-
 // DBSpec is one configured passdb or userdb, with its driver built.
 type DBSpec struct {
-	Name, Driver   string
-	Passdb         backends.Passdb // for passdbs
-	Userdb         backends.Userdb // for userdbs
-	DefaultFields  []vars.FieldTemplate
-	OverrideFields []vars.FieldTemplate
-	// Skip: passdb never|authenticated|unauthenticated; userdb never|found|notfound.
-	Skip                                             string
-	ResultSuccess, ResultFailure, ResultInternalfail Rule
+	Name, Driver                                     string
+	Passdb                                           backends.Passdb // for passdbs
+	Userdb                                           backends.Userdb // for userdbs
+	DefaultFields                                    []vars.FieldTemplate
+	OverrideFields                                   []vars.FieldTemplate
+	Skip                                             config.Skip
+	ResultSuccess, ResultFailure, ResultInternalfail config.Rule
 	Mechanisms                                       []string // upper case; empty = all
 	UsernameFilter                                   []string // globs, "!" negates
 	Deny, Master, Pass                               bool
@@ -164,10 +132,10 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 		log = slog.New(slog.DiscardHandler)
 	}
 	if set.UsernameFormat == "" {
-		set.UsernameFormat = "%Lu"
+		set.UsernameFormat = config.DefaultUsernameFormat
 	}
 	if set.AnonymousUsername == "" {
-		set.AnonymousUsername = "anonymous"
+		set.AnonymousUsername = config.DefaultAnonymousUsername
 	}
 	e := &Engine{set: set, log: log, obs: nopObserver{}}
 	f, err := vars.Parse(set.UsernameFormat)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/schemes"
 )
@@ -49,8 +50,8 @@ func benchEngine(b *testing.B, scheme string, n int) *engine.Engine {
 	if err != nil {
 		b.Fatal(err)
 	}
-	spec := engine.DBSpec{Driver: "passwd-file", Passdb: db, ResultSuccess: engine.RuleReturnOK,
-		ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	spec := engine.DBSpec{Driver: "passwd-file", Passdb: db, ResultSuccess: config.RuleReturnOK,
+		ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	e, err := engine.New(engine.Settings{}, []engine.DBSpec{spec}, nil, nil)
 	if err != nil {
 		b.Fatal(err)

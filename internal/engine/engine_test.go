@@ -12,6 +12,7 @@ import (
 	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/backends/prefetch"
 	"github.com/authd-project/authd/backends/static"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -43,7 +44,7 @@ func fields(t *testing.T, s string) []vars.FieldTemplate {
 }
 
 func pass(db any, mod ...func(*engine.DBSpec)) engine.DBSpec {
-	s := engine.DBSpec{Driver: "test", ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	s := engine.DBSpec{Driver: "test", ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	switch d := db.(type) {
 	case *passwdfile.DB:
 		s.Passdb, s.Userdb = d, d
@@ -85,19 +86,19 @@ func TestChainRules(t *testing.T) {
 		{"falls through to second", []engine.DBSpec{pass(first), pass(second)}, "bob@x", "b1", engine.StatusOK},
 		{"wrong everywhere", []engine.DBSpec{pass(first), pass(second)}, "bob@x", "nope", engine.StatusFail},
 		{"second's password after first mismatch", []engine.DBSpec{pass(first), pass(second)}, "both@x", "second", engine.StatusOK},
-		{"result_failure=return-fail stops", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultFailure = engine.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusFail},
+		{"result_failure=return-fail stops", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultFailure = config.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusFail},
 		{"internal failure then success", []engine.DBSpec{pass(broken), pass(second)}, "bob@x", "b1", engine.StatusOK},
 		{"internal failure then unknown: tempfail", []engine.DBSpec{pass(broken), pass(second)}, "nosuch@x", "x", engine.StatusTempFail},
 		{"internal failure then wrong password: tempfail", []engine.DBSpec{pass(broken), pass(second)}, "bob@x", "bad", engine.StatusTempFail},
 		// docs/protocol.md §5.4 step 9: without success, an internal failure seen anywhere
 		// makes the answer a temporary failure, whatever the rule.
-		{"result_internalfail=return-fail", []engine.DBSpec{pass(broken, func(s *engine.DBSpec) { s.ResultInternalfail = engine.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusTempFail},
-		{"continue-ok then nothing", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK })}, "alice@x", "a1", engine.StatusOK},
-		{"continue-fail after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinue }), pass(second, func(s *engine.DBSpec) { s.ResultFailure = engine.RuleReturnFail })}, "alice@x", "a1", engine.StatusFail},
-		{"skip=authenticated skips after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = engine.RuleContinueOK }), pass(second, func(s *engine.DBSpec) {
-			s.Skip = "authenticated"
-			s.ResultSuccess = engine.RuleReturnFail
-			s.ResultFailure = engine.RuleReturnFail
+		{"result_internalfail=return-fail", []engine.DBSpec{pass(broken, func(s *engine.DBSpec) { s.ResultInternalfail = config.RuleReturnFail }), pass(second)}, "bob@x", "b1", engine.StatusTempFail},
+		{"continue-ok then nothing", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = config.RuleContinueOK })}, "alice@x", "a1", engine.StatusOK},
+		{"continue-fail after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = config.RuleContinue }), pass(second, func(s *engine.DBSpec) { s.ResultFailure = config.RuleReturnFail })}, "alice@x", "a1", engine.StatusFail},
+		{"skip=authenticated skips after success", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.ResultSuccess = config.RuleContinueOK }), pass(second, func(s *engine.DBSpec) {
+			s.Skip = config.SkipAuthenticated
+			s.ResultSuccess = config.RuleReturnFail
+			s.ResultFailure = config.RuleReturnFail
 		})}, "alice@x", "a1", engine.StatusOK},
 		{"mechanisms= excludes", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.Mechanisms = []string{"LOGIN"} })}, "alice@x", "a1", engine.StatusFail},
 		{"username_filter excludes", []engine.DBSpec{pass(first, func(s *engine.DBSpec) { s.UsernameFilter = []string{"*@y"} })}, "alice@x", "a1", engine.StatusFail},

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -293,7 +294,7 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 			r.internal = true
 			return
 		}
-		var rule Rule
+		var rule config.Rule
 		switch res {
 		case pOK:
 			rule = p.ResultSuccess
@@ -304,28 +305,28 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 			rule = p.ResultInternalfail
 			r.internal = true
 		case pNext:
-			rule = RuleContinue
+			rule = config.RuleContinue
 			r.hadNext = true
 		default:
 			rule = p.ResultFailure
 		}
 		cont := false
 		switch rule {
-		case RuleReturn:
-		case RuleReturnOK:
+		case config.RuleReturn:
+		case config.RuleReturnOK:
 			r.success = true
-		case RuleReturnFail:
+		case config.RuleReturnFail:
 			r.success = false
-		case RuleContinue:
+		case config.RuleContinue:
 			cont = true
 			if res == pOK {
 				r.verified = true
 			}
-		case RuleContinueOK:
+		case config.RuleContinueOK:
 			cont = true
 			r.success = true
 			r.verified = true
-		case RuleContinueFail:
+		case config.RuleContinueFail:
 			cont = true
 			r.success = false
 		}
@@ -342,11 +343,11 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 
 func (e *Engine) skipPassdb(r *request, p *passdb) bool {
 	switch p.Skip {
-	case "authenticated":
+	case config.SkipAuthenticated:
 		if r.verified {
 			return true
 		}
-	case "unauthenticated":
+	case config.SkipUnauthenticated:
 		if !r.verified {
 			return true
 		}

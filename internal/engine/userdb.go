@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -90,7 +91,7 @@ func (e *Engine) lookupUserProcessed(ctx context.Context, info *Info, u, orig st
 	}
 	ch := &userChain{user: u}
 	for _, d := range e.userdbs {
-		if (d.Skip == "found" && ch.found) || (d.Skip == "notfound" && !ch.found) {
+		if (d.Skip == config.SkipFound && ch.found) || (d.Skip == config.SkipNotFound && !ch.found) {
 			continue
 		}
 		if !e.runUserdb(ctx, ch, d, info, vc, prefetch, afterLogin) {
@@ -109,7 +110,7 @@ func (e *Engine) runUserdb(ctx context.Context, ch *userChain, d *userdb, info *
 	ans, err := e.userdbAnswer(ctx, d, info, vc, prefetch, afterLogin)
 	d.failing.Store(err != nil)
 	found := err == nil && ans.Outcome == backends.Found
-	var rule Rule
+	var rule config.Rule
 	switch {
 	case err != nil:
 		e.log.Error("userdb lookup failed", "userdb", d.label(), "user", ch.user, "err", err)
@@ -127,14 +128,14 @@ func (e *Engine) runUserdb(ctx context.Context, ch *userChain, d *userdb, info *
 		rule = d.ResultSuccess
 	}
 	switch rule {
-	case RuleReturn, RuleContinue:
+	case config.RuleReturn, config.RuleContinue:
 		ch.success = ch.success || found
-	case RuleReturnOK, RuleContinueOK:
+	case config.RuleReturnOK, config.RuleContinueOK:
 		ch.success = true
-	case RuleReturnFail, RuleContinueFail:
+	case config.RuleReturnFail, config.RuleContinueFail:
 		ch.success = false
 	}
-	return rule == RuleContinue || rule == RuleContinueOK || rule == RuleContinueFail
+	return rule.Continues()
 }
 
 // userdbAnswer asks one userdb. A userdb that cannot tell whether a user

@@ -54,7 +54,7 @@ func newEngine(t testing.TB, body string) *engine.Engine {
 		t.Fatal(err)
 	}
 	rules := func(s engine.DBSpec) engine.DBSpec {
-		s.ResultSuccess, s.ResultFailure, s.ResultInternalfail = engine.RuleReturnOK, engine.RuleContinue, engine.RuleContinue
+		s.ResultSuccess, s.ResultFailure, s.ResultInternalfail = config.RuleReturnOK, config.RuleContinue, config.RuleContinue
 		return s
 	}
 	eng, err := engine.New(engine.Settings{},

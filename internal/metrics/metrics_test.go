@@ -125,7 +125,7 @@ func newEngine(t *testing.T, obs engine.Observer) *engine.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := engine.DBSpec{Driver: "passwd-file", ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	spec := engine.DBSpec{Driver: "passwd-file", ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	p, u := spec, spec
 	p.Passdb, u.Userdb = db, db
 	eng, err := engine.New(engine.Settings{}, []engine.DBSpec{p}, []engine.DBSpec{u}, nil)

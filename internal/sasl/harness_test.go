@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/vars"
@@ -61,7 +62,7 @@ func newEngine(t testing.TB, users string) *engine.Engine {
 		DefaultRealm: "example.com", UsernameChars: testUsernameChars, AnonymousUsername: "anon",
 	}, []engine.DBSpec{{
 		Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
-		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
 	}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"testing"
 
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -211,7 +212,7 @@ func newMasterEngine(t *testing.T) *engine.Engine {
 	tmpl, _ := vars.ParseFields("")
 	spec := func(db *passwdfile.DB, master bool) engine.DBSpec {
 		return engine.DBSpec{Driver: "passwd-file", Passdb: db, DefaultFields: tmpl, Master: master,
-			ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+			ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	}
 	eng, err := engine.New(engine.Settings{DefaultRealm: "example.com", UsernameChars: testUsernameChars},
 		[]engine.DBSpec{spec(mdb, true), spec(udb, false)}, nil, nil)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/backends/passwdfile"
+	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/sasl"
@@ -57,7 +58,7 @@ func serveAuthd(t *testing.T, users string, mechs ...string) (path string, eng *
 	tmpl, _ := vars.ParseFields("")
 	eng, err = engine.New(engine.Settings{DefaultRealm: "example.com", UsernameChars: dovecotUsernameChars}, []engine.DBSpec{{
 		Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
-		ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue,
+		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
 	}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/authd-project/authd/internal/config"
 )
 
 // Settings are the process-wide inputs of the mechanisms. One value is
@@ -15,7 +17,7 @@ type Settings struct {
 	// challenge (docs/protocol.md §4.3); none means a single realm="".
 	Realms []string
 	// AnonymousUsername is auth_anonymous_username, the user ANONYMOUS
-	// logs in as; "" means Dovecot's default "anonymous".
+	// logs in as; "" means Dovecot's default (config.DefaultAnonymousUsername).
 	AnonymousUsername string
 	// UsernameFromCert is auth_ssl_username_from_cert. EXTERNAL takes
 	// its user from the client certificate only when it is set
@@ -98,5 +100,5 @@ func (e *Env) anonymousUsername() string {
 	if u := e.settings().AnonymousUsername; u != "" {
 		return u
 	}
-	return "anonymous"
+	return config.DefaultAnonymousUsername
 }
