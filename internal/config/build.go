@@ -31,7 +31,7 @@ const maxSuggestions = 50
 
 func newBuilder(o conffile.Options, main string) *builder {
 	b := &builder{
-		cfg:       &Config{},
+		cfg:       &Config{Penalty: defaultPenalty()},
 		opts:      o,
 		main:      main,
 		ignored:   map[string]bool{},
@@ -201,6 +201,8 @@ func (b *builder) rootSection(n *conffile.Node) {
 		b.grpc(n)
 	case n.Key == "metrics":
 		b.metrics(n)
+	case n.Key == "penalty":
+		b.penalty(n)
 	case filterSections[n.Key]:
 		b.filter(n, filterScope{})
 	case ignoredSections[n.Key]:
@@ -332,7 +334,7 @@ func (b *builder) filter(n *conffile.Node, scope filterScope) {
 			b.checkSection(c, "service")
 		case ignoredSections[c.Key]:
 			b.checkSection(c, c.Key)
-		case c.Key == "grpc" || c.Key == "metrics":
+		case c.Key == "grpc" || c.Key == "metrics" || c.Key == "penalty":
 			b.errs.add(c.Pos, "%s { } is not allowed inside %s", c.Key, where)
 		default:
 			b.unknownSection(c, where, rootSectionCandidates())
@@ -433,8 +435,15 @@ func (b *builder) unixListener(n *conffile.Node) {
 				continue
 			}
 			l.Name = v
+		case "trusted":
+			x, err := conffile.ParseBool(v)
+			if err != nil {
+				b.errs.add(c.Pos, "trusted: %v", err)
+				continue
+			}
+			l.Trusted = x
 		default:
-			b.unknown(c.Pos, c.Key, "unix_listener { }", []string{"group", "mode", "path", "user"})
+			b.unknown(c.Pos, c.Key, "unix_listener { }", []string{"group", "mode", "path", "trusted", "user"})
 		}
 	}
 }

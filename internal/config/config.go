@@ -17,6 +17,7 @@ type Config struct {
 	Listeners       []Listener // service auth { unix_listener … } merged over the defaults
 	GRPC            GRPC       // authd's own grpc { } section
 	Metrics         Metrics    // authd's own metrics { } section
+	Penalty         Penalty    // authd's own penalty { } section: the brute-force defence
 	Log             Log        // authd's own log_format
 	ShutdownTimeout time.Duration
 

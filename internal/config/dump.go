@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/limiter"
 )
 
 // Dump writes the effective configuration in Dovecot syntax, defaults
@@ -66,6 +68,9 @@ func (c *Config) Dump(w io.Writer) {
 		d.kv("mode", fmt.Sprintf("%#04o", uint32(l.Mode.Perm())))
 		d.kv("user", l.User)
 		d.kv("group", l.Group)
+		if l.Trusted {
+			d.kv("trusted", "yes")
+		}
 		d.close()
 	}
 	d.close()
@@ -81,6 +86,8 @@ func (c *Config) Dump(w io.Writer) {
 	d.open("metrics", "")
 	d.kv("listen", c.Metrics.Listen)
 	d.close()
+
+	d.penalty(c.Penalty)
 
 	if len(c.Ignored) > 0 {
 		d.line("# ignored (settings of other Dovecot services): " + strings.Join(c.Ignored, ", "))
@@ -197,4 +204,22 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func (d *dumper) penalty(p Penalty) {
+	d.open("penalty", "")
+	d.kv("enabled", yesNo(p.Enabled))
+	budget := func(name string, b limiter.Budget) {
+		d.kv(name+"_failures", strconv.Itoa(b.Failures))
+		d.kv(name+"_window", conffile.FormatDuration(b.Window))
+	}
+	budget("ip", p.IP)
+	budget("prefix", p.Prefix)
+	budget("account", p.Account)
+	budget("known_good", p.KnownGood)
+	d.kv("known_good_for", conffile.FormatDuration(p.KnownGoodFor))
+	d.kv("max_keys", strconv.Itoa(p.MaxKeys))
+	d.kv("client_max_delay", conffile.FormatDuration(p.ClientMaxDelay))
+	d.kv("max_delay", conffile.FormatDuration(p.MaxDelay))
+	d.close()
 }

@@ -73,7 +73,12 @@ type Listener struct {
 	Mode  os.FileMode // permission bits for the socket file
 	User  string      // owner to chown to; "" = leave as created
 	Group string      // group to chown to; "" = leave as created
-	Pos   Pos         // where it was configured; zero for a default listener
+	// Trusted (authd's own `trusted = yes`): the clients of this socket
+	// may ask the brute-force defence to leave their address alone
+	// (no-penalty), as login processes do for login_trusted_networks.
+	// Login sockets are always trusted.
+	Trusted bool
+	Pos     Pos // where it was configured; zero for a default listener
 }
 
 // defaultListeners are Dovecot 2.3's `service auth` unix_listener defaults

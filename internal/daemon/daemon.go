@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
 )
 
@@ -106,6 +107,7 @@ type instance struct {
 	wg       sync.WaitGroup
 	clients  []*dovecot.ClientServer // for the failure-delay queue metric
 	grpc     *grpcserver.Backend     // this instance's engine, as the gRPC server sees it
+	limiter  *limiter.Limiter        // the brute-force defence; nil when off
 }
 
 // listener is one unix socket. Its handler is swapped on reload; the

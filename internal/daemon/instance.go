@@ -17,6 +17,7 @@ import (
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -42,10 +43,18 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 	}))
 	eng.SetObserver(d.metrics)
 	inst := &instance{cfg: cfg, eng: eng, handlers: map[string]func(net.Conn){}}
-	inst.grpc = grpcserver.NewBackend(eng, eng.Cache(), cfg.Auth.FailureDelay)
+	inst.grpc = grpcserver.NewBackend(eng, eng.Cache(), cfg.Penalty.MaxDelay)
 	inst.shutdown = append(inst.shutdown, inst.grpc.Drain)
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
+	if inst.limiter = d.limiterFor(cfg.Penalty); inst.limiter != nil {
+		eng.SetLimiter(inst.limiter)
+		inst.wg.Add(1)
+		go func() {
+			defer inst.wg.Done()
+			inst.limiter.Run(ctx)
+		}()
+	}
 	for _, l := range cfg.Listeners {
 		switch l.Role {
 		case config.RoleClient, config.RoleLogin:
@@ -74,11 +83,17 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 	if l.Role == config.RoleLogin {
 		protocol = "login"
 	}
+	maxDelay := cfg.Penalty.ClientMaxDelay
+	if l.Role == config.RoleLogin {
+		maxDelay = cfg.Penalty.MaxDelay
+	}
 	return dovecot.NewClientServer(dovecot.ClientConfig{
 		Engine:               eng,
 		Mechs:                mechs,
 		Login:                l.Role == config.RoleLogin,
+		Trusted:              l.Role == config.RoleLogin || l.Trusted,
 		FailureDelay:         cfg.Auth.FailureDelay,
+		MaxFailureDelay:      maxDelay,
 		DebugPasswords:       cfg.Auth.DebugPasswords,
 		Debug:                cfg.Auth.Debug,
 		Log:                  d.log.With("listener", l.Name),
@@ -193,6 +208,8 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	}
 	a := cfg.Auth
 	return engine.New(engine.Settings{
+		FailureDelay:        a.FailureDelay,
+		Verbose:             a.Verbose,
 		Realms:              a.Realms,
 		DefaultRealm:        a.DefaultRealm,
 		UsernameChars:       a.UsernameChars,
@@ -214,6 +231,7 @@ func dbSpec(c config.DB) (engine.DBSpec, error) {
 		Name: c.Name, Driver: c.Driver, Skip: c.Skip,
 		ResultSuccess: c.ResultSuccess, ResultFailure: c.ResultFailure, ResultInternalfail: c.ResultInternalfail,
 		Mechanisms: c.Mechanisms, UsernameFilter: c.UsernameFilter, Deny: c.Deny, Master: c.Master, Pass: c.Pass,
+		AuthVerbose: c.AuthVerbose,
 	}
 	var err error
 	if s.DefaultFields, err = vars.ParseFields(c.DefaultFields); err != nil {
@@ -246,4 +264,24 @@ func (d *daemon) retire(inst *instance, ctx context.Context) error {
 	inst.wg.Wait()
 	errs = append(errs, inst.eng.Close())
 	return errors.Join(errs...)
+}
+
+// limiterFor returns the brute-force defence for p: the running one when
+// its budgets did not change, so that a reload does not forget who was
+// failing; a new one otherwise; nil when the defence is off.
+func (d *daemon) limiterFor(p config.Penalty) *limiter.Limiter {
+	if !p.Enabled {
+		return nil
+	}
+	lc := limiter.Config{IP: p.IP, Prefix: p.Prefix, Account: p.Account, KnownGood: p.KnownGood,
+		KnownGoodFor: p.KnownGoodFor, MaxKeys: p.MaxKeys, Log: d.log}
+	if cur := d.cur; cur != nil && cur.limiter != nil && sameBudgets(cur.cfg.Penalty, p) {
+		return cur.limiter
+	}
+	return limiter.New(lc)
+}
+
+func sameBudgets(a, b config.Penalty) bool {
+	return a.IP == b.IP && a.Prefix == b.Prefix && a.Account == b.Account && a.KnownGood == b.KnownGood &&
+		a.KnownGoodFor == b.KnownGoodFor && a.MaxKeys == b.MaxKeys
 }

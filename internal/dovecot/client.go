@@ -69,17 +69,25 @@ func (s *Shared) authToken(service string, sessionPID int64, user, session strin
 
 // ClientConfig configures a client-protocol listener.
 type ClientConfig struct {
-	Engine sasl.Engine
+	Engine ClientEngine
 	// Mechs are the enabled mechanisms in auth_mechanisms order.
 	Mechs []sasl.Def
 	// Login makes this a login socket: CPIDs must be unique and successful
 	// requests wait for the master's REQUEST.
-	Login          bool
-	FailureDelay   time.Duration
-	DebugPasswords bool
-	Debug          bool
-	Log            *slog.Logger
-	Shared         *Shared
+	Login bool
+	// Trusted: the client's no-penalty parameter is honoured (login
+	// sockets, and listeners the admin marks as trusted).
+	Trusted bool
+	// FailureDelay is auth_failure_delay (the engine applies it; the
+	// queue's tick follows it). MaxFailureDelay bounds a failure's
+	// delay, escalation included, after the request arrived: 8 s on a
+	// client socket, under Postfix's 10 s.
+	FailureDelay    time.Duration
+	MaxFailureDelay time.Duration
+	DebugPasswords  bool
+	Debug           bool
+	Log             *slog.Logger
+	Shared          *Shared
 	// auth_ssl_require_client_cert and auth_ssl_username_from_cert: checked
 	// before any mechanism runs (docs/protocol.md §1.3).
 	SSLRequireClientCert, SSLUsernameFromCert bool
@@ -90,9 +98,20 @@ type ClientConfig struct {
 	Observe func(mech string, status engine.Status, d time.Duration)
 }
 
+// ClientEngine is what the client protocol needs from the engine: what
+// the mechanisms need, and the end of every request, which reports its
+// outcome to the brute-force defence, logs it and says when a failure's
+// reply may leave.
+type ClientEngine interface {
+	sasl.Engine
+	FinishAuth(info *engine.Info, res engine.Result, limit time.Duration) time.Time
+	AbandonAuth(info *engine.Info)
+}
+
 // ClientServer serves the client protocol on accepted connections.
 type ClientServer struct {
 	cfg       ClientConfig
+	protocol  string // "client" or "login", for logs
 	handshake []byte // VERSION, MECH lines, SPID: the part common to every connection
 	mechs     map[string]sasl.Def
 	delay     *delayQueue
@@ -111,7 +130,10 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &ClientServer{cfg: cfg, mechs: map[string]sasl.Def{}, conns: map[*clientConn]struct{}{}}
+	s := &ClientServer{cfg: cfg, mechs: map[string]sasl.Def{}, conns: map[*clientConn]struct{}{}, protocol: "client"}
+	if cfg.Login {
+		s.protocol = "login"
+	}
 	var b []byte
 	b = append(b, "VERSION\t1\t2\n"...)
 	for _, m := range cfg.Mechs {
@@ -438,6 +460,10 @@ func (c *clientConn) close() {
 		if r.timer != nil {
 			r.timer.Stop()
 		}
+		if !r.running {
+			// A running step ends in a finish that finds it gone.
+			c.s.cfg.Engine.AbandonAuth(r.info)
+		}
 		delete(c.pending, id)
 	}
 	for id, d := range c.done {
@@ -465,8 +491,9 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 		c.log.Warn("BUG: AUTH with an unsupported mechanism; closing", "mech", truncate(args[2], 32))
 		return false
 	}
-	info := &engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10)}
-	req := &clientReq{id: id, def: def, info: info, start: time.Now()}
+	req := &clientReq{id: id, def: def, start: time.Now()}
+	info := &engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10), Arrived: req.start, Protocol: c.s.protocol}
+	req.info = info
 	p, ok := c.authParams(req, args[3:])
 	if !ok {
 		return false
@@ -517,6 +544,10 @@ func (c *clientConn) authParams(req *clientReq, params []string) (authParams, bo
 			}
 		case "final-resp-ok":
 			req.finalRespOK = true
+		case "no-penalty":
+			// Only where it may be trusted: anywhere else a client
+			// could switch the brute-force defence off for itself.
+			info.NoPenalty = c.s.cfg.Trusted
 		case "resp":
 			p.resp, p.haveResp = v, true
 		default:
@@ -570,8 +601,6 @@ func setInfoParam(info *engine.Info, k, v string) {
 		info.ValidClientCert = true
 	case "cert_username":
 		info.CertUsername = v
-	case "no-penalty":
-		info.NoPenalty = true
 	case "debug":
 		info.Debug = true
 	case "session":
@@ -607,18 +636,18 @@ func (c *clientConn) startAuth(req *clientReq, p authParams) {
 		default:
 			d, err := DecodeBase64(p.resp)
 			if err != nil {
-				c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in initial response")
+				c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in initial response", "invalid base64")
 				return
 			}
 			data = d
 		}
 	}
 	if c.s.cfg.SSLRequireClientCert && !info.ValidClientCert {
-		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=Client didn't present valid SSL certificate")
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=Client didn't present valid SSL certificate", "no valid client certificate")
 		return
 	}
 	if c.s.cfg.SSLUsernameFromCert && info.CertUsername == "" {
-		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=SSL certificate didn't contain username")
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=SSL certificate didn't contain username", "no user name in the client certificate")
 		return
 	}
 	if present && !req.def.AllowNUL && hasNUL(data) {
@@ -692,6 +721,9 @@ func (c *clientConn) handleCont(args []string) bool {
 		if req.timer != nil {
 			req.timer.Stop()
 		}
+		if !req.running {
+			c.s.cfg.Engine.AbandonAuth(req.info)
+		}
 		c.mu.Unlock()
 		c.send("FAIL\t" + itoa(id) + "\treason=Unexpected continuation")
 		return true
@@ -712,7 +744,7 @@ func (c *clientConn) handleCont(args []string) bool {
 	}
 	data, err := DecodeBase64(args[2])
 	if err != nil {
-		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in continued response")
+		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in continued response", "invalid base64")
 		return true
 	}
 	if !req.def.AllowNUL && hasNUL(data) {
@@ -738,6 +770,7 @@ func (c *clientConn) handleCancel(args []string) bool {
 		if req.timer != nil {
 			req.timer.Stop()
 		}
+		c.s.cfg.Engine.AbandonAuth(req.info)
 		delete(c.pending, id)
 	} else if ok {
 		// A running step cannot be aborted (docs/protocol.md §1.6); its reply is dropped
@@ -801,6 +834,7 @@ func (c *clientConn) sendCont(req *clientReq, challenge []byte) {
 		// Abandoned requests disappear silently (docs/protocol.md §1.6).
 		c.mu.Lock()
 		if c.pending[req.id] == req && req.waitingCont {
+			c.s.cfg.Engine.AbandonAuth(req.info)
 			delete(c.pending, req.id)
 		}
 		c.mu.Unlock()
@@ -825,11 +859,14 @@ func (c *clientConn) take(req *clientReq) bool {
 
 // finishImmediate fails a request with a fixed line, without delay: the
 // handler's own failures are not guesses (docs/protocol.md §1.7).
-func (c *clientConn) finishImmediate(req *clientReq, line string) {
-	if c.take(req) {
-		c.observe(req, engine.StatusFail)
-		c.send(line)
+func (c *clientConn) finishImmediate(req *clientReq, line, reason string) {
+	if !c.take(req) {
+		c.s.cfg.Engine.AbandonAuth(req.info)
+		return
 	}
+	c.observe(req, engine.StatusFail)
+	c.s.cfg.Engine.FinishAuth(req.info, engine.Result{Status: engine.StatusFail, NoDelay: true, Reason: reason}, 0)
+	c.send(line)
 }
 
 func (c *clientConn) observe(req *clientReq, st engine.Status) {
@@ -842,19 +879,18 @@ func (c *clientConn) observe(req *clientReq, st engine.Status) {
 // nodelay or the failure was internal.
 func (c *clientConn) finishFail(req *clientReq, res engine.Result, internal bool) {
 	if !c.take(req) {
+		c.s.cfg.Engine.AbandonAuth(req.info)
 		return
 	}
 	c.observe(req, res.Status)
 	line := string(appendFail(nil, req.id, res))
-	if res.Reason != "" {
-		c.log.Info("authentication failed", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service, "rip", req.info.RemoteIP, "status", res.Status.String(), "reason", res.Reason)
-	}
-	if res.NoDelay || internal || res.Status == engine.StatusTempFail {
+	release := c.s.cfg.Engine.FinishAuth(req.info, res, c.s.cfg.MaxFailureDelay)
+	if internal || release.IsZero() {
 		c.send(line)
 		return
 	}
 	c.s.inflight.Add(1)
-	c.s.delay.add(func() {
+	c.s.delay.add(release, func() {
 		defer c.s.inflight.Done()
 		c.send(line)
 	})
@@ -863,9 +899,11 @@ func (c *clientConn) finishFail(req *clientReq, res engine.Result, internal bool
 // finishOK sends OK and, on login sockets, keeps the request for REQUEST.
 func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
 	if !c.take(req) {
+		c.s.cfg.Engine.AbandonAuth(req.info)
 		return
 	}
 	c.observe(req, res.Status)
+	c.s.cfg.Engine.FinishAuth(req.info, res, 0)
 	extra := res.Fields
 	if final != nil {
 		extra = append(extra.Clone(), fields.Field{Key: "resp", Value: EncodeBase64(final)})
@@ -873,9 +911,6 @@ func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
 	b := appendOK(make([]byte, 0, 128), req.id, res, extra, c.s.cfg.Login)
 	if c.s.cfg.Login && !res.Fields.Has("nologin") && !res.Fields.Has("proxy") {
 		c.keepLogin(req, res)
-	}
-	if c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("authenticated", "id", req.id, "mech", req.def.Name, "user", res.User, "service", req.info.Service)
 	}
 	c.write(append(b, '\n'))
 }

@@ -35,16 +35,17 @@ func newDelayQueue(delay time.Duration) *delayQueue {
 	return &delayQueue{delay: delay, tick: tick, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// add queues send to run once the delay has passed. After close it runs
-// send at once: a shutting-down server answers everything it owes.
-func (q *delayQueue) add(send func()) {
+// add queues send to run at time at (a fixed time after the request
+// arrived), at the first tick from then. After close it runs send at once:
+// a shutting-down server answers everything it owes.
+func (q *delayQueue) add(at time.Time, send func()) {
 	q.mu.Lock()
-	if q.closed || q.delay <= 0 {
+	if q.closed || !at.After(time.Now()) {
 		q.mu.Unlock()
 		send()
 		return
 	}
-	q.entries = append(q.entries, delayed{at: time.Now().Add(q.delay), send: send})
+	q.entries = append(q.entries, delayed{at: at, send: send})
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

@@ -18,13 +18,13 @@ import (
 
 // panicEngine panics for one user: a stand-in for a bug deep in a backend.
 // A fake is right here: the point is the error path, not a feature.
-type panicEngine struct{ sasl.Engine }
+type panicEngine struct{ dovecot.ClientEngine }
 
 func (p panicEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, pw []byte) engine.Result {
 	if authcid == "boom@example.com" {
 		panic("simulated bug")
 	}
-	return p.Engine.VerifyPlain(ctx, info, authzid, authcid, pw)
+	return p.ClientEngine.VerifyPlain(ctx, info, authzid, authcid, pw)
 }
 
 type lockedBuffer struct {

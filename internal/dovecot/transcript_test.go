@@ -38,6 +38,8 @@ type testEnv struct {
 	dir    string
 	shared *dovecot.Shared
 	eng    *engine.Engine
+	// withDelay builds the same engine with auth_failure_delay = d.
+	withDelay func(d time.Duration) *engine.Engine
 }
 
 func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
@@ -52,17 +54,22 @@ func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
 		t.Fatal(err)
 	}
 	tmpl, _ := vars.ParseFields("")
-	eng, err := engine.New(set, []engine.DBSpec{{
-		Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
-		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
-	}}, []engine.DBSpec{{
-		Driver: "passwd-file", Userdb: db,
-		ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
-	}}, nil)
-	if err != nil {
-		t.Fatal(err)
+	build := func(delay time.Duration) *engine.Engine {
+		set := set
+		set.FailureDelay = delay
+		eng, err := engine.New(set, []engine.DBSpec{{
+			Driver: "passwd-file", Passdb: db, DefaultFields: tmpl,
+			ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
+		}}, []engine.DBSpec{{
+			Driver: "passwd-file", Userdb: db,
+			ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue,
+		}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
 	}
-	return &testEnv{dir: dir, shared: dovecot.NewShared(4242), eng: eng}
+	return &testEnv{dir: dir, shared: dovecot.NewShared(4242), eng: build(set.FailureDelay), withDelay: build}
 }
 
 // startClient serves the client protocol on a unix socket and returns its
@@ -80,8 +87,12 @@ func (e *testEnv) startClientCfg(t *testing.T, login bool, delay time.Duration, 
 	for _, m := range mechs {
 		defs = append(defs, sasl.Defs[m])
 	}
+	eng := e.eng
+	if delay > 0 {
+		eng = e.withDelay(delay)
+	}
 	srv := dovecot.NewClientServer(dovecot.ClientConfig{
-		Engine: e.eng, Mechs: defs, Login: login, FailureDelay: delay, Shared: e.shared,
+		Engine: eng, Mechs: defs, Login: login, FailureDelay: delay, Shared: e.shared,
 		SSLRequireClientCert: requireCert,
 	})
 	name := "auth-client"

@@ -19,6 +19,7 @@ import (
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
@@ -40,6 +41,11 @@ type Settings struct {
 	// a Last of 0 means no upper limit.
 	FirstValidUID, LastValidUID uint32
 	FirstValidGID, LastValidGID uint32
+	// FailureDelay is auth_failure_delay: how long after a failed
+	// request arrived its reply leaves, before any escalation.
+	FailureDelay time.Duration
+	// Verbose is auth_verbose: one info line per failed attempt.
+	Verbose bool
 	// VerifyWorkers bounds concurrent password-hash verifications; 0 means
 	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
 	// latency to every request.
@@ -83,6 +89,7 @@ type DBSpec struct {
 	Mechanisms                                       []string // upper case; empty = all
 	UsernameFilter                                   []string // globs, "!" negates
 	Deny, Master, Pass                               bool
+	AuthVerbose                                      config.Verbosity
 }
 
 // Engine runs requests. It is safe for concurrent use.
@@ -97,7 +104,8 @@ type Engine struct {
 	log       *slog.Logger
 	verifySem *semaphore.Weighted
 	obs       Observer
-	cache     *cache.Cache // nil: off (every method of a nil cache is a no-op)
+	cache     *cache.Cache     // nil: off (every method of a nil cache is a no-op)
+	limiter   *limiter.Limiter // nil: no brute-force defence
 }
 
 // SetObserver installs o (nil removes it). Call it before serving.

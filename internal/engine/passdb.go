@@ -78,6 +78,9 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
+		if !e.beginAttempt(info, u, password) {
+			return refused(info, u, authcid)
+		}
 		e.runPassdbs(ctx, r, walkAuth, password)
 		return withProxyPass(e.finishPass(r), password)
 	}
@@ -89,6 +92,9 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 	}
 	r.setUser(mu)
+	if !e.beginAttempt(info, mu, password) {
+		return refused(info, mu, authcid)
+	}
 	if !e.hasMasterPassdbs() {
 		r.reason = "master login without master passdbs"
 		return Result{Status: StatusFail, User: mu, OrigUser: authcid, Reason: r.reason}
@@ -190,6 +196,9 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}, nil
 	}
 	r.setUser(u)
+	if !e.beginAttempt(info, u, nil) {
+		return refused(info, u, authcid), nil
+	}
 	if masterName != "" && !e.hasMasterPassdbs() {
 		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
 	}
@@ -281,6 +290,7 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 			continue
 		}
 		res := e.runPassdb(ctx, r, p, password, check && !r.verified)
+		r.noteVerbose(p)
 		if res == pDisabled || res == pExpired {
 			r.success = false
 			r.final = res

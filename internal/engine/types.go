@@ -5,6 +5,8 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/authd-project/authd/internal/fields"
 )
 
@@ -43,11 +45,25 @@ type Info struct {
 	Secured                                  string // "", "secured" or "TLS"
 	ValidClientCert                          bool
 	CertUsername                             string
+	// NoPenalty: the client asked that the brute-force defence leave
+	// its address alone (a trusted network); the protocol layer sets it
+	// only where that may be honoured (login sockets, trusted
+	// listeners).
 	NoPenalty, Debug                         bool
 	Session, SessionPID, LocalName, ClientID string
 	ClientPID                                string
 	Mech                                     string
 	ForwardFields                            fields.Fields
+
+	// Protocol names the entry point for logs: client, login or grpc.
+	Protocol string
+	// Arrived is when the request arrived: a failure's reply leaves a
+	// fixed time after it (FinishAuth). Zero means "when it finished".
+	Arrived time.Time
+
+	// attempt is the authentication's state for FinishAuth; the engine
+	// sets it when the account is known.
+	attempt *attempt
 }
 
 // Result is the engine's answer.

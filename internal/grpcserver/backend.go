@@ -18,6 +18,9 @@ type Engine interface {
 	LookupUser(ctx context.Context, info *engine.Info, name string, prefetch fields.Fields) engine.Result
 	LookupUserFinal(ctx context.Context, info *engine.Info, user, orig string, prefetch fields.Fields) engine.Result
 	ListUsers(ctx context.Context, mask string, fn func(user string) bool) error
+	// FinishAuth ends an authentication (the brute-force defence, the
+	// log) and says when a failure's answer may leave.
+	FinishAuth(info *engine.Info, res engine.Result, limit time.Duration) time.Time
 }
 
 var _ Engine = (*engine.Engine)(nil)
@@ -29,12 +32,13 @@ type CacheFlusher interface {
 }
 
 // Backend is what one configuration gives the gRPC service: its engine,
-// its cache and its auth_failure_delay. It counts the requests using it so
-// that the daemon can close the engine only after they finished.
+// its cache and the longest a failure's answer may be delayed. It counts
+// the requests using it so that the daemon can close the engine only
+// after they finished.
 type Backend struct {
-	eng          Engine
-	cache        CacheFlusher
-	failureDelay time.Duration
+	eng      Engine
+	cache    CacheFlusher
+	maxDelay time.Duration
 
 	mu     sync.Mutex
 	active int
@@ -42,9 +46,11 @@ type Backend struct {
 	idle   chan struct{} // closed once closed && active == 0
 }
 
-// NewBackend wraps one configuration's engine. cache may be nil (no cache).
-func NewBackend(eng Engine, cache CacheFlusher, failureDelay time.Duration) *Backend {
-	return &Backend{eng: eng, cache: cache, failureDelay: failureDelay, idle: make(chan struct{})}
+// NewBackend wraps one configuration's engine. cache may be nil (no
+// cache). maxDelay bounds a failure's delay after the request arrived
+// (the engine applies auth_failure_delay and its escalation).
+func NewBackend(eng Engine, cache CacheFlusher, maxDelay time.Duration) *Backend {
+	return &Backend{eng: eng, cache: cache, maxDelay: maxDelay, idle: make(chan struct{})}
 }
 
 // acquire registers a request; false once Drain was called.

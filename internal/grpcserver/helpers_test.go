@@ -41,6 +41,12 @@ bad@example.com:{SSHA}!!notbase64!!
 // lookup is "could not tell").
 func newEngine(t testing.TB, body string) *engine.Engine {
 	t.Helper()
+	return newEngineSet(t, body, engine.Settings{})
+}
+
+// newEngineSet is newEngine with engine settings (auth_failure_delay …).
+func newEngineSet(t testing.TB, body string, set engine.Settings) *engine.Engine {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "missing", "users")
 	if body != "" {
@@ -57,7 +63,7 @@ func newEngine(t testing.TB, body string) *engine.Engine {
 		s.ResultSuccess, s.ResultFailure, s.ResultInternalfail = config.RuleReturnOK, config.RuleContinue, config.RuleContinue
 		return s
 	}
-	eng, err := engine.New(engine.Settings{},
+	eng, err := engine.New(set,
 		[]engine.DBSpec{rules(engine.DBSpec{Driver: "passwd-file", Passdb: db})},
 		[]engine.DBSpec{rules(engine.DBSpec{Driver: "passwd-file", Userdb: db})}, nil)
 	if err != nil {

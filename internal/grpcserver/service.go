@@ -38,19 +38,8 @@ const (
 
 func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateRequest) (*authdv1.AuthenticateResponse, error) {
 	start := time.Now()
-	if err := checkName("user", req.GetUser()); err != nil {
+	if err := checkAuthRequest(req); err != nil {
 		return nil, err
-	}
-	if req.GetMasterUser() != "" {
-		if err := checkName("master_user", req.GetMasterUser()); err != nil {
-			return nil, err
-		}
-	}
-	pass := req.GetPassword()
-	// PLAIN cannot carry a NUL in the password (RFC 4616 §2), so neither
-	// can this.
-	if len(pass) > maxPassLen || bytes.IndexByte(pass, 0) >= 0 {
-		return nil, status.Error(codes.InvalidArgument, "password: longer than 12 KiB or contains NUL")
 	}
 	// The engine sees a PLAIN login: passdbs restricted with
 	// `mechanisms =` treat it exactly as an AUTH PLAIN on a socket.
@@ -58,60 +47,25 @@ func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateReq
 	if err != nil {
 		return nil, err
 	}
+	info.Protocol, info.Arrived = "grpc", start
 	rctx, cancel := context.WithTimeout(ctx, v.s.opts.RequestTimeout)
 	defer cancel()
 	var res engine.Result
 	var userdb *engine.Result
-	var failureDelay time.Duration
+	var release time.Time
 	// The engine part holds the backend; the failure delay below does not,
 	// so a reload need not wait for delayed answers.
 	err = v.s.withBackend(func(b *Backend) {
-		failureDelay = b.failureDelay
-		// As doveadm auth test: authzid = authcid = user, or with a master
-		// user, the master authenticates (authcid) as the login user
-		// (authzid).
-		authzid, authcid := req.GetUser(), req.GetUser()
-		if m := req.GetMasterUser(); m != "" {
-			authcid = m
-		}
-		res = b.eng.VerifyPlain(rctx, info, authzid, authcid, pass)
-		if res.Status == engine.StatusOK && req.GetLookupUserdb() &&
-			!res.Fields.Has("nologin") && !res.Fields.Has("proxy") {
-			// Dovecot's login does the userdb step with the master
-			// socket's REQUEST, and not for nologin or proxy logins,
-			// which end at the login process.
-			u := b.eng.LookupUserFinal(rctx, info, res.User, res.OrigUser, res.Userdb)
-			userdb = &u
-		}
+		res, userdb = b.authenticate(rctx, info, req)
+		release = b.eng.FinishAuth(info, finalResult(res, userdb), b.maxDelay)
 	})
 	if err != nil {
 		return nil, err
 	}
-
-	st := res.Status
-	if userdb != nil && userdb.Status != engine.StatusOK {
-		st = engine.StatusFail
-		if userdb.Status == engine.StatusTempFail {
-			st = engine.StatusTempFail
-		}
-	}
+	st := finalResult(res, userdb).Status
 	if obs := v.s.opts.Observer; obs != nil {
 		obs.AuthRequest("grpc", "PLAIN", st, time.Since(start))
 	}
-	if st != engine.StatusOK {
-		reason := res.Reason
-		if userdb != nil && userdb.Reason != "" {
-			reason = userdb.Reason
-		} else if userdb != nil && userdb.Status == engine.StatusNotFound {
-			reason = "user not found in userdb"
-		}
-		if reason != "" {
-			v.s.log.Info("authentication failed", "proto", "grpc", "user", res.User, "service", info.Service, "rip", info.RemoteIP, "status", st.String(), "reason", reason)
-		}
-	} else {
-		v.s.log.Debug("authenticated", "proto", "grpc", "user", res.User, "service", info.Service)
-	}
-
 	if st == engine.StatusTempFail {
 		// Not delayed: a temporary failure is no guess (docs/protocol.md §1.7).
 		if rctx.Err() != nil {
@@ -120,6 +74,79 @@ func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateReq
 		}
 		return nil, status.Error(codes.Unavailable, tempFailMessage(res.Fields))
 	}
+	resp := authResponse(res, userdb, st)
+	if !release.IsZero() {
+		// The failure leaves a fixed time after the request arrived, the
+		// same for an unknown user and a wrong password; the handler
+		// waits off the engine, so nothing else waits with it.
+		if err := v.s.delay.wait(ctx, time.Until(release)); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// checkAuthRequest refuses malformed names and passwords before any work.
+func checkAuthRequest(req *authdv1.AuthenticateRequest) error {
+	if err := checkName("user", req.GetUser()); err != nil {
+		return err
+	}
+	if req.GetMasterUser() != "" {
+		if err := checkName("master_user", req.GetMasterUser()); err != nil {
+			return err
+		}
+	}
+	// PLAIN cannot carry a NUL in the password (RFC 4616 §2), so neither
+	// can this.
+	if pass := req.GetPassword(); len(pass) > maxPassLen || bytes.IndexByte(pass, 0) >= 0 {
+		return status.Error(codes.InvalidArgument, "password: longer than 12 KiB or contains NUL")
+	}
+	return nil
+}
+
+// authenticate runs the passdb step and, when asked, the userdb step.
+func (b *Backend) authenticate(ctx context.Context, info *engine.Info, req *authdv1.AuthenticateRequest) (engine.Result, *engine.Result) {
+	// As doveadm auth test: authzid = authcid = user, or with a master
+	// user, the master authenticates (authcid) as the login user
+	// (authzid).
+	authzid, authcid := req.GetUser(), req.GetUser()
+	if m := req.GetMasterUser(); m != "" {
+		authcid = m
+	}
+	res := b.eng.VerifyPlain(ctx, info, authzid, authcid, req.GetPassword())
+	if res.Status != engine.StatusOK || !req.GetLookupUserdb() || res.Fields.Has("nologin") || res.Fields.Has("proxy") {
+		// Dovecot's login does the userdb step with the master socket's
+		// REQUEST, and not for nologin or proxy logins, which end at the
+		// login process.
+		return res, nil
+	}
+	u := b.eng.LookupUserFinal(ctx, info, res.User, res.OrigUser, res.Userdb)
+	return res, &u
+}
+
+// finalResult is the request's outcome: the passdb's, unless the userdb
+// step failed after it.
+func finalResult(res engine.Result, userdb *engine.Result) engine.Result {
+	if userdb == nil || userdb.Status == engine.StatusOK {
+		return res
+	}
+	out := res
+	out.Status, out.NoDelay = engine.StatusFail, false
+	switch {
+	case userdb.Status == engine.StatusTempFail:
+		out.Status = engine.StatusTempFail
+		out.Reason = userdb.Reason
+	case userdb.Reason != "":
+		out.Reason = userdb.Reason
+	default:
+		out.Reason = "user not found in userdb"
+	}
+	return out
+}
+
+// authResponse builds the answer to a request that did not fail
+// temporarily.
+func authResponse(res engine.Result, userdb *engine.Result, st engine.Status) *authdv1.AuthenticateResponse {
 	resp := &authdv1.AuthenticateResponse{
 		Result:     authResult(st),
 		User:       utf8Safe(res.User),
@@ -141,15 +168,7 @@ func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateReq
 		// fields, so that the difference tells a guesser nothing.
 		resp.Fields, resp.Reason = nil, ""
 	}
-	if st != engine.StatusOK && (!res.NoDelay || userdb != nil) {
-		// auth_failure_delay, the same for an unknown user and a wrong
-		// password; the handler waits off the engine, so nothing else
-		// waits with it.
-		if err := v.s.delay.wait(ctx, failureDelay); err != nil {
-			return nil, err
-		}
-	}
-	return resp, nil
+	return resp
 }
 
 func authResult(st engine.Status) authdv1.AuthResult {

@@ -46,6 +46,11 @@ func (f *fakeEngine) ListUsers(ctx context.Context, mask string, fn func(string)
 	return f.list(ctx, mask, fn)
 }
 
+// FinishAuth delays nothing: the fakes test the mapping, not the delay.
+func (f *fakeEngine) FinishAuth(*engine.Info, engine.Result, time.Duration) time.Time {
+	return time.Time{}
+}
+
 func statusEngine(st engine.Status) *fakeEngine {
 	return &fakeEngine{
 		verify: func(_ context.Context, _ *engine.Info, _, authcid string) engine.Result {
@@ -92,9 +97,9 @@ func TestStatusMapping(t *testing.T) {
 // shutdown answers the waiting ones at once.
 func TestFailureDelay(t *testing.T) {
 	const delay = time.Second
-	eng := newEngine(t, testUsers)
+	eng := newEngineSet(t, testUsers, engine.Settings{FailureDelay: delay})
 	rec := &recorder{}
-	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(eng, nil, delay), grpcserver.Options{Observer: rec})
+	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(eng, nil, 15*time.Second), grpcserver.Options{Observer: rec})
 	c := dial(t, srv, nil)
 	ctx := context.Background()
 

@@ -206,8 +206,9 @@ func (a *Attempt) escalate() int {
 	level := int(e.level)
 	if a.repeat {
 		// The same wrong password again (a device with a stale
-		// password): Dovecot does not raise the level for it either.
-		return level
+		// password): no guess, so no escalation, and no more than the
+		// base delay (Dovecot does not raise its level for it either).
+		return 0
 	}
 	if e.level < maxLevel {
 		e.level++

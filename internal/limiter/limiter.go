@@ -95,11 +95,13 @@ var (
 	DefaultKnownGood = Budget{Failures: 10, Window: 10 * time.Minute}
 )
 
+// More defaults.
 const (
-	defaultKnownGoodFor = 30 * 24 * time.Hour
-	defaultMaxKeys      = 1_000_000
-	shards              = 16
+	DefaultKnownGoodFor = 30 * 24 * time.Hour
+	DefaultMaxKeys      = 1_000_000
 )
+
+const shards = 16
 
 func (c Config) withDefaults() Config {
 	def := func(b *Budget, d Budget) {
@@ -115,10 +117,10 @@ func (c Config) withDefaults() Config {
 	def(&c.Account, DefaultAccount)
 	def(&c.KnownGood, DefaultKnownGood)
 	if c.KnownGoodFor <= 0 {
-		c.KnownGoodFor = defaultKnownGoodFor
+		c.KnownGoodFor = DefaultKnownGoodFor
 	}
 	if c.MaxKeys <= 0 {
-		c.MaxKeys = defaultMaxKeys
+		c.MaxKeys = DefaultMaxKeys
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -290,6 +290,22 @@ func TestNoAddress(t *testing.T) {
 	}
 }
 
+// A repeated wrong password neither escalates nor gets more than the
+// base delay.
+func TestRepeatNoEscalation(t *testing.T) {
+	l, _ := newTest(t, Config{})
+	var levels []int
+	for range 5 {
+		a := l.Begin(Request{Account: "a", IP: ip("192.0.2.1"), Password: []byte("stale")})
+		levels = append(levels, a.Done(Failed))
+	}
+	a := l.Begin(Request{Account: "a", IP: ip("192.0.2.1"), Password: []byte("other")})
+	levels = append(levels, a.Done(Failed))
+	if fmt.Sprint(levels) != "[0 0 0 0 0 1]" {
+		t.Errorf("levels %v, want [0 0 0 0 0 1]", levels)
+	}
+}
+
 func TestFailureDelayLevels(t *testing.T) {
 	l, clk := newTest(t, Config{})
 	var levels []int

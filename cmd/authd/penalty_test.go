@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/internal/dovecot"
+)
+
+// The brute-force defence through the real client socket: budgets that
+// parallelism cannot escape, owners and NAT neighbours never locked out,
+// stale passwords and typos not punished (docs/operations.md §Brute-force
+// defence).
+
+const penaltyConf = `
+base_dir = $DIR/run
+auth_mechanisms = plain
+auth_failure_delay = 0
+penalty {
+  # Escalating delays are tested in internal/limiter; here they only
+  # slow the test down.
+  client_max_delay = 1 sec
+}
+passdb {
+  driver = passwd-file
+  args = $DIR/users
+}
+userdb {
+  driver = static
+  args = uid=1000 gid=1000 home=/var/empty
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0600
+  }
+}
+`
+
+const penaltyUsers = `victim@example.com:{PLAIN}right-password::::::
+owner@example.com:{PLAIN}owner-password::::::
+neighbour@example.com:{PLAIN}neighbour-password::::::
+stale@example.com:{PLAIN}new-password::::::
+bob@example.com:{PLAIN}bob-password::::::
+typo@example.com:{PLAIN}typo-password::::::
+`
+
+// plainAuth authenticates on a fresh connection from rip and returns the
+// reply's command (OK or FAIL) and how long the answer took.
+func plainAuth(t *testing.T, sock, rip, user, pass string) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := dovecot.DialAuth(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	r, err := c.Plain(ctx, []string{"service=imap", "rip=" + rip}, "", user, pass)
+	if err != nil {
+		t.Fatalf("%s from %s: %v", user, rip, err)
+	}
+	return r.Cmd, time.Since(start)
+}
+
+// mustLogIn checks a login that must succeed at once, attack or not.
+func mustLogIn(t *testing.T, sock, rip, user, pass string) {
+	t.Helper()
+	cmd, d := plainAuth(t, sock, rip, user, pass)
+	if cmd != "OK" {
+		t.Fatalf("%s from %s: %s, want OK", user, rip, cmd)
+	}
+	// Not a performance bound: a penalised login would wait seconds.
+	if d > time.Second {
+		t.Errorf("%s from %s: answered after %v", user, rip, d)
+	}
+}
+
+// guess sends n wrong passwords at once, one connection each, from the
+// addresses rip(i); every one must fail.
+func guess(t *testing.T, sock string, n int, user string, rip func(int) string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cmd, _ := plainAuth(t, sock, rip(i), user, fmt.Sprintf("guess-%d", i)); cmd != "FAIL" {
+				errs <- cmd
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for cmd := range errs {
+		t.Errorf("a wrong guess got %s", cmd)
+	}
+}
+
+func TestPenaltyParallelGuessesFromOneAddress(t *testing.T) {
+	p := startAuthd(t, penaltyConf, "run/auth-client", map[string]string{"users": penaltyUsers})
+	sock := p.path("run/auth-client")
+	const attacker = "198.51.100.7"
+	// Before the attack: the owner logs in from her usual network, the
+	// neighbour from behind the attacker's NAT.
+	mustLogIn(t, sock, "192.0.2.10", "owner@example.com", "owner-password")
+	mustLogIn(t, sock, attacker, "neighbour@example.com", "neighbour-password")
+
+	guess(t, sock, 160, "victim@example.com", func(int) string { return attacker })
+	if cmd, _ := plainAuth(t, sock, attacker, "victim@example.com", "right-password"); cmd != "FAIL" {
+		t.Fatalf("the right password after 160 parallel guesses from one address: %s, want FAIL", cmd)
+	}
+	if cmd, _ := plainAuth(t, sock, attacker, "bob@example.com", "bob-password"); cmd != "FAIL" {
+		t.Fatalf("another account from the attacking address: %s, want FAIL", cmd)
+	}
+	mustLogIn(t, sock, "192.0.2.11", "owner@example.com", "owner-password")
+	mustLogIn(t, sock, attacker, "neighbour@example.com", "neighbour-password")
+	// The victim herself, from anywhere else, is not refused by one
+	// address's attack.
+	mustLogIn(t, sock, "203.0.113.5", "victim@example.com", "right-password")
+}
+
+func TestPenaltyDistributedGuessesAtOneAccount(t *testing.T) {
+	p := startAuthd(t, penaltyConf, "run/auth-client", map[string]string{"users": penaltyUsers})
+	sock := p.path("run/auth-client")
+	mustLogIn(t, sock, "2001:db8:aaaa:1::10", "victim@example.com", "right-password")
+	mustLogIn(t, sock, "2001:db8:300::1", "neighbour@example.com", "neighbour-password")
+
+	// 300 guesses from 300 IPv6 /48s.
+	guess(t, sock, 300, "victim@example.com", func(i int) string { return fmt.Sprintf("2001:db8:%x::1", 0x100+i) })
+	if cmd, _ := plainAuth(t, sock, "2001:db8:ffff::1", "victim@example.com", "right-password"); cmd != "FAIL" {
+		t.Fatalf("the right password from a fresh network after 300 guesses: %s, want FAIL", cmd)
+	}
+	// The owner on her known-good network, and a neighbour inside one of
+	// the attacking networks, log in.
+	mustLogIn(t, sock, "2001:db8:aaaa:1::99", "victim@example.com", "right-password")
+	mustLogIn(t, sock, "2001:db8:300::1", "neighbour@example.com", "neighbour-password")
+}
+
+func TestPenaltyStalePasswordAndTypos(t *testing.T) {
+	p := startAuthd(t, penaltyConf, "run/auth-client", map[string]string{"users": penaltyUsers})
+	sock := p.path("run/auth-client")
+	const ip = "192.0.2.77"
+	for i := range 60 {
+		if cmd, _ := plainAuth(t, sock, ip, "stale@example.com", "old-password"); cmd != "FAIL" {
+			t.Fatalf("stale retry %d: %s", i, cmd)
+		}
+	}
+	mustLogIn(t, sock, ip, "bob@example.com", "bob-password")
+	mustLogIn(t, sock, ip, "stale@example.com", "new-password")
+
+	for i := range 3 {
+		if cmd, _ := plainAuth(t, sock, "192.0.2.88", "typo@example.com", fmt.Sprintf("typo-passwort-%d", i)); cmd != "FAIL" {
+			t.Fatalf("typo %d: %s", i, cmd)
+		}
+	}
+	mustLogIn(t, sock, "192.0.2.88", "typo@example.com", "typo-password")
+}
