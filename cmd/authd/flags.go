@@ -94,3 +94,26 @@ func cmdLookup(ctx context.Context, cmd string, args []string, stdout, stderr io
 	defer cancel()
 	return cli.Lookup(ctx, c.target, kind, c.fs.Arg(0), c.params, stdout, stderr)
 }
+
+// cmdPenalty lists or resets the brute-force defence's keys over the
+// auth-master socket.
+func cmdPenalty(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("penalty", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := fs.String("a", "run/auth-master", "auth-master socket")
+	n := fs.Int("n", 100, "list at most this many keys")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return cli.ExitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	switch {
+	case fs.NArg() == 0:
+		return cli.Penalty(ctx, *sock, *n, stdout, stderr)
+	case fs.NArg() == 3 && fs.Arg(0) == "reset":
+		return cli.PenaltyReset(ctx, *sock, fs.Arg(1), fs.Arg(2), stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: authd penalty [-a SOCKET] [-n N] | authd penalty [-a SOCKET] reset ip|prefix|account KEY")
+	return cli.ExitUsage
+}

@@ -9,6 +9,7 @@
 //	authd test -a SOCKET USER [PASS] authenticate like doveadm auth test
 //	authd user -a SOCKET USER        userdb lookup like doveadm user
 //	authd lookup -a SOCKET USER      passdb lookup like doveadm auth lookup
+//	authd penalty [reset …]          list or reset the brute-force defence's keys
 //	authd pw …                       generate or verify password hashes like doveadm pw
 //	authd version
 //
@@ -52,6 +53,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdTest(context.Background(), args, stdin, stdout, stderr)
 	case "user", "lookup":
 		return cmdLookup(context.Background(), cmd, args, stdout, stderr)
+	case "penalty":
+		return cmdPenalty(context.Background(), args, stdout, stderr)
 	case "pw":
 		return pwtool.Run(context.Background(), args, stdin, stdout, stderr)
 	case "version", "--version":
@@ -78,6 +81,10 @@ func usage(w io.Writer) {
   authd lookup -a SOCKET USER        passdb lookup like 'doveadm auth lookup'
       test, user and lookup take --grpc ADDR (host:port or unix:/path) instead of -a, with
       --tls-ca FILE, --tls-cert FILE --tls-key FILE (mTLS), --tls, --tls-server-name NAME
+  authd penalty [-a SOCKET] [-n N]  list the addresses and accounts the brute-force defence refuses, and the
+                                     ones failing most (on the auth-master socket, like 'doveadm penalty')
+  authd penalty [-a SOCKET] reset ip|prefix|account KEY
+                                     forget the failures of an address, a network or an account
   authd pw [-s SCHEME] [-p PASSWORD] [-u USER] [-r ROUNDS] | -t HASH | -l
                                      generate or verify a password hash like 'doveadm pw'
   authd version

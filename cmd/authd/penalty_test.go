@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +124,29 @@ func TestPenaltyParallelGuessesFromOneAddress(t *testing.T) {
 	// The victim herself, from anywhere else, is not refused by one
 	// address's attack.
 	mustLogIn(t, sock, "203.0.113.5", "victim@example.com", "right-password")
+
+	// The operator sees the refused address and lifts the block.
+	master := p.path("run/auth-master")
+	out, code := runCmd(t, "penalty", "-a", master)
+	if code != 0 || !regexp.MustCompile(`(?m)^ip\s+198\.51\.100\.7\s+20\s+20\s+refusing$`).MatchString(out) {
+		t.Fatalf("authd penalty: exit %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "penalty", "-a", master, "reset", "ip", attacker); code != 0 || !strings.Contains(out, "1 keys reset") {
+		t.Fatalf("authd penalty reset: exit %d\n%s", code, out)
+	}
+	// The prefix key still counts the 20 failures (100 allowed): the
+	// address may try again.
+	if cmd, _ := plainAuth(t, sock, attacker, "bob@example.com", "bob-password"); cmd != "OK" {
+		t.Fatalf("after the reset: %s, want OK", cmd)
+	}
+}
+
+// runCmd runs an authd subcommand in-process.
+func runCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out, errb strings.Builder
+	code := run(args, strings.NewReader(""), &out, &errb)
+	return out.String() + errb.String(), code
 }
 
 func TestPenaltyDistributedGuessesAtOneAccount(t *testing.T) {

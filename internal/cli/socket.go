@@ -49,6 +49,7 @@ func (s socketTransport) Auth(ctx context.Context, user, master string, password
 
 // Lookup sends USER or PASS on a master or userdb socket.
 func (s socketTransport) Lookup(ctx context.Context, kind LookupKind, user string, params []string) (LookupAnswer, error) {
+	params = append([]string{}, params...) // never nil: lookups carry a service
 	verb := "USER"
 	if kind == PassLookup {
 		verb = "PASS"
@@ -81,6 +82,7 @@ func (s socketTransport) Lookup(ctx context.Context, kind LookupKind, user strin
 
 // List sends LIST with a user mask.
 func (s socketTransport) List(ctx context.Context, mask string, params []string, fn func(string)) error {
+	params = append([]string{}, params...)
 	return s.exchange(ctx, "LIST\t1\tuser="+dovecot.Escape(mask), params, func(f []string) (bool, error) {
 		switch f[0] {
 		case "LIST":
@@ -99,8 +101,8 @@ func (s socketTransport) List(ctx context.Context, mask string, params []string,
 }
 
 // exchange sends the handshake and one request line (with params, and
-// service=authd unless a service is given), then hands each reply line to
-// reply until it says the exchange is done.
+// service=authd unless a service is given; nil params: the line alone),
+// then hands each reply line to reply until it says the exchange is done.
 func (s socketTransport) exchange(ctx context.Context, line string, params []string, reply func(f []string) (bool, error)) error {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", s.path)
@@ -111,13 +113,15 @@ func (s socketTransport) exchange(ctx context.Context, line string, params []str
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	hasService := false
-	for _, x := range params {
-		hasService = hasService || strings.HasPrefix(x, "service=")
-		line += "\t" + dovecot.Escape(x)
-	}
-	if !hasService {
-		line += "\tservice=authd"
+	if params != nil {
+		hasService := false
+		for _, x := range params {
+			hasService = hasService || strings.HasPrefix(x, "service=")
+			line += "\t" + dovecot.Escape(x)
+		}
+		if !hasService {
+			line += "\tservice=authd"
+		}
 	}
 	if _, err := fmt.Fprintf(nc, "VERSION\t1\t0\n%s\n", line); err != nil {
 		return err

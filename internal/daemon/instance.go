@@ -68,7 +68,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		case config.RoleMaster, config.RoleUserdb:
-			srv := d.masterServer(cfg, l, eng)
+			srv := d.masterServer(cfg, l, eng, inst.limiter)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		}
@@ -112,7 +112,7 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 
 // masterServer builds the master-protocol server of a master or userdb
 // listener.
-func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine) *dovecot.MasterServer {
+func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine, lim *limiter.Limiter) *dovecot.MasterServer {
 	protocol := "master"
 	if l.Role == config.RoleUserdb {
 		protocol = "userdb"
@@ -125,6 +125,9 @@ func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine
 		Log:     d.log.With("listener", l.Name),
 		Shared:  d.shared,
 		Observe: d.metrics.MasterObserver(protocol),
+	}
+	if lim != nil {
+		mc.Penalty = lim
 	}
 	// The 0666 auth-userdb rule (docs/protocol.md §2.1).
 	if l.Role == config.RoleUserdb && l.Mode.Perm() == 0o666 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
 )
 
@@ -27,6 +28,7 @@ func (d *daemon) initMetrics() error {
 		DelayedFailures: d.delayedFailures,
 		Panics:          d.shared.Stats.Panics.Load,
 		Ready:           d.ready,
+		Penalty:         d.penaltyStats,
 	})
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -46,6 +48,15 @@ func (d *daemon) cacheStats() (metrics.CacheStats, bool) {
 		Hits: s.Hits, Misses: s.Misses, NegativeHits: s.NegativeHits, StaleHits: s.StaleHits,
 		Evictions: s.Evictions, Entries: s.Entries, Bytes: s.Bytes, MaxBytes: s.MaxBytes,
 	}, true
+}
+
+// penaltyStats reads the current brute-force defence (scrape time).
+func (d *daemon) penaltyStats() (limiter.Stats, bool) {
+	inst := d.live.Load()
+	if inst == nil || inst.limiter == nil {
+		return limiter.Stats{}, false
+	}
+	return inst.limiter.Stats(), true
 }
 
 // delayedFailures counts the failures waiting for auth_failure_delay on

@@ -51,6 +51,8 @@ type MasterConfig struct {
 	// Observe, if set, is told the outcome of every finished request:
 	// command is user, pass, list, request or cache_flush.
 	Observe func(command string, status engine.Status, d time.Duration)
+	// Penalty, if set, answers the PENALTY commands (auth-master only).
+	Penalty PenaltyAdmin
 }
 
 // MasterServer serves the master protocol.
@@ -238,6 +240,10 @@ func (c *masterConn) readLoop() {
 			ok = c.s.cfg.Full && c.handleRequest(args)
 		case "CACHE-FLUSH":
 			ok = c.s.cfg.Full && c.handleFlush(args)
+		case "PENALTY":
+			ok = c.s.cfg.Full && c.handlePenalty(args)
+		case "PENALTY-RESET":
+			ok = c.s.cfg.Full && c.handlePenaltyReset(args)
 		default:
 			ok = false
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/limiter"
 )
 
 // CacheStats are the auth cache's counters as the metrics need them. The
@@ -58,6 +59,9 @@ type Options struct {
 	// Ready reports whether every backend answered its last check (nil
 	// error). It drives /readyz and authd_ready.
 	Ready func() error
+	// Penalty returns the brute-force defence's counters; ok is false
+	// when it is off.
+	Penalty func() (st limiter.Stats, ok bool)
 }
 
 // Bucket layouts, in seconds. Requests include backend time and password
@@ -207,6 +211,9 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 	}
 	if o.Cache != nil {
 		cs = append(cs, &cacheCollector{get: o.Cache})
+	}
+	if o.Penalty != nil {
+		cs = append(cs, &penaltyCollector{get: o.Penalty})
 	}
 	// Pre-create the series of closed label sets, so that rate() and
 	// absent()-style alerts see a 0 before the first event instead of no
