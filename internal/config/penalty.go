@@ -9,7 +9,7 @@ import (
 )
 
 // Penalty is authd's own `penalty { }` section: the brute-force defence
-// (docs/operations.md §Brute-force defence). It is on by default: Dovecot's
+// (docs/operations.md §7). It is on by default: Dovecot's
 // auth has its penalty on by default too.
 type Penalty struct {
 	Enabled bool // enabled, default yes

@@ -2,7 +2,7 @@
 // remote address, per address prefix, per account and per (account,
 // prefix) pair, over sliding windows, with known-good pairs that keep the
 // owner of an attacked account logging in (docs/architecture.md §Brute
-// force, docs/operations.md §Brute-force defence).
+// force, docs/operations.md §7).
 //
 // An attempt is counted when it arrives (Begin), before any lookup or
 // verification, and gives its reservation back when it succeeds or could
