@@ -14,7 +14,8 @@ import (
 // (Limits): a stored value asking for more than the limits allow is
 // ErrOverBudget before any work, and concurrent argon2, scrypt and yescrypt
 // verifications share a memory budget. It is safe for concurrent use; a
-// process (or each engine) builds one and keeps it.
+// process (or each engine) builds one with NewVerifier and keeps it (the
+// zero Verifier has no memory budget and must not be used).
 type Verifier struct {
 	limits Limits // with defaults filled in
 	mem    *semaphore.Weighted
