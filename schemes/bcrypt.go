@@ -17,7 +17,8 @@ import (
 //   - "$2" + letter + "$" and at least 30 characters, else an error;
 //   - minor a, b, x or y only ("$2c$" is an error in crypt_blowfish but
 //     accepted by Go);
-//   - cost 04..31;
+//   - cost 04..31, and at most Limits.BcryptMaxCost (checked before any
+//     work: x/crypto would run cost 31, about 36 hours);
 //   - "$2x$" is the sign-extension-bug mode, which Go does not implement:
 //     the buggy key words are computed here and handed to Go as a key
 //     whose correct reading yields exactly those words;
@@ -35,19 +36,26 @@ const (
 
 var bcryptB64 = base64.NewEncoding(bcryptAlphabet).WithPadding(base64.NoPadding)
 
-func verifyBcrypt(raw string, pw []byte, _ string) (bool, error) {
+func verifyBcrypt(c call, raw string, pw []byte, _ string) (bool, error) {
 	if raw == "" {
 		return false, nil // crypt_blowfish's caller treats empty as mismatch
 	}
-	minor, canonical, err := parseBcrypt(raw)
+	minor, cost, canonical, err := parseBcrypt(raw)
 	if err != nil {
 		return false, err
 	}
 	if !canonical {
 		return false, nil
 	}
+	if err := within(budgetBcrypt, bound{"cost", uint64(cost), uint64(c.limits().BcryptMaxCost)}); err != nil {
+		return false, err
+	}
 	key, err := bcryptKey(pw, minor)
 	if err != nil {
+		return false, err
+	}
+	if err := c.begin(budgetBcrypt); err != nil {
+		clear(key)
 		return false, err
 	}
 	// Go ignores the minor letter when computing; give it a form it accepts.
@@ -67,29 +75,29 @@ func verifyBcrypt(raw string, pw []byte, _ string) (bool, error) {
 // reproduced (non-canonical last salt character, hash part not exactly 31
 // characters): crypt_blowfish writes the salt back re-encoded and compares
 // whole strings, so that is a mismatch rather than an error.
-func parseBcrypt(raw string) (minor byte, canonical bool, err error) {
+func parseBcrypt(raw string) (minor byte, cost int, canonical bool, err error) {
 	if len(raw) < 30 || raw[0] != '$' || raw[1] != '2' || raw[2] < 'a' || raw[2] > 'z' || raw[3] != '$' {
-		return 0, false, fmt.Errorf("%w: password is not a blowfish password", ErrMalformed)
+		return 0, 0, false, fmt.Errorf("%w: password is not a blowfish password", ErrMalformed)
 	}
 	minor = raw[2]
 	switch minor {
 	case 'a', 'b', 'x', 'y':
 	default:
-		return 0, false, fmt.Errorf("%w: unknown bcrypt version $2%c$", ErrMalformed, minor)
+		return 0, 0, false, fmt.Errorf("%w: unknown bcrypt version $2%c$", ErrMalformed, minor)
 	}
 	if raw[4] < '0' || raw[4] > '9' || raw[5] < '0' || raw[5] > '9' || raw[6] != '$' {
-		return 0, false, fmt.Errorf("%w: bad bcrypt cost", ErrMalformed)
+		return 0, 0, false, fmt.Errorf("%w: bad bcrypt cost", ErrMalformed)
 	}
-	cost := int(raw[4]-'0')*10 + int(raw[5]-'0')
+	cost = int(raw[4]-'0')*10 + int(raw[5]-'0')
 	if cost < 4 || cost > 31 {
-		return 0, false, fmt.Errorf("%w: bcrypt cost %d not in 4..31", ErrMalformed, cost)
+		return 0, 0, false, fmt.Errorf("%w: bcrypt cost %d not in 4..31", ErrMalformed, cost)
 	}
 	saltText := raw[7:29]
 	salt, err := bcryptB64.DecodeString(saltText)
 	if err != nil || len(salt) != 16 {
-		return 0, false, fmt.Errorf("%w: bad bcrypt salt", ErrMalformed)
+		return 0, 0, false, fmt.Errorf("%w: bad bcrypt salt", ErrMalformed)
 	}
-	return minor, bcryptB64.EncodeToString(salt) == saltText && len(raw) == 60, nil
+	return minor, cost, bcryptB64.EncodeToString(salt) == saltText && len(raw) == 60, nil
 }
 
 // bcryptKey returns the key bytes to give x/crypto/bcrypt (which appends a

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,9 +29,9 @@ func badSettingChar(c byte) bool {
 	return c <= ' ' || c >= 0x7f || c == '!' || c == '*' || c == ':' || c == ';' || c == '\\'
 }
 
-func verifyCryptFamily(raw string, pw []byte, user string) (bool, error) {
+func verifyCryptFamily(c call, raw string, pw []byte, user string) (bool, error) {
 	if len(raw) > 4 && raw[0] == '$' && raw[1] == '2' && raw[3] == '$' {
-		return verifyBcrypt(raw, pw, user)
+		return verifyBcrypt(c, raw, pw, user)
 	}
 	if raw == "" {
 		return false, nil
@@ -40,7 +39,7 @@ func verifyCryptFamily(raw string, pw []byte, user string) (bool, error) {
 	// authd extension: a bare PHC argon2 string (libxcrypt has no argon2;
 	// Dovecot would say mismatch).
 	if strings.HasPrefix(raw, "$argon2") {
-		return verifyArgon2(raw, pw, user)
+		return verifyArgon2(c, raw, pw, user)
 	}
 	if len(pw) >= libxcryptMaxPassphrase {
 		return false, nil
@@ -52,18 +51,18 @@ func verifyCryptFamily(raw string, pw []byte, user string) (bool, error) {
 	}
 	switch {
 	case strings.HasPrefix(raw, "$6$"), strings.HasPrefix(raw, "$5$"):
-		return shaCryptVerify(raw, pw), nil
+		return shaCryptVerify(c, raw, pw)
 	case strings.HasPrefix(raw, "$1$"):
 		var buf [64]byte
 		return ctEqual(raw, md5CryptAppend(buf[:0], md5CryptSalt(raw), pw)), nil
 	case strings.HasPrefix(raw, "$y$"):
-		return verifyYescrypt(raw, pw)
+		return verifyYescrypt(c, raw, pw)
 	case strings.HasPrefix(raw, "$7$"):
-		return verifyScryptCrypt(raw, pw)
+		return verifyScryptCrypt(c, raw, pw)
 	case strings.HasPrefix(raw, "$3$"):
 		return ctEqual(raw, ntHashCrypt(pw)), nil
 	case strings.HasPrefix(raw, "$sha1$"):
-		return verifySHA1Crypt(raw, pw)
+		return verifySHA1Crypt(c, raw, pw)
 	case strings.HasPrefix(raw, "$gy$"):
 		return false, fmt.Errorf("%w: gost-yescrypt ($gy$)", ErrUnsupported)
 	case strings.HasPrefix(raw, "$md5$"), strings.HasPrefix(raw, "$md5,"):
@@ -73,17 +72,7 @@ func verifyCryptFamily(raw string, pw []byte, user string) (bool, error) {
 	case raw[0] == '$':
 		return false, nil // unknown prefix: libxcrypt's failure token
 	case raw[0] == '_':
-		if len(raw) < 9 {
-			return false, nil
-		}
-		out, err := bsdiCryptAppend(nil, raw, pw)
-		if errors.Is(err, ErrUnsupported) {
-			return false, err
-		}
-		if err != nil {
-			return false, nil // an invalid BSDi setting is refused by libxcrypt
-		}
-		return ctEqual(raw, out), nil
+		return verifyBSDiCrypt(c, raw, pw)
 	}
 	// Traditional DES: two salt characters from the crypt alphabet; longer
 	// values (more than 13 characters) are libxcrypt's bigcrypt.
@@ -110,14 +99,30 @@ func ntHashCrypt(pw []byte) []byte {
 	return out
 }
 
-// sha1CryptMaxIterations bounds NetBSD sha1crypt work: the count is in the
-// stored value, and each iteration is one HMAC-SHA1.
-const sha1CryptMaxIterations = 1 << 24
+// verifyBSDiCrypt checks a BSDi "_" value; its DES count is in the stored
+// value (Limits.BSDiCryptMaxRounds).
+func verifyBSDiCrypt(c call, raw string, pw []byte) (bool, error) {
+	if len(raw) < 9 {
+		return false, nil
+	}
+	count, salt, ok := parseBSDi(raw)
+	if !ok {
+		return false, nil // an invalid BSDi setting is refused by libxcrypt
+	}
+	if err := within(budgetBSDi, bound{"rounds", uint64(count), uint64(c.limits().BSDiCryptMaxRounds)}); err != nil {
+		return false, err
+	}
+	if err := c.begin(budgetBSDi); err != nil {
+		return false, err
+	}
+	return ctEqual(raw, bsdiCryptAppend(nil, raw[:9], count, salt, pw)), nil
+}
 
 // verifySHA1Crypt is NetBSD's "$sha1$<iterations>$<salt>$<28 chars>":
 // HMAC-SHA1 keyed with the password over salt+"$sha1$"+iterations, then
-// iterated over its own output.
-func verifySHA1Crypt(raw string, pw []byte) (bool, error) {
+// iterated over its own output. Each iteration is one HMAC-SHA1, and the
+// count is in the stored value (Limits.SHA1CryptMaxIterations).
+func verifySHA1Crypt(c call, raw string, pw []byte) (bool, error) {
 	rest := raw[len("$sha1$"):]
 	num, rest, ok := strings.Cut(rest, "$")
 	if !ok || num == "" {
@@ -127,8 +132,8 @@ func verifySHA1Crypt(raw string, pw []byte) (bool, error) {
 	if err != nil || iter == 0 {
 		return false, nil
 	}
-	if iter > sha1CryptMaxIterations {
-		return false, fmt.Errorf("%w: sha1crypt with %d iterations", ErrUnsupported, iter)
+	if err := within(budgetSHA1Crypt, bound{"iterations", iter, uint64(c.limits().SHA1CryptMaxIterations)}); err != nil {
+		return false, err
 	}
 	salt := rest
 	if i := strings.IndexByte(salt, '$'); i >= 0 {
@@ -136,6 +141,9 @@ func verifySHA1Crypt(raw string, pw []byte) (bool, error) {
 	}
 	if len(salt) > 64 {
 		salt = salt[:64]
+	}
+	if err := c.begin(budgetSHA1Crypt); err != nil {
+		return false, err
 	}
 	mac := hmac.New(sha1.New, pw)
 	mac.Write([]byte(salt))

@@ -219,26 +219,21 @@ func bigcryptAppend(dst []byte, salt string, pw []byte) []byte {
 	return dst
 }
 
-// bsdiMaxCount bounds the DES encryptions a stored BSDi value may ask for
-// (the count field allows 2^24-1; "_J9.." values use 725).
-const bsdiMaxCount = 1 << 20
-
-// bsdiCryptAppend appends BSDi extended DES: "_" + 4 characters of count +
-// 4 of salt (24 bits each, least significant first) + 11 of hash. Password
-// characters past the eighth are folded into the key by encrypting the key
-// with itself and XORing the next eight.
-func bsdiCryptAppend(dst []byte, setting string, pw []byte) ([]byte, error) {
+// parseBSDi reads the setting of a BSDi extended DES value: "_" + 4
+// characters of count + 4 of salt (24 bits each, least significant first).
+// ok is false for characters outside the crypt alphabet. A count of 0
+// means 1 (libxcrypt: "zero encryptions doesn't make sense").
+func parseBSDi(setting string) (count, salt uint32, ok bool) {
 	count, ok1 := desSaltValue(setting[1:5])
 	salt, ok2 := desSaltValue(setting[5:9])
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("%w: bad BSDi setting", ErrMalformed)
-	}
-	if count == 0 {
-		count = 1 // libxcrypt: "zero encryptions doesn't make sense"
-	}
-	if count > bsdiMaxCount {
-		return nil, fmt.Errorf("%w: BSDi crypt with %d rounds", ErrUnsupported, count)
-	}
+	return max(count, 1), salt, ok1 && ok2
+}
+
+// bsdiCryptAppend appends BSDi extended DES: the 9-character setting, then
+// 11 characters of hash. Password characters past the eighth are folded
+// into the key by encrypting the key with itself and XORing the next
+// eight. count comes from the stored value: the caller bounds it.
+func bsdiCryptAppend(dst []byte, setting string, count, salt uint32, pw []byte) []byte {
 	key := desKeyFromPassword(pw)
 	for rest := pw[min(8, len(pw)):]; len(rest) > 0; rest = rest[min(8, len(rest)):] {
 		ks := desKeySchedule(key)
@@ -246,8 +241,8 @@ func bsdiCryptAppend(dst []byte, setting string, pw []byte) ([]byte, error) {
 	}
 	ks := desKeySchedule(key)
 	block := desEncrypt(&ks, desSaltMask(salt, 24), 0, int(count))
-	dst = append(dst, setting[:9]...)
-	return desAppendHash(dst, block), nil
+	dst = append(dst, setting...)
+	return desAppendHash(dst, block)
 }
 
 func generateDESCrypt(pw []byte, _ string, _ int) (string, error) {

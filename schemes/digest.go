@@ -149,11 +149,10 @@ func verifyPlainTrunc(raw string, pw []byte, _ string) (bool, error) {
 		if c < '0' || c > '9' {
 			return false, fmt.Errorf("%w: PLAIN-TRUNC length is not a number", ErrMalformed)
 		}
-		if n > 1<<20 { // far beyond any password; avoid overflow
-			n = -1
-			break
-		}
-		if n >= 0 {
+		switch {
+		case n > 1<<20: // far beyond any password; stop before overflowing
+			n = -1 // but keep checking that the rest are digits
+		case n >= 0:
 			n = n*10 + int(c-'0')
 		}
 	}

@@ -3,9 +3,9 @@
 // plus a few formats other servers write ({CRYPT}$y$ yescrypt, {PBKDF2-SHA512}
 // as OpenLDAP and 389-DS store it, bare PHC argon2 strings).
 //
-// The reference for every rule implemented here is
-// shared/spec/schemes.md (checked against the real Dovecot 2.3.19); section
-// numbers in comments ("§2.3") point into that file. The test vectors in
+// The reference for every rule implemented here is docs/schemes.md
+// (checked against the real Dovecot 2.3.19); section numbers in comments
+// ("§2.3") point into that file. The test vectors in
 // testdata/vectors.json were produced by the real `doveadm pw` and are run
 // by the tests.
 //
@@ -13,9 +13,18 @@
 //
 // Verify returns (true, nil) for a match, (false, nil) for a mismatch and
 // (false, err) when it could not tell: an unknown scheme (ErrUnknownScheme),
-// a stored value that cannot be decoded (ErrMalformed) or a format authd does
-// not implement (ErrUnsupported). The caller logs an error as an invalid
-// passdb value and rejects the login. A value that Dovecot itself reports as
+// a stored value that cannot be decoded (ErrMalformed), a format authd does
+// not implement (ErrUnsupported) or one asking for more work or memory than
+// the Limits allow (ErrOverBudget). The caller logs an error as an invalid
+// passdb value and answers a temporary failure.
+//
+// # The cost budget
+//
+// Every cost parameter (bcrypt cost, SHA-crypt rounds, argon2 m/t/p, scrypt
+// N/r/p …) is read from the stored value, so it is compared with a limit
+// before any work: a Verifier holds the Limits and the memory budget that
+// concurrent memory-hard verifications share, and takes the request's
+// context (docs/schemes.md §7). The package-level Verify uses the defaults. A value that Dovecot itself reports as
 // a mismatch (crypt(3) and libsodium collapse every failure into "no match",
 // §3) is reported as a mismatch here too, so verdicts match Dovecot's.
 //

@@ -1,6 +1,7 @@
 package schemes
 
 import (
+	"context"
 	"crypto/des"
 	"crypto/rand"
 	"encoding/binary"
@@ -74,16 +75,19 @@ func TestArgon2Extensions(t *testing.T) {
 	}
 }
 
+// TestMemoryBudget: a value needing more memory than the whole budget is
+// over budget (param "memory"), whichever memory-hard scheme it is.
 func TestMemoryBudget(t *testing.T) {
-	defer SetMemoryBudget(DefaultMemoryBudgetKiB)
-	SetMemoryBudget(1024)
-	_, err := Verify("ARGON2ID", "$argon2id$v=19$m=65536,t=3,p=1$MDwmApm0Ta2ndnHOvqAAsg$GEPG5fVdwiHiHQ/pA/iE8fRVK2CLR3TVrUVFG69FC6M", []byte("secret"), "")
-	if !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("want ErrUnsupported above the budget, got %v", err)
-	}
-	_, err = Verify("CRYPT", "$y$j9T$7nFfsuDX1IYef27py1qD1/$d9HsuoDgzDiisW7FqrP5lA5lbXlqtdy1u/Cgu6UVrv9", []byte("secret"), "")
-	if !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("yescrypt: want ErrUnsupported above the budget, got %v", err)
+	v := NewVerifier(Limits{MemoryBudgetKiB: 1024})
+	for _, c := range []struct{ scheme, data, family string }{
+		{"ARGON2ID", "$argon2id$v=19$m=65536,t=3,p=1$MDwmApm0Ta2ndnHOvqAAsg$GEPG5fVdwiHiHQ/pA/iE8fRVK2CLR3TVrUVFG69FC6M", budgetArgon2},
+		{"CRYPT", "$y$j9T$7nFfsuDX1IYef27py1qD1/$d9HsuoDgzDiisW7FqrP5lA5lbXlqtdy1u/Cgu6UVrv9", budgetYescrypt},
+	} {
+		_, err := v.Verify(context.Background(), c.scheme, c.data, []byte("secret"), "")
+		var ob *OverBudgetError
+		if !errors.Is(err, ErrOverBudget) || !errors.As(err, &ob) || ob.Scheme != c.family || ob.Param != "memory" || ob.Limit != 1024 {
+			t.Errorf("%s: want the memory over budget, got %v", c.family, err)
+		}
 	}
 }
 
@@ -208,5 +212,18 @@ func TestPlainTruncEdges(t *testing.T) {
 		if got := verdictOf(ok, err); got != c.want {
 			t.Errorf("%q/%q: %s (%v), want %s", c.data, c.pw, got, err, c.want)
 		}
+	}
+}
+
+// TestPlainTruncLengthDigits: a length prefix too long to be a number is
+// still checked to be digits throughout.
+func TestPlainTruncLengthDigits(t *testing.T) {
+	for _, data := range []string{"99999999999999999999x-text", "1x-text"} {
+		if _, err := Verify("PLAIN-TRUNC", data, []byte("text"), ""); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: want ErrMalformed, got %v", data, err)
+		}
+	}
+	if ok, err := Verify("PLAIN-TRUNC", "99999999999999999999-text", []byte("text"), ""); !ok || err != nil {
+		t.Errorf("huge length: %v %v, want the whole text compared", ok, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/scrypt"
@@ -14,68 +13,14 @@ import (
 
 // Memory-hard schemes: argon2 (§3 "ARGON2I and ARGON2ID", §4 "Argon2 in
 // Go") and scrypt ("$7$"). x/crypto allocates the whole memory cost on every
-// verification, so concurrent verifications share a memory budget
-// (memoryGate) and a single value may not ask for more than the budget.
-
-// DefaultMemoryBudgetKiB is the default total memory (KiB) that concurrent
-// argon2/scrypt/yescrypt verifications may hold: 1 GiB, enough for one
-// "doveadm pw -s ARGON2ID -r 4" hash or sixteen default ARGON2ID ones.
-const DefaultMemoryBudgetKiB = 1 << 20
-
-// memoryGate is a weighted semaphore over KiB of memory.
-type memoryGate struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	limit uint64
-	used  uint64
-}
-
-var memGate = newMemoryGate(DefaultMemoryBudgetKiB)
-
-func newMemoryGate(limit uint64) *memoryGate {
-	g := &memoryGate{limit: limit}
-	g.cond = sync.NewCond(&g.mu)
-	return g
-}
-
-// SetMemoryBudget sets the total memory in KiB that concurrent memory-hard
-// verifications may use; a single stored value needing more than this is
-// reported as ErrUnsupported. It is meant to be called once at start-up
-// from configuration.
-func SetMemoryBudget(kib uint64) {
-	memGate.mu.Lock()
-	memGate.limit = kib
-	memGate.mu.Unlock()
-	memGate.cond.Broadcast()
-}
-
-// acquire blocks until kib KiB are available. It fails at once when kib
-// exceeds the whole budget.
-func (g *memoryGate) acquire(kib uint64) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if kib > g.limit {
-		return fmt.Errorf("%w: needs %d KiB of memory, above the limit of %d KiB", ErrUnsupported, kib, g.limit)
-	}
-	for g.used+kib > g.limit {
-		g.cond.Wait()
-	}
-	g.used += kib
-	return nil
-}
-
-func (g *memoryGate) release(kib uint64) {
-	g.mu.Lock()
-	g.used -= kib
-	g.mu.Unlock()
-	g.cond.Broadcast()
-}
+// verification, so each parameter is checked against the Limits first and
+// the memory is then reserved from the Verifier's budget, which concurrent
+// verifications share (budget.go, docs/schemes.md §7).
 
 // argon2Params is a parsed PHC argon2 string.
 type argon2Params struct {
 	variant   string // "argon2i" or "argon2id"
-	m, t      uint32
-	p         uint8
+	m, t, p   uint32
 	salt, sum []byte
 }
 
@@ -140,12 +85,7 @@ func parseArgon2(s string) (a argon2Params, ok bool) {
 	if len(a.salt) < 8 || len(a.sum) < 16 || vals[1] < 1 || vals[2] < 1 || vals[2] >= 1<<24 || vals[0] < 8*vals[2] {
 		return a, false
 	}
-	a.m, a.t = uint32(vals[0]), uint32(vals[1])
-	if vals[2] > 255 { // x/crypto/argon2 takes lanes as a uint8
-		a.p = 0
-	} else {
-		a.p = uint8(vals[2])
-	}
+	a.m, a.t, a.p = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
 	return a, true
 }
 
@@ -162,29 +102,52 @@ func isStdB64Text(s string) bool {
 
 // verifyArgon2 verifies a PHC argon2 string under ARGON2I, ARGON2ID or
 // ARGON2: like libsodium, the variant is read from the string, so
-// {ARGON2I}$argon2id$… verifies.
-func verifyArgon2(raw string, pw []byte, _ string) (bool, error) {
+// {ARGON2I}$argon2id$… verifies. m, t and p come from the string: a row can
+// ask for 4 TiB (m is a uint32 of KiB) or 2^32 passes, so they are checked
+// against the Limits before anything is allocated.
+func verifyArgon2(c call, raw string, pw []byte, _ string) (bool, error) {
 	a, ok := parseArgon2(raw)
 	if !ok {
 		return false, nil
 	}
-	if a.p == 0 {
-		return false, fmt.Errorf("%w: argon2 with more than 255 lanes", ErrUnsupported)
-	}
-	if err := memGate.acquire(uint64(a.m)); err != nil {
+	lim := c.limits()
+	if err := within(budgetArgon2,
+		bound{"m", uint64(a.m), uint64(lim.Argon2MaxMemoryKiB)},
+		bound{"t", uint64(a.t), uint64(lim.Argon2MaxPasses)},
+		bound{"p", uint64(a.p), uint64(lim.Argon2MaxLanes)},
+		bound{"work", mulSat(uint64(a.m), uint64(a.t)), uint64(lim.Argon2MaxWork)},
+	); err != nil {
 		return false, err
 	}
-	defer memGate.release(uint64(a.m))
+	if a.p > 255 { // only reachable with Argon2MaxLanes raised above 255
+		return false, fmt.Errorf("%w: argon2 with more than 255 lanes", ErrUnsupported)
+	}
+	release, err := c.reserve(budgetArgon2, argon2MemoryKiB(a))
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := c.begin(budgetArgon2); err != nil {
+		return false, err
+	}
 	var sum []byte
 	if a.variant == "argon2id" {
-		sum = argon2.IDKey(pw, a.salt, a.t, a.m, a.p, uint32(len(a.sum)))
+		sum = argon2.IDKey(pw, a.salt, a.t, a.m, uint8(a.p), uint32(len(a.sum)))
 	} else {
-		sum = argon2.Key(pw, a.salt, a.t, a.m, a.p, uint32(len(a.sum)))
+		sum = argon2.Key(pw, a.salt, a.t, a.m, uint8(a.p), uint32(len(a.sum)))
 	}
 	return subtle.ConstantTimeCompare(sum, a.sum) == 1, nil
 }
 
-func encodeArgon2(variant string, m, t uint32, p uint8, salt, sum []byte) string {
+// argon2MemoryKiB is what x/crypto/argon2 allocates for a: m rounded down
+// to a multiple of 4·p one-KiB blocks (at least 8·p), and the output.
+func argon2MemoryKiB(a argon2Params) uint64 {
+	lanes := 4 * uint64(a.p)
+	blocks := max(uint64(a.m)/lanes*lanes, 2*lanes)
+	return blocks + kib(uint64(len(a.sum)))
+}
+
+func encodeArgon2(variant string, m, t, p uint32, salt, sum []byte) string {
 	return fmt.Sprintf("$%s$v=19$m=%d,t=%d,p=%d$%s$%s", variant, m, t, p,
 		argon2B64.EncodeToString(salt), argon2B64.EncodeToString(sum))
 }
@@ -235,8 +198,10 @@ func generateArgon2ID(pw []byte, _ string, rounds int) (string, error) {
 // "$7$" N(1 char, log2) r(5 chars) p(5 chars) salt "$" hash(43 chars).
 // Numbers are little-endian groups of 6 bits in the crypt alphabet; the
 // salt is used as the text it is; the 32-byte hash is encoded least
-// significant bits first.
-func verifyScryptCrypt(raw string, pw []byte) (bool, error) {
+// significant bits first. N, r and p come from the string: "$7$1/........U"
+// asks for p = 2^29, i.e. a 64 GiB buffer, so they are checked against the
+// Limits, and every allocation is counted, before scrypt runs.
+func verifyScryptCrypt(c call, raw string, pw []byte) (bool, error) {
 	if len(raw) < 14 {
 		return false, nil
 	}
@@ -252,14 +217,26 @@ func verifyScryptCrypt(raw string, pw []byte) (bool, error) {
 	}
 	saltEnd += 14
 	n := uint64(1) << uint(nlog)
-	mem := 128 * uint64(r) * n / 1024 // KiB
-	if uint64(r)*uint64(p) >= 1<<30 || mem == 0 {
-		return false, nil
+	if uint64(r)*uint64(p) >= 1<<30 {
+		return false, nil // libxcrypt refuses these (as scrypt's paper does)
 	}
-	if err := memGate.acquire(mem); err != nil {
+	lim := c.limits()
+	if err := within(budgetScrypt,
+		bound{"N", n, uint64(lim.ScryptMaxN)},
+		bound{"r", uint64(r), uint64(lim.ScryptMaxR)},
+		bound{"p", uint64(p), uint64(lim.ScryptMaxP)},
+		bound{"work", mulSat(n, uint64(r), uint64(p)), uint64(lim.ScryptMaxWork)},
+	); err != nil {
 		return false, err
 	}
-	defer memGate.release(mem)
+	release, err := c.reserve(budgetScrypt, scryptMemoryKiB(n, r, p))
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := c.begin(budgetScrypt); err != nil {
+		return false, err
+	}
 	sum, err := scrypt.Key(pw, []byte(raw[14:saltEnd]), int(n), int(r), int(p), 32)
 	if err != nil {
 		return false, nil
@@ -268,6 +245,12 @@ func verifyScryptCrypt(raw string, pw []byte) (bool, error) {
 	out = append(out, raw[:saltEnd+1]...)
 	out = appendLE64(out, sum)
 	return ctEqual(raw, out), nil
+}
+
+// scryptMemoryKiB is everything x/crypto/scrypt allocates: V (N blocks of
+// 128·r bytes), B (p such blocks) and the working pair XY (two).
+func scryptMemoryKiB(n uint64, r, p uint32) uint64 {
+	return kib(mulSat(128, uint64(r), addSat(n, uint64(p), 2)))
 }
 
 // appendLE64 encodes bytes in yescrypt's order: each group of up to three

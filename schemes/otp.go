@@ -17,8 +17,8 @@ import (
 
 const (
 	otpMaxSeed = 16
-	// otpMaxSeq bounds the work a stored value can ask for (RFC 2289
-	// sequence numbers are small; Dovecot starts at 1024).
+	// otpMaxSeq bounds the sequence authd generates (authd pw -r);
+	// verification checks Limits.OTPMaxSequence instead.
 	otpMaxSeq = 1 << 20
 	otpGenSeq = 1024
 )
@@ -57,9 +57,6 @@ func parseOTP(raw string) (otpState, error) {
 	seq, err := strconv.ParseUint(rest[:j], 10, 31)
 	if j == 0 || err != nil {
 		return bad("bad sequence")
-	}
-	if seq > otpMaxSeq {
-		return otpState{}, fmt.Errorf("%w: OTP sequence %d", ErrUnsupported, seq)
 	}
 	st.seq = int(seq)
 	rest = rest[j:]
@@ -143,9 +140,17 @@ func otpFormat(st otpState, x [8]byte) string {
 	return st.algo + " " + strconv.Itoa(st.seq) + " " + st.seed + " " + hex.EncodeToString(x[:])
 }
 
-func verifyOTP(raw string, pw []byte, _ string) (bool, error) {
+func verifyOTP(c call, raw string, pw []byte, _ string) (bool, error) {
 	st, err := parseOTP(raw)
 	if err != nil {
+		return false, err
+	}
+	// Every step of the sequence is one hash: the stored value sets the
+	// work (up to 2^31).
+	if err := within(budgetOTP, bound{"sequence", uint64(st.seq), uint64(c.limits().OTPMaxSequence)}); err != nil {
+		return false, err
+	}
+	if err := c.begin(budgetOTP); err != nil {
 		return false, err
 	}
 	return ctEqual(strings.ToLower(raw), []byte(otpFormat(st, otpCompute(st, pw)))), nil

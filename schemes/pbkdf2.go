@@ -16,9 +16,9 @@ import (
 	"strings"
 )
 
-// maxKDFIterations bounds the iteration counts authd will run for PBKDF2,
-// SCRAM and sha1crypt values: the count comes from the stored value, and a
-// huge one would pin a CPU for minutes. Larger counts are ErrUnsupported.
+// maxKDFIterations bounds the iteration counts authd generates for PBKDF2
+// and SCRAM values (authd pw -r). Verification has its own, configurable
+// bounds (Limits): a stored count can be anything.
 const maxKDFIterations = 1 << 24
 
 func pbkdf2Key(h func() hash.Hash, pw, salt []byte, iter, size int) ([]byte, error) {
@@ -49,23 +49,40 @@ func parseUintStrict(s string) (uint64, bool) {
 // extension, a value in OpenLDAP's form ("<rounds>$<ab64 salt>$<ab64 dk>",
 // which OpenLDAP and 389-DS call {PBKDF2}) is accepted too; the two cannot
 // be confused because Dovecot's starts with '$'.
-func verifyPBKDF2(raw string, pw []byte, _ string) (bool, error) {
+func verifyPBKDF2(c call, raw string, pw []byte, _ string) (bool, error) {
 	if raw != "" && raw[0] >= '0' && raw[0] <= '9' {
-		return verifyLDAPPBKDF2("PBKDF2", sha1.New, raw, pw)
+		return verifyLDAPPBKDF2(c, "PBKDF2", sha1.New, raw, pw)
 	}
 	salt, rounds, want, err := parsePBKDF2(raw)
 	if err != nil {
 		return false, err
 	}
-	got, err := pbkdf2Key(sha1.New, pw, []byte(salt), rounds, sha1.Size)
+	if err := c.beginPBKDF2(rounds, len(want), sha1.Size); err != nil {
+		return false, err
+	}
+	got, err := pbkdf2Key(sha1.New, pw, []byte(salt), int(rounds), sha1.Size)
 	if err != nil {
 		return false, err
 	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// parsePBKDF2 splits Dovecot's "$1$<salt>$<rounds>$<40 hex>".
-func parsePBKDF2(raw string) (salt string, rounds int, want []byte, err error) {
+// beginPBKDF2 checks a stored PBKDF2 iteration count against
+// Limits.PBKDF2MaxIterations and starts the work. PBKDF2 runs the
+// iterations once per hash-sized block of output, so the count checked is
+// iterations × blocks (a 256-byte SHA-256 output costs eight times its
+// iteration count).
+func (c call) beginPBKDF2(iter uint64, outLen, hashLen int) error {
+	blocks := uint64((outLen + hashLen - 1) / hashLen)
+	if err := within(budgetPBKDF2, bound{"iterations", mulSat(iter, blocks), uint64(c.limits().PBKDF2MaxIterations)}); err != nil {
+		return err
+	}
+	return c.begin(budgetPBKDF2)
+}
+
+// parsePBKDF2 splits Dovecot's "$1$<salt>$<rounds>$<40 hex>". The rounds
+// are any positive count; the caller checks them against its limits.
+func parsePBKDF2(raw string) (salt string, rounds uint64, want []byte, err error) {
 	f := strings.Split(raw, "$")
 	if len(f) != 5 || f[0] != "" {
 		return "", 0, nil, fmt.Errorf("%w: invalid PBKDF2 passdb entry format", ErrMalformed)
@@ -81,10 +98,7 @@ func parsePBKDF2(raw string) (salt string, rounds int, want []byte, err error) {
 	if err != nil || len(want) != sha1.Size {
 		return "", 0, nil, fmt.Errorf("%w: PBKDF2 hash not 160bit hex-encoded", ErrMalformed)
 	}
-	if n > maxKDFIterations {
-		return "", 0, nil, fmt.Errorf("%w: PBKDF2 with %d rounds", ErrUnsupported, n)
-	}
-	return f[2], int(n), want, nil
+	return f[2], n, want, nil
 }
 
 // generatePBKDF2 writes Dovecot's format with a 16-character salt and 5000
@@ -119,20 +133,23 @@ func encodeAB64(b []byte) string {
 	return strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(b), "+", ".")
 }
 
-func verifyLDAPPBKDF2(name string, h func() hash.Hash, raw string, pw []byte) (bool, error) {
+func verifyLDAPPBKDF2(c call, name string, h func() hash.Hash, raw string, pw []byte) (bool, error) {
 	rounds, salt, want, err := parseLDAPPBKDF2(name, raw)
 	if err != nil {
 		return false, err
 	}
-	got, err := pbkdf2Key(h, pw, salt, rounds, len(want))
+	if err := c.beginPBKDF2(rounds, len(want), h().Size()); err != nil {
+		return false, err
+	}
+	got, err := pbkdf2Key(h, pw, salt, int(rounds), len(want))
 	if err != nil {
 		return false, err
 	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// parseLDAPPBKDF2 splits "<rounds>$<salt>$<dk>".
-func parseLDAPPBKDF2(name, raw string) (rounds int, salt, want []byte, err error) {
+// parseLDAPPBKDF2 splits "<rounds>$<salt>$<dk>" (any positive rounds).
+func parseLDAPPBKDF2(name, raw string) (rounds uint64, salt, want []byte, err error) {
 	f := strings.Split(raw, "$")
 	if len(f) != 3 {
 		return 0, nil, nil, fmt.Errorf("%w: %s: want <rounds>$<salt>$<hash>", ErrMalformed, name)
@@ -146,10 +163,7 @@ func parseLDAPPBKDF2(name, raw string) (rounds int, salt, want []byte, err error
 	if err1 != nil || err2 != nil || len(want) < 16 || len(want) > 1024 {
 		return 0, nil, nil, fmt.Errorf("%w: %s: bad salt or hash encoding", ErrMalformed, name)
 	}
-	if n > maxKDFIterations {
-		return 0, nil, nil, fmt.Errorf("%w: %s with %d rounds", ErrUnsupported, name, n)
-	}
-	return int(n), salt, want, nil
+	return n, salt, want, nil
 }
 
 func generateLDAPPBKDF2(h func() hash.Hash, pw []byte, rounds int) (string, error) {
@@ -167,16 +181,16 @@ func generateLDAPPBKDF2(h func() hash.Hash, pw []byte, rounds int) (string, erro
 	return strconv.Itoa(rounds) + "$" + encodeAB64(salt) + "$" + encodeAB64(sum), nil
 }
 
-func verifyLDAPPBKDF2SHA1(raw string, pw []byte, _ string) (bool, error) {
-	return verifyLDAPPBKDF2("PBKDF2-SHA1", sha1.New, raw, pw)
+func verifyLDAPPBKDF2SHA1(c call, raw string, pw []byte, _ string) (bool, error) {
+	return verifyLDAPPBKDF2(c, "PBKDF2-SHA1", sha1.New, raw, pw)
 }
 
-func verifyLDAPPBKDF2SHA256(raw string, pw []byte, _ string) (bool, error) {
-	return verifyLDAPPBKDF2("PBKDF2-SHA256", sha256.New, raw, pw)
+func verifyLDAPPBKDF2SHA256(c call, raw string, pw []byte, _ string) (bool, error) {
+	return verifyLDAPPBKDF2(c, "PBKDF2-SHA256", sha256.New, raw, pw)
 }
 
-func verifyLDAPPBKDF2SHA512(raw string, pw []byte, _ string) (bool, error) {
-	return verifyLDAPPBKDF2("PBKDF2-SHA512", sha512.New, raw, pw)
+func verifyLDAPPBKDF2SHA512(c call, raw string, pw []byte, _ string) (bool, error) {
+	return verifyLDAPPBKDF2(c, "PBKDF2-SHA512", sha512.New, raw, pw)
 }
 
 func generateLDAPPBKDF2SHA1(pw []byte, _ string, rounds int) (string, error) {
@@ -201,7 +215,7 @@ const (
 	ds389Defaults = 10000
 )
 
-func verify389PBKDF2SHA256(raw string, pw []byte, _ string) (bool, error) {
+func verify389PBKDF2SHA256(c call, raw string, pw []byte, _ string) (bool, error) {
 	blob, err := decodeDovecotBase64(raw)
 	if err != nil || len(blob) != ds389BlobLen {
 		return false, fmt.Errorf("%w: PBKDF2_SHA256: want base64 of %d bytes", ErrMalformed, ds389BlobLen)
@@ -210,8 +224,8 @@ func verify389PBKDF2SHA256(raw string, pw []byte, _ string) (bool, error) {
 	if iter == 0 {
 		return false, fmt.Errorf("%w: PBKDF2_SHA256: zero iterations", ErrMalformed)
 	}
-	if iter > maxKDFIterations {
-		return false, fmt.Errorf("%w: PBKDF2_SHA256 with %d iterations", ErrUnsupported, iter)
+	if err := c.beginPBKDF2(uint64(iter), ds389HashLen, sha256.Size); err != nil {
+		return false, err
 	}
 	got, err := pbkdf2Key(sha256.New, pw, blob[4:4+ds389SaltLen], int(iter), ds389HashLen)
 	if err != nil {

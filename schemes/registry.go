@@ -17,9 +17,9 @@ var (
 	// stored scheme (e.g. CRAM-MD5 asked of a {SHA512-CRYPT} user, §6).
 	ErrSchemeUnavailable = errors.New("credentials scheme not available")
 	// ErrUnsupported: the stored value is a format Dovecot (via libxcrypt)
-	// would check but authd does not implement, or it asks for more
-	// resources than authd allows (e.g. argon2 memory above the limit).
-	// Verify can then not tell whether the password is right.
+	// would check but authd does not implement. Verify can then not tell
+	// whether the password is right. (A value asking for more work or
+	// memory than the Limits allow is ErrOverBudget, budget.go.)
 	ErrUnsupported = errors.New("stored password format not supported")
 )
 
@@ -39,14 +39,25 @@ type scheme struct {
 	enc  encoding // default encoding (§3 tables)
 	// rawLen is the fixed decoded length, 0 when variable. A non-zero rawLen
 	// with a non-NONE encoding enables hex/base64 guessing (§2.3).
-	rawLen   int
-	verify   func(raw string, password []byte, user string) (bool, error)
+	rawLen int
+	// verify checks a password; c carries the limits, the memory budget
+	// and the request's context (schemes without a stored cost ignore it).
+	verify   verifyFunc
 	generate func(password []byte, user string, rounds int) (string, error)
 	// family groups names Dovecot treats as one scheme because they share a
 	// generate function (§1 aliases); used by Credentials (§6).
 	family string
 	// extra marks schemes Dovecot 2.3.19 does not have (authd extensions).
 	extra bool
+}
+
+type verifyFunc func(c call, raw string, password []byte, user string) (bool, error)
+
+// fixedCost adapts a verifier whose cost does not depend on the stored
+// value (a digest, a salted digest, md5crypt's fixed 1000 rounds): it has
+// nothing to check against the Limits.
+func fixedCost(f func(raw string, password []byte, user string) (bool, error)) verifyFunc {
+	return func(_ call, raw string, pw []byte, user string) (bool, error) { return f(raw, pw, user) }
 }
 
 // registry is the single literal table of schemes (house rule: no init()
@@ -58,8 +69,8 @@ var registry = map[string]*scheme{
 	"CRYPT":        {name: "CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateBcrypt, family: "BLF-CRYPT"},
 	"DES-CRYPT":    {name: "DES-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateDESCrypt, family: "DES-CRYPT"},
 	"BLF-CRYPT":    {name: "BLF-CRYPT", enc: encNone, verify: verifyBcrypt, generate: generateBcrypt, family: "BLF-CRYPT"},
-	"MD5-CRYPT":    {name: "MD5-CRYPT", enc: encNone, verify: verifyMD5Crypt, generate: generateMD5Crypt, family: "MD5-CRYPT"},
-	"MD5":          {name: "MD5", enc: encNone, verify: verifyMD5, generate: generateMD5Crypt, family: "MD5-CRYPT"},
+	"MD5-CRYPT":    {name: "MD5-CRYPT", enc: encNone, verify: fixedCost(verifyMD5Crypt), generate: generateMD5Crypt, family: "MD5-CRYPT"},
+	"MD5":          {name: "MD5", enc: encNone, verify: fixedCost(verifyMD5), generate: generateMD5Crypt, family: "MD5-CRYPT"},
 
 	"ARGON2I":  {name: "ARGON2I", enc: encNone, verify: verifyArgon2, generate: generateArgon2I, family: "ARGON2I"},
 	"ARGON2ID": {name: "ARGON2ID", enc: encNone, verify: verifyArgon2, generate: generateArgon2ID, family: "ARGON2ID"},
@@ -69,27 +80,27 @@ var registry = map[string]*scheme{
 	"SCRAM-SHA-1":   {name: "SCRAM-SHA-1", enc: encNone, verify: verifySCRAMSHA1, generate: generateSCRAMSHA1, family: "SCRAM-SHA-1"},
 	"SCRAM-SHA-256": {name: "SCRAM-SHA-256", enc: encNone, verify: verifySCRAMSHA256, generate: generateSCRAMSHA256, family: "SCRAM-SHA-256"},
 
-	"SSHA512": {name: "SSHA512", enc: encBase64, verify: verifySSHA512, generate: generateSSHA512, family: "SSHA512"},
-	"SSHA256": {name: "SSHA256", enc: encBase64, verify: verifySSHA256, generate: generateSSHA256, family: "SSHA256"},
-	"SSHA":    {name: "SSHA", enc: encBase64, verify: verifySSHA, generate: generateSSHA, family: "SSHA"},
-	"SMD5":    {name: "SMD5", enc: encBase64, verify: verifySMD5, generate: generateSMD5, family: "SMD5"},
+	"SSHA512": {name: "SSHA512", enc: encBase64, verify: fixedCost(verifySSHA512), generate: generateSSHA512, family: "SSHA512"},
+	"SSHA256": {name: "SSHA256", enc: encBase64, verify: fixedCost(verifySSHA256), generate: generateSSHA256, family: "SSHA256"},
+	"SSHA":    {name: "SSHA", enc: encBase64, verify: fixedCost(verifySSHA), generate: generateSSHA, family: "SSHA"},
+	"SMD5":    {name: "SMD5", enc: encBase64, verify: fixedCost(verifySMD5), generate: generateSMD5, family: "SMD5"},
 
-	"SHA512": {name: "SHA512", enc: encBase64, rawLen: 64, verify: verifySHA512, generate: generateSHA512, family: "SHA512"},
-	"SHA256": {name: "SHA256", enc: encBase64, rawLen: 32, verify: verifySHA256, generate: generateSHA256, family: "SHA256"},
-	"SHA":    {name: "SHA", enc: encBase64, rawLen: 20, verify: verifySHA1, generate: generateSHA1, family: "SHA1"},
-	"SHA1":   {name: "SHA1", enc: encBase64, rawLen: 20, verify: verifySHA1, generate: generateSHA1, family: "SHA1"},
+	"SHA512": {name: "SHA512", enc: encBase64, rawLen: 64, verify: fixedCost(verifySHA512), generate: generateSHA512, family: "SHA512"},
+	"SHA256": {name: "SHA256", enc: encBase64, rawLen: 32, verify: fixedCost(verifySHA256), generate: generateSHA256, family: "SHA256"},
+	"SHA":    {name: "SHA", enc: encBase64, rawLen: 20, verify: fixedCost(verifySHA1), generate: generateSHA1, family: "SHA1"},
+	"SHA1":   {name: "SHA1", enc: encBase64, rawLen: 20, verify: fixedCost(verifySHA1), generate: generateSHA1, family: "SHA1"},
 
-	"PLAIN-MD5":  {name: "PLAIN-MD5", enc: encHex, rawLen: 16, verify: verifyPlainMD5, generate: generatePlainMD5, family: "PLAIN-MD5"},
-	"LDAP-MD5":   {name: "LDAP-MD5", enc: encBase64, rawLen: 16, verify: verifyPlainMD5, generate: generatePlainMD5, family: "PLAIN-MD5"},
-	"PLAIN-MD4":  {name: "PLAIN-MD4", enc: encHex, rawLen: 16, verify: verifyPlainMD4, generate: generatePlainMD4, family: "PLAIN-MD4"},
-	"CRAM-MD5":   {name: "CRAM-MD5", enc: encHex, rawLen: 32, verify: verifyCRAMMD5, generate: generateCRAMMD5, family: "CRAM-MD5"},
-	"HMAC-MD5":   {name: "HMAC-MD5", enc: encHex, rawLen: 32, verify: verifyCRAMMD5, generate: generateCRAMMD5, family: "CRAM-MD5"},
-	"DIGEST-MD5": {name: "DIGEST-MD5", enc: encHex, rawLen: 16, verify: verifyDigestMD5, generate: generateDigestMD5, family: "DIGEST-MD5"},
+	"PLAIN-MD5":  {name: "PLAIN-MD5", enc: encHex, rawLen: 16, verify: fixedCost(verifyPlainMD5), generate: generatePlainMD5, family: "PLAIN-MD5"},
+	"LDAP-MD5":   {name: "LDAP-MD5", enc: encBase64, rawLen: 16, verify: fixedCost(verifyPlainMD5), generate: generatePlainMD5, family: "PLAIN-MD5"},
+	"PLAIN-MD4":  {name: "PLAIN-MD4", enc: encHex, rawLen: 16, verify: fixedCost(verifyPlainMD4), generate: generatePlainMD4, family: "PLAIN-MD4"},
+	"CRAM-MD5":   {name: "CRAM-MD5", enc: encHex, rawLen: 32, verify: fixedCost(verifyCRAMMD5), generate: generateCRAMMD5, family: "CRAM-MD5"},
+	"HMAC-MD5":   {name: "HMAC-MD5", enc: encHex, rawLen: 32, verify: fixedCost(verifyCRAMMD5), generate: generateCRAMMD5, family: "CRAM-MD5"},
+	"DIGEST-MD5": {name: "DIGEST-MD5", enc: encHex, rawLen: 16, verify: fixedCost(verifyDigestMD5), generate: generateDigestMD5, family: "DIGEST-MD5"},
 
-	"PLAIN":       {name: "PLAIN", enc: encNone, verify: verifyPlain, generate: generatePlain, family: "PLAIN"},
-	"CLEAR":       {name: "CLEAR", enc: encNone, verify: verifyPlain, generate: generatePlain, family: "PLAIN"},
-	"CLEARTEXT":   {name: "CLEARTEXT", enc: encNone, verify: verifyPlain, generate: generatePlain, family: "PLAIN"},
-	"PLAIN-TRUNC": {name: "PLAIN-TRUNC", enc: encNone, verify: verifyPlainTrunc, generate: generatePlainTrunc, family: "PLAIN"},
+	"PLAIN":       {name: "PLAIN", enc: encNone, verify: fixedCost(verifyPlain), generate: generatePlain, family: "PLAIN"},
+	"CLEAR":       {name: "CLEAR", enc: encNone, verify: fixedCost(verifyPlain), generate: generatePlain, family: "PLAIN"},
+	"CLEARTEXT":   {name: "CLEARTEXT", enc: encNone, verify: fixedCost(verifyPlain), generate: generatePlain, family: "PLAIN"},
+	"PLAIN-TRUNC": {name: "PLAIN-TRUNC", enc: encNone, verify: fixedCost(verifyPlainTrunc), generate: generatePlainTrunc, family: "PLAIN"},
 
 	"OTP": {name: "OTP", enc: encNone, verify: verifyOTP, generate: generateOTP, family: "OTP"},
 

@@ -97,24 +97,29 @@ func scramKeys(h func() hash.Hash, pw, salt []byte, iter int) (stored, server []
 	return stored, server, nil
 }
 
-func verifySCRAM(name string, raw string, pw []byte) (bool, error) {
+func verifySCRAM(c call, name string, raw string, pw []byte) (bool, error) {
 	h, size, err := scramHash(name)
 	if err != nil {
 		return false, err
 	}
-	c, err := parseSCRAM(name, size, raw)
+	cred, err := parseSCRAM(name, size, raw)
 	if err != nil {
 		return false, err
 	}
-	if c.Iterations > maxKDFIterations {
-		return false, fmt.Errorf("%w: %s with %d iterations", ErrUnsupported, name, c.Iterations)
+	// The count comes from the stored value (Dovecot accepts up to
+	// INT_MAX, hours of work).
+	if err := within(budgetSCRAM, bound{"iterations", uint64(cred.Iterations), uint64(c.limits().SCRAMMaxIterations)}); err != nil {
+		return false, err
 	}
-	stored, _, err := scramKeys(h, pw, c.Salt, c.Iterations)
+	if err := c.begin(budgetSCRAM); err != nil {
+		return false, err
+	}
+	stored, _, err := scramKeys(h, pw, cred.Salt, cred.Iterations)
 	if err != nil {
 		return false, err
 	}
 	// Only StoredKey is checked against a plaintext password (§3).
-	return hmac.Equal(stored, c.StoredKey), nil
+	return hmac.Equal(stored, cred.StoredKey), nil
 }
 
 // generateSCRAM writes a fresh salt of 16 bytes and 4096 iterations, or
@@ -140,12 +145,12 @@ func generateSCRAM(name string, pw []byte, rounds int) (string, error) {
 	return strconv.Itoa(iter) + "," + b.EncodeToString(salt) + "," + b.EncodeToString(stored) + "," + b.EncodeToString(server), nil
 }
 
-func verifySCRAMSHA1(raw string, pw []byte, _ string) (bool, error) {
-	return verifySCRAM("SCRAM-SHA-1", raw, pw)
+func verifySCRAMSHA1(c call, raw string, pw []byte, _ string) (bool, error) {
+	return verifySCRAM(c, "SCRAM-SHA-1", raw, pw)
 }
 
-func verifySCRAMSHA256(raw string, pw []byte, _ string) (bool, error) {
-	return verifySCRAM("SCRAM-SHA-256", raw, pw)
+func verifySCRAMSHA256(c call, raw string, pw []byte, _ string) (bool, error) {
+	return verifySCRAM(c, "SCRAM-SHA-256", raw, pw)
 }
 
 func generateSCRAMSHA1(pw []byte, _ string, rounds int) (string, error) {

@@ -82,15 +82,23 @@ func parseSHACrypt(s string) (set shaCryptSetting, ok bool) {
 }
 
 // shaCryptVerify recomputes the crypt string for stored's setting and
-// compares it with stored. stored begins with "$5$" or "$6$".
-func shaCryptVerify(stored string, pw []byte) bool {
+// compares it with stored. stored begins with "$5$" or "$6$". The rounds
+// come from the stored value, so they are checked against
+// Limits.SHACryptMaxRounds first (libxcrypt would run up to 999,999,999).
+func shaCryptVerify(c call, stored string, pw []byte) (bool, error) {
 	set, ok := parseSHACrypt(stored)
 	if !ok {
-		return false
+		return false, nil
+	}
+	if err := within(budgetSHACrypt, bound{"rounds", uint64(set.rounds), uint64(c.limits().SHACryptMaxRounds)}); err != nil {
+		return false, err
+	}
+	if err := c.begin(budgetSHACrypt); err != nil {
+		return false, err
 	}
 	var out [128]byte
 	res := shaCryptAppend(out[:0], set, pw)
-	return ctEqual(stored, res)
+	return ctEqual(stored, res), nil
 }
 
 // shaCryptAppend appends the full crypt string ("$6$[rounds=N$]salt$hash")

@@ -2,10 +2,35 @@ package schemes
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
+
+	"golang.org/x/sync/semaphore"
 )
+
+// Verifier checks passwords against stored values within a cost budget
+// (Limits): a stored value asking for more than the limits allow is
+// ErrOverBudget before any work, and concurrent argon2, scrypt and yescrypt
+// verifications share a memory budget. It is safe for concurrent use; a
+// process (or each engine) builds one with NewVerifier and keeps it (the
+// zero Verifier has no memory budget and must not be used).
+type Verifier struct {
+	limits Limits // with defaults filled in
+	mem    *semaphore.Weighted
+	hooks  hooks
+}
+
+// NewVerifier returns a Verifier with the given limits; zero fields take
+// their defaults (DefaultLimits).
+func NewVerifier(l Limits) *Verifier {
+	l = l.withDefaults()
+	return &Verifier{limits: l, mem: semaphore.NewWeighted(l.MemoryBudgetKiB)}
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (v *Verifier) Limits() Limits { return v.limits }
 
 // Verify checks password against data stored under scheme. scheme may carry
 // an encoding suffix (.HEX, .B64, .BASE64) and be in any case; data is the
@@ -13,9 +38,13 @@ import (
 // name as the client sent it; only DIGEST-MD5 uses it (§3).
 //
 // It returns (true, nil) on a match, (false, nil) on a mismatch and
-// (false, err) when it cannot tell; err wraps ErrUnknownScheme, ErrMalformed
-// or ErrUnsupported. It never panics on any input.
-func Verify(schemeName, data string, password []byte, user string) (bool, error) {
+// (false, err) when it cannot tell; err wraps ErrUnknownScheme,
+// ErrMalformed, ErrUnsupported or ErrOverBudget (then it is also an
+// *OverBudgetError), or is the context's error when ctx ended while the
+// verification waited for memory or before it started hashing. ctx does
+// not interrupt hashing once it runs: the limits bound that. It never
+// panics on any input.
+func (v *Verifier) Verify(ctx context.Context, schemeName, data string, password []byte, user string) (bool, error) {
 	s, enc, suffix, err := lookup(schemeName)
 	if err != nil {
 		return false, fmt.Errorf("%w %q", ErrUnknownScheme, clip(schemeName))
@@ -30,7 +59,19 @@ func Verify(schemeName, data string, password []byte, user string) (bool, error)
 	if bytes.IndexByte(password, 0) >= 0 {
 		return false, nil
 	}
-	return s.verify(raw, password, user)
+	return s.verify(call{ctx: ctx, v: v}, raw, password, user)
+}
+
+// defaultVerifier serves the package-level Verify. Its limits are the
+// defaults and never change; it only holds the memory budget that
+// concurrent callers of Verify share.
+var defaultVerifier = NewVerifier(Limits{})
+
+// Verify is Verifier.Verify with the default limits (DefaultLimits) and
+// no deadline, for tools and tests. The daemon's engine uses its own
+// Verifier with the configured limits and each request's context.
+func Verify(schemeName, data string, password []byte, user string) (bool, error) {
+	return defaultVerifier.Verify(context.Background(), schemeName, data, password, user)
 }
 
 // Generate produces the stored form of password for scheme, without the

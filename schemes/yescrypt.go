@@ -37,10 +37,6 @@ const (
 	sPairs    = (1 << 8) * pwxSimple // pairs of words in one S-box (S0, S1 or S2)
 	sWords    = 3 * sPairs * 2       // 12 KiB
 	sMask     = ((1 << 8) - 1) * pwxSimple * 8
-
-	// yescryptMaxLoops bounds N·(1+t) so a stored value cannot ask for
-	// hours of CPU.
-	yescryptMaxLoops = 1 << 26
 )
 
 type yescryptParams struct {
@@ -224,7 +220,10 @@ func yescryptValid(p yescryptParams) bool {
 	return true
 }
 
-func verifyYescrypt(raw string, pw []byte) (bool, error) {
+// verifyYescrypt checks a "$y$" value. N (up to 2^63), r, p and t come
+// from the string, so they are checked against the Limits, and the memory
+// reserved from the budget, before anything is allocated.
+func verifyYescrypt(c call, raw string, pw []byte) (bool, error) {
 	prefix, p, salt, ok := parseYescrypt(raw)
 	if !ok {
 		return false, nil
@@ -235,14 +234,17 @@ func verifyYescrypt(raw string, pw []byte) (bool, error) {
 	if !yescryptValid(p) {
 		return false, nil
 	}
-	if p.n > yescryptMaxLoops || p.n*uint64(1+p.t) > yescryptMaxLoops || uint64(p.r) > 1<<16 || p.p > 1<<10 {
-		return false, fmt.Errorf("%w: yescrypt parameters above authd's limits", ErrUnsupported)
-	}
-	mem := (128*uint64(p.r)*p.n + 128*uint64(p.r)*uint64(p.p) + sWords*4*uint64(p.p)) / 1024
-	if err := memGate.acquire(mem); err != nil {
+	if err := yescryptWithin(c.limits(), p); err != nil {
 		return false, err
 	}
-	defer memGate.release(mem)
+	release, err := c.reserve(budgetYescrypt, yescryptMemoryKiB(p))
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := c.begin(budgetYescrypt); err != nil {
+		return false, err
+	}
 	dk, err := yescryptKDF(pw, salt, p)
 	if err != nil {
 		return false, nil
@@ -252,6 +254,40 @@ func verifyYescrypt(raw string, pw []byte) (bool, error) {
 	out = append(out, '$')
 	out = appendLE64(out, dk)
 	return ctEqual(raw, out), nil
+}
+
+// yescryptWithin compares p with the Limits. The work is N·r·(t+1): the
+// time follows N·r per pass and t adds passes; in the flavours without
+// the RW mode (classic scrypt, WORM) every lane fills its own N blocks, so
+// it is also multiplied by p there.
+func yescryptWithin(lim *Limits, p yescryptParams) error {
+	work := mulSat(p.n, uint64(p.r), uint64(p.t)+1)
+	if p.flags&ysRW == 0 {
+		work = mulSat(work, uint64(p.p))
+	}
+	return within(budgetYescrypt,
+		bound{"N", p.n, uint64(lim.YescryptMaxN)},
+		bound{"r", uint64(p.r), uint64(lim.YescryptMaxR)},
+		bound{"p", uint64(p.p), uint64(lim.YescryptMaxP)},
+		bound{"t", uint64(p.t), uint64(lim.YescryptMaxT)},
+		bound{"work", work, uint64(lim.YescryptMaxWork)},
+	)
+}
+
+// yescryptMemoryKiB is what yescryptKDF allocates: the classic flavour is
+// x/crypto's scrypt (scryptMemoryKiB); otherwise V (N blocks of 128·r
+// bytes), B twice (bytes and words, p blocks each), XY (two blocks) and
+// 12 KiB of S-boxes per lane, and once more at N/64 when the password is
+// pre-hashed (the first pass's memory may not be collected yet).
+func yescryptMemoryKiB(p yescryptParams) uint64 {
+	if p.flags == 0 {
+		return scryptMemoryKiB(p.n, p.r, p.p)
+	}
+	body := func(n uint64) uint64 {
+		blocks := addSat(n, mulSat(2, uint64(p.p)), 2)
+		return addSat(mulSat(128, uint64(p.r), blocks), mulSat(sWords*4, uint64(p.p)))
+	}
+	return kib(addSat(body(p.n), body(p.n>>6)))
 }
 
 // yescryptKDF is yescrypt_kdf: for large RW parameters the password is

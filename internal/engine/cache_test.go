@@ -123,11 +123,17 @@ func TestEngineCache(t *testing.T) {
 	}
 }
 
-type countingObserver struct{ lookups, verifies int }
+type countingObserver struct {
+	lookups, verifies int
+	overBudget        []string // "scheme/param"
+}
 
 func (o *countingObserver) PassdbLookup(string, string, time.Duration) { o.lookups++ }
 func (o *countingObserver) UserdbLookup(string, string, time.Duration) {}
 func (o *countingObserver) Verify(string, time.Duration)               { o.verifies++ }
+func (o *countingObserver) HashOverBudget(scheme, param string) {
+	o.overBudget = append(o.overBudget, scheme+"/"+param)
+}
 
 // bindPassdb stands in for LDAP with auth_bind: it checks passwords
 // itself and counts how often it is asked.

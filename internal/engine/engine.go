@@ -50,6 +50,11 @@ type Settings struct {
 	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
 	// latency to every request.
 	VerifyWorkers int
+	// HashLimits bound what a stored hash may cost (bcrypt cost, argon2
+	// memory …) and the memory concurrent memory-hard verifications share;
+	// zero fields mean schemes.DefaultLimits. A stored value over them is a
+	// temporary failure, never a wrong password (docs/schemes.md §7).
+	HashLimits schemes.Limits
 }
 
 // Observer is told about every backend lookup and password verification,
@@ -60,6 +65,9 @@ type Observer interface {
 	PassdbLookup(driver, result string, d time.Duration)
 	UserdbLookup(driver, result string, d time.Duration)
 	Verify(scheme string, d time.Duration)
+	// HashOverBudget: a stored hash asked for more than Settings.HashLimits
+	// allow; scheme and param are a pair from schemes.BudgetParams.
+	HashOverBudget(scheme, param string)
 }
 
 type nopObserver struct{}
@@ -67,6 +75,7 @@ type nopObserver struct{}
 func (nopObserver) PassdbLookup(string, string, time.Duration) {}
 func (nopObserver) UserdbLookup(string, string, time.Duration) {}
 func (nopObserver) Verify(string, time.Duration)               {}
+func (nopObserver) HashOverBudget(string, string)              {}
 
 // lookupResult is the metric label of a backend lookup: its outcome, or
 // "error" when it could not tell.
@@ -103,6 +112,7 @@ type Engine struct {
 	userdbs   []*userdb
 	log       *slog.Logger
 	verifySem *semaphore.Weighted
+	hashes    *schemes.Verifier // Settings.HashLimits and the memory budget
 	obs       Observer
 	cache     *cache.Cache     // nil: off (every method of a nil cache is a no-op)
 	limiter   *limiter.Limiter // nil: no brute-force defence
@@ -181,6 +191,10 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 		w = runtime.GOMAXPROCS(0)
 	}
 	e.verifySem = semaphore.NewWeighted(int64(w))
+	if err := set.HashLimits.Validate(); err != nil {
+		return nil, err
+	}
+	e.hashes = schemes.NewVerifier(set.HashLimits)
 	return e, nil
 }
 
@@ -267,7 +281,9 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 	return name[:i], name[i+len(sep):], true
 }
 
-// verify checks a password against a stored value on the bounded CPU pool.
+// verify checks a password against a stored value on the bounded CPU pool,
+// within the hash limits (a memory-hard one may also wait, as long as ctx
+// allows, for its share of the memory budget).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
 		if err := e.verifySem.Acquire(ctx, 1); err != nil {
@@ -276,8 +292,12 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 		defer e.verifySem.Release(1)
 	}
 	start := time.Now()
-	ok, err := schemes.Verify(scheme, data, password, user)
+	ok, err := e.hashes.Verify(ctx, scheme, data, password, user)
 	e.obs.Verify(canonicalScheme(scheme), time.Since(start))
+	var over *schemes.OverBudgetError
+	if errors.As(err, &over) {
+		e.obs.HashOverBudget(over.Scheme, over.Param)
+	}
 	return ok, err
 }
 

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/schemes"
 )
 
 // One passdb's step of a request, in three parts: the lookup (the
@@ -274,7 +276,16 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 	v, err := c.CheckPassword(lk.key, lk.entry, lk.fromCache, password, func() (bool, error) {
 		return e.verify(ctx, ans.Scheme, ans.Data, password, r.origUser)
 	})
+	var over *schemes.OverBudgetError
 	switch {
+	case errors.As(err, &over):
+		// The password may be right: "could not tell". The log names the
+		// parameter (never the hash) so that the admin can fix the row or
+		// raise the limit.
+		e.log.Error("stored password hash over the cost budget", "passdb", p.label(), "user", r.user,
+			"scheme", over.Scheme, "param", over.Param, "value", over.Value, "limit", over.Limit)
+		r.reason = "stored password hash over the cost budget"
+		return pInternal
 	case err != nil:
 		e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", ans.Scheme, "err", err)
 		r.reason = "invalid stored password"

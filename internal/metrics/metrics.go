@@ -21,6 +21,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 	"unicode"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/schemes"
 )
 
 // CacheStats are the auth cache's counters as the metrics need them. The
@@ -85,6 +87,7 @@ type Metrics struct {
 	userdbLookups  *prometheus.CounterVec
 	userdbDuration *prometheus.HistogramVec
 	verifyDuration *prometheus.HistogramVec
+	overBudget     *prometheus.CounterVec
 	connections    *prometheus.GaugeVec
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -153,6 +156,10 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 			Help:    "Password hash verification time by scheme; _count is the number of verifications.",
 			Buckets: verifyBuckets,
 		}, []string{"scheme"}),
+		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_hash_over_budget_total",
+			Help: "Stored password hashes refused before any work because a cost parameter is over its limit (a temporary failure), by scheme family and parameter.",
+		}, []string{"scheme", "param"}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authd_connections_open",
 			Help: "Client connections open now, by listener (socket name, or grpc).",
@@ -177,7 +184,7 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 	cs := []prometheus.Collector{
 		m.authRequests, m.authDuration, m.lookupRequests, m.lookupDuration,
 		m.passdbLookups, m.passdbDuration, m.userdbLookups, m.userdbDuration,
-		m.verifyDuration, m.connections, m.reloads, m.lastReload,
+		m.verifyDuration, m.overBudget, m.connections, m.reloads, m.lastReload,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -221,6 +228,9 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
+	for _, p := range schemes.BudgetParams() {
+		m.overBudget.WithLabelValues(p.Scheme, p.Param)
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -232,6 +242,16 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 // Verify implements engine.Observer: one password hash verification.
 func (m *Metrics) Verify(scheme string, d time.Duration) {
 	m.verifyDuration.WithLabelValues(m.schemes.get(scheme)).Observe(d.Seconds())
+}
+
+// HashOverBudget implements engine.Observer: a stored hash over the cost
+// budget. The pair comes from schemes.BudgetParams; anything else (a bug)
+// is counted as other/other rather than growing the label set.
+func (m *Metrics) HashOverBudget(scheme, param string) {
+	if !slices.Contains(schemes.BudgetParams(), schemes.BudgetParam{Scheme: scheme, Param: param}) {
+		scheme, param = "other", "other"
+	}
+	m.overBudget.WithLabelValues(scheme, param).Inc()
 }
 
 // PassdbLookup implements engine.Observer: one passdb backend call.

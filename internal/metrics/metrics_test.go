@@ -28,6 +28,7 @@ import (
 	"github.com/authd-project/authd/internal/metrics"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/testenv"
+	"github.com/authd-project/authd/schemes"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -431,4 +432,41 @@ func TestUnixListener(t *testing.T) {
 	}
 	client.CloseIdleConnections()
 	srv.Shutdown(context.Background())
+}
+
+// TestHashOverBudget: the over-budget counter exists at 0 for every pair
+// schemes.BudgetParams lists, counts what the engine reports for a hostile
+// passdb row, and folds a pair outside the closed set into other/other.
+func TestHashOverBudget(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range schemes.BudgetParams() {
+		if got := value(t, f.reg, "authd_hash_over_budget_total", "scheme", p.Scheme, "param", p.Param); got != 0 {
+			t.Fatalf("%s/%s starts at %v, want a 0 series", p.Scheme, p.Param, got)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	row := "mallory@example.com:{BLF-CRYPT}$2y$31$KN.E500HUwXqF5Xz7F87NeEpPCWeNQmTMiqgthMo69lAJGe38gN.S::::::\n"
+	if err := os.WriteFile(path, []byte(row), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := passwdfile.New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := engine.DBSpec{Driver: "passwd-file", Passdb: db, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	eng, err := engine.New(engine.Settings{}, []engine.DBSpec{spec}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.SetObserver(f.m)
+	if res := eng.VerifyPlain(context.Background(), &engine.Info{Service: "imap", Mech: "PLAIN"}, "", "mallory@example.com", []byte("pw")); res.Status != engine.StatusTempFail {
+		t.Fatalf("status %v, want a temporary failure", res.Status)
+	}
+	if got := value(t, f.reg, "authd_hash_over_budget_total", "scheme", "BLF-CRYPT", "param", "cost"); got != 1 {
+		t.Fatalf("BLF-CRYPT/cost = %v, want 1", got)
+	}
+	f.m.HashOverBudget("mallory@example.com", "cost")
+	if got := value(t, f.reg, "authd_hash_over_budget_total", "scheme", "other", "param", "other"); got != 1 {
+		t.Fatalf("other/other = %v, want 1", got)
+	}
 }
