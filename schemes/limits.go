@@ -131,8 +131,8 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// withDefaults replaces every zero or negative field by its default.
-func (l Limits) withDefaults() Limits {
+// WithDefaults replaces every zero or negative field by its default.
+func (l Limits) WithDefaults() Limits {
 	d := reflect.ValueOf(DefaultLimits())
 	v := reflect.ValueOf(&l).Elem()
 	for i := 0; i < v.NumField(); i++ {

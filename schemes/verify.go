@@ -25,7 +25,7 @@ type Verifier struct {
 // NewVerifier returns a Verifier with the given limits; zero fields take
 // their defaults (DefaultLimits).
 func NewVerifier(l Limits) *Verifier {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	return &Verifier{limits: l, mem: semaphore.NewWeighted(l.MemoryBudgetKiB)}
 }
 

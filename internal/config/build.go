@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/schemes"
 )
 
 type builder struct {
@@ -31,7 +32,7 @@ const maxSuggestions = 50
 
 func newBuilder(o conffile.Options, main string) *builder {
 	b := &builder{
-		cfg:       &Config{Penalty: defaultPenalty()},
+		cfg:       &Config{Penalty: defaultPenalty(), HashBudget: schemes.DefaultLimits()},
 		opts:      o,
 		main:      main,
 		ignored:   map[string]bool{},
@@ -203,6 +204,8 @@ func (b *builder) rootSection(n *conffile.Node) {
 		b.metrics(n)
 	case n.Key == "penalty":
 		b.penalty(n)
+	case n.Key == "hash_budget":
+		b.hashBudget(n)
 	case filterSections[n.Key]:
 		b.filter(n, filterScope{})
 	case ignoredSections[n.Key]:
@@ -334,7 +337,7 @@ func (b *builder) filter(n *conffile.Node, scope filterScope) {
 			b.checkSection(c, "service")
 		case ignoredSections[c.Key]:
 			b.checkSection(c, c.Key)
-		case c.Key == "grpc" || c.Key == "metrics" || c.Key == "penalty":
+		case c.Key == "grpc" || c.Key == "metrics" || c.Key == "penalty" || c.Key == "hash_budget":
 			b.errs.add(c.Pos, "%s { } is not allowed inside %s", c.Key, where)
 		default:
 			b.unknownSection(c, where, rootSectionCandidates())

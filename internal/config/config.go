@@ -5,20 +5,24 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/schemes"
 )
 
 // Config is authd's effective configuration, built from a Dovecot-syntax
 // file. Every field holds its default when the file does not set it.
 type Config struct {
-	BaseDir         string     // base_dir, default "/run/authd"
-	Auth            Auth       // the auth_* settings
-	Passdbs         []DB       // passdb { } blocks in file order (master ones included)
-	Userdbs         []DB       // userdb { } blocks in file order; see Load for the empty case
-	Listeners       []Listener // service auth { unix_listener … } merged over the defaults
-	GRPC            GRPC       // authd's own grpc { } section
-	Metrics         Metrics    // authd's own metrics { } section
-	Penalty         Penalty    // authd's own penalty { } section: the brute-force defence
-	Log             Log        // authd's own log_format
+	BaseDir   string     // base_dir, default "/run/authd"
+	Auth      Auth       // the auth_* settings
+	Passdbs   []DB       // passdb { } blocks in file order (master ones included)
+	Userdbs   []DB       // userdb { } blocks in file order; see Load for the empty case
+	Listeners []Listener // service auth { unix_listener … } merged over the defaults
+	GRPC      GRPC       // authd's own grpc { } section
+	Metrics   Metrics    // authd's own metrics { } section
+	Penalty   Penalty    // authd's own penalty { } section: the brute-force defence
+	// HashBudget is authd's own hash_budget { } section: the most work a
+	// stored password hash may ask for, schemes' defaults filled in.
+	HashBudget      schemes.Limits
+	Log             Log // authd's own log_format
 	ShutdownTimeout time.Duration
 
 	// Ignored names the Dovecot settings and sections of other services

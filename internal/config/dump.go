@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/schemes"
 )
 
 // Dump writes the effective configuration in Dovecot syntax, defaults
@@ -88,6 +90,7 @@ func (c *Config) Dump(w io.Writer) {
 	d.close()
 
 	d.penalty(c.Penalty)
+	d.hashBudget(c.HashBudget)
 
 	if len(c.Ignored) > 0 {
 		d.line("# ignored (settings of other Dovecot services): " + strings.Join(c.Ignored, ", "))
@@ -221,5 +224,25 @@ func (d *dumper) penalty(p Penalty) {
 	d.kv("max_keys", strconv.Itoa(p.MaxKeys))
 	d.kv("client_max_delay", conffile.FormatDuration(p.ClientMaxDelay))
 	d.kv("max_delay", conffile.FormatDuration(p.MaxDelay))
+	d.close()
+}
+
+// hashBudget writes the limits.
+func (d *dumper) hashBudget(l schemes.Limits) {
+	fields := hashBudgetFields(&l)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	d.open("hash_budget", "")
+	for _, k := range keys {
+		v := *fields[k]
+		if hashBudgetSizes[k] {
+			d.kv(k, conffile.FormatSize(v*1024))
+			continue
+		}
+		d.kv(k, strconv.FormatInt(v, 10))
+	}
 	d.close()
 }

@@ -108,5 +108,6 @@ func setPenalty(p *Penalty, key, v string) error {
 var (
 	errTooLarge   = errors.New("at most 60000")
 	errTooFewKeys = errors.New("at least 1000")
+	errPositive   = errors.New("must be a whole number of at least 1")
 	errZeroWindow = errors.New("must be longer than 0")
 )

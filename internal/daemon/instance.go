@@ -213,6 +213,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	return engine.New(engine.Settings{
 		FailureDelay:        a.FailureDelay,
 		Verbose:             a.Verbose,
+		HashLimits:          cfg.HashBudget,
 		Realms:              a.Realms,
 		DefaultRealm:        a.DefaultRealm,
 		UsernameChars:       a.UsernameChars,

@@ -453,7 +453,7 @@ func TestHashOverBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := engine.DBSpec{Driver: "passwd-file", Passdb: db, ResultSuccess: engine.RuleReturnOK, ResultFailure: engine.RuleContinue, ResultInternalfail: engine.RuleContinue}
+	spec := engine.DBSpec{Driver: "passwd-file", Passdb: db, ResultSuccess: config.RuleReturnOK, ResultFailure: config.RuleContinue, ResultInternalfail: config.RuleContinue}
 	eng, err := engine.New(engine.Settings{}, []engine.DBSpec{spec}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
