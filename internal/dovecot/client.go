@@ -46,6 +46,12 @@ type Shared struct {
 type Stats struct {
 	Panics      atomic.Int64
 	Connections atomic.Int64
+	// Refused counts connections closed at once because their listener
+	// served its maximum.
+	Refused atomic.Int64
+	// Overdue counts requests answered with a temporary failure because
+	// they outlived their deadline in the engine.
+	Overdue atomic.Int64
 }
 
 // NewShared returns process-wide protocol state.
@@ -96,6 +102,10 @@ type ClientConfig struct {
 	SASL *sasl.Settings
 	// Observe, if set, is told the outcome of every finished request.
 	Observe func(mech string, status engine.Status, d time.Duration)
+	// Limits bound what a client can make authd hold; zero fields take
+	// the defaults (the request deadline: 8 s on a client socket, 25 s on
+	// a login socket).
+	Limits Limits
 }
 
 // ClientEngine is what the client protocol needs from the engine: what
@@ -116,6 +126,12 @@ type ClientServer struct {
 	mechs     map[string]sasl.Def
 	delay     *delayQueue
 
+	limits Limits
+	nconns connLimiter
+	warn   rateLog // protocol-error warnings, at most one a second
+	// stop is stopping for the readers, which check it without the lock.
+	stop atomic.Bool
+
 	mu       sync.Mutex
 	conns    map[*clientConn]struct{}
 	stopping bool
@@ -131,9 +147,13 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &ClientServer{cfg: cfg, mechs: map[string]sasl.Def{}, conns: map[*clientConn]struct{}{}, protocol: "client"}
+	request := DefaultClientRequest
 	if cfg.Login {
 		s.protocol = "login"
+		request = DefaultLoginRequest
 	}
+	s.limits = cfg.Limits.withDefaults(request)
+	s.nconns = connLimiter{max: s.limits.MaxConns, refused: &cfg.Shared.Stats.Refused, log: cfg.Log}
 	var b []byte
 	b = append(b, "VERSION\t1\t2\n"...)
 	for _, m := range cfg.Mechs {
@@ -178,6 +198,7 @@ func (s *ClientServer) DelayedFailures() int { return s.delay.Len() }
 func (s *ClientServer) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
+	s.stop.Store(true)
 	for c := range s.conns {
 		// Wake the reader; it sees stopping and exits without closing.
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
@@ -222,11 +243,15 @@ type clientConn struct {
 	minor  uint64
 	log    *slog.Logger
 
+	dc *deadlineConn // the reading side, with the handshake and line deadlines
+
 	wmu      sync.Mutex
 	closed   bool
 	flushing bool   // a goroutine is writing wbuf
 	wbuf     []byte // replies waiting for the writer
 	wspare   []byte // the other buffer, reused
+	writing  int    // bytes in the write under way
+	drained  chan struct{} // closed when the unread replies fall under the limit
 	// ctx ends when the connection closes: requests still in the engine
 	// for a client that left may stop early.
 	ctx    context.Context
@@ -270,9 +295,15 @@ func (s *ClientServer) Serve(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
+	if !s.nconns.acquire() {
+		_ = nc.Close()
+		return
+	}
+	c.dc = newDeadlineConn(nc, s.limits, &s.stop)
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
+		s.nconns.release()
 		_ = nc.Close()
 		return
 	}
@@ -281,6 +312,7 @@ func (s *ClientServer) Serve(nc net.Conn) {
 	s.cfg.Shared.Stats.Connections.Add(1)
 	defer func() {
 		s.cfg.Shared.Stats.Connections.Add(-1)
+		s.nconns.release()
 		if r := recover(); r != nil {
 			s.cfg.Shared.Stats.Panics.Add(1)
 			s.cfg.Log.Error("panic in client connection", "panic", r, "stack", string(debug.Stack()))
@@ -319,16 +351,15 @@ func (s *ClientServer) Serve(nc net.Conn) {
 }
 
 func (c *clientConn) readLoop() {
-	lr := NewLineReader(c.nc, clientMaxLine)
+	lr := NewLineReader(c.dc, clientMaxLine)
 	gotVersion := false
 	for {
+		if !c.waitUnread() {
+			return
+		}
 		line, err := lr.ReadLine()
 		if err != nil {
-			if errors.Is(err, ErrLineTooLong) {
-				c.log.Warn("client sent a line longer than the limit; closing", "limit", clientMaxLine)
-			} else if !errors.Is(err, io.EOF) && !c.stopping() && !isClosed(err) {
-				c.log.Debug("client read failed", "err", err)
-			}
+			c.readFailed(err)
 			return
 		}
 		args := SplitLine(line)
@@ -363,6 +394,7 @@ func (c *clientConn) readLoop() {
 				c.cpid = 0
 				return
 			}
+			c.dc.handshakeDone()
 			continue
 		}
 		if c.stopping() {
@@ -390,6 +422,51 @@ func (c *clientConn) stopping() bool {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.s.stopping
+}
+
+// readFailed logs why reading ended, when that is worth a line.
+func (c *clientConn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrLineTooLong):
+		c.s.warn.log(c.log, slog.LevelWarn, "client sent a line longer than the limit; closing", "limit", clientMaxLine)
+	case errors.As(err, &ne) && ne.Timeout() && !c.stopping():
+		c.s.warn.log(c.log, slog.LevelWarn, "client did not finish its handshake or a line in time; closing")
+	case !errors.Is(err, io.EOF) && !c.stopping() && !isClosed(err) && !errors.Is(err, errStopping):
+		c.log.Debug("client read failed", "err", err)
+	}
+}
+
+// waitUnread stops reading requests while the client has more than
+// Limits.MaxUnread bytes of replies it did not read: a client that
+// pipelines without reading cannot make authd buffer without end. It is
+// false when the connection closed meanwhile.
+func (c *clientConn) waitUnread() bool {
+	for {
+		c.wmu.Lock()
+		if c.closed {
+			c.wmu.Unlock()
+			return false
+		}
+		if len(c.wbuf)+c.writing <= c.s.limits.MaxUnread {
+			c.wmu.Unlock()
+			return true
+		}
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		ch := c.drained
+		c.wmu.Unlock()
+		<-ch
+	}
+}
+
+// noteDrained wakes a reader waiting in waitUnread; c.wmu is held.
+func (c *clientConn) noteDrained() {
+	if c.drained != nil && (c.closed || len(c.wbuf)+c.writing <= c.s.limits.MaxUnread) {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 func isClosed(err error) bool {
@@ -427,20 +504,24 @@ func (c *clientConn) write(b []byte) bool {
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
+		c.writing = len(buf)
 		c.wmu.Unlock()
 		// A client that stops reading must not block the engine forever.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
+		c.writing = 0
 		c.wspare = buf[:0]
 		if err != nil {
 			c.closed = true
 			c.flushing = false
 			c.wbuf = nil
 			_ = c.nc.Close()
+			c.noteDrained()
 			c.wmu.Unlock()
 			return false
 		}
+		c.noteDrained()
 	}
 	c.flushing = false
 	c.wmu.Unlock()
@@ -454,6 +535,7 @@ func (c *clientConn) close() {
 		c.closed = true
 		_ = c.nc.Close()
 	}
+	c.noteDrained()
 	c.wmu.Unlock()
 	c.mu.Lock()
 	for id, r := range c.pending {
@@ -506,6 +588,12 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 		c.mu.Unlock()
 		c.log.Warn("BUG: AUTH reused a pending id; closing", "id", id)
 		return false
+	}
+	if len(c.pending) >= c.s.limits.MaxPending {
+		c.mu.Unlock()
+		c.s.warn.log(c.log, slog.LevelWarn, "client has too many requests in progress; refusing more", "max", c.s.limits.MaxPending)
+		c.send("FAIL\t" + itoa(id) + "\tcode=temp_fail\treason=Too many requests in progress")
+		return true
 	}
 	c.pending[id] = req
 	req.running = true
@@ -798,9 +886,15 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 		if req.mech == nil {
 			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
 		}
-		// Backends bound their own operations; the connection's context
-		// ends work for a client that went away.
-		rep := req.mech.Step(c.ctx, data, present)
+		// The connection's context ends work for a client that went
+		// away; the request's deadline bounds a backend that does not
+		// answer, and the client hears "try again" when it passes even if
+		// the step has not returned yet.
+		ctx, cancel := context.WithTimeout(c.ctx, s.limits.Request)
+		defer cancel()
+		overdue := time.AfterFunc(s.limits.Request, func() { c.finishOverdue(req) })
+		defer overdue.Stop()
+		rep := req.mech.Step(ctx, data, present)
 		if !rep.Done {
 			c.sendCont(req, rep.Challenge)
 			return
@@ -855,6 +949,19 @@ func (c *clientConn) take(req *clientReq) bool {
 		req.timer.Stop()
 	}
 	return true
+}
+
+// finishOverdue answers a request whose step outlived its deadline with a
+// temporary failure. The step itself finishes later, finds the request
+// gone and gives its brute-force reservation back.
+func (c *clientConn) finishOverdue(req *clientReq) {
+	if !c.take(req) {
+		return
+	}
+	c.s.cfg.Shared.Stats.Overdue.Add(1)
+	c.observe(req, engine.StatusTempFail)
+	c.s.warn.log(c.log, slog.LevelWarn, "request took longer than its deadline; answered with a temporary failure", "deadline", c.s.limits.Request.String())
+	c.send("FAIL\t" + itoa(req.id) + "\tcode=temp_fail")
 }
 
 // finishImmediate fails a request with a fixed line, without delay: the

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,11 +54,23 @@ type MasterConfig struct {
 	Observe func(command string, status engine.Status, d time.Duration)
 	// Penalty, if set, answers the PENALTY commands (auth-master only).
 	Penalty PenaltyAdmin
+	// Limits bound what a client can make authd hold; zero fields take
+	// the defaults (at most DefaultMasterPending requests in progress per
+	// connection, each answered within DefaultMasterRequest).
+	Limits Limits
 }
+
+// DefaultMasterPending bounds a master connection's requests in progress:
+// each runs on a goroutine, and LMTP and doveadm pipeline few.
+const DefaultMasterPending = 256
 
 // MasterServer serves the master protocol.
 type MasterServer struct {
-	cfg MasterConfig
+	cfg    MasterConfig
+	limits Limits
+	nconns connLimiter
+	warn   rateLog
+	stop   atomic.Bool
 
 	mu       sync.Mutex
 	conns    map[*masterConn]struct{}
@@ -70,7 +83,13 @@ func NewMasterServer(cfg MasterConfig) *MasterServer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &MasterServer{cfg: cfg, conns: map[*masterConn]struct{}{}}
+	if cfg.Limits.MaxPending <= 0 {
+		cfg.Limits.MaxPending = DefaultMasterPending
+	}
+	s := &MasterServer{cfg: cfg, conns: map[*masterConn]struct{}{}}
+	s.limits = cfg.Limits.withDefaults(DefaultMasterRequest)
+	s.nconns = connLimiter{max: s.limits.MaxConns, refused: &cfg.Shared.Stats.Refused, log: cfg.Log}
+	return s
 }
 
 type masterConn struct {
@@ -79,6 +98,9 @@ type masterConn struct {
 	peerPID    int32
 	peerUID    uint32
 	restricted bool
+
+	dc    *deadlineConn
+	slots chan struct{} // one per request in progress
 
 	wmu    sync.Mutex
 	closed bool
@@ -89,7 +111,12 @@ type masterConn struct {
 
 // Serve runs the master protocol on nc.
 func (s *MasterServer) Serve(nc net.Conn) {
-	c := &masterConn{s: s, nc: nc, peerPID: -1}
+	if !s.nconns.acquire() {
+		_ = nc.Close()
+		return
+	}
+	defer s.nconns.release()
+	c := &masterConn{s: s, nc: nc, peerPID: -1, dc: newDeadlineConn(nc, s.limits, &s.stop), slots: make(chan struct{}, s.limits.MaxPending)}
 	if cred, err := peerCred(nc); err == nil {
 		c.peerPID, c.peerUID = cred.Pid, cred.Uid
 		if s.cfg.Restrict && cred.Uid != s.cfg.SocketUID && cred.Gid != s.cfg.SockGID {
@@ -135,6 +162,7 @@ func (s *MasterServer) Serve(nc net.Conn) {
 func (s *MasterServer) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
+	s.stop.Store(true)
 	for c := range s.conns {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
@@ -200,23 +228,28 @@ func (c *masterConn) close() {
 
 func (c *masterConn) readLoop() {
 	log := c.s.cfg.Log
-	lr := NewLineReader(c.nc, masterMaxLine)
+	lr := NewLineReader(c.dc, masterMaxLine)
 	gotVersion := false
 	for {
 		line, err := lr.ReadLine()
 		if err != nil {
-			if errors.Is(err, ErrLineTooLong) {
-				log.Warn("master client sent a line longer than the limit; closing", "limit", masterMaxLine)
+			var ne net.Error
+			switch {
+			case errors.Is(err, ErrLineTooLong):
+				c.s.warn.log(log, slog.LevelWarn, "master client sent a line longer than the limit; closing", "limit", masterMaxLine)
+			case errors.As(err, &ne) && ne.Timeout() && !c.s.stop.Load():
+				c.s.warn.log(log, slog.LevelWarn, "master client did not finish its handshake or a line in time; closing")
 			}
 			return
 		}
 		args := SplitLine(line)
 		if !gotVersion {
 			if len(args) < 2 || args[0] != "VERSION" || args[1] != "1" {
-				log.Warn("master client did not start with VERSION 1; closing")
+				c.s.warn.log(log, slog.LevelWarn, "master client did not start with VERSION 1; closing")
 				return
 			}
 			gotVersion = true
+			c.dc.handshakeDone()
 			continue
 		}
 		c.s.mu.Lock()
@@ -226,7 +259,7 @@ func (c *masterConn) readLoop() {
 			return
 		}
 		if c.s.cfg.Debug {
-			log.Debug("master in", "line", line)
+			log.Debug("master in", "line", redactMaster(args))
 		}
 		var ok bool
 		switch args[0] {
@@ -248,7 +281,7 @@ func (c *masterConn) readLoop() {
 			ok = false
 		}
 		if !ok {
-			log.Warn("master client sent an unknown or disallowed command; closing", "cmd", truncate(args[0], 32))
+			c.s.warn.log(log, slog.LevelWarn, "master client sent an unknown or disallowed command; closing", "cmd", truncate(args[0], 32))
 			return
 		}
 	}
@@ -301,9 +334,14 @@ func parseInfo(params []string) (*engine.Info, bool) {
 // matched by id.
 func (c *masterConn) run(f func(ctx context.Context)) {
 	s := c.s
+	// A client that sends faster than it reads fills its slots; the read
+	// loop then waits here, so it cannot make authd start goroutines
+	// without end.
+	c.slots <- struct{}{}
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
+		defer func() { <-c.slots }()
 		defer func() {
 			if r := recover(); r != nil {
 				s.cfg.Shared.Stats.Panics.Add(1)
@@ -312,7 +350,7 @@ func (c *masterConn) run(f func(ctx context.Context)) {
 			}
 		}()
 		// Master clients give up after 155 s (docs/protocol.md §2.3).
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), s.limits.Request)
 		defer cancel()
 		f(ctx)
 	}()
@@ -383,7 +421,7 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 	case engine.StatusOK:
 		if c.restricted {
 			if uid, _ := res.Userdb.Get("uid"); uid != strconv.FormatUint(uint64(c.peerUID), 10) {
-				c.s.cfg.Log.Warn("userdb client doesn't have lookup permissions for this user", "user", res.User, "peer_uid", c.peerUID)
+				c.s.warn.log(c.s.cfg.Log, slog.LevelWarn, "userdb client doesn't have lookup permissions for this user", "user", engine.LogName(res.User), "peer_uid", c.peerUID)
 				return "FAIL\t" + sid + "\n"
 			}
 		}
@@ -550,4 +588,23 @@ func (c *masterConn) handleFlush(args []string) bool {
 	c.observe("cache_flush", engine.StatusOK, start)
 	c.write("OK\t" + itoa(id) + "\t" + strconv.Itoa(n) + "\n")
 	return true
+}
+
+// redactMaster renders a master line for the debug log with REQUEST's
+// cookie hidden, as Dovecot hides it: with the cookie and the client's
+// pid, anyone who can read the log could finish a stranger's login.
+func redactMaster(args []string) string {
+	if len(args) > 4 && args[0] == "REQUEST" {
+		shown := append([]string{}, args...)
+		shown[4] = "<hidden>"
+		args = shown
+	}
+	var b []byte
+	for i, a := range args {
+		if i > 0 {
+			b = append(b, '\t')
+		}
+		b = AppendEscaped(b, a)
+	}
+	return string(b)
 }
