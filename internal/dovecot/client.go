@@ -247,10 +247,10 @@ type clientConn struct {
 
 	wmu      sync.Mutex
 	closed   bool
-	flushing bool   // a goroutine is writing wbuf
-	wbuf     []byte // replies waiting for the writer
-	wspare   []byte // the other buffer, reused
-	writing  int    // bytes in the write under way
+	flushing bool          // a goroutine is writing wbuf
+	wbuf     []byte        // replies waiting for the writer
+	wspare   []byte        // the other buffer, reused
+	writing  int           // bytes in the write under way
 	drained  chan struct{} // closed when the unread replies fall under the limit
 	// ctx ends when the connection closes: requests still in the engine
 	// for a client that left may stop early.
