@@ -138,6 +138,7 @@ func TestSystemdUnit(t *testing.T) {
 		"RestrictSUIDSGID":        "yes",
 		"SystemCallArchitectures": "native",
 		"MemoryDenyWriteExecute":  "yes",
+		"LimitCORE":               "0",
 	}
 	for k, v := range want {
 		if got := svc[k]; len(got) != 1 || got[0] != v {
@@ -157,6 +158,9 @@ func TestSystemdUnit(t *testing.T) {
 				}
 			}
 		}
+	}
+	if env := strings.Join(svc["Environment"], " "); !strings.Contains(env, "GOMEMLIMIT=") {
+		t.Errorf("Environment = %q: no GOMEMLIMIT", env)
 	}
 	if !slices.Contains(svc["ReadWritePaths"], "-/var/spool/postfix/private") {
 		t.Errorf("ReadWritePaths = %q: the Postfix socket directory is missing", svc["ReadWritePaths"])

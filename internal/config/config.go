@@ -12,6 +12,7 @@ import (
 // file. Every field holds its default when the file does not set it.
 type Config struct {
 	BaseDir   string     // base_dir, default "/run/authd"
+	LoginUser string     // default_login_user, default dovenull: login/ and login sockets get its group
 	Auth      Auth       // the auth_* settings
 	Passdbs   []DB       // passdb { } blocks in file order (master ones included)
 	Userdbs   []DB       // userdb { } blocks in file order; see Load for the empty case

@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 		{Name: "auth-login", Path: "/run/authd/auth-login", Role: RoleLogin, Mode: 0o600},
 		{Name: "auth-master", Path: "/run/authd/auth-master", Role: RoleMaster, Mode: 0o600},
 		{Name: "auth-userdb", Path: "/run/authd/auth-userdb", Role: RoleUserdb, Mode: 0o666},
-		{Name: "login/login", Path: "/run/authd/login/login", Role: RoleLogin, Mode: 0o666},
+		{Name: "login/login", Path: "/run/authd/login/login", Role: RoleLogin, Mode: 0o660},
 	}
 	if !reflect.DeepEqual(c.Listeners, wantL) {
 		t.Errorf("Listeners:\n got %+v\nwant %+v", c.Listeners, wantL)

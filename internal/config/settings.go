@@ -35,7 +35,10 @@ var authdSettings = map[string]setter{
 		c.Auth.Mechanisms = mechs
 		return err
 	},
-	"auth_realms":                func(c *Config, v string) error { c.Auth.Realms = splitList(v, " \t"); return nil },
+	"auth_realms": func(c *Config, v string) error { c.Auth.Realms = splitList(v, " \t"); return nil },
+	// The login processes' user: its group gets base_dir/login, as
+	// Dovecot gives it.
+	"default_login_user":         str(func(c *Config) *string { return &c.LoginUser }),
 	"auth_default_realm":         str(func(c *Config) *string { return &c.Auth.DefaultRealm }),
 	"auth_username_chars":        str(func(c *Config) *string { return &c.Auth.UsernameChars }),
 	"auth_username_translation":  str(func(c *Config) *string { return &c.Auth.UsernameTranslation }),

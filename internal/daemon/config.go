@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/engine"
 )
 
 // loadConfig loads path; an empty path means DefaultConfigPath, or the
@@ -29,11 +30,31 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	if cfg.Auth.Debug {
 		level = slog.LevelDebug
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: boundAttr}
 	if strings.EqualFold(cfg.Log.Format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Log values a client chooses are bounded before they reach a line: user
+// names to 64 bytes as Dovecot cuts them, any other string to maxLogValue.
+// Quoting and escaping (a name with a newline or a quote cannot forge a
+// line or a field) is the handlers' own.
+const maxLogValue = 1024
+
+func boundAttr(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindString {
+		return a
+	}
+	v := a.Value.String()
+	switch {
+	case a.Key == "user" || a.Key == "orig_user" || a.Key == "master_user":
+		a.Value = slog.StringValue(engine.LogName(v))
+	case len(v) > maxLogValue:
+		a.Value = slog.StringValue(v[:maxLogValue] + "…")
+	}
+	return a
 }
 
 func printConfigErrors(w io.Writer, err error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
@@ -50,6 +51,9 @@ var ErrNotStarted = errors.New("authd did not start")
 // o.Reload reloads the configuration; a configuration with errors is
 // rejected whole and the running one keeps serving.
 func Run(ctx context.Context, o Options) error {
+	// Not dumpable: no core file and no ptrace by other processes of the
+	// same user; a dump would hold passwords in flight and cached hashes.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	cfg, demo, err := loadConfig(o.ConfigPath)
 	if err != nil {
 		printConfigErrors(o.Stderr, err)
@@ -116,6 +120,7 @@ type instance struct {
 type listener struct {
 	cfg     config.Listener
 	ln      *net.UnixListener
+	sock    *sockFile // the socket file, for changes and removal
 	handler atomic.Pointer[func(net.Conn)]
 }
 

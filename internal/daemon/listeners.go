@@ -1,13 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"net"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/authd-project/authd/internal/config"
@@ -24,19 +21,19 @@ func (d *daemon) apply(inst *instance) error {
 	for path, lc := range want {
 		if old, ok := d.listeners[path]; ok {
 			old.cfg = lc
-			if err := setOwnerMode(path, lc); err != nil {
+			if err := old.sock.setOwnerMode(lc, inst.cfg.LoginUser); err != nil {
 				return err
 			}
 			continue
 		}
-		ln, err := listenUnix(lc)
+		ln, sock, err := listenUnix(lc, inst.cfg.LoginUser)
 		if err != nil {
 			for _, l := range opened {
 				d.closeListener(l)
 			}
 			return err
 		}
-		l := &listener{cfg: lc, ln: ln}
+		l := &listener{cfg: lc, ln: ln, sock: sock}
 		opened = append(opened, l)
 	}
 	// gRPC before anything is switched: its failure (a port in use, an
@@ -76,17 +73,22 @@ func (d *daemon) serve(l *listener) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		var errLog rateLimit
 		for {
 			nc, err := l.ln.Accept()
 			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
-				// EMFILE and friends: back off instead of spinning.
-				d.log.Error("accept failed", "listener", l.cfg.Path, "err", err)
+				// EMFILE and friends: back off instead of spinning, and
+				// say so at most once a second.
+				if n, ok := errLog.allow(); ok {
+					d.log.Error("accept failed", "listener", l.cfg.Path, "err", err, "suppressed", n)
+				}
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
+			d.logPeer(l, nc)
 			h := *l.handler.Load()
 			go func() {
 				d.metrics.ConnOpened(name)
@@ -99,83 +101,32 @@ func (d *daemon) serve(l *listener) {
 
 func (d *daemon) closeListener(l *listener) {
 	_ = l.ln.Close()
-	_ = os.Remove(l.cfg.Path)
+	l.sock.remove()
 }
 
-// listenUnix creates a socket at lc.Path with its mode and owner. It is
-// bound under a temporary name and renamed into place, so the socket never
-// exists with the wrong permissions. A stale socket file is replaced; a
-// socket another live process answers on is not stolen.
-func listenUnix(lc config.Listener) (*net.UnixListener, error) {
-	path := lc.Path
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("listener %s: %w", path, err)
+// logPeer logs, at debug level, who connected: every socket kind.
+func (d *daemon) logPeer(l *listener, nc net.Conn) {
+	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("listener %s: the path exists and is not a socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("listener %s: another process is listening on this socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("listener %s: removing stale socket: %w", path, err)
-		}
+	if cred, err := peerCred(nc); err == nil {
+		d.log.Debug("connection", "listener", l.cfg.Name, "peer_pid", cred.Pid, "peer_uid", cred.Uid, "peer_gid", cred.Gid)
 	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".authd-%d-%s", os.Getpid(), shortHash(path)))
-	_ = os.Remove(tmp)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listener %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(false)
-	fail := func(err error) (*net.UnixListener, error) {
-		_ = ln.Close()
-		_ = os.Remove(tmp)
-		return nil, err
-	}
-	if err := setOwnerMode(tmp, lc); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(fmt.Errorf("listener %s: %w", path, err))
-	}
-	return ln, nil
 }
 
-func shortHash(s string) string {
-	var h uint32 = 2166136261
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return strconv.FormatUint(uint64(h), 36)
+// rateLimit lets one event through per second and counts the rest.
+type rateLimit struct {
+	last       time.Time
+	suppressed int
 }
 
-func setOwnerMode(path string, lc config.Listener) error {
-	if err := os.Chmod(path, lc.Mode.Perm()); err != nil {
-		return fmt.Errorf("listener %s: chmod: %w", lc.Path, err)
+func (r *rateLimit) allow() (suppressed int, ok bool) {
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		return 0, false
 	}
-	if lc.User == "" && lc.Group == "" {
-		return nil
-	}
-	uid, gid := -1, -1
-	if lc.User != "" {
-		u, err := user.Lookup(lc.User)
-		if err != nil {
-			return fmt.Errorf("listener %s: user %s: %w", lc.Path, lc.User, err)
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-	}
-	if lc.Group != "" {
-		g, err := user.LookupGroup(lc.Group)
-		if err != nil {
-			return fmt.Errorf("listener %s: group %s: %w", lc.Path, lc.Group, err)
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	if err := os.Lchown(path, uid, gid); err != nil {
-		return fmt.Errorf("listener %s: chown: %w", lc.Path, err)
-	}
-	return nil
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }
