@@ -47,7 +47,7 @@ func verifyBcrypt(c call, raw string, pw []byte, _ string) (bool, error) {
 	if !canonical {
 		return false, nil
 	}
-	if err := within(budgetBcrypt, bound{"cost", uint64(cost), uint64(c.limits().BcryptMaxCost)}); err != nil {
+	if err := c.within(budgetBcrypt, bound{"cost", uint64(cost), uint64(c.limits().BcryptMaxCost)}); err != nil {
 		return false, err
 	}
 	key, err := bcryptKey(pw, minor)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 )
 
 // The cost budget (docs/schemes.md §7). Every cost parameter of a stored
@@ -133,6 +134,28 @@ func kib(bytes uint64) uint64 {
 type call struct {
 	ctx context.Context
 	v   *Verifier
+	// shape, when set, makes the call only measure: the first limit check
+	// records the stored value's cost parameters there and stops the
+	// verification before any work (Verifier.Shape).
+	shape *string
+}
+
+// errMeasured stops a measuring call after its limit check.
+var errMeasured = errors.New("schemes: measured")
+
+// within checks bs against their limits (see within); in a measuring
+// call it records them instead and stops.
+func (c call) within(scheme string, bs ...bound) error {
+	if c.shape != nil {
+		var b strings.Builder
+		b.WriteString(scheme)
+		for _, x := range bs {
+			fmt.Fprintf(&b, " %s=%d", x.param, x.value)
+		}
+		*c.shape = b.String()
+		return errMeasured
+	}
+	return within(scheme, bs...)
 }
 
 func (c call) limits() *Limits { return &c.v.limits }

@@ -14,14 +14,16 @@ import (
 //     MD5=MD5-CRYPT, CRYPT=BLF-CRYPT, PLAIN=CLEAR=CLEARTEXT=PLAIN-TRUNC):
 //     the decoded stored data;
 //   - stored scheme a plaintext one: the wanted form derived from the
-//     plaintext now (SCRAM: fresh 16-byte salt, 4096 iterations);
+//     plaintext now (SCRAM: 4096 iterations and UserSalt(wanted, user),
+//     the same salt on every try);
 //   - otherwise ErrSchemeUnavailable.
 //
 // The bytes returned are: CRAM-MD5 the 32-byte pad states (see
 // CRAMMD5Digest); DIGEST-MD5 the 16-byte MD5(user:realm:pass); SCRAM-SHA-*
 // the text "iter,salt,StoredKey,ServerKey" (see ParseSCRAMCredentials);
 // PLAIN the plaintext. user is the name the DIGEST-MD5 digest is made for
-// ("user@realm", split at the last '@'); other schemes ignore it.
+// ("user@realm", split at the last '@') and SCRAM's salt is keyed with;
+// other schemes ignore it.
 //
 // One deliberate difference from Dovecot: a PLAIN-TRUNC value "N-text"
 // yields text as the plaintext, where Dovecot uses "N-text" itself (a
@@ -56,7 +58,12 @@ func Credentials(storedScheme, data, wanted, user string) ([]byte, error) {
 	if w.family == "PLAIN" {
 		return []byte(plain), nil
 	}
-	out, err := w.generate([]byte(plain), user, 0)
+	var out string
+	if strings.HasPrefix(w.name, "SCRAM-") {
+		out, err = deriveSCRAM(w.name, []byte(plain), user)
+	} else {
+		out, err = w.generate([]byte(plain), user, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

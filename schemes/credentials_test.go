@@ -49,19 +49,28 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 
-	// SCRAM from plaintext: fresh 16-byte salt, 4096 iterations, keys that
-	// verify the password.
-	a, err := Credentials("PLAIN", "secret", "SCRAM-SHA-256", "")
+	// SCRAM from plaintext: the user's 16-byte salt (the same on every
+	// try, another for another user or scheme), 4096 iterations, keys
+	// that verify the password.
+	a, err := Credentials("PLAIN", "secret", "SCRAM-SHA-256", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Credentials("PLAIN", "secret", "SCRAM-SHA-256", "")
-	if bytes.Equal(a, b) {
-		t.Error("SCRAM credentials from plaintext reuse a salt")
+	if b, _ := Credentials("PLAIN", "secret", "SCRAM-SHA-256", "alice"); !bytes.Equal(a, b) {
+		t.Error("SCRAM credentials from plaintext change between tries")
+	}
+	if b, _ := Credentials("PLAIN", "secret", "SCRAM-SHA-256", "bob"); bytes.Equal(a, b) {
+		t.Error("two users' SCRAM credentials share a salt")
+	}
+	if !bytes.Equal(UserSalt("SCRAM-SHA-256", "alice"), UserSalt("scram-sha-256", "alice")) || bytes.Equal(UserSalt("SCRAM-SHA-1", "alice"), UserSalt("SCRAM-SHA-256", "alice")) {
+		t.Error("UserSalt: the scheme's case matters, or SHA-1 and SHA-256 share a salt")
 	}
 	sc, err := ParseSCRAMCredentials("SCRAM-SHA-256", string(a))
 	if err != nil || sc.Iterations != 4096 || len(sc.Salt) != 16 || len(sc.StoredKey) != 32 {
 		t.Fatalf("parsed %+v %v", sc, err)
+	}
+	if sc2, _ := ParseSCRAMCredentials("SCRAM-SHA-256", string(a)); !bytes.Equal(sc2.Salt, UserSalt("SCRAM-SHA-256", "alice")) {
+		t.Error("the derived salt is not UserSalt")
 	}
 	if ok, err := Verify("SCRAM-SHA-256", string(a), []byte("secret"), ""); !ok || err != nil {
 		t.Errorf("derived SCRAM does not verify: %v", err)

@@ -109,7 +109,7 @@ func verifyBSDiCrypt(c call, raw string, pw []byte) (bool, error) {
 	if !ok {
 		return false, nil // an invalid BSDi setting is refused by libxcrypt
 	}
-	if err := within(budgetBSDi, bound{"rounds", uint64(count), uint64(c.limits().BSDiCryptMaxRounds)}); err != nil {
+	if err := c.within(budgetBSDi, bound{"rounds", uint64(count), uint64(c.limits().BSDiCryptMaxRounds)}); err != nil {
 		return false, err
 	}
 	if err := c.begin(budgetBSDi); err != nil {
@@ -132,7 +132,7 @@ func verifySHA1Crypt(c call, raw string, pw []byte) (bool, error) {
 	if err != nil || iter == 0 {
 		return false, nil
 	}
-	if err := within(budgetSHA1Crypt, bound{"iterations", iter, uint64(c.limits().SHA1CryptMaxIterations)}); err != nil {
+	if err := c.within(budgetSHA1Crypt, bound{"iterations", iter, uint64(c.limits().SHA1CryptMaxIterations)}); err != nil {
 		return false, err
 	}
 	salt := rest

@@ -111,7 +111,7 @@ func verifyArgon2(c call, raw string, pw []byte, _ string) (bool, error) {
 		return false, nil
 	}
 	lim := c.limits()
-	if err := within(budgetArgon2,
+	if err := c.within(budgetArgon2,
 		bound{"m", uint64(a.m), uint64(lim.Argon2MaxMemoryKiB)},
 		bound{"t", uint64(a.t), uint64(lim.Argon2MaxPasses)},
 		bound{"p", uint64(a.p), uint64(lim.Argon2MaxLanes)},
@@ -221,7 +221,7 @@ func verifyScryptCrypt(c call, raw string, pw []byte) (bool, error) {
 		return false, nil // libxcrypt refuses these (as scrypt's paper does)
 	}
 	lim := c.limits()
-	if err := within(budgetScrypt,
+	if err := c.within(budgetScrypt,
 		bound{"N", n, uint64(lim.ScryptMaxN)},
 		bound{"r", uint64(r), uint64(lim.ScryptMaxR)},
 		bound{"p", uint64(p), uint64(lim.ScryptMaxP)},

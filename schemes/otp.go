@@ -147,7 +147,7 @@ func verifyOTP(c call, raw string, pw []byte, _ string) (bool, error) {
 	}
 	// Every step of the sequence is one hash: the stored value sets the
 	// work (up to 2^31).
-	if err := within(budgetOTP, bound{"sequence", uint64(st.seq), uint64(c.limits().OTPMaxSequence)}); err != nil {
+	if err := c.within(budgetOTP, bound{"sequence", uint64(st.seq), uint64(c.limits().OTPMaxSequence)}); err != nil {
 		return false, err
 	}
 	if err := c.begin(budgetOTP); err != nil {

@@ -74,7 +74,7 @@ func verifyPBKDF2(c call, raw string, pw []byte, _ string) (bool, error) {
 // iteration count).
 func (c call) beginPBKDF2(iter uint64, outLen, hashLen int) error {
 	blocks := uint64((outLen + hashLen - 1) / hashLen)
-	if err := within(budgetPBKDF2, bound{"iterations", mulSat(iter, blocks), uint64(c.limits().PBKDF2MaxIterations)}); err != nil {
+	if err := c.within(budgetPBKDF2, bound{"iterations", mulSat(iter, blocks), uint64(c.limits().PBKDF2MaxIterations)}); err != nil {
 		return err
 	}
 	return c.begin(budgetPBKDF2)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // SCRAM-SHA-1 / SCRAM-SHA-256 stored keys (§3, RFC 5802 §3, RFC 7677):
@@ -108,7 +109,7 @@ func verifySCRAM(c call, name string, raw string, pw []byte) (bool, error) {
 	}
 	// The count comes from the stored value (Dovecot accepts up to
 	// INT_MAX, hours of work).
-	if err := within(budgetSCRAM, bound{"iterations", uint64(cred.Iterations), uint64(c.limits().SCRAMMaxIterations)}); err != nil {
+	if err := c.within(budgetSCRAM, bound{"iterations", uint64(cred.Iterations), uint64(c.limits().SCRAMMaxIterations)}); err != nil {
 		return false, err
 	}
 	if err := c.begin(budgetSCRAM); err != nil {
@@ -136,13 +137,45 @@ func generateSCRAM(name string, pw []byte, rounds int) (string, error) {
 		}
 		iter = rounds
 	}
-	salt := randomBytes(scramSaltLen)
+	return scramValue(h, pw, randomBytes(scramSaltLen), iter)
+}
+
+// scramValue is the stored form of pw's keys under salt and iter.
+func scramValue(h func() hash.Hash, pw, salt []byte, iter int) (string, error) {
 	stored, server, err := scramKeys(h, pw, salt, iter)
 	if err != nil {
 		return "", err
 	}
 	b := base64.StdEncoding
 	return strconv.Itoa(iter) + "," + b.EncodeToString(salt) + "," + b.EncodeToString(stored) + "," + b.EncodeToString(server), nil
+}
+
+// deriveSCRAM makes the credentials of a SCRAM exchange from a plaintext
+// password, salted with UserSalt: a user's salt is the same on every try,
+// as a stored one is, and as the made-up exchange of an unknown user
+// announces it.
+func deriveSCRAM(name string, pw []byte, user string) (string, error) {
+	h, _, err := scramHash(name)
+	if err != nil {
+		return "", err
+	}
+	return scramValue(h, pw, UserSalt(name, user), scramDefaultIterations)
+}
+
+// userSaltKey keys UserSalt for the life of the process.
+var userSaltKey = sync.OnceValue(func() []byte { return randomBytes(32) })
+
+// UserSalt is the 16-byte salt a SCRAM exchange announces for a user
+// without a stored one: credentials derived from a plaintext password,
+// and the made-up exchange that answers for an unknown user (so that the
+// two cannot be told apart). A keyed hash of scheme and user name: stable
+// while the process runs, not computable outside it.
+func UserSalt(scheme, user string) []byte {
+	mac := hmac.New(sha256.New, userSaltKey())
+	mac.Write([]byte(strings.ToUpper(scheme)))
+	mac.Write([]byte{0})
+	mac.Write([]byte(user))
+	return mac.Sum(nil)[:scramSaltLen]
 }
 
 func verifySCRAMSHA1(c call, raw string, pw []byte, _ string) (bool, error) {

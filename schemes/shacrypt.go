@@ -90,7 +90,7 @@ func shaCryptVerify(c call, stored string, pw []byte) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if err := within(budgetSHACrypt, bound{"rounds", uint64(set.rounds), uint64(c.limits().SHACryptMaxRounds)}); err != nil {
+	if err := c.within(budgetSHACrypt, bound{"rounds", uint64(set.rounds), uint64(c.limits().SHACryptMaxRounds)}); err != nil {
 		return false, err
 	}
 	if err := c.begin(budgetSHACrypt); err != nil {

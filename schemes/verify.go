@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/semaphore"
@@ -60,6 +61,34 @@ func (v *Verifier) Verify(ctx context.Context, schemeName, data string, password
 		return false, nil
 	}
 	return s.verify(call{ctx: ctx, v: v}, raw, password, user)
+}
+
+// Shape describes the cost of verifying data stored under scheme: the
+// scheme family and its cost parameters ("SHA-CRYPT rounds=5000",
+// "BLF-CRYPT cost=10", "ARGON2 m=65536 t=3 p=1 …"), or the scheme's name
+// for a scheme whose cost is fixed. Two values of the same shape cost the
+// same to verify, which is what the engine needs to make an unknown user
+// cost what a known one costs. Nothing is hashed for a costly scheme (the
+// measure stops at its limit check); a fixed-cost scheme is verified with
+// an empty password, which costs microseconds.
+func (v *Verifier) Shape(schemeName, data string) (string, error) {
+	s, enc, suffix, err := lookup(schemeName)
+	if err != nil {
+		return "", fmt.Errorf("%w %q", ErrUnknownScheme, clip(schemeName))
+	}
+	raw, err := decodeStored(data, s, enc, suffix != "")
+	if err != nil {
+		return "", err
+	}
+	var shape string
+	_, err = s.verify(call{ctx: context.Background(), v: v, shape: &shape}, raw, nil, "")
+	switch {
+	case errors.Is(err, errMeasured):
+		return shape, nil
+	case err != nil:
+		return "", err
+	}
+	return s.name, nil
 }
 
 // defaultVerifier serves the package-level Verify. Its limits are the

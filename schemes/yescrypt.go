@@ -234,7 +234,7 @@ func verifyYescrypt(c call, raw string, pw []byte) (bool, error) {
 	if !yescryptValid(p) {
 		return false, nil
 	}
-	if err := yescryptWithin(c.limits(), p); err != nil {
+	if err := yescryptWithin(c, p); err != nil {
 		return false, err
 	}
 	release, err := c.reserve(budgetYescrypt, yescryptMemoryKiB(p))
@@ -260,12 +260,13 @@ func verifyYescrypt(c call, raw string, pw []byte) (bool, error) {
 // time follows N·r per pass and t adds passes; in the flavours without
 // the RW mode (classic scrypt, WORM) every lane fills its own N blocks, so
 // it is also multiplied by p there.
-func yescryptWithin(lim *Limits, p yescryptParams) error {
+func yescryptWithin(c call, p yescryptParams) error {
+	lim := c.limits()
 	work := mulSat(p.n, uint64(p.r), uint64(p.t)+1)
 	if p.flags&ysRW == 0 {
 		work = mulSat(work, uint64(p.p))
 	}
-	return within(budgetYescrypt,
+	return c.within(budgetYescrypt,
 		bound{"N", p.n, uint64(lim.YescryptMaxN)},
 		bound{"r", uint64(p.r), uint64(lim.YescryptMaxR)},
 		bound{"p", uint64(p.p), uint64(lim.YescryptMaxP)},

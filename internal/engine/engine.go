@@ -2,14 +2,11 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,6 +110,7 @@ type Engine struct {
 	log       *slog.Logger
 	verifySem *semaphore.Weighted
 	hashes    *schemes.Verifier // Settings.HashLimits and the memory budget
+	fallback  dummies           // the generated dummy hash, before any passdb saw one
 	obs       Observer
 	cache     *cache.Cache     // nil: off (every method of a nil cache is a no-op)
 	limiter   *limiter.Limiter // nil: no brute-force defence
@@ -132,9 +130,7 @@ type passdb struct {
 	failing  atomic.Bool
 	id       int
 	cacheKey *vars.Template // nil: answers not cached
-	dummy    sync.Map       // scheme -> dummy data, for unknown users (see verifyDummy)
-	lastMu   sync.Mutex
-	last     string // scheme of the last user found, so unknown users cost the same
+	dummies  dummies        // the shapes of its stored hashes, for equal-cost failures
 }
 
 type userdb struct {
@@ -319,30 +315,6 @@ func cheapScheme(s string) bool {
 	return false
 }
 
-// verifyDummy spends the time a real verification would, for a user that
-// does not exist, so that an unknown user is indistinguishable from a wrong
-// password by timing (design.md house rule 4). It verifies against a
-// random hash of the scheme the passdb last returned.
-func (e *Engine) verifyDummy(ctx context.Context, p *passdb, password []byte) {
-	p.lastMu.Lock()
-	scheme := p.last
-	p.lastMu.Unlock()
-	if scheme == "" {
-		scheme = "SHA512-CRYPT"
-	}
-	v, ok := p.dummy.Load(scheme)
-	if !ok {
-		var rnd [16]byte
-		_, _ = rand.Read(rnd[:])
-		data, err := schemes.Generate(scheme, []byte(hex.EncodeToString(rnd[:])), "dummy", 0)
-		if err != nil {
-			return
-		}
-		v, _ = p.dummy.LoadOrStore(scheme, data)
-	}
-	_, _ = e.verify(ctx, scheme, v.(string), password, "dummy")
-}
-
 // noteAnswer keeps the passdb's readiness: failing after a lookup that
 // could not tell (unless the request itself gave up), healthy again after
 // the backend answered (an answer served from the cache proves nothing).
@@ -353,15 +325,6 @@ func (p *passdb) noteAnswer(ctx context.Context, err error, fromCache bool) {
 	case err == nil && !fromCache:
 		p.failing.Store(false)
 	}
-}
-
-func (p *passdb) noteScheme(s string) {
-	if s == "" {
-		return
-	}
-	p.lastMu.Lock()
-	p.last = s
-	p.lastMu.Unlock()
 }
 
 // hiddenPassdbFields are consumed by the auth server and never sent to a

@@ -39,6 +39,7 @@ type request struct {
 	failFields fields.Fields // the last failed passdb's fields, for FAIL replies
 	userdbF    fields.Fields // userdb_* prefetch fields
 	verified   bool          // a passdb already verified the password ("skip_password_check")
+	verifies   int           // password verifications done (equal-cost failures)
 	success    bool
 	internal   bool
 	noDelay    bool
@@ -75,6 +76,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		u, err := e.processName(loginName, r.vc)
 		if err != nil {
 			// Dovecot names the user as typed in such a FAIL.
+			e.equalCost(ctx, r, walkAuth, password)
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
@@ -82,7 +84,11 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return refused(info, u, authcid)
 		}
 		e.runPassdbs(ctx, r, walkAuth, password)
-		return withProxyPass(e.finishPass(r), password)
+		res := e.finishPass(r)
+		if res.Status != StatusOK && res.Status != StatusTempFail {
+			e.equalCost(ctx, r, walkAuth, password)
+		}
+		return withProxyPass(res, password)
 	}
 
 	// Master-user login (docs/protocol.md §5.3): the master authenticates with
@@ -101,7 +107,11 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	}
 	e.runPassdbs(ctx, r, walkMasterAuth, password)
 	if !r.success {
-		return e.finishPass(r)
+		res := e.finishPass(r)
+		if res.Status != StatusTempFail {
+			e.equalCost(ctx, r, walkMasterAuth, password)
+		}
+		return res
 	}
 	lu, err := e.ProcessName(loginName, info)
 	if err != nil {

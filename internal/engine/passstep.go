@@ -64,6 +64,11 @@ func (e *Engine) passdbStep(ctx context.Context, r *request, p *passdb, password
 	var err error
 	if v, ok := backends.SelfVerifier(p.Passdb); ok && check && !p.Deny {
 		lk, err = e.verifyPassdb(ctx, p, breq, v, password)
+		if err == nil && !lk.fromCache && lk.ans.Outcome != backends.Unknown && lk.ans.Outcome != backends.NoCredentials {
+			// The backend checked the password (a bind, PAM); for a user
+			// it does not know, it did no such work.
+			r.verifies++
+		}
 	} else {
 		lk, err = e.lookupPassdb(ctx, p, breq, force)
 	}
@@ -82,9 +87,6 @@ func (e *Engine) passdbStep(ctx context.Context, r *request, p *passdb, password
 	applyTemplates(&work, p.OverrideFields, r.vc)
 	fl := r.applyPassFields(&work, &userdbWork)
 	r.vc.Passdb = &work
-	if lk.ans.HasPassword {
-		p.noteScheme(lk.ans.Scheme)
-	}
 
 	result := e.passVerdict(ctx, r, p, lk, fl, password, check)
 	switch {
@@ -134,11 +136,9 @@ func (e *Engine) answerWithoutFields(ctx context.Context, r *request, p *passdb,
 	if p.Deny {
 		return pUnknown, true
 	}
-	if check && len(password) > 0 && !lk.selfChecked {
-		// A passdb that checks passwords itself (PAM) has spent its own
-		// time already.
-		e.verifyDummy(ctx, p, password)
-	}
+	// The request verifies a dummy at its end when nothing else was
+	// verified (VerifyPlain): an unknown user costs what a wrong password
+	// does.
 	r.reason = "unknown user"
 	r.failFields = work
 	return pUnknown, true
@@ -150,6 +150,7 @@ func (e *Engine) answerWithoutFields(ctx context.Context, r *request, p *passdb,
 func (e *Engine) refusal(ctx context.Context, r *request, work fields.Fields, lk passLookup, password []byte, check bool) passResult {
 	ans := lk.ans
 	if check && !lk.selfChecked && ans.HasPassword {
+		r.verifies++
 		if ok, err := e.verify(ctx, ans.Scheme, ans.Data, password, r.origUser); err == nil && !ok {
 			r.reason = "password mismatch"
 			r.failFields = work
@@ -274,7 +275,12 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 		c = e.cache
 	}
 	v, err := c.CheckPassword(lk.key, lk.entry, lk.fromCache, password, func() (bool, error) {
-		return e.verify(ctx, ans.Scheme, ans.Data, password, r.origUser)
+		r.verifies++
+		ok, err := e.verify(ctx, ans.Scheme, ans.Data, password, r.origUser)
+		if err == nil {
+			e.noteStored(p, ans.Scheme, ans.Data)
+		}
+		return ok, err
 	})
 	var over *schemes.OverBudgetError
 	switch {
@@ -285,6 +291,12 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 		e.log.Error("stored password hash over the cost budget", "passdb", p.label(), "user", r.user,
 			"scheme", over.Scheme, "param", over.Param, "value", over.Value, "limit", over.Limit)
 		r.reason = "stored password hash over the cost budget"
+		return pInternal
+	case err != nil && ctx.Err() != nil:
+		// The request ran out of time waiting for a verify slot (or a
+		// memory-hard hash's memory): nothing is wrong with the row.
+		e.log.Warn("password verification abandoned", "passdb", p.label(), "user", r.user, "err", err)
+		r.reason = "request timed out"
 		return pInternal
 	case err != nil:
 		e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", ans.Scheme, "err", err)

@@ -422,3 +422,45 @@ func TestHostileInputs(t *testing.T) {
 		}
 	}
 }
+
+// An unknown user's SCRAM exchange cannot be told from a known user's
+// until the proof fails: the first answer is a CONT with a salt that is
+// the same on every try (as a known user's is, stored or derived from a
+// plaintext password) and the usual iteration count, and the end is the
+// FAIL of a wrong password.
+func TestSCRAMUnknownUser(t *testing.T) {
+	eng := newEngine(t, userSets["default"])
+	first := func(user, pw string) (attrs map[string]string, rep Reply) {
+		t.Helper()
+		m := Defs["SCRAM-SHA-256"].New(newTestEnv(eng, nil, nil))
+		c := &scramClient{h: sha256.New, user: user, password: pw, cnonce: "fyko+d2lbbFgONRv9qkxdawL"}
+		rep = m.Step(context.Background(), c.first(), true)
+		if rep.Done {
+			t.Fatalf("%s: client-first ended the exchange: %+v", user, rep.Result)
+		}
+		fin, err := c.final(rep.Challenge)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		return c.serverFirstParsed, m.Step(context.Background(), fin, true)
+	}
+	known1, wrong := first("alice@example.com", "wrong")
+	known2, _ := first("alice@example.com", "wrong")
+	unknown1, fake := first("nosuch@example.com", "wrong")
+	unknown2, _ := first("nosuch@example.com", "wrong")
+	if known1["s"] != known2["s"] || unknown1["s"] != unknown2["s"] {
+		t.Errorf("salts change between tries: known %q %q, unknown %q %q", known1["s"], known2["s"], unknown1["s"], unknown2["s"])
+	}
+	if len(unknown1["s"]) != len(known1["s"]) || unknown1["i"] != known1["i"] || unknown1["s"] == known1["s"] {
+		t.Errorf("unknown user announces s=%q i=%s, known user s=%q i=%s", unknown1["s"], unknown1["i"], known1["s"], known1["i"])
+	}
+	if !fake.Done || fake.Result.Status != engine.StatusFail || fake.Final != nil {
+		t.Fatalf("unknown user's proof: %+v", fake)
+	}
+	if !wrong.Done || wrong.Result.Status != engine.StatusFail || wrong.Final != nil {
+		t.Fatalf("wrong password's proof: %+v", wrong)
+	}
+	if fake.Result.User != "nosuch@example.com" || len(fake.Result.Fields) != len(wrong.Result.Fields) {
+		t.Errorf("unknown user FAILs as %+v, a wrong password as %+v", fake.Result, wrong.Result)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/schemes"
@@ -73,7 +74,15 @@ func (m *scramMech) clientFirst(ctx context.Context, data []byte) Reply {
 		return fail("SCRAM: " + err.Error())
 	}
 	res, cred := m.env.lookupCredentials(ctx, cf.authzid, cf.username, m.scheme, "")
-	if res.Status != engine.StatusOK {
+	switch res.Status {
+	case engine.StatusOK:
+	case engine.StatusFail:
+		// An unknown user, or one without SCRAM credentials, must not be
+		// told from a known one by the first answer (Dovecot FAILs here,
+		// an enumeration oracle): the exchange goes on with a made-up
+		// salt and fails at the proof.
+		return m.serverFirstMessage(cf, res, fakeSCRAMSalt(m.scheme, cf.username), fakeIterations.Load(), nil)
+	default:
 		return done(res)
 	}
 	c, err := schemes.ParseSCRAMCredentials(m.scheme, string(cred))
@@ -81,9 +90,16 @@ func (m *scramMech) clientFirst(ctx context.Context, data []byte) Reply {
 		// mech-scram.c logs the parse error and fails plainly.
 		return proofMismatch(res, "invalid "+m.scheme+" credentials")
 	}
+	fakeIterations.Store(int64(c.Iterations))
 	// The salt goes out as stored (mech-scram.c copies the base64 text),
 	// so the iteration count and salt reach the client unchanged.
 	salt := strings.Split(string(cred), ",")[1]
+	return m.serverFirstMessage(cf, res, salt, int64(c.Iterations), &c)
+}
+
+// serverFirstMessage answers client-first; c is nil for a made-up
+// exchange, whose proof never verifies.
+func (m *scramMech) serverFirstMessage(cf scramClientFirst, res engine.Result, salt string, iterations int64, c *schemes.SCRAMCredentials) Reply {
 	n := scramServerNonceLen
 	if l := m.env.settings().scramNonceLen; l > 0 {
 		n = l
@@ -93,10 +109,12 @@ func (m *scramMech) clientFirst(ctx context.Context, data []byte) Reply {
 		return tempFail("no randomness for the SCRAM nonce")
 	}
 	m.first, m.snonce, m.res = cf, snonce, res
-	m.storedKey, m.serverKey = c.StoredKey, c.ServerKey
+	if c != nil {
+		m.storedKey, m.serverKey = c.StoredKey, c.ServerKey
+	}
 	// server-first-message = nonce "," salt "," iteration-count
 	// (RFC 5802 §7); nonce = client nonce + server nonce.
-	m.serverFirst = "r=" + cf.cnonce + snonce + ",s=" + salt + ",i=" + strconv.Itoa(c.Iterations)
+	m.serverFirst = "r=" + cf.cnonce + snonce + ",s=" + salt + ",i=" + strconv.FormatInt(iterations, 10)
 	m.state = 1
 	return Reply{Challenge: []byte(m.serverFirst)}
 }
@@ -133,6 +151,11 @@ func (m *scramMech) clientFinal(data []byte) Reply {
 	//   ClientKey       := ClientProof XOR ClientSignature
 	//   ServerSignature := HMAC(ServerKey, AuthMessage)
 	// and the proof holds when H(ClientKey) = StoredKey.
+	if m.storedKey == nil {
+		// The made-up exchange of an unknown user ends as a wrong
+		// password does, with the lookup's own reason for the log.
+		return proofMismatch(m.res, m.res.Reason)
+	}
 	authMessage := []byte(m.first.bare + "," + m.serverFirst + "," + withoutProof)
 	mac := hmac.New(m.hash, m.storedKey)
 	mac.Write(authMessage)
@@ -290,4 +313,20 @@ func parseSCRAMClientFinal(data []byte, gs2Header, nonce string, size int) (with
 		return "", nil, errors.New("invalid ClientProof length")
 	}
 	return s[:len(s)-len(last)-1], proof, nil
+}
+
+// fakeIterations is the iteration count a made-up exchange announces: the
+// count of the last real credentials served, Dovecot's default 4096 before
+// any.
+var fakeIterations = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(4096)
+	return &n
+}()
+
+// fakeSCRAMSalt is the salt a made-up exchange announces for username:
+// the one credentials derived from a plaintext password would have
+// (schemes.UserSalt), base64 as a stored salt is.
+func fakeSCRAMSalt(scheme, username string) string {
+	return base64.StdEncoding.EncodeToString(schemes.UserSalt(scheme, username))
 }
