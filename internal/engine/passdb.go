@@ -78,11 +78,11 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
-		if !e.beginAttempt(info, u, password) {
-			return refused(info, u, authcid)
+		if res, ok := e.beginAttempt(ctx, r, "", password); !ok {
+			return res
 		}
 		e.runPassdbs(ctx, r, walkAuth, password)
-		return withProxyPass(e.finishPass(r), password)
+		return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
 	}
 
 	// Master-user login (docs/protocol.md §5.3): the master authenticates with
@@ -92,8 +92,8 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 	}
 	r.setUser(mu)
-	if !e.beginAttempt(info, mu, password) {
-		return refused(info, mu, authcid)
+	if res, ok := e.beginAttempt(ctx, r, loginName, password); !ok {
+		return res
 	}
 	if !e.hasMasterPassdbs() {
 		r.reason = "master login without master passdbs"
@@ -128,7 +128,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return res
 		}
 	}
-	return withProxyPass(e.finishPass(r), password)
+	return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
 }
 
 // withProxyPass keeps the typed password for a proxy reply.
@@ -196,8 +196,12 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}, nil
 	}
 	r.setUser(u)
-	if !e.beginAttempt(info, u, nil) {
-		return refused(info, u, authcid), nil
+	login := ""
+	if masterName != "" {
+		login = loginName
+	}
+	if res, ok := e.beginAttempt(ctx, r, login, nil); !ok {
+		return res, nil
 	}
 	if masterName != "" && !e.hasMasterPassdbs() {
 		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
