@@ -65,9 +65,9 @@ func (r *request) setUser(u string) {
 // ends in a password check.
 func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid string, password []byte) Result {
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
-	r := &request{info: info, origUser: authcid}
+	r := &request{info: info, origUser: origName(authcid, masterName)}
 	r.vc = e.varsContext(info, "")
-	r.vc.OrigUser = authcid
+	r.vc.OrigUser = r.origUser
 	// %w is needed by some passdb templates; it lives only in this
 	// request's memory and is never logged.
 	r.vc.Password = string(password)
@@ -89,7 +89,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	// its own password against master passdbs, then becomes the login user.
 	mu, err := e.ProcessName(masterName, info)
 	if err != nil {
-		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
+		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}
 	}
 	r.setUser(mu)
 	if res, ok := e.beginAttempt(ctx, r, loginName, password); !ok {
@@ -97,7 +97,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	}
 	if !e.hasMasterPassdbs() {
 		r.reason = "master login without master passdbs"
-		return Result{Status: StatusFail, User: mu, OrigUser: authcid, Reason: r.reason}
+		return Result{Status: StatusFail, User: mu, OrigUser: r.origUser, Reason: r.reason}
 	}
 	e.runPassdbs(ctx, r, walkMasterAuth, password)
 	if !r.success {
@@ -105,7 +105,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	}
 	lu, err := e.ProcessName(loginName, info)
 	if err != nil {
-		return Result{Status: StatusAuthzFail, User: mu, OrigUser: authcid, Reason: err.Error()}
+		return Result{Status: StatusAuthzFail, User: mu, OrigUser: r.origUser, Reason: err.Error()}
 	}
 	if v, ok := r.extra.Get("login_user"); ok && v != "" {
 		lu = v
@@ -129,6 +129,17 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		}
 	}
 	return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
+}
+
+// origName is the name Dovecot keeps as the original user name
+// (%{orig_user}, original_user=): the authentication id, or in a master
+// login the master's name as sent, without "login*" before the separator
+// (auth_request_set_username splits it off first).
+func origName(authcid, masterName string) string {
+	if masterName != "" {
+		return masterName
+	}
+	return authcid
 }
 
 // withProxyPass keeps the typed password for a proxy reply.
@@ -184,16 +195,16 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		credUser = authcid
 	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
-	r := &request{info: info, origUser: authcid}
+	r := &request{info: info, origUser: origName(authcid, masterName)}
 	r.vc = e.varsContext(info, "")
-	r.vc.OrigUser = authcid
+	r.vc.OrigUser = r.origUser
 	first := loginName
 	if masterName != "" {
 		first = masterName
 	}
 	u, err := e.ProcessName(first, info)
 	if err != nil {
-		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}, nil
+		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}, nil
 	}
 	r.setUser(u)
 	login := ""
@@ -204,7 +215,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		return res, nil
 	}
 	if masterName != "" && !e.hasMasterPassdbs() {
-		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
+		return Result{Status: StatusFail, User: u, OrigUser: r.origUser, Reason: "master login without master passdbs"}, nil
 	}
 	w := walkLookup
 	if masterName != "" {
@@ -233,7 +244,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	if masterName != "" {
 		lu, err := e.ProcessName(loginName, info)
 		if err != nil {
-			return Result{Status: StatusAuthzFail, User: u, OrigUser: authcid, Reason: err.Error()}, nil
+			return Result{Status: StatusAuthzFail, User: u, OrigUser: r.origUser, Reason: err.Error()}, nil
 		}
 		res.MasterUser = u
 		res.User = lu
