@@ -19,8 +19,8 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/limiter"
-	"github.com/authd-project/authd/internal/policy"
 	"github.com/authd-project/authd/internal/metrics"
+	"github.com/authd-project/authd/internal/policy"
 )
 
 // DefaultConfigPath is read when no configuration file is named; without
