@@ -159,6 +159,7 @@ func policyLogins() []policyLogin {
 		{name: "invalid name", mech: "PLAIN", user: "in\xffvalid\"utf8", pass: "x",
 			replyGap: "Dovecot adds original_user= to the FAIL of a name it rejected; authd does not"},
 		{name: "master login", mech: "PLAIN", user: "admin@example.com", authz: "bob@example.com", pass: "master-pw"},
+		{name: "master login refused after authentication", mech: "PLAIN", user: "admin@example.com", authz: "alice@example.com", pass: "master-pw"},
 		{name: "master separator, wrong master password", mech: "PLAIN", user: "bob@example.com*admin@example.com", pass: "wrong"},
 		{name: "CRAM-MD5 right", mech: "CRAM-MD5", user: "bob@example.com", pass: "bob-pw"},
 		{name: "CRAM-MD5 wrong", mech: "CRAM-MD5", user: "bob@example.com", pass: "wrong"},
@@ -246,6 +247,11 @@ func TestPolicyServerDifferential(t *testing.T) {
 		if body["login"] == "blocked@example.com" {
 			return `{"status":-1,"msg":"Blocked by policy"}`
 		}
+		// Only the after-auth check of a master login knows the master
+		// (the "attributes" variant sends it).
+		if req, _ := body["req"].(map[string]any); req["master"] == "admin@example.com" && body["login"] == "alice@example.com" {
+			return `{"status":-1,"msg":"No masters for alice"}`
+		}
 		return `{"status":0,"msg":""}`
 	})
 	down := httptest.NewServer(http.NotFoundHandler())
@@ -280,6 +286,7 @@ func TestPolicyServerDifferential(t *testing.T) {
 func compareLogin(t *testing.T, ps *policyServer, l policyLogin, dead bool, dcSock, adSock, dcPath, adPath string) {
 	want := l.run(t, dcSock)
 	got := l.run(t, adSock)
+	t.Logf("Dovecot's reply: %q", want)
 	switch {
 	case got == want:
 	case l.replyGap != "":
