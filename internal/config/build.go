@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/policy"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -159,10 +160,6 @@ func (b *builder) rootSetting(n *conffile.Node) {
 // implement where ignoring them would silently weaken or change behaviour.
 func (b *builder) checkIgnoredAuth(name, v string, n *conffile.Node) {
 	switch name {
-	case "auth_policy_server_url":
-		if v != "" || n.Kind == conffile.ValueFile {
-			b.errs.add(n.Pos, "auth_policy_server_url: authd does not support Dovecot's auth policy server")
-		}
 	case "auth_proxy_self":
 		if v != "" {
 			b.warns.add(n.Pos, "auth_proxy_self is not supported by authd; proxy replies are never turned into local logins")
@@ -765,6 +762,7 @@ func (b *builder) finish() {
 		c.Userdbs = []DB{def}
 	}
 
+	b.finishPolicy(at)
 	b.finishGRPC()
 	b.finishListeners()
 
@@ -782,6 +780,25 @@ func onlyAnonymous(mechs []string) bool {
 		}
 	}
 	return len(mechs) > 0
+}
+
+// finishPolicy makes the checks Dovecot's auth settings make when a policy
+// server is set (auth-settings.c), each at the line of the setting at fault.
+func (b *builder) finishPolicy(at func(string) Pos) {
+	p := &b.cfg.Auth.Policy
+	if p.URL == "" {
+		return
+	}
+	if p.Nonce == "" {
+		b.errs.add(at("auth_policy_server_url"), "auth_policy_hash_nonce must be set when auth_policy_server_url is set (and be the same on every server the policy server hears from)")
+	}
+	bits, ok := policy.HashBits(p.HashMech)
+	switch {
+	case !ok:
+		b.errs.add(at("auth_policy_hash_mech"), "auth_policy_hash_mech: unknown hash %q (md4, md5, sha1, sha256, sha384, sha512, sha3-256, sha3-512 or size)", p.HashMech)
+	case p.HashTruncate >= bits:
+		b.errs.add(at("auth_policy_hash_truncate"), "auth_policy_hash_truncate is not smaller than the digest size (%d >= %d)", p.HashTruncate, bits)
+	}
 }
 
 func (b *builder) finishGRPC() {

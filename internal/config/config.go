@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/policy"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -74,6 +75,10 @@ type Auth struct {
 	FirstValidGID, LastValidGID uint32 // default 1, 0
 
 	WorkerMaxCount int // auth_worker_max_count, accepted for compatibility (default 30)
+
+	// Policy holds the auth_policy_* settings: Dovecot's auth policy
+	// server hook (weakforced, Nauthilus), on when Policy.URL is set.
+	Policy policy.Settings
 }
 
 // DriverSetting is one inline driver setting of a passdb/userdb block.

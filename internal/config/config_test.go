@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/policy"
 )
 
 const minimal = "passdb {\n  driver = pam\n}\n"
@@ -38,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		FirstValidUID:                  500,
 		FirstValidGID:                  1,
 		WorkerMaxCount:                 30,
+		Policy:                         defaultPolicy(t),
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("Auth defaults:\n got %+v\nwant %+v", a, want)
@@ -69,6 +72,71 @@ func TestDefaults(t *testing.T) {
 	}
 	if len(c.Ignored) != 0 || len(c.Warnings) != 0 || len(c.Files) != 0 {
 		t.Errorf("Ignored %v Warnings %v Files %v", c.Ignored, c.Warnings, c.Files)
+	}
+}
+
+func defaultPolicy(t *testing.T) policy.Settings {
+	t.Helper()
+	attrs, err := policy.ParseAttributes(policy.DefaultAttributes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.Settings{
+		Timeout: 2 * time.Second, HashMech: "sha256", HashTruncate: 12, Attributes: attrs,
+		CheckBeforeAuth: true, CheckAfterAuth: true, ReportAfterAuth: true,
+	}
+}
+
+func TestPolicySettings(t *testing.T) {
+	c := mustLoad(t, minimal+`
+auth_policy_server_url = https://wforce:secret@policy.example.com:8084/?
+auth_policy_server_api_header = Authorization:Basic d2ZvcmNlOnNlY3JldA==
+auth_policy_server_timeout_msecs = 500
+auth_policy_hash_mech = sha512
+auth_policy_hash_nonce = cluster-nonce
+auth_policy_hash_truncate = 16
+auth_policy_request_attributes = login=%{requested_username} pwhash=%{hashed_password} remote=%{rip} attrs/tls=%c
+auth_policy_reject_on_fail = yes
+auth_policy_check_before_auth = no
+auth_policy_check_after_auth = no
+auth_policy_report_after_auth = no
+auth_policy_log_only = yes
+`)
+	attrs, err := policy.ParseAttributes("login=%{requested_username} pwhash=%{hashed_password} remote=%{rip} attrs/tls=%c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Settings{
+		URL: "https://wforce:secret@policy.example.com:8084/?", APIHeader: "Authorization:Basic d2ZvcmNlOnNlY3JldA==",
+		Timeout: 500 * time.Millisecond, HashMech: "sha512", Nonce: "cluster-nonce", HashTruncate: 16, Attributes: attrs,
+		RejectOnFail: true, LogOnly: true,
+	}
+	if !reflect.DeepEqual(c.Auth.Policy, want) {
+		t.Errorf("Policy:\n got %+v\nwant %+v", c.Auth.Policy, want)
+	}
+	if err := c.Auth.Policy.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	if slices.ContainsFunc(c.Ignored, func(s string) bool { return strings.HasPrefix(s, "auth_policy") }) {
+		t.Errorf("auth_policy_* listed as ignored: %v", c.Ignored)
+	}
+	// authd check shows the settings without their secrets, and what it
+	// shows loads back.
+	var out bytes.Buffer
+	c.Dump(&out)
+	for _, secret := range []string{"secret", "cluster-nonce", "d2ZvcmNl"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("dump shows %q:\n%s", secret, out.String())
+		}
+	}
+	back, err := LoadBytes("dump.conf", out.Bytes())
+	if err != nil {
+		t.Fatalf("dump does not load: %v\n%s", err, out.String())
+	}
+	bp := back.Auth.Policy
+	if bp.URL != "https://wforce:xxxxx@policy.example.com:8084/?" || bp.Nonce != "<hidden>" || bp.HashTruncate != 16 ||
+		bp.Attributes.String() != attrs.String() || !bp.LogOnly || bp.CheckBeforeAuth {
+		t.Errorf("loaded back %+v", bp)
 	}
 }
 
@@ -126,6 +194,7 @@ shutdown_timeout = 500 ms
 		LastValidGID:                   70000,
 		WorkerMaxCount:                 5,
 		CacheVerifyPasswordFingerprint: false,
+		Policy:                         defaultPolicy(t),
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("Auth:\n got %+v\nwant %+v", a, want)
@@ -238,7 +307,19 @@ func TestSemanticChecks(t *testing.T) {
 			`t.conf:23: unknown setting "bad" in mailbox { }`,
 		}},
 		{"dovecot 1.x auth section", minimal + "auth default {\n mechanisms = plain\n}\n", []string{"t.conf:4: the Dovecot 1.x auth { } section is not supported"}},
-		{"policy server", minimal + "auth_policy_server_url = http://x/\nauth_policy_hash_nonce = x\n", []string{"t.conf:4: auth_policy_server_url: authd does not support"}},
+		{"policy server without nonce", minimal + "auth_policy_hash_mech = md5\n\nauth_policy_server_url = http://x/\n", []string{"t.conf:6: auth_policy_hash_nonce must be set"}},
+		{"policy hash", minimal + "auth_policy_server_url = https://x/\nauth_policy_hash_nonce = n\nauth_policy_hash_mech = SHA256\n", []string{`t.conf:6: auth_policy_hash_mech: unknown hash "SHA256"`}},
+		{"policy truncate", minimal + "auth_policy_server_url = https://x/\nauth_policy_hash_nonce = n\nauth_policy_hash_mech = md5\nauth_policy_hash_truncate = 128\n", []string{"t.conf:7: auth_policy_hash_truncate is not smaller than the digest size (128 >= 128)"}},
+		{"policy values", minimal + "auth_policy_server_url = ftp://x/\nauth_policy_server_timeout_msecs = 2s\nauth_policy_request_attributes = login=%u pwhash\nauth_policy_server_api_header = Bad Name:v\nauth_policy_log_only = maybe\nauth_policy_request_attributes = login=%{nosuch}\n", []string{
+			`t.conf:4: auth_policy_server_url: "ftp://x/" is not an http:// or https:// URL`,
+			`t.conf:5: auth_policy_server_timeout_msecs:`,
+			`t.conf:6: auth_policy_request_attributes: "pwhash" is not a list of key=value pairs`,
+			`t.conf:7: auth_policy_server_api_header: "Bad Name" is not a valid header name`,
+			`t.conf:8: auth_policy_log_only:`,
+			`t.conf:9: auth_policy_request_attributes: login: unknown variable nosuch`,
+		}},
+		// Checked only when a server is set, as Dovecot checks them.
+		{"policy off", minimal + "auth_policy_hash_mech = nonsense\nauth_policy_hash_truncate = 9999\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

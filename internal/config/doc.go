@@ -30,9 +30,12 @@
 //     mechanism, ANONYMOUS without auth_anonymous_username, pass=yes on the
 //     last passdb, no passdb) are configuration errors here.
 //   - Auth features authd lacks are errors rather than silently ignored:
-//     GSSAPI/NTLM/OTP mechanisms, auth_policy_server_url, auth settings or
-//     passdb/userdb inside protocol { } (Dovecot runs a per-protocol auth
-//     instance for those), inet_listener in service auth.
+//     GSSAPI/NTLM/OTP mechanisms, auth settings or passdb/userdb inside
+//     protocol { } (Dovecot runs a per-protocol auth instance for those),
+//     inet_listener in service auth.
+//   - auth_policy_* values Dovecot checks only when a request is made (the
+//     URL, the API header, auth_policy_request_attributes' syntax and
+//     variables) are checked at load; see internal/policy for the rest.
 //   - Only the names of ignored settings are checked, not their values.
 //   - Default sockets: as Dovecot's `service auth` defaults but without
 //     token-login/tokenlogin and without chown to $default_internal_user.

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/policy"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -53,6 +55,7 @@ func (c *Config) Dump(w io.Writer) {
 	d.kv("last_valid_uid", fmt.Sprint(a.LastValidUID))
 	d.kv("first_valid_gid", fmt.Sprint(a.FirstValidGID))
 	d.kv("last_valid_gid", fmt.Sprint(a.LastValidGID))
+	d.policy(a.Policy)
 	d.kv("log_format", c.Log.Format)
 	d.kv("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
 
@@ -245,4 +248,36 @@ func (d *dumper) hashBudget(l schemes.Limits) {
 		d.kv(k, strconv.FormatInt(v, 10))
 	}
 	d.close()
+}
+
+// policy writes the auth_policy_* settings. The nonce and the API header
+// are secrets, and so is a password in the URL: they are shown as
+// <hidden> (a value that loads back).
+func (d *dumper) policy(p policy.Settings) {
+	hidden := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		return "<hidden>"
+	}
+	server := p.URL
+	if u, err := url.Parse(p.URL); err == nil {
+		server = u.Redacted()
+	}
+	d.kv("auth_policy_server_url", server)
+	d.kv("auth_policy_server_api_header", hidden(p.APIHeader))
+	d.kv("auth_policy_server_timeout_msecs", strconv.FormatInt(p.Timeout.Milliseconds(), 10))
+	d.kv("auth_policy_hash_mech", p.HashMech)
+	d.kv("auth_policy_hash_nonce", hidden(p.Nonce))
+	d.kv("auth_policy_hash_truncate", strconv.Itoa(p.HashTruncate))
+	attrs := ""
+	if p.Attributes != nil {
+		attrs = p.Attributes.String()
+	}
+	d.kv("auth_policy_request_attributes", attrs)
+	d.kv("auth_policy_reject_on_fail", yesNo(p.RejectOnFail))
+	d.kv("auth_policy_check_before_auth", yesNo(p.CheckBeforeAuth))
+	d.kv("auth_policy_check_after_auth", yesNo(p.CheckAfterAuth))
+	d.kv("auth_policy_report_after_auth", yesNo(p.ReportAfterAuth))
+	d.kv("auth_policy_log_only", yesNo(p.LogOnly))
 }

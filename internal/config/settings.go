@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/policy"
 )
 
 // The settings authd reads, their defaults, and the Dovecot names it accepts
@@ -96,6 +97,46 @@ var authdSettings = map[string]setter{
 		c.Auth.WorkerMaxCount = int(n)
 		return nil
 	},
+
+	"auth_policy_server_url": func(c *Config, v string) error {
+		if v != "" {
+			if err := policy.CheckURL(v); err != nil {
+				return err
+			}
+		}
+		c.Auth.Policy.URL = v
+		return nil
+	},
+	"auth_policy_server_api_header": func(c *Config, v string) error {
+		_, _, err := policy.SplitAPIHeader(v)
+		c.Auth.Policy.APIHeader = v
+		return err
+	},
+	"auth_policy_server_timeout_msecs": func(c *Config, v string) error {
+		n, err := conffile.ParseUint32(v)
+		c.Auth.Policy.Timeout = time.Duration(n) * time.Millisecond
+		return err
+	},
+	"auth_policy_hash_mech":  str(func(c *Config) *string { return &c.Auth.Policy.HashMech }),
+	"auth_policy_hash_nonce": str(func(c *Config) *string { return &c.Auth.Policy.Nonce }),
+	"auth_policy_hash_truncate": func(c *Config, v string) error {
+		n, err := conffile.ParseUint32(v)
+		c.Auth.Policy.HashTruncate = int(n)
+		return err
+	},
+	"auth_policy_request_attributes": func(c *Config, v string) error {
+		a, err := policy.ParseAttributes(v)
+		if err != nil {
+			return err
+		}
+		c.Auth.Policy.Attributes = a
+		return nil
+	},
+	"auth_policy_reject_on_fail":    boolean(func(c *Config) *bool { return &c.Auth.Policy.RejectOnFail }),
+	"auth_policy_check_before_auth": boolean(func(c *Config) *bool { return &c.Auth.Policy.CheckBeforeAuth }),
+	"auth_policy_check_after_auth":  boolean(func(c *Config) *bool { return &c.Auth.Policy.CheckAfterAuth }),
+	"auth_policy_report_after_auth": boolean(func(c *Config) *bool { return &c.Auth.Policy.ReportAfterAuth }),
+	"auth_policy_log_only":          boolean(func(c *Config) *bool { return &c.Auth.Policy.LogOnly }),
 
 	// authd's own settings.
 	"auth_cache_password_fingerprint": boolean(func(c *Config) *bool { return &c.Auth.CacheVerifyPasswordFingerprint }),

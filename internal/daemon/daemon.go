@@ -21,6 +21,7 @@ import (
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
+	"github.com/authd-project/authd/internal/policy"
 )
 
 // DefaultConfigPath is read when no configuration file is named; without
@@ -112,6 +113,7 @@ type instance struct {
 	clients  []*dovecot.ClientServer // for the failure-delay queue metric
 	grpc     *grpcserver.Backend     // this instance's engine, as the gRPC server sees it
 	limiter  *limiter.Limiter        // the brute-force defence; nil when off
+	policy   *policy.Client          // the auth policy server's client; nil when off
 }
 
 // listener is one unix socket. Its handler is swapped on reload; the

@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/policy"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -29,6 +30,11 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		return nil, err
 	}
 	mechs, err := buildMechs(cfg)
+	if err != nil {
+		_ = eng.Close()
+		return nil, err
+	}
+	pol, err := d.policyFor(cfg)
 	if err != nil {
 		_ = eng.Close()
 		return nil, err
@@ -47,6 +53,15 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 	inst.shutdown = append(inst.shutdown, inst.grpc.Drain)
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
+	if inst.policy = pol; pol != nil {
+		// Its report workers live as long as the instance.
+		eng.SetPolicy(pol)
+		inst.wg.Add(1)
+		go func() {
+			defer inst.wg.Done()
+			pol.Run(ctx)
+		}()
+	}
 	if inst.limiter = d.limiterFor(cfg.Penalty); inst.limiter != nil {
 		eng.SetLimiter(inst.limiter)
 		inst.wg.Add(1)
@@ -266,8 +281,24 @@ func (d *daemon) retire(inst *instance, ctx context.Context) error {
 	wg.Wait()
 	inst.cancel()
 	inst.wg.Wait()
+	if inst.policy != nil {
+		inst.policy.Close()
+	}
 	errs = append(errs, inst.eng.Close())
 	return errors.Join(errs...)
+}
+
+// policyFor builds the auth policy server's client when
+// auth_policy_server_url is set (nil otherwise).
+func (d *daemon) policyFor(cfg *config.Config) (*policy.Client, error) {
+	if cfg.Auth.Policy.URL == "" {
+		return nil, nil
+	}
+	c, err := policy.New(cfg.Auth.Policy, policy.Options{Log: d.log})
+	if err != nil {
+		return nil, fmt.Errorf("auth policy server: %w", err)
+	}
+	return c, nil
 }
 
 // limiterFor returns the brute-force defence for p: the running one when

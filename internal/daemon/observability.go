@@ -12,6 +12,7 @@ import (
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
+	"github.com/authd-project/authd/internal/policy"
 )
 
 // The daemon's gRPC listener and metrics endpoint. Both outlive reloads:
@@ -33,8 +34,20 @@ func (d *daemon) initMetrics() error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := d.reg.Register(metrics.PolicyCollector(d.policyStats)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	d.metrics = m
 	return nil
+}
+
+// policyStats reads the current auth policy client (scrape time).
+func (d *daemon) policyStats() (policy.Stats, bool) {
+	inst := d.live.Load()
+	if inst == nil || inst.policy == nil {
+		return policy.Stats{}, false
+	}
+	return inst.policy.Stats(), true
 }
 
 // cacheStats reads the current instance's cache (scrape time).

@@ -87,6 +87,7 @@ func TestEqualCostFailures(t *testing.T) {
 		{"unknown master", "alice@x", "nosuch@x", "nope"},
 		{"wrong master password", "alice@x", "admin@x", "nope"},
 		{"master separator, unknown master", "", "alice@x*nosuch@x", "nope"},
+		{"master name error", "alice@x", "Bad Master!", "nope"},
 	}
 	for _, c := range cases {
 		before := len(obs.schemes)

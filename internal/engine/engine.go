@@ -114,6 +114,7 @@ type Engine struct {
 	obs       Observer
 	cache     *cache.Cache     // nil: off (every method of a nil cache is a no-op)
 	limiter   *limiter.Limiter // nil: no brute-force defence
+	policy    Policy           // nil: no auth policy server
 }
 
 // SetObserver installs o (nil removes it). Call it before serving.

@@ -335,3 +335,28 @@ func TestUserdbChain(t *testing.T) {
 		t.Fatalf("allow_all_users: %v", r.Status)
 	}
 }
+
+// In a master login the original user name is the master's, as sent:
+// Dovecot splits "login*master" before it keeps the original name
+// (%{orig_user}, original_user= in replies).
+func TestMasterOrigUser(t *testing.T) {
+	masters := pwfile(t, "admin@x:{PLAIN}masterpw::::::\n")
+	users := pwfile(t, "alice@x:{PLAIN}alicepw::::::\n")
+	e := newEngine(t, engine.Settings{MasterUserSeparator: "*"},
+		[]engine.DBSpec{pass(masters, func(s *engine.DBSpec) { s.Master = true }), pass(users)}, nil)
+	ctx := context.Background()
+	for _, tc := range []struct{ authzid, authcid, pw string }{
+		{"", "alice@x*Admin@x", "masterpw"},
+		{"", "alice@x*Admin@x", "wrong"},
+		{"alice@x", "Admin@x", "masterpw"},
+	} {
+		r := e.VerifyPlain(ctx, info, tc.authzid, tc.authcid, []byte(tc.pw))
+		if r.OrigUser != "Admin@x" {
+			t.Errorf("%q/%q: OrigUser %q, want Admin@x (%+v)", tc.authzid, tc.authcid, r.OrigUser, r)
+		}
+		cr, _ := e.LookupCredentials(ctx, info, tc.authzid, tc.authcid, "PLAIN", "")
+		if cr.OrigUser != "Admin@x" {
+			t.Errorf("credentials %q/%q: OrigUser %q", tc.authzid, tc.authcid, cr.OrigUser)
+		}
+	}
+}

@@ -66,9 +66,9 @@ func (r *request) setUser(u string) {
 // ends in a password check.
 func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid string, password []byte) Result {
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
-	r := &request{info: info, origUser: authcid}
+	r := &request{info: info, origUser: origName(authcid, masterName)}
 	r.vc = e.varsContext(info, "")
-	r.vc.OrigUser = authcid
+	r.vc.OrigUser = r.origUser
 	// %w is needed by some passdb templates; it lives only in this
 	// request's memory and is never logged.
 	r.vc.Password = string(password)
@@ -80,30 +80,32 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
 		}
 		r.setUser(u)
-		if !e.beginAttempt(info, u, password) {
-			return refused(info, u, authcid)
+		if res, ok := e.beginAttempt(ctx, r, "", password); !ok {
+			return res
 		}
 		e.runPassdbs(ctx, r, walkAuth, password)
 		res := e.finishPass(r)
 		if res.Status != StatusOK && res.Status != StatusTempFail {
 			e.equalCost(ctx, r, walkAuth, password)
 		}
-		return withProxyPass(res, password)
+		return e.Succeeded(ctx, info, withProxyPass(res, password))
 	}
 
 	// Master-user login (docs/protocol.md §5.3): the master authenticates with
 	// its own password against master passdbs, then becomes the login user.
 	mu, err := e.ProcessName(masterName, info)
 	if err != nil {
-		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
+		e.equalCost(ctx, r, walkMasterAuth, password)
+		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}
 	}
 	r.setUser(mu)
-	if !e.beginAttempt(info, mu, password) {
-		return refused(info, mu, authcid)
+	if res, ok := e.beginAttempt(ctx, r, loginName, password); !ok {
+		return res
 	}
 	if !e.hasMasterPassdbs() {
+		e.equalCost(ctx, r, walkMasterAuth, password)
 		r.reason = "master login without master passdbs"
-		return Result{Status: StatusFail, User: mu, OrigUser: authcid, Reason: r.reason}
+		return Result{Status: StatusFail, User: mu, OrigUser: r.origUser, Reason: r.reason}
 	}
 	e.runPassdbs(ctx, r, walkMasterAuth, password)
 	if !r.success {
@@ -115,7 +117,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	}
 	lu, err := e.ProcessName(loginName, info)
 	if err != nil {
-		return Result{Status: StatusAuthzFail, User: mu, OrigUser: authcid, Reason: err.Error()}
+		return Result{Status: StatusAuthzFail, User: mu, OrigUser: r.origUser, Reason: err.Error()}
 	}
 	if v, ok := r.extra.Get("login_user"); ok && v != "" {
 		lu = v
@@ -138,7 +140,18 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 			return res
 		}
 	}
-	return withProxyPass(e.finishPass(r), password)
+	return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
+}
+
+// origName is the name Dovecot keeps as the original user name
+// (%{orig_user}, original_user=): the authentication id, or in a master
+// login the master's name as sent, without "login*" before the separator
+// (auth_request_set_username splits it off first).
+func origName(authcid, masterName string) string {
+	if masterName != "" {
+		return masterName
+	}
+	return authcid
 }
 
 // withProxyPass keeps the typed password for a proxy reply.
@@ -194,23 +207,27 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		credUser = authcid
 	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
-	r := &request{info: info, origUser: authcid}
+	r := &request{info: info, origUser: origName(authcid, masterName)}
 	r.vc = e.varsContext(info, "")
-	r.vc.OrigUser = authcid
+	r.vc.OrigUser = r.origUser
 	first := loginName
 	if masterName != "" {
 		first = masterName
 	}
 	u, err := e.ProcessName(first, info)
 	if err != nil {
-		return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}, nil
+		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}, nil
 	}
 	r.setUser(u)
-	if !e.beginAttempt(info, u, nil) {
-		return refused(info, u, authcid), nil
+	login := ""
+	if masterName != "" {
+		login = loginName
+	}
+	if res, ok := e.beginAttempt(ctx, r, login, nil); !ok {
+		return res, nil
 	}
 	if masterName != "" && !e.hasMasterPassdbs() {
-		return Result{Status: StatusFail, User: u, OrigUser: authcid, Reason: "master login without master passdbs"}, nil
+		return Result{Status: StatusFail, User: u, OrigUser: r.origUser, Reason: "master login without master passdbs"}, nil
 	}
 	w := walkLookup
 	if masterName != "" {
@@ -239,7 +256,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	if masterName != "" {
 		lu, err := e.ProcessName(loginName, info)
 		if err != nil {
-			return Result{Status: StatusAuthzFail, User: u, OrigUser: authcid, Reason: err.Error()}, nil
+			return Result{Status: StatusAuthzFail, User: u, OrigUser: r.origUser, Reason: err.Error()}, nil
 		}
 		res.MasterUser = u
 		res.User = lu

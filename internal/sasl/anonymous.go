@@ -18,7 +18,7 @@ type anonymousMech struct {
 
 func newAnonymous(env *Env) Mechanism { return &anonymousMech{env: env} }
 
-func (m *anonymousMech) Step(_ context.Context, _ []byte, present bool) Reply {
+func (m *anonymousMech) Step(ctx context.Context, _ []byte, present bool) Reply {
 	if m.done {
 		return stepAfterEnd()
 	}
@@ -29,5 +29,5 @@ func (m *anonymousMech) Step(_ context.Context, _ []byte, present bool) Reply {
 	m.done = true
 	// The result looks like the engine's for that user: OK, and
 	// Anonymous, which adds the "anonymous" flag to OK (docs/protocol.md §1.5).
-	return done(engine.Result{Status: engine.StatusOK, User: m.env.anonymousUsername(), Anonymous: true})
+	return m.env.succeeded(ctx, engine.Result{Status: engine.StatusOK, User: m.env.anonymousUsername(), Anonymous: true}, nil)
 }

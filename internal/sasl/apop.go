@@ -55,7 +55,7 @@ func (m *apopMech) Step(ctx context.Context, data []byte, present bool) Reply {
 	if subtle.ConstantTimeCompare(h.Sum(nil), digest) != 1 {
 		return proofMismatch(res, "password mismatch")
 	}
-	return done(res)
+	return m.env.succeeded(ctx, res, nil)
 }
 
 // validChallenge applies mech-apop.c's sscanf("<%lx.%lx.%lx.") check: the

@@ -78,7 +78,7 @@ func (m *cramMD5Mech) Step(ctx context.Context, data []byte, present bool) Reply
 		if subtle.ConstantTimeCompare(want, resp) != 1 {
 			return proofMismatch(res, "password mismatch")
 		}
-		return done(res)
+		return m.env.succeeded(ctx, res, nil)
 	}
 	return stepAfterEnd()
 }

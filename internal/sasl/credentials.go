@@ -47,6 +47,17 @@ func (e *Env) failAsUser(name, reason string) Reply {
 	return done(res)
 }
 
+// succeeded ends an exchange whose proof verified: the engine may still
+// refuse it (Engine.Succeeded). final is the server's last data (SCRAM v=,
+// DIGEST-MD5 rspauth=), not sent on a refusal.
+func (e *Env) succeeded(ctx context.Context, res engine.Result, final []byte) Reply {
+	res = e.Engine.Succeeded(ctx, e.Info, res)
+	if res.Status != engine.StatusOK {
+		return done(res)
+	}
+	return Reply{Done: true, Result: res, Final: final}
+}
+
 // done wraps a final engine Result.
 func done(res engine.Result) Reply { return Reply{Done: true, Result: res} }
 

@@ -92,7 +92,7 @@ func (m *digestMD5Mech) Step(ctx context.Context, data []byte, present bool) Rep
 		}
 		// rspauth is the server's proof (RFC 2831 §2.1.3), sent as final
 		// data.
-		return Reply{Done: true, Result: res, Final: append([]byte("rspauth="), rspauth...)}
+		return m.env.succeeded(ctx, res, append([]byte("rspauth="), rspauth...))
 	}
 	return stepAfterEnd()
 }

@@ -43,6 +43,12 @@ type Engine interface {
 	// so that a mechanism that fails after Dovecot would have set the
 	// user name (auth_request_set_username) names that user in FAIL.
 	ProcessName(name string, info *engine.Info) (string, error)
+	// Succeeded makes the engine's last check of a mechanism that
+	// succeeded without VerifyPlain (a proof checked against looked-up
+	// credentials, ANONYMOUS): the auth policy server's after-auth check,
+	// which Dovecot makes whenever a mechanism succeeds. It returns res or
+	// the failure that replaces it.
+	Succeeded(ctx context.Context, info *engine.Info, res engine.Result) engine.Result
 }
 
 // Env is the per-request environment a mechanism runs in.

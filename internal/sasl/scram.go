@@ -57,7 +57,7 @@ func (m *scramMech) Step(ctx context.Context, data []byte, present bool) Reply {
 		return m.clientFirst(ctx, data)
 	case 1:
 		m.state = 2
-		return m.clientFinal(data)
+		return m.clientFinal(ctx, data)
 	}
 	return stepAfterEnd()
 }
@@ -137,7 +137,7 @@ func (m *scramMech) serverNonce(n int) (string, error) {
 	return string(b), nil
 }
 
-func (m *scramMech) clientFinal(data []byte) Reply {
+func (m *scramMech) clientFinal(ctx context.Context, data []byte) Reply {
 	withoutProof, proof, err := parseSCRAMClientFinal(data, m.first.gs2Header, m.first.cnonce+m.snonce, m.hash().Size())
 	if err != nil {
 		// The user is known by now: FAIL names it, as Dovecot's does.
@@ -172,7 +172,7 @@ func (m *scramMech) clientFinal(data []byte) Reply {
 	mac.Write(authMessage)
 	// server-final-message = verifier = "v=" base64 (RFC 5802 §7).
 	final := "v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	return Reply{Done: true, Result: m.res, Final: []byte(final)}
+	return m.env.succeeded(ctx, m.res, []byte(final))
 }
 
 // scramClientFirst is the parsed client-first-message.

@@ -51,6 +51,10 @@ type Context struct {
 
 	Home string // %h; Dovecot 2.3's auth process never sets it, leave empty for identical output
 
+	// The auth policy request's own values (templates from ParsePolicy):
+	// %{requested_username} and %{hashed_password}.
+	RequestedUsername, HashedPassword string
+
 	Passdb, Userdb FieldLookup
 }
 
@@ -187,6 +191,33 @@ func lookupLong(name string) (varID, bool) {
 		}
 	}
 	return 0, false
+}
+
+// policyVar is one of the variables only auth policy requests have
+// (Dovecot's auth-policy.c adds them in front of the request table).
+type policyVar uint8
+
+const (
+	pvHashedPassword policyVar = iota
+	pvRequestedUsername
+)
+
+func lookupPolicy(name string) (policyVar, bool) {
+	switch name {
+	case "hashed_password":
+		return pvHashedPassword, true
+	case "requested_username":
+		return pvRequestedUsername, true
+	}
+	return 0, false
+}
+
+// policyValue returns a policy variable's value; Dovecot escapes both.
+func (c *Context) policyValue(v policyVar) string {
+	if v == pvHashedPassword {
+		return c.HashedPassword
+	}
+	return c.RequestedUsername
 }
 
 // userPart is Dovecot's t_strcut(s, '@'): everything before the first '@'.

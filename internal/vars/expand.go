@@ -145,6 +145,12 @@ func appendSimple(dst []byte, n *node, c *Context, esc func(string) string) []by
 		return c.appendValue(dst, n.id, esc)
 	case nPercent:
 		return append(dst, '%')
+	case nPolicy:
+		v := c.policyValue(n.pv)
+		if esc != nil {
+			v = esc(v)
+		}
+		return append(dst, v...)
 	case nProc:
 		pv := getProcessValues()
 		switch n.proc {

@@ -61,6 +61,14 @@ var hashMethods = map[string]struct {
 	"size":     {newSizeHash, 8},
 }
 
+// HashMethod returns the hash named as Dovecot 2.3 names its hash methods
+// (md4, md5, sha1, sha256, sha384, sha512, sha3-256, sha3-512, and size,
+// the byte count as a 64-bit big-endian number); names are lower case.
+func HashMethod(name string) (func() hash.Hash, bool) {
+	m, ok := hashMethods[name]
+	return m.new, ok
+}
+
 // parseUint is Dovecot's str_to_uint: decimal digits only, no sign, fits
 // in 32 bits.
 func parseUint(s string) (uint64, bool) {
@@ -201,7 +209,7 @@ func appendHash(dst []byte, h *hashSpec, c *Context, esc func(string) string) ([
 			digest = hh.Sum(digest[:0])
 		}
 	}
-	digest = truncateBits(digest, h.truncBits)
+	digest = TruncateBits(digest, h.truncBits)
 	dst = dst[:start]
 	switch h.format {
 	case fmtBase64:
@@ -213,9 +221,11 @@ func appendHash(dst []byte, h *hashSpec, c *Context, esc func(string) string) ([
 	return dst, nil
 }
 
-// truncateBits keeps the first bits of b, right-aligned in the fewest whole
-// bytes, as Dovecot's buffer_truncate_rshift_bits does.
-func truncateBits(b []byte, bits int) []byte {
+// TruncateBits keeps the first bits of b, right-aligned in the fewest whole
+// bytes, as Dovecot's buffer_truncate_rshift_bits does: 12 bits of
+// a1 b2 c3… are 0a 1b. It works in place; b is returned whole when it has
+// no more than bits bits, or bits is not positive.
+func TruncateBits(b []byte, bits int) []byte {
 	if bits <= 0 || len(b)*8 < bits {
 		return b
 	}

@@ -25,6 +25,7 @@ const (
 	nField                   // %{passdb:...} / %{userdb:...}
 	nHash                    // %{sha256:...} etc.
 	nIf                      // %{if;...}
+	nPolicy                  // %{hashed_password}, %{requested_username} (pv); ParsePolicy only
 	nBad                     // expands to lit verbatim and fails the expansion
 )
 
@@ -42,6 +43,7 @@ type node struct {
 	id      varID
 	proc    procKind
 	userdb  bool // nField: userdb instead of passdb
+	pv      policyVar
 	zeroPad bool
 	nmods   uint8
 	mods    [maxModifiers]byte
@@ -106,9 +108,23 @@ func ParseLenient(s string) *Template {
 	return p.template(s)
 }
 
+// ParsePolicy is Parse for auth_policy_request_attributes: Dovecot expands
+// those with two more variables, %{hashed_password} and
+// %{requested_username} (Context.HashedPassword, RequestedUsername).
+// Everywhere else they are unknown, as in Dovecot.
+func ParsePolicy(s string) (*Template, error) {
+	p := parser{src: s, policy: true}
+	t := p.template(s)
+	if p.err != nil {
+		return nil, p.err
+	}
+	return t, nil
+}
+
 type parser struct {
 	src     string
 	lenient bool
+	policy  bool // the auth policy variables are known
 	err     *ParseError
 	unknown []string
 }
@@ -318,6 +334,10 @@ func (p *parser) resolveLong(n *node, key string, pos int) {
 	if id, ok := lookupLong(key); ok {
 		n.kind = nVar
 		n.id = id
+		return
+	}
+	if pv, ok := lookupPolicy(key); ok && p.policy {
+		n.kind, n.pv = nPolicy, pv
 		return
 	}
 	switch key {

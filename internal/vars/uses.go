@@ -7,7 +7,8 @@ import "strings"
 // a long name or alias ("user", "local_ip" — aliases count as their
 // variable, so Uses("lip") is true for %{local_ip}), or one of the
 // function names "passdb", "userdb", "env", "hostname", "uid", "gid", "if"
-// or a hash method ("sha256").
+// or a hash method ("sha256"), or an auth policy variable
+// ("hashed_password", "requested_username").
 func (t *Template) Uses(name string) bool {
 	if t == nil {
 		return false
@@ -44,6 +45,9 @@ func (n *node) uses(name string, id varID, isVar bool) bool {
 		}
 	case nEnv:
 		return name == "env"
+	case nPolicy:
+		pv, ok := lookupPolicy(name)
+		return ok && pv == n.pv
 	case nField:
 		return n.userdb && name == "userdb" || !n.userdb && name == "passdb"
 	case nHash:

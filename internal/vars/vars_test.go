@@ -221,7 +221,7 @@ func TestTruncateBits(t *testing.T) {
 		{[]byte{0xab, 0xcd, 0xef}, 24, "abcdef"},
 	}
 	for _, tt := range tests {
-		if got := hex.EncodeToString(truncateBits(slices.Clone(tt.in), tt.bits)); got != tt.want {
+		if got := hex.EncodeToString(TruncateBits(slices.Clone(tt.in), tt.bits)); got != tt.want {
 			t.Errorf("truncate(%x, %d) = %s, want %s", tt.in, tt.bits, got, tt.want)
 		}
 	}
