@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,7 +59,9 @@ func TestGRPCAndMetrics(t *testing.T) {
 		{"test", []string{"--grpc", grpcAddr, "alice@example.com", "wonderland"}, 0, "auth succeeded"},
 		{"test", []string{"--grpc", grpcAddr, "-x", "service=imap", "alice@example.com", "wrong"}, 77, "auth failed"},
 		{"user", []string{"--grpc", grpcAddr, "alice@example.com"}, 0, "home\t/home/alice"},
-		{"user", []string{"--grpc", grpcAddr, "*"}, 0, "carol@example.com"},
+		// Listing users is an admin RPC: no plaintext TCP caller has the
+		// role (TestGRPCUnixSocket lists over a unix socket).
+		{"user", []string{"--grpc", grpcAddr, "*"}, 77, "needs the admin role"},
 		{"lookup", []string{"--grpc", grpcAddr, "nosuch@example.com"}, 67, "doesn't exist"},
 		{"test", []string{"--grpc", grpcAddr, "--tls-ca", "/nonexistent", "alice@example.com", "x"}, 64, "--tls-ca"},
 	} {
@@ -126,11 +129,16 @@ func TestGRPCAndMetrics(t *testing.T) {
 }
 
 // TestGRPCUnixSocket: grpc { listen = unix:PATH } serves plaintext
-// locally, without allow_plaintext_remote.
+// locally, without allow_plaintext_remote, and a peer uid in admin_uids
+// may list the users.
 func TestGRPCUnixSocket(t *testing.T) {
-	conf := baseConf + "grpc {\n  listen = unix:$DIR/run/grpc.sock\n}\n"
+	conf := baseConf + "grpc {\n  listen = unix:$DIR/run/grpc.sock\n  admin_uids = " + strconv.Itoa(os.Getuid()) + "\n}\n"
 	p := startAuthd(t, conf, "run/auth-client", baseUsers)
-	if out, code := authdCmd(t, "test", "--grpc", "unix:"+p.path("run/grpc.sock"), "alice@example.com", "wonderland"); code != 0 {
+	addr := "unix:" + p.path("run/grpc.sock")
+	if out, code := authdCmd(t, "test", "--grpc", addr, "alice@example.com", "wonderland"); code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
+	}
+	if out, code := authdCmd(t, "user", "--grpc", addr, "*"); code != 0 || !strings.Contains(out, "carol@example.com") {
+		t.Errorf("listing users as an admin: exit %d: %s", code, out)
 	}
 }

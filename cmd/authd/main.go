@@ -80,7 +80,8 @@ func usage(w io.Writer) {
                                      userdb lookup like 'doveadm user' (exit 0, 67 unknown, 75 failure); a mask lists users
   authd lookup -a SOCKET USER        passdb lookup like 'doveadm auth lookup'
       test, user and lookup take --grpc ADDR (host:port or unix:/path) instead of -a, with
-      --tls-ca FILE, --tls-cert FILE --tls-key FILE (mTLS), --tls, --tls-server-name NAME
+      --tls-ca FILE, --tls-cert FILE --tls-key FILE (mTLS), --tls, --tls-server-name NAME;
+      listing users over gRPC needs the admin role (admin_clients, or admin_uids on a unix: socket)
   authd penalty [-a SOCKET] [-n N]  list the addresses and accounts the brute-force defence refuses, and the
                                      ones failing most (on the auth-master socket, like 'doveadm penalty')
   authd penalty [-a SOCKET] reset ip|prefix|account KEY

@@ -57,9 +57,13 @@ type LookupAnswer struct {
 	Fields [][2]string
 }
 
-// errUsage marks an error in the request itself (exit 64); every other
-// error is "could not tell" (exit 75).
-var errUsage = errors.New("usage")
+// errUsage marks an error in the request itself (exit 64); errNoPerm a
+// request the server refuses to this caller (exit 77); every other error
+// is "could not tell" (exit 75).
+var (
+	errUsage  = errors.New("usage")
+	errNoPerm = errors.New("permission denied")
+)
 
 // transport asks authd; an error means no answer could be had.
 type transport interface {
@@ -104,8 +108,11 @@ func open(t Target, defaultSocket string) (transport, error) {
 
 // exitFor maps an error to an exit code.
 func exitFor(err error) int {
-	if errors.Is(err, errUsage) {
+	switch {
+	case errors.Is(err, errUsage):
 		return ExitUsage
+	case errors.Is(err, errNoPerm):
+		return ExitNoPerm
 	}
 	return ExitTempFail
 }

@@ -205,11 +205,12 @@ func (g *grpcTransport) Lookup(ctx context.Context, kind LookupKind, user string
 	return ans, nil
 }
 
-// List streams ListUsers.
+// List streams ListUsers. It is an admin RPC: a caller without the
+// admin role (docs/operations.md §5) gets exit 77, not "try again later".
 func (g *grpcTransport) List(ctx context.Context, mask string, _ []string, fn func(string)) error {
 	st, err := g.api.ListUsers(ctx, &authdv1.ListUsersRequest{Mask: mask})
 	if err != nil {
-		return rpcError(err)
+		return listError(err)
 	}
 	for {
 		m, err := st.Recv()
@@ -217,12 +218,19 @@ func (g *grpcTransport) List(ctx context.Context, mask string, _ []string, fn fu
 			return nil
 		}
 		if err != nil {
-			return rpcError(err)
+			return listError(err)
 		}
 		for _, u := range m.GetUsers() {
 			fn(u)
 		}
 	}
+}
+
+func listError(err error) error {
+	if status.Code(err) == codes.PermissionDenied {
+		return fmt.Errorf("%w: %s", errNoPerm, status.Convert(err).Message())
+	}
+	return rpcError(err)
 }
 
 // rpcError describes a gRPC error with its status. A malformed request is

@@ -20,8 +20,12 @@ import (
 // their exit codes: doveadm's, the same as over the sockets (the parity is
 // tested in cmd/authd against a running daemon).
 func TestClientCommands(t *testing.T) {
-	up := startGRPC(t, newEngine(t, testUsers))
-	down := startGRPC(t, newEngine(t, ""))
+	up := startGRPC(t, newEngine(t, testUsers)).Addr().String()
+	down := startGRPC(t, newEngine(t, "")).Addr().String()
+	// Listing users is for admins: a unix socket where this process's
+	// uid has the role.
+	admin := startAdminGRPC(t, newEngine(t, testUsers))
+	adminDown := startAdminGRPC(t, newEngine(t, ""))
 	// An address nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,30 +58,31 @@ func TestClientCommands(t *testing.T) {
 		out     string // exact stdout, or prefix when it ends in "…"
 		errPart string
 	}{
-		{"test ok", up.Addr().String(), test("alice@example.com", "secret", "service=imap", "rip=192.0.2.1"), 0,
+		{"test ok", up, test("alice@example.com", "secret", "service=imap", "rip=192.0.2.1"), 0,
 			"passdb: alice@example.com auth succeeded\nextra fields:\n  user=alice@example.com\n", ""},
-		{"test fields", up.Addr().String(), test("nl@example.com", "secret"), 0,
+		{"test fields", up, test("nl@example.com", "secret"), 0,
 			"passdb: nl@example.com auth succeeded\nextra fields:\n  user=nl@example.com\n  nologin\n  reason=Go_away\n", ""},
-		{"test wrong password", up.Addr().String(), test("alice@example.com", "wrong"), 77,
+		{"test wrong password", up, test("alice@example.com", "wrong"), 77,
 			"passdb: alice@example.com auth failed\nextra fields:\n  user=alice@example.com\n", ""},
-		{"test unknown user", up.Addr().String(), test("nobody@example.com", "secret"), 77,
+		{"test unknown user", up, test("nobody@example.com", "secret"), 77,
 			"passdb: nobody@example.com auth failed\nextra fields:\n  user=nobody@example.com\n", ""},
-		{"test backend down", down.Addr().String(), test("alice@example.com", "secret"), 75,
+		{"test backend down", down, test("alice@example.com", "secret"), 75,
 			"passdb: alice@example.com auth failed\n", "temporary authentication failure"},
 		{"test server unreachable", closed, test("alice@example.com", "secret"), 75,
 			"passdb: alice@example.com auth failed\n", "Unavailable"},
-		{"test bad parameter", up.Addr().String(), test("alice@example.com", "secret", "cert_username=x"), 64, "", "unknown parameter"},
-		{"user ok", up.Addr().String(), user("alice@example.com"), 0,
+		{"test bad parameter", up, test("alice@example.com", "secret", "cert_username=x"), 64, "", "unknown parameter"},
+		{"user ok", up, user("alice@example.com"), 0,
 			"field\tvalue\nuser\talice@example.com\nuid\t1000\ngid\t1000\nhome\t/home/alice\nmail\tmaildir:~/Maildir\n", ""},
-		{"user unknown", up.Addr().String(), user("nobody@example.com"), 67, "", "user nobody@example.com doesn't exist"},
-		{"user backend down", down.Addr().String(), user("alice@example.com"), 75, "", "userdb lookup failed for alice@example.com"},
-		{"user list", up.Addr().String(), user("*@example.com"), 0,
+		{"user unknown", up, user("nobody@example.com"), 67, "", "user nobody@example.com doesn't exist"},
+		{"user backend down", down, user("alice@example.com"), 75, "", "userdb lookup failed for alice@example.com"},
+		{"user list", admin, user("*@example.com"), 0,
 			"alice@example.com\nbob@example.com\nnl@example.com\npx@example.com\nnd@example.com\nbad@example.com\n", ""},
-		{"user list backend down", down.Addr().String(), user("*"), 75, "", "listing users failed"},
-		{"lookup ok", up.Addr().String(), lookup("px@example.com"), 0,
+		{"user list backend down", adminDown, user("*"), 75, "", "listing users failed"},
+		{"user list without the admin role", up, user("*"), 77, "", "needs the admin role"},
+		{"lookup ok", up, lookup("px@example.com"), 0,
 			"field\tvalue\nuser\tpx@example.com\nproxy\t\nhost\t10.0.0.5\nport\t143\nnodelay\t\n", ""},
-		{"lookup unknown", up.Addr().String(), lookup("nobody@example.com"), 67, "", "doesn't exist"},
-		{"lookup backend down", down.Addr().String(), lookup("alice@example.com"), 75, "", "passdb lookup failed"},
+		{"lookup unknown", up, lookup("nobody@example.com"), 67, "", "doesn't exist"},
+		{"lookup backend down", down, lookup("alice@example.com"), 75, "", "passdb lookup failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -161,10 +166,29 @@ func newEngine(t testing.TB, body string) *engine.Engine {
 	return eng
 }
 
+// startAdminGRPC serves eng over gRPC on a unix socket where this
+// process is admin, and returns its --grpc address.
+func startAdminGRPC(t testing.TB, eng *engine.Engine) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "authd-cli-") // short: sun_path is 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	addr := "unix:" + filepath.Join(dir, "grpc")
+	startGRPCWith(t, eng, config.GRPC{Listen: addr, AdminUIDs: []uint32{uint32(os.Getuid())}})
+	return addr
+}
+
 // startGRPC serves eng over gRPC on a loopback port.
 func startGRPC(t testing.TB, eng *engine.Engine) *grpcserver.Server {
 	t.Helper()
-	srv, err := grpcserver.New(config.GRPC{Listen: "127.0.0.1:0"}, grpcserver.Options{})
+	return startGRPCWith(t, eng, config.GRPC{Listen: "127.0.0.1:0"})
+}
+
+func startGRPCWith(t testing.TB, eng *engine.Engine, cfg config.GRPC) *grpcserver.Server {
+	t.Helper()
+	srv, err := grpcserver.New(cfg, grpcserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ const maxSuggestions = 50
 
 func newBuilder(o conffile.Options, main string) *builder {
 	b := &builder{
-		cfg:       &Config{Penalty: defaultPenalty(), HashBudget: schemes.DefaultLimits()},
+		cfg:       &Config{GRPC: DefaultGRPC(), Penalty: defaultPenalty(), HashBudget: schemes.DefaultLimits()},
 		opts:      o,
 		main:      main,
 		ignored:   map[string]bool{},
@@ -588,57 +588,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (b *builder) grpc(n *conffile.Node) {
-	if n.Label != "" {
-		b.errs.add(n.Pos, "grpc { } takes no name")
-	}
-	g := &b.cfg.GRPC
-	if g.Pos == (Pos{}) {
-		g.Pos = n.Pos
-	}
-	keys := []string{"allow_plaintext_remote", "listen", "tls_cert_file", "tls_client_ca_file", "tls_key_file"}
-	for _, c := range n.Children {
-		if c.IsInclude() {
-			continue
-		}
-		if c.Section {
-			b.errs.add(c.Pos, "section %q is not allowed in grpc { }", c.Key)
-			continue
-		}
-		if !contains(keys, c.Key) {
-			b.unknown(c.Pos, c.Key, "grpc { }", keys)
-			continue
-		}
-		v, ok := b.value(c, true)
-		if !ok {
-			continue
-		}
-		switch c.Key {
-		case "listen":
-			if v != "" {
-				if err := checkListen(v); err != nil {
-					b.errs.add(c.Pos, "listen: %v", err)
-					continue
-				}
-			}
-			g.Listen = v
-		case "tls_cert_file":
-			g.TLSCertFile = v
-		case "tls_key_file":
-			g.TLSKeyFile = v
-		case "tls_client_ca_file":
-			g.TLSClientCAFile = v
-		case "allow_plaintext_remote":
-			x, err := conffile.ParseBool(v)
-			if err != nil {
-				b.errs.add(c.Pos, "allow_plaintext_remote: %v", err)
-				continue
-			}
-			g.AllowPlaintextRemote = x
-		}
-	}
-}
-
 func (b *builder) metrics(n *conffile.Node) {
 	if n.Label != "" {
 		b.errs.add(n.Pos, "metrics { } takes no name")
@@ -798,21 +747,6 @@ func (b *builder) finishPolicy(at func(string) Pos) {
 		b.errs.add(at("auth_policy_hash_mech"), "auth_policy_hash_mech: unknown hash %q (md4, md5, sha1, sha256, sha384, sha512, sha3-256, sha3-512 or size)", p.HashMech)
 	case p.HashTruncate >= bits:
 		b.errs.add(at("auth_policy_hash_truncate"), "auth_policy_hash_truncate is not smaller than the digest size (%d >= %d)", p.HashTruncate, bits)
-	}
-}
-
-func (b *builder) finishGRPC() {
-	g := &b.cfg.GRPC
-	switch {
-	case (g.TLSCertFile == "") != (g.TLSKeyFile == ""):
-		b.errs.add(g.Pos, "grpc: tls_cert_file and tls_key_file must be set together")
-	case g.TLSClientCAFile != "" && g.TLSCertFile == "":
-		b.errs.add(g.Pos, "grpc: tls_client_ca_file needs tls_cert_file and tls_key_file")
-	case g.Listen != "" && g.TLSCertFile == "" && !isLoopback(g.Listen) && !strings.HasPrefix(g.Listen, "unix:") && !g.AllowPlaintextRemote:
-		b.errs.add(g.Pos, "grpc: listen = %s is not a loopback address and TLS is off; set tls_cert_file and tls_key_file, or allow_plaintext_remote = yes", g.Listen)
-	}
-	if g.Listen == "" && (g.TLSCertFile != "" || g.TLSClientCAFile != "") {
-		b.warns.add(g.Pos, "grpc { } has TLS settings but no listen; gRPC is off")
 	}
 }
 

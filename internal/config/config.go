@@ -120,16 +120,6 @@ type DB struct {
 	Pos            Pos
 }
 
-// GRPC is authd's own `grpc { }` section. gRPC is off when Listen is empty.
-type GRPC struct {
-	Listen               string // host:port
-	TLSCertFile          string
-	TLSKeyFile           string
-	TLSClientCAFile      string // set to require client certificates (mTLS)
-	AllowPlaintextRemote bool   // allow listening without TLS on a non-loopback address
-	Pos                  Pos
-}
-
 // Metrics is authd's own `metrics { }` section; off when Listen is empty.
 type Metrics struct {
 	Listen string // host:port of the HTTP /metrics endpoint

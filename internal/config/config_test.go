@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 	if c.BaseDir != "/run/authd" || c.ShutdownTimeout != 10*time.Second || c.Log.Format != "text" {
 		t.Errorf("BaseDir %q ShutdownTimeout %v Log %+v", c.BaseDir, c.ShutdownTimeout, c.Log)
 	}
-	if c.GRPC != (GRPC{}) || c.Metrics != (Metrics{}) {
+	if !reflect.DeepEqual(c.GRPC, DefaultGRPC()) || c.Metrics != (Metrics{}) {
 		t.Errorf("GRPC %+v Metrics %+v", c.GRPC, c.Metrics)
 	}
 	wantL := []Listener{
@@ -649,9 +649,10 @@ func TestDesignSample(t *testing.T) {
 	if postfix == nil || postfix.Role != RoleClient || postfix.Mode != 0o660 || postfix.User != "postfix" || postfix.Group != "postfix" {
 		t.Errorf("postfix listener %+v", postfix)
 	}
-	wantG := GRPC{Listen: "127.0.0.1:9389", TLSCertFile: "/etc/authd/tls.crt", TLSKeyFile: "/etc/authd/tls.key",
-		TLSClientCAFile: "/etc/authd/clients-ca.crt", Pos: c.GRPC.Pos}
-	if c.GRPC != wantG || c.Metrics.Listen != "127.0.0.1:9390" {
+	wantG := DefaultGRPC()
+	wantG.Listen, wantG.TLSCertFile, wantG.TLSKeyFile = "127.0.0.1:9389", "/etc/authd/tls.crt", "/etc/authd/tls.key"
+	wantG.TLSClientCAFile, wantG.Pos = "/etc/authd/clients-ca.crt", c.GRPC.Pos
+	if !reflect.DeepEqual(c.GRPC, wantG) || c.Metrics.Listen != "127.0.0.1:9390" {
 		t.Errorf("grpc %+v metrics %+v", c.GRPC, c.Metrics)
 	}
 }

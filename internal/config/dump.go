@@ -80,13 +80,7 @@ func (c *Config) Dump(w io.Writer) {
 	}
 	d.close()
 
-	d.open("grpc", "")
-	d.kv("listen", c.GRPC.Listen)
-	d.kv("tls_cert_file", c.GRPC.TLSCertFile)
-	d.kv("tls_key_file", c.GRPC.TLSKeyFile)
-	d.kv("tls_client_ca_file", c.GRPC.TLSClientCAFile)
-	d.kv("allow_plaintext_remote", yesNo(c.GRPC.AllowPlaintextRemote))
-	d.close()
+	d.grpc(c.GRPC)
 
 	d.open("metrics", "")
 	d.kv("listen", c.Metrics.Listen)

@@ -99,15 +99,15 @@ func setPenalty(p *Penalty, key, v string) error {
 	}
 	d, err := conffile.ParseDuration(v, false)
 	if err == nil && d <= 0 && key != "client_max_delay" && key != "max_delay" {
-		return errZeroWindow
+		return errNotPositiveDuration
 	}
 	*durations[key] = d
 	return err
 }
 
 var (
-	errTooLarge   = errors.New("at most 60000")
-	errTooFewKeys = errors.New("at least 1000")
-	errPositive   = errors.New("must be a whole number of at least 1")
-	errZeroWindow = errors.New("must be longer than 0")
+	errTooLarge            = errors.New("at most 60000")
+	errTooFewKeys          = errors.New("at least 1000")
+	errPositive            = errors.New("must be a whole number of at least 1")
+	errNotPositiveDuration = errors.New("must be longer than 0")
 )

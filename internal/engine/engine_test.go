@@ -173,6 +173,14 @@ func TestPassdbFields(t *testing.T) {
 	if r := e.VerifyPlain(ctx, localInfo, "", "local@x", []byte("p")); r.Status != engine.StatusOK {
 		t.Fatalf("allow_nets=local from a unix socket: %v", r.Status)
 	}
+	// A gRPC caller without an address is not local, whatever it leaves
+	// out, and matches no network either.
+	for _, user := range []string{"local@x", "net@x"} {
+		remote := &engine.Info{Service: "imap", Mech: "PLAIN", NotLocal: true}
+		if r := e.VerifyPlain(ctx, remote, "", user, []byte("p")); r.Status != engine.StatusFail {
+			t.Fatalf("%s without an address, not local: %v", user, r.Status)
+		}
+	}
 	check("net@x", "p", engine.StatusOK, "-")
 	check("far@x", "p", engine.StatusFail, "-")
 	check("failed@x", "p", engine.StatusFail, "-")

@@ -438,13 +438,13 @@ func (p *passdb) label() string {
 }
 
 // allowNets checks rip against an allow_nets list. "local" matches a
-// request without a remote IP (a unix-socket client).
-func allowNets(list, rip string) bool {
+// request without a remote IP (a unix-socket client) when local allows it.
+func allowNets(list, rip string, local bool) bool {
 	addr, err := netip.ParseAddr(rip)
 	hasIP := err == nil && rip != ""
 	for _, item := range strings.FieldsFunc(list, func(c rune) bool { return c == ',' || c == ' ' }) {
 		if item == "local" {
-			if !hasIP {
+			if !hasIP && local {
 				return true
 			}
 			continue

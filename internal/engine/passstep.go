@@ -194,13 +194,13 @@ func (r *request) applyPassFields(work, userdbWork *fields.Fields) passFlags {
 		case "noauthenticate":
 			fl.noauth = true
 		case "allow_nets":
-			fl.allowNetsOK = fl.allowNetsOK && allowNets(f.Value, r.info.RemoteIP)
+			fl.allowNetsOK = fl.allowNetsOK && allowNets(f.Value, r.info.RemoteIP, !r.info.NotLocal)
 		case "allow_real_nets":
 			rip := r.info.RealRemoteIP
 			if rip == "" {
 				rip = r.info.RemoteIP
 			}
-			fl.allowNetsOK = fl.allowNetsOK && allowNets(f.Value, rip)
+			fl.allowNetsOK = fl.allowNetsOK && allowNets(f.Value, rip, true)
 		case "password", "password_noscheme", "delay_until", "passdb_import":
 			// consumed
 		default:

@@ -49,7 +49,11 @@ type Info struct {
 	// its address alone (a trusted network); the protocol layer sets it
 	// only where that may be honoured (login sockets, trusted
 	// listeners).
-	NoPenalty, Debug                         bool
+	NoPenalty, Debug bool
+	// NotLocal: a request without RemoteIP still does not match
+	// allow_nets = local. The gRPC API sets it: its caller is a service
+	// acting for an end user elsewhere, not a local tool like doveadm.
+	NotLocal                                 bool
 	Session, SessionPID, LocalName, ClientID string
 	ClientPID                                string
 	Mech                                     string

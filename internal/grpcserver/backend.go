@@ -39,6 +39,9 @@ type Backend struct {
 	eng      Engine
 	cache    CacheFlusher
 	maxDelay time.Duration
+	// failureDelay is auth_failure_delay: a client whose deadline ends
+	// before it gets every answer at one moment (auth.go).
+	failureDelay time.Duration
 
 	mu     sync.Mutex
 	active int
@@ -46,11 +49,20 @@ type Backend struct {
 	idle   chan struct{} // closed once closed && active == 0
 }
 
+// settingsReader is how NewBackend learns auth_failure_delay;
+// *engine.Engine has it. An engine without it (a test's fake) delays
+// nothing, so it has no delay to learn.
+type settingsReader interface{ Settings() engine.Settings }
+
 // NewBackend wraps one configuration's engine. cache may be nil (no
 // cache). maxDelay bounds a failure's delay after the request arrived
 // (the engine applies auth_failure_delay and its escalation).
 func NewBackend(eng Engine, cache CacheFlusher, maxDelay time.Duration) *Backend {
-	return &Backend{eng: eng, cache: cache, maxDelay: maxDelay, idle: make(chan struct{})}
+	b := &Backend{eng: eng, cache: cache, maxDelay: maxDelay, idle: make(chan struct{})}
+	if sr, ok := eng.(settingsReader); ok {
+		b.failureDelay = sr.Settings().FailureDelay
+	}
+	return b
 }
 
 // acquire registers a request; false once Drain was called.

@@ -30,6 +30,17 @@
 // and a client that only checks result == OK, or a generic gRPC retry
 // policy, then does the right thing by default.
 //
+// # Roles and limits
+//
+// Authenticate, LookupPassdb and LookupUser are for every caller the
+// listener accepts; the other RPCs need the admin role, and the addresses
+// in RequestInfo are believed only from a trusted caller (roles.go,
+// docs/operations.md §5). Every limit grpc-go leaves open is set from
+// grpc { }: connections, streams per connection, message size, handshake
+// time, keepalive, request time and the number of answers held for the
+// failure delay. A client whose deadline is shorter than that delay gets
+// all its answers at one moment (auth.go).
+//
 // # Reloads
 //
 // The Server outlives configuration reloads: its listener and TLS state

@@ -98,6 +98,38 @@ func startGRPC(t testing.TB, cfg config.GRPC, b *grpcserver.Backend, o grpcserve
 	return srv
 }
 
+// socketPath is a fresh unix socket path, short enough for sun_path (108
+// bytes), removed when the test ends.
+func socketPath(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "authd-grpc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "grpc")
+}
+
+// startUnix starts a Server for cfg on a fresh unix socket and returns it
+// with a client connected to it.
+func startUnix(t testing.TB, cfg config.GRPC, b *grpcserver.Backend, o grpcserver.Options) (*grpcserver.Server, authdv1.AuthServiceClient) {
+	t.Helper()
+	cfg.Listen = "unix:" + socketPath(t)
+	srv := startGRPC(t, cfg, b, o)
+	return srv, authdv1.NewAuthServiceClient(dialConn(t, cfg.Listen, nil))
+}
+
+// myUID is the test process's uid, as a role list.
+func myUID() []uint32 { return []uint32{uint32(os.Getuid())} }
+
+// adminClient starts a Server over b on a unix socket where this process
+// has the admin role, and returns a client of it.
+func adminClient(t testing.TB, b *grpcserver.Backend, o grpcserver.Options) authdv1.AuthServiceClient {
+	t.Helper()
+	_, c := startUnix(t, config.GRPC{AdminUIDs: myUID()}, b, o)
+	return c
+}
+
 // dial connects a client to srv with the given transport credentials
 // (nil: plaintext).
 func dial(t testing.TB, srv *grpcserver.Server, tc *tls.Config) authdv1.AuthServiceClient {

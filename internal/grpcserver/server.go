@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
@@ -55,27 +56,31 @@ type Options struct {
 	// the overall status "" is SERVING for as long as the server runs.
 	// nil means always ready.
 	Ready func() error
-	// RequestTimeout bounds every request whose client set no shorter
-	// deadline. Default 150 s, the sockets' request timeout (docs/protocol.md
-	// §1.6).
-	RequestTimeout time.Duration
 }
 
 // ErrRestartRequired is returned by Reload when the new grpc { } section
 // changes what the listener is (address, TLS on or off, the plaintext
-// exception): the daemon must shut this Server down and start a new one.
-var ErrRestartRequired = errors.New("grpc: listen, TLS mode or allow_plaintext_remote changed; the gRPC listener must be restarted")
+// exception) or a limit the gRPC server was built with: the daemon must
+// shut this Server down and start a new one.
+var ErrRestartRequired = errors.New("grpc: listen, TLS mode, allow_plaintext_remote, reflection or a connection limit changed; the gRPC listener must be restarted")
 
 // Limits on requests. Names and passwords are bounded like the client
 // socket's 16 KiB lines bound them (docs/protocol.md §1.4): a password of 12 KiB
 // still fits (OAuth2 tokens are sent as passwords by some setups).
 const (
-	maxRecvMsg    = 64 << 10
 	maxNameLen    = 1024
 	maxPassLen    = 12 << 10
 	readyInterval = 5 * time.Second
 	// serviceName is the health-checked service.
 	serviceName = "authd.v1.AuthService"
+	// listTimeout bounds ListUsers at least this long: the master
+	// socket's request time, since listing a big directory takes a while.
+	listTimeout = 150 * time.Second
+	// The server's own keepalive: a connection silent for pingAfter is
+	// pinged, and closed when the ping is not answered within pingWait,
+	// so a vanished client does not keep its place under max_connections.
+	pingAfter = time.Minute
+	pingWait  = 20 * time.Second
 )
 
 // Server is the gRPC listener of the grpc { } section.
@@ -88,9 +93,22 @@ type Server struct {
 	tls     atomic.Pointer[tls.Config] // nil: plaintext
 	backend atomic.Pointer[Backend]
 	delay   *failureDelay
+	// What Reload may change while requests run.
+	policy     atomic.Pointer[policy]
+	reqTimeout atomic.Int64 // request_timeout, in ns
+
+	cutAnswers  atomic.Int64 // Authenticate answers given at a client's cut (auth.go)
+	deniedLog   rateLog      // admin RPCs refused
+	ignoredInfo atomic.Bool  // an untrusted caller's addresses were ignored (logged once)
+
+	// workers run the engine part of requests that were answered before
+	// it finished (auth.go); Shutdown waits for them.
+	workers     sync.WaitGroup
+	wmu         sync.Mutex
+	workersDone bool
 
 	mu       sync.Mutex
-	ln       net.Listener
+	ln       *capListener
 	started  bool
 	stopping bool
 	serveErr chan error
@@ -98,8 +116,37 @@ type Server struct {
 	pollDone chan struct{}
 }
 
+// withLimitDefaults gives every limit left at zero its default, so that a
+// GRPC written by hand (tests, tools) is as bounded as a loaded one.
+func withLimitDefaults(cfg config.GRPC) config.GRPC {
+	def := config.DefaultGRPC()
+	set := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	set(&cfg.HandshakeTimeout, def.HandshakeTimeout)
+	set(&cfg.RequestTimeout, def.RequestTimeout)
+	set(&cfg.KeepaliveMinTime, def.KeepaliveMinTime)
+	for _, n := range []struct {
+		v *int
+		d int
+	}{
+		{&cfg.MaxConnections, def.MaxConnections}, {&cfg.MaxMessageSize, def.MaxMessageSize}, {&cfg.MaxDelayedAnswers, def.MaxDelayedAnswers},
+	} {
+		if *n.v <= 0 {
+			*n.v = n.d
+		}
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = def.MaxStreams
+	}
+	return cfg
+}
+
 // New builds a Server for cfg: it reads the TLS files, but opens no
-// socket until Start. cfg is assumed to have passed config validation.
+// socket until Start. cfg is assumed to have passed config validation;
+// a limit left at zero takes its default (IdleTimeout 0 means never).
 func New(cfg config.GRPC, o Options) (*Server, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("grpc: no listen address")
@@ -107,19 +154,11 @@ func New(cfg config.GRPC, o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 150 * time.Second
-	}
-	s := &Server{cfg: cfg, opts: o, log: o.Log, delay: newFailureDelay(), health: health.NewServer()}
-	sopts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxRecvMsg),
-		// A TLS handshake that has not finished in 10 s is a stuck or
-		// hostile client, not a slow one.
-		grpc.ConnectionTimeout(10 * time.Second),
-		grpc.ChainUnaryInterceptor(s.recoverUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream),
-		grpc.StatsHandler(connCounter{o.Observer}),
-	}
+	cfg = withLimitDefaults(cfg)
+	s := &Server{cfg: cfg, opts: o, log: o.Log, delay: newFailureDelay(cfg.MaxDelayedAnswers), health: health.NewServer()}
+	s.policy.Store(newPolicy(cfg))
+	s.reqTimeout.Store(int64(cfg.RequestTimeout))
+	sopts := serverOptions(cfg, s)
 	if cfg.TLSCertFile != "" {
 		tc, err := loadTLS(cfg)
 		if err != nil {
@@ -139,10 +178,59 @@ func New(cfg config.GRPC, o Options) (*Server, error) {
 	s.gs = grpc.NewServer(sopts...)
 	authdv1.RegisterAuthServiceServer(s.gs, &service{s: s})
 	healthpb.RegisterHealthServer(s.gs, s.health)
-	reflection.Register(s.gs)
+	if cfg.Reflection {
+		reflection.Register(s.gs)
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.updateReadiness()
 	return s, nil
+}
+
+// serverOptions sets every limit grpc-go would otherwise leave open
+// (its defaults: unlimited streams per connection, 120 s to finish a
+// handshake, 4 MiB messages, no idle limit).
+func serverOptions(cfg config.GRPC, s *Server) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+		// A bigger request fails with RESOURCE_EXHAUSTED before it is
+		// decoded. Answers are bounded by what they carry (ListUsers
+		// sends batches of at most 64 KiB).
+		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
+		// TLS and the HTTP/2 preface must be done by then: a client that
+		// stalls in its handshake is cut, not kept.
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime: cfg.KeepaliveMinTime,
+			// Pools keep idle connections warm with pings; at one per
+			// MinTime that costs nothing, and idle_timeout still closes
+			// a connection that makes no calls.
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: cfg.IdleTimeout, // 0: grpc-go's "never"
+			Time:              pingAfter,
+			Timeout:           pingWait,
+		}),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authorizeUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.authorizeStream),
+		grpc.StatsHandler(connCounter{s.opts.Observer}),
+	}
+}
+
+// requestTimeout is request_timeout: the longest the engine may work on
+// one RPC when the client's deadline is later or absent.
+func (s *Server) requestTimeout() time.Duration { return time.Duration(s.reqTimeout.Load()) }
+
+// goWorker runs f on a goroutine Shutdown waits for; false once Shutdown
+// has begun (f is not run).
+func (s *Server) goWorker(f func()) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.workersDone {
+		return false
+	}
+	s.workers.Go(f)
+	return true
 }
 
 // loadTLS reads the certificate, key and client CA of cfg. With a client
@@ -233,11 +321,12 @@ func (s *Server) Start() error {
 			s.log.Warn("GRPC LISTENS WITHOUT TLS ON A NON-LOOPBACK ADDRESS: passwords cross the network in clear text (allow_plaintext_remote = yes)", "listen", ln.Addr().String())
 		}
 	}
-	s.ln = ln
+	capped := newCapListener(ln, s.cfg.MaxConnections, s.log)
+	s.ln = capped
 	s.started = true
 	s.serveErr = make(chan error, 1)
 	go func() {
-		err := s.gs.Serve(ln)
+		err := s.gs.Serve(capped)
 		if errors.Is(err, grpc.ErrServerStopped) {
 			err = nil
 		}
@@ -310,26 +399,47 @@ func (s *Server) Addr() net.Addr {
 // Reload applies a new grpc { } section. Certificate, key and client CA
 // are re-read from their files (also when the paths did not change:
 // renewed certificates take effect on SIGHUP) and used by the next
-// handshake; connections already open keep theirs. A change of address,
-// TLS on/off or allow_plaintext_remote returns ErrRestartRequired; a file
-// that cannot be read returns its error and the old TLS state stays.
+// handshake; connections already open keep theirs. The roles,
+// request_timeout and max_delayed_answers apply to the next request. A
+// change of address, TLS on/off, allow_plaintext_remote, reflection or a
+// limit the gRPC server was built with returns ErrRestartRequired; a
+// file that cannot be read returns its error and nothing changes.
 func (s *Server) Reload(cfg config.GRPC) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cfg.Listen != s.cfg.Listen || (cfg.TLSCertFile == "") != (s.cfg.TLSCertFile == "") ||
-		cfg.AllowPlaintextRemote != s.cfg.AllowPlaintextRemote {
+	cfg = withLimitDefaults(cfg)
+	if restartNeeded(s.cfg, cfg) {
 		return ErrRestartRequired
 	}
-	if cfg.TLSCertFile == "" {
-		return nil
+	if cfg.TLSCertFile != "" {
+		tc, err := loadTLS(cfg)
+		if err != nil {
+			return err
+		}
+		s.tls.Store(tc)
 	}
-	tc, err := loadTLS(cfg)
-	if err != nil {
-		return err
-	}
-	s.tls.Store(tc)
+	s.policy.Store(newPolicy(cfg))
+	s.reqTimeout.Store(int64(cfg.RequestTimeout))
+	s.delay.limit.Store(int64(cfg.MaxDelayedAnswers))
 	s.cfg = cfg
 	return nil
+}
+
+// Config is the grpc { } section in effect, limits at their defaults
+// where it left them zero.
+func (s *Server) Config() config.GRPC {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// restartNeeded reports whether going from a to b changes something the
+// listener or the grpc.Server was built with.
+func restartNeeded(a, b config.GRPC) bool {
+	return a.Listen != b.Listen || (a.TLSCertFile == "") != (b.TLSCertFile == "") ||
+		a.AllowPlaintextRemote != b.AllowPlaintextRemote || a.Reflection != b.Reflection ||
+		a.MaxConnections != b.MaxConnections || a.MaxStreams != b.MaxStreams || a.MaxMessageSize != b.MaxMessageSize ||
+		a.HandshakeTimeout != b.HandshakeTimeout || a.IdleTimeout != b.IdleTimeout || a.KeepaliveMinTime != b.KeepaliveMinTime
 }
 
 // Shutdown stops accepting, answers every delayed failure at once, lets
@@ -364,6 +474,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = fmt.Errorf("grpc: shutdown cut requests still running: %w", ctx.Err())
 	}
+	if werr := s.waitWorkers(ctx); werr != nil && err == nil {
+		err = werr
+	}
 	if started {
 		if serr := <-s.serveErr; serr != nil && err == nil {
 			err = serr
@@ -372,9 +485,56 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// DelayedFailures is the number of failed Authenticate answers waiting for
-// auth_failure_delay.
+// waitWorkers waits, until ctx ends, for the engine work of requests
+// already answered; no new one starts.
+func (s *Server) waitWorkers(ctx context.Context) error {
+	s.wmu.Lock()
+	s.workersDone = true
+	s.wmu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// The workers end with their engine call, bounded by
+		// request_timeout; the backend's Drain waits for them too.
+		return fmt.Errorf("grpc: shutdown left engine work running: %w", ctx.Err())
+	}
+}
+
+// DelayedFailures is the number of Authenticate answers held back:
+// failures waiting for auth_failure_delay, and the answers of clients
+// whose deadline is shorter than that delay.
 func (s *Server) DelayedFailures() int { return s.delay.Len() }
+
+// Stats are the listener's refusals, for metrics and tests.
+type Stats struct {
+	// RefusedConnections: connections closed at accept because
+	// max_connections were open.
+	RefusedConnections int64
+	// UndelayedAnswers: answers sent at once because
+	// max_delayed_answers were held already.
+	UndelayedAnswers int64
+	// AnsweredAtCut: Authenticate answers given shortly before the
+	// client's deadline because the client would not wait for a
+	// failure's delay (auth.go).
+	AnsweredAtCut int64
+}
+
+// Stats returns the counters since New.
+func (s *Server) Stats() Stats {
+	st := Stats{UndelayedAnswers: s.delay.skipped.Load(), AnsweredAtCut: s.cutAnswers.Load()}
+	s.mu.Lock()
+	if s.ln != nil {
+		st.RefusedConnections = s.ln.refused.Load()
+	}
+	s.mu.Unlock()
+	return st
+}
 
 // updateReadiness sets the service's health from Ready.
 func (s *Server) updateReadiness() {

@@ -36,56 +36,6 @@ const (
 	listBatchBytes = 64 << 10
 )
 
-func (v *service) Authenticate(ctx context.Context, req *authdv1.AuthenticateRequest) (*authdv1.AuthenticateResponse, error) {
-	start := time.Now()
-	if err := checkAuthRequest(req); err != nil {
-		return nil, err
-	}
-	// The engine sees a PLAIN login: passdbs restricted with
-	// `mechanisms =` treat it exactly as an AUTH PLAIN on a socket.
-	info, err := requestInfo(ctx, req.GetInfo(), "PLAIN")
-	if err != nil {
-		return nil, err
-	}
-	info.Protocol, info.Arrived = "grpc", start
-	rctx, cancel := context.WithTimeout(ctx, v.s.opts.RequestTimeout)
-	defer cancel()
-	var res engine.Result
-	var userdb *engine.Result
-	var release time.Time
-	// The engine part holds the backend; the failure delay below does not,
-	// so a reload need not wait for delayed answers.
-	err = v.s.withBackend(func(b *Backend) {
-		res, userdb = b.authenticate(rctx, info, req)
-		release = b.eng.FinishAuth(info, finalResult(res, userdb), b.maxDelay)
-	})
-	if err != nil {
-		return nil, err
-	}
-	st := finalResult(res, userdb).Status
-	if obs := v.s.opts.Observer; obs != nil {
-		obs.AuthRequest("grpc", "PLAIN", st, time.Since(start))
-	}
-	if st == engine.StatusTempFail {
-		// Not delayed: a temporary failure is no guess (docs/protocol.md §1.7).
-		if rctx.Err() != nil {
-			// The client's deadline (or ours) ended the request.
-			return nil, status.FromContextError(rctx.Err()).Err()
-		}
-		return nil, status.Error(codes.Unavailable, tempFailMessage(res.Fields))
-	}
-	resp := authResponse(res, userdb, st)
-	if !release.IsZero() {
-		// The failure leaves a fixed time after the request arrived, the
-		// same for an unknown user and a wrong password; the handler
-		// waits off the engine, so nothing else waits with it.
-		if err := v.s.delay.wait(ctx, time.Until(release)); err != nil {
-			return nil, err
-		}
-	}
-	return resp, nil
-}
-
 // checkAuthRequest refuses malformed names and passwords before any work.
 func checkAuthRequest(req *authdv1.AuthenticateRequest) error {
 	if err := checkName("user", req.GetUser()); err != nil {
@@ -200,11 +150,11 @@ func (v *service) LookupPassdb(ctx context.Context, req *authdv1.LookupPassdbReq
 	if err := checkName("user", req.GetUser()); err != nil {
 		return nil, err
 	}
-	info, err := requestInfo(ctx, req.GetInfo(), "")
+	info, err := v.s.requestInfo(ctx, req.GetInfo(), "")
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, v.s.opts.RequestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, v.s.requestTimeout())
 	defer cancel()
 	var res engine.Result
 	if err := v.s.withBackend(func(b *Backend) { res = b.eng.LookupPassdb(rctx, info, req.GetUser()) }); err != nil {
@@ -238,11 +188,11 @@ func (v *service) LookupUser(ctx context.Context, req *authdv1.LookupUserRequest
 	if err := checkName("user", req.GetUser()); err != nil {
 		return nil, err
 	}
-	info, err := requestInfo(ctx, req.GetInfo(), "")
+	info, err := v.s.requestInfo(ctx, req.GetInfo(), "")
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, v.s.opts.RequestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, v.s.requestTimeout())
 	defer cancel()
 	var res engine.Result
 	if err := v.s.withBackend(func(b *Backend) { res = b.eng.LookupUser(rctx, info, req.GetUser(), nil) }); err != nil {
@@ -272,7 +222,7 @@ func (v *service) ListUsers(req *authdv1.ListUsersRequest, stream grpc.ServerStr
 		return err
 	}
 	defer b.release()
-	ctx, cancel := context.WithTimeout(stream.Context(), v.s.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(stream.Context(), max(listTimeout, v.s.requestTimeout()))
 	defer cancel()
 	var batch []string
 	size := 0
@@ -366,42 +316,36 @@ var serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // requestInfo turns RequestInfo into the engine's Info. The gRPC peer is
 // the real_* address (the service that called us, like a proxy's address
-// in Dovecot), and stands in for the user's address when the request
-// gives none, so that leaving remote_ip out can never match
-// allow_nets = local.
-func requestInfo(ctx context.Context, ri *authdv1.RequestInfo, mech string) (*engine.Info, error) {
-	info := &engine.Info{Mech: mech, Service: "authd"}
+// in Dovecot).
+//
+// The end user's addresses in RequestInfo are believed only from a
+// trusted caller (trusted_clients, trusted_uids): from anyone else they
+// would choose the address allow_nets checks and the brute-force defence
+// counts, and any local user can reach a loopback listener. For an
+// untrusted caller the end user is at the peer's own address; a
+// unix-socket peer has none, so its failures count for the account only.
+// A request without a remote IP never matches allow_nets = local
+// (engine.Info.NotLocal): a gRPC caller is a service acting for someone
+// elsewhere, not a local tool.
+func (s *Server) requestInfo(ctx context.Context, ri *authdv1.RequestInfo, mech string) (*engine.Info, error) {
+	info := &engine.Info{Mech: mech, Service: "authd", NotLocal: true}
 	if p, ok := peer.FromContext(ctx); ok {
 		info.RealRemoteIP, info.RealRemotePort = addrParts(p.Addr)
 		info.RealLocalIP, info.RealLocalPort = addrParts(p.LocalAddr)
 	}
 	if ri != nil {
-		if ri.Service != "" {
-			if !serviceRE.MatchString(ri.Service) {
-				return nil, status.Error(codes.InvalidArgument, "info.service: 1-64 characters of A-Z a-z 0-9 . _ -")
+		// Checked also when they will be ignored: a malformed request is
+		// refused the same way from everyone.
+		if err := readRequestInfo(ri, info); err != nil {
+			return nil, err
+		}
+		claimed := info.RemoteIP != "" || info.LocalIP != "" || info.RemotePort != "" || info.LocalPort != ""
+		if claimed && !s.policy.Load().identify(ctx).trusted {
+			info.LocalIP, info.LocalPort, info.RemoteIP, info.RemotePort = "", "", "", ""
+			if s.ignoredInfo.CompareAndSwap(false, true) {
+				s.log.Warn("grpc: the addresses in RequestInfo from a caller that is not trusted are ignored; the connection's own address is used (trusted_clients, trusted_uids)")
 			}
-			info.Service = ri.Service
 		}
-		var err error
-		if info.LocalIP, err = checkIP("info.local_ip", ri.LocalIp); err != nil {
-			return nil, err
-		}
-		if info.RemoteIP, err = checkIP("info.remote_ip", ri.RemoteIp); err != nil {
-			return nil, err
-		}
-		if info.LocalPort, err = checkPort("info.local_port", ri.LocalPort); err != nil {
-			return nil, err
-		}
-		if info.RemotePort, err = checkPort("info.remote_port", ri.RemotePort); err != nil {
-			return nil, err
-		}
-		if ri.Secured {
-			info.Secured = "secured"
-		}
-		if len(ri.Session) > 256 || strings.ContainsFunc(ri.Session, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return nil, status.Error(codes.InvalidArgument, "info.session: longer than 256 bytes or contains control characters")
-		}
-		info.Session = ri.Session
 	}
 	if info.RemoteIP == "" {
 		info.RemoteIP, info.RemotePort = info.RealRemoteIP, info.RealRemotePort
@@ -410,6 +354,37 @@ func requestInfo(ctx context.Context, ri *authdv1.RequestInfo, mech string) (*en
 		info.LocalIP, info.LocalPort = info.RealLocalIP, info.RealLocalPort
 	}
 	return info, nil
+}
+
+// readRequestInfo checks ri and copies it into info.
+func readRequestInfo(ri *authdv1.RequestInfo, info *engine.Info) error {
+	if ri.Service != "" {
+		if !serviceRE.MatchString(ri.Service) {
+			return status.Error(codes.InvalidArgument, "info.service: 1-64 characters of A-Z a-z 0-9 . _ -")
+		}
+		info.Service = ri.Service
+	}
+	var err error
+	if info.LocalIP, err = checkIP("info.local_ip", ri.LocalIp); err != nil {
+		return err
+	}
+	if info.RemoteIP, err = checkIP("info.remote_ip", ri.RemoteIp); err != nil {
+		return err
+	}
+	if info.LocalPort, err = checkPort("info.local_port", ri.LocalPort); err != nil {
+		return err
+	}
+	if info.RemotePort, err = checkPort("info.remote_port", ri.RemotePort); err != nil {
+		return err
+	}
+	if ri.Secured {
+		info.Secured = "secured"
+	}
+	if len(ri.Session) > 256 || strings.ContainsFunc(ri.Session, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return status.Error(codes.InvalidArgument, "info.session: longer than 256 bytes or contains control characters")
+	}
+	info.Session = ri.Session
+	return nil
 }
 
 func addrParts(a net.Addr) (ip, port string) {

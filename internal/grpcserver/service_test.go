@@ -28,6 +28,8 @@ type fakeEngine struct {
 	verify func(ctx context.Context, info *engine.Info, authzid, authcid string) engine.Result
 	user   func(ctx context.Context, name string) engine.Result
 	list   func(ctx context.Context, mask string, fn func(string) bool) error
+	// finish, when set, is FinishAuth.
+	finish func(info *engine.Info, res engine.Result) time.Time
 }
 
 func (f *fakeEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, _ []byte) engine.Result {
@@ -46,8 +48,12 @@ func (f *fakeEngine) ListUsers(ctx context.Context, mask string, fn func(string)
 	return f.list(ctx, mask, fn)
 }
 
-// FinishAuth delays nothing: the fakes test the mapping, not the delay.
-func (f *fakeEngine) FinishAuth(*engine.Info, engine.Result, time.Duration) time.Time {
+// FinishAuth delays nothing unless finish says otherwise: the fakes test
+// the mapping, not the delay.
+func (f *fakeEngine) FinishAuth(info *engine.Info, res engine.Result, _ time.Duration) time.Time {
+	if f.finish != nil {
+		return f.finish(info, res)
+	}
 	return time.Time{}
 }
 
@@ -191,8 +197,8 @@ func TestDeadline(t *testing.T) {
 		t.Error("the engine's context had no deadline")
 	}
 
-	// Without a client deadline, RequestTimeout bounds the request.
-	srv2 := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{RequestTimeout: 50 * time.Millisecond})
+	// Without a client deadline, request_timeout bounds the request.
+	srv2 := startGRPC(t, config.GRPC{RequestTimeout: 50 * time.Millisecond}, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{})
 	_, err = dial(t, srv2, nil).Authenticate(context.Background(), &authdv1.AuthenticateRequest{User: "u", Password: []byte("p")})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("server timeout: got %v, want DEADLINE_EXCEEDED", err)
@@ -304,16 +310,19 @@ func TestInvalidArguments(t *testing.T) {
 	}
 }
 
-// TestRequestInfo: the request's connection data reaches the engine, and
-// without remote_ip the gRPC peer's address stands in for it.
+// TestRequestInfo: the request's connection data from a trusted caller
+// reaches the engine, and without remote_ip the gRPC peer's address
+// stands in for it.
 func TestRequestInfo(t *testing.T) {
 	infos := make(chan engine.Info, 2)
 	eng := &fakeEngine{verify: func(_ context.Context, info *engine.Info, _, _ string) engine.Result {
 		infos <- *info
 		return engine.Result{Status: engine.StatusOK}
 	}}
-	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{})
-	c := dial(t, srv, nil)
+	files := newTLSFiles(t)
+	srv := startGRPC(t, config.GRPC{TLSCertFile: files.serverCert, TLSKeyFile: files.serverKey, TLSClientCAFile: files.ca.CertFile,
+		TrustedClients: []string{"webmail.example.com"}}, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{})
+	c := dial(t, srv, files.clientTLS(t, true))
 	ctx := context.Background()
 	c.Authenticate(ctx, &authdv1.AuthenticateRequest{User: "u", Info: &authdv1.RequestInfo{
 		Service: "caldav", LocalIp: "192.0.2.2", LocalPort: 443, RemoteIp: "::ffff:198.51.100.7", RemotePort: 50000, Secured: true, Session: "s1",
@@ -385,8 +394,7 @@ func TestListUsers(t *testing.T) {
 		return nil
 	}}
 	rec := &recorder{}
-	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{Observer: rec})
-	c := dial(t, srv, nil)
+	c := adminClient(t, grpcserver.NewBackend(eng, nil, 0), grpcserver.Options{Observer: rec})
 	ctx := context.Background()
 	st, err := c.ListUsers(ctx, &authdv1.ListUsersRequest{Mask: "*"})
 	if err != nil {
@@ -431,15 +439,14 @@ func (c *countingCache) Flush(users []string) int {
 
 func TestFlushCache(t *testing.T) {
 	cache := &countingCache{}
-	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(statusEngine(engine.StatusOK), cache, 0), grpcserver.Options{})
-	c := dial(t, srv, nil)
+	c := adminClient(t, grpcserver.NewBackend(statusEngine(engine.StatusOK), cache, 0), grpcserver.Options{})
 	resp, err := c.FlushCache(context.Background(), &authdv1.FlushCacheRequest{Users: []string{"alice@example.com"}})
 	if err != nil || resp.GetRemoved() != 7 || len(cache.calls) != 1 || cache.calls[0][0] != "alice@example.com" {
 		t.Errorf("flush: %v %v %v", resp, err, cache.calls)
 	}
 	// No cache: nothing to flush, like CACHE-FLUSH on the master socket.
-	srv2 := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(statusEngine(engine.StatusOK), nil, 0), grpcserver.Options{})
-	resp, err = dial(t, srv2, nil).FlushCache(context.Background(), &authdv1.FlushCacheRequest{})
+	c2 := adminClient(t, grpcserver.NewBackend(statusEngine(engine.StatusOK), nil, 0), grpcserver.Options{})
+	resp, err = c2.FlushCache(context.Background(), &authdv1.FlushCacheRequest{})
 	if err != nil || resp.GetRemoved() != 0 {
 		t.Errorf("flush without cache: %v %v", resp, err)
 	}
@@ -455,7 +462,7 @@ func TestHealthAndReflection(t *testing.T) {
 		return nil
 	}
 	rec := &recorder{}
-	srv := startGRPC(t, config.GRPC{}, grpcserver.NewBackend(statusEngine(engine.StatusOK), nil, 0), grpcserver.Options{Ready: ready, Observer: rec})
+	srv := startGRPC(t, config.GRPC{Reflection: true}, grpcserver.NewBackend(statusEngine(engine.StatusOK), nil, 0), grpcserver.Options{Ready: ready, Observer: rec})
 	conn := dialConn(t, srv.Addr().String(), nil)
 	ctx := context.Background()
 

@@ -13,9 +13,19 @@
 // the gRPC status UNAVAILABLE, never with a result that looks like a wrong
 // password or an unknown user (docs/architecture.md, house rule 1: three outcomes, never two). It is
 // safe to retry. Other statuses: INVALID_ARGUMENT for a malformed request,
-// DEADLINE_EXCEEDED / CANCELLED when the client's deadline passed first,
-// PERMISSION_DENIED when a passdb refuses a lookup it found (the master
-// socket's FAIL), FAILED_PRECONDITION when no userdb can list users.
+// RESOURCE_EXHAUSTED for a request message over the server's
+// max_message_size (64 KiB by default), DEADLINE_EXCEEDED / CANCELLED when
+// the client's deadline passed first (see Authenticate), PERMISSION_DENIED
+// when a passdb refuses a lookup it found (the master socket's FAIL) or the
+// caller lacks the admin role an RPC needs, FAILED_PRECONDITION when no
+// userdb can list users.
+//
+// Roles (docs/operations.md §5). Every caller the listener accepts may call
+// Authenticate, LookupPassdb and LookupUser. ListUsers and FlushCache need
+// the admin role: a client certificate whose CN or a subject alternative
+// name is listed in admin_clients (mTLS), or on a unix-socket listener a
+// peer uid listed in admin_uids (root by default). A plaintext TCP caller
+// is never admin. Every other caller gets PERMISSION_DENIED for them.
 //
 // Strings are UTF-8, as proto3 requires; a user name or field value a
 // backend returns that is not valid UTF-8 is sent with U+FFFD in place of
@@ -114,18 +124,29 @@ func (AuthResult) EnumDescriptor() ([]byte, []int) {
 
 // RequestInfo describes the end user's connection to the calling service,
 // as the AUTH / USER / PASS parameters do on the Dovecot sockets. The
-// values feed %-variables (%s, %r, %l …), allow_nets and the logs.
+// values feed %-variables (%s, %r, %l …), allow_nets, the brute-force
+// defence and the logs.
+//
+// The addresses and ports are used only from a trusted caller: a client
+// certificate named in trusted_clients, or a unix-socket peer uid in
+// trusted_uids. From any other caller they are checked for syntax and then
+// ignored, and the gRPC connection's own addresses stand in for them (a
+// unix-socket caller has none: its failures count for the account only).
+// Otherwise any caller could choose the address allow_nets checks and the
+// brute-force defence counts.
 type RequestInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The service the user logs in to ("imap", "caldav", "webmail"): %s.
 	// Empty means "authd".
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	// The server address the user connected to: %l, %{lport}.
+	// The server address the user connected to: %l, %{lport}. Trusted
+	// callers only.
 	LocalIp   string `protobuf:"bytes,2,opt,name=local_ip,json=localIp,proto3" json:"local_ip,omitempty"`
 	LocalPort uint32 `protobuf:"varint,3,opt,name=local_port,json=localPort,proto3" json:"local_port,omitempty"`
-	// The user's address: %r, %{rport}, allow_nets. When empty, the address
-	// of the gRPC peer is used, so that a caller cannot pass allow_nets=local
-	// by leaving it out. The gRPC peer's own address is always real_rip.
+	// The user's address: %r, %{rport}, allow_nets, the brute-force key.
+	// Trusted callers only. When empty (or ignored), the address of the gRPC
+	// peer is used; a request without an address never matches
+	// allow_nets=local. The gRPC peer's own address is always real_rip.
 	RemoteIp   string `protobuf:"bytes,4,opt,name=remote_ip,json=remoteIp,proto3" json:"remote_ip,omitempty"`
 	RemotePort uint32 `protobuf:"varint,5,opt,name=remote_port,json=remotePort,proto3" json:"remote_port,omitempty"`
 	// The user's connection is secured (TLS, or a trusted local network):

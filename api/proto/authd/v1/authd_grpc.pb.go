@@ -13,9 +13,19 @@
 // the gRPC status UNAVAILABLE, never with a result that looks like a wrong
 // password or an unknown user (docs/architecture.md, house rule 1: three outcomes, never two). It is
 // safe to retry. Other statuses: INVALID_ARGUMENT for a malformed request,
-// DEADLINE_EXCEEDED / CANCELLED when the client's deadline passed first,
-// PERMISSION_DENIED when a passdb refuses a lookup it found (the master
-// socket's FAIL), FAILED_PRECONDITION when no userdb can list users.
+// RESOURCE_EXHAUSTED for a request message over the server's
+// max_message_size (64 KiB by default), DEADLINE_EXCEEDED / CANCELLED when
+// the client's deadline passed first (see Authenticate), PERMISSION_DENIED
+// when a passdb refuses a lookup it found (the master socket's FAIL) or the
+// caller lacks the admin role an RPC needs, FAILED_PRECONDITION when no
+// userdb can list users.
+//
+// Roles (docs/operations.md §5). Every caller the listener accepts may call
+// Authenticate, LookupPassdb and LookupUser. ListUsers and FlushCache need
+// the admin role: a client certificate whose CN or a subject alternative
+// name is listed in admin_clients (mTLS), or on a unix-socket listener a
+// peer uid listed in admin_uids (root by default). A plaintext TCP caller
+// is never admin. Every other caller gets PERMISSION_DENIED for them.
 //
 // Strings are UTF-8, as proto3 requires; a user name or field value a
 // backend returns that is not valid UTF-8 is sent with U+FFFD in place of
@@ -57,22 +67,29 @@ const (
 // AuthService authenticates users and reads their passdb and userdb data.
 type AuthServiceClient interface {
 	// Authenticate checks a plaintext password, like AUTH PLAIN on a client
-	// socket. A failed result is delayed by auth_failure_delay (unless the
-	// passdb set nodelay), as on the sockets; a temporary failure is the
-	// status UNAVAILABLE and is not delayed.
+	// socket. Any caller. A failed result is delayed by auth_failure_delay
+	// (unless the passdb set nodelay), as on the sockets; a temporary failure
+	// is the status UNAVAILABLE and is not delayed.
+	//
+	// Give it a deadline longer than auth_failure_delay. With a shorter one
+	// every answer leaves at the same moment, shortly before the deadline:
+	// a success as OK, anything else (a failure, or a backend still at work)
+	// as DEADLINE_EXCEEDED; so the deadline cannot be used to learn sooner,
+	// or from the timing, how a guess went.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
 	// LookupPassdb runs the passdb chain without a password check, like the
-	// master protocol's PASS (doveadm auth lookup). The stored password is
-	// never returned.
+	// master protocol's PASS (doveadm auth lookup). Any caller. The stored
+	// password is never returned.
 	LookupPassdb(ctx context.Context, in *LookupPassdbRequest, opts ...grpc.CallOption) (*LookupPassdbResponse, error)
 	// LookupUser runs the userdb chain, like the master protocol's USER
-	// (doveadm user, LMTP).
+	// (doveadm user, LMTP). Any caller.
 	LookupUser(ctx context.Context, in *LookupUserRequest, opts ...grpc.CallOption) (*LookupUserResponse, error)
 	// ListUsers streams the users of every userdb that can list them, like
 	// the master protocol's LIST (doveadm user '*'). Users come in batches.
+	// Admin role only.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListUsersResponse], error)
 	// FlushCache empties the auth cache, or removes the entries of the given
-	// users, like CACHE-FLUSH (doveadm auth cache flush).
+	// users, like CACHE-FLUSH (doveadm auth cache flush). Admin role only.
 	FlushCache(ctx context.Context, in *FlushCacheRequest, opts ...grpc.CallOption) (*FlushCacheResponse, error)
 }
 
@@ -150,22 +167,29 @@ func (c *authServiceClient) FlushCache(ctx context.Context, in *FlushCacheReques
 // AuthService authenticates users and reads their passdb and userdb data.
 type AuthServiceServer interface {
 	// Authenticate checks a plaintext password, like AUTH PLAIN on a client
-	// socket. A failed result is delayed by auth_failure_delay (unless the
-	// passdb set nodelay), as on the sockets; a temporary failure is the
-	// status UNAVAILABLE and is not delayed.
+	// socket. Any caller. A failed result is delayed by auth_failure_delay
+	// (unless the passdb set nodelay), as on the sockets; a temporary failure
+	// is the status UNAVAILABLE and is not delayed.
+	//
+	// Give it a deadline longer than auth_failure_delay. With a shorter one
+	// every answer leaves at the same moment, shortly before the deadline:
+	// a success as OK, anything else (a failure, or a backend still at work)
+	// as DEADLINE_EXCEEDED; so the deadline cannot be used to learn sooner,
+	// or from the timing, how a guess went.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
 	// LookupPassdb runs the passdb chain without a password check, like the
-	// master protocol's PASS (doveadm auth lookup). The stored password is
-	// never returned.
+	// master protocol's PASS (doveadm auth lookup). Any caller. The stored
+	// password is never returned.
 	LookupPassdb(context.Context, *LookupPassdbRequest) (*LookupPassdbResponse, error)
 	// LookupUser runs the userdb chain, like the master protocol's USER
-	// (doveadm user, LMTP).
+	// (doveadm user, LMTP). Any caller.
 	LookupUser(context.Context, *LookupUserRequest) (*LookupUserResponse, error)
 	// ListUsers streams the users of every userdb that can list them, like
 	// the master protocol's LIST (doveadm user '*'). Users come in batches.
+	// Admin role only.
 	ListUsers(*ListUsersRequest, grpc.ServerStreamingServer[ListUsersResponse]) error
 	// FlushCache empties the auth cache, or removes the entries of the given
-	// users, like CACHE-FLUSH (doveadm auth cache flush).
+	// users, like CACHE-FLUSH (doveadm auth cache flush). Admin role only.
 	FlushCache(context.Context, *FlushCacheRequest) (*FlushCacheResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
