@@ -7,7 +7,7 @@ import (
 
 // Credentials returns the credentials a SASL mechanism needs, in the
 // wanted scheme, from a stored value (Dovecot's passdb_get_credentials,
-// §6 and protocol.md §4.1). No login password is involved:
+// §6 and docs/protocol.md §4.1). No login password is involved:
 //
 //   - stored scheme equal to wanted, or an alias of it (same generate
 //     function: SHA=SHA1, CRAM-MD5=HMAC-MD5, PLAIN-MD5=LDAP-MD5,

@@ -27,7 +27,7 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 
-	// protocol.md §4.3 CRAM-MD5 example: the digest from the stored state.
+	// docs/protocol.md §4.3 CRAM-MD5 example: the digest from the stored state.
 	d, err := CRAMMD5Digest(cramRaw, []byte("<4821963517264830.1795342708@mail.example.com>"))
 	if err != nil || hex.EncodeToString(d) != "f2138134e241df00888cfabe4ea1f9a6" {
 		t.Errorf("CRAMMD5Digest = %x %v", d, err)
@@ -41,7 +41,7 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("short credentials: %v", err)
 	}
 
-	// DIGEST-MD5: protocol.md §4.1 value for alice@example.com / secret.
+	// DIGEST-MD5: docs/protocol.md §4.1 value for alice@example.com / secret.
 	for _, stored := range [][2]string{{"PLAIN", "secret"}, {"DIGEST-MD5", "b1726872c344b6dc8365b774f8fd6412"}} {
 		got, err := Credentials(stored[0], stored[1], "DIGEST-MD5", "alice@example.com")
 		if err != nil || hex.EncodeToString(got) != "b1726872c344b6dc8365b774f8fd6412" {

@@ -12,7 +12,7 @@ import (
 )
 
 // This file documents why github.com/GehirnInc/crypt is not used for the
-// SHA-crypt family (schemes.md §4), and uses it as an independent oracle
+// SHA-crypt family (docs/schemes.md §4), and uses it as an independent oracle
 // for the hand-written MD5-crypt and SHA-crypt.
 
 func gehirnVerify(stored string, pw []byte) bool {
@@ -59,7 +59,7 @@ func TestGehirnIncFailsVectors(t *testing.T) {
 	}
 	t.Logf("GehirnInc: %d of %d SHA-crypt vectors wrong", wrong, total)
 	if wrong == 0 {
-		t.Fatal("GehirnInc no longer shows its rounds= salt bug; re-evaluate using it (schemes.md §4)")
+		t.Fatal("GehirnInc no longer shows its rounds= salt bug; re-evaluate using it (docs/schemes.md §4)")
 	}
 }
 

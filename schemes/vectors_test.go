@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// vector is one entry of testdata/vectors.json (schemes.md §8).
+// vector is one entry of testdata/vectors.json (docs/schemes.md §8).
 type vector struct {
 	Scheme        string          `json:"scheme"`
 	User          string          `json:"user"`

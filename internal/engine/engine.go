@@ -21,7 +21,7 @@ import (
 	"github.com/authd-project/authd/schemes"
 )
 
-// Settings are the auth_* settings the engine applies (protocol.md §5.1).
+// Settings are the auth_* settings the engine applies (docs/protocol.md §5.1).
 type Settings struct {
 	Realms              []string
 	DefaultRealm        string
@@ -32,7 +32,7 @@ type Settings struct {
 	AnonymousUsername   string
 	DebugPasswords      bool
 	// UsernameFromCert: a request's cert_username replaces the name the
-	// mechanism gave (auth_ssl_username_from_cert, protocol.md §5.2 step 3).
+	// mechanism gave (auth_ssl_username_from_cert, docs/protocol.md §5.2 step 3).
 	UsernameFromCert bool
 	// Valid uid/gid ranges applied to userdb results (first_valid_uid …);
 	// a Last of 0 means no upper limit.
@@ -199,10 +199,10 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 func (e *Engine) Settings() Settings { return e.set }
 
 // errBadName is a name-processing failure: the request fails like a wrong
-// password (protocol.md §1.8).
+// password (docs/protocol.md §1.8).
 var errBadName = errors.New("invalid user name")
 
-// ProcessName applies protocol.md §5.2 steps 4–7 to a name: default realm,
+// ProcessName applies docs/protocol.md §5.2 steps 4–7 to a name: default realm,
 // translation, allowed characters, auth_username_format.
 func (e *Engine) ProcessName(name string, info *Info) (string, error) {
 	return e.processName(name, e.varsContext(info, ""))
@@ -265,7 +265,7 @@ func (e *Engine) varsContext(info *Info, user string) *vars.Context {
 }
 
 // splitMaster splits "login*master" at the configured separator
-// (protocol.md §5.3). ok is false when no separator is configured or present.
+// (docs/protocol.md §5.3). ok is false when no separator is configured or present.
 func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 	sep := e.set.MasterUserSeparator
 	if sep == "" {
@@ -329,7 +329,7 @@ func (p *passdb) noteAnswer(ctx context.Context, err error, fromCache bool) {
 }
 
 // hiddenPassdbFields are consumed by the auth server and never sent to a
-// client (protocol.md §2.6).
+// client (docs/protocol.md §2.6).
 func hiddenPassdbField(key string) bool {
 	switch key {
 	case "password", "password_noscheme", "user", "username", "domain", "login_user",
@@ -397,7 +397,7 @@ func (e *Engine) Reload() error {
 }
 
 // mergeFields adds a backend's fields, honouring key:protected (set only
-// if not set yet, e.g. by default_fields) and key:remove (protocol.md §2.5).
+// if not set yet, e.g. by default_fields) and key:remove (docs/protocol.md §2.5).
 func mergeFields(dst *fields.Fields, src fields.Fields) {
 	for _, f := range src {
 		name, protected, remove := vars.SplitFieldKey(f.Key)

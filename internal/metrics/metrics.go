@@ -7,7 +7,7 @@
 // every label takes its values from a closed set (protocols, mechanisms,
 // drivers, schemes, statuses, listener names from the configuration), and
 // no label ever carries a user name, an IP address or anything else a
-// client controls (design.md house rules 3 and 10). docs/metrics.md lists
+// client controls (docs/architecture.md, house rules 3 and 10). docs/metrics.md lists
 // every metric.
 //
 // A *Metrics is the one sink for every layer: it implements
