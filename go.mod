@@ -7,6 +7,7 @@ require (
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/msteinert/pam/v2 v2.1.0
 	github.com/prometheus/client_model v0.6.3
+	go.uber.org/goleak v1.3.0
 )
 
 require (

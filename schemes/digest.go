@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	//lint:ignore SA1019 Dovecot's PLAIN-MD4 and NTLM schemes exist only for legacy stored values
 	"golang.org/x/crypto/md4"
 )
 

@@ -31,7 +31,7 @@ var errFilterTooDeep = errors.New("filter nested too deeply")
 
 // Filter CHOICE tags (RFC 4511 §4.5.1.7).
 const (
-	filterAnd        = berContext | berConstructed | 0
+	filterAnd        = berContext | berConstructed // tag 0
 	filterOr         = berContext | berConstructed | 1
 	filterNot        = berContext | berConstructed | 2
 	filterEquality   = berContext | berConstructed | 3
@@ -43,7 +43,7 @@ const (
 	filterExtensible = berContext | berConstructed | 9
 
 	// SubstringFilter substrings CHOICE.
-	substrInitial = berContext | 0
+	substrInitial = berContext // tag 0
 	substrAny     = berContext | 1
 	substrFinal   = berContext | 2
 

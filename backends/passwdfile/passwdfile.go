@@ -110,9 +110,6 @@ func New(args string, log *slog.Logger) (*DB, error) {
 // DefaultScheme is the scheme of passwords stored without a {…} prefix.
 func (d *DB) DefaultScheme() string { return d.defaultScheme }
 
-// errBadPathValue marks a variable value that must not reach a path.
-var errBadPathValue = errors.New("value not allowed in a path")
-
 // lookup finds the entry for a request.
 func (d *DB) lookup(req *backends.Request) (*entry, bool, error) {
 	path := d.path.String()

@@ -13,18 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/testenv"
 )
 
 // TestMain lets the test binary act as the authd binary: tests start it
 // as a child process (with AUTHD_TEST_MAIN=1) so that signals, sockets and
-// exit codes are exercised for real.
+// exit codes are exercised for real. As a test binary it fails when a
+// goroutine outlives the tests (docs/architecture.md, house rule 9).
 func TestMain(m *testing.M) {
 	if os.Getenv("AUTHD_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // proc is a running authd child process.

@@ -35,52 +35,60 @@ func newDriverSet(log *slog.Logger) *driverSet {
 
 var passdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Passdb, error){
 	"passwd-file": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		return ds.passwdFile(c.Args)
+		return passdbOf(ds.passwdFile(c.Args))
 	},
 	"static": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		return static.New(c.Args)
+		return passdbOf(static.New(c.Args))
 	},
 	"ldap": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		return ds.ldap(c.Args)
+		return passdbOf(ds.ldap(c.Args))
 	},
 	"sql": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		return ds.sql(c)
+		return passdbOf(ds.sql(c))
 	},
 	"pam": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		db, err := pam.New(c.Args, ds.log)
-		if err != nil {
-			return nil, err // not a typed nil inside the interface
-		}
-		return db, nil
+		return passdbOf(pam.New(c.Args, ds.log))
 	},
 	"shadow": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
-		db, err := shadow.New(c.Args, ds.log)
-		if err != nil {
-			return nil, err
-		}
-		return db, nil
+		return passdbOf(shadow.New(c.Args, ds.log))
 	},
 }
 
 var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb, error){
 	"passwd-file": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return ds.passwdFile(c.Args)
+		return userdbOf(ds.passwdFile(c.Args))
 	},
 	"static": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return static.New(c.Args)
+		return userdbOf(static.New(c.Args))
 	},
 	"prefetch": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
 		return prefetch.DB{}, nil
 	},
 	"passwd": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return passwd.New(c.Args)
+		return userdbOf(passwd.New(c.Args))
 	},
 	"ldap": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return ds.ldap(c.Args)
+		return userdbOf(ds.ldap(c.Args))
 	},
 	"sql": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return ds.sql(c)
+		return userdbOf(ds.sql(c))
 	},
+}
+
+// passdbOf and userdbOf return a constructor's driver as the interface, or
+// nil with its error: never a nil pointer inside a non-nil interface.
+func passdbOf[T backends.Passdb](db T, err error) (backends.Passdb, error) {
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func userdbOf[T backends.Userdb](db T, err error) (backends.Userdb, error) {
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 func (ds *driverSet) passwdFile(args string) (*passwdfile.DB, error) {

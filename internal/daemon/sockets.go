@@ -53,7 +53,8 @@ func listenUnix(lc config.Listener, loginUser string) (*net.UnixListener, *sockF
 	}
 	ln.SetUnlinkOnClose(false)
 	sf := &sockFile{path: tmp}
-	if err := sf.identify(); err == nil {
+	err = sf.identify()
+	if err == nil {
 		err = sf.setOwnerMode(lc, loginUser)
 	}
 	if err == nil {

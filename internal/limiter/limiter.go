@@ -28,7 +28,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -138,10 +137,9 @@ type Limiter struct {
 	pwKey   [32]byte
 	shards  [shards]shard
 
-	evicted   atomic.Int64
-	refusals  [numKinds]atomic.Int64
-	blocks    [numKinds]atomic.Int64
-	closeOnce sync.Once
+	evicted  atomic.Int64
+	refusals [numKinds]atomic.Int64
+	blocks   [numKinds]atomic.Int64
 }
 
 // New returns a limiter configured by cfg.

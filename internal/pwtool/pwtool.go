@@ -30,6 +30,12 @@ import (
 	"github.com/authd-project/authd/schemes"
 )
 
+// errMismatch is doveadm pw's own message, word for word: scripts that
+// drove doveadm pw see the same text.
+//
+//lint:ignore ST1005 doveadm pw's exact message
+var errMismatch = errors.New("Passwords don't match!")
+
 const (
 	exitOK       = 0
 	exitFailure  = 1
@@ -177,7 +183,7 @@ func readPassword(stdin io.Reader, stderr io.Writer, confirm bool) ([]byte, erro
 			clear(again)
 			if !same {
 				clear(pw)
-				return nil, errors.New("Passwords don't match!")
+				return nil, errMismatch
 			}
 		}
 		return pw, nil

@@ -150,7 +150,7 @@ func (t *Template) ExpandCacheKey(c *Context, userdb bool) string {
 // TabEscape is Dovecot's str_tabescape: \001 -> \0011, TAB -> \001t,
 // CR -> \001r, LF -> \001n (and NUL -> \0010).
 func TabEscape(s string) string {
-	if strings.IndexAny(s, "\x00\x01\t\r\n") < 0 {
+	if !strings.ContainsAny(s, "\x00\x01\t\r\n") {
 		return s
 	}
 	return string(appendTabEscaped(make([]byte, 0, len(s)+8), s))
