@@ -3,10 +3,27 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 20s
 
+# Go 1.27.3 rather than the 1.26.8 Debian machines here start with: the
+# standard library fixes govulncheck reports for 1.26.8 (net/http,
+# crypto/tls, crypto/x509, html/template) are in it. The go command fetches
+# this toolchain from the module proxy once (about 76 MB); go.mod still
+# accepts 1.26, so a plain `go build` works without it.
+export GOTOOLCHAIN := go1.27.3
+
+# Lint tools, pinned, installed into bin/tools by `make tools`. govulncheck
+# reads the Go vulnerability database built from the pinned golang.org/x/vulndb
+# module (the proxy serves it; vuln.go.dev itself may be unreachable), so a
+# lint run gives the same answer until the pin moves.
+TOOLS               := $(CURDIR)/bin/tools
+STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
+VULNDB              := $(HOME)/.cache/authd/vulndb-$(VULNDB_VERSION)
+
 # make proto / make verify: the generated gRPC code of api/proto.
 include api/proto/Makefile.inc
 
-.PHONY: all build build-pam run test test-pam test-short lint fuzz clean
+.PHONY: all build build-pam run test test-pam test-short lint tools fuzz clean
 
 all: lint build test
 
@@ -25,23 +42,43 @@ run:
 # The whole suite with the race detector. Tests against real servers skip
 # when a server is not installed, unless AUTHD_REQUIRE_INTEGRATION=1.
 test:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
 	@# The race detector changes allocation: the cache's memory accounting is
 	@# measured without it (≈12 s).
 	$(GO) test -count=1 -run '^TestMemoryPerEntry$$' ./cache
 
 # The PAM variant's tests (root: they create a user and /etc/pam.d files).
 test-pam:
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pam ./backends/pam/ ./backends/shadow/... ./cmd/...
+	CGO_ENABLED=1 $(GO) test -race -shuffle=on -count=1 -timeout 20m -tags pam ./backends/pam/ ./backends/shadow/... ./cmd/...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-lint: verify
+lint: verify tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=1 $(GO) vet -tags pam $(PKGS)
+	$(TOOLS)/staticcheck $(PKGS)
+	CGO_ENABLED=1 $(TOOLS)/staticcheck -tags pam $(PKGS)
+	$(TOOLS)/govulncheck -db file://$(VULNDB) $(PKGS)
+
+tools: $(TOOLS)/staticcheck $(TOOLS)/govulncheck $(VULNDB)/index/db.json
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/govulncheck:
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+# The database is the module's data/osv, indexed by its own cmd/indexdb
+# (about a minute, kept in ~/.cache between runs).
+$(VULNDB)/index/db.json:
+	rm -rf $(VULNDB).tmp
+	$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION)
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) \
+	  -vulns $$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv -out $(VULNDB).tmp
+	rm -rf $(VULNDB) && mv $(VULNDB).tmp $(VULNDB)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
