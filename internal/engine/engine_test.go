@@ -251,6 +251,28 @@ func TestMasterUsers(t *testing.T) {
 	if r := e.VerifyPlain(ctx, info, "", "alice@x", []byte("alicepw")); r.Status != engine.StatusOK || r.MasterUser != "" {
 		t.Fatalf("plain login: %+v", r)
 	}
+	// pass=yes as the configuration keeps it (result_success=continue):
+	// the master's password is checked, then the login user must exist
+	// in the normal passdbs.
+	cont := newEngine(t, engine.Settings{MasterUserSeparator: "*"},
+		[]engine.DBSpec{pass(masters, func(s *engine.DBSpec) { s.Master, s.Pass, s.ResultSuccess = true, true, config.RuleContinue }), pass(users)}, nil)
+	if r := cont.VerifyPlain(ctx, info, "bob@x", "admin@x", []byte("masterpw")); r.Status != engine.StatusOK || r.User != "bob@x" || r.MasterUser != "admin@x" {
+		t.Fatalf("pass=yes master login: %+v", r)
+	}
+	if r := cont.VerifyPlain(ctx, info, "bob@x", "admin@x", []byte("wrong")); r.Status != engine.StatusFail {
+		t.Fatalf("pass=yes, wrong master password: %v", r.Status)
+	}
+	if r := cont.VerifyPlain(ctx, info, "nosuch@x", "admin@x", []byte("masterpw")); r.Status != engine.StatusAuthzFail {
+		t.Fatalf("pass=yes master login as an unknown user: %v", r.Status)
+	}
+	// The credentials mechanisms' master logins pass the same checks: the
+	// master's credentials, a login user the normal passdbs know.
+	if r, cred := cont.LookupCredentials(ctx, info, "bob@x", "admin@x", "PLAIN", ""); r.Status != engine.StatusOK || string(cred) != "masterpw" || r.User != "bob@x" || r.MasterUser != "admin@x" {
+		t.Fatalf("pass=yes credentials lookup: %+v %q", r, cred)
+	}
+	if r, cred := cont.LookupCredentials(ctx, info, "nosuch@x", "admin@x", "PLAIN", ""); r.Status != engine.StatusAuthzFail || cred != nil {
+		t.Fatalf("pass=yes credentials lookup for an unknown login user: %+v %q", r, cred)
+	}
 	// no master passdbs at all: an authzid is refused with the authcid as user
 	plain := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(users)}, nil)
 	if r := plain.VerifyPlain(ctx, info, "bob@x", "alice@x", []byte("alicepw")); r.Status != engine.StatusFail || r.User != "alice@x" {

@@ -108,16 +108,28 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		return Result{Status: StatusFail, User: mu, OrigUser: r.origUser, Reason: r.reason}
 	}
 	e.runPassdbs(ctx, r, walkMasterAuth, password)
-	if !r.success {
+	if !r.success && !r.masterPass {
 		res := e.finishPass(r)
 		if res.Status != StatusTempFail {
 			e.equalCost(ctx, r, walkMasterAuth, password)
 		}
 		return res
 	}
+	if res, ok := e.becomeLoginUser(ctx, r, info, loginName, mu); !ok {
+		return res
+	}
+	return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
+}
+
+// becomeLoginUser ends a master login whose master authenticated: the
+// request becomes the login user's (a login_user field from the master's
+// passdb wins), and with pass=yes the normal passdbs must know that user,
+// asked without a password check (docs/protocol.md §5.3). ok is false with
+// the failure to answer.
+func (e *Engine) becomeLoginUser(ctx context.Context, r *request, info *Info, loginName, mu string) (res Result, ok bool) {
 	lu, err := e.ProcessName(loginName, info)
 	if err != nil {
-		return Result{Status: StatusAuthzFail, User: mu, OrigUser: r.origUser, Reason: err.Error()}
+		return Result{Status: StatusAuthzFail, User: mu, OrigUser: r.origUser, Reason: err.Error()}, false
 	}
 	if v, ok := r.extra.Get("login_user"); ok && v != "" {
 		lu = v
@@ -126,21 +138,20 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	r.vc.MasterUser = mu
 	r.vc.LoginUser = lu
 	r.setUser(lu)
-	if r.masterPass {
-		// pass=yes: the normal passdbs must know the login user; they are
-		// asked without a password check.
-		r.success, r.internal, r.verified = false, false, true
-		r.failFields = nil
-		e.runPassdbs(ctx, r, walkLookup, nil)
-		if !r.success {
-			res := e.finishPass(r)
-			if res.Status == StatusFail {
-				res.Status = StatusAuthzFail
-			}
-			return res
-		}
+	if !r.masterPass {
+		return Result{}, true
 	}
-	return e.Succeeded(ctx, info, withProxyPass(e.finishPass(r), password))
+	r.success, r.internal, r.verified = false, false, true
+	r.failFields = nil
+	e.runPassdbs(ctx, r, walkLookup, nil)
+	if !r.success {
+		res := e.finishPass(r)
+		if res.Status == StatusFail {
+			res.Status = StatusAuthzFail
+		}
+		return res, false
+	}
+	return Result{}, true
 }
 
 // origName is the name Dovecot keeps as the original user name
@@ -234,32 +245,36 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 		w = walkMasterLookup
 	}
 	e.runPassdbs(ctx, r, w, nil)
+	if masterName != "" && r.masterPass {
+		r.success = true // the master was found; its proof comes later
+	}
 	res := e.finishPass(r)
 	if res.Status != StatusOK {
 		return res, nil
 	}
-	if r.nopassword || !r.stored.HasPassword {
+	stored, nopassword := r.stored, r.nopassword
+	if masterName != "" {
+		// The master's credentials check the proof; the login user must
+		// pass the same checks as in a PLAIN master login.
+		if res, ok := e.becomeLoginUser(ctx, r, info, loginName, u); !ok {
+			return res, nil
+		}
+		res = e.finishPass(r)
+	}
+	if nopassword || !stored.HasPassword {
 		res.Status, res.Reason = StatusFail, "no stored password for a credentials lookup"
 		return res, nil
 	}
-	cred, err := schemes.Credentials(r.stored.Scheme, r.stored.Data, wanted, credUser)
+	cred, err := schemes.Credentials(stored.Scheme, stored.Data, wanted, credUser)
 	if err != nil {
 		if errors.Is(err, schemes.ErrSchemeUnavailable) {
-			e.log.Info("credentials unavailable", "user", r.user, "wanted", wanted, "stored", r.stored.Scheme)
-			res.Status, res.Reason = StatusFail, fmt.Sprintf("requested %s scheme, but we have only %s", wanted, r.stored.Scheme)
+			e.log.Info("credentials unavailable", "user", r.user, "wanted", wanted, "stored", stored.Scheme)
+			res.Status, res.Reason = StatusFail, fmt.Sprintf("requested %s scheme, but we have only %s", wanted, stored.Scheme)
 			return res, nil
 		}
-		e.log.Error("invalid password in passdb", "user", r.user, "scheme", r.stored.Scheme, "err", err)
+		e.log.Error("invalid password in passdb", "user", r.user, "scheme", stored.Scheme, "err", err)
 		res.Status, res.Reason = StatusTempFail, "invalid stored password"
 		return res, nil
-	}
-	if masterName != "" {
-		lu, err := e.ProcessName(loginName, info)
-		if err != nil {
-			return Result{Status: StatusAuthzFail, User: u, OrigUser: r.origUser, Reason: err.Error()}, nil
-		}
-		res.MasterUser = u
-		res.User = lu
 	}
 	return res, cred
 }
@@ -368,9 +383,12 @@ func (e *Engine) runPassdbs(ctx context.Context, r *request, w walk, password []
 			r.success = false
 		}
 		if masters && res == pOK && cont {
-			// A master passdb whose success rule continues means "look the
-			// login user up in the normal passdbs too" (docs/protocol.md §5.3).
+			// A master passdb whose success rule continues (pass=yes is
+			// kept as result_success=continue) means "look the login user
+			// up in the normal passdbs": the walk goes on there, not in
+			// the next master passdb (docs/protocol.md §5.3).
 			r.masterPass = true
+			return
 		}
 		if !cont {
 			return
