@@ -18,7 +18,7 @@ import (
 )
 
 // The limits on what one client can make authd hold (docs/operations.md
-// §7): handshake and line deadlines that leave idle connections alone,
+// §8): handshake and line deadlines that leave idle connections alone,
 // connection and request caps, paused reading for a client that does not
 // read, and a deadline on every request.
 
