@@ -38,21 +38,25 @@ func ShedReasons() []string { return []string{ShedQueueFull, ShedWait} }
 
 // Defaults of Settings.VerifyQueue and Settings.VerifyWait.
 //
-// The wait: a login that waited two seconds for a CPU has used a good
-// part of its client's patience (Postfix gives up after 10 s, the client
-// socket's request deadline is 8 s), and under a load that makes the line
-// that long, waiting more only answers later what shedding answers now.
+// The wait: half of the shortest request deadline, the client socket's
+// 8 s (under Postfix's 10 s). A login that waited that long for a CPU
+// still has time for its hash and its reply; one that could not start by
+// then would mostly be cut by its deadline anyway, and on the sockets
+// with long deadlines (login 25 s, master 150 s, gRPC 10 s) it would hold
+// its client for nothing. Shorter would shed logins a server that is
+// merely busy for a moment still serves in time.
 //
 // The length: a line longer than the workers can clear within the wait
 // only holds requests that will be shed anyway. Dovecot's default
 // scheme, SHA512-CRYPT at 5,000 rounds, verifies in about 1.3 ms on one
 // core of the reference machine, so one worker clears about 1,500 in two
-// seconds; 1,024 per worker keeps the length bound from shedding what the
-// wait bound would still serve for the cheapest common hash, while for
-// slow ones (bcrypt cost 10, about 60 ms) the wait bound sheds first.
+// seconds; 1,024 per worker keeps the length bound from shedding what
+// would be served within about a second and a half of the cheapest
+// common hash, while for slow ones (bcrypt cost 10, about 60 ms a
+// verify) the wait bound sheds first.
 const (
 	DefaultVerifyQueuePerWorker = 1024
-	DefaultVerifyWait           = 2 * time.Second
+	DefaultVerifyWait           = 4 * time.Second
 )
 
 // verifyQueue bounds the verifications running (the semaphore's size)
