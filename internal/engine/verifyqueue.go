@@ -38,25 +38,28 @@ func ShedReasons() []string { return []string{ShedQueueFull, ShedWait} }
 
 // Defaults of Settings.VerifyQueue and Settings.VerifyWait.
 //
-// The wait: half of the shortest request deadline, the client socket's
-// 8 s (under Postfix's 10 s). A login that waited that long for a CPU
-// still has time for its hash and its reply; one that could not start by
-// then would mostly be cut by its deadline anyway, and on the sockets
-// with long deadlines (login 25 s, master 150 s, gRPC 10 s) it would hold
-// its client for nothing. Shorter would shed logins a server that is
-// merely busy for a moment still serves in time.
+// The wait: the client socket's request deadline, 8 s, the patience of
+// Postfix (10 s) less a margin, which is the shortest any client has. A
+// login that could not get a CPU within it is one the most impatient
+// client no longer waits for; login processes (30 s) and gRPC callers
+// would only be held longer for an answer that comes too late to help,
+// while the line behind them grows. Shorter sheds logins that a server
+// busy for a moment still serves in time: on a loaded machine, twelve
+// bcrypt logins arriving at once on two cores waited more than 4 s, and
+// were answered within their deadline. On the client socket the
+// request's own deadline, counted from its arrival, comes first, so the
+// wait bound changes nothing there.
 //
-// The length: a line longer than the workers can clear within the wait
-// only holds requests that will be shed anyway. Dovecot's default
-// scheme, SHA512-CRYPT at 5,000 rounds, verifies in about 1.3 ms on one
-// core of the reference machine, so one worker clears about 1,500 in two
-// seconds; 1,024 per worker keeps the length bound from shedding what
-// would be served within about a second and a half of the cheapest
-// common hash, while for slow ones (bcrypt cost 10, about 60 ms a
-// verify) the wait bound sheds first.
+// The length: 1,024 per worker is what the workers clear in about a
+// second and a half of Dovecot's default scheme, SHA512-CRYPT at 5,000
+// rounds (about 1.3 ms a verify on one core of the reference machine). A
+// line that long means logins arrive faster than the CPUs can hash them,
+// and a longer one only adds waiting to every login in it; a parked
+// request also holds its memory and its client. For slow hashes (bcrypt
+// cost 10, about 60 ms a verify) the wait bound sheds first.
 const (
 	DefaultVerifyQueuePerWorker = 1024
-	DefaultVerifyWait           = 4 * time.Second
+	DefaultVerifyWait           = 8 * time.Second
 )
 
 // verifyQueue bounds the verifications running (the semaphore's size)
