@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync"
 
 	"github.com/authd-project/authd/schemes"
@@ -121,8 +122,8 @@ const fallbackScheme = "SHA512-CRYPT"
 // verifyDummy spends, for a request that verified nothing, what a real
 // verification costs: a hash of the shape first's passdb verifies most,
 // else of any passdb's (a master passdb may not have seen a login yet),
-// else a generated one.
-func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, password []byte) {
+// else a generated one. It reports whether the verify queue shed it.
+func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, password []byte) (shed bool) {
 	scheme, data, ok := first.dummies.pick()
 	for _, p := range e.passdbs {
 		if ok {
@@ -133,20 +134,22 @@ func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, pas
 	if !ok {
 		var err error
 		if data, err = e.fallback.generated(fallbackScheme); err != nil {
-			return
+			return false
 		}
 		scheme = fallbackScheme
 	}
 	r.verifies++
-	_, _ = e.verify(ctx, scheme, data, password, "dummy")
+	_, err := e.verify(ctx, scheme, data, password, "dummy")
+	return errors.Is(err, ErrVerifyShed)
 }
 
 // equalCost verifies a dummy when a failing request verified nothing: an
 // unknown user, a name error, a user on a deny list, a passdb that gave no
-// password. It uses the first passdb the walk would ask.
-func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []byte) {
+// password. It uses the first passdb the walk would ask. It reports
+// whether the verify queue shed the dummy.
+func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []byte) (shed bool) {
 	if r.verifies > 0 || len(e.passdbs) == 0 {
-		return
+		return false
 	}
 	first := e.passdbs[0]
 	for _, p := range e.passdbs {
@@ -155,5 +158,21 @@ func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []b
 			break
 		}
 	}
-	e.verifyDummy(ctx, r, first, password)
+	return e.verifyDummy(ctx, r, first, password)
+}
+
+// reasonShed is the Result.Reason of a request whose verification, real
+// or dummy, the verify queue shed.
+const reasonShed = "password verification shed: the verify workers are overloaded"
+
+// failEqually ends a failing request that verified nothing with
+// equalCost's dummy verification and returns res, or a temporary failure
+// if the queue shed the dummy: under overload a known user's wrong
+// password is a temporary failure (its own verification is shed), so an
+// unknown user's must be one too, or the answer would tell them apart.
+func (e *Engine) failEqually(ctx context.Context, r *request, w walk, password []byte, res Result) Result {
+	if e.equalCost(ctx, r, w, password) {
+		res.Status, res.Reason, res.Fields = StatusTempFail, reasonShed, nil
+	}
+	return res
 }

@@ -88,6 +88,7 @@ type Metrics struct {
 	userdbDuration *prometheus.HistogramVec
 	verifyDuration *prometheus.HistogramVec
 	overBudget     *prometheus.CounterVec
+	verifyShed     *prometheus.CounterVec
 	connections    *prometheus.GaugeVec
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -160,6 +161,10 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 			Name: "authd_hash_over_budget_total",
 			Help: "Stored password hashes refused before any work because a cost parameter is over its limit (a temporary failure), by scheme family and parameter.",
 		}, []string{"scheme", "param"}),
+		verifyShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_verify_shed_total",
+			Help: "Password verifications not made because the verify workers were overloaded (a temporary failure), by reason (queue_full, wait).",
+		}, []string{"reason"}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authd_connections_open",
 			Help: "Client connections open now, by listener (socket name, or grpc).",
@@ -184,7 +189,7 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 	cs := []prometheus.Collector{
 		m.authRequests, m.authDuration, m.lookupRequests, m.lookupDuration,
 		m.passdbLookups, m.passdbDuration, m.userdbLookups, m.userdbDuration,
-		m.verifyDuration, m.overBudget, m.connections, m.reloads, m.lastReload,
+		m.verifyDuration, m.overBudget, m.verifyShed, m.connections, m.reloads, m.lastReload,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -231,6 +236,9 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 	for _, p := range schemes.BudgetParams() {
 		m.overBudget.WithLabelValues(p.Scheme, p.Param)
 	}
+	for _, r := range engine.ShedReasons() {
+		m.verifyShed.WithLabelValues(r)
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -252,6 +260,12 @@ func (m *Metrics) HashOverBudget(scheme, param string) {
 		scheme, param = "other", "other"
 	}
 	m.overBudget.WithLabelValues(scheme, param).Inc()
+}
+
+// VerifyShed implements engine.Observer: a verification the verify queue
+// shed. reason comes from engine.ShedReasons; anything else is "other".
+func (m *Metrics) VerifyShed(reason string) {
+	m.verifyShed.WithLabelValues(closed(reason, engine.ShedReasons())).Inc()
 }
 
 // PassdbLookup implements engine.Observer: one passdb backend call.
