@@ -22,8 +22,9 @@ import (
 // "BLF-CRYPT cost=10"), and one stored value of each; a request that
 // verified nothing verifies its password against a value of the most
 // common shape. The value's result is thrown away: only its cost counts.
-// Before any hash was seen, a fresh hash of the passdb's default scheme at
-// its default cost stands in.
+// A passdb of plaintext passwords gets a plaintext dummy (a made-up
+// value). Before anything was verified, a fresh SHA512-CRYPT hash of a
+// random password stands in.
 
 // maxShapes bounds the shapes a passdb remembers; a site has a handful.
 const maxShapes = 16
@@ -101,11 +102,20 @@ func (d *dummies) generated(scheme string) (string, error) {
 	return d.fallback, nil
 }
 
+// plainDummy is the made-up value plaintext dummies compare against.
+var plainDummy = sync.OnceValue(func() string {
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	return hex.EncodeToString(rnd[:])
+})
+
 // noteStored records the shape of a stored value the engine verified.
 func (e *Engine) noteStored(p *passdb, scheme, data string) {
 	if cheapScheme(scheme) {
-		// A byte comparison costs nothing worth imitating; noting it
-		// would make every PLAIN login pay for a shape.
+		// A passdb of plaintext passwords gets a plaintext dummy: a
+		// made-up value, never a user's password, compared as cheaply
+		// (a hash here would make unknown users the slow ones).
+		p.dummies.note("PLAIN", "PLAIN", plainDummy())
 		return
 	}
 	shape, err := e.hashes.Shape(scheme, data)
