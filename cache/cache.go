@@ -107,6 +107,10 @@ type Cache struct {
 	flushGen atomic.Uint64
 	stale    atomic.Int64
 	flight   singleflight.Group
+
+	// sh is the second-level cache shared with other processes (nil:
+	// none; shared.go).
+	sh shared
 }
 
 // node is one cached entry. The embedded Entry never changes once the node
@@ -122,6 +126,9 @@ type node struct {
 	lastSuccess bool  // the last password check against this entry succeeded
 	hasFP       bool
 	fp          [32]byte // HMAC of the last password that verified
+	// gen is the shared store's generation of the entry's user when the
+	// entry was fetched (genTag); 0 when unknown (shared.go).
+	gen uint64
 }
 
 type shard struct {
@@ -278,12 +285,25 @@ func (c *Cache) Store(key string, e Entry) {
 	if c == nil || e.Refusal != 0 {
 		return
 	}
-	c.store(key, &e, 0, false)
+	c.store(key, &e, storeOpts{})
 }
 
-// store implements Store; with checkGen it stores only if no flush has
-// started since flushGen was gen.
-func (c *Cache) store(key string, e *Entry, gen uint64, checkGen bool) {
+// storeOpts qualify a store.
+type storeOpts struct {
+	// flushGen, with checkGen: store only if no flush has started since
+	// the cache's flushGen was this.
+	flushGen uint64
+	checkGen bool
+	// tag is the shared generation the entry was fetched under (0: none).
+	tag uint64
+	// age is how old the entry already is (one loaded from the shared
+	// store): its TTL runs from when it was first fetched.
+	age int64
+}
+
+// store implements Store.
+func (c *Cache) store(key string, e *Entry, o storeOpts) {
+	gen, checkGen := o.flushGen, o.checkGen
 	if e.Negative {
 		*e = Entry{Negative: true}
 	}
@@ -297,7 +317,7 @@ func (c *Cache) store(key string, e *Entry, gen uint64, checkGen bool) {
 		s.mu.Unlock()
 		return
 	}
-	now := c.clock()
+	now := c.clock() - max(o.age, 0)
 
 	s.mu.Lock()
 	if checkGen && c.flushGen.Load() != gen {
@@ -306,7 +326,7 @@ func (c *Cache) store(key string, e *Entry, gen uint64, checkGen bool) {
 	}
 	old := s.m[key]
 	if old != nil && int64(old.size) == size && sameEntry(&old.Entry, e) {
-		old.created = now
+		old.created, old.gen = now, o.tag
 		s.toFront(old)
 		s.mu.Unlock()
 		return
@@ -316,7 +336,7 @@ func (c *Cache) store(key string, e *Entry, gen uint64, checkGen bool) {
 	// Copy outside the lock: the allocation and copying are the
 	// expensive part of a Store.
 	n := newNode(key, e, size)
-	n.created = now
+	n.created, n.gen = now, o.tag
 
 	s.mu.Lock()
 	if checkGen && c.flushGen.Load() != gen {

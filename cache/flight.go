@@ -44,6 +44,12 @@ func (c *Cache) Do(ctx context.Context, key string, timeout time.Duration, fn fu
 		e, err := call(ctx, fn)
 		return e, err, false
 	}
+	return c.do(ctx, key, timeout, fn, nil)
+}
+
+// do is Do; with sv, the answer is also saved to the shared store, and
+// the L1 entry remembers the generation it was fetched under.
+func (c *Cache) do(ctx context.Context, key string, timeout time.Duration, fn func(ctx context.Context) (Entry, error), sv *sharedSave) (e Entry, err error, shared bool) {
 	ch := c.flight.DoChan(key, func() (any, error) {
 		fctx := context.WithoutCancel(ctx)
 		if timeout > 0 {
@@ -59,7 +65,14 @@ func (c *Cache) Do(ctx context.Context, key string, timeout time.Duration, fn fu
 			return nil, err
 		}
 		if e.Refusal == 0 {
-			c.store(key, &e, gen, true)
+			o := storeOpts{flushGen: gen, checkGen: true}
+			if sv != nil && sv.known {
+				o.tag = genTag(sv.gen)
+			}
+			c.store(key, &e, o)
+			if sv != nil {
+				c.save(fctx, key, sv, &e)
+			}
 		}
 		return &e, nil
 	})

@@ -60,6 +60,13 @@ func (c *Cache) Flush(users []string) int {
 	for i, u := range users {
 		escaped[i] = vars.TabEscape(u)
 	}
+	return c.flushEscaped(escaped)
+}
+
+// flushEscaped is Flush of users already tab-escaped (at least one).
+func (c *Cache) flushEscaped(escaped []string) int {
+	c.flushGen.Add(1)
+	removed := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -47,6 +47,11 @@ func (c *Cache) Get(ctx context.Context, key string, force bool, timeout time.Du
 		}
 		return Answer{Entry: &e, Source: FromBackend}, nil
 	}
+	if c.sh.store != nil {
+		if user, ok := userOfKey(key); ok {
+			return c.getShared(ctx, key, user, force, timeout, fn)
+		}
+	}
 	old, fresh, found := c.lookup(key, !force)
 	if found && fresh && !force {
 		return Answer{Entry: old, Source: Fresh}, nil

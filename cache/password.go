@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -252,12 +253,16 @@ type RemoteCheck struct {
 //
 // As in Dovecot, an entry lets an old password in until it expires or is
 // flushed. On a nil cache CheckRemote only runs check.
-func (c *Cache) CheckRemote(key string, password []byte, check func() (RemoteCheck, error)) (rc RemoteCheck, fromCache bool, err error) {
+func (c *Cache) CheckRemote(ctx context.Context, key string, password []byte, check func() (RemoteCheck, error)) (rc RemoteCheck, fromCache bool, err error) {
 	if c == nil {
 		rc, err = check()
 		return rc, false, err
 	}
 	old, fresh, found := c.Lookup(key)
+	var tag uint64
+	if c.sh.store != nil {
+		old, fresh, found, tag = c.checkRemoteL1(ctx, key, old, fresh, found)
+	}
 	if found && fresh && !old.Negative && c.passwordMatches(key, old, password) {
 		c.markResult(key, old, true)
 		return RemoteCheck{Entry: *old, Right: true}, true, nil
@@ -277,7 +282,7 @@ func (c *Cache) CheckRemote(key string, password []byte, check func() (RemoteChe
 		c.forgetPassword(key)
 		return rc, false, nil
 	}
-	c.Store(key, rc.Entry)
+	c.store(key, &rc.Entry, storeOpts{tag: tag})
 	if !rc.Entry.Negative {
 		c.markResult(key, &rc.Entry, rc.Right)
 		if rc.Right {
@@ -285,4 +290,38 @@ func (c *Cache) CheckRemote(key string, password []byte, check func() (RemoteChe
 		}
 	}
 	return rc, false, nil
+}
+
+// checkRemoteL1 applies the shared store's generation to CheckRemote's
+// L1 entry (see checkL1), and returns the generation tag a new answer is
+// stored under (0 when the store cannot tell it). Only L1 is used: a
+// password check's fingerprint means nothing to another process.
+func (c *Cache) checkRemoteL1(ctx context.Context, key string, old *Entry, fresh, found bool) (*Entry, bool, bool, uint64) {
+	user, ok := userOfKey(key)
+	if !ok {
+		return old, fresh, found, 0
+	}
+	if found && fresh {
+		e, created, tag, _, _ := c.peek(key)
+		if e == old {
+			st, g, known := c.checkL1(ctx, key, user, e, created, tag)
+			switch st {
+			case l1Usable:
+				if !known {
+					return old, true, true, 0
+				}
+				return old, true, true, genTag(g)
+			case l1Miss:
+				return old, false, true, 0
+			case l1Dropped:
+				return nil, false, false, genTag(g)
+			}
+		}
+	}
+	g, err := c.sh.store.Generation(ctx, user)
+	if err != nil {
+		c.sh.errs.Add(1)
+		return old, fresh, found, 0
+	}
+	return old, fresh, found, genTag(g)
 }

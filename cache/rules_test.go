@@ -165,7 +165,9 @@ func TestCheckRemote(t *testing.T) {
 	var answer RemoteCheck
 	var down error
 	check := func() (RemoteCheck, error) { calls++; return answer, down }
-	try := func(pw string) (RemoteCheck, bool, error) { return c.CheckRemote("k", []byte(pw), check) }
+	try := func(pw string) (RemoteCheck, bool, error) {
+		return c.CheckRemote(context.Background(), "k", []byte(pw), check)
+	}
 
 	answer = RemoteCheck{Entry: Entry{Fields: pos("").Fields}, Right: true}
 	if rc, fromCache, err := try("secret"); err != nil || !rc.Right || fromCache || calls != 1 {

@@ -142,7 +142,7 @@ func (e *Engine) verifyPassdb(ctx context.Context, p *passdb, breq *backends.Req
 	if p.cacheKey != nil {
 		c, key = e.cache, p.cacheKey.ExpandCacheKey(breq.Vars, false)
 	}
-	rc, fromCache, err := c.CheckRemote(key, password, check)
+	rc, fromCache, err := c.CheckRemote(ctx, key, password, check)
 	p.noteAnswer(ctx, err, fromCache)
 	if err != nil {
 		return passLookup{}, err

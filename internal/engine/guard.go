@@ -86,7 +86,7 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 		// too, with its password hash.
 		info.attempt.pol = e.newPolicyState(r, login, password)
 	}
-	if !e.countAttempt(r, password) {
+	if !e.countAttempt(ctx, r, password) {
 		return refused(info, r.user, r.origUser), false
 	}
 	if ask {
@@ -97,7 +97,7 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 
 // countAttempt counts the attempt with the brute-force defence; false when
 // it refuses the attempt.
-func (e *Engine) countAttempt(r *request, password []byte) bool {
+func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) bool {
 	att := r.info.attempt
 	if e.limiter == nil || att.lim != nil {
 		return true
@@ -108,7 +108,7 @@ func (e *Engine) countAttempt(r *request, password []byte) bool {
 		// (no-penalty), the attempt counts for the account only.
 		req.IP, _ = netip.ParseAddr(r.info.RemoteIP)
 	}
-	att.lim = e.limiter.Begin(req)
+	att.lim = e.limiter.BeginContext(ctx, req)
 	return !att.lim.Refused()
 }
 

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"time"
 )
@@ -85,10 +86,22 @@ func (l *Limiter) List(n int) []KeyState {
 // network (the prefix key), or an account (its key and every pair of it,
 // which also forgets where it logged in from). It reports how many keys
 // were reset.
+//
+// With a shared store the key is reset there too, and every process that
+// shares it forgets it (ResetLocal); an unreachable store is reported in
+// the log.
 func (l *Limiter) Reset(kind Kind, key string) int {
-	if kind == KindAccount {
-		return l.resetAccount(key)
+	n := l.ResetLocal(kind, key)
+	if sh := l.sharedStore(); sh != nil {
+		if err := sh.Reset(context.Background(), kind, key); err != nil {
+			l.cfg.Log.Warn("penalty: reset here only; the shared store could not be reached", "kind", kind.String(), "err", err)
+		}
 	}
+	return n
+}
+
+// resetKey forgets one address or network key.
+func (l *Limiter) resetKey(kind Kind, key string) int {
 	k, ok := parseDisplayed(kind, key)
 	if !ok {
 		return 0

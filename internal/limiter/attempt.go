@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"context"
 	"net/netip"
 	"time"
 )
@@ -58,13 +59,43 @@ type Attempt struct {
 	res      [3]reservation
 	nres     int
 	finished bool
+
+	// The shared store's part (shared.go): q is what it was asked, sv its
+	// answer when it answered (shared != nil), degraded when it could
+	// not be asked and this process decided alone.
+	knownGood bool
+	q         SharedQuery
+	shared    Shared
+	sv        SharedVerdict
+	degraded  bool
 }
 
-// Begin counts an attempt as a failure before any work is done, and
-// decides whether it may go on. A refused attempt (Refused) must be
+// Begin is BeginContext without a deadline of the caller's: a shared
+// store's calls are still bounded by its own.
+func (l *Limiter) Begin(r Request) *Attempt {
+	return l.BeginContext(context.Background(), r)
+}
+
+// BeginContext counts an attempt as a failure before any work is done,
+// and decides whether it may go on. A refused attempt (Refused) must be
 // answered like a wrong password without a lookup or verification. Every
 // attempt must end with Done.
-func (l *Limiter) Begin(r Request) *Attempt {
+//
+// With a shared store (SetShared) the attempt is counted both here and in
+// the store, and the store's verdict decides: the budgets then hold across
+// every process that shares it. When the store cannot be asked, this
+// process's own counts decide, together with the refusals other processes
+// broadcast (NoteBlock): never fewer refusals than without a store.
+func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
+	a := l.beginLocal(r)
+	if sh := l.sharedStore(); sh != nil {
+		l.askShared(ctx, sh, a, r)
+	}
+	return a
+}
+
+// beginLocal is the attempt as this process alone counts it.
+func (l *Limiter) beginLocal(r Request) *Attempt {
 	a := &Attempt{l: l, ip: normalize(r.IP)}
 	now := l.elapsed()
 	knownGood := false
@@ -80,23 +111,8 @@ func (l *Limiter) Begin(r Request) *Attempt {
 		a.repeat = a.hashed && e.hasPassword(a.pwHash)
 		s.mu.Unlock()
 	}
-	var keys [3]string
-	var kinds [3]Kind
-	n := 0
-	add := func(k Kind, key string) { keys[n], kinds[n] = key, k; n++ }
-	switch {
-	case knownGood:
-		// The owner's usual network: only the pair's own budget.
-		add(KindPair, a.pairKey)
-	default:
-		if a.ip.IsValid() {
-			add(KindIP, ipKey(a.ip))
-			add(KindPrefix, prefixKey(a.ip))
-		}
-		if r.Account != "" {
-			add(KindAccount, accountKey(r.Account))
-		}
-	}
+	a.knownGood = knownGood
+	keys, kinds, n := a.keys(r.Account)
 	for i := range n {
 		if !a.reserve(kinds[i], keys[i], now) {
 			a.giveBack()
@@ -105,6 +121,26 @@ func (l *Limiter) Begin(r Request) *Attempt {
 		}
 	}
 	return a
+}
+
+// keys are the keys whose budgets the attempt is counted in: a known-good
+// pair's own, or the address's, the network's and the account's.
+func (a *Attempt) keys(account string) (keys [3]string, kinds [3]Kind, n int) {
+	add := func(k Kind, key string) { keys[n], kinds[n] = key, k; n++ }
+	switch {
+	case a.knownGood:
+		// The owner's usual network: only the pair's own budget.
+		add(KindPair, a.pairKey)
+	default:
+		if a.ip.IsValid() {
+			add(KindIP, ipKey(a.ip))
+			add(KindPrefix, prefixKey(a.ip))
+		}
+		if account != "" {
+			add(KindAccount, accountKey(account))
+		}
+	}
+	return keys, kinds, n
 }
 
 // reserve checks one key's budget and, unless the attempt repeats a
@@ -159,6 +195,7 @@ func (a *Attempt) Done(o Outcome) int {
 		return 0
 	}
 	a.finished = true
+	a.finishShared(o)
 	switch o {
 	case Succeeded:
 		a.giveBack()

@@ -136,6 +136,7 @@ type Limiter struct {
 	seed    maphash.Seed
 	pwKey   [32]byte
 	shards  [shards]shard
+	sh      sharedState
 
 	evicted  atomic.Int64
 	refusals [numKinds]atomic.Int64

@@ -1,0 +1,335 @@
+package limiter
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Shared is brute-force state kept outside the process, so that several
+// authd processes count one set of budgets (internal/redisstate keeps it
+// in Redis; docs/scale-out.md). The limiter asks it on every attempt and
+// keeps counting on its own as well, so that it can decide alone when the
+// store cannot be reached.
+//
+// Every method is bounded by the store's own deadline. An error means the
+// store could not be asked ("could not tell"): the limiter then decides
+// with its own counts, never lets the attempt through unchecked.
+type Shared interface {
+	// Reserve checks the attempt's budgets and counts it in them, as
+	// Begin does locally, and answers whether it is refused.
+	Reserve(ctx context.Context, q SharedQuery) (SharedVerdict, error)
+	// Finish ends an attempt Reserve counted: a success or an undecided
+	// attempt gives its reservations back (a success also makes the pair
+	// known-good), a failure remembers the password's hash.
+	Finish(ctx context.Context, q SharedQuery, v SharedVerdict, o Outcome) error
+	// Reset forgets one key, as Limiter.Reset does locally, and tells
+	// the other processes to forget it too.
+	Reset(ctx context.Context, kind Kind, display string) error
+}
+
+// SharedQuery is one attempt as the shared store sees it.
+type SharedQuery struct {
+	// Account is the account after name processing ("" without one).
+	Account string
+	// IP is the client's address, IPv4-mapped addresses unmapped; the
+	// zero Addr without one.
+	IP netip.Addr
+	// PasswordHash is the keyed hash of the password tried (HasPassword),
+	// under the key every sharing process uses (SetShared).
+	PasswordHash uint32
+	HasPassword  bool
+	// Budgets are the limiter's budgets by Kind, and KnownGoodFor how
+	// long a success keeps a pair known-good.
+	Budgets      [numKinds]Budget
+	KnownGoodFor time.Duration
+	// Force counts the attempt whatever the budgets say and refuses
+	// nothing: failures counted while the store was away, replayed.
+	Force bool
+	// KnownGood (Force only) counts the failure in the pair's budget
+	// only, as the attempt was counted locally.
+	KnownGood bool
+}
+
+// SharedVerdict is the shared store's answer to Reserve.
+type SharedVerdict struct {
+	Refused bool
+	By      Kind // the kind of key that refused it
+	// NewBlock: this attempt made the key start refusing (logged once).
+	NewBlock bool
+	// Repeat: the same wrong password was tried before for this account
+	// from this network: not counted.
+	Repeat bool
+	// KnownGood: the pair logged in before, on any process.
+	KnownGood bool
+	// Slots is where each kind's key was counted, for Finish to give it
+	// back; 0 where it was not counted.
+	Slots [numKinds]int64
+}
+
+// maxDebts bounds the failures remembered for replay while the shared
+// store is away; beyond it they are only counted here.
+const maxDebts = 4096
+
+// remoteBlock is a refusal another process broadcast.
+type remoteBlock struct {
+	until time.Time
+}
+
+// maxRemoteBlocks bounds the broadcast refusals held; beyond it new ones
+// are dropped (the shared store still refuses while it answers).
+const maxRemoteBlocks = 100_000
+
+// sharedState is the limiter's side of a shared store.
+type sharedState struct {
+	mu     sync.Mutex
+	store  Shared
+	pwKey  []byte
+	debts  []SharedQuery
+	lost   int64 // debts dropped beyond maxDebts
+	remote map[string]remoteBlock
+}
+
+// SetShared makes the limiter count in s as well (nil: no shared store).
+// passwordKey keys the hashes of failed passwords the store keeps, so
+// that a password repeated on another process is recognised; it must be
+// the same on every process (nil: this process's own random key, and a
+// repeat is recognised only where it was first seen). It may be called
+// while attempts run: a reload swaps the store.
+func (l *Limiter) SetShared(s Shared, passwordKey []byte) {
+	l.sh.mu.Lock()
+	defer l.sh.mu.Unlock()
+	l.sh.store = s
+	l.sh.pwKey = passwordKey
+	if l.sh.remote == nil {
+		l.sh.remote = map[string]remoteBlock{}
+	}
+}
+
+func (l *Limiter) sharedStore() Shared {
+	l.sh.mu.Lock()
+	defer l.sh.mu.Unlock()
+	return l.sh.store
+}
+
+// sharedHash is the password's hash under the shared key.
+func (l *Limiter) sharedHash(password []byte) uint32 {
+	l.sh.mu.Lock()
+	key := l.sh.pwKey
+	l.sh.mu.Unlock()
+	if key == nil {
+		return l.passwordHash(password)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(password)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint32(m.Sum(sum[:0]))
+}
+
+// askShared asks the shared store about a, which this process has
+// counted already, and lets the store's verdict decide.
+func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Request) {
+	a.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor}
+	if r.Password != nil && r.Account != "" {
+		a.q.HasPassword, a.q.PasswordHash = true, l.sharedHash(r.Password)
+	}
+	v, err := sh.Reserve(ctx, a.q)
+	if err != nil {
+		// Alone: this process's counts decide, and so do the refusals
+		// the others broadcast while the store answered.
+		a.degraded = true
+		if !a.refused {
+			if k, ok := l.remoteBlocked(a, r.Account); ok {
+				a.giveBack()
+				a.refused, a.by = true, k
+				l.refusals[k].Add(1)
+			}
+		}
+		return
+	}
+	a.shared, a.sv = sh, v
+	a.repeat = v.Repeat
+	switch {
+	case v.Refused:
+		// Not counted anywhere, as a local refusal is not.
+		a.giveBack()
+		a.refused, a.by = true, v.By
+		l.refusals[v.By].Add(1)
+		if v.NewBlock {
+			l.blocks[v.By].Add(1)
+			l.cfg.Log.Warn("penalty: refusing attempts (shared budget)", "kind", v.By.String(), "key", sharedDisplay(v.By, r.Account, a.ip))
+		}
+	case a.refused:
+		// The shared counts are the whole truth while the store answers;
+		// this process's are a part of them, and behind only after the
+		// store lost its data.
+		a.refused = false
+	}
+}
+
+// finishShared ends the attempt in the shared store, or remembers a
+// failure counted alone for replay once the store is back.
+func (a *Attempt) finishShared(o Outcome) {
+	l := a.l
+	switch {
+	case a.shared != nil && !a.sv.Refused:
+		if o == Failed && !a.q.HasPassword {
+			return // the reservation stays as the failure; nothing to note
+		}
+		// Bounded by the store's own deadline; an error loses one give-back
+		// or one password hash, which only errs towards refusing.
+		_ = a.shared.Finish(context.Background(), a.q, a.sv, o)
+	case a.degraded && o == Failed && !a.refused && !a.repeat:
+		q := a.q
+		q.Force, q.KnownGood = true, a.knownGood
+		l.sh.mu.Lock()
+		if len(l.sh.debts) < maxDebts {
+			l.sh.debts = append(l.sh.debts, q)
+		} else {
+			l.sh.lost++
+		}
+		l.sh.mu.Unlock()
+	}
+}
+
+// Reconcile replays into the shared store the failures counted while it
+// could not be reached, so that its budgets include them. The shared
+// store's owner calls it when the store answers again. It stops at the
+// first error (the failures not replayed are kept) or when ctx ends.
+func (l *Limiter) Reconcile(ctx context.Context) error {
+	l.sh.mu.Lock()
+	sh, debts := l.sh.store, l.sh.debts
+	l.sh.debts = nil
+	l.sh.mu.Unlock()
+	if sh == nil {
+		return nil
+	}
+	for i, q := range debts {
+		v, err := sh.Reserve(ctx, q)
+		if err == nil && q.HasPassword {
+			err = sh.Finish(ctx, q, v, Failed)
+		}
+		if err != nil {
+			l.sh.mu.Lock()
+			l.sh.debts = append(debts[i:], l.sh.debts...)
+			if over := len(l.sh.debts) - maxDebts; over > 0 {
+				l.sh.debts = l.sh.debts[over:]
+				l.sh.lost += int64(over)
+			}
+			l.sh.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// PendingReplay is how many failures wait for Reconcile.
+func (l *Limiter) PendingReplay() int {
+	l.sh.mu.Lock()
+	defer l.sh.mu.Unlock()
+	return len(l.sh.debts)
+}
+
+// NoteBlock records that another process found a key over its budget:
+// while the shared store cannot be asked, this process refuses the key
+// for d (the key's window, at most: its failures slide out by then).
+func (l *Limiter) NoteBlock(kind Kind, account string, ip netip.Addr, d time.Duration) {
+	key, ok := subjectKey(kind, account, normalize(ip))
+	if !ok {
+		return
+	}
+	until := l.now().Add(d)
+	l.sh.mu.Lock()
+	defer l.sh.mu.Unlock()
+	if l.sh.remote == nil {
+		l.sh.remote = map[string]remoteBlock{}
+	}
+	if _, held := l.sh.remote[key]; !held && len(l.sh.remote) >= maxRemoteBlocks {
+		l.pruneRemote()
+		if len(l.sh.remote) >= maxRemoteBlocks {
+			return
+		}
+	}
+	l.sh.remote[key] = remoteBlock{until: until}
+}
+
+// pruneRemote drops expired broadcast refusals; l.sh.mu is held.
+func (l *Limiter) pruneRemote() {
+	now := l.now()
+	for k, b := range l.sh.remote {
+		if !now.Before(b.until) {
+			delete(l.sh.remote, k)
+		}
+	}
+}
+
+// remoteBlocked reports whether one of the keys a counts in was broadcast
+// as refusing, and which kind.
+func (l *Limiter) remoteBlocked(a *Attempt, account string) (Kind, bool) {
+	keys, kinds, n := a.keys(account)
+	now := l.now()
+	l.sh.mu.Lock()
+	defer l.sh.mu.Unlock()
+	for i := range n {
+		if b, ok := l.sh.remote[keys[i]]; ok {
+			if now.Before(b.until) {
+				return kinds[i], true
+			}
+			delete(l.sh.remote, keys[i])
+		}
+	}
+	return 0, false
+}
+
+// ResetLocal is Reset without the shared store: another process reset the
+// key (its broadcast). It also drops the key's broadcast refusal.
+func (l *Limiter) ResetLocal(kind Kind, display string) int {
+	if k, ok := parseDisplayed(kind, display); ok {
+		l.sh.mu.Lock()
+		delete(l.sh.remote, k)
+		l.sh.mu.Unlock()
+	}
+	if kind == KindAccount {
+		return l.resetAccount(display)
+	}
+	return l.resetKey(kind, display)
+}
+
+// subjectKey is the internal key of a kind's subject.
+func subjectKey(kind Kind, account string, ip netip.Addr) (string, bool) {
+	switch kind {
+	case KindIP:
+		return ipKey(ip), ip.IsValid()
+	case KindPrefix:
+		return prefixKey(ip), ip.IsValid()
+	case KindAccount:
+		return accountKey(account), account != ""
+	case KindPair:
+		return pairKey(account, ip), account != ""
+	}
+	return "", false
+}
+
+// sharedDisplay renders a kind's subject for a log line.
+func sharedDisplay(kind Kind, account string, ip netip.Addr) string {
+	key, ok := subjectKey(kind, account, ip)
+	if !ok {
+		return ""
+	}
+	return displayKey(key)
+}
+
+// Display renders a kind's subject as `authd penalty` shows it and Reset
+// takes it, for the shared store's broadcasts.
+func Display(kind Kind, account string, ip netip.Addr) string {
+	if kind == KindAccount {
+		// Quoted in full: Reset unquotes it back to exactly this name.
+		return strconv.Quote(account)
+	}
+	return sharedDisplay(kind, account, normalize(ip))
+}
