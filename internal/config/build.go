@@ -201,6 +201,8 @@ func (b *builder) rootSection(n *conffile.Node) {
 		b.metrics(n)
 	case n.Key == "penalty":
 		b.penalty(n)
+	case n.Key == "redis":
+		b.redis(n)
 	case n.Key == "hash_budget":
 		b.hashBudget(n)
 	case filterSections[n.Key]:
@@ -334,7 +336,7 @@ func (b *builder) filter(n *conffile.Node, scope filterScope) {
 			b.checkSection(c, "service")
 		case ignoredSections[c.Key]:
 			b.checkSection(c, c.Key)
-		case c.Key == "grpc" || c.Key == "metrics" || c.Key == "penalty" || c.Key == "hash_budget":
+		case c.Key == "grpc" || c.Key == "metrics" || c.Key == "penalty" || c.Key == "hash_budget" || c.Key == "redis":
 			b.errs.add(c.Pos, "%s { } is not allowed inside %s", c.Key, where)
 		default:
 			b.unknownSection(c, where, rootSectionCandidates())

@@ -21,6 +21,7 @@ type Config struct {
 	GRPC      GRPC       // authd's own grpc { } section
 	Metrics   Metrics    // authd's own metrics { } section
 	Penalty   Penalty    // authd's own penalty { } section: the brute-force defence
+	Redis     Redis      // authd's own redis { } section: state shared with other authd processes
 	// HashBudget is authd's own hash_budget { } section: the most work a
 	// stored password hash may ask for, schemes' defaults filled in.
 	HashBudget      schemes.Limits

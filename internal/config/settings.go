@@ -249,7 +249,7 @@ var rootCandidates = sync.OnceValue(func() []string {
 })
 
 func rootSectionCandidates() []string {
-	return []string{"dict", "event_exporter", "grpc", "hash_budget", "local", "local_name", "metric", "metrics", "namespace", "passdb", "penalty", "plugin", "protocol", "remote", "service", "userdb"}
+	return []string{"dict", "event_exporter", "grpc", "hash_budget", "local", "local_name", "metric", "metrics", "namespace", "passdb", "penalty", "plugin", "protocol", "redis", "remote", "service", "userdb"}
 }
 
 // suggest returns the candidate closest to name, if it is close enough to

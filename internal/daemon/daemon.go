@@ -114,6 +114,8 @@ type instance struct {
 	grpc     *grpcserver.Backend     // this instance's engine, as the gRPC server sees it
 	limiter  *limiter.Limiter        // the brute-force defence; nil when off
 	policy   *policy.Client          // the auth policy server's client; nil when off
+	redis    *sharedRedis            // the state shared through Redis; nil without redis { }
+	flusher  clusterFlusher          // the cache flush of CACHE-FLUSH and gRPC
 }
 
 // listener is one unix socket. Its handler is swapped on reload; the
@@ -197,6 +199,7 @@ func (d *daemon) reload() {
 		return
 	}
 	d.metrics.ConfigReload(true)
+	d.flushEverywhere(inst)
 	if err := d.applyMetrics(cfg); err != nil {
 		d.log.Error("metrics listener failed; metrics are off until the next reload", "err", err)
 	}
@@ -222,6 +225,9 @@ func (d *daemon) stop(ctx context.Context) error {
 		errs = append(errs, d.retire(d.cur, ctx))
 	}
 	d.wg.Wait()
+	if d.cur != nil {
+		d.cur.redis.stop()
+	}
 	errs = append(errs, d.stopMetrics(ctx))
 	return errors.Join(errs...)
 }

@@ -49,7 +49,14 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 	}))
 	eng.SetObserver(d.metrics)
 	inst := &instance{cfg: cfg, eng: eng, handlers: map[string]func(net.Conn){}}
-	inst.grpc = grpcserver.NewBackend(eng, eng.Cache(), cfg.Penalty.MaxDelay)
+	red, err := d.redisFor(cfg.Redis)
+	if err != nil {
+		_ = eng.Close()
+		return nil, err
+	}
+	inst.attachRedis(red)
+	inst.flusher = clusterFlusher{c: eng.Cache(), inst: inst, daemn: d}
+	inst.grpc = grpcserver.NewBackend(eng, inst.flusher, cfg.Penalty.MaxDelay)
 	inst.shutdown = append(inst.shutdown, inst.grpc.Drain)
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.cancel = cancel
@@ -83,7 +90,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		case config.RoleMaster, config.RoleUserdb:
-			srv := d.masterServer(cfg, l, eng, inst.limiter)
+			srv := d.masterServer(cfg, l, inst)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		}
@@ -127,14 +134,15 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 
 // masterServer builds the master-protocol server of a master or userdb
 // listener.
-func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine, lim *limiter.Limiter) *dovecot.MasterServer {
+func (d *daemon) masterServer(cfg *config.Config, l config.Listener, inst *instance) *dovecot.MasterServer {
+	eng, lim := inst.eng, inst.limiter
 	protocol := "master"
 	if l.Role == config.RoleUserdb {
 		protocol = "userdb"
 	}
 	mc := dovecot.MasterConfig{
 		Engine:  eng,
-		Cache:   eng.Cache(),
+		Cache:   inst.flusher,
 		Full:    l.Role == config.RoleMaster,
 		Debug:   cfg.Auth.Debug,
 		Log:     d.log.With("listener", l.Name),
@@ -281,6 +289,9 @@ func (d *daemon) retire(inst *instance, ctx context.Context) error {
 	wg.Wait()
 	inst.cancel()
 	inst.wg.Wait()
+	if live := d.live.Load(); live == nil || live.redis != inst.redis {
+		inst.redis.stop() // not shared with the instance that replaced it
+	}
 	if inst.policy != nil {
 		inst.policy.Close()
 	}

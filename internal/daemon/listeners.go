@@ -63,6 +63,7 @@ func (d *daemon) apply(inst *instance) error {
 		h := inst.handlers[path]
 		l.handler.Store(&h)
 	}
+	inst.activate()
 	d.cur = inst
 	d.live.Store(inst)
 	return nil

@@ -40,6 +40,9 @@ func (d *daemon) initMetrics() error {
 	if err := d.reg.Register(metrics.LimitsCollector(d.limitStats)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := d.reg.Register(metrics.RedisCollector(d.redisStats)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	d.metrics = m
 	return nil
 }

@@ -399,3 +399,35 @@ userPassword: carolpw
 	}
 	timed(t, "Slapd.Stop", s.Stop)
 }
+
+// TestRedisServers starts each Redis topology and checks it answers as
+// the launcher promises.
+func TestRedisServers(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		r := StartRedis(t, RedisOptions{Password: "pw"})
+		if out, err := realserver.RedisDo(t.Context(), r.Addr, "pw", "SET", "k", "v"); err != nil || out[0] != "OK" {
+			t.Fatalf("SET: %q %v", out, err)
+		}
+		if _, err := realserver.RedisDo(t.Context(), r.Addr, "", "GET", "k"); err == nil {
+			t.Fatal("GET without the password succeeded")
+		}
+		r.Restart(t)
+		if out, err := realserver.RedisDo(t.Context(), r.Addr, "pw", "EXISTS", "k"); err != nil || out[0] != "0" {
+			t.Fatalf("after a restart the key is still there (persistence on?): %q %v", out, err)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		s := StartRedisSentinel(t, RedisOptions{})
+		addr, err := s.MasterAddr(t.Context())
+		if err != nil || addr != s.Master.Addr {
+			t.Fatalf("master by sentinel: %q %v, want %s", addr, err, s.Master.Addr)
+		}
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := StartRedisCluster(t, RedisOptions{})
+		out, err := realserver.RedisDo(t.Context(), c.Addrs[0], "", "CLUSTER", "INFO")
+		if err != nil || !strings.Contains(out[0], "cluster_known_nodes:3") || !strings.Contains(out[0], "cluster_slots_ok:16384") {
+			t.Fatalf("CLUSTER INFO: %q %v", out, err)
+		}
+	})
+}

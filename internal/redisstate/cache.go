@@ -1,0 +1,266 @@
+package redisstate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/authd-project/authd/cache"
+)
+
+// The second-level cache. A user's generation is two counters: the epoch
+// (<p>c:epoch, raised by a flush of everything) and the user's own
+// (<p>c:{u:<user>}:g, raised by a flush of the user). A record carries
+// the generation it was written under and counts only while that is the
+// user's generation: a flush is one INCR, never a scan.
+//
+// The epoch starts at a random value, written when Redis has none: after
+// Redis lost its data (a restart without persistence), every generation a
+// process remembers is unknown to it, so no entry fetched before the loss
+// can pass for a current one.
+
+// saveScript writes a record (KEYS[2]) only while the user's generation
+// (KEYS[1]) is still ARGV[1]; ARGV[2] the record, ARGV[3] its lifetime in
+// ms.
+var saveScript = redis.NewScript(`
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// genLifetime is how long a user's generation is kept after its last
+// flush: far longer than any record's lifetime, so a record can never
+// outlive the generation it depends on.
+const genLifetime = 30 * 24 * time.Hour
+
+// cacheStore is the Client as a cache.Shared.
+type cacheStore struct{ c *Client }
+
+// Cache returns the client as the cache's shared store.
+func (c *Client) Cache() cache.Shared { return cacheStore{c} }
+
+// readGen reads the epoch and the user's counter, and with rec a record,
+// in one round trip (in a Cluster, one per node, concurrently).
+func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache.Gen, []byte, error) {
+	var g cache.Gen
+	var data []byte
+	err := s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
+		pipe := s.c.rdb.Pipeline()
+		ep := pipe.Get(ctx, s.c.keys.epoch())
+		ug := pipe.Get(ctx, s.c.keys.userGen(user))
+		var rc *redis.StringCmd
+		if rec != "" {
+			rc = pipe.Get(ctx, rec)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		var err error
+		if g.Epoch, err = uintOf(ep); err != nil {
+			return err
+		}
+		if g.User, err = uintOf(ug); err != nil {
+			return err
+		}
+		if rc != nil {
+			if b, err := rc.Bytes(); err == nil {
+				data = b
+			}
+		}
+		if ep.Err() == redis.Nil {
+			g.Epoch, err = s.startEpoch(ctx)
+		}
+		return err
+	})
+	return g, data, err
+}
+
+// startEpoch writes a random epoch when Redis has none, and returns the
+// epoch Redis has then.
+func (s cacheStore) startEpoch(ctx context.Context) (uint64, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	v := binary.BigEndian.Uint64(b[:]) >> 2 // room for INCR
+	if err := s.c.rdb.SetNX(ctx, s.c.keys.epoch(), v, 0).Err(); err != nil {
+		return 0, err
+	}
+	return uintOf(s.c.rdb.Get(ctx, s.c.keys.epoch()))
+}
+
+// uintOf reads a counter; a missing key is 0.
+func uintOf(cmd *redis.StringCmd) (uint64, error) {
+	v, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: counter %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// Generation implements cache.Shared.
+func (s cacheStore) Generation(ctx context.Context, user string) (cache.Gen, error) {
+	g, _, err := s.readGen(ctx, opGeneration, user, "")
+	return g, err
+}
+
+// Load implements cache.Shared.
+func (s cacheStore) Load(ctx context.Context, user, key string) (cache.Record, bool, cache.Gen, error) {
+	rk := s.c.keys.record(user, key)
+	g, data, err := s.readGen(ctx, opLoad, user, rk)
+	if err != nil || data == nil {
+		return cache.Record{}, false, g, err
+	}
+	rec, rg, err := s.c.codec().decode(rk, data)
+	if err != nil || rg != g {
+		// Unreadable (another secret, a newer format) or of an older
+		// generation: as if absent.
+		return cache.Record{}, false, g, nil
+	}
+	return rec, true, g, nil
+}
+
+// Save implements cache.Shared.
+func (s cacheStore) Save(ctx context.Context, user, key string, g cache.Gen, rec cache.Record) error {
+	rk := s.c.keys.record(user, key)
+	data, ok := s.c.codec().encode(rk, rec, g)
+	if !ok {
+		return nil // a plaintext password and no secret to seal it with
+	}
+	// Kept twice its TTL: an expired record still answers when the
+	// backend cannot (docs/architecture.md §Cache semantics).
+	life := 2 * rec.TTL.Milliseconds()
+	return s.c.call(ctx, opSave, s.c.o.CallTimeout, func(ctx context.Context) error {
+		return saveScript.Run(ctx, s.c.rdb, []string{s.c.keys.userGen(user), rk}, g.User, data, life).Err()
+	})
+}
+
+// invalMsg is an announcement on the inval channel.
+type invalMsg struct {
+	Origin string   `json:"o"`
+	All    bool     `json:"a,omitempty"`
+	Users  []string `json:"u,omitempty"`
+}
+
+// Invalidate implements cache.Shared. When Redis cannot be reached the
+// flush waits in the outbox and goes out once it can; the error says so.
+func (s cacheStore) Invalidate(ctx context.Context, users []string) error {
+	err := s.c.invalidate(ctx, users)
+	if err != nil {
+		s.c.outbox.add(users)
+		return fmt.Errorf("cache flush done here only, the other processes get it once Redis answers: %w", err)
+	}
+	return nil
+}
+
+// invalidate raises the generations and announces the flush. With
+// Sentinel it waits (briefly) for a replica to have the new generations,
+// so that a failover does not bring back what was flushed.
+func (c *Client) invalidate(ctx context.Context, users []string) error {
+	return c.call(ctx, opInvalidate, 4*c.o.CallTimeout, func(ctx context.Context) error {
+		return c.sendInvalidate(ctx, users)
+	})
+}
+
+// sendInvalidate is invalidate's work, without the breaker.
+func (c *Client) sendInvalidate(ctx context.Context, users []string) error {
+	msg, _ := json.Marshal(invalMsg{Origin: c.origin, All: len(users) == 0, Users: users})
+	pipe := c.rdb.Pipeline()
+	if len(users) == 0 {
+		pipe.Incr(ctx, c.keys.epoch())
+	}
+	for _, u := range users {
+		pipe.Incr(ctx, c.keys.userGen(u))
+		pipe.PExpire(ctx, c.keys.userGen(u), genLifetime)
+	}
+	pipe.Publish(ctx, c.keys.inval(), msg)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	if c.sentinel {
+		_ = c.rdb.Do(ctx, "WAIT", 1, c.o.CallTimeout.Milliseconds()).Err()
+	}
+	return nil
+}
+
+// outbox holds the flushes made while Redis could not be reached.
+type outbox struct {
+	mu    sync.Mutex
+	all   bool
+	users map[string]struct{}
+}
+
+// maxOutboxUsers bounds the outbox; beyond it, a flush of everything
+// stands in for the users.
+const maxOutboxUsers = 10000
+
+func (o *outbox) add(users []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(users) == 0 || o.all {
+		o.all, o.users = true, nil
+		return
+	}
+	if o.users == nil {
+		o.users = map[string]struct{}{}
+	}
+	for _, u := range users {
+		o.users[u] = struct{}{}
+	}
+	if len(o.users) > maxOutboxUsers {
+		o.all, o.users = true, nil
+	}
+}
+
+func (o *outbox) size() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.all {
+		return 1
+	}
+	return len(o.users)
+}
+
+// take empties the outbox: all, or the users (nil: nothing to deliver).
+func (o *outbox) take() (all bool, users []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	all = o.all
+	for u := range o.users {
+		users = append(users, u)
+	}
+	o.all, o.users = false, nil
+	return all, users
+}
+
+// deliverOutbox sends the flushes made while Redis was away, bypassing
+// the (still open) breaker; on failure they stay in the outbox.
+func (c *Client) deliverOutbox(ctx context.Context) error {
+	all, users := c.outbox.take()
+	if !all && len(users) == 0 {
+		return nil
+	}
+	if all {
+		users = nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 4*c.o.CallTimeout)
+	defer cancel()
+	err := c.sendInvalidate(ictx, users)
+	if err != nil {
+		c.outbox.add(users) // users nil: everything, as taken
+	}
+	return err
+}

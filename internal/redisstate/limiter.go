@@ -1,0 +1,466 @@
+package redisstate
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/authd-project/authd/internal/limiter"
+)
+
+// limiterEvents is what the other processes' announcements ask of the
+// local limiter.
+type limiterEvents interface {
+	NoteBlock(kind limiter.Kind, account string, ip netip.Addr, d time.Duration)
+	ResetLocal(kind limiter.Kind, display string) int
+}
+
+// The brute-force budgets in Redis mirror the limiter's own windows
+// (internal/limiter/window.go): a window of twelve slots per key, each a
+// hash field "s<slot number>" counting the failures of that slot, the
+// slot number taken from Redis's clock (TIME), so that every process
+// agrees whatever its own clock says. A pair's hash also holds "ok" (the
+// last success, ms) and "pw" (the hashes of its last failed passwords);
+// "b" marks a key that refuses, so that the first refusal is announced
+// once. One script checks and counts every key of an attempt in one
+// round trip; in a Cluster, where an account's keys and a network's keys
+// live in different slots, two.
+
+// reserveScript: KEYS are the attempt's keys; ARGV[1] flags (F force:
+// count and refuse nothing; R: the password is a known repeat), ARGV[2]
+// the password hash or "", ARGV[3] known_good_for in ms, ARGV[4] the
+// events channel, ARGV[5] the announcement's tail (origin, address,
+// account), then one "kind,slot ms,budget,ttl ms" per key. Returns
+// {refusing kind or "", new block 0/1, known-good 0/1, repeat 0/1,
+// "kind:slot,..." counted}.
+var reserveScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local flags, pw, kgfor = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local force = string.find(flags, 'F', 1, true) ~= nil
+local rep = string.find(flags, 'R', 1, true) ~= nil
+local spec, pair = {}, nil
+for i = 1, #KEYS do
+  local k, sl, b, ttl = string.match(ARGV[5 + i], '^(%a),(%d+),(%d+),(%d+)$')
+  spec[i] = {k = k, sl = tonumber(sl), b = tonumber(b), ttl = tonumber(ttl)}
+  if k == 'g' then pair = i end
+end
+local kg = string.find(flags, 'K', 1, true) ~= nil
+if pair and not force then
+  local ok = tonumber(redis.call('HGET', KEYS[pair], 'ok') or '0')
+  kg = ok > 0 and now - ok < kgfor
+end
+if pair and pw ~= '' and not rep then
+  local list = redis.call('HGET', KEYS[pair], 'pw') or ''
+  rep = string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) ~= nil
+end
+local function wsum(key, slot)
+  local h = redis.call('HGETALL', key)
+  local n = 0
+  for j = 1, #h, 2 do
+    local f = h[j]
+    if string.sub(f, 1, 1) == 's' then
+      local s = tonumber(string.sub(f, 2))
+      if s and s > slot - 12 then n = n + tonumber(h[j + 1]) else redis.call('HDEL', key, f) end
+    end
+  end
+  return n
+end
+local counted, by, newblock = {}, '', 0
+for i, s in ipairs(spec) do
+  local counts = (s.k == 'g') == kg
+  if counts then
+    local slot = math.floor(now / s.sl)
+    local n = wsum(KEYS[i], slot)
+    if not force and s.b > 0 and n >= s.b then
+      by = s.k
+      if redis.call('HSETNX', KEYS[i], 'b', '1') == 1 then
+        newblock = 1
+        redis.call('PUBLISH', ARGV[4], 'block\t' .. s.k .. '\t' .. (s.sl * 12) .. '\t' .. ARGV[5])
+      end
+      break
+    end
+    if not force then redis.call('HDEL', KEYS[i], 'b') end
+    if not rep then
+      redis.call('HINCRBY', KEYS[i], 's' .. slot, 1)
+      redis.call('PEXPIRE', KEYS[i], s.ttl)
+      counted[#counted + 1] = {i, s.k, slot}
+    end
+  end
+end
+local out = {}
+if by ~= '' then
+  for _, c in ipairs(counted) do redis.call('HINCRBY', KEYS[c[1]], 's' .. c[3], -1) end
+else
+  for _, c in ipairs(counted) do out[#out + 1] = c[2] .. ':' .. c[3] end
+end
+return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ',')}
+`)
+
+// finishScript: KEYS as reserve's (with the pair index, kind x);
+// ARGV[1] the outcome (S success, U undecided, F failure), ARGV[2] the
+// password hash or "", ARGV[3] the pair's ttl in ms, then one
+// "kind,slot" per key (slot 0: not counted).
+var finishScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local o, pw, pttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local pair, idx
+for i = 1, #KEYS do
+  local k, slot = string.match(ARGV[3 + i], '^(%a),(%d+)$')
+  if k == 'g' then pair = KEYS[i] elseif k == 'x' then idx = KEYS[i] end
+  if o ~= 'F' and slot ~= '0' then
+    local f = 's' .. slot
+    if tonumber(redis.call('HGET', KEYS[i], f) or '0') > 0 then redis.call('HINCRBY', KEYS[i], f, -1) end
+  end
+end
+if not pair then return 0 end
+if o == 'S' then
+  redis.call('HSET', pair, 'ok', now)
+elseif o == 'F' and pw ~= '' then
+  local list = redis.call('HGET', pair, 'pw') or ''
+  if string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) then return 0 end
+  local items = {}
+  for x in string.gmatch(list, '[^,]+') do items[#items + 1] = x end
+  items[#items + 1] = pw
+  while #items > 8 do table.remove(items, 1) end
+  redis.call('HSET', pair, 'pw', table.concat(items, ','))
+else
+  return 0
+end
+redis.call('PEXPIRE', pair, pttl)
+if idx then
+  redis.call('SADD', idx, pair)
+  redis.call('PEXPIRE', idx, pttl)
+end
+return 1
+`)
+
+// resetScript deletes KEYS; with a second key (an account's pair index),
+// every pair it lists too. Then it announces the reset (ARGV[1] the
+// channel, ARGV[2] the message).
+var resetScript = redis.NewScript(`
+if #KEYS == 2 then
+  for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', k) end
+end
+for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`)
+
+// limiterStore is the Client as a limiter.Shared.
+type limiterStore struct{ c *Client }
+
+// Limiter returns the client as the limiter's shared store.
+func (c *Client) Limiter() limiter.Shared { return limiterStore{c} }
+
+// PasswordKey is the key failed passwords are hashed under for the shared
+// store: derived from Options.Secret, nil without one.
+func (c *Client) PasswordKey() []byte {
+	if len(c.o.Secret) == 0 {
+		return nil
+	}
+	return derive(c.o.Secret, "authd limiter password hash")
+}
+
+// derive is a key for one purpose from the shared secret.
+func derive(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// kindLetter is a kind's letter in the scripts.
+var kindLetter = map[limiter.Kind]string{limiter.KindIP: "i", limiter.KindPrefix: "p", limiter.KindAccount: "a", limiter.KindPair: "g"}
+
+func letterKind(s string) (limiter.Kind, bool) {
+	for k, l := range kindLetter {
+		if l == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// slotKey is one key of an attempt.
+type slotKey struct {
+	kind limiter.Kind
+	key  string
+}
+
+// groups are the attempt's keys in the order they are checked, split in
+// script calls: one in a single server, in a Cluster the account's keys
+// (pair, account) and the network's (address, network).
+func (s limiterStore) groups(q limiter.SharedQuery) [][]slotKey {
+	var acct, net []slotKey
+	if q.Account != "" {
+		acct = []slotKey{{limiter.KindPair, s.c.keys.pair(q.Account, q.IP)}, {limiter.KindAccount, s.c.keys.account(q.Account)}}
+	}
+	if q.IP.IsValid() {
+		net = []slotKey{{limiter.KindIP, s.c.keys.address(q.IP)}, {limiter.KindPrefix, s.c.keys.network(q.IP)}}
+	}
+	if !s.c.cluster {
+		all := append(append([]slotKey{}, acct[:min(len(acct), 1)]...), net...)
+		if len(acct) > 1 {
+			all = append(all, acct[1])
+		}
+		return [][]slotKey{all}
+	}
+	var out [][]slotKey
+	for _, g := range [][]slotKey{acct, net} {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Reserve implements limiter.Shared.
+func (s limiterStore) Reserve(ctx context.Context, q limiter.SharedQuery) (limiter.SharedVerdict, error) {
+	var v limiter.SharedVerdict
+	groups := s.groups(q)
+	var done [][]slotKey
+	for i, g := range groups {
+		if i > 0 && v.KnownGood {
+			break // a known-good pair counts in its own budget only
+		}
+		gv, err := s.reserve(ctx, q, g, v.Repeat, v.KnownGood)
+		if err != nil {
+			s.giveBack(ctx, q, v, done)
+			return limiter.SharedVerdict{}, err
+		}
+		v = mergeVerdict(v, gv, i == 0)
+		if v.Refused {
+			s.giveBack(ctx, q, v, done)
+			for k := range v.Slots {
+				v.Slots[k] = 0
+			}
+			return v, nil
+		}
+		done = append(done, g)
+	}
+	return v, nil
+}
+
+func mergeVerdict(v, g limiter.SharedVerdict, first bool) limiter.SharedVerdict {
+	if first {
+		v.KnownGood = g.KnownGood
+	}
+	v.Repeat = v.Repeat || g.Repeat
+	v.Refused, v.By, v.NewBlock = g.Refused, g.By, g.NewBlock
+	for k, sl := range g.Slots {
+		if sl != 0 {
+			v.Slots[k] = sl
+		}
+	}
+	return v
+}
+
+// giveBack undoes the reservations of the groups already counted when a
+// later group refused or failed.
+func (s limiterStore) giveBack(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, done [][]slotKey) {
+	for _, g := range done {
+		_ = s.finish(ctx, q, v, limiter.Undecided, g)
+	}
+}
+
+// reserve runs the reserve script on one group of keys.
+func (s limiterStore) reserve(ctx context.Context, q limiter.SharedQuery, g []slotKey, repeat, knownGood bool) (limiter.SharedVerdict, error) {
+	flags := ""
+	if q.Force {
+		flags += "F"
+		if q.KnownGood {
+			flags += "K"
+		}
+	}
+	if repeat {
+		flags += "R"
+	}
+	if knownGood {
+		flags += "K"
+	}
+	tail := s.c.origin + "\t" + ipText(q.IP) + "\t" + q.Account
+	keys := make([]string, len(g))
+	args := []any{flags, pwText(q), q.KnownGoodFor.Milliseconds(), s.c.keys.events(), tail}
+	for i, k := range g {
+		keys[i] = k.key
+		b := q.Budgets[k.kind]
+		ttl := b.Window
+		if k.kind == limiter.KindPair {
+			ttl += q.KnownGoodFor
+		}
+		args = append(args, fmt.Sprintf("%s,%d,%d,%d", kindLetter[k.kind], max(b.Window.Milliseconds()/12, 1), b.Failures, ttl.Milliseconds()))
+	}
+	var res []any
+	err := s.c.call(ctx, opReserve, s.c.o.CallTimeout, func(ctx context.Context) error {
+		var err error
+		res, err = reserveScript.Run(ctx, s.c.rdb, keys, args...).Slice()
+		return err
+	})
+	if err != nil {
+		return limiter.SharedVerdict{}, err
+	}
+	return parseReserve(res)
+}
+
+// parseReserve reads the reserve script's answer.
+func parseReserve(res []any) (limiter.SharedVerdict, error) {
+	var v limiter.SharedVerdict
+	if len(res) != 5 {
+		return v, fmt.Errorf("redis: reserve script answered %d values", len(res))
+	}
+	by, _ := res[0].(string)
+	if by != "" {
+		k, ok := letterKind(by)
+		if !ok {
+			return v, fmt.Errorf("redis: reserve script: unknown kind %q", by)
+		}
+		v.Refused, v.By = true, k
+	}
+	v.NewBlock = res[1] == int64(1)
+	v.KnownGood = res[2] == int64(1)
+	v.Repeat = res[3] == int64(1)
+	counted, _ := res[4].(string)
+	for _, c := range strings.Split(counted, ",") {
+		l, n, ok := strings.Cut(c, ":")
+		if !ok {
+			continue
+		}
+		k, kok := letterKind(l)
+		slot, err := strconv.ParseInt(n, 10, 64)
+		if kok && err == nil {
+			v.Slots[k] = slot
+		}
+	}
+	return v, nil
+}
+
+// Finish implements limiter.Shared.
+func (s limiterStore) Finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome) error {
+	var first error
+	for _, g := range s.groups(q) {
+		if err := s.finish(ctx, q, v, o, g); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// finish runs the finish script on one group of keys, if it has anything
+// to do there.
+func (s limiterStore) finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome, g []slotKey) error {
+	out := map[limiter.Outcome]string{limiter.Succeeded: "S", limiter.Failed: "F", limiter.Undecided: "U"}[o]
+	var keys []string
+	var args []any
+	work := false
+	for _, k := range g {
+		keys = append(keys, k.key)
+		args = append(args, fmt.Sprintf("%s,%d", kindLetter[k.kind], v.Slots[k.kind]))
+		if k.kind == limiter.KindPair {
+			keys = append(keys, s.c.keys.pairIndex(q.Account))
+			args = append(args, "x,0")
+			work = work || o == limiter.Succeeded || (o == limiter.Failed && q.HasPassword)
+		}
+		work = work || (o != limiter.Failed && v.Slots[k.kind] != 0)
+	}
+	if !work {
+		return nil
+	}
+	pairTTL := q.Budgets[limiter.KindPair].Window + q.KnownGoodFor
+	args = append([]any{out, pwText(q), pairTTL.Milliseconds()}, args...)
+	return s.c.call(ctx, opFinish, s.c.o.CallTimeout, func(ctx context.Context) error {
+		return finishScript.Run(ctx, s.c.rdb, keys, args...).Err()
+	})
+}
+
+// Reset implements limiter.Shared: the key goes, and every process is
+// told to forget it.
+func (s limiterStore) Reset(ctx context.Context, kind limiter.Kind, display string) error {
+	var keys []string
+	switch kind {
+	case limiter.KindIP, limiter.KindPrefix:
+		ip, ok := parseAddr(display)
+		if !ok {
+			return nil
+		}
+		keys = []string{s.c.keys.address(ip)}
+		if kind == limiter.KindPrefix {
+			keys = []string{s.c.keys.network(ip)}
+		}
+	case limiter.KindAccount:
+		account := display
+		if u, err := strconv.Unquote(display); err == nil {
+			account = u
+		}
+		if account == "" {
+			return nil
+		}
+		keys = []string{s.c.keys.account(account), s.c.keys.pairIndex(account)}
+	default:
+		return nil
+	}
+	msg := "reset\t" + kindLetter[kind] + "\t" + s.c.origin + "\t" + display
+	return s.c.call(ctx, opReset, 4*s.c.o.CallTimeout, func(ctx context.Context) error {
+		return resetScript.Run(ctx, s.c.rdb, keys, s.c.keys.events(), msg).Err()
+	})
+}
+
+// parseAddr reads an address or a network as `authd penalty` shows them.
+func parseAddr(s string) (netip.Addr, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr(), true
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
+
+func pwText(q limiter.SharedQuery) string {
+	if !q.HasPassword {
+		return ""
+	}
+	return strconv.FormatUint(uint64(q.PasswordHash), 16)
+}
+
+func ipText(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "-"
+	}
+	return ip.String()
+}
+
+// onEvent applies one announcement from the events channel.
+func (c *Client) onEvent(payload string, l limiterEvents) {
+	f := strings.SplitN(payload, "\t", 6)
+	switch {
+	case len(f) == 6 && f[0] == "block":
+		kind, ok := letterKind(f[1])
+		ms, err := strconv.ParseInt(f[2], 10, 64)
+		if !ok || err != nil {
+			c.stats.dropped.Add(1)
+			return
+		}
+		ip, _ := netip.ParseAddr(f[4])
+		l.NoteBlock(kind, f[5], ip, time.Duration(ms)*time.Millisecond)
+	case len(f) >= 4 && f[0] == "reset":
+		kind, ok := letterKind(f[1])
+		if !ok {
+			c.stats.dropped.Add(1)
+			return
+		}
+		if f[2] != c.origin {
+			l.ResetLocal(kind, strings.Join(f[3:], "\t"))
+		}
+	default:
+		c.stats.dropped.Add(1)
+	}
+}
