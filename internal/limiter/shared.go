@@ -91,6 +91,7 @@ type sharedState struct {
 	store  Shared
 	pwKey  []byte
 	debts  []SharedQuery
+	replay int   // debts taken by a Reconcile under way, not yet replayed
 	lost   int64 // debts dropped beyond maxDebts
 	remote map[string]remoteBlock
 }
@@ -204,18 +205,24 @@ func (a *Attempt) finishShared(o Outcome) {
 func (l *Limiter) Reconcile(ctx context.Context) error {
 	l.sh.mu.Lock()
 	sh, debts := l.sh.store, l.sh.debts
-	l.sh.debts = nil
-	l.sh.mu.Unlock()
 	if sh == nil {
+		l.sh.mu.Unlock()
 		return nil
 	}
+	l.sh.debts = nil
+	l.sh.replay += len(debts)
+	l.sh.mu.Unlock()
 	for i, q := range debts {
 		v, err := sh.Reserve(ctx, q)
 		if err == nil && q.HasPassword {
 			err = sh.Finish(ctx, q, v, Failed)
 		}
+		l.sh.mu.Lock()
+		l.sh.replay--
+		l.sh.mu.Unlock()
 		if err != nil {
 			l.sh.mu.Lock()
+			l.sh.replay -= len(debts) - i - 1
 			l.sh.debts = append(debts[i:], l.sh.debts...)
 			if over := len(l.sh.debts) - maxDebts; over > 0 {
 				l.sh.debts = l.sh.debts[over:]
@@ -228,11 +235,12 @@ func (l *Limiter) Reconcile(ctx context.Context) error {
 	return nil
 }
 
-// PendingReplay is how many failures wait for Reconcile.
+// PendingReplay is how many failures wait for Reconcile or are being
+// replayed.
 func (l *Limiter) PendingReplay() int {
 	l.sh.mu.Lock()
 	defer l.sh.mu.Unlock()
-	return len(l.sh.debts)
+	return len(l.sh.debts) + l.sh.replay
 }
 
 // NoteBlock records that another process found a key over its budget:

@@ -1,0 +1,324 @@
+package redisstate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/realserver"
+	"github.com/authd-project/authd/internal/redisstate"
+	"github.com/authd-project/authd/internal/testenv"
+)
+
+// TestMain fails the package's tests when a goroutine outlives them
+// (docs/architecture.md, house rule 9).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// node is one process's share: a client, its limiter and its cache.
+type node struct {
+	c   *redisstate.Client
+	lim *limiter.Limiter
+	ca  *cache.Cache
+}
+
+// newNode builds a node on addrs and runs its client until the test
+// ends.
+func newNode(t *testing.T, o redisstate.Options, lc limiter.Config) *node {
+	t.Helper()
+	if o.CallTimeout == 0 {
+		// Generous: the tests run on a loaded machine, and a spurious
+		// timeout would open the breaker in the middle of a check.
+		o.CallTimeout = 500 * time.Millisecond
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 50 * time.Millisecond
+	}
+	c, err := redisstate.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c: c, lim: limiter.New(lc), ca: cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour, Fingerprint: true})}
+	n.lim.SetShared(c.Limiter(), c.PasswordKey())
+	n.ca.SetShared(c.Cache(), cache.SharedOptions{DegradedTTL: time.Second})
+	c.Attach(n.ca, n.lim)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		_ = c.Close()
+	})
+	return n
+}
+
+// waitSubscribed waits until every node's subscription is confirmed, so
+// that announcements reach them.
+func waitSubscribed(t *testing.T, nodes ...*node) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for n.c.Stats().Resubscribes == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("a node never subscribed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func attempt(n *node, account, ip, password string, o limiter.Outcome) bool {
+	a := n.lim.Begin(limiter.Request{Account: account, IP: netip.MustParseAddr(ip), Password: []byte(password)})
+	if a.Refused() {
+		a.Done(limiter.Failed)
+		return false
+	}
+	a.Done(o)
+	return true
+}
+
+// TestSharedBudget: an address's budget (20 failures) holds exactly
+// however the failures are spread over three processes: the 21st attempt
+// is refused on every one, even with the right password, and the refusal
+// is announced.
+func TestSharedBudget(t *testing.T) {
+	run := func(t *testing.T, addrs []string) {
+		var nodes []*node
+		for range 3 {
+			nodes = append(nodes, newNode(t, redisstate.Options{Addrs: addrs, KeyPrefix: "t1:"}, limiter.Config{}))
+		}
+		waitSubscribed(t, nodes...)
+		for i := range 20 {
+			if !attempt(nodes[i%3], fmt.Sprintf("user%d", i), "198.51.100.7", fmt.Sprintf("wrong%d", i), limiter.Failed) {
+				t.Fatalf("failure %d refused", i+1)
+			}
+		}
+		for i, n := range nodes {
+			if attempt(n, "fresh", "198.51.100.7", "right", limiter.Succeeded) {
+				t.Fatalf("node %d let the 21st attempt through", i)
+			}
+			if st := n.lim.Stats(); st.Refusals[limiter.KindIP] != 1 {
+				t.Errorf("node %d: refusals %v", i, st.Refusals)
+			}
+		}
+		// Another address of the network has its own budget.
+		if !attempt(nodes[0], "fresh", "198.51.100.8", "right", limiter.Succeeded) {
+			t.Fatal("a neighbour address was refused")
+		}
+		// The refusal was announced: every node holds it for when Redis
+		// cannot be asked.
+		waitFor(t, "the refusal announced to every node", func() bool {
+			for _, n := range nodes {
+				if n.c.Stats().Messages == 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	t.Run("standalone", func(t *testing.T) { run(t, []string{testenv.StartRedis(t, testenv.RedisOptions{}).Addr}) })
+	t.Run("cluster", func(t *testing.T) { run(t, testenv.StartRedisCluster(t, testenv.RedisOptions{}).Addrs) })
+}
+
+// TestSharedRepeatsAndKnownGood: the same wrong password repeated on
+// several processes counts once (with a shared secret), and a success on
+// one process makes the pair known-good on the others, whose own budget
+// then applies instead of the account's.
+func TestSharedRepeatsAndKnownGood(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t2:", Secret: []byte("0123456789abcdef-shared")}
+	lc := limiter.Config{Account: limiter.Budget{Failures: 3, Window: time.Hour}}
+	a, b := newNode(t, o, lc), newNode(t, o, lc)
+	for i := range 6 {
+		n := []*node{a, b}[i%2]
+		if !attempt(n, "carol", fmt.Sprintf("203.0.113.%d", i+1), "stale", limiter.Failed) {
+			t.Fatalf("repeat %d of one wrong password refused", i+1)
+		}
+	}
+	// Two new wrong passwords fill the account's budget of 3 (the
+	// repeated one counted once) ...
+	for i, pw := range []string{"guess1", "guess2"} {
+		if !attempt(a, "carol", "203.0.113.50", pw, limiter.Failed) {
+			t.Fatalf("guess %d refused", i+1)
+		}
+	}
+	if attempt(b, "carol", "203.0.113.51", "guess3", limiter.Failed) {
+		t.Fatal("the account's fourth distinct failure went through")
+	}
+	// ... but carol logged in from 192.0.2.0/24 before, on a: b knows.
+	r2 := testenv.StartRedis(t, testenv.RedisOptions{})
+	o.Addrs, o.KeyPrefix = []string{r2.Addr}, "t3:"
+	a, b = newNode(t, o, lc), newNode(t, o, lc)
+	if !attempt(a, "dave", "192.0.2.10", "right", limiter.Succeeded) {
+		t.Fatal("first login refused")
+	}
+	for i := range 3 {
+		attempt(a, "dave", fmt.Sprintf("203.0.113.%d", 60+i), fmt.Sprintf("g%d", i), limiter.Failed)
+	}
+	if attempt(a, "dave", "203.0.113.70", "g9", limiter.Failed) {
+		t.Fatal("the attacked account's budget did not hold")
+	}
+	if !attempt(b, "dave", "192.0.2.11", "right", limiter.Succeeded) {
+		t.Fatal("the owner, from a network known-good on another process, was locked out")
+	}
+}
+
+// TestSharedCache: an answer fetched on one process is a second-level hit
+// on another; a flush on one makes the others drop their entry before
+// its next use; a record with a plaintext password is kept only sealed.
+func TestSharedCache(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t4:"}
+	a, b := newNode(t, o, limiter.Config{}), newNode(t, o, limiter.Config{})
+	waitSubscribed(t, a, b)
+	var calls atomic.Int64
+	pw := "{SHA512-CRYPT}$6$salt$hash"
+	fetch := func(ctx context.Context) (cache.Entry, error) {
+		calls.Add(1)
+		return cache.Entry{HasPassword: true, Scheme: "SHA512-CRYPT", Data: pw}, nil
+	}
+	get := func(n *node) *cache.Entry {
+		t.Helper()
+		ans, err := n.ca.Get(t.Context(), "P1\talice", false, time.Second, fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ans.Entry
+	}
+	get(a)
+	get(b)
+	if calls.Load() != 1 || b.ca.SharedStats().Hits != 1 {
+		t.Fatalf("backend calls %d, b's shared hits %d: want 1 and 1", calls.Load(), b.ca.SharedStats().Hits)
+	}
+	get(b)
+	if calls.Load() != 1 || b.ca.Stats().Hits != 1 {
+		t.Fatalf("b's repeat was not an L1 hit: %+v", b.ca.Stats())
+	}
+	pw = "{SHA512-CRYPT}$6$salt$changed"
+	if _, err := a.ca.FlushShared(t.Context(), []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	// No waiting for the announcement: the generation check alone must
+	// keep b from using its entry.
+	if e := get(b); e.Data != pw || calls.Load() != 2 {
+		t.Fatalf("after the flush b answered %q with %d backend calls", e.Data, calls.Load())
+	}
+	// Plaintext: not kept without a secret ...
+	plain := func(ctx context.Context) (cache.Entry, error) {
+		calls.Add(1)
+		return cache.Entry{HasPassword: true, Scheme: "PLAIN", Data: "s3cret-plain"}, nil
+	}
+	before := calls.Load()
+	for _, n := range []*node{a, b} {
+		if _, err := n.ca.Get(t.Context(), "P1\tbob", false, time.Second, plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls.Load()-before != 2 {
+		t.Fatalf("a PLAIN record was shared without a secret")
+	}
+	// ... and sealed with one: shared, and not readable in Redis.
+	o.KeyPrefix, o.Secret = "t5:", []byte("0123456789abcdef-shared")
+	c, d := newNode(t, o, limiter.Config{}), newNode(t, o, limiter.Config{})
+	before = calls.Load()
+	for _, n := range []*node{c, d} {
+		if _, err := n.ca.Get(t.Context(), "P1\tbob", false, time.Second, plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls.Load()-before != 1 {
+		t.Fatalf("a sealed PLAIN record was not shared")
+	}
+	keys, err := realserver.RedisDo(t.Context(), r.Addr, "", "KEYS", "t5:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		v, _ := realserver.RedisDo(t.Context(), r.Addr, "", "GET", k)
+		if strings.Contains(strings.Join(v, ""), "s3cret-plain") {
+			t.Fatalf("the password is readable in Redis under %s", k)
+		}
+	}
+}
+
+// TestOutage: a hung Redis costs the first call its deadline and nothing
+// after; the limiter keeps refusing on its own; a flush made meanwhile
+// reaches the other process once Redis answers again; a restarted
+// (empty) Redis invalidates every entry fetched before.
+func TestOutage(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t6:", CallTimeout: 50 * time.Millisecond}
+	lc := limiter.Config{IP: limiter.Budget{Failures: 5, Window: time.Hour}}
+	a, b := newNode(t, o, lc), newNode(t, o, lc)
+	waitSubscribed(t, a, b)
+	var calls atomic.Int64
+	fetch := func(context.Context) (cache.Entry, error) {
+		calls.Add(1)
+		return cache.Entry{HasPassword: true, Scheme: "SHA512-CRYPT", Data: "$6$x"}, nil
+	}
+	for _, n := range []*node{a, b} {
+		if _, err := n.ca.Get(t.Context(), "P1\terin", false, time.Second, fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Pause()
+	start := time.Now()
+	attempt(a, "x", "192.0.2.1", "w0", limiter.Failed)
+	first := time.Since(start)
+	if a.c.Up() {
+		t.Fatal("the breaker did not open on a hung Redis")
+	}
+	start = time.Now()
+	for i := 1; i < 5; i++ {
+		attempt(a, "x", "192.0.2.1", fmt.Sprintf("w%d", i), limiter.Failed)
+	}
+	t.Logf("hung Redis: first attempt %v, next four %v", first, time.Since(start))
+	if attempt(a, "x", "192.0.2.1", "w9", limiter.Failed) {
+		t.Fatal("with Redis down the limiter let the sixth failure through")
+	}
+	if _, err := a.ca.FlushShared(t.Context(), []string{"erin"}); !errors.Is(err, redisstate.ErrUnavailable) {
+		t.Fatalf("flush while Redis is hung: %v", err)
+	}
+	r.Resume()
+	waitFor(t, "both breakers closed", func() bool {
+		b.ca.Get(t.Context(), "P1\tother", false, time.Second, fetch) // a call, so that b notices
+		return a.c.Up() && b.c.Up() && a.c.Stats().Outbox == 0 && a.lim.PendingReplay() == 0
+	})
+	// The outbox delivered the flush: erin's generation moved.
+	if out, err := realserver.RedisDo(t.Context(), r.Addr, "", "GET", "t6:c:{u:erin}:g"); err != nil || len(out) != 1 || out[0] != "1" {
+		t.Fatalf("erin's generation after the outage: %q %v", out, err)
+	}
+	before := calls.Load()
+	if _, err := b.ca.Get(t.Context(), "P1\terin", false, time.Second, fetch); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() == before {
+		t.Fatalf("b answered from an entry flushed during the outage: %+v", b.ca.SharedStats())
+	}
+	// The five failures counted alone are now in Redis: the other
+	// process refuses the address too.
+	if attempt(b, "y", "192.0.2.1", "w10", limiter.Failed) {
+		t.Fatal("failures counted during the outage were not replayed")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
