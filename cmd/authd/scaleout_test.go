@@ -65,6 +65,18 @@ type scaleHost struct {
 }
 
 func (h scaleHost) client() string { return h.p.path("run/auth-client") }
+
+// logged waits (a little: the log reaches the test through a pipe) for
+// text in the host's log.
+func (h scaleHost) logged(text string) bool {
+	for range 100 {
+		if strings.Contains(h.p.stderr.String(), text) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
 func (h scaleHost) master() string { return h.p.path("run/auth-master") }
 
 // startScaleHosts starts n authd processes on db sharing the Redis at
@@ -164,8 +176,8 @@ func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
 		}
 	}
 	mustAuth(t, hosts[2], "carol@example.com", "carolpw", rip, "FAIL")
-	if log := hosts[2].p.stderr.String(); !strings.Contains(log, "refused by the brute-force defence (ip over its budget)") {
-		t.Fatalf("host C's refusal is not the limiter's:\n%s", log)
+	if !hosts[2].logged("refused by the brute-force defence (ip over its budget)") {
+		t.Fatalf("host C's refusal is not the limiter's:\n%s", hosts[2].p.stderr.String())
 	}
 	for _, h := range hosts[:2] {
 		if strings.Contains(h.p.stderr.String(), "refused by the brute-force defence") {
@@ -246,7 +258,7 @@ func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 		mustAuth(t, hosts[0], fmt.Sprintf("x%d@example.com", i), "guess", rip, "FAIL")
 	}
 	mustAuth(t, hosts[0], "bob@example.com", "bobpw", rip, "FAIL") // refused alone
-	if !strings.Contains(hosts[0].p.stderr.String(), "refused by the brute-force defence (ip over its budget)") {
+	if !hosts[0].logged("refused by the brute-force defence (ip over its budget)") {
 		t.Fatal("host A did not refuse the address on its own")
 	}
 	mustAuth(t, hosts[1], "bob@example.com", "bobpw", rip, "OK") // B cannot know yet

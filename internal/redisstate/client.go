@@ -112,8 +112,18 @@ type Client struct {
 	cd   codec
 }
 
+// quiet is go-redis's logger: its lines (a failed dial on every probe
+// while Redis is down) would flood authd's log; the breaker logs each
+// outage once instead.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
 // New builds a client; it does not connect (the first call does).
 func New(o Options) (*Client, error) {
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	if len(o.Addrs) == 0 {
 		return nil, errors.New("redis: no address")
 	}
