@@ -73,6 +73,9 @@ func runScenario(ctx context.Context, o *Options, sc Scenario, work string, user
 func startServers(ctx context.Context, o *Options, conf, dir string, res *ScenarioResult,
 	say func(string, ...any)) [2]*authServer {
 	var servers [2]*authServer
+	if res.Redis {
+		return startRedisPair(ctx, o, conf, dir, res, say)
+	}
 	if s, err := startDovecot(ctx, filepath.Join(dir, "dovecot"), conf); err != nil {
 		res.Dovecot.Status = "n/a (" + firstLine(err) + ")"
 		say("  dovecot: %v", err)

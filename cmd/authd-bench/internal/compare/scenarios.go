@@ -21,6 +21,10 @@ type Scenario struct {
 	// AuthBind: LDAP verifies by binding as the user (auth_bind_userdn,
 	// no search).
 	AuthBind bool `json:"auth_bind,omitempty"`
+	// Redis compares authd sharing its state through a private Redis
+	// (redis { }, docs/scale-out.md) with the same authd without it: the
+	// Dovecot side of the result holds authd without Redis.
+	Redis bool `json:"redis,omitempty"`
 
 	// The goals of issue 11 (a 2-core reference machine): authd's rate
 	// at least TargetRatio × Dovecot's, and its p99 at most TargetP99.
@@ -51,6 +55,12 @@ func AllScenarios() []Scenario {
 		{Name: "ldap-authbind", Title: "LDAP auth_bind, no cache", Backend: "ldap", Scheme: "SSHA", AuthBind: true},
 		{Name: "ldap-authbind-cache", Title: "LDAP auth_bind, cache warm", Backend: "ldap", Scheme: "SSHA", AuthBind: true, Cache: true,
 			TargetRatio: 1.2, Reference: "≈63k"},
+		// Issue 18's goals: with Redis on loopback at least 60 % of the
+		// same authd's rate without it, p99 at most 5 ms.
+		{Name: "pf-plain-redis", Title: "passwd-file {PLAIN}, Redis vs none", Backend: "passwd-file", Scheme: "PLAIN", Redis: true,
+			TargetRatio: 0.6, TargetP99: 5 * time.Millisecond},
+		{Name: "sql-plain-cache-redis", Title: "SQL {PLAIN}, cache warm, Redis vs none", Backend: "sql", Scheme: "PLAIN", Cache: true, Redis: true,
+			TargetRatio: 0.6, TargetP99: 5 * time.Millisecond},
 	}
 }
 
