@@ -53,29 +53,48 @@ func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache
 	var g cache.Gen
 	var data []byte
 	err := s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
-		pipe := s.c.rdb.Pipeline()
-		ep := pipe.Get(ctx, s.c.keys.epoch())
-		ug := pipe.Get(ctx, s.c.keys.userGen(user))
-		var rc *redis.StringCmd
-		if rec != "" {
-			rc = pipe.Get(ctx, rec)
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		var err error
-		if g.Epoch, err = uintOf(ep); err != nil {
-			return err
-		}
-		if g.User, err = uintOf(ug); err != nil {
-			return err
-		}
-		if rc != nil {
-			if b, err := rc.Bytes(); err == nil {
-				data = b
+		var vals [3]any
+		var epochMissing bool
+		if s.c.cluster {
+			// Three slots: one pipeline, each GET to its node.
+			pipe := s.c.rdb.Pipeline()
+			cmds := []*redis.StringCmd{pipe.Get(ctx, s.c.keys.epoch()), pipe.Get(ctx, s.c.keys.userGen(user))}
+			if rec != "" {
+				cmds = append(cmds, pipe.Get(ctx, rec))
 			}
+			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			for i, cmd := range cmds {
+				if v, err := cmd.Result(); err == nil {
+					vals[i] = v
+				}
+			}
+		} else {
+			// One MGET on the pipeliner: written and read together with
+			// the calls of other logins.
+			keys := []string{s.c.keys.epoch(), s.c.keys.userGen(user)}
+			if rec != "" {
+				keys = append(keys, rec)
+			}
+			res, err := s.c.hot.MGet(ctx, keys...).Result()
+			if err != nil {
+				return err
+			}
+			copy(vals[:], res)
 		}
-		if ep.Err() == redis.Nil {
+		epochMissing = vals[0] == nil
+		var err error
+		if g.Epoch, err = counter(vals[0]); err != nil {
+			return err
+		}
+		if g.User, err = counter(vals[1]); err != nil {
+			return err
+		}
+		if v, ok := vals[2].(string); ok {
+			data = []byte(v)
+		}
+		if epochMissing {
 			g.Epoch, err = s.startEpoch(ctx)
 		}
 		return err
@@ -93,6 +112,19 @@ func (s cacheStore) startEpoch(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return uintOf(s.c.rdb.Get(ctx, s.c.keys.epoch()))
+}
+
+// counter reads a counter from MGET's answer; a missing key is 0.
+func counter(v any) (uint64, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: counter %q: %w", s, err)
+	}
+	return n, nil
 }
 
 // uintOf reads a counter; a missing key is 0.
@@ -144,7 +176,7 @@ func (s cacheStore) Save(ctx context.Context, user, key string, g cache.Gen, rec
 	// backend cannot (docs/architecture.md §Cache semantics).
 	life := 2 * rec.TTL.Milliseconds()
 	return s.c.call(ctx, opSave, s.c.o.CallTimeout, func(ctx context.Context) error {
-		return saveScript.Run(ctx, s.c.rdb, []string{s.c.keys.userGen(user), rk}, g.User, data, life).Err()
+		return saveScript.Run(ctx, s.c.hot, []string{s.c.keys.userGen(user), rk}, g.User, data, life).Err()
 	})
 }
 

@@ -52,42 +52,50 @@ for i = 1, #KEYS do
   spec[i] = {k = k, sl = tonumber(sl), b = tonumber(b), ttl = tonumber(ttl)}
   if k == 'g' then pair = i end
 end
+-- One HGETALL per key: its window's slots, and for the pair its
+-- known-good time and failed password hashes. Slots that slid out go.
+local function load(key, slot)
+  local h = redis.call('HGETALL', key)
+  local n, f = 0, {}
+  for j = 1, #h, 2 do
+    local name = h[j]
+    if string.sub(name, 1, 1) == 's' then
+      local s = tonumber(string.sub(name, 2))
+      if s and s > slot - 12 then n = n + tonumber(h[j + 1]) else redis.call('HDEL', key, name) end
+    else
+      f[name] = h[j + 1]
+    end
+  end
+  return n, f
+end
+local function slotOf(i) return math.floor(now / spec[i].sl) end
 local kg = string.find(flags, 'K', 1, true) ~= nil
+local pairN, pairF = 0, {}
+if pair then pairN, pairF = load(KEYS[pair], slotOf(pair)) end
 if pair and not force then
-  local ok = tonumber(redis.call('HGET', KEYS[pair], 'ok') or '0')
+  local ok = tonumber(pairF['ok'] or '0')
   kg = ok > 0 and now - ok < kgfor
 end
 if pair and pw ~= '' and not rep then
-  local list = redis.call('HGET', KEYS[pair], 'pw') or ''
-  rep = string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) ~= nil
-end
-local function wsum(key, slot)
-  local h = redis.call('HGETALL', key)
-  local n = 0
-  for j = 1, #h, 2 do
-    local f = h[j]
-    if string.sub(f, 1, 1) == 's' then
-      local s = tonumber(string.sub(f, 2))
-      if s and s > slot - 12 then n = n + tonumber(h[j + 1]) else redis.call('HDEL', key, f) end
-    end
-  end
-  return n
+  rep = string.find(',' .. (pairF['pw'] or '') .. ',', ',' .. pw .. ',', 1, true) ~= nil
 end
 local counted, by, newblock = {}, '', 0
 for i, s in ipairs(spec) do
   local counts = (s.k == 'g') == kg
   if counts then
-    local slot = math.floor(now / s.sl)
-    local n = wsum(KEYS[i], slot)
+    local slot = slotOf(i)
+    local n, f
+    if i == pair then n, f = pairN, pairF else n, f = load(KEYS[i], slot) end
     if not force and s.b > 0 and n >= s.b then
       by = s.k
-      if redis.call('HSETNX', KEYS[i], 'b', '1') == 1 then
+      if not f['b'] then
+        redis.call('HSET', KEYS[i], 'b', '1')
         newblock = 1
         redis.call('PUBLISH', ARGV[4], 'block\t' .. s.k .. '\t' .. (s.sl * 12) .. '\t' .. ARGV[5])
       end
       break
     end
-    if not force then redis.call('HDEL', KEYS[i], 'b') end
+    if not force and f['b'] then redis.call('HDEL', KEYS[i], 'b') end
     if not rep then
       redis.call('HINCRBY', KEYS[i], 's' .. slot, 1)
       redis.call('PEXPIRE', KEYS[i], s.ttl)
@@ -104,41 +112,52 @@ end
 return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ',')}
 `)
 
-// finishScript: KEYS as reserve's (with the pair index, kind x);
-// ARGV[1] the outcome (S success, U undecided, F failure), ARGV[2] the
-// password hash or "", ARGV[3] the pair's ttl in ms, then one
-// "kind,slot" per key (slot 0: not counted).
+// finishScript ends attempts: one or many (a batch, see finishLoop).
+// ARGV[1] is the number of attempts; each then has a header of four
+// values (the outcome: S success, U undecided, F failure; the password
+// hash or ""; the pair's ttl in ms; its number of keys n) and n "kind,slot"
+// values (slot 0: not counted), its keys being the next n of KEYS (the
+// pair index is kind x).
 var finishScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local o, pw, pttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local pair, idx
-for i = 1, #KEYS do
-  local k, slot = string.match(ARGV[3 + i], '^(%a),(%d+)$')
-  if k == 'g' then pair = KEYS[i] elseif k == 'x' then idx = KEYS[i] end
-  if o ~= 'F' and slot ~= '0' then
-    local f = 's' .. slot
-    if tonumber(redis.call('HGET', KEYS[i], f) or '0') > 0 then redis.call('HINCRBY', KEYS[i], f, -1) end
+local a, k = 2, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local o, pw, pttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  a = a + 4
+  local pair, idx
+  for i = 0, n - 1 do
+    local kind, slot = string.match(ARGV[a + i], '^(%a),(%d+)$')
+    local key = KEYS[k + i]
+    if kind == 'g' then pair = key elseif kind == 'x' then idx = key end
+    if o ~= 'F' and slot ~= '0' then
+      local f = 's' .. slot
+      if tonumber(redis.call('HGET', key, f) or '0') > 0 then redis.call('HINCRBY', key, f, -1) end
+    end
   end
-end
-if not pair then return 0 end
-if o == 'S' then
-  redis.call('HSET', pair, 'ok', now)
-elseif o == 'F' and pw ~= '' then
-  local list = redis.call('HGET', pair, 'pw') or ''
-  if string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) then return 0 end
-  local items = {}
-  for x in string.gmatch(list, '[^,]+') do items[#items + 1] = x end
-  items[#items + 1] = pw
-  while #items > 8 do table.remove(items, 1) end
-  redis.call('HSET', pair, 'pw', table.concat(items, ','))
-else
-  return 0
-end
-redis.call('PEXPIRE', pair, pttl)
-if idx then
-  redis.call('SADD', idx, pair)
-  redis.call('PEXPIRE', idx, pttl)
+  a, k = a + n, k + n
+  local touch = false
+  if pair and o == 'S' then
+    redis.call('HSET', pair, 'ok', now)
+    touch = true
+  elseif pair and o == 'F' and pw ~= '' then
+    local list = redis.call('HGET', pair, 'pw') or ''
+    if not string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) then
+      local items = {}
+      for x in string.gmatch(list, '[^,]+') do items[#items + 1] = x end
+      items[#items + 1] = pw
+      while #items > 8 do table.remove(items, 1) end
+      redis.call('HSET', pair, 'pw', table.concat(items, ','))
+      touch = true
+    end
+  end
+  if touch then
+    redis.call('PEXPIRE', pair, pttl)
+    if idx then
+      redis.call('SADD', idx, pair)
+      redis.call('PEXPIRE', idx, pttl)
+    end
+  end
 end
 return 1
 `)
@@ -301,7 +320,7 @@ func (s limiterStore) reserve(ctx context.Context, q limiter.SharedQuery, g []sl
 	var res []any
 	err := s.c.call(ctx, opReserve, s.c.o.CallTimeout, func(ctx context.Context) error {
 		var err error
-		res, err = reserveScript.Run(ctx, s.c.rdb, keys, args...).Slice()
+		res, err = reserveScript.Run(ctx, s.c.hot, keys, args...).Slice()
 		return err
 	})
 	if err != nil {
@@ -342,41 +361,128 @@ func parseReserve(res []any) (limiter.SharedVerdict, error) {
 	return v, nil
 }
 
-// Finish implements limiter.Shared.
+// Finish implements limiter.Shared. The work is queued and sent in
+// batches by finishLoop: nothing of it decides the login being answered,
+// and one call for many logins costs Redis and authd a fraction of one
+// call each. A give-back so delayed (by one batch's round trip) can only
+// make a concurrent attempt see one failure too many, never one too few.
 func (s limiterStore) Finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome) error {
+	if !s.c.Up() {
+		return fmt.Errorf("%s: %w", opFinish, ErrUnavailable)
+	}
 	var first error
 	for _, g := range s.groups(q) {
-		if err := s.finish(ctx, q, v, o, g); err != nil && first == nil {
-			first = err
+		it, ok := s.finishItem(q, v, o, g)
+		if !ok {
+			continue
+		}
+		s.c.finishPending.Add(1)
+		select {
+		case s.c.finishQ <- it:
+		default:
+			s.c.finishPending.Add(-1)
+			// The queue is full: Redis is slower than the logins; this
+			// caller waits for its own call.
+			if err := s.c.sendFinishes(ctx, []finishItem{it}); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
 	return first
 }
 
-// finish runs the finish script on one group of keys, if it has anything
+// finishItem is one attempt's end in one group of keys.
+type finishItem struct {
+	keys []string
+	args []any // outcome, password hash, pair ttl, len(keys), then one spec per key
+}
+
+// finishItem builds the finish of one group; false when there is nothing
 // to do there.
-func (s limiterStore) finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome, g []slotKey) error {
+func (s limiterStore) finishItem(q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome, g []slotKey) (finishItem, bool) {
 	out := map[limiter.Outcome]string{limiter.Succeeded: "S", limiter.Failed: "F", limiter.Undecided: "U"}[o]
-	var keys []string
-	var args []any
+	var it finishItem
+	var specs []any
 	work := false
 	for _, k := range g {
-		keys = append(keys, k.key)
-		args = append(args, fmt.Sprintf("%s,%d", kindLetter[k.kind], v.Slots[k.kind]))
+		it.keys = append(it.keys, k.key)
+		specs = append(specs, fmt.Sprintf("%s,%d", kindLetter[k.kind], v.Slots[k.kind]))
 		if k.kind == limiter.KindPair {
-			keys = append(keys, s.c.keys.pairIndex(q.Account))
-			args = append(args, "x,0")
+			it.keys = append(it.keys, s.c.keys.pairIndex(q.Account))
+			specs = append(specs, "x,0")
 			work = work || o == limiter.Succeeded || (o == limiter.Failed && q.HasPassword)
 		}
 		work = work || (o != limiter.Failed && v.Slots[k.kind] != 0)
 	}
-	if !work {
+	pairTTL := q.Budgets[limiter.KindPair].Window + q.KnownGoodFor
+	it.args = append([]any{out, pwText(q), pairTTL.Milliseconds(), len(it.keys)}, specs...)
+	return it, work
+}
+
+// finish ends one group at once (a give-back after a refusal).
+func (s limiterStore) finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome, g []slotKey) error {
+	it, ok := s.finishItem(q, v, o, g)
+	if !ok {
 		return nil
 	}
-	pairTTL := q.Budgets[limiter.KindPair].Window + q.KnownGoodFor
-	args = append([]any{out, pwText(q), pairTTL.Milliseconds()}, args...)
-	return s.c.call(ctx, opFinish, s.c.o.CallTimeout, func(ctx context.Context) error {
-		return finishScript.Run(ctx, s.c.rdb, keys, args...).Err()
+	return s.c.sendFinishes(ctx, []finishItem{it})
+}
+
+// maxFinishBatch bounds one batch of finishes.
+const maxFinishBatch = 128
+
+// finishLoop sends the queued finishes, as many as are waiting in one
+// call, until ctx ends (what is still queued then is dropped: give-backs
+// and password hashes, whose loss only errs towards refusing).
+func (c *Client) finishLoop(ctx context.Context) {
+	batch := make([]finishItem, 0, maxFinishBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-c.finishQ:
+			batch = append(batch[:0], it)
+		}
+	fill:
+		for len(batch) < maxFinishBatch {
+			select {
+			case it := <-c.finishQ:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		_ = c.sendFinishes(ctx, batch)
+		c.finishPending.Add(-int64(len(batch)))
+	}
+}
+
+// sendFinishes runs the finish script on items: one call with every item
+// on a single server; in a Cluster, where items live in different slots,
+// one call per item, pipelined.
+func (c *Client) sendFinishes(ctx context.Context, items []finishItem) error {
+	return c.call(ctx, opFinish, c.o.CallTimeout, func(ctx context.Context) error {
+		if !c.cluster {
+			var keys []string
+			args := []any{len(items)}
+			for _, it := range items {
+				keys = append(keys, it.keys...)
+				args = append(args, it.args...)
+			}
+			return finishScript.Run(ctx, c.hot, keys, args...).Err()
+		}
+		if len(items) == 1 {
+			return finishScript.Run(ctx, c.rdb, items[0].keys, append([]any{1}, items[0].args...)...).Err()
+		}
+		if err := finishScript.Load(ctx, c.rdb).Err(); err != nil {
+			return err
+		}
+		pipe := c.rdb.Pipeline()
+		for _, it := range items {
+			finishScript.EvalSha(ctx, pipe, it.keys, append([]any{1}, it.args...)...)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
 	})
 }
 

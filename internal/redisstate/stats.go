@@ -56,12 +56,16 @@ type Stats struct {
 	Messages, Resubscribes int64
 	// Outbox is how many flushes wait to be delivered.
 	Outbox int
+	// FinishPending is how many ends of attempts are queued or being
+	// sent (give-backs, known-good marks, failed password hashes).
+	FinishPending int64
 }
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	st := Stats{Up: c.Up(), Opened: c.stats.opened.Load(), Closed: c.stats.closed.Load(), Probes: c.stats.probes.Load(),
-		Messages: c.stats.messages.Load(), Resubscribes: c.stats.resubscribes.Load(), Outbox: c.outbox.size()}
+		Messages: c.stats.messages.Load(), Resubscribes: c.stats.resubscribes.Load(), Outbox: c.outbox.size(),
+		FinishPending: c.finishPending.Load()}
 	for i := range numOps {
 		st.Calls[i] = c.stats.calls.c[i].Load()
 		st.Errors[i] = c.stats.errors.c[i].Load()
