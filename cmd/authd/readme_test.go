@@ -54,7 +54,7 @@ func TestDocsConfigExamples(t *testing.T) {
 		for _, body := range fencedBlocks(string(data)) {
 			authd := strings.Contains(body, "passdb {") || strings.Contains(body, "grpc {") ||
 				strings.Contains(body, "metrics {") || strings.Contains(body, "penalty {") || strings.Contains(body, "hash_budget {") || strings.Contains(body, "auth_cache_size") ||
-				strings.Contains(body, "auth_policy_server_url")
+				strings.Contains(body, "auth_policy_server_url") || strings.Contains(body, "redis {")
 			dovecotSide := strings.Contains(body, "auth_socket_path") || strings.Contains(body, "smtpd_sasl") ||
 				strings.Contains(body, "executable =")
 			if !authd || dovecotSide {

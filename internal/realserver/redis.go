@@ -20,7 +20,7 @@ import (
 // binaries take the same arguments): standalone, a Sentinel set and a
 // Cluster, each on free loopback ports in its own directory, persistence
 // off, so that a test owns everything it talks to. The recipes and their
-// timings are in docs/testing.md §Redis.
+// timings are in docs/testing.md §8.2.
 
 // RedisOptions configures the Redis launchers.
 type RedisOptions struct {

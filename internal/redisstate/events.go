@@ -12,7 +12,7 @@ import (
 // re-subscribes by itself after a broken connection (its health check
 // pings every second); each subscription confirmation on the inval
 // channel empties the local cache, because flushes announced while the
-// connection was down were missed (docs/scale-out.md §Invalidation).
+// connection was down were missed (docs/scale-out.md, "Cache: L1, generations, L2").
 // The first confirmation does too: entries made before it could not have
 // heard of any flush.
 func (c *Client) subscribe(ctx context.Context) {

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// The key layout (docs/scale-out.md §Keys). Everything starts with the
+// The key layout (docs/scale-out.md, "Key layout"). Everything starts with the
 // prefix. The part in braces is Redis Cluster's hash tag: the keys of one
 // account (its budget, its pairs, its cache generation and records), and
 // those of one network (an address's budget and its network's), each
