@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,7 +188,8 @@ func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
 }
 
 // scaleFlushAndDBOutage: after a password change and a flush on A, B and
-// C refuse the old password at their very next login; with the database
+// C refuse the old password at their very next login (and after a SIGHUP
+// of A, as after a flush); with the database
 // killed, C logs in a user only A has seen, and still refuses a wrong
 // password.
 func scaleFlushAndDBOutage(t *testing.T, db *testenv.MariaDB) {
@@ -206,6 +208,19 @@ func scaleFlushAndDBOutage(t *testing.T, db *testenv.MariaDB) {
 		mustAuth(t, h, "alice@example.com", "alicenew", "", "OK")
 	}
 	db.Exec(t, "UPDATE authd.users SET password='{SHA512-CRYPT}"+sqlHash(t, "alicepw")+"' WHERE username='alice@example.com'")
+
+	// SIGHUP on A flushes every host's cache too.
+	mustAuth(t, hosts[1], "bob@example.com", "bobpw", "", "OK")
+	db.Exec(t, "UPDATE authd.users SET password='{PLAIN}bobnew' WHERE username='bob@example.com'")
+	if err := hosts[0].p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !hosts[0].logged("configuration reloaded") {
+		t.Fatal("host A did not reload")
+	}
+	mustAuth(t, hosts[1], "bob@example.com", "bobpw", "", "FAIL")
+	mustAuth(t, hosts[1], "bob@example.com", "bobnew", "", "OK")
+	db.Exec(t, "UPDATE authd.users SET password='{SHA512-CRYPT}"+sqlHash(t, "bobpw")+"' WHERE username='bob@example.com'")
 
 	mustAuth(t, hosts[0], "dave@example.com", "davepw", "", "OK") // only A has seen dave
 	db.Kill()
