@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -330,14 +329,4 @@ func sharedDisplay(kind Kind, account string, ip netip.Addr) string {
 		return ""
 	}
 	return displayKey(key)
-}
-
-// Display renders a kind's subject as `authd penalty` shows it and Reset
-// takes it, for the shared store's broadcasts.
-func Display(kind Kind, account string, ip netip.Addr) string {
-	if kind == KindAccount {
-		// Quoted in full: Reset unquotes it back to exactly this name.
-		return strconv.Quote(account)
-	}
-	return sharedDisplay(kind, account, normalize(ip))
 }

@@ -1,0 +1,113 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeShared is a shared store that refuses what it is told to and can
+// be taken down.
+type fakeShared struct {
+	mu       sync.Mutex
+	down     bool
+	refuse   bool
+	reserved []SharedQuery
+	finished []Outcome
+	resets   []string
+}
+
+var errUnreachable = errors.New("store unreachable")
+
+func (f *fakeShared) Reserve(_ context.Context, q SharedQuery) (SharedVerdict, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return SharedVerdict{}, errUnreachable
+	}
+	f.reserved = append(f.reserved, q)
+	if f.refuse && !q.Force {
+		return SharedVerdict{Refused: true, By: KindIP, NewBlock: true}, nil
+	}
+	return SharedVerdict{Slots: [numKinds]int64{KindIP: 1}}, nil
+}
+
+func (f *fakeShared) Finish(_ context.Context, _ SharedQuery, _ SharedVerdict, o Outcome) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errUnreachable
+	}
+	f.finished = append(f.finished, o)
+	return nil
+}
+
+func (f *fakeShared) Reset(_ context.Context, kind Kind, display string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resets = append(f.resets, kind.String()+" "+display)
+	return nil
+}
+
+// TestSharedVerdictDecides: while the store answers, its refusal decides
+// even where this process has counted nothing, and its reset is asked
+// for; a success's end reaches it.
+func TestSharedVerdictDecides(t *testing.T) {
+	l, _ := newTest(t, Config{})
+	f := &fakeShared{}
+	l.SetShared(f, []byte("0123456789abcdef"))
+	if !succeed(l, "ann", "192.0.2.1", "pw") {
+		t.Fatal("refused with the store allowing")
+	}
+	if len(f.finished) != 1 || f.finished[0] != Succeeded {
+		t.Fatalf("finishes %v", f.finished)
+	}
+	f.refuse = true
+	if succeed(l, "ann", "192.0.2.1", "pw") {
+		t.Fatal("the store's refusal was ignored")
+	}
+	if st := l.Stats(); st.Refusals[KindIP] != 1 || st.Blocks[KindIP] != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	l.Reset(KindIP, "192.0.2.1")
+	if len(f.resets) != 1 || f.resets[0] != "ip 192.0.2.1" {
+		t.Errorf("resets %v", f.resets)
+	}
+}
+
+// TestSharedDown: with the store unreachable the limiter counts alone and
+// refuses at its own budget, applies the refusals others broadcast, and
+// replays its failures once the store is back.
+func TestSharedDown(t *testing.T) {
+	l, clk := newTest(t, Config{IP: Budget{Failures: 3, Window: time.Hour}})
+	f := &fakeShared{down: true}
+	l.SetShared(f, nil)
+	for i := range 3 {
+		if fail(l, "bob", "198.51.100.1", string(rune('a'+i))) {
+			t.Fatalf("failure %d refused", i+1)
+		}
+	}
+	if !fail(l, "bob", "198.51.100.1", "z") {
+		t.Fatal("the fourth failure went through while the store was down")
+	}
+	l.NoteBlock(KindIP, "", ip("203.0.113.9"), time.Minute)
+	if succeed(l, "cat", "203.0.113.9", "pw") {
+		t.Fatal("a refusal another process broadcast was not applied")
+	}
+	clk.Advance(2 * time.Minute)
+	if !succeed(l, "cat", "203.0.113.9", "pw") {
+		t.Fatal("a broadcast refusal outlived its window")
+	}
+	if n := l.PendingReplay(); n != 3 {
+		t.Fatalf("%d failures waiting for replay, want 3", n)
+	}
+	f.down = false
+	if err := l.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.reserved) != 3 || !f.reserved[0].Force || l.PendingReplay() != 0 {
+		t.Fatalf("replayed %d (%+v), pending %d", len(f.reserved), f.reserved, l.PendingReplay())
+	}
+}
