@@ -105,3 +105,27 @@ func BenchmarkCacheHit(b *testing.B) {
 	})
 	commandStats(b, r.Addr)
 }
+
+// BenchmarkLimiterSharedParallel is BenchmarkLimiterShared from 64
+// goroutines at once, as a busy host's logins: the reservations and
+// finishes go to Redis in batches.
+func BenchmarkLimiterSharedParallel(b *testing.B) {
+	r := testenv.StartRedis(b, testenv.RedisOptions{})
+	n := benchNode(b, r.Addr)
+	ip := netip.MustParseAddr("192.0.2.1")
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			a := n.lim.Begin(limiter.Request{Account: fmt.Sprintf("u%d", i%1000), Password: []byte("pw")})
+			a.Done(limiter.Succeeded)
+			i++
+		}
+	})
+	b.StopTimer()
+	_ = ip
+	st := n.c.Stats()
+	b.Logf("N %d: reserve calls %d, finish calls %d", b.N, st.Calls[0], st.Calls[1])
+	commandStats(b, r.Addr)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -48,58 +49,158 @@ type cacheStore struct{ c *Client }
 func (c *Client) Cache() cache.Shared { return cacheStore{c} }
 
 // readGen reads the epoch and the user's counter, and with rec a record,
-// in one round trip (in a Cluster, one per node, concurrently).
+// in one round trip: on a single server one MGET, batched with other
+// logins' (mgetLoop); in a Cluster, where the keys live in different
+// slots, one pipeline, each GET to its node.
 func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache.Gen, []byte, error) {
+	keys := []string{s.c.keys.epoch(), s.c.keys.userGen(user)}
+	if rec != "" {
+		keys = append(keys, rec)
+	}
+	var vals []any
+	var err error
+	if s.c.cluster {
+		err = s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
+			vals, err = s.c.pipelinedGets(ctx, keys)
+			return err
+		})
+	} else {
+		vals, err = s.c.mgetBatched(ctx, op, keys)
+	}
 	var g cache.Gen
+	if err != nil {
+		return g, nil, err
+	}
+	if g.Epoch, err = counter(vals[0]); err != nil {
+		return g, nil, err
+	}
+	if g.User, err = counter(vals[1]); err != nil {
+		return g, nil, err
+	}
 	var data []byte
-	err := s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
-		var vals [3]any
-		var epochMissing bool
-		if s.c.cluster {
-			// Three slots: one pipeline, each GET to its node.
-			pipe := s.c.rdb.Pipeline()
-			cmds := []*redis.StringCmd{pipe.Get(ctx, s.c.keys.epoch()), pipe.Get(ctx, s.c.keys.userGen(user))}
-			if rec != "" {
-				cmds = append(cmds, pipe.Get(ctx, rec))
-			}
-			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			for i, cmd := range cmds {
-				if v, err := cmd.Result(); err == nil {
-					vals[i] = v
-				}
-			}
-		} else {
-			// One MGET on the pipeliner: written and read together with
-			// the calls of other logins.
-			keys := []string{s.c.keys.epoch(), s.c.keys.userGen(user)}
-			if rec != "" {
-				keys = append(keys, rec)
-			}
-			res, err := s.c.hot.MGet(ctx, keys...).Result()
-			if err != nil {
-				return err
-			}
-			copy(vals[:], res)
-		}
-		epochMissing = vals[0] == nil
-		var err error
-		if g.Epoch, err = counter(vals[0]); err != nil {
-			return err
-		}
-		if g.User, err = counter(vals[1]); err != nil {
-			return err
-		}
+	if len(vals) > 2 {
 		if v, ok := vals[2].(string); ok {
 			data = []byte(v)
 		}
-		if epochMissing {
+	}
+	if vals[0] == nil {
+		err = s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
+			var err error
 			g.Epoch, err = s.startEpoch(ctx)
-		}
-		return err
-	})
+			return err
+		})
+	}
 	return g, data, err
+}
+
+// pipelinedGets GETs keys in one pipeline; a missing key is nil.
+func (c *Client) pipelinedGets(ctx context.Context, keys []string) ([]any, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	vals := make([]any, len(keys))
+	for i, cmd := range cmds {
+		if v, err := cmd.Result(); err == nil {
+			vals[i] = v
+		}
+	}
+	return vals, nil
+}
+
+// mgetItem is one caller's keys in a batched MGET.
+type mgetItem struct {
+	keys []string
+	done chan mgetResult
+}
+
+type mgetResult struct {
+	vals []any
+	err  error
+}
+
+// mgetBatched hands keys to mgetLoop and waits for their values, at most
+// the call deadline (and a little), like reserveBatched.
+func (c *Client) mgetBatched(ctx context.Context, op op, keys []string) ([]any, error) {
+	if c.down.Load() {
+		c.stats.skipped.get(op).Add(1)
+		return nil, fmt.Errorf("%s: %w", op, ErrUnavailable)
+	}
+	it := mgetItem{keys: keys, done: make(chan mgetResult, 1)}
+	wait := time.NewTimer(c.o.CallTimeout + 5*time.Millisecond)
+	defer wait.Stop()
+	select {
+	case c.mgetQ <- it:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, fmt.Errorf("%s: %w: queue full", op, ErrUnavailable)
+	}
+	select {
+	case r := <-it.done:
+		return r.vals, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		err := fmt.Errorf("%s: no answer in time", op)
+		c.trip(op, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+}
+
+// maxMGetBatch bounds the callers of one batched MGET.
+const maxMGetBatch = 128
+
+// mgetLoop runs the queued reads, as many as are waiting, as one MGET,
+// until ctx ends.
+func (c *Client) mgetLoop(ctx context.Context) {
+	batch := make([]mgetItem, 0, maxMGetBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-c.mgetQ:
+			batch = append(batch[:0], it)
+		}
+		// One yield: the logins that are about to ask join this batch
+		// instead of each starting one of their own.
+		runtime.Gosched()
+	fill:
+		for len(batch) < maxMGetBatch {
+			select {
+			case it := <-c.mgetQ:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		var keys []string
+		for _, it := range batch {
+			keys = append(keys, it.keys...)
+		}
+		var vals []any
+		err := c.call(ctx, opGeneration, c.o.CallTimeout, func(ctx context.Context) error {
+			var err error
+			vals, err = c.rdb.MGet(ctx, keys...).Result()
+			return err
+		})
+		if err == nil && len(vals) != len(keys) {
+			err = fmt.Errorf("redis: MGET answered %d of %d values", len(vals), len(keys))
+		}
+		off := 0
+		for _, it := range batch {
+			r := mgetResult{err: err}
+			if err == nil {
+				r.vals = vals[off : off+len(it.keys)]
+			}
+			off += len(it.keys)
+			it.done <- r
+		}
+	}
 }
 
 // startEpoch writes a random epoch when Redis has none, and returns the
@@ -176,7 +277,7 @@ func (s cacheStore) Save(ctx context.Context, user, key string, g cache.Gen, rec
 	// backend cannot (docs/architecture.md §Cache semantics).
 	life := 2 * rec.TTL.Milliseconds()
 	return s.c.call(ctx, opSave, s.c.o.CallTimeout, func(ctx context.Context) error {
-		return saveScript.Run(ctx, s.c.hot, []string{s.c.keys.userGen(user), rk}, g.User, data, life).Err()
+		return saveScript.Run(ctx, s.c.rdb, []string{s.c.keys.userGen(user), rk}, g.User, data, life).Err()
 	})
 }
 

@@ -92,13 +92,7 @@ type Limiter interface {
 // Client is one process's connection to the shared state. Build it with
 // New, attach the local cache and limiter, then Run it.
 type Client struct {
-	rdb redis.UniversalClient
-	// hot carries the authentication path's calls: go-redis's
-	// auto-pipeliner, which sends the calls of concurrent logins in one
-	// write and reads their replies in one, so that a busy host pays one
-	// system call per batch instead of per call, on both sides. It falls
-	// back to rdb when the pipeliner cannot be had.
-	hot      redis.Cmdable
+	rdb      redis.UniversalClient
 	o        Options
 	cluster  bool
 	sentinel bool
@@ -116,10 +110,16 @@ type Client struct {
 
 	keys keys
 	cd   codec
-	ap   *redis.AutoPipeliner // nil when hot is rdb
 
-	finishQ       chan finishItem // the limiter's finishes, sent in batches
-	finishPending atomic.Int64    // queued or being sent
+	// The authentication path's calls of concurrent logins go to Redis
+	// together, one call for many (one script for many reservations, one
+	// MGET for many generation checks, one script for many finishes): on
+	// a busy host Redis and authd then pay one call's overhead per batch
+	// instead of per login.
+	reserveQ      chan reserveItem // the limiter's checks, run in batches
+	mgetQ         chan mgetItem    // the cache's generation checks and reads
+	finishQ       chan finishItem  // the limiter's finishes, sent in batches
+	finishPending atomic.Int64     // queued or being sent
 }
 
 // quiet is go-redis's logger: its lines (a failed dial on every probe
@@ -152,14 +152,10 @@ func New(o Options) (*Client, error) {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	c := &Client{o: o, origin: hex.EncodeToString(id[:]), wake: make(chan struct{}, 1), keys: keys{prefix: o.KeyPrefix}, cd: newCodec(o.Secret),
-		finishQ: make(chan finishItem, 4096)}
+		reserveQ: make(chan reserveItem, 4096), mgetQ: make(chan mgetItem, 4096), finishQ: make(chan finishItem, 4096)}
 	c.sentinel = o.SentinelMaster != ""
 	c.cluster = !c.sentinel && len(o.Addrs) > 1
 	c.rdb = redis.NewUniversalClient(c.universalOptions())
-	c.hot = c.rdb
-	if ap, err := c.rdb.AutoPipeline(); err == nil {
-		c.hot, c.ap = ap, ap
-	}
 	return c, nil
 }
 
@@ -208,12 +204,7 @@ func (c *Client) attached() (Cache, Limiter) {
 }
 
 // Close closes the connections. Run must have returned.
-func (c *Client) Close() error {
-	if c.ap != nil {
-		_ = c.ap.Close()
-	}
-	return c.rdb.Close()
-}
+func (c *Client) Close() error { return c.rdb.Close() }
 
 // Up reports whether the breaker is closed (calls go to Redis).
 func (c *Client) Up() bool { return !c.down.Load() }
@@ -276,6 +267,8 @@ func (c *Client) Run(ctx context.Context) {
 	wg.Go(func() { c.probeLoop(ctx) })
 	wg.Go(func() { c.subscribe(ctx) })
 	wg.Go(func() { c.finishLoop(ctx) })
+	wg.Go(func() { c.reserveLoop(ctx) })
+	wg.Go(func() { c.mgetLoop(ctx) })
 	wg.Wait()
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -33,25 +34,18 @@ type limiterEvents interface {
 // round trip; in a Cluster, where an account's keys and a network's keys
 // live in different slots, two.
 
-// reserveScript: KEYS are the attempt's keys; ARGV[1] flags (F force:
-// count and refuse nothing; R: the password is a known repeat), ARGV[2]
-// the password hash or "", ARGV[3] known_good_for in ms, ARGV[4] the
-// events channel, ARGV[5] the announcement's tail (origin, address,
-// account), then one "kind,slot ms,budget,ttl ms" per key. Returns
-// {refusing kind or "", new block 0/1, known-good 0/1, repeat 0/1,
-// "kind:slot,..." counted}.
+// reserveScript checks and counts attempts: one, or a batch of the
+// attempts of concurrent logins (reserveLoop), one script call for all.
+// ARGV[1] is the number of attempts; each then has a header (its number
+// of keys n; flags: F force, count and refuse nothing, R the password is
+// a known repeat, K known-good; the password hash or ""; known_good_for
+// in ms; the events channel; the announcement's tail: origin, address,
+// account) and four values per key (kind, slot ms, budget, ttl ms), its
+// keys being the next n of KEYS. Each attempt's answer is {refusing kind or "", new
+// block 0/1, known-good 0/1, repeat 0/1, "kind:slot,..." counted}.
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local flags, pw, kgfor = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local force = string.find(flags, 'F', 1, true) ~= nil
-local rep = string.find(flags, 'R', 1, true) ~= nil
-local spec, pair = {}, nil
-for i = 1, #KEYS do
-  local k, sl, b, ttl = string.match(ARGV[5 + i], '^(%a),(%d+),(%d+),(%d+)$')
-  spec[i] = {k = k, sl = tonumber(sl), b = tonumber(b), ttl = tonumber(ttl)}
-  if k == 'g' then pair = i end
-end
 -- One HGETALL per key: its window's slots, and for the pair its
 -- known-good time and failed password hashes. Slots that slid out go.
 local function load(key, slot)
@@ -68,56 +62,74 @@ local function load(key, slot)
   end
   return n, f
 end
-local function slotOf(i) return math.floor(now / spec[i].sl) end
-local kg = string.find(flags, 'K', 1, true) ~= nil
-local pairN, pairF = 0, {}
-if pair then pairN, pairF = load(KEYS[pair], slotOf(pair)) end
-if pair and not force then
-  local ok = tonumber(pairF['ok'] or '0')
-  kg = ok > 0 and now - ok < kgfor
-end
-if pair and pw ~= '' and not rep then
-  rep = string.find(',' .. (pairF['pw'] or '') .. ',', ',' .. pw .. ',', 1, true) ~= nil
-end
-local counted, by, newblock = {}, '', 0
-for i, s in ipairs(spec) do
-  local counts = (s.k == 'g') == kg
-  if counts then
-    local slot = slotOf(i)
-    local n, f
-    if i == pair then n, f = pairN, pairF else n, f = load(KEYS[i], slot) end
-    if not force and s.b > 0 and n >= s.b then
-      by = s.k
-      if not f['b'] then
-        redis.call('HSET', KEYS[i], 'b', '1')
-        newblock = 1
-        redis.call('PUBLISH', ARGV[4], 'block\t' .. s.k .. '\t' .. (s.sl * 12) .. '\t' .. ARGV[5])
+local function one(ko, nk, ao)
+  local flags, pw, kgfor = ARGV[ao], ARGV[ao + 1], tonumber(ARGV[ao + 2])
+  local channel, tail = ARGV[ao + 3], ARGV[ao + 4]
+  local force = string.find(flags, 'F', 1, true) ~= nil
+  local rep = string.find(flags, 'R', 1, true) ~= nil
+  local kg = string.find(flags, 'K', 1, true) ~= nil
+  local spec, pair = {}, nil
+  for i = 1, nk do
+    local p = ao + 1 + 4 * i
+    local k = ARGV[p]
+    spec[i] = {key = KEYS[ko + i - 1], k = k, sl = tonumber(ARGV[p + 1]), b = tonumber(ARGV[p + 2]), ttl = tonumber(ARGV[p + 3])}
+    if k == 'g' then pair = i end
+  end
+  local pairN, pairF = 0, {}
+  if pair then pairN, pairF = load(spec[pair].key, math.floor(now / spec[pair].sl)) end
+  if pair and not force then
+    local ok = tonumber(pairF['ok'] or '0')
+    kg = ok > 0 and now - ok < kgfor
+  end
+  if pair and pw ~= '' and not rep then
+    rep = string.find(',' .. (pairF['pw'] or '') .. ',', ',' .. pw .. ',', 1, true) ~= nil
+  end
+  local counted, by, newblock = {}, '', 0
+  for i, s in ipairs(spec) do
+    if (s.k == 'g') == kg then
+      local slot = math.floor(now / s.sl)
+      local n, f
+      if i == pair then n, f = pairN, pairF else n, f = load(s.key, slot) end
+      if not force and s.b > 0 and n >= s.b then
+        by = s.k
+        if not f['b'] then
+          redis.call('HSET', s.key, 'b', '1')
+          newblock = 1
+          redis.call('PUBLISH', channel, 'block\t' .. s.k .. '\t' .. (s.sl * 12) .. '\t' .. tail)
+        end
+        break
       end
-      break
-    end
-    if not force and f['b'] then redis.call('HDEL', KEYS[i], 'b') end
-    if not rep then
-      redis.call('HINCRBY', KEYS[i], 's' .. slot, 1)
-      redis.call('PEXPIRE', KEYS[i], s.ttl)
-      counted[#counted + 1] = {i, s.k, slot}
+      if not force and f['b'] then redis.call('HDEL', s.key, 'b') end
+      if not rep then
+        redis.call('HINCRBY', s.key, 's' .. slot, 1)
+        redis.call('PEXPIRE', s.key, s.ttl)
+        counted[#counted + 1] = {s.key, s.k, slot}
+      end
     end
   end
+  local out = {}
+  if by ~= '' then
+    for _, c in ipairs(counted) do redis.call('HINCRBY', c[1], 's' .. c[3], -1) end
+  else
+    for _, c in ipairs(counted) do out[#out + 1] = c[2] .. ':' .. c[3] end
+  end
+  return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ',')}
 end
-local out = {}
-if by ~= '' then
-  for _, c in ipairs(counted) do redis.call('HINCRBY', KEYS[c[1]], 's' .. c[3], -1) end
-else
-  for _, c in ipairs(counted) do out[#out + 1] = c[2] .. ':' .. c[3] end
+local res, a, k = {}, 2, 1
+for n = 1, tonumber(ARGV[1]) do
+  local nk = tonumber(ARGV[a])
+  res[n] = one(k, nk, a + 1)
+  a, k = a + 6 + 4 * nk, k + nk
 end
-return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ',')}
+return res
 `)
 
 // finishScript ends attempts: one or many (a batch, see finishLoop).
 // ARGV[1] is the number of attempts; each then has a header of four
 // values (the outcome: S success, U undecided, F failure; the password
-// hash or ""; the pair's ttl in ms; its number of keys n) and n "kind,slot"
-// values (slot 0: not counted), its keys being the next n of KEYS (the
-// pair index is kind x).
+// hash or ""; the pair's ttl in ms; its number of keys n) and two values
+// per key (kind, slot; slot 0: not counted), its keys being the next n of
+// KEYS (the pair index is kind x).
 var finishScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -127,7 +139,7 @@ for _ = 1, tonumber(ARGV[1]) do
   a = a + 4
   local pair, idx
   for i = 0, n - 1 do
-    local kind, slot = string.match(ARGV[a + i], '^(%a),(%d+)$')
+    local kind, slot = ARGV[a + 2 * i], ARGV[a + 2 * i + 1]
     local key = KEYS[k + i]
     if kind == 'g' then pair = key elseif kind == 'x' then idx = key end
     if o ~= 'F' and slot ~= '0' then
@@ -135,7 +147,7 @@ for _ = 1, tonumber(ARGV[1]) do
       if tonumber(redis.call('HGET', key, f) or '0') > 0 then redis.call('HINCRBY', key, f, -1) end
     end
   end
-  a, k = a + n, k + n
+  a, k = a + 2 * n, k + n
   local touch = false
   if pair and o == 'S' then
     redis.call('HSET', pair, 'ok', now)
@@ -290,7 +302,21 @@ func (s limiterStore) giveBack(ctx context.Context, q limiter.SharedQuery, v lim
 	}
 }
 
-// reserve runs the reserve script on one group of keys.
+// reserveItem is one attempt's check in one group of keys.
+type reserveItem struct {
+	keys []string
+	args []any // the attempt's header and specs (see reserveScript)
+	done chan reserveResult
+}
+
+type reserveResult struct {
+	res []any
+	err error
+}
+
+// reserve runs the reserve script on one group of keys: batched with
+// other logins' on a single server, alone in a Cluster (where the
+// attempts of a batch would live in different slots).
 func (s limiterStore) reserve(ctx context.Context, q limiter.SharedQuery, g []slotKey, repeat, knownGood bool) (limiter.SharedVerdict, error) {
 	flags := ""
 	if q.Force {
@@ -305,28 +331,119 @@ func (s limiterStore) reserve(ctx context.Context, q limiter.SharedQuery, g []sl
 	if knownGood {
 		flags += "K"
 	}
+	it := reserveItem{keys: make([]string, len(g))}
 	tail := s.c.origin + "\t" + ipText(q.IP) + "\t" + q.Account
-	keys := make([]string, len(g))
-	args := []any{flags, pwText(q), q.KnownGoodFor.Milliseconds(), s.c.keys.events(), tail}
+	it.args = []any{len(g), flags, pwText(q), q.KnownGoodFor.Milliseconds(), s.c.keys.events(), tail}
 	for i, k := range g {
-		keys[i] = k.key
+		it.keys[i] = k.key
 		b := q.Budgets[k.kind]
 		ttl := b.Window
 		if k.kind == limiter.KindPair {
 			ttl += q.KnownGoodFor
 		}
-		args = append(args, fmt.Sprintf("%s,%d,%d,%d", kindLetter[k.kind], max(b.Window.Milliseconds()/12, 1), b.Failures, ttl.Milliseconds()))
+		it.args = append(it.args, kindLetter[k.kind], max(b.Window.Milliseconds()/12, 1), b.Failures, ttl.Milliseconds())
 	}
 	var res []any
-	err := s.c.call(ctx, opReserve, s.c.o.CallTimeout, func(ctx context.Context) error {
-		var err error
-		res, err = reserveScript.Run(ctx, s.c.hot, keys, args...).Slice()
-		return err
-	})
+	var err error
+	if s.c.cluster {
+		err = s.c.call(ctx, opReserve, s.c.o.CallTimeout, func(ctx context.Context) error {
+			all, err := reserveScript.Run(ctx, s.c.rdb, it.keys, append([]any{1}, it.args...)...).Slice()
+			if err == nil && len(all) == 1 {
+				res, _ = all[0].([]any)
+			}
+			return err
+		})
+	} else {
+		res, err = s.c.reserveBatched(ctx, it)
+	}
 	if err != nil {
 		return limiter.SharedVerdict{}, err
 	}
 	return parseReserve(res)
+}
+
+// reserveBatched hands it to reserveLoop and waits for its answer, at most
+// the call deadline (and a little): a login never waits longer for Redis,
+// even behind a batch already stuck on a hung server, whose own call
+// opens the breaker.
+func (c *Client) reserveBatched(ctx context.Context, it reserveItem) ([]any, error) {
+	if c.down.Load() {
+		c.stats.skipped.get(opReserve).Add(1)
+		return nil, fmt.Errorf("%s: %w", opReserve, ErrUnavailable)
+	}
+	it.done = make(chan reserveResult, 1)
+	wait := time.NewTimer(c.o.CallTimeout + 5*time.Millisecond)
+	defer wait.Stop()
+	select {
+	case c.reserveQ <- it:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, fmt.Errorf("%s: %w: queue full", opReserve, ErrUnavailable)
+	}
+	select {
+	case r := <-it.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		err := fmt.Errorf("%s: no answer in time", opReserve)
+		c.trip(opReserve, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+}
+
+// maxReserveBatch bounds one batch of reservations.
+const maxReserveBatch = 128
+
+// reserveLoop runs the queued reservations, as many as are waiting, in
+// one script call, until ctx ends. One batch is in flight at a time:
+// Redis runs scripts one after the other anyway, and the reservations
+// that arrive meanwhile make the next batch.
+func (c *Client) reserveLoop(ctx context.Context) {
+	batch := make([]reserveItem, 0, maxReserveBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-c.reserveQ:
+			batch = append(batch[:0], it)
+		}
+		// One yield: the logins that are about to ask join this batch
+		// instead of each starting one of their own.
+		runtime.Gosched()
+	fill:
+		for len(batch) < maxReserveBatch {
+			select {
+			case it := <-c.reserveQ:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		var keys []string
+		args := []any{len(batch)}
+		for _, it := range batch {
+			keys = append(keys, it.keys...)
+			args = append(args, it.args...)
+		}
+		var all []any
+		err := c.call(ctx, opReserve, c.o.CallTimeout, func(ctx context.Context) error {
+			var err error
+			all, err = reserveScript.Run(ctx, c.rdb, keys, args...).Slice()
+			return err
+		})
+		if err == nil && len(all) != len(batch) {
+			err = fmt.Errorf("redis: reserve script answered %d of %d attempts", len(all), len(batch))
+		}
+		for i, it := range batch {
+			r := reserveResult{err: err}
+			if err == nil {
+				r.res, _ = all[i].([]any)
+			}
+			it.done <- r
+		}
+	}
 }
 
 // parseReserve reads the reserve script's answer.
@@ -406,10 +523,10 @@ func (s limiterStore) finishItem(q limiter.SharedQuery, v limiter.SharedVerdict,
 	work := false
 	for _, k := range g {
 		it.keys = append(it.keys, k.key)
-		specs = append(specs, fmt.Sprintf("%s,%d", kindLetter[k.kind], v.Slots[k.kind]))
+		specs = append(specs, kindLetter[k.kind], strconv.FormatInt(v.Slots[k.kind], 10))
 		if k.kind == limiter.KindPair {
 			it.keys = append(it.keys, s.c.keys.pairIndex(q.Account))
-			specs = append(specs, "x,0")
+			specs = append(specs, "x", "0")
 			work = work || o == limiter.Succeeded || (o == limiter.Failed && q.HasPassword)
 		}
 		work = work || (o != limiter.Failed && v.Slots[k.kind] != 0)
@@ -469,7 +586,7 @@ func (c *Client) sendFinishes(ctx context.Context, items []finishItem) error {
 				keys = append(keys, it.keys...)
 				args = append(args, it.args...)
 			}
-			return finishScript.Run(ctx, c.hot, keys, args...).Err()
+			return finishScript.Run(ctx, c.rdb, keys, args...).Err()
 		}
 		if len(items) == 1 {
 			return finishScript.Run(ctx, c.rdb, items[0].keys, append([]any{1}, items[0].args...)...).Err()
