@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +60,9 @@ service auth {
     mode = 0600
   }
 }
+metrics {
+  listen = unix:$DIR/metrics.sock
+}
 `
 
 // scaleHost is one authd of the set.
@@ -79,6 +85,27 @@ func (h scaleHost) logged(text string) bool {
 	return false
 }
 func (h scaleHost) master() string { return h.p.path("run/auth-master") }
+
+// get asks the host's metrics listener for path.
+func (h scaleHost) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", h.p.path("metrics.sock"))
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://authd"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
 
 // startScaleHosts starts n authd processes on db sharing the Redis at
 // addrs (extra: more redis { } settings).
@@ -267,6 +294,16 @@ func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 	t.Logf("usual login %v; with Redis %s: slowest %v, median %v", usual, map[bool]string{true: "hung", false: "killed"}[hung], slowest, medianDur(during))
 	if slowest > usual+time.Second {
 		t.Fatalf("a login took %v with Redis down (usual %v)", slowest, usual)
+	}
+	// Redis is an optimisation: every host stays ready, and says it
+	// works alone.
+	for _, h := range hosts {
+		if code, body := h.get(t, "/readyz"); code != http.StatusOK {
+			t.Fatalf("host %s not ready with Redis down: %d %s", h.name, code, body)
+		}
+		if _, body := h.get(t, "/metrics"); !strings.Contains(body, "\nauthd_redis_up 0\n") {
+			t.Fatalf("host %s: authd_redis_up is not 0 with Redis down", h.name)
+		}
 	}
 	const rip = "203.0.113.99"
 	for i := range 20 {

@@ -266,9 +266,14 @@ func (c *Client) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.probeLoop(ctx) })
 	wg.Go(func() { c.subscribe(ctx) })
-	wg.Go(func() { c.finishLoop(ctx) })
-	wg.Go(func() { c.reserveLoop(ctx) })
-	wg.Go(func() { c.mgetLoop(ctx) })
+	// Two of each: while one batch is in Redis, the next one gathers and
+	// goes out, so that Redis does not sit idle while authd reads a
+	// batch's answers.
+	for range 2 {
+		wg.Go(func() { c.finishLoop(ctx) })
+		wg.Go(func() { c.reserveLoop(ctx) })
+		wg.Go(func() { c.mgetLoop(ctx) })
+	}
 	wg.Wait()
 }
 

@@ -397,9 +397,8 @@ func (c *Client) reserveBatched(ctx context.Context, it reserveItem) ([]any, err
 const maxReserveBatch = 128
 
 // reserveLoop runs the queued reservations, as many as are waiting, in
-// one script call, until ctx ends. One batch is in flight at a time:
-// Redis runs scripts one after the other anyway, and the reservations
-// that arrive meanwhile make the next batch.
+// one script call, until ctx ends. Redis runs scripts one after the other
+// anyway: the reservations that arrive while a batch runs make the next.
 func (c *Client) reserveLoop(ctx context.Context) {
 	batch := make([]reserveItem, 0, maxReserveBatch)
 	for {
