@@ -26,9 +26,10 @@ run:
 # when a server is not installed, unless AUTHD_REQUIRE_INTEGRATION=1.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	@# The race detector changes allocation: the cache's memory accounting is
-	@# measured without it (≈12 s).
+	@# The race detector changes allocation: the cache's memory accounting and
+	@# the limiter's memory bound are measured without it (≈12 s and ≈8 s).
 	$(GO) test -count=1 -run '^TestMemoryPerEntry$$' ./cache
+	$(GO) test -count=1 -run '^TestMemoryBound$$' ./internal/limiter
 
 # The PAM variant's tests (root: they create a user and /etc/pam.d files).
 test-pam:
