@@ -99,7 +99,7 @@ func writeVersus(b *strings.Builder, scs []ScenarioResult, nameA, nameB string, 
 // (B) against itself without it (A), and what the attackers got.
 func writeSelf(b *strings.Builder, scs []ScenarioResult, attackAddrs int) error {
 	b.WriteString("authd against itself: A with penalty { enabled = no }, B with the brute-force defence on; no no-penalty,\n" +
-		"each user from an address of its own; under attack, B answers failures at once (client_max_delay = 0):\n")
+		"each user from an address of its own; \"no delays\": B answers failures at once (client_max_delay = 0):\n")
 	if err := writeVersus(b, scs, "A", "B", func(sc ScenarioResult) *Side { return sc.Baseline }); err != nil {
 		return err
 	}
@@ -114,8 +114,11 @@ func writeSelf(b *strings.Builder, scs []ScenarioResult, attackAddrs int) error 
 }
 
 func attackers(s *Side) string {
-	if s.RefusedShare == nil {
+	switch {
+	case len(s.Attackers) == 0:
 		return "—"
+	case s.RefusedShare == nil:
+		return fmt.Sprintf("%.0f req/s, no probe answered", s.AttackRPS)
 	}
 	return fmt.Sprintf("%.0f req/s, %.1f %% refused", s.AttackRPS, *s.RefusedShare*100)
 }

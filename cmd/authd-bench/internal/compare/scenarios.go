@@ -32,11 +32,15 @@ type Scenario struct {
 	UserAddrs bool `json:"user_addrs,omitempty"`
 	// Attack runs the load beside an attack (load.RunAttack: 1000
 	// addresses guessing, the users from addresses of their own); the
-	// rate and percentiles are the legitimate users'. B answers every
-	// failure at once (client_max_delay = 0), as A does without the
-	// defence: the attackers go as fast as the server answers, the worst
-	// case for the users.
+	// rate and percentiles are the legitimate users'. B keeps authd's
+	// failure delays (escalating to client_max_delay, 8 s), which hold
+	// the attackers back; A, without the defence and with
+	// auth_failure_delay = 0, answers them at once.
 	Attack bool `json:"attack,omitempty"`
+	// AttackNoDelay: B answers every failure at once too
+	// (client_max_delay = 0), so the attackers go as fast as the server
+	// answers them: the worst case for the users.
+	AttackNoDelay bool `json:"attack_no_delay,omitempty"`
 
 	// The goals of issue 11 (a 2-core reference machine): authd's rate
 	// at least TargetRatio × Dovecot's (or, with PenaltyBaseline, B's
@@ -75,19 +79,21 @@ func AllScenarios() []Scenario {
 			PenaltyBaseline: true, UserAddrs: true, TargetRatio: 0.95},
 		{Name: "pf-plain-attack", Title: "passwd-file {PLAIN} under attack", Backend: "passwd-file", Scheme: "PLAIN",
 			PenaltyBaseline: true, Attack: true, TargetP99: 50 * time.Millisecond},
+		{Name: "pf-plain-attack-nodelay", Title: "passwd-file {PLAIN} under attack, no delays", Backend: "passwd-file", Scheme: "PLAIN",
+			PenaltyBaseline: true, Attack: true, AttackNoDelay: true, TargetP99: 50 * time.Millisecond},
 	}
 }
 
 // authdSettings are the authd-only settings of a PenaltyBaseline
 // scenario's side: A (off) without the defence, B with it as configured,
-// but answering failures at once under attack.
+// with AttackNoDelay answering failures at once.
 func (s Scenario) authdSettings(off bool) string {
 	switch {
 	case !s.PenaltyBaseline:
 		return ""
 	case off:
 		return "penalty {\n  enabled = no\n}\n"
-	case s.Attack:
+	case s.AttackNoDelay:
 		return "penalty {\n  client_max_delay = 0\n}\n"
 	}
 	return ""
