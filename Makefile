@@ -52,7 +52,7 @@ fuzz:
 	  done; \
 	done
 
-.PHONY: bench build-bench bench-compare
+.PHONY: bench build-bench bench-compare bench-attack
 # Go micro-benchmarks of the hot path, with allocations (docs/performance.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dovecot ./internal/engine
@@ -68,6 +68,12 @@ build-bench:
 BENCHFLAGS ?=
 bench-compare: build build-bench
 	bin/authd-bench compare -authd bin/authd -data bin/bench-data -json bin/bench-compare.json $(BENCHFLAGS)
+
+# The brute-force defence only: authd with it against authd without it, on
+# logins and under an attack from 1000 addresses (docs/performance.md).
+# Needs no Dovecot; ≈2 minutes.
+bench-attack: build build-bench
+	bin/authd-bench compare -authd bin/authd -data bin/bench-data -scenarios 'pf-plain-penalty,pf-plain-attack*' -json bin/bench-attack.json $(BENCHFLAGS)
 
 clean:
 	rm -rf bin run
