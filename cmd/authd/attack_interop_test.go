@@ -82,83 +82,14 @@ func TestAttackThroughPostfixAndDovecot(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(p.path("mail"), 0o777)
-	pf := testenv.StartPostfix(t, p.path("postfix/auth"))
-	dc := dovecotFor(t, p.path("run"))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	c := &mailClients{ctx: ctx, smtpAddr: testenv.StartPostfix(t, p.path("postfix/auth")).Addr}
+	dc := dovecotFor(t, p.path("run"))
+	c.imapAddr = dc.IMAPAddr
 
-	// smtp returns the reply to AUTH PLAIN: its code, and code and text
-	// together.
-	smtp := func(from, user, pass string) (int, string) {
-		t.Helper()
-		code, msg, err := testenv.SMTPAuth(testenv.WithSourceIP(ctx, from), pf.Addr, "PLAIN", user, pass)
-		if err != nil {
-			t.Fatalf("SMTP AUTH %s from %s: %v (%d %s)", user, from, err, code, msg)
-		}
-		return code, fmt.Sprintf("%d %s", code, msg)
-	}
-	imap := func(from, user, pass string) string {
-		t.Helper()
-		login, _, err := testenv.IMAPLogin(testenv.WithSourceIP(ctx, from), dc.IMAPAddr, user, pass)
-		if err != nil {
-			t.Fatalf("IMAP LOGIN %s from %s: %v (%q)", user, from, err, login)
-		}
-		return login
-	}
-	imapOK := func(login string) bool { return strings.HasPrefix(login, "a1 OK") }
-	imapRefused := func(login string) bool { return strings.HasPrefix(login, "a1 NO [AUTHENTICATIONFAILED]") }
-
-	t.Run("postfix", func(t *testing.T) {
-		var wrong string // the reply to a wrong password
-		for i := range attackBudget + 3 {
-			code, reply := smtp(smtpAttacker, "victim@example.com", fmt.Sprintf("guess-%d", i))
-			if code != 535 {
-				t.Errorf("guess %d from the attacker: %s, want 535", i+1, reply)
-			}
-			if i == 0 {
-				wrong = reply
-			}
-			if code, reply := smtp(ownerAddr, "victim@example.com", "victim-pw"); code != 235 {
-				t.Fatalf("the owner after guess %d: %s, want 235", i+1, reply)
-			}
-		}
-		// The budget is spent: the right passwords from the attacker's
-		// address get the very reply of a wrong one.
-		if _, reply := smtp(smtpAttacker, "victim@example.com", "victim-pw"); reply != wrong {
-			t.Errorf("the victim's right password from the attacker: %q, want %q", reply, wrong)
-		}
-		if _, reply := smtp(smtpAttacker, "bob@example.com", "bob-pw"); reply != wrong {
-			t.Errorf("another account's right password from the attacker: %q, want %q", reply, wrong)
-		}
-		if code, reply := smtp(ownerAddr, "victim@example.com", "victim-pw"); code != 235 {
-			t.Errorf("the owner after the attack: %s, want 235", reply)
-		}
-	})
-
-	t.Run("imap-login", func(t *testing.T) {
-		var wrong string
-		for i := range attackBudget + 3 {
-			login := imap(imapAttacker, "victim@example.com", fmt.Sprintf("guess-%d", i))
-			if !imapRefused(login) {
-				t.Errorf("guess %d from the attacker: %q, want NO [AUTHENTICATIONFAILED]", i+1, login)
-			}
-			if i == 0 {
-				wrong = login
-			}
-			if login := imap(ownerAddr, "victim@example.com", "victim-pw"); !imapOK(login) {
-				t.Fatalf("the owner after guess %d: %q, want OK\n%s", i+1, login, readFile(dc.Log))
-			}
-		}
-		if login := imap(imapAttacker, "victim@example.com", "victim-pw"); login != wrong {
-			t.Errorf("the victim's right password from the attacker: %q, want %q", login, wrong)
-		}
-		if login := imap(imapAttacker, "bob@example.com", "bob-pw"); login != wrong {
-			t.Errorf("another account's right password from the attacker: %q, want %q", login, wrong)
-		}
-		if login := imap(ownerAddr, "bob@example.com", "bob-pw"); !imapOK(login) {
-			t.Errorf("bob from the owner's network: %q, want OK", login)
-		}
-	})
+	t.Run("postfix", func(t *testing.T) { attackSMTP(t, c) })
+	t.Run("imap-login", func(t *testing.T) { attackIMAP(t, c, dc.Log) })
 
 	// What authd counted: each attacker's address (as Postfix and
 	// imap-login passed it on) refuses after exactly its budget; the
@@ -168,12 +99,95 @@ func TestAttackThroughPostfixAndDovecot(t *testing.T) {
 		t.Fatalf("authd penalty: exit %d\n%s", code, out)
 	}
 	for _, ip := range []string{smtpAttacker, imapAttacker} {
-		re := regexp.MustCompile(`(?m)^ip\s+` + regexp.QuoteMeta(ip) + `\s+5\s+5\s+refusing$`)
+		re := regexp.MustCompile(`(?m)^ip\s+` + regexp.QuoteMeta(ip) + fmt.Sprintf(`\s+%[1]d\s+%[1]d\s+refusing$`, attackBudget))
 		if !re.MatchString(out) {
-			t.Errorf("authd penalty does not show %s refusing after 5 failures:\n%s", ip, out)
+			t.Errorf("authd penalty does not show %s refusing after %d failures:\n%s", ip, attackBudget, out)
 		}
 	}
 	if strings.Contains(out, ownerAddr) {
 		t.Errorf("authd penalty lists the owner's address:\n%s", out)
+	}
+}
+
+// mailClients log in to the private Postfix and Dovecot from chosen
+// source addresses.
+type mailClients struct {
+	ctx                context.Context
+	smtpAddr, imapAddr string
+}
+
+// smtp returns the reply to AUTH PLAIN: its code, and code and text
+// together.
+func (c *mailClients) smtp(t *testing.T, from, user, pass string) (int, string) {
+	t.Helper()
+	code, msg, err := testenv.SMTPAuth(testenv.WithSourceIP(c.ctx, from), c.smtpAddr, "PLAIN", user, pass)
+	if err != nil {
+		t.Fatalf("SMTP AUTH %s from %s: %v (%d %s)", user, from, err, code, msg)
+	}
+	return code, fmt.Sprintf("%d %s", code, msg)
+}
+
+// imap returns the tagged reply to LOGIN.
+func (c *mailClients) imap(t *testing.T, from, user, pass string) string {
+	t.Helper()
+	login, _, err := testenv.IMAPLogin(testenv.WithSourceIP(c.ctx, from), c.imapAddr, user, pass)
+	if err != nil {
+		t.Fatalf("IMAP LOGIN %s from %s: %v (%q)", user, from, err, login)
+	}
+	return login
+}
+
+// attackSMTP: guesses through smtpd get 535; once the attacker's budget
+// is spent, its right passwords get the very reply of a wrong one; the
+// owner logs in after every guess.
+func attackSMTP(t *testing.T, c *mailClients) {
+	var wrong string // the reply to a wrong password
+	for i := range attackBudget + 3 {
+		code, reply := c.smtp(t, smtpAttacker, "victim@example.com", fmt.Sprintf("guess-%d", i))
+		if code != 535 {
+			t.Errorf("guess %d from the attacker: %s, want 535", i+1, reply)
+		}
+		if i == 0 {
+			wrong = reply
+		}
+		if code, reply := c.smtp(t, ownerAddr, "victim@example.com", "victim-pw"); code != 235 {
+			t.Fatalf("the owner after guess %d: %s, want 235", i+1, reply)
+		}
+	}
+	if _, reply := c.smtp(t, smtpAttacker, "victim@example.com", "victim-pw"); reply != wrong {
+		t.Errorf("the victim's right password from the attacker: %q, want %q", reply, wrong)
+	}
+	if _, reply := c.smtp(t, smtpAttacker, "bob@example.com", "bob-pw"); reply != wrong {
+		t.Errorf("another account's right password from the attacker: %q, want %q", reply, wrong)
+	}
+	if code, reply := c.smtp(t, ownerAddr, "victim@example.com", "victim-pw"); code != 235 {
+		t.Errorf("the owner after the attack: %s, want 235", reply)
+	}
+}
+
+// attackIMAP is attackSMTP through imap-login: NO [AUTHENTICATIONFAILED]
+// for the attacker, OK for the owner.
+func attackIMAP(t *testing.T, c *mailClients, dovecotLog string) {
+	var wrong string
+	for i := range attackBudget + 3 {
+		login := c.imap(t, imapAttacker, "victim@example.com", fmt.Sprintf("guess-%d", i))
+		if !strings.HasPrefix(login, "a1 NO [AUTHENTICATIONFAILED]") {
+			t.Errorf("guess %d from the attacker: %q, want NO [AUTHENTICATIONFAILED]", i+1, login)
+		}
+		if i == 0 {
+			wrong = login
+		}
+		if login := c.imap(t, ownerAddr, "victim@example.com", "victim-pw"); !strings.HasPrefix(login, "a1 OK") {
+			t.Fatalf("the owner after guess %d: %q, want OK\n%s", i+1, login, readFile(dovecotLog))
+		}
+	}
+	if login := c.imap(t, imapAttacker, "victim@example.com", "victim-pw"); login != wrong {
+		t.Errorf("the victim's right password from the attacker: %q, want %q", login, wrong)
+	}
+	if login := c.imap(t, imapAttacker, "bob@example.com", "bob-pw"); login != wrong {
+		t.Errorf("another account's right password from the attacker: %q, want %q", login, wrong)
+	}
+	if login := c.imap(t, ownerAddr, "bob@example.com", "bob-pw"); !strings.HasPrefix(login, "a1 OK") {
+		t.Errorf("bob from the owner's network: %q, want OK", login)
 	}
 }
