@@ -142,10 +142,9 @@ type Limiter struct {
 	macs   sync.Pool
 	shards [shards]shard
 
-	evicted   atomic.Int64
-	refusals  [numKinds]atomic.Int64
-	blocks    [numKinds]atomic.Int64
-	closeOnce sync.Once
+	evicted  atomic.Int64
+	refusals [numKinds]atomic.Int64
+	blocks   [numKinds]atomic.Int64
 }
 
 // New returns a limiter configured by cfg.

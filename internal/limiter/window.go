@@ -59,6 +59,3 @@ func (w *window) remove(at int64) {
 		*c--
 	}
 }
-
-// empty reports whether no event is left in the window at slot now.
-func (w *window) empty(now int64) bool { return w.sum(now) == 0 }
