@@ -43,9 +43,10 @@ run:
 # when a server is not installed, unless AUTHD_REQUIRE_INTEGRATION=1.
 test:
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
-	@# The race detector changes allocation: the cache's memory accounting is
-	@# measured without it (≈12 s).
+	@# The race detector changes allocation: the cache's memory accounting and
+	@# the limiter's memory bound are measured without it (≈12 s and ≈8 s).
 	$(GO) test -count=1 -run '^TestMemoryPerEntry$$' ./cache
+	$(GO) test -count=1 -run '^TestMemoryBound$$' ./internal/limiter
 
 # The PAM variant's tests (root: they create a user and /etc/pam.d files).
 test-pam:
@@ -88,7 +89,7 @@ fuzz:
 	  done; \
 	done
 
-.PHONY: bench build-bench bench-compare
+.PHONY: bench build-bench bench-compare bench-attack
 # Go micro-benchmarks of the hot path, with allocations (docs/performance.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dovecot ./internal/engine
@@ -104,6 +105,12 @@ build-bench:
 BENCHFLAGS ?=
 bench-compare: build build-bench
 	bin/authd-bench compare -authd bin/authd -data bin/bench-data -json bin/bench-compare.json $(BENCHFLAGS)
+
+# The brute-force defence only: authd with it against authd without it, on
+# logins and under an attack from 1000 addresses (docs/performance.md).
+# Needs no Dovecot; ≈2 minutes.
+bench-attack: build build-bench
+	bin/authd-bench compare -authd bin/authd -data bin/bench-data -scenarios 'pf-plain-penalty,pf-plain-attack*' -json bin/bench-attack.json $(BENCHFLAGS)
 
 clean:
 	rm -rf bin run

@@ -25,9 +25,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -135,7 +137,10 @@ type Limiter struct {
 	base    time.Time
 	seed    maphash.Seed
 	pwKey   [32]byte
-	shards  [shards]shard
+	// macs pools HMAC states keyed with pwKey: keying one (hmac.New)
+	// cost more than all the rest of an attempt.
+	macs   sync.Pool
+	shards [shards]shard
 
 	evicted  atomic.Int64
 	refusals [numKinds]atomic.Int64
@@ -153,6 +158,7 @@ func New(cfg Config) *Limiter {
 	l.base = l.now()
 	// Per process: a password's hash means nothing outside it.
 	_, _ = rand.Read(l.pwKey[:])
+	l.macs.New = func() any { return hmac.New(sha256.New, l.pwKey[:]) }
 	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range l.shards {
 		l.shards[i].init(per)
@@ -174,10 +180,15 @@ func (l *Limiter) slot(k Kind, t time.Duration) int64 {
 
 // passwordHash is the keyed hash a failed password is remembered by.
 func (l *Limiter) passwordHash(password []byte) uint32 {
-	m := hmac.New(sha256.New, l.pwKey[:])
+	m := l.macs.Get().(hash.Hash)
 	m.Write(password)
 	var sum [sha256.Size]byte
-	return binary.BigEndian.Uint32(m.Sum(sum[:0]))
+	h := binary.BigEndian.Uint32(m.Sum(sum[:0]))
+	// Back to the keyed start: no part of the password stays in the
+	// pooled state.
+	m.Reset()
+	l.macs.Put(m)
+	return h
 }
 
 // Run releases keys whose failures have slid out of their window, logging

@@ -228,3 +228,79 @@ func TestCompareQuick(t *testing.T) {
 	}
 	t.Logf("\n%s", tbl.String())
 }
+
+// TestCompareAuthdAgainstItself runs the issue 15 scenarios briefly:
+// authd with its brute-force defence (B) against itself without it (A),
+// once on the plain load and once under attack. Both sides are measured,
+// every legitimate login succeeds on both, and under attack the side
+// without the defence lets every probe in. It needs no Dovecot.
+func TestCompareAuthdAgainstItself(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts authd twice per scenario")
+	}
+	bin := testenv.BuildAuthd(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	// 50 attackers at 200 accounts: the defence stops them long before
+	// any account's own budget (100) is spent, so no user is refused.
+	rep, err := Run(ctx, Options{
+		Authd: bin, Quick: true, Scenarios: []string{"pf-plain-penalty", "pf-plain-attack*"}, Accounts: 200,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 2, Depth: 4, AttackAddrs: 50,
+		Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("%d scenarios", len(rep.Scenarios))
+	}
+	for _, r := range rep.Scenarios {
+		if r.Dovecot != nil {
+			t.Errorf("%s: a Dovecot side", r.Name)
+		}
+		for name, s := range map[string]*Side{"A": r.Baseline, "B": r.Authd} {
+			if s == nil || s.Status != "ok" || s.RPS <= 0 || len(s.Rounds) != 1 || s.ServerCores <= 0 {
+				t.Errorf("%s %s: %+v\n%s", r.Name, name, s, progress.String())
+				continue
+			}
+			if rd := s.Rounds[0]; rd.Errors != 0 || rd.Fail != 0 || rd.OK != rd.Requests {
+				t.Errorf("%s %s: ok %d fail %d errors %d of %d", r.Name, name, rd.OK, rd.Fail, rd.Errors, rd.Requests)
+			}
+			if len(s.Attackers) != map[bool]int{true: 1}[r.Attack] {
+				t.Errorf("%s %s: %d attacker rounds", r.Name, name, len(s.Attackers))
+			}
+		}
+		if r.Ratio <= 0 || r.Met == nil {
+			t.Errorf("%s: ratio %v met %v", r.Name, r.Ratio, r.Met)
+		}
+		if !r.Attack {
+			continue
+		}
+		// Without the defence (nor delays) every probe logs in. With
+		// authd's delays the attackers get few answers in half a second,
+		// so only the no-delay side B is sure to have answered probes.
+		if a := r.Baseline; a.AttackRPS <= 0 || a.RefusedShare == nil || *a.RefusedShare != 0 {
+			t.Errorf("%s A: attackers at %v req/s, refused share %v, want 0", r.Name, a.AttackRPS, a.RefusedShare)
+		}
+		if b := r.Authd; r.AttackNoDelay && (b.AttackRPS <= 0 || b.RefusedShare == nil) {
+			t.Errorf("%s B: attackers at %v req/s, refused share %v", r.Name, b.AttackRPS, b.RefusedShare)
+		}
+	}
+	var tbl, js bytes.Buffer
+	if err := rep.WriteTable(&tbl); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"authd against itself", "passwd-file {PLAIN}, defence on/off", "passwd-file {PLAIN} under attack", "50 attacking addresses"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if strings.Contains(tbl.String(), "Dovecot auth/s") {
+		t.Errorf("table has a Dovecot column:\n%s", tbl.String())
+	}
+	if err := rep.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) || !bytes.Contains(js.Bytes(), []byte(`"authd_penalty_off"`)) {
+		t.Errorf("json: %v\n%.400s", err, js.String())
+	}
+	t.Logf("\n%s", tbl.String())
+}

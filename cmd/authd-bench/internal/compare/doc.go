@@ -16,6 +16,14 @@
 // scenarios first authenticate every user once on each server and check
 // with CACHE-FLUSH that an entry exists.
 //
+// Two scenarios compare authd with itself instead (Scenario.PenaltyBaseline,
+// issue 15): side A runs with penalty { enabled = no }, side B with its
+// brute-force defence, each user logging in from an address of its own
+// and without no-penalty. One measures what the defence costs; two run
+// the load beside an attack from 1000 addresses (load.RunAttack), with
+// authd's failure delays and without them, and report the users' p99 and
+// the share of attacker requests refused.
+//
 // Everything the harness learns about a server comes from its interfaces,
 // not its logs: outcomes from the protocol replies, cache use from
 // CACHE-FLUSH's count, authd's readiness from its /readyz and a handshake,
