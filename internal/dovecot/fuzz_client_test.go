@@ -83,19 +83,20 @@ func runClientState(t *testing.T, dbs *fuzzDBs, st clientState, input string) {
 		c.send(t, st.auth)
 		c.mustWait(t, 0, "the reply to "+st.name+"'s AUTH", prefixed(st.want))
 	}
-	// A CONT for an id nobody used is answered at once by the reader: its
-	// FAIL proves every line before it has been read and handled.
 	lines := fuzzLines(input)
 	for i, l := range lines {
 		lines[i] = encodePayloads(l)
 	}
+	// A CONT for an id nobody used is answered at once by the reader: its
+	// FAIL proves every line before it has been read and handled. It is a
+	// protocol error before CPID, so it counts for clientCloses.
 	last := strconv.FormatUint(uint64(unusedNumber(input, 1<<31)), 10)
+	lines = append(lines, "CONT\t"+last+"\tAA==")
 	open := false
-	if c.send(t, lines...) && c.send(t, "CONT\t"+last+"\tAA==") {
+	if c.send(t, lines...) {
 		_, open = c.waitFor(t, 0, "the reply to the last CONT", prefixed("FAIL\t"+last+"\t"))
 	}
-	// The last CONT counts: it is a protocol error before CPID.
-	switch may, must := clientCloses(st, append(lines, "CONT\t"+last+"\tAA==")); {
+	switch may, must := clientCloses(st, lines); {
 	case !open && !may:
 		t.Fatalf("the server closed the connection without a protocol error; it sent %q", c.lines())
 	case open && must:

@@ -96,20 +96,24 @@ func runMasterState(t *testing.T, dbs *fuzzDBs, st masterState, input string) {
 		l = strings.ReplaceAll(l, "$CPID", strconv.FormatUint(uint64(lc.cpid), 10))
 		lines[i] = strings.ReplaceAll(l, "$COOKIE", lc.cookie)
 	}
-	// Commands the reader answers itself mark the end of the input: their
-	// reply proves every line before them has been handled.
+	// A command the reader answers itself marks the end of the input: its
+	// reply proves every line before it has been handled. It is a protocol
+	// error before VERSION, so it counts for masterCloses.
 	last := strconv.FormatUint(uint64(unusedNumber(input, 1<<31)), 10)
-	sync, reply := "CACHE-FLUSH\t"+last+"\tnobody@invalid", "OK\t"+last+"\t"
+	end, reply := "CACHE-FLUSH\t"+last+"\tnobody@invalid", "OK\t"+last+"\t"
 	if !st.full {
-		sync, reply = "LIST\t"+last, "DONE\t"+last+"\t"
+		end, reply = "LIST\t"+last, "DONE\t"+last+"\t"
 	}
+	lines = append(lines, end)
 	open := false
-	if m.send(t, lines...) && m.send(t, sync) {
+	if m.send(t, lines...) {
 		_, open = m.waitFor(t, 0, "the reply to the last command", prefixed(reply))
 	}
-	// The last command counts: it is a protocol error before VERSION.
-	if closes := masterCloses(st, append(lines, sync)); open == closes {
-		t.Fatalf("the server kept the connection open: %v, but the input has a protocol error: %v; it sent %q", open, closes, m.lines())
+	switch closes := masterCloses(st, lines); {
+	case !open && !closes:
+		t.Fatalf("the server closed the connection without a protocol error; it sent %q", m.lines())
+	case open && closes:
+		t.Fatalf("the server kept the connection open after a protocol error; it sent %q", m.lines())
 	}
 	checkMasterServes(t, &wg, msrv, lc, st)
 	mstop()
