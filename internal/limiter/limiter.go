@@ -12,8 +12,8 @@
 //
 // The same wrong password repeated for one account from one network
 // counts once: the pair remembers keyed hashes of its last failed
-// passwords (HMAC-SHA-256 under a random per-process key, truncated; never
-// the password). Temporary failures never count.
+// passwords (32 bits of a hash under a random per-process seed; never the
+// password). Temporary failures never count.
 //
 // Memory is bounded: at most Config.MaxKeys keys are tracked, the least
 // recently used going first.
@@ -21,15 +21,9 @@ package limiter
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
-	"hash"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -136,10 +130,9 @@ type Limiter struct {
 	now     func() time.Time
 	base    time.Time
 	seed    maphash.Seed
-	pwKey   [32]byte
-	// macs pools HMAC states keyed with pwKey: keying one (hmac.New)
-	// cost more than all the rest of an attempt.
-	macs   sync.Pool
+	// pwSeed keys the hash failed passwords are remembered by (see
+	// passwordHash).
+	pwSeed maphash.Seed
 	shards [shards]shard
 
 	evicted  atomic.Int64
@@ -157,8 +150,7 @@ func New(cfg Config) *Limiter {
 	}
 	l.base = l.now()
 	// Per process: a password's hash means nothing outside it.
-	_, _ = rand.Read(l.pwKey[:])
-	l.macs.New = func() any { return hmac.New(sha256.New, l.pwKey[:]) }
+	l.pwSeed = maphash.MakeSeed()
 	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range l.shards {
 		l.shards[i].init(per)
@@ -178,17 +170,14 @@ func (l *Limiter) slot(k Kind, t time.Duration) int64 {
 	return int64(t / (l.budgets[k].Window / slots))
 }
 
-// passwordHash is the keyed hash a failed password is remembered by.
+// passwordHash is the hash a failed password is remembered by: 32 bits
+// of a hash keyed with a random per-process seed. It never leaves the
+// process and only tells a repeated password from a new one; 32 bits fit
+// billions of passwords each, so even a memory dump would not give one
+// back. A cryptographic MAC (HMAC-SHA-256, tried first) cost more than all
+// the rest of an attempt for no gain here.
 func (l *Limiter) passwordHash(password []byte) uint32 {
-	m := l.macs.Get().(hash.Hash)
-	m.Write(password)
-	var sum [sha256.Size]byte
-	h := binary.BigEndian.Uint32(m.Sum(sum[:0]))
-	// Back to the keyed start: no part of the password stays in the
-	// pooled state.
-	m.Reset()
-	l.macs.Put(m)
-	return h
+	return uint32(maphash.Bytes(l.pwSeed, password))
 }
 
 // Run releases keys whose failures have slid out of their window, logging
