@@ -22,6 +22,7 @@ import (
 const fakeMmdebstrap = `#!/bin/sh
 echo "$@" >> "$FAKE_MMDEBSTRAP_LOG"
 eval target=\${$(($# - 1))}
+echo "$FAKE_MMDEBSTRAP_LOG" > "$target/fake-mmdebstrap"
 sleep 0.3
 if [ -n "$FAKE_MMDEBSTRAP_FAIL" ]; then echo "E: the mirror is unreachable"; exit 3; fi
 mkdir -p "$target/usr/sbin" && : > "$target/usr/sbin/dovecot" && chmod 755 "$target/usr/sbin/dovecot"
@@ -113,14 +114,14 @@ func TestTrixieRootCache(t *testing.T) {
 	if c := calls(t, log); len(c) != 2 {
 		t.Errorf("mmdebstrap ran %d times after a reuse and a new list, want 2", len(c))
 	}
-	noScratch(t, cache)
+	noScratch(t, cache, log)
 }
 
 // TestTrixieRootBuildFails: a failed build is an error with mmdebstrap's
 // output, not ErrUnavailable, and leaves no root under the final name.
 func TestTrixieRootBuildFails(t *testing.T) {
 	needRoot(t)
-	fakeBuilder(t)
+	log := fakeBuilder(t)
 	t.Setenv("FAKE_MMDEBSTRAP_FAIL", "1")
 	cache := filepath.Join(t.TempDir(), "cache")
 	_, err := realserver.TrixieRoot(t.Context(), realserver.RootOptions{CacheDir: cache})
@@ -133,12 +134,13 @@ func TestTrixieRootBuildFails(t *testing.T) {
 			t.Errorf("left in the cache after a failed build: %s", e)
 		}
 	}
-	noScratch(t, cache)
+	noScratch(t, cache, log)
 }
 
 // noScratch checks that no build directory is left, in the cache or on
-// /dev/shm.
-func noScratch(t *testing.T, cache string) {
+// /dev/shm (where only this test's fake builds count: other test binaries
+// may be building real roots right now).
+func noScratch(t *testing.T, cache, log string) {
 	t.Helper()
 	left, _ := filepath.Glob(filepath.Join(cache, "*.build-*"))
 	for _, e := range left {
@@ -146,9 +148,7 @@ func noScratch(t *testing.T, cache string) {
 	}
 	shm, _ := filepath.Glob("/dev/shm/authd-root-*")
 	for _, e := range shm {
-		// Other test binaries may be building real roots right now: only
-		// one that belongs to no running mmdebstrap counts.
-		if fi, err := os.Stat(filepath.Join(e, "usr/sbin/dovecot")); err == nil && fi.Size() == 0 {
+		if b, err := os.ReadFile(filepath.Join(e, "fake-mmdebstrap")); err == nil && strings.TrimSpace(string(b)) == log {
 			t.Errorf("scratch build left on /dev/shm: %s", e)
 		}
 	}
