@@ -150,7 +150,10 @@ func (c *Chroot) Close() error {
 		errs = append(errs, err)
 	}
 	for _, d := range slices.Backward(c.made) {
-		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// EBUSY, ENOTEMPTY: another instance mounts something at or
+		// below it right now; an empty directory in the cache is harmless.
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) &&
+			!errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
 			errs = append(errs, err)
 		}
 	}

@@ -42,7 +42,7 @@ const rootBuildTimeout = 10 * time.Minute
 type RootOptions struct {
 	CacheDir string   // DefaultRootCache when empty
 	Mirror   string   // DefaultDebianMirror when empty
-	Packages []string // TrixiePackages when nil
+	Packages []string // TrixiePackages when nil; must include dovecot-core
 	// Logf, if set, hears that a build starts and how long it took.
 	Logf func(format string, args ...any)
 	// Tracker, if set, learns of mmdebstrap's process group, so that a
@@ -94,7 +94,10 @@ func TrixieRoot(ctx context.Context, o RootOptions) (string, error) {
 	if rootComplete(final) { // built by whoever held the lock before us
 		return final, nil
 	}
-	return final, buildRoot(ctx, mmdebstrap, final, o)
+	if err := buildRoot(ctx, mmdebstrap, final, o); err != nil {
+		return "", err
+	}
+	return final, nil
 }
 
 // rootKey names a root by what went into it, order of the packages aside.
