@@ -21,6 +21,11 @@ type Tracker interface {
 	// Dir reports a scratch directory outside Instance.Dir (MariaDB's
 	// datadir on /dev/shm): live when made, not live once removed.
 	Dir(path string, live bool)
+	// Mount reports a Chroot's mount point: live when made; not live once
+	// everything at and below it is unmounted and it is removed. A
+	// watchdog detaches what is below it (umount -l) and then removes the
+	// empty directory, never recursively.
+	Mount(path string, live bool)
 }
 
 // Instance is what every launcher needs besides its own server's options.
@@ -66,6 +71,10 @@ type ProcOptions struct {
 	OwnSession  bool
 	ParentDeath bool    // see Instance.ParentDeath
 	Tracker     Tracker // see Instance.Tracker
+	// Chroot, if set, is the directory the child chroot(2)s to before it
+	// executes argv[0] (a path inside it), with "/" as its working
+	// directory: a Chroot's Root.
+	Chroot string
 }
 
 // Proc is one server process: a direct child, the leader of its own
@@ -98,6 +107,9 @@ func StartProc(o ProcOptions, argv ...string) (*Proc, error) {
 		cmd.Env = CleanEnv()
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !o.OwnSession}
+	if o.Chroot != "" {
+		cmd.SysProcAttr.Chroot, cmd.Dir = o.Chroot, "/"
+	}
 	if o.ParentDeath {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	}
