@@ -82,7 +82,7 @@ func checkCompiled(t *testing.T, src string) {
 	// warned about), no value may change the statement's structure, with
 	// or without NO_BACKSLASH_ESCAPES.
 	for _, p := range q.text {
-		if p.tmpl != nil && p.ctx == ctxBare {
+		if p.tmpl != nil && p.ctx.kind == kBare {
 			return
 		}
 	}
