@@ -1,8 +1,11 @@
 package sql
 
 import (
+	"context"
 	stdsql "database/sql"
+	"database/sql/driver"
 	"errors"
+	"os"
 	"math"
 	"strconv"
 	"strings"
@@ -29,10 +32,11 @@ func (d *DB) openSQLite(s Settings) error {
 	if strings.ContainsRune(path, 0) {
 		return s.cfgErr("connect", "the database path contains a NUL byte")
 	}
-	db, err := stdsql.Open("sqlite", sqliteDSN(path))
+	base, err := sqlite.NewConnector(sqliteDSN(path))
 	if err != nil {
 		return s.cfgErr("connect", "%v", err)
 	}
+	db := stdsql.OpenDB(sqliteConnector{base: base, path: path})
 	size := s.PoolSize
 	if size == 0 {
 		size = defaultMaxConns
@@ -49,6 +53,67 @@ func (d *DB) openSQLite(s Settings) error {
 func sqliteDSN(path string) string {
 	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	return "file:" + p + "?mode=ro&_pragma=busy_timeout(" + sqliteBusyTimeout + ")"
+}
+
+// sqliteConnector opens connections that know which file they opened.
+type sqliteConnector struct {
+	base driver.Connector
+	path string
+}
+
+func (c sqliteConnector) Driver() driver.Driver { return c.base.Driver() }
+
+func (c sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	fi, statErr := os.Stat(c.path)
+	conn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inner, ok := conn.(sqliteDriverConn)
+	if !ok || statErr != nil {
+		return conn, nil
+	}
+	return &sqliteConn{sqliteDriverConn: inner, path: c.path, fi: fi}, nil
+}
+
+// sqliteDriverConn is what modernc's connections implement, all of which
+// a wrapper must forward (see sqlite.NewConnector).
+type sqliteDriverConn interface {
+	driver.Conn
+	driver.ConnPrepareContext
+	driver.ConnBeginTx
+	driver.QueryerContext
+	driver.ExecerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// sqliteConn is a connection that is dropped from the pool once the path
+// names another file than the one it opened: a database replaced by
+// rename (the usual way to publish a new one) or restored after it was
+// missing or broken is used from the next lookup on. Dovecot keeps using
+// the file it opened until it restarts.
+type sqliteConn struct {
+	sqliteDriverConn
+	path string
+	fi   os.FileInfo
+}
+
+func (c *sqliteConn) Unwrap() driver.Conn { return c.sqliteDriverConn }
+
+func (c *sqliteConn) sameFile() bool {
+	fi, err := os.Stat(c.path)
+	return err == nil && os.SameFile(fi, c.fi)
+}
+
+func (c *sqliteConn) IsValid() bool { return c.sqliteDriverConn.IsValid() && c.sameFile() }
+
+func (c *sqliteConn) ResetSession(ctx context.Context) error {
+	if !c.sameFile() {
+		return driver.ErrBadConn
+	}
+	return c.sqliteDriverConn.ResetSession(ctx)
 }
 
 // sqliteHostError reports whether err means the database file cannot
