@@ -206,9 +206,10 @@ func (p *Postgres) initdb(ctx context.Context, o PostgresOptions) error {
 	}
 	p.argv = []string{filepath.Join(p.bin, "postgres"), "-D", p.datadir, "-k", p.SocketDir,
 		"-p", strconv.Itoa(p.Port), "-c", "listen_addresses=" + listen,
-		// Commits are not flushed: durability is not under test, and
-		// Kill still loses nothing that reached the OS.
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		// Commits are written but not fsynced: durability against power
+		// loss is not under test, and Kill loses nothing that reached the
+		// OS (synchronous_commit stays on: it would lose the last commits).
+		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=" + strconv.Itoa(maxConns), "-c", "shared_buffers=" + orDefault(o.SharedBuffers, "32MB"),
 		"-c", "logging_collector=off", "-c", "log_min_messages=warning"}
 	if o.TLS != nil {
