@@ -67,7 +67,6 @@ type Postgres struct {
 	scratch string
 	cred    *syscall.Credential
 	argv    []string
-	pgid    int // the process group of the last start
 }
 
 // StartPostgres runs initdb, starts postgres, creates the user and the
@@ -258,13 +257,8 @@ func (p *Postgres) writeOwned(path string, data []byte, mode os.FileMode) error 
 // superuser over the socket reaches ReadyForQuery (the server answers
 // "starting up" errors until then).
 func (p *Postgres) start(ctx context.Context) (*Proc, error) {
-	if p.pgid != 0 {
-		// After Kill the backends of the old postmaster may still be
-		// exiting, attached to its shared memory, and a new postmaster
-		// then refuses to start ("pre-existing shared memory block").
-		if err := waitGroupGone(ctx, p.pgid, 10*time.Second); err != nil {
-			return nil, err
-		}
+	if err := p.waitGone(ctx, 10*time.Second); err != nil {
+		return nil, err
 	}
 	po := p.in.procOptions("postgres", p.Log)
 	po.Credential = p.cred
@@ -277,17 +271,29 @@ func (p *Postgres) start(ctx context.Context) (*Proc, error) {
 		proc.Stop(syscall.SIGKILL, time.Second)
 		return nil, err
 	}
-	p.pgid = proc.PID()
 	return proc, nil
 }
 
-// waitGroupGone waits until no process of group pgid is alive (zombies
-// do not count: they hold no memory).
-func waitGroupGone(ctx context.Context, pgid int, timeout time.Duration) error {
+// Kill stops the cluster with SIGKILL, as an outage, and waits until none
+// of its processes is left. The backends are not in the postmaster's
+// process group (each calls setsid), so they are found by their working
+// directory, the data directory.
+func (p *Postgres) Kill() {
+	p.server.Kill()
+	for _, pid := range p.procs() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_ = p.waitGone(context.Background(), 10*time.Second)
+}
+
+// waitGone waits until no process of the cluster is alive: after Kill a
+// backend still attached to the old shared memory makes a new postmaster
+// refuse to start ("pre-existing shared memory block").
+func (p *Postgres) waitGone(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for groupAlive(pgid) {
+	for len(p.procs()) > 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes of group %d still running after %v", pgid, timeout)
+			return fmt.Errorf("postgres processes of %s still running after %v", p.datadir, timeout)
 		}
 		if !sleep(ctx, 10*time.Millisecond) {
 			return ctx.Err()
@@ -296,31 +302,28 @@ func waitGroupGone(ctx context.Context, pgid int, timeout time.Duration) error {
 	return nil
 }
 
-// groupAlive reports whether a process of group pgid that is not a zombie
-// exists (/proc/PID/stat: state and pgrp after the command name).
-func groupAlive(pgid int) bool {
+// procs lists the live processes whose working directory is the data
+// directory: the postmaster and its children (zombies have none).
+func (p *Postgres) procs() []int {
+	dir, err := filepath.EvalSymlinks(p.datadir)
+	if err != nil {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			return true
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids
 }
 
 // createUser creates User with Password and Database, and lets User read

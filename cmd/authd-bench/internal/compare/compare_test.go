@@ -55,12 +55,19 @@ func TestAuthConfIdenticalInputs(t *testing.T) {
 		if s.Cache != strings.Contains(c, "auth_cache_size = 64M") {
 			t.Errorf("%s: cache setting wrong:\n%s", s.Name, c)
 		}
-		if !strings.Contains(c, "driver = "+map[string]string{"passwd-file": "passwd-file", "sql": "sql", "ldap": "ldap"}[s.Backend]) {
+		if !strings.Contains(c, "driver = "+map[string]string{"passwd-file": "passwd-file", "sql": "sql", "pgsql": "sql", "sqlite": "sql", "ldap": "ldap"}[s.Backend]) {
 			t.Errorf("%s: passdb driver missing:\n%s", s.Name, c)
 		}
 	}
 	if c := sqlConf(e, "SHA512-CRYPT"); !strings.Contains(c, "password_crypt AS password") || !strings.Contains(c, "host=/s/mysqld.sock") {
 		t.Errorf("sql conf:\n%s", c)
+	}
+	e.pgSockDir, e.pgPort, e.pgUser, e.sqliteFile = "/pg", 5433, "authd", "/d/users.db"
+	if c := pgConf(e, "PLAIN"); !strings.Contains(c, "driver = pgsql") || !strings.Contains(c, "host=/pg port=5433") || !strings.Contains(c, "password_plain AS password") {
+		t.Errorf("pgsql conf:\n%s", c)
+	}
+	if c := sqliteConf(e, "PLAIN"); !strings.Contains(c, "driver = sqlite") || !strings.Contains(c, "connect = /d/users.db") {
+		t.Errorf("sqlite conf:\n%s", c)
 	}
 	if c := ldapConf(e, true); !strings.Contains(c, "auth_bind = yes") || !strings.Contains(c, "uid=%n,ou=people") {
 		t.Errorf("ldap conf:\n%s", c)
