@@ -73,7 +73,7 @@ func (c sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if !ok || statErr != nil {
 		return conn, nil
 	}
-	return &sqliteConn{sqliteDriverConn: inner, path: c.path, fi: fi}, nil
+	return &sqliteConn{sqliteDriverConn: inner, path: c.path, fi: fi, checked: time.Now()}, nil
 }
 
 // sqliteDriverConn is what modernc's connections implement, all of which
@@ -92,19 +92,35 @@ type sqliteDriverConn interface {
 // sqliteConn is a connection that is dropped from the pool once the path
 // names another file than the one it opened: a database replaced by
 // rename (the usual way to publish a new one) or restored after it was
-// missing or broken is used from the next lookup on. Dovecot keeps using
-// the file it opened until it restarts.
+// missing or broken is used within a second. Dovecot keeps using the file
+// it opened until it restarts.
 type sqliteConn struct {
 	sqliteDriverConn
 	path string
 	fi   os.FileInfo
+	// checked is when the path was last found to name fi: it is looked
+	// at once a second at most (database/sql uses a connection from one
+	// goroutine at a time, so no lock).
+	checked time.Time
 }
+
+// sqliteRecheck is how often a connection looks whether its path still
+// names its file.
+const sqliteRecheck = time.Second
 
 func (c *sqliteConn) Unwrap() driver.Conn { return c.sqliteDriverConn }
 
 func (c *sqliteConn) sameFile() bool {
+	now := time.Now()
+	if now.Sub(c.checked) < sqliteRecheck {
+		return true
+	}
 	fi, err := os.Stat(c.path)
-	return err == nil && os.SameFile(fi, c.fi)
+	if err != nil || !os.SameFile(fi, c.fi) {
+		return false
+	}
+	c.checked = now
+	return true
 }
 
 func (c *sqliteConn) IsValid() bool { return c.sqliteDriverConn.IsValid() && c.sameFile() }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
@@ -120,6 +121,19 @@ func TestSQLiteMissingFile(t *testing.T) {
 	expect("not a database")
 	os.Remove(path)
 	writeSQLite(t, path, conformanceSQL())
+	// Connections look at the path once a second: the new file is in use
+	// within about that.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ans, err := d.LookupPass(ctxT(t), conformance.Request("alice@example.com"))
+		if err == nil && ans.Outcome == backends.Found {
+			break
+		}
+		if err == nil || time.Now().After(deadline) {
+			t.Fatalf("after the file came back: found=%v err=%v", ans.Outcome, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	conformance.RunPassdb(t, d)
 	if !strings.Contains(lg.String(), "host is down") || !strings.Contains(lg.String(), "host is back") {
 		t.Errorf("the outage of the file was not logged:\n%s", lg)
