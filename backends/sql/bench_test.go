@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/conformance"
@@ -70,6 +71,34 @@ func BenchmarkLookupPassSQLite(b *testing.B) {
 			i++
 			if ans, err := d.LookupPass(ctx, conformance.Request(name)); err != nil || ans.Outcome != backends.Found {
 				b.Errorf("%s: found=%v err=%v", name, ans.Outcome, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+// BenchmarkLookupPassPgSQL is BenchmarkLookupPass against a private
+// PostgreSQL cluster over its unix socket, with Dovecot's default pool.
+//
+//	go test -run '^$' -bench LookupPassPgSQL ./backends/sql/
+func BenchmarkLookupPassPgSQL(b *testing.B) {
+	p := testenv.StartPostgres(b, testenv.PostgresOptions{})
+	loadConformancePg(b, p)
+	d, _ := openDB(b, pgConf(pgSocket(p)))
+	ctx := context.Background()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			u := conformance.Users[i%len(conformance.Users)]
+			i++
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second) // requests have deadlines
+			ans, err := d.LookupPass(rctx, conformance.Request(u.Name))
+			cancel()
+			if err != nil || ans.Outcome != backends.Found {
+				b.Errorf("%s: found=%v err=%v", u.Name, ans.Outcome, err)
 				return
 			}
 		}
