@@ -2,7 +2,6 @@ package sql
 
 import (
 	"context"
-	stdsql "database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -20,15 +18,15 @@ import (
 // The PostgreSQL driver (driver = pgsql): pgx's own pool (pgxpool), one per
 // host= of the connect string.
 //
-// Why pgxpool and not pgx's database/sql adapter: lookups ask for every
+// Why pgx itself and not its database/sql adapter: lookups ask for every
 // result column in PostgreSQL's text format and read the raw bytes, which
 // are exactly the strings libpq hands Dovecot (PQgetvalue), whatever the
 // column type (numeric, timestamptz, bool as t/f, arrays, bytea as \x…).
 // Through database/sql each value would be decoded into a Go type and
 // would have to be formatted back the way the server does, as values.go
-// must for MySQL's binary protocol. pgx also keeps a prepared statement
-// per connection for every query text it has seen, so a lookup is one
-// Bind/Execute round trip without database/sql's extra layer.
+// must for MySQL's binary protocol. And pgx's pipeline mode lets lookups
+// that arrive together share a connection's round trip (pgpipe.go), which
+// database/sql, one statement per connection at a time, cannot.
 //
 // The connect string is libpq's keyword=value list, as Dovecot hands it
 // to PQconnectStart after taking out host= and maxconns= (driver-sqlpool.c):
@@ -211,7 +209,7 @@ func (d *DB) openPgSQL(s Settings) error {
 		if err != nil {
 			return s.cfgErr("connect", "host %s: %v", pgHostName(h), pgConfigError(err))
 		}
-		d.hosts = append(d.hosts, &host{ep: endpoint{net: "pgsql", addr: pgHostName(h)}, conns: &pgConns{pool: pool}})
+		d.hosts = append(d.hosts, &host{ep: endpoint{net: "pgsql", addr: pgHostName(h)}, conns: newPgConns(pool, size)})
 	}
 	return nil
 }
@@ -236,50 +234,6 @@ func pgConfigError(err error) error {
 	return err
 }
 
-// pgConns is one host's pgxpool.
-type pgConns struct{ pool *pgxpool.Pool }
-
-// textResults asks for every result column in text format.
-var textResults = pgx.QueryResultFormats{pgx.TextFormatCode}
-
-func (h *pgConns) query(ctx context.Context, _ *query, text string, args []any, limit int) (*result, error) {
-	qargs := make([]any, 0, len(args)+1)
-	qargs = append(append(qargs, textResults), args...)
-	rows, err := h.pool.Query(ctx, text, qargs...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	res := &result{}
-	for _, fd := range rows.FieldDescriptions() {
-		res.cols = append(res.cols, fd.Name)
-	}
-	for (limit < 0 || len(res.rows) < limit) && rows.Next() {
-		raw := rows.RawValues()
-		row := make([]stdsql.NullString, len(raw))
-		for i, v := range raw {
-			if v != nil { // nil is NULL; an empty value is set and empty
-				row[i] = stdsql.NullString{String: string(v), Valid: true}
-			}
-		}
-		res.rows = append(res.rows, row)
-	}
-	// Close reads the rest of the result; a connection lost on the way is
-	// an error here, never a short answer.
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-func (h *pgConns) ping(ctx context.Context) error { return h.pool.Ping(ctx) }
-
-func (h *pgConns) close() error {
-	h.pool.Close()
-	return nil
-}
-
 // pgHostError reports whether a PostgreSQL error means the host, not the
 // query, failed: no connection, a connection lost, or the server shutting
 // down, starting up or out of connections.
@@ -290,7 +244,7 @@ func pgHostError(err error) bool {
 	switch {
 	case errors.As(err, &ce), errors.As(err, &ne),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		pgconn.SafeToRetry(err):
+		errors.Is(err, pgconn.ErrConnClosed), pgconn.SafeToRetry(err):
 		return true
 	case errors.As(err, &pe):
 		switch {

@@ -104,6 +104,7 @@ func TestPostgres(t *testing.T) {
 			t.Errorf("want one warning about the cast:\n%s", lg)
 		}
 	})
+	t.Run("pipeline-errors", func(t *testing.T) { testPipelineErrors(t, p) })
 	t.Run("timeout", func(t *testing.T) {
 		d, _ := openDB(t, pgConf(pgTCP(p),
 			"password_query = SELECT username AS user, password, pg_sleep(CASE WHEN username = 'bob@example.com' THEN 5 ELSE 0 END) AS slept FROM cusers WHERE username = '%u'"))
@@ -306,5 +307,40 @@ func TestPgFailover(t *testing.T) {
 	}
 	if !strings.Contains(lg.String(), "host is back") {
 		t.Errorf("failback not logged")
+	}
+}
+
+// testPipelineErrors: lookups share a connection's pipeline; one that
+// fails in the server (division by zero for uid 1003) fails alone, and the
+// others sent with it are answered, for prepared (static) and per-request
+// query texts.
+func testPipelineErrors(t *testing.T, p *testenv.Postgres) {
+	for name, q := range map[string]string{
+		"prepared": "password_query = SELECT username AS user, password, 1/(uid-1003) AS x FROM cusers WHERE username = '%u'",
+		"in-text":  "password_query = SELECT username AS user, password FROM cusers WHERE username = E'%u' AND 1/(uid-1003) IS NOT NULL",
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, _ := openDB(t, pgConf(pgTCP(p), q, "pool_size = 2"))
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						for _, u := range conformance.Users {
+							pe, err := d.LookupPass(ctxT(t), conformance.Request(u.Name))
+							if u.UID == "1003" {
+								if err == nil || !strings.Contains(err.Error(), "division by zero") {
+									t.Errorf("%s: found=%v err=%v, want division by zero", u.Name, pe.Outcome, err)
+								}
+							} else if err != nil || pe.Outcome != backends.Found {
+								t.Errorf("%s: found=%v err=%v", u.Name, pe.Outcome, err)
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
 	}
 }
