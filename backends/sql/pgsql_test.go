@@ -237,7 +237,7 @@ func TestPgOutage(t *testing.T) {
 	t.Parallel()
 	p := testenv.StartPostgres(t, testenv.PostgresOptions{})
 	loadConformancePg(t, p)
-	d, lg := openDB(t, pgConf(pgTCP(p)))
+	d, lg := openDB(t, pgConf(pgSocket(p)))
 	checkOutage(t, d, lg, p.Kill, func() { p.Restart(t) })
 }
 

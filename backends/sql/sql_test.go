@@ -693,6 +693,11 @@ func checkOutage(t *testing.T, d *DB, lg *testLog, kill, restart func()) {
 			}
 		}()
 	}
+	// The first lookups open connections (slow under -race on a busy
+	// machine): let some succeed before the outage.
+	for wait := time.Now().Add(20 * time.Second); c[before].ok.Load() == 0 && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	time.Sleep(300 * time.Millisecond)
 	phase.Store(transition)
 	kill() // returns once the process is gone
