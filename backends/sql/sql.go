@@ -1,17 +1,25 @@
-// Package sql is the SQL passdb and userdb on MySQL/MariaDB, configured by
-// the dovecot-sql.conf.ext a Dovecot 2.3 administrator already has
-// (driver, connect, default_pass_scheme, password_query, user_query,
+// Package sql is the SQL passdb and userdb on MySQL/MariaDB (driver =
+// mysql, mysql.go), PostgreSQL (driver = pgsql, pgsql.go and pgpipe.go)
+// and SQLite (driver = sqlite, sqlite.go), configured by the
+// dovecot-sql.conf.ext a Dovecot 2.3 administrator already has (driver,
+// connect, default_pass_scheme, password_query, user_query,
 // iterate_query), read with Dovecot's own settings syntax (conf.go).
 //
 // # Queries and escaping
 //
 // Dovecot expands %-variables into the query text with values escaped by
-// mysql_real_escape_string. authd does better where it can and the same
-// elsewhere (query.go): a quoted literal that holds variables, such as
-// '%u' or '%n@%d', becomes a placeholder of a server-side prepared
-// statement, so no value is ever parsed as SQL, whatever the server's
-// sql_mode (NO_BACKSLASH_ESCAPES) or the connection character set.
-// Variables elsewhere in the text are escaped for their context.
+// the driver's escaper: mysql_real_escape_string, PostgreSQL's
+// PQescapeStringConn (which, with standard_conforming_strings on, only
+// doubles single quotes), or, for SQLite, its own doubling of single
+// quotes. authd does better where it can and the same elsewhere (query.go,
+// dialect.go): a quoted literal that holds variables, such as '%u' or
+// '%n@%d', becomes a placeholder (? or $n) of a prepared statement, so no
+// value is ever parsed as SQL, whatever the server's sql_mode
+// (NO_BACKSLASH_ESCAPES), string settings or character set. Variables
+// elsewhere in the text are escaped for their context, each dialect with
+// its own lexer: in PostgreSQL and SQLite "…" is an identifier, whose
+// value gets its double quotes doubled (Dovecot's escaper leaves them, so
+// a value could end the identifier there).
 //
 // Result columns become fields as in Dovecot's passdb-sql.c and
 // userdb-sql.c: NULL columns are not set, an empty string is set (a flag),
@@ -22,8 +30,10 @@
 //
 // # Connections
 //
-// Each host= of the connect string has its own database/sql pool; lookups
-// run in parallel on its connections, never behind a lock. The pool size
+// Each host= of the connect string has its own pool (database/sql for
+// MySQL and SQLite, whose one "host" is the file; pgxpool for PostgreSQL,
+// with lookups pipelined on its connections); lookups run in parallel on
+// its connections, never behind a lock. The pool size
 // is Dovecot's maxconns= of the connect string (per host, default 5 as in
 // Dovecot), or authd's own top-level pool_size, which wins; that many
 // connections are opened at most and all are kept open. Hosts are tried in
@@ -54,12 +64,26 @@
 //   - A NULL userdb_* column cannot mark the request for prefetch as
 //     Dovecot's auth_request_set_null_field does: the Passdb contract has
 //     no place for it.
+//   - pgsql: the connect keywords are checked (an unknown one is an
+//     error, libpq's keep-alive and compression keywords are ignored),
+//     sslmode=verify-ca/verify-full need sslrootcert, client_encoding is
+//     UTF8, and the sessions run with standard_conforming_strings=on. A
+//     value PostgreSQL cannot receive (a NUL byte, invalid UTF-8) is "not
+//     found" without a query. A placeholder whose type the server cannot
+//     infer (concat('%n', …)) is sent again as $n::text.
+//   - sqlite: the file is opened read-only and never created; a file
+//     replaced on disk is used within a second (Dovecot keeps the one it
+//     opened); TEXT in columns declared DATE/DATETIME/TIMESTAMP comes back
+//     in SQLite's canonical layout (sqliteText).
 //
-// Values arrive in the binary protocol of prepared statements and are
-// turned into the text the server would have sent Dovecot (values.go),
+// MySQL values arrive in the binary protocol of prepared statements and
+// are turned into the text the server would have sent Dovecot (values.go),
 // FLOAT and DOUBLE included; TestMariaDB/values checks every column type
-// against the mariadb client, TestDovecotOracle the fields, row rules and
-// LIST against Dovecot 2.3 itself on the same database.
+// against the mariadb client. PostgreSQL values are asked for in text
+// format and are the server's own text (TestPostgres/values against psql);
+// SQLite values are formatted as sqlite3_column_text does. The
+// TestDovecotOracle tests compare fields, row rules and LIST with Dovecot
+// 2.3 itself on the same database, for all three drivers.
 package sql
 
 import (
