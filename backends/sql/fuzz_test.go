@@ -122,9 +122,19 @@ func skeleton(sql string, nbe bool) string { return skeletonQ(sql, nbe, "'\"`") 
 // no backquotes).
 func skeletonQ(sql string, nbe bool, quotes string) string {
 	var b strings.Builder
+	inExec := false // inside /*! … */: SQL, which the next */ ends
 	for i := 0; i < len(sql); {
 		c := sql[i]
 		switch {
+		case inExec && strings.HasPrefix(sql[i:], "*/"):
+			inExec = false
+			b.WriteString("*/")
+			i += 2
+		case !inExec && execCommentLen(sql[i:]) > 0:
+			inExec = true
+			n := execCommentLen(sql[i:])
+			b.WriteString(sql[i : i+n])
+			i += n
 		case strings.IndexByte(quotes, c) >= 0:
 			j := i + 1
 			for ; j < len(sql); j++ {
