@@ -154,6 +154,9 @@ func (h *pgConns) runBatch(batch []*pgReq) {
 		err = h.pipeline(ctx, conn.Conn(), live)
 		conn.Release() // a broken connection is dropped from the pool here
 	}
+	if err == nil {
+		err = errors.New("pgsql: lookup left without an answer") // not reached: pipeline answers all
+	}
 	for _, r := range live {
 		r.reply(nil, err) // those still waiting when the connection failed
 	}
