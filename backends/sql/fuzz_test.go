@@ -113,13 +113,10 @@ func checkCompiledFor(t *testing.T, dl dialect, src, hostile string) {
 	}
 }
 
-// skeleton is an independent, simple reading of a final SQL text the way
+// skeletonQ is an independent, simple reading of a final SQL text the way
 // MySQL tokenises it: each string literal becomes S, each quoted
-// identifier I, comments vanish, everything else stays.
-func skeleton(sql string, nbe bool) string { return skeletonQ(sql, nbe, "'\"`") }
-
-// skeletonQ is skeleton with the given quote characters (PostgreSQL has
-// no backquotes).
+// identifier I, comments vanish, everything else stays. quotes are the
+// quote characters (PostgreSQL has no backquotes).
 func skeletonQ(sql string, nbe bool, quotes string) string {
 	var b strings.Builder
 	inExec := false // inside /*! … */: SQL, which the next */ ends
