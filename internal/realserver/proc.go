@@ -75,6 +75,9 @@ type ProcOptions struct {
 	// executes argv[0] (a path inside it), with "/" as its working
 	// directory: a Chroot's Root.
 	Chroot string
+	// Credential, when set, runs the process as that user (PostgreSQL
+	// refuses to run as root). Only root can use it.
+	Credential *syscall.Credential
 }
 
 // Proc is one server process: a direct child, the leader of its own
@@ -106,7 +109,7 @@ func StartProc(o ProcOptions, argv ...string) (*Proc, error) {
 	if cmd.Env == nil {
 		cmd.Env = CleanEnv()
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !o.OwnSession}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !o.OwnSession, Credential: o.Credential}
 	if o.Chroot != "" {
 		cmd.SysProcAttr.Chroot, cmd.Dir = o.Chroot, "/"
 	}
@@ -227,7 +230,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type server struct {
 	mu    sync.Mutex
 	proc  *Proc
-	grace time.Duration // from Stop's SIGTERM to its SIGKILL
+	grace time.Duration // from Stop's signal to its SIGKILL
+	// stopSig is the signal that asks the server to stop; 0 means
+	// SIGTERM (PostgreSQL wants SIGINT: its SIGTERM waits for clients).
+	stopSig syscall.Signal
 	// launch starts the process and waits until it is ready; Restart runs
 	// it again.
 	launch func(context.Context) (*Proc, error)
@@ -267,7 +273,7 @@ func (s *server) Kill() {
 func (s *server) Restart(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proc.Stop(syscall.SIGTERM, s.grace)
+	s.proc.Stop(s.stopSignal(), s.grace)
 	return s.run(ctx)
 }
 
@@ -277,7 +283,14 @@ func (s *server) Restart(ctx context.Context) error {
 func (s *server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proc.Stop(syscall.SIGTERM, s.grace)
+	s.proc.Stop(s.stopSignal(), s.grace)
+}
+
+func (s *server) stopSignal() syscall.Signal {
+	if s.stopSig == 0 {
+		return syscall.SIGTERM
+	}
+	return s.stopSig
 }
 
 // startAndWait starts argv as in's server name, logging to log, and waits

@@ -5,11 +5,12 @@
 //
 // It builds the data once (10,000 users with {PLAIN}, {SHA512-CRYPT} and
 // {SSHA} passwords, hashed with authd's own schemes package and kept in a
-// data directory between runs), starts a private mariadbd and slapd when a
-// scenario needs them, and for each scenario starts a private Dovecot and
+// data directory between runs), starts a private mariadbd, PostgreSQL
+// cluster and slapd, or writes an SQLite file, when a scenario needs them,
+// and for each scenario starts a private Dovecot and
 // an authd whose auth settings are the very same text (authd reads
 // Dovecot's syntax). Every server is started by internal/realserver, the
-// launchers the tests use too (docs/testing.md §2–§4), with the larger
+// launchers the tests use too (docs/testing.md §2–§4 and §8.3), with the larger
 // settings a benchmark wants passed as options. The load generator
 // (package load) then runs against Dovecot, then authd, Rounds times
 // (A B A B), with no-penalty on both and auth_failure_delay = 0. Cache

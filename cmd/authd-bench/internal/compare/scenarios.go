@@ -15,7 +15,7 @@ import (
 type Scenario struct {
 	Name    string `json:"name"`
 	Title   string `json:"title"`
-	Backend string `json:"backend"` // "passwd-file", "sql" or "ldap"
+	Backend string `json:"backend"` // "passwd-file", "sql" (MariaDB), "pgsql", "sqlite" or "ldap"
 	Scheme  string `json:"scheme"`  // stored scheme: PLAIN, SHA512-CRYPT, SSHA
 	Cache   bool   `json:"cache"`   // auth cache on, filled by a warm-all pass before the first round
 	// AuthBind: LDAP verifies by binding as the user (auth_bind_userdn,
@@ -66,6 +66,10 @@ func AllScenarios() []Scenario {
 		{Name: "sql-sha512", Title: "SQL {SHA512-CRYPT}, no cache", Backend: "sql", Scheme: "SHA512-CRYPT"},
 		{Name: "sql-sha512-cache", Title: "SQL {SHA512-CRYPT}, cache warm", Backend: "sql", Scheme: "SHA512-CRYPT", Cache: true,
 			TargetRatio: 30, Reference: "≈720"},
+		{Name: "pg-plain", Title: "PostgreSQL {PLAIN}, no cache", Backend: "pgsql", Scheme: "PLAIN",
+			TargetRatio: 1.5},
+		{Name: "sqlite-plain", Title: "SQLite {PLAIN}, no cache", Backend: "sqlite", Scheme: "PLAIN",
+			TargetRatio: 1.5},
 		{Name: "ldap-ssha", Title: "LDAP {SSHA}, no cache", Backend: "ldap", Scheme: "SSHA",
 			TargetRatio: 1.5, Reference: "≈10k"},
 		{Name: "ldap-ssha-cache", Title: "LDAP {SSHA}, cache warm", Backend: "ldap", Scheme: "SSHA", Cache: true,
@@ -141,6 +145,10 @@ type env struct {
 	sqlSock     string // mariadbd's socket, and the account both servers use
 	sqlUser     string
 	sqlPassword string
+	pgSockDir   string // the PostgreSQL cluster's socket directory, port and user (trust over the socket)
+	pgPort      int
+	pgUser      string
+	sqliteFile  string // the SQLite database file
 	ldapURI     string
 }
 
@@ -162,6 +170,29 @@ password_query = SELECT username AS user, %s AS password FROM users WHERE userna
 user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
 iterate_query = SELECT username AS user FROM users
 `, e.sqlSock, e.sqlUser, e.sqlPassword, sqlColumn(scheme))
+}
+
+// pgConf is the dovecot-sql.conf.ext of the PostgreSQL scenarios, with
+// Dovecot's default pool (maxconns 5) on both sides.
+func pgConf(e env, scheme string) string {
+	return fmt.Sprintf(`driver = pgsql
+connect = host=%s port=%d dbname=mail user=%s
+default_pass_scheme = PLAIN
+password_query = SELECT username AS user, %s AS password FROM users WHERE username = '%%u'
+user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
+iterate_query = SELECT username AS user FROM users
+`, e.pgSockDir, e.pgPort, e.pgUser, sqlColumn(scheme))
+}
+
+// sqliteConf is the dovecot-sql.conf.ext of the SQLite scenarios.
+func sqliteConf(e env, scheme string) string {
+	return fmt.Sprintf(`driver = sqlite
+connect = %s
+default_pass_scheme = PLAIN
+password_query = SELECT username AS user, %s AS password FROM users WHERE username = '%%u'
+user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
+iterate_query = SELECT username AS user FROM users
+`, e.sqliteFile, sqlColumn(scheme))
 }
 
 // ldapConf is a dovecot-ldap.conf.ext for both servers: search with the
@@ -201,8 +232,8 @@ func (s Scenario) authConf(e env) string {
 	case "passwd-file":
 		passdb = fmt.Sprintf("passdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}\n",
 			filepath.Join(e.dataDir, "users-"+s.Scheme))
-	case "sql":
-		passdb = fmt.Sprintf("passdb {\n  driver = sql\n  args = %s\n}\n", filepath.Join(e.dataDir, "sql-"+s.Scheme+".conf.ext"))
+	case "sql", "pgsql", "sqlite":
+		passdb = fmt.Sprintf("passdb {\n  driver = sql\n  args = %s\n}\n", filepath.Join(e.dataDir, s.Backend+"-"+s.Scheme+".conf.ext"))
 	case "ldap":
 		name := "ldap.conf.ext"
 		if s.AuthBind {
