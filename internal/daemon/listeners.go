@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/ratelog"
 )
 
@@ -114,7 +115,7 @@ func (d *daemon) logPeer(l *listener, nc net.Conn) {
 	if !d.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	if cred, err := peerCred(nc); err == nil {
+	if cred, err := dovecot.PeerCred(nc); err == nil {
 		d.log.Debug("connection", "listener", l.cfg.Name, "peer_pid", cred.Pid, "peer_uid", cred.Uid, "peer_gid", cred.Gid)
 	}
 }

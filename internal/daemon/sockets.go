@@ -244,23 +244,3 @@ func makeSocketDir(lc config.Listener, loginUser string) error {
 	}
 	return nil
 }
-
-// peerCred returns the credentials of a unix socket's peer.
-func peerCred(nc net.Conn) (*unix.Ucred, error) {
-	uc, ok := nc.(*net.UnixConn)
-	if !ok {
-		return nil, errors.New("not a unix socket")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var cred *unix.Ucred
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	return cred, serr
-}

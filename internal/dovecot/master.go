@@ -127,7 +127,7 @@ func (s *MasterServer) Serve(nc net.Conn) {
 	}
 	defer s.nconns.release()
 	c := &masterConn{s: s, nc: nc, peerPID: -1, dc: newDeadlineConn(nc, s.limits, &s.stop), slots: make(chan struct{}, s.limits.MaxPending)}
-	if cred, err := peerCred(nc); err == nil {
+	if cred, err := PeerCred(nc); err == nil {
 		c.peerPID, c.peerUID = cred.Pid, cred.Uid
 		if s.cfg.Restrict && cred.Uid != s.cfg.SocketUID && cred.Gid != s.cfg.SockGID {
 			c.restricted = true
@@ -193,7 +193,8 @@ func (s *MasterServer) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func peerCred(nc net.Conn) (*syscall.Ucred, error) {
+// PeerCred returns the credentials of a unix socket's peer (SO_PEERCRED).
+func PeerCred(nc net.Conn) (*syscall.Ucred, error) {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
 		return nil, errors.New("not a unix socket")

@@ -215,14 +215,7 @@ func (n *node) applyModifiers(dst []byte, start int) []byte {
 		case 'H':
 			// Dovecot's str_hash, modulo the width, padded to the
 			// offset; both are consumed.
-			var h uint32
-			for _, ch := range v {
-				h = h<<4 + uint32(ch)
-				if g := h & 0xf0000000; g != 0 {
-					h ^= g >> 24
-					h ^= g
-				}
-			}
+			h := strHash(v)
 			if width != 0 {
 				h %= uint32(width)
 			}
@@ -251,6 +244,12 @@ func (n *node) applyModifiers(dst []byte, start int) []byte {
 			dst = dst[:end]
 		}
 	}
+	return n.applyOffsetWidth(dst, start, offset, width)
+}
+
+// applyOffsetWidth cuts dst[start:] to the offset and width, or pads it
+// with zeros to the width (docs/protocol.md §5.6).
+func (n *node) applyOffsetWidth(dst []byte, start, offset, width int) []byte {
 	if offset == 0 && width == 0 {
 		return dst
 	}
@@ -298,6 +297,19 @@ func (n *node) applyModifiers(dst []byte, start int) []byte {
 		}
 	}
 	return dst
+}
+
+// strHash is Dovecot's str_hash (the ELF hash), which %H reduces.
+func strHash(v []byte) uint32 {
+	var h uint32
+	for _, ch := range v {
+		h = h<<4 + uint32(ch)
+		if g := h & 0xf0000000; g != 0 {
+			h ^= g >> 24
+			h ^= g
+		}
+	}
+	return h
 }
 
 func parseUint64(v []byte) uint64 {

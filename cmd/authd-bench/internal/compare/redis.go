@@ -15,11 +15,11 @@ import (
 // through a private redis-server on loopback, with a shared secret so
 // that even {PLAIN} entries reach the shared cache. The Redis server is
 // stopped with the second authd.
-func startRedisPair(ctx context.Context, o *Options, conf, dir string, res *ScenarioResult,
+func startRedisPair(ctx context.Context, o *Options, conf, dir string, sides [2]*Side,
 	say func(string, ...any)) [2]*authServer {
 	var servers [2]*authServer
 	if s, err := startAuthd(ctx, o.Authd, filepath.Join(dir, "authd-alone"), conf); err != nil {
-		res.Dovecot.Status, _ = authdFailure(err)
+		sides[0].Status, _ = authdFailure(err)
 		say("  authd alone: %v", err)
 	} else {
 		s.name = "authd"
@@ -27,7 +27,7 @@ func startRedisPair(ctx context.Context, o *Options, conf, dir string, res *Scen
 	}
 	r, err := realserver.StartRedis(ctx, realserver.RedisOptions{Instance: instance(filepath.Join(dir, "redis"))})
 	if err != nil {
-		res.Authd.Status = "n/a (" + firstLine(err) + ")"
+		sides[1].Status = "n/a (" + firstLine(err) + ")"
 		say("  redis: %v", err)
 		return servers
 	}
@@ -36,14 +36,14 @@ func startRedisPair(ctx context.Context, o *Options, conf, dir string, res *Scen
 	_, _ = rand.Read(b[:])
 	if err := realserver.WriteFile(secret, []byte(hex.EncodeToString(b[:]))); err != nil {
 		r.Stop()
-		res.Authd.Status = "error: " + firstLine(err)
+		sides[1].Status = "error: " + firstLine(err)
 		return servers
 	}
 	withRedis := conf + fmt.Sprintf("redis {\n  address = %s\n  secret_file = %s\n}\n", r.Addr, secret)
 	s, err := startAuthd(ctx, o.Authd, filepath.Join(dir, "authd-redis"), withRedis)
 	if err != nil {
 		r.Stop()
-		res.Authd.Status, _ = authdFailure(err)
+		sides[1].Status, _ = authdFailure(err)
 		say("  authd with redis: %v", err)
 		return servers
 	}
