@@ -276,10 +276,12 @@ func medianDur(d []time.Duration) time.Duration {
 }
 
 // scaleRedisDown: with Redis killed (or hung with SIGSTOP), every login on
-// every host is answered within a second of its usual time, and the
-// limiter still refuses on its own; once Redis is back, sharing resumes
-// within seconds: the failures counted alone are replayed, and another
-// host refuses the address too.
+// every host is answered within a second of its usual time, every host
+// stays ready, and the limiter still refuses on its own; once Redis is
+// back, sharing resumes within seconds: the failures counted alone are
+// replayed, and another host refuses the address too. With Redis killed a
+// fourth host starts meanwhile (the connection is made lazily): it
+// serves at once, and shares once Redis is back.
 func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 	r := testenv.StartRedis(t, testenv.RedisOptions{})
 	hosts := startScaleHosts(t, 3, db, []string{r.Addr}, "", "down:")
@@ -288,6 +290,9 @@ func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 		r.Pause()
 	} else {
 		r.Kill()
+		late := startScaleHosts(t, 1, db, []string{r.Addr}, "", "down:")[0]
+		late.name = "D"
+		hosts = append(hosts, late)
 	}
 	during := loginTimes(t, hosts, 12)
 	slowest := slices.Max(during)
@@ -295,16 +300,7 @@ func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 	if slowest > usual+time.Second {
 		t.Fatalf("a login took %v with Redis down (usual %v)", slowest, usual)
 	}
-	// Redis is an optimisation: every host stays ready, and says it
-	// works alone.
-	for _, h := range hosts {
-		if code, body := h.get(t, "/readyz"); code != http.StatusOK {
-			t.Fatalf("host %s not ready with Redis down: %d %s", h.name, code, body)
-		}
-		if _, body := h.get(t, "/metrics"); !strings.Contains(body, "\nauthd_redis_up 0\n") {
-			t.Fatalf("host %s: authd_redis_up is not 0 with Redis down", h.name)
-		}
-	}
+	scaleWorkAlone(t, hosts)
 	const rip = "203.0.113.99"
 	for i := range 20 {
 		mustAuth(t, hosts[0], fmt.Sprintf("x%d@example.com", i), "guess", rip, "FAIL")
@@ -320,19 +316,45 @@ func scaleRedisDown(t *testing.T, db *testenv.MariaDB, hung bool) {
 		r.Restart(t)
 	}
 	back := time.Now()
-	// A new account each time: a success from the address makes that
-	// account's pair known-good, exempt from the address's budget.
-	for i := 0; ; i++ {
-		if i == 40 {
-			t.Fatalf("%v after Redis came back, host B still lets the address in", time.Since(back))
+	scaleRefusesAgain(t, hosts[1], rip, 0, back)
+	if len(hosts) == 4 {
+		scaleRefusesAgain(t, hosts[3], rip, 20, back)
+	}
+}
+
+// scaleWorkAlone checks that every host stays ready while Redis is down
+// (Redis is an optimisation), and says it works alone.
+func scaleWorkAlone(t *testing.T, hosts []scaleHost) {
+	t.Helper()
+	for _, h := range hosts {
+		if code, body := h.get(t, "/readyz"); code != http.StatusOK {
+			t.Fatalf("host %s not ready with Redis down: %d %s", h.name, code, body)
+		}
+		if _, body := h.get(t, "/metrics"); !strings.Contains(body, "\nauthd_redis_up 0\n") {
+			t.Fatalf("host %s: authd_redis_up is not 0 with Redis down", h.name)
+		}
+	}
+}
+
+// scaleRefusesAgain waits (a few seconds at most) until h refuses the
+// right password of a load user from rip, which only the failures
+// another host counted alone, replayed into Redis, can make it do. A new
+// account each time, from the 20 starting at first: a success from the
+// address makes that account's pair known-good, exempt from the
+// address's budget.
+func scaleRefusesAgain(t *testing.T, h scaleHost, rip string, first int, back time.Time) {
+	t.Helper()
+	for i := first; ; i++ {
+		if i == first+20 {
+			t.Fatalf("%v after Redis came back, host %s still lets the address in", time.Since(back), h.name)
 		}
 		user := fmt.Sprintf("load%02d@example.com", i)
-		if scaleAuth(t.Context(), hosts[1], user, fmt.Sprintf("load%02dpw", i), rip) == "FAIL" {
+		if scaleAuth(t.Context(), h, user, fmt.Sprintf("load%02dpw", i), rip) == "FAIL" {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Logf("sharing resumed %v after Redis came back", time.Since(back).Round(time.Millisecond))
+	t.Logf("host %s: sharing resumed %v after Redis came back", h.name, time.Since(back).Round(time.Millisecond))
 }
 
 // loadRun is logins on every host from several goroutines, right and

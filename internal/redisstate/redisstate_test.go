@@ -130,9 +130,35 @@ func TestSharedBudget(t *testing.T) {
 			}
 			return true
 		})
+		concurrentBudget(t, nodes)
 	}
 	t.Run("standalone", func(t *testing.T) { run(t, []string{testenv.StartRedis(t, testenv.RedisOptions{}).Addr}) })
 	t.Run("cluster", func(t *testing.T) { run(t, testenv.StartRedisCluster(t, testenv.RedisOptions{}).Addrs) })
+}
+
+// concurrentBudget: 60 failures from one address, sent at once from 20
+// goroutines on each of the nodes, get exactly 20 through.
+func concurrentBudget(t *testing.T, nodes []*node) {
+	t.Helper()
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 60 {
+		n := nodes[i%len(nodes)]
+		wg.Go(func() {
+			if attempt(n, fmt.Sprintf("par%d", i), "198.51.100.99", fmt.Sprintf("wrong%d", i), limiter.Failed) {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := passed.Load(); got != 20 {
+		t.Fatalf("%d of 60 concurrent failures went through, want exactly 20", got)
+	}
+	for i, n := range nodes {
+		if !n.c.Up() {
+			t.Fatalf("node %d's breaker opened: the check was not shared", i)
+		}
+	}
 }
 
 // TestSharedRepeatsAndKnownGood: the same wrong password repeated on
@@ -314,6 +340,36 @@ func TestOutage(t *testing.T) {
 	// process refuses the address too.
 	if attempt(b, "y", "192.0.2.1", "w10", limiter.Failed) {
 		t.Fatal("failures counted during the outage were not replayed")
+	}
+}
+
+// TestResubscribeEmptiesL1: when a process's subscription is broken and
+// made again, it empties its local cache (flushes announced in between
+// were missed), without the breaker being involved.
+func TestResubscribeEmptiesL1(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	n := newNode(t, redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t7:"}, limiter.Config{})
+	waitSubscribed(t, n)
+	fetch := func(context.Context) (cache.Entry, error) {
+		return cache.Entry{HasPassword: true, Scheme: "SHA512-CRYPT", Data: "$6$x"}, nil
+	}
+	for _, u := range []string{"P1\talice", "P1\tbob"} {
+		if _, err := n.ca.Get(t.Context(), u, false, time.Second, fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.ca.Stats().Entries; got != 2 {
+		t.Fatalf("%d entries cached, want 2", got)
+	}
+	if _, err := realserver.RedisDo(t.Context(), r.Addr, "", "CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscription made again", func() bool { return n.c.Stats().Resubscribes >= 2 })
+	if got := n.ca.Stats().Entries; got != 0 {
+		t.Fatalf("%d entries left in L1 after the resubscription", got)
+	}
+	if !n.c.Up() {
+		t.Fatal("the breaker opened")
 	}
 }
 
