@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/testenv"
 	"github.com/authd-project/authd/schemes"
@@ -86,6 +91,20 @@ func (h scaleHost) logged(text string) bool {
 }
 func (h scaleHost) master() string { return h.p.path("run/auth-master") }
 
+// flushGRPC flushes user's cache entries through the host's gRPC
+// FlushCache.
+func (h scaleHost) flushGRPC(t *testing.T, user string) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix:"+h.p.path("run/grpc.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := authdv1.NewAuthServiceClient(conn).FlushCache(t.Context(), &authdv1.FlushCacheRequest{Users: []string{user}}); err != nil {
+		t.Fatalf("gRPC FlushCache on %s: %v", h.name, err)
+	}
+}
+
 // get asks the host's metrics listener for path.
 func (h scaleHost) get(t *testing.T, path string) (int, string) {
 	t.Helper()
@@ -113,7 +132,8 @@ func startScaleHosts(t *testing.T, n int, db *testenv.MariaDB, addrs []string, e
 	t.Helper()
 	var hosts []scaleHost
 	for i := range n {
-		conf := fmt.Sprintf(scaleConf, strings.Join(addrs, " "), extra, prefix)
+		conf := fmt.Sprintf(scaleConf, strings.Join(addrs, " "), extra, prefix) +
+			fmt.Sprintf("grpc {\n  listen = unix:$DIR/run/grpc.sock\n  admin_uids = %d\n}\n", os.Getuid())
 		p := startAuthd(t, conf, "run/auth-client", map[string]string{
 			"dovecot-sql.conf.ext": fmt.Sprintf(sqlConfExt, fmt.Sprintf("host=127.0.0.1 port=%d", db.Port), ""),
 		})
@@ -216,7 +236,7 @@ func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
 
 // scaleFlushAndDBOutage: after a password change and a flush on A, B and
 // C refuse the old password at their very next login (and after a SIGHUP
-// of A, as after a flush); with the database
+// of A, and a gRPC FlushCache on C, as after a flush); with the database
 // killed, C logs in a user only A has seen, and still refuses a wrong
 // password.
 func scaleFlushAndDBOutage(t *testing.T, db *testenv.MariaDB) {
@@ -248,6 +268,18 @@ func scaleFlushAndDBOutage(t *testing.T, db *testenv.MariaDB) {
 	mustAuth(t, hosts[1], "bob@example.com", "bobpw", "", "FAIL")
 	mustAuth(t, hosts[1], "bob@example.com", "bobnew", "", "OK")
 	db.Exec(t, "UPDATE authd.users SET password='{SHA512-CRYPT}"+sqlHash(t, "bobpw")+"' WHERE username='bob@example.com'")
+
+	// gRPC FlushCache on C reaches A and B.
+	for _, h := range hosts[:2] {
+		mustAuth(t, h, "carol@example.com", "carolpw", "", "OK")
+	}
+	db.Exec(t, "UPDATE authd.users SET password='{PLAIN}carolnew' WHERE username='carol@example.com'")
+	hosts[2].flushGRPC(t, "carol@example.com")
+	for _, h := range hosts[:2] {
+		mustAuth(t, h, "carol@example.com", "carolpw", "", "FAIL")
+		mustAuth(t, h, "carol@example.com", "carolnew", "", "OK")
+	}
+	db.Exec(t, "UPDATE authd.users SET password='{SHA512-CRYPT}"+sqlHash(t, "carolpw")+"' WHERE username='carol@example.com'")
 
 	mustAuth(t, hosts[0], "dave@example.com", "davepw", "", "OK") // only A has seen dave
 	db.Kill()
