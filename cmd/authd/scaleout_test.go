@@ -126,6 +126,10 @@ func (h scaleHost) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// scaleRedisPass is the password of the Redis of scaleSharedBudget, in
+// every host's redis.pass (extra: password_file = $DIR/redis.pass).
+const scaleRedisPass = "redis-Secret-4711"
+
 // startScaleHosts starts n authd processes on db sharing the Redis at
 // addrs (extra: more redis { } settings).
 func startScaleHosts(t *testing.T, n int, db *testenv.MariaDB, addrs []string, extra, prefix string) []scaleHost {
@@ -136,6 +140,7 @@ func startScaleHosts(t *testing.T, n int, db *testenv.MariaDB, addrs []string, e
 			fmt.Sprintf("grpc {\n  listen = unix:$DIR/run/grpc.sock\n  admin_uids = %d\n}\n", os.Getuid())
 		p := startAuthd(t, conf, "run/auth-client", map[string]string{
 			"dovecot-sql.conf.ext": fmt.Sprintf(sqlConfExt, fmt.Sprintf("host=127.0.0.1 port=%d", db.Port), ""),
+			"redis.pass":           scaleRedisPass + "\n",
 		})
 		hosts = append(hosts, scaleHost{name: string(rune('A' + i)), p: p})
 	}
@@ -212,10 +217,12 @@ func TestScaleOut(t *testing.T) {
 // scaleSharedBudget: ten failures from one address on each of two hosts
 // use up its budget of twenty: the third host refuses the right password
 // from that address at once, and says so in its log; the other two never
-// refused anything.
+// refused anything. Redis wants a password here, read from
+// password_file, which no host logs.
 func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
-	r := testenv.StartRedis(t, testenv.RedisOptions{})
-	hosts := startScaleHosts(t, 3, db, []string{r.Addr}, "", "budget:")
+	// This Redis wants a password (requirepass): password_file.
+	r := testenv.StartRedis(t, testenv.RedisOptions{Password: scaleRedisPass})
+	hosts := startScaleHosts(t, 3, db, []string{r.Addr}, "password_file = $DIR/redis.pass", "budget:")
 	const rip = "198.51.100.23"
 	mustAuth(t, hosts[2], "carol@example.com", "carolpw", "192.0.2.1", "OK") // works from elsewhere
 	for _, h := range hosts[:2] {
@@ -230,6 +237,14 @@ func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
 	for _, h := range hosts[:2] {
 		if strings.Contains(h.p.stderr.String(), "refused by the brute-force defence") {
 			t.Fatalf("host %s refused one of the first twenty failures", h.name)
+		}
+	}
+	for _, h := range hosts {
+		if _, body := h.get(t, "/metrics"); !strings.Contains(body, "\nauthd_redis_up 1\n") {
+			t.Fatalf("host %s does not work with the password-protected Redis", h.name)
+		}
+		if strings.Contains(h.p.stderr.String(), scaleRedisPass) {
+			t.Fatalf("host %s logged the Redis password", h.name)
 		}
 	}
 }

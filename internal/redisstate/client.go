@@ -236,10 +236,15 @@ func (c *Client) call(ctx context.Context, op op, timeout time.Duration, fn func
 
 // isConnError tells the reply errors that mean the server cannot serve
 // now (loading, a cluster slot without a node, a replica that is not
-// writable during a failover) from a script's or a command's own.
+// writable during a failover) or not us (a wrong or missing password:
+// every call would fail, so the breaker opens and says so, and the probe
+// keeps failing until the password is right) from a script's or a
+// command's own. Redis answers a long command from a client that has not
+// authenticated with a protocol error, and closes any connection it
+// answers so.
 func isConnError(err error) bool {
 	s := err.Error()
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "READONLY", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS"} {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "READONLY", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS", "NOAUTH", "WRONGPASS", "ERR Protocol error"} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}

@@ -373,6 +373,31 @@ func TestResubscribeEmptiesL1(t *testing.T) {
 	}
 }
 
+// TestWrongPassword: a Redis that refuses the client's password opens the
+// breaker (every call would fail) and the limiter counts alone; nothing
+// is retried until a probe succeeds.
+func TestWrongPassword(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{Password: "right-one"})
+	lc := limiter.Config{IP: limiter.Budget{Failures: 3, Window: time.Hour}}
+	for _, pw := range []string{"", "wrong-one"} {
+		n := newNode(t, redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t8:", Password: pw}, lc)
+		for i := range 3 {
+			if !attempt(n, "x", "192.0.2.9", fmt.Sprintf("w%d", i), limiter.Failed) {
+				t.Fatalf("password %q: failure %d refused", pw, i+1)
+			}
+		}
+		if n.c.Up() {
+			t.Fatalf("password %q: the breaker is closed although Redis refuses every call: %+v", pw, n.c.Stats())
+		}
+		if attempt(n, "x", "192.0.2.9", "w9", limiter.Failed) {
+			t.Fatalf("password %q: the limiter alone let the fourth failure through", pw)
+		}
+		if st := n.c.Stats(); st.Opened != 1 {
+			t.Fatalf("password %q: the breaker opened %d times, want once", pw, st.Opened)
+		}
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
