@@ -218,11 +218,14 @@ func TestScaleOut(t *testing.T) {
 // use up its budget of twenty: the third host refuses the right password
 // from that address at once, and says so in its log; the other two never
 // refused anything. Redis wants a password here, read from
-// password_file, which no host logs.
+// password_file, which no host logs, and is reached over TLS.
 func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
-	// This Redis wants a password (requirepass): password_file.
-	r := testenv.StartRedis(t, testenv.RedisOptions{Password: scaleRedisPass})
-	hosts := startScaleHosts(t, 3, db, []string{r.Addr}, "password_file = $DIR/redis.pass", "budget:")
+	// This Redis wants a password (requirepass), and the hosts reach it
+	// over TLS only.
+	ca := testenv.NewCA(t)
+	r := testenv.StartRedis(t, testenv.RedisOptions{Password: scaleRedisPass, TLS: ca})
+	hosts := startScaleHosts(t, 3, db, []string{r.TLSAddr},
+		"password_file = $DIR/redis.pass\n  tls = yes\n  tls_ca_file = "+ca.CertFile, "budget:")
 	const rip = "198.51.100.23"
 	mustAuth(t, hosts[2], "carol@example.com", "carolpw", "192.0.2.1", "OK") // works from elsewhere
 	for _, h := range hosts[:2] {
@@ -241,7 +244,7 @@ func scaleSharedBudget(t *testing.T, db *testenv.MariaDB) {
 	}
 	for _, h := range hosts {
 		if _, body := h.get(t, "/metrics"); !strings.Contains(body, "\nauthd_redis_up 1\n") {
-			t.Fatalf("host %s does not work with the password-protected Redis", h.name)
+			t.Fatalf("host %s does not work with the password-protected TLS Redis", h.name)
 		}
 		if strings.Contains(h.p.stderr.String(), scaleRedisPass) {
 			t.Fatalf("host %s logged the Redis password", h.name)

@@ -27,6 +27,10 @@ type RedisOptions struct {
 	Instance
 	// Password, when set, is requirepass (and masterauth for replicas).
 	Password string
+	// TLS, when set, makes a standalone server (StartRedis) also serve
+	// TLS on a port of its own (Redis.TLSAddr) with these files; client
+	// certificates are optional.
+	TLS *TLSFiles
 }
 
 // Redis is one private redis-server. Kill, Restart and Stop are the
@@ -36,6 +40,8 @@ type Redis struct {
 	Port int
 	Addr string // 127.0.0.1:Port
 	Log  string
+	// TLSAddr is the TLS listener's address (RedisOptions.TLS), or "".
+	TLSAddr string
 
 	server
 }
@@ -70,6 +76,15 @@ func startRedisNode(ctx context.Context, o RedisOptions, name string, extra ...s
 	r := &Redis{Dir: dir, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Log: filepath.Join(dir, "redis.log"), server: server{grace: 5 * time.Second}}
 	argv := append(redisArgs(bins[0], dir, r.Log, port, o.Password), extra...)
+	if o.TLS != nil {
+		tport, err := o.port()
+		if err != nil {
+			return nil, err
+		}
+		r.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tport))
+		argv = append(argv, "--tls-port", strconv.Itoa(tport), "--tls-cert-file", o.TLS.Cert, "--tls-key-file", o.TLS.Key,
+			"--tls-ca-cert-file", o.TLS.CA, "--tls-auth-clients", "optional")
+	}
 	probe := func(ctx context.Context) error {
 		out, err := RedisDo(ctx, r.Addr, o.Password, "PING")
 		if err == nil && (len(out) != 1 || out[0] != "PONG") {

@@ -11,6 +11,9 @@ import (
 type RedisOptions struct {
 	// Password, when set, is requirepass (and masterauth).
 	Password string
+	// TLS, when set, makes StartRedis's server also serve TLS (its
+	// TLSAddr) with a certificate for 127.0.0.1 and localhost from this CA.
+	TLS *CA
 }
 
 // Redis is a private redis-server (realserver.Redis): loopback on a free
@@ -25,7 +28,9 @@ type Redis struct {
 func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
 	Require(t, "redis-server")
-	r, err := realserver.StartRedis(t.Context(), realserver.RedisOptions{Instance: instance(Dir(t)), Password: opts.Password})
+	dir := Dir(t)
+	r, err := realserver.StartRedis(t.Context(), realserver.RedisOptions{Instance: instance(dir), Password: opts.Password,
+		TLS: opts.TLS.serverFiles(t, dir)})
 	if err != nil {
 		startFailed(t, err)
 	}
