@@ -23,6 +23,7 @@ type builder struct {
 	lastPos   map[string]Pos    // where each authd setting was last set
 	listeners map[string]*Listener
 	lorder    []string
+	inet      []inetPending // inet_listener blocks, given addresses at the end (inet.go)
 	files     []string // files read for `<file` values
 	suggested int      // "did you mean" lookups made so far
 }
@@ -367,11 +368,11 @@ func (b *builder) service(n *conffile.Node) {
 		case c.Section && c.Key == "unix_listener":
 			b.unixListener(c)
 		case c.Section && c.Key == "inet_listener":
-			b.errs.add(c.Pos, "inet_listener in service auth is not supported: authd serves TCP clients over gRPC, see grpc { }")
+			b.inetListener(c)
 		case c.Section && c.Key == "fifo_listener":
 			b.errs.add(c.Pos, "fifo_listener in service auth is not supported")
 		case c.Section:
-			b.unknownSection(c, "service auth { }", []string{"unix_listener"})
+			b.unknownSection(c, "service auth { }", []string{"inet_listener", "unix_listener"})
 		case svcKeys[c.Key] && dovecotSectionKeys[c.Key] == nil:
 			// Process settings (user, client_limit, process_limit …)
 			// are for Dovecot's master process.
@@ -714,6 +715,7 @@ func (b *builder) finish() {
 	b.finishPolicy(at)
 	b.finishGRPC()
 	b.finishListeners()
+	b.finishInetListeners()
 
 	c.Ignored = make([]string, 0, len(b.ignored))
 	for k := range b.ignored {

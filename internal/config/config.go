@@ -18,6 +18,9 @@ type Config struct {
 	Passdbs   []DB       // passdb { } blocks in file order (master ones included)
 	Userdbs   []DB       // userdb { } blocks in file order; see Load for the empty case
 	Listeners []Listener // service auth { unix_listener … } merged over the defaults
+	// InetListeners are service auth { inet_listener … }: the client
+	// protocol over TCP, for a remote Postfix (inet.go).
+	InetListeners []InetListener
 	GRPC      GRPC       // authd's own grpc { } section
 	Metrics   Metrics    // authd's own metrics { } section
 	Penalty   Penalty    // authd's own penalty { } section: the brute-force defence

@@ -70,30 +70,42 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 			inst.limiter.Run(ctx)
 		}()
 	}
+	startClient := func(l config.Listener, tcp bool) *dovecot.ClientServer {
+		srv := d.clientServer(cfg, l, eng, mechs, tcp)
+		inst.wg.Add(1)
+		go func() {
+			defer inst.wg.Done()
+			srv.Run(ctx)
+		}()
+		inst.clients = append(inst.clients, srv)
+		inst.shutdown = append(inst.shutdown, srv.Shutdown)
+		return srv
+	}
 	for _, l := range cfg.Listeners {
 		switch l.Role {
 		case config.RoleClient, config.RoleLogin:
-			srv := d.clientServer(cfg, l, eng, mechs)
-			inst.wg.Add(1)
-			go func() {
-				defer inst.wg.Done()
-				srv.Run(ctx)
-			}()
-			inst.clients = append(inst.clients, srv)
-			inst.handlers[l.Path] = srv.Serve
-			inst.shutdown = append(inst.shutdown, srv.Shutdown)
+			inst.handlers[l.Path] = startClient(l, false).Serve
 		case config.RoleMaster, config.RoleUserdb:
 			srv := d.masterServer(cfg, l, eng, inst.limiter)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		}
 	}
+	// One client-protocol server per inet_listener, for all its
+	// addresses: the same limits as a unix client socket.
+	for _, il := range cfg.InetListeners {
+		srv := startClient(config.Listener{Name: il.Label(), Role: config.RoleClient}, true)
+		for _, a := range il.Listen {
+			inst.handlers[inetKey(a)] = srv.Serve
+		}
+	}
 	return inst, nil
 }
 
 // clientServer builds the client-protocol server of a client or login
-// listener.
-func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def) *dovecot.ClientServer {
+// listener; tcp for an inet_listener (the connection's addresses stand in
+// for a missing rip=/lip=).
+func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def, tcp bool) *dovecot.ClientServer {
 	protocol := "client"
 	if l.Role == config.RoleLogin {
 		protocol = "login"
@@ -116,6 +128,7 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 		Observe:              d.metrics.ClientObserver(protocol),
 		SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
 		SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+		PeerAddress:          tcp,
 		SASL: &sasl.Settings{
 			Realms:            cfg.Auth.Realms,
 			AnonymousUsername: cfg.Auth.AnonymousUsername,
