@@ -162,9 +162,10 @@ func (b *builder) rootSetting(n *conffile.Node) {
 func (b *builder) checkIgnoredAuth(name, v string, n *conffile.Node) {
 	switch name {
 	case "auth_proxy_self":
-		if v != "" {
-			b.warns.add(n.Pos, "auth_proxy_self is not supported by authd; proxy replies are never turned into local logins")
-		}
+		// Addresses or names (resolved when authd starts) that count as
+		// this server for proxy_maybe.
+		b.cfg.Auth.ProxySelf = splitList(v, " \t")
+		delete(b.ignored, name)
 	case "auth_use_winbind":
 		if ok, _ := conffile.ParseBool(v); ok {
 			b.warns.add(n.Pos, "auth_use_winbind: authd has no NTLM/GSS-SPNEGO mechanisms; ignored")

@@ -79,6 +79,10 @@ type Auth struct {
 
 	WorkerMaxCount int // auth_worker_max_count, accepted for compatibility (default 30)
 
+	// ProxySelf is auth_proxy_self: addresses or host names that are this
+	// server too when proxy_maybe decides (engine.ProxyFinisher).
+	ProxySelf []string
+
 	// Policy holds the auth_policy_* settings: Dovecot's auth policy
 	// server hook (weakforced, Nauthilus), on when Policy.URL is set.
 	Policy policy.Settings

@@ -55,6 +55,9 @@ func (c *Config) Dump(w io.Writer) {
 	d.kv("last_valid_uid", fmt.Sprint(a.LastValidUID))
 	d.kv("first_valid_gid", fmt.Sprint(a.FirstValidGID))
 	d.kv("last_valid_gid", fmt.Sprint(a.LastValidGID))
+	if len(a.ProxySelf) > 0 {
+		d.kv("auth_proxy_self", strings.Join(a.ProxySelf, " "))
+	}
 	d.policy(a.Policy)
 	d.kv("log_format", c.Log.Format)
 	d.kv("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))

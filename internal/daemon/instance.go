@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
@@ -35,6 +37,11 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		return nil, err
 	}
 	pol, err := d.policyFor(cfg)
+	if err != nil {
+		_ = eng.Close()
+		return nil, err
+	}
+	pf, err := d.proxyFor(cfg)
 	if err != nil {
 		_ = eng.Close()
 		return nil, err
@@ -71,7 +78,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		}()
 	}
 	startClient := func(l config.Listener, tcp bool) *dovecot.ClientServer {
-		srv := d.clientServer(cfg, l, eng, mechs, tcp)
+		srv := d.clientServer(cfg, l, eng, mechs, tcp, pf)
 		inst.wg.Add(1)
 		go func() {
 			defer inst.wg.Done()
@@ -86,7 +93,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		case config.RoleClient, config.RoleLogin:
 			inst.handlers[l.Path] = startClient(l, false).Serve
 		case config.RoleMaster, config.RoleUserdb:
-			srv := d.masterServer(cfg, l, eng, inst.limiter)
+			srv := d.masterServer(cfg, l, eng, inst.limiter, pf)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
 		}
@@ -105,7 +112,7 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 // clientServer builds the client-protocol server of a client or login
 // listener; tcp for an inet_listener (the connection's addresses stand in
 // for a missing rip=/lip=).
-func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def, tcp bool) *dovecot.ClientServer {
+func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def, tcp bool, pf *engine.ProxyFinisher) *dovecot.ClientServer {
 	protocol := "client"
 	if l.Role == config.RoleLogin {
 		protocol = "login"
@@ -129,6 +136,7 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 		SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
 		SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
 		PeerAddress:          tcp,
+		Proxy:                loginOnly(l, pf),
 		SASL: &sasl.Settings{
 			Realms:            cfg.Auth.Realms,
 			AnonymousUsername: cfg.Auth.AnonymousUsername,
@@ -140,7 +148,7 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 
 // masterServer builds the master-protocol server of a master or userdb
 // listener.
-func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine, lim *limiter.Limiter) *dovecot.MasterServer {
+func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine.Engine, lim *limiter.Limiter, pf *engine.ProxyFinisher) *dovecot.MasterServer {
 	protocol := "master"
 	if l.Role == config.RoleUserdb {
 		protocol = "userdb"
@@ -156,6 +164,9 @@ func (d *daemon) masterServer(cfg *config.Config, l config.Listener, eng *engine
 	}
 	if lim != nil {
 		mc.Penalty = lim
+	}
+	if pf != nil {
+		mc.Proxy = pf
 	}
 	// The 0666 auth-userdb rule (docs/protocol.md §2.1).
 	if l.Role == config.RoleUserdb && l.Mode.Perm() == 0o666 {
@@ -332,4 +343,36 @@ func (d *daemon) limiterFor(p config.Penalty) *limiter.Limiter {
 func sameBudgets(a, b config.Penalty) bool {
 	return a.IP == b.IP && a.Prefix == b.Prefix && a.Account == b.Account && a.KnownGood == b.KnownGood &&
 		a.KnownGoodFor == b.KnownGoodFor && a.MaxKeys == b.MaxKeys
+}
+
+// loginOnly gives pf to login listeners: Dovecot finishes proxy fields
+// only for requests a login process will act on, not for client sockets.
+func loginOnly(l config.Listener, pf *engine.ProxyFinisher) dovecot.ProxyFinisher {
+	if l.Role != config.RoleLogin || pf == nil {
+		return nil
+	}
+	return pf
+}
+
+// proxyFor builds the proxy-field finisher, with auth_proxy_self resolved
+// (names at most 5 s each, as at Dovecot's start; one that does not
+// resolve is an error).
+func (d *daemon) proxyFor(cfg *config.Config) (*engine.ProxyFinisher, error) {
+	var self []netip.Addr
+	for _, s := range cfg.Auth.ProxySelf {
+		if a, err := netip.ParseAddr(s); err == nil {
+			self = append(self, a.Unmap())
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", s)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("auth_proxy_self: %w", err)
+		}
+		for _, a := range addrs {
+			self = append(self, a.Unmap())
+		}
+	}
+	return engine.NewProxyFinisher(self, net.DefaultResolver, d.log), nil
 }

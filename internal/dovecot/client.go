@@ -124,6 +124,11 @@ type ClientConfig struct {
 	// it never counts as local for allow_nets = local (engine.Info.NotLocal).
 	// Postfix sends rip= and lip= (docs/protocol.md §3), which win.
 	PeerAddress bool
+	// Proxy, if set, finishes the proxy fields of successful logins on a
+	// login socket (host resolved to hostip, proxy_maybe decided), as
+	// Dovecot's auth does before the reply leaves. Client sockets send
+	// them as the passdb gave them, as Dovecot does.
+	Proxy ProxyFinisher
 }
 
 // ClientEngine is what the client protocol needs from the engine: what
@@ -958,6 +963,9 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 		if !rep.Done {
 			c.sendCont(req, rep.Challenge)
 			return
+		}
+		if rep.Result.Status == engine.StatusOK && s.cfg.Login && s.cfg.Proxy != nil {
+			rep.Result = s.cfg.Proxy.Finish(ctx, req.info, rep.Result)
 		}
 		if rep.Result.Status != engine.StatusOK {
 			c.finishFail(req, rep.Result, false)
