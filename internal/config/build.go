@@ -24,8 +24,8 @@ type builder struct {
 	listeners map[string]*Listener
 	lorder    []string
 	inet      []inetPending // inet_listener blocks, given addresses at the end (inet.go)
-	files     []string // files read for `<file` values
-	suggested int      // "did you mean" lookups made so far
+	files     []string      // files read for `<file` values
+	suggested int           // "did you mean" lookups made so far
 }
 
 // maxSuggestions bounds the edit-distance work a file full of garbage can

@@ -21,9 +21,9 @@ type Config struct {
 	// InetListeners are service auth { inet_listener … }: the client
 	// protocol over TCP, for a remote Postfix (inet.go).
 	InetListeners []InetListener
-	GRPC      GRPC       // authd's own grpc { } section
-	Metrics   Metrics    // authd's own metrics { } section
-	Penalty   Penalty    // authd's own penalty { } section: the brute-force defence
+	GRPC          GRPC    // authd's own grpc { } section
+	Metrics       Metrics // authd's own metrics { } section
+	Penalty       Penalty // authd's own penalty { } section: the brute-force defence
 	// HashBudget is authd's own hash_budget { } section: the most work a
 	// stored password hash may ask for, schemes' defaults filled in.
 	HashBudget      schemes.Limits
