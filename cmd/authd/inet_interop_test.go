@@ -33,24 +33,31 @@ passdb {
 service auth {
   inet_listener postfix {
     address = 127.0.0.1
-    port = $PORT
-    allow_nets = $ALLOW
+    port = $PORT$ALLOW
   }
 }
 `
 
+// startInetAuthd starts authd with an inet_listener; allow is its
+// allow_nets, none (the default: loopback only) when empty.
 func startInetAuthd(t *testing.T, allow string) (*proc, string) {
 	t.Helper()
 	port := testenv.FreePort(t)
+	if allow != "" {
+		allow = "\n    allow_nets = " + allow
+	}
 	conf := strings.NewReplacer("$PORT", fmt.Sprint(port), "$ALLOW", allow).Replace(inetConf)
 	p := startAuthd(t, conf, "run/auth-client", map[string]string{"users": "alice@example.com:alicepw\n"})
 	return p, fmt.Sprintf("127.0.0.1:%d", port)
 }
 
+// TestInetListenerPostfix: with no allow_nets, a Postfix on this host
+// (loopback) is let in.
 func TestInetListenerPostfix(t *testing.T) {
-	p, addr := startInetAuthd(t, "127.0.0.0/8")
+	p, addr := startInetAuthd(t, "")
 	// The loud warning, at start.
-	if s := p.stderr.String(); !strings.Contains(s, "PLAINTEXT") || !strings.Contains(s, "listener=postfix") {
+	if s := p.stderr.String(); !strings.Contains(s, "PLAINTEXT") || !strings.Contains(s, "listener=postfix") ||
+		!strings.Contains(s, `allow_nets="127.0.0.0/8 ::1/128"`) {
 		t.Fatalf("no plaintext warning at start:\n%s", s)
 	}
 	pf := testenv.StartPostfix(t, "inet:"+addr)

@@ -128,10 +128,13 @@ func finishMaybe(res *Result, info *Info, hostIsSelf bool) {
 	for _, k := range proxyFields {
 		res.Fields.Del(k)
 	}
-	res.ProxyPassword = ""
 	if always {
+		// Still a proxy (the director picks another host): the login
+		// process needs the typed password as pass=, as from Dovecot.
 		res.Fields.Set("proxy", "")
+		return
 	}
+	res.ProxyPassword = ""
 }
 
 // samePort compares a port field with the local port as numbers (an

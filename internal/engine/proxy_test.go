@@ -86,6 +86,10 @@ func TestProxyFinish(t *testing.T) {
 			if strings.HasPrefix(c.in, "proxy_maybe") && got.Status == engine.StatusOK && !got.Fields.Has("proxy") && got.ProxyPassword != "" {
 				t.Error("the typed password is kept for a login that stays here")
 			}
+			// A reply that is still a proxy keeps it, for pass=.
+			if got.Status == engine.StatusOK && got.Fields.Has("proxy") && got.ProxyPassword != "pw" {
+				t.Errorf("a proxy reply lost the typed password: %q", got.ProxyPassword)
+			}
 			// The passdb's fields are not changed under the cache's feet.
 			if in.Fields.String() != parseFields(c.in).String() {
 				t.Errorf("input fields changed: %q", in.Fields.String())
