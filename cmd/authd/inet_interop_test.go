@@ -140,7 +140,7 @@ func TestInetListenerAllowNets(t *testing.T) {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "configuration reloaded") })
-	nc, r = dialFrom("127.0.0.1")
+	_, r = dialFrom("127.0.0.1")
 	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VERSION\t1\t") {
 		t.Fatalf("127.0.0.1 after the reload: %q %v", line, err)
 	}

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nsstest
 
 // moduleC is the NSS module: one user, named and numbered by -D flags at
