@@ -54,6 +54,9 @@ func TestAgreesWithSystem(t *testing.T) {
 	}
 	var names []string
 	for _, f := range systemUsers(t) {
+		if slices.Contains(names, f[0]) {
+			continue // a later source's entry for the name: getpwnam answers with the first
+		}
 		names = append(names, f[0])
 		a, err := db.LookupUser(context.Background(), &backends.Request{User: f[0]})
 		if err != nil || a.Outcome != backends.Found {
@@ -68,7 +71,7 @@ func TestAgreesWithSystem(t *testing.T) {
 	}
 	slices.Sort(names)
 	slices.Sort(listed)
-	if !slices.Equal(slices.Compact(names), slices.Compact(listed)) {
+	if !slices.Equal(names, slices.Compact(listed)) {
 		t.Errorf("listed %v, the system has %v", listed, names)
 	}
 }
