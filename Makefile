@@ -24,34 +24,59 @@ VULNDB              := $(HOME)/.cache/authd/vulndb-$(VULNDB_VERSION)
 # make proto / make verify: the generated gRPC code of api/proto.
 include api/proto/Makefile.inc
 
-.PHONY: all build build-pam run test test-pam test-short lint tools fuzz clean
+# The default build (make build, make run, make test): cgo, so that the
+# passwd userdb asks NSS (sssd, LDAP and systemd users, as Dovecot does),
+# with the PAM passdb (-tags pam) when the PAM headers and library to link
+# are there (Debian: libpam0g-dev; at run time libpam0g, which every Debian
+# has). Without them, or without a C compiler, it falls back to what it can
+# build and says so, so that a fresh machine still runs the demo and the
+# suite. make build-static is the pure-Go binary (no NSS, no PAM: driver =
+# pam is refused with a message saying how to rebuild); make build-pam is
+# make build that fails instead of falling back.
+CGO      := $(shell $(GO) env CGO_ENABLED 2>/dev/null)
+HAVE_PAM := $(if $(filter 1,$(CGO)),$(shell printf '\043include <security/pam_appl.h>\nint main(void) { pam_handle_t *h; return pam_start("x", 0, 0, &h); }\n' | \
+              $$($(GO) env CC) -x c - -lpam -o /dev/null >/dev/null 2>&1 && echo yes))
+CGOENV   := $(if $(HAVE_PAM),CGO_ENABLED=1)
+TAGS     := $(if $(HAVE_PAM),-tags pam)
+# One line on stderr when the default build lacks PAM (and NSS).
+PAM_NOTICE = $(if $(HAVE_PAM),@:,@echo "make: $(if $(filter 1,$(CGO)),no PAM headers (apt-get install libpam0g-dev): building without the PAM passdb,cgo is off (no C compiler): building the pure-Go authd without PAM and NSS)" >&2)
+
+.PHONY: all build build-static build-pam run test test-short lint tools fuzz clean
 
 all: lint build test
 
 build:
+	$(PAM_NOTICE)
+	$(CGOENV) $(GO) build $(TAGS) -trimpath -o bin/authd ./cmd/authd
+
+build-static:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/authd ./cmd/authd
 
-# authd with the PAM passdb: cgo and libpam (Debian libpam0g-dev); the
-# default build stays pure Go.
 build-pam:
-	CGO_ENABLED=1 $(GO) build -trimpath -tags pam -o bin/authd ./cmd/authd
+	@[ -n "$(HAVE_PAM)" ] || { echo "make build-pam: needs cgo (a C compiler) and libpam0g-dev" >&2; exit 1; }
+	$(CGOENV) $(GO) build $(TAGS) -trimpath -o bin/authd ./cmd/authd
 
 # Starts authd on its built-in demo configuration (sockets under ./run).
 run:
-	CGO_ENABLED=0 $(GO) run ./cmd/authd
+	$(PAM_NOTICE)
+	$(CGOENV) $(GO) run $(TAGS) ./cmd/authd
 
-# The whole suite with the race detector. Tests against real servers skip
-# when a server is not installed, unless AUTHD_REQUIRE_INTEGRATION=1.
+# The whole suite with the race detector, in the default build (PAM's tests
+# included: those that talk to the system's PAM need root, they create a
+# user and /etc/pam.d files). Tests against real servers skip when a server
+# is not installed, unless AUTHD_REQUIRE_INTEGRATION=1, which also makes a
+# missing libpam0g-dev an error here. Then the pure-Go variants of the two
+# packages that differ without cgo.
 test:
-	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
+	@if [ -z "$(HAVE_PAM)" ] && [ "$$AUTHD_REQUIRE_INTEGRATION" = 1 ]; then \
+	  echo "make test: AUTHD_REQUIRE_INTEGRATION=1 but no PAM build (cgo and libpam0g-dev)" >&2; exit 1; fi
+	$(PAM_NOTICE)
+	$(CGOENV) $(GO) test $(TAGS) -race -shuffle=on -count=1 -timeout 20m $(PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 ./backends/pam ./backends/passwd
 	@# The race detector changes allocation: the cache's memory accounting and
 	@# the limiter's memory bound are measured without it (≈12 s and ≈8 s).
 	$(GO) test -count=1 -run '^TestMemoryPerEntry$$' ./cache
 	$(GO) test -count=1 -run '^TestMemoryBound$$' ./internal/limiter
-
-# The PAM variant's tests (root: they create a user and /etc/pam.d files).
-test-pam:
-	CGO_ENABLED=1 $(GO) test -race -shuffle=on -count=1 -timeout 20m -tags pam ./backends/pam/ ./backends/shadow/... ./cmd/...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -59,9 +84,10 @@ test-short:
 lint: verify tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+	@# Both builds: pure Go, and cgo with PAM (between them, every file).
+	CGO_ENABLED=0 $(GO) vet $(PKGS)
 	CGO_ENABLED=1 $(GO) vet -tags pam $(PKGS)
-	$(TOOLS)/staticcheck $(PKGS)
+	CGO_ENABLED=0 $(TOOLS)/staticcheck $(PKGS)
 	CGO_ENABLED=1 $(TOOLS)/staticcheck -tags pam $(PKGS)
 	$(TOOLS)/govulncheck -db file://$(VULNDB) $(PKGS)
 

@@ -131,6 +131,7 @@ func BenchmarkVerifyAtLimit(b *testing.B) {
 		{"OTP-md4/sequence", "OTP", fmt.Sprintf("md4 %d seedseed 0123456789abcdef", d.OTPMaxSequence)},
 		{"SHA1-CRYPT/iterations", "CRYPT", fmt.Sprintf("$sha1$%d$saltsalt$%s", d.SHA1CryptMaxIterations, h43[:28])},
 		{"BSDI-CRYPT/rounds", "CRYPT", "_" + enc6(uint32(d.BSDiCryptMaxRounds), 4) + "SALTxxxxxxxxxxx"},
+		{"SUN-MD5/rounds", "CRYPT", fmt.Sprintf("$md5,rounds=%d$saltsalt$$%s", d.SunMD5MaxRounds-sunMD5BaseRounds, h43[:22])},
 		{"ARGON2/m-at-work", "ARGON2ID", phc(d.Argon2MaxMemoryKiB, d.Argon2MaxWork/d.Argon2MaxMemoryKiB, 1)},
 		{"ARGON2/t-at-work", "ARGON2ID", phc(argonM, d.Argon2MaxPasses, 1)},
 		{"ARGON2/p-at-work", "ARGON2ID", phc(d.Argon2MaxMemoryKiB, d.Argon2MaxWork/d.Argon2MaxMemoryKiB, d.Argon2MaxLanes)},
@@ -139,6 +140,7 @@ func BenchmarkVerifyAtLimit(b *testing.B) {
 		{"SCRYPT/r-at-work", "CRYPT", scrypt7(d.ScryptMaxWork/d.ScryptMaxR, d.ScryptMaxR, 1)},
 		{"YESCRYPT/work-r32", "CRYPT", ysSetting('j', bits.Len64(uint64(d.YescryptMaxWork/32))-1, 32, 0, 0) + "$" + h43},
 		{"YESCRYPT/t-at-work", "CRYPT", ysSetting('j', bits.Len64(uint64(d.YescryptMaxWork/32/(d.YescryptMaxT)))-1, 32, 0, int(d.YescryptMaxT)-1) + "$" + h43},
+		{"GOST-YESCRYPT/work-r32", "CRYPT", "$gy$" + ysSetting('j', bits.Len64(uint64(d.YescryptMaxWork/32))-1, 32, 0, 0)[len("$y$"):] + "$" + h43},
 		{"YESCRYPT/classic-p-at-work", "CRYPT", ysSetting('.', bits.Len64(uint64(d.YescryptMaxWork/8/d.YescryptMaxP))-1, 8, int(d.YescryptMaxP), 0) + "$" + h43},
 	}
 	for _, c := range cases {

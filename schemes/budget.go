@@ -56,6 +56,7 @@ const (
 	budgetArgon2    = "ARGON2"
 	budgetScrypt    = "SCRYPT"
 	budgetYescrypt  = "YESCRYPT"
+	budgetSunMD5    = "SUN-MD5"
 )
 
 // BudgetParam is one (scheme, parameter) pair that has a limit.
@@ -72,6 +73,7 @@ func BudgetParams() []BudgetParam {
 		{budgetOTP, "sequence"},
 		{budgetSHA1Crypt, "iterations"},
 		{budgetBSDi, "rounds"},
+		{budgetSunMD5, "rounds"},
 		{budgetArgon2, "m"}, {budgetArgon2, "t"}, {budgetArgon2, "p"}, {budgetArgon2, "work"}, {budgetArgon2, "memory"},
 		{budgetScrypt, "N"}, {budgetScrypt, "r"}, {budgetScrypt, "p"}, {budgetScrypt, "work"}, {budgetScrypt, "memory"},
 		{budgetYescrypt, "N"}, {budgetYescrypt, "r"}, {budgetYescrypt, "p"}, {budgetYescrypt, "t"}, {budgetYescrypt, "work"}, {budgetYescrypt, "memory"},

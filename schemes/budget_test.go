@@ -100,6 +100,26 @@ func yescryptValue(t *testing.T, setting, pw string) string {
 	return prefix + "$" + string(appendLE64(nil, dk))
 }
 
+// gostValue is the "$gy$" value of a yescrypt setting ("$y$…") and pw.
+func gostValue(t *testing.T, setting, pw string) string {
+	t.Helper()
+	prefix, p, salt, ok := parseYescrypt(setting + "$")
+	if !ok || !yescryptValid(p) {
+		t.Fatalf("bad test setting %q", setting)
+	}
+	dk, err := yescryptKDF([]byte(pw), salt, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(gostYescryptAppend(nil, "$gy$"+prefix[len("$y$"):], []byte(pw), dk))
+}
+
+// sunMD5Value is a Sun MD5 value with rounds= n (4096+n rounds).
+func sunMD5Value(pw string, n int) string {
+	setting := "$md5,rounds=" + strconv.Itoa(n) + "$saltsalt$"
+	return string(sunMD5Append(nil, setting, uint32(sunMD5BaseRounds+n), []byte(pw)))
+}
+
 // generate is Generate that fails the test on error.
 func generate(t *testing.T, scheme, pw string, rounds int) string {
 	t.Helper()
@@ -183,6 +203,8 @@ func budgetCases(t *testing.T) []budgetCase {
 		{"OTP", Limits{OTPMaxSequence: 100}, "OTP", generate(t, "OTP", pw, 100), generate(t, "OTP", pw, 101), true, budgetOTP, "sequence", 101, 100},
 		{"sha1crypt", Limits{SHA1CryptMaxIterations: 500}, "CRYPT", sha1c(500), sha1c(501), false, budgetSHA1Crypt, "iterations", 501, 500},
 		{"BSDi", Limits{BSDiCryptMaxRounds: 100}, "CRYPT", bsdi(100), bsdi(101), false, budgetBSDi, "rounds", 101, 100},
+		// 4096 rounds come with every value; rounds= adds to them.
+		{"Sun MD5", Limits{SunMD5MaxRounds: 4196}, "CRYPT", sunMD5Value(pw, 100), sunMD5Value(pw, 101), true, budgetSunMD5, "rounds", 4197, 4196},
 
 		{"argon2 m", Limits{Argon2MaxMemoryKiB: 64}, "ARGON2ID", argon2Value("argon2id", pw, 64, 1, 1), argon2Value("argon2id", pw, 65, 1, 1), true, budgetArgon2, "m", 65, 64},
 		{"argon2 t", Limits{Argon2MaxPasses: 2}, "ARGON2I", argon2Value("argon2i", pw, 32, 2, 1), argon2Value("argon2i", pw, 32, 3, 1), true, budgetArgon2, "t", 3, 2},
@@ -200,6 +222,10 @@ func budgetCases(t *testing.T) []budgetCase {
 		{"yescrypt p", Limits{YescryptMaxP: 2}, "CRYPT", yescryptValue(t, ysSetting('j', 5, 1, 2, 0), pw), yescryptValue(t, ysSetting('j', 5, 1, 3, 0), pw), true, budgetYescrypt, "p", 3, 2},
 		{"yescrypt t", Limits{YescryptMaxT: 1}, "CRYPT", yescryptValue(t, ysSetting('j', 5, 1, 0, 1), pw), yescryptValue(t, ysSetting('j', 5, 1, 0, 2), pw), true, budgetYescrypt, "t", 2, 1},
 		{"yescrypt work", Limits{YescryptMaxWork: 1 << 8}, "CRYPT", yescryptValue(t, ysSetting('j', 6, 2, 0, 1), pw), yescryptValue(t, ysSetting('j', 6, 2, 0, 2), pw), true, budgetYescrypt, "work", 3 << 7, 1 << 8},
+		// gost-yescrypt is yescrypt's work plus three short Streebog hashes:
+		// the yescrypt limits apply as they are.
+		{"gost-yescrypt N", Limits{YescryptMaxN: 1 << 6}, "CRYPT", gostValue(t, ysSetting('j', 6, 1, 0, 0), pw), gostValue(t, ysSetting('j', 7, 1, 0, 0), pw), true, budgetYescrypt, "N", 1 << 7, 1 << 6},
+		{"gost-yescrypt work", Limits{YescryptMaxWork: 1 << 8}, "GOST-YESCRYPT", gostValue(t, ysSetting('j', 6, 2, 0, 1), pw), gostValue(t, ysSetting('j', 6, 2, 0, 2), pw), true, budgetYescrypt, "work", 3 << 7, 1 << 8},
 		// The classic flavour runs N per lane: p multiplies its work (the
 		// same N, r, p in the RW flavour are within this limit).
 		{"yescrypt classic work", Limits{YescryptMaxWork: 1 << 8}, "CRYPT", yescryptValue(t, ysSetting('.', 6, 2, 2, 0), pw), yescryptValue(t, ysSetting('.', 6, 2, 3, 0), pw), true, budgetYescrypt, "work", 3 << 7, 1 << 8},

@@ -64,9 +64,9 @@ func verifyCryptFamily(c call, raw string, pw []byte, user string) (bool, error)
 	case strings.HasPrefix(raw, "$sha1$"):
 		return verifySHA1Crypt(c, raw, pw)
 	case strings.HasPrefix(raw, "$gy$"):
-		return false, fmt.Errorf("%w: gost-yescrypt ($gy$)", ErrUnsupported)
+		return verifyGostYescrypt(c, raw, pw)
 	case strings.HasPrefix(raw, "$md5$"), strings.HasPrefix(raw, "$md5,"):
-		return false, fmt.Errorf("%w: Sun MD5 crypt ($md5)", ErrUnsupported)
+		return verifySunMD5(c, raw, pw)
 	case strings.HasPrefix(raw, "$sm3$"), strings.HasPrefix(raw, "$sm3y$"):
 		return false, fmt.Errorf("%w: SM3 crypt", ErrUnsupported)
 	case raw[0] == '$':

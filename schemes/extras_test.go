@@ -162,7 +162,7 @@ func TestSplit(t *testing.T) {
 
 func TestNamesAndList(t *testing.T) {
 	l := List()
-	if len(l) != 36 || l[0] != "SHA1" || l[30] != "LDAP-MD5" {
+	if len(l) != 37 || l[0] != "SHA1" || l[30] != "LDAP-MD5" {
 		t.Fatalf("List() = %v", l)
 	}
 	seen := map[string]bool{}

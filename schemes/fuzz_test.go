@@ -36,7 +36,7 @@ func checkVerdict(t *testing.T, ok bool, err error) {
 // is cheap runs, everything else must come back over budget.
 var fuzzLimits = Limits{
 	BcryptMaxCost: 5, SHACryptMaxRounds: 5000, PBKDF2MaxIterations: 20000, SCRAMMaxIterations: 8192,
-	OTPMaxSequence: 2048, SHA1CryptMaxIterations: 30000, BSDiCryptMaxRounds: 4096,
+	OTPMaxSequence: 2048, SHA1CryptMaxIterations: 30000, BSDiCryptMaxRounds: 4096, SunMD5MaxRounds: 8192,
 	Argon2MaxMemoryKiB: 256, Argon2MaxPasses: 4, Argon2MaxLanes: 4, Argon2MaxWork: 1024,
 	ScryptMaxN: 1 << 10, ScryptMaxR: 8, ScryptMaxP: 4, ScryptMaxWork: 1 << 11,
 	YescryptMaxN: 1 << 10, YescryptMaxR: 8, YescryptMaxP: 4, YescryptMaxT: 2, YescryptMaxWork: 1 << 11,

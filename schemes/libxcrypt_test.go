@@ -10,7 +10,8 @@ import (
 // (libxcrypt 4.4.33; testdata/schemes/gen_libxcrypt.py) under {CRYPT}:
 // yescrypt flavors (RW, WORM, classic) with various N, r, p, t and salt
 // lengths, $7$ scrypt, NetBSD sha1crypt, SHA-crypt, MD5-crypt, DES,
-// bigcrypt, BSDi, NT and bcrypt. Each must match its password and not a
+// bigcrypt, BSDi, NT, bcrypt, gost-yescrypt ($gy$) and
+// Sun MD5 ($md5). Each must match its password and not a
 // changed one.
 func TestLibxcryptVectors(t *testing.T) {
 	b, err := os.ReadFile("../testdata/schemes/libxcrypt.json")

@@ -48,6 +48,11 @@ type Limits struct {
 	// 524,288 (0.78 s: authd's DES is written for correctness, not
 	// speed); libxcrypt writes 725 ("_J9..") and accepts 16,777,215.
 	BSDiCryptMaxRounds int64
+	// SunMD5MaxRounds: the rounds of Sun MD5 crypt ("$md5"), 4096 plus
+	// the value's rounds= (one MD5 of 16 to 1,540 bytes each). Default
+	// 524,288 (0.62 s); libxcrypt writes 36,864 to 102,399, Solaris 4096
+	// plus its policy's count.
+	SunMD5MaxRounds int64
 
 	// Argon2MaxMemoryKiB: argon2's m. Default 262,144 (256 MiB, what
 	// `doveadm pw -s ARGON2ID -r 3` and libsodium's MODERATE level write).
@@ -99,6 +104,7 @@ func DefaultLimits() Limits {
 		OTPMaxSequence:         1 << 20,
 		SHA1CryptMaxIterations: 4_000_000,
 		BSDiCryptMaxRounds:     1 << 19,
+		SunMD5MaxRounds:        1 << 19,
 
 		Argon2MaxMemoryKiB: 256 << 10,
 		Argon2MaxPasses:    32,

@@ -86,15 +86,21 @@ func md5CryptAppend(dst []byte, salt string, pw []byte) []byte {
 	dst = append(dst, "$1$"...)
 	dst = append(dst, salt...)
 	dst = append(dst, '$')
+	dst = appendMD5CryptDigest(dst, &a)
+	clear(a[:])
+	clear(b[:])
+	return dst
+}
+
+// appendMD5CryptDigest writes an MD5 digest in md5crypt's byte order
+// (Sun MD5 uses the same).
+func appendMD5CryptDigest(dst []byte, a *[16]byte) []byte {
 	dst = b64From24(dst, a[0], a[6], a[12], 4)
 	dst = b64From24(dst, a[1], a[7], a[13], 4)
 	dst = b64From24(dst, a[2], a[8], a[14], 4)
 	dst = b64From24(dst, a[3], a[9], a[15], 4)
 	dst = b64From24(dst, a[4], a[10], a[5], 4)
-	dst = b64From24(dst, 0, 0, a[11], 2)
-	clear(a[:])
-	clear(b[:])
-	return dst
+	return b64From24(dst, 0, 0, a[11], 2)
 }
 
 // verifyMD5Crypt is Dovecot's MD5-CRYPT verifier.

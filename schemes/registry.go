@@ -111,6 +111,8 @@ var registry = map[string]*scheme{
 	"PBKDF2-SHA1":   {name: "PBKDF2-SHA1", enc: encNone, verify: verifyLDAPPBKDF2SHA1, generate: generateLDAPPBKDF2SHA1, family: "PBKDF2-SHA1", extra: true},
 	"PBKDF2-SHA256": {name: "PBKDF2-SHA256", enc: encNone, verify: verifyLDAPPBKDF2SHA256, generate: generateLDAPPBKDF2SHA256, family: "PBKDF2-SHA256", extra: true},
 	"PBKDF2-SHA512": {name: "PBKDF2-SHA512", enc: encNone, verify: verifyLDAPPBKDF2SHA512, generate: generateLDAPPBKDF2SHA512, family: "PBKDF2-SHA512", extra: true},
+	// libxcrypt's gost-yescrypt ("$gy$"); verified as any crypt name is.
+	"GOST-YESCRYPT": {name: "GOST-YESCRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateGostYescrypt, family: "GOST-YESCRYPT", extra: true},
 	// 389-DS legacy: base64(be32 iterations || 64-byte salt || 256-byte dk).
 	"PBKDF2_SHA256": {name: "PBKDF2_SHA256", enc: encNone, verify: verify389PBKDF2SHA256, generate: generate389PBKDF2SHA256, family: "PBKDF2_SHA256", extra: true},
 }
@@ -125,7 +127,7 @@ var listOrder = []string{
 	"ARGON2ID", "SSHA256", "MD5", "PBKDF2", "SHA256", "CRAM-MD5", "PLAIN-TRUNC",
 	"SHA256-CRYPT", "SMD5", "DIGEST-MD5", "LDAP-MD5",
 	// authd extensions
-	"ARGON2", "PBKDF2-SHA1", "PBKDF2-SHA256", "PBKDF2-SHA512", "PBKDF2_SHA256",
+	"ARGON2", "PBKDF2-SHA1", "PBKDF2-SHA256", "PBKDF2-SHA512", "PBKDF2_SHA256", "GOST-YESCRYPT",
 }
 
 // List returns every supported scheme name: Dovecot's in `doveadm pw -l`

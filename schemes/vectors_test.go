@@ -65,8 +65,8 @@ func rawVerdict(m json.RawMessage) string {
 // does not implement: authd must answer ErrUnsupported ("could not tell"),
 // never a verdict. Keyed by a prefix of the stored value after {CRYPT}.
 var unsupported = map[string]string{
-	"$gy$": "gost-yescrypt needs GOST R 34.11-2012 (Streebog), not in Go's standard library or x/crypto",
-	"$md5": "Sun MD5 crypt is not implemented",
+	"$sm3$":  "SM3 crypt is not implemented",
+	"$sm3y$": "SM3 yescrypt is not implemented",
 }
 
 func unsupportedReason(data string) (string, bool) {

@@ -224,36 +224,48 @@ func yescryptValid(p yescryptParams) bool {
 // from the string, so they are checked against the Limits, and the memory
 // reserved from the budget, before anything is allocated.
 func verifyYescrypt(c call, raw string, pw []byte) (bool, error) {
-	prefix, p, salt, ok := parseYescrypt(raw)
-	if !ok {
-		return false, nil
-	}
-	if p.nrom {
-		return false, fmt.Errorf("%w: yescrypt with a ROM", ErrUnsupported)
-	}
-	if !yescryptValid(p) {
-		return false, nil
-	}
-	if err := yescryptWithin(c, p); err != nil {
+	prefix, dk, ok, err := yescryptDerive(c, raw, pw)
+	if !ok || err != nil {
 		return false, err
-	}
-	release, err := c.reserve(budgetYescrypt, yescryptMemoryKiB(p))
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	if err := c.begin(budgetYescrypt); err != nil {
-		return false, err
-	}
-	dk, err := yescryptKDF(pw, salt, p)
-	if err != nil {
-		return false, nil
 	}
 	out := make([]byte, 0, len(prefix)+1+43)
 	out = append(out, prefix...)
 	out = append(out, '$')
 	out = appendLE64(out, dk)
 	return ctEqual(raw, out), nil
+}
+
+// yescryptDerive parses a "$y$" value, checks its parameters against the
+// Limits, reserves its memory and computes the 32-byte key. prefix is the
+// value up to the salt's end. ok=false is a value libxcrypt refuses (a
+// mismatch).
+func yescryptDerive(c call, raw string, pw []byte) (prefix string, dk []byte, ok bool, err error) {
+	prefix, p, salt, ok := parseYescrypt(raw)
+	if !ok {
+		return "", nil, false, nil
+	}
+	if p.nrom {
+		return "", nil, false, fmt.Errorf("%w: yescrypt with a ROM", ErrUnsupported)
+	}
+	if !yescryptValid(p) {
+		return "", nil, false, nil
+	}
+	if err := yescryptWithin(c, p); err != nil {
+		return "", nil, false, err
+	}
+	release, err := c.reserve(budgetYescrypt, yescryptMemoryKiB(p))
+	if err != nil {
+		return "", nil, false, err
+	}
+	defer release()
+	if err := c.begin(budgetYescrypt); err != nil {
+		return "", nil, false, err
+	}
+	dk, err = yescryptKDF(pw, salt, p)
+	if err != nil {
+		return "", nil, false, nil
+	}
+	return prefix, dk, true, nil
 }
 
 // yescryptWithin compares p with the Limits. The work is N·r·(t+1): the

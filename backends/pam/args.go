@@ -28,9 +28,10 @@ const DefaultMaxRequests = 100
 // maxWorkers bounds workers=: every worker is an OS thread.
 const maxWorkers = 1024
 
-// ErrNotBuilt is returned by New in a binary built without PAM (the
-// default, pure-Go build).
-var ErrNotBuilt = errors.New("this authd was built without PAM support; rebuild with `make build-pam` (go build -tags pam, CGO_ENABLED=1, libpam0g-dev installed)")
+// ErrNotBuilt is returned by New in a binary built without PAM (make
+// build-static, go build without the pam tag, or make build on a machine
+// without libpam0g-dev).
+var ErrNotBuilt = errors.New("this authd was built without PAM support; install libpam0g-dev and rebuild with `make build` (cgo: CGO_ENABLED=1 go build -tags pam)")
 
 // config is the parsed passdb args.
 type config struct {

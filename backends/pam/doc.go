@@ -9,13 +9,16 @@
 //
 // # Builds
 //
-// libpam needs cgo, and authd's default build is pure Go
-// (CGO_ENABLED=0). The real driver is compiled only with the pam build tag
-// and cgo (`make build-pam`, i.e. CGO_ENABLED=1 go build -tags pam, with
-// libpam0g-dev installed); otherwise New returns an error wrapping
-// ErrNotBuilt and backends.ErrConfig, so `authd check` reports the passdb
-// block instead of the daemon failing later. Available tells which build
-// this is.
+// libpam needs cgo and, at build time, libpam's headers (Debian
+// libpam0g-dev; at run time only libpam0g, which every Debian has). The
+// real driver is compiled with the pam build tag and cgo: `make build`
+// does that when it finds the headers (CGO_ENABLED=1 go build -tags pam),
+// and says so when it falls back to a build without them. A plain `go
+// build`, which must work on a machine without the headers, and `make
+// build-static` (pure Go) leave PAM out; then New returns an error
+// wrapping ErrNotBuilt and backends.ErrConfig, so `authd check` reports
+// the passdb block instead of the daemon failing later. Available tells
+// which build this is.
 //
 // # Arguments
 //

@@ -21,7 +21,7 @@ import (
 )
 
 // Available reports whether this binary has the PAM driver: true in a
-// `-tags pam` build with cgo.
+// `-tags pam` build with cgo (make build with libpam0g-dev installed).
 const Available = true
 
 // pamDir is where Linux-PAM looks for service files; only used to warn

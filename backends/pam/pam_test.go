@@ -25,7 +25,8 @@ import (
 	"github.com/authd-project/authd/internal/vars"
 )
 
-// These tests run with `go test -tags pam` (CGO_ENABLED=1, libpam0g-dev).
+// These tests run with `go test -tags pam` (CGO_ENABLED=1, libpam0g-dev),
+// as make test does when it finds libpam0g-dev.
 // Those that talk to the system's PAM need root: they write service files
 // into /etc/pam.d and create a local user; without root they skip, or fail
 // under AUTHD_REQUIRE_INTEGRATION=1.

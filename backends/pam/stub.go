@@ -12,7 +12,7 @@ import (
 )
 
 // Available reports whether this binary has the PAM driver. It is false
-// in the default (pure-Go) build; see ErrNotBuilt.
+// in a build without the pam tag or without cgo; see ErrNotBuilt.
 const Available = false
 
 // DB is the PAM passdb. In this build it cannot be constructed; the type

@@ -1,15 +1,19 @@
 // Package passwd is the passwd userdb: system users from the password
-// database (NSS through os/user, which reads /etc/passwd when built
-// without cgo), returning uid, gid, home and system_groups_user as
-// Dovecot's userdb passwd does.
+// database, returning uid, gid, home and system_groups_user as Dovecot's
+// userdb passwd does.
+//
+// In the default build (cgo) lookups go through NSS, as Dovecot's do:
+// os/user calls getpwnam_r, so users of sssd, LDAP (nss-ldapd), systemd
+// and any other module in /etc/nsswitch.conf are found; listing users
+// (doveadm user '*') walks getpwent_r. The static build (CGO_ENABLED=0,
+// make build-static, or the osusergo tag) reads /etc/passwd alone: os/user's
+// pure-Go code, and the file for listing (nss_static.go).
 package passwd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/user"
 	"strings"
 
@@ -19,7 +23,8 @@ import (
 
 // DB is the passwd userdb.
 type DB struct {
-	// File is read for LIST only; lookups go through os/user.
+	// File is what the static build lists users from; the cgo build
+	// lists them through NSS.
 	File string
 }
 
@@ -55,26 +60,12 @@ func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.Us
 	}}, nil
 }
 
-// IterateUsers implements backends.Iterator over the passwd file.
+// IterateUsers implements backends.Iterator: every user NSS enumerates
+// (cgo), or every user of File (static build).
 func (d *DB) IterateUsers(ctx context.Context, fn func(user string) bool) error {
-	f, err := os.Open(d.File)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, _, _ := strings.Cut(line, ":")
-		if name != "" && !fn(name) {
-			return nil
-		}
-	}
-	return sc.Err()
+	return d.iterate(ctx, fn)
 }
+
+// UsesNSS reports whether this build looks users up through NSS (cgo) or
+// reads /etc/passwd alone.
+const UsesNSS = usesNSS

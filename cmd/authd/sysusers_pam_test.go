@@ -14,7 +14,7 @@ import (
 )
 
 // TestPAMSystemUser: the RHEL "Dovecot with PAM" setup, through the PAM
-// build of authd (make test-pam), with a throwaway local user and a PAM
+// build of authd (make test, with libpam0g-dev), with a throwaway local user and a PAM
 // service file of the test's own.
 func TestPAMSystemUser(t *testing.T) {
 	testenv.Require(t, "doveadm", "postfix")

@@ -23,8 +23,9 @@ type builder struct {
 	lastPos   map[string]Pos    // where each authd setting was last set
 	listeners map[string]*Listener
 	lorder    []string
-	files     []string // files read for `<file` values
-	suggested int      // "did you mean" lookups made so far
+	inet      []inetPending // inet_listener blocks, given addresses at the end (inet.go)
+	files     []string      // files read for `<file` values
+	suggested int           // "did you mean" lookups made so far
 }
 
 // maxSuggestions bounds the edit-distance work a file full of garbage can
@@ -161,9 +162,10 @@ func (b *builder) rootSetting(n *conffile.Node) {
 func (b *builder) checkIgnoredAuth(name, v string, n *conffile.Node) {
 	switch name {
 	case "auth_proxy_self":
-		if v != "" {
-			b.warns.add(n.Pos, "auth_proxy_self is not supported by authd; proxy replies are never turned into local logins")
-		}
+		// Addresses or names (resolved when authd starts) that count as
+		// this server for proxy_maybe.
+		b.cfg.Auth.ProxySelf = splitList(v, " \t")
+		delete(b.ignored, name)
 	case "auth_use_winbind":
 		if ok, _ := conffile.ParseBool(v); ok {
 			b.warns.add(n.Pos, "auth_use_winbind: authd has no NTLM/GSS-SPNEGO mechanisms; ignored")
@@ -369,11 +371,11 @@ func (b *builder) service(n *conffile.Node) {
 		case c.Section && c.Key == "unix_listener":
 			b.unixListener(c)
 		case c.Section && c.Key == "inet_listener":
-			b.errs.add(c.Pos, "inet_listener in service auth is not supported: authd serves TCP clients over gRPC, see grpc { }")
+			b.inetListener(c)
 		case c.Section && c.Key == "fifo_listener":
 			b.errs.add(c.Pos, "fifo_listener in service auth is not supported")
 		case c.Section:
-			b.unknownSection(c, "service auth { }", []string{"unix_listener"})
+			b.unknownSection(c, "service auth { }", []string{"inet_listener", "unix_listener"})
 		case svcKeys[c.Key] && dovecotSectionKeys[c.Key] == nil:
 			// Process settings (user, client_limit, process_limit …)
 			// are for Dovecot's master process.
@@ -716,6 +718,7 @@ func (b *builder) finish() {
 	b.finishPolicy(at)
 	b.finishGRPC()
 	b.finishListeners()
+	b.finishInetListeners()
 
 	c.Ignored = make([]string, 0, len(b.ignored))
 	for k := range b.ignored {

@@ -18,10 +18,13 @@ type Config struct {
 	Passdbs   []DB       // passdb { } blocks in file order (master ones included)
 	Userdbs   []DB       // userdb { } blocks in file order; see Load for the empty case
 	Listeners []Listener // service auth { unix_listener … } merged over the defaults
-	GRPC      GRPC       // authd's own grpc { } section
-	Metrics   Metrics    // authd's own metrics { } section
-	Penalty   Penalty    // authd's own penalty { } section: the brute-force defence
-	Redis     Redis      // authd's own redis { } section: state shared with other authd processes
+	// InetListeners are service auth { inet_listener … }: the client
+	// protocol over TCP, for a remote Postfix (inet.go).
+	InetListeners []InetListener
+	GRPC          GRPC    // authd's own grpc { } section
+	Metrics       Metrics // authd's own metrics { } section
+	Penalty       Penalty // authd's own penalty { } section: the brute-force defence
+	Redis         Redis   // authd's own redis { } section: state shared with other authd processes
 	// HashBudget is authd's own hash_budget { } section: the most work a
 	// stored password hash may ask for, schemes' defaults filled in.
 	HashBudget      schemes.Limits
@@ -76,6 +79,10 @@ type Auth struct {
 	FirstValidGID, LastValidGID uint32 // default 1, 0
 
 	WorkerMaxCount int // auth_worker_max_count, accepted for compatibility (default 30)
+
+	// ProxySelf is auth_proxy_self: addresses or host names that are this
+	// server too when proxy_maybe decides (engine.ProxyFinisher).
+	ProxySelf []string
 
 	// Policy holds the auth_policy_* settings: Dovecot's auth policy
 	// server hook (weakforced, Nauthilus), on when Policy.URL is set.

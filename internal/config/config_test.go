@@ -453,7 +453,7 @@ base_dir = /srv/authd
 
 func TestListenerErrors(t *testing.T) {
 	_, err := LoadBytes("t.conf", []byte(minimal+`service auth {
-  inet_listener {
+  inet_listener auth-login {
     port = 1234
   }
   fifo_listener x {
@@ -470,7 +470,7 @@ func TestListenerErrors(t *testing.T) {
 }
 `))
 	checkErrs(t, err, []string{
-		"t.conf:5: inet_listener in service auth is not supported: authd serves TCP clients over gRPC, see grpc { }",
+		"t.conf:5: inet_listener auth-login: authd serves only the client protocol over TCP",
 		"t.conf:8: fifo_listener in service auth is not supported",
 		"t.conf:10: unix_listener needs a name",
 		"t.conf:13: mode: 666 is 01232, which is not a permission mode",

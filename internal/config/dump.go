@@ -55,6 +55,9 @@ func (c *Config) Dump(w io.Writer) {
 	d.kv("last_valid_uid", fmt.Sprint(a.LastValidUID))
 	d.kv("first_valid_gid", fmt.Sprint(a.FirstValidGID))
 	d.kv("last_valid_gid", fmt.Sprint(a.LastValidGID))
+	if len(a.ProxySelf) > 0 {
+		d.kv("auth_proxy_self", strings.Join(a.ProxySelf, " "))
+	}
 	d.policy(a.Policy)
 	d.kv("log_format", c.Log.Format)
 	d.kv("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
@@ -78,6 +81,7 @@ func (c *Config) Dump(w io.Writer) {
 		}
 		d.close()
 	}
+	d.inetListeners(c.InetListeners)
 	d.close()
 
 	d.grpc(c.GRPC)
@@ -274,4 +278,24 @@ func (d *dumper) policy(p policy.Settings) {
 	d.kv("auth_policy_check_after_auth", yesNo(p.CheckAfterAuth))
 	d.kv("auth_policy_report_after_auth", yesNo(p.ReportAfterAuth))
 	d.kv("auth_policy_log_only", yesNo(p.LogOnly))
+}
+
+// inetListeners writes the inet_listener blocks with their effective
+// addresses and allowlist.
+func (d *dumper) inetListeners(ls []InetListener) {
+	for _, l := range ls {
+		d.line("# client protocol over TCP, in plaintext")
+		d.open("inet_listener", l.Name)
+		var addrs, nets []string
+		for _, a := range l.Listen {
+			addrs = append(addrs, a.Addr)
+		}
+		for _, p := range l.AllowNets {
+			nets = append(nets, p.String())
+		}
+		d.kv("address", strings.Join(addrs, ", "))
+		d.kv("port", fmt.Sprint(l.Port))
+		d.kv("allow_nets", strings.Join(nets, " "))
+		d.close()
+	}
 }

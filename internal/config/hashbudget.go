@@ -21,6 +21,7 @@ func hashBudgetFields(l *schemes.Limits) map[string]*int64 {
 		"otp_sequence":         &l.OTPMaxSequence,
 		"sha1crypt_iterations": &l.SHA1CryptMaxIterations,
 		"bsdi_rounds":          &l.BSDiCryptMaxRounds,
+		"sun_md5_rounds":       &l.SunMD5MaxRounds,
 		"argon2_memory":        &l.Argon2MaxMemoryKiB,
 		"argon2_iterations":    &l.Argon2MaxPasses,
 		"argon2_lanes":         &l.Argon2MaxLanes,

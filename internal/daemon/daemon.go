@@ -22,6 +22,7 @@ import (
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
 	"github.com/authd-project/authd/internal/policy"
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // DefaultConfigPath is read when no configuration file is named; without
@@ -106,7 +107,7 @@ var processStart = time.Now()
 type instance struct {
 	cfg      *config.Config
 	eng      *engine.Engine
-	handlers map[string]func(net.Conn) // by listener path
+	handlers map[string]func(net.Conn) // by listener key: the unix socket path, or inetKey
 	shutdown []func(context.Context) error
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -122,10 +123,16 @@ type instance struct {
 // socket itself is kept when its path did not change, so clients never see
 // it vanish.
 type listener struct {
-	cfg     config.Listener
-	ln      *net.UnixListener
-	sock    *sockFile // the socket file, for changes and removal
+	key     string          // unix: the socket path; TCP: network and address (inetKey)
+	name    string          // the configured name: the metrics label
+	cfg     config.Listener // unix sockets
+	ln      net.Listener
+	sock    *sockFile // unix sockets: the socket file, for changes and removal
 	handler atomic.Pointer[func(net.Conn)]
+	// inet is the inet_listener a TCP socket serves (nil for a unix
+	// socket): its allow_nets decide who may connect. A reload swaps it.
+	inet    atomic.Pointer[config.InetListener]
+	refused ratelog.Limiter // refused TCP peers, logged at most once a second
 }
 
 type daemon struct {

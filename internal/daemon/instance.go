@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
@@ -35,6 +37,11 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 		return nil, err
 	}
 	pol, err := d.policyFor(cfg)
+	if err != nil {
+		_ = eng.Close()
+		return nil, err
+	}
+	pf, err := d.proxyFor(cfg)
 	if err != nil {
 		_ = eng.Close()
 		return nil, err
@@ -77,30 +84,42 @@ func (d *daemon) build(cfg *config.Config) (*instance, error) {
 			inst.limiter.Run(ctx)
 		}()
 	}
+	startClient := func(l config.Listener, tcp bool) *dovecot.ClientServer {
+		srv := d.clientServer(cfg, l, eng, mechs, tcp, pf)
+		inst.wg.Add(1)
+		go func() {
+			defer inst.wg.Done()
+			srv.Run(ctx)
+		}()
+		inst.clients = append(inst.clients, srv)
+		inst.shutdown = append(inst.shutdown, srv.Shutdown)
+		return srv
+	}
 	for _, l := range cfg.Listeners {
 		switch l.Role {
 		case config.RoleClient, config.RoleLogin:
-			srv := d.clientServer(cfg, l, eng, mechs)
-			inst.wg.Add(1)
-			go func() {
-				defer inst.wg.Done()
-				srv.Run(ctx)
-			}()
-			inst.clients = append(inst.clients, srv)
-			inst.handlers[l.Path] = srv.Serve
-			inst.shutdown = append(inst.shutdown, srv.Shutdown)
+			inst.handlers[l.Path] = startClient(l, false).Serve
 		case config.RoleMaster, config.RoleUserdb:
-			srv := d.masterServer(cfg, l, inst)
+			srv := d.masterServer(cfg, l, inst, pf)
 			inst.handlers[l.Path] = srv.Serve
 			inst.shutdown = append(inst.shutdown, srv.Shutdown)
+		}
+	}
+	// One client-protocol server per inet_listener, for all its
+	// addresses: the same limits as a unix client socket.
+	for _, il := range cfg.InetListeners {
+		srv := startClient(config.Listener{Name: il.Label(), Role: config.RoleClient}, true)
+		for _, a := range il.Listen {
+			inst.handlers[inetKey(a)] = srv.Serve
 		}
 	}
 	return inst, nil
 }
 
 // clientServer builds the client-protocol server of a client or login
-// listener.
-func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def) *dovecot.ClientServer {
+// listener; tcp for an inet_listener (the connection's addresses stand in
+// for a missing rip=/lip=).
+func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine.Engine, mechs []sasl.Def, tcp bool, pf *engine.ProxyFinisher) *dovecot.ClientServer {
 	protocol := "client"
 	if l.Role == config.RoleLogin {
 		protocol = "login"
@@ -123,6 +142,8 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 		Observe:              d.metrics.ClientObserver(protocol),
 		SSLRequireClientCert: cfg.Auth.SSLRequireClientCert,
 		SSLUsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
+		PeerAddress:          tcp,
+		Proxy:                loginOnly(l, pf),
 		SASL: &sasl.Settings{
 			Realms:            cfg.Auth.Realms,
 			AnonymousUsername: cfg.Auth.AnonymousUsername,
@@ -134,7 +155,7 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 
 // masterServer builds the master-protocol server of a master or userdb
 // listener.
-func (d *daemon) masterServer(cfg *config.Config, l config.Listener, inst *instance) *dovecot.MasterServer {
+func (d *daemon) masterServer(cfg *config.Config, l config.Listener, inst *instance, pf *engine.ProxyFinisher) *dovecot.MasterServer {
 	eng, lim := inst.eng, inst.limiter
 	protocol := "master"
 	if l.Role == config.RoleUserdb {
@@ -151,6 +172,9 @@ func (d *daemon) masterServer(cfg *config.Config, l config.Listener, inst *insta
 	}
 	if lim != nil {
 		mc.Penalty = lim
+	}
+	if pf != nil {
+		mc.Proxy = pf
 	}
 	// The 0666 auth-userdb rule (docs/protocol.md §2.1).
 	if l.Role == config.RoleUserdb && l.Mode.Perm() == 0o666 {
@@ -330,4 +354,36 @@ func (d *daemon) limiterFor(p config.Penalty) *limiter.Limiter {
 func sameBudgets(a, b config.Penalty) bool {
 	return a.IP == b.IP && a.Prefix == b.Prefix && a.Account == b.Account && a.KnownGood == b.KnownGood &&
 		a.KnownGoodFor == b.KnownGoodFor && a.MaxKeys == b.MaxKeys
+}
+
+// loginOnly gives pf to login listeners: Dovecot finishes proxy fields
+// only for requests a login process will act on, not for client sockets.
+func loginOnly(l config.Listener, pf *engine.ProxyFinisher) dovecot.ProxyFinisher {
+	if l.Role != config.RoleLogin || pf == nil {
+		return nil
+	}
+	return pf
+}
+
+// proxyFor builds the proxy-field finisher, with auth_proxy_self resolved
+// (names at most 5 s each, as at Dovecot's start; one that does not
+// resolve is an error).
+func (d *daemon) proxyFor(cfg *config.Config) (*engine.ProxyFinisher, error) {
+	var self []netip.Addr
+	for _, s := range cfg.Auth.ProxySelf {
+		if a, err := netip.ParseAddr(s); err == nil {
+			self = append(self, a.Unmap())
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", s)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("auth_proxy_self: %w", err)
+		}
+		for _, a := range addrs {
+			self = append(self, a.Unmap())
+		}
+	}
+	return engine.NewProxyFinisher(self, net.DefaultResolver, d.log), nil
 }

@@ -19,7 +19,14 @@ func (d *daemon) apply(inst *instance) error {
 	for _, l := range inst.cfg.Listeners {
 		want[l.Path] = l
 	}
+	wantInet := inetBinds(inst.cfg)
 	var opened []*listener
+	fail := func(err error) error {
+		for _, l := range opened {
+			d.closeListener(l)
+		}
+		return err
+	}
 	for path, lc := range want {
 		if old, ok := d.listeners[path]; ok {
 			old.cfg = lc
@@ -30,38 +37,46 @@ func (d *daemon) apply(inst *instance) error {
 		}
 		ln, sock, err := listenUnix(lc, inst.cfg.LoginUser)
 		if err != nil {
-			for _, l := range opened {
-				d.closeListener(l)
-			}
-			return err
+			return fail(err)
 		}
-		l := &listener{cfg: lc, ln: ln, sock: sock}
-		opened = append(opened, l)
+		opened = append(opened, &listener{key: path, name: lc.Name, cfg: lc, ln: ln, sock: sock})
+	}
+	for key, b := range wantInet {
+		if old, ok := d.listeners[key]; ok {
+			old.inet.Store(&b.cfg)
+			continue
+		}
+		l, err := d.listenInet(key, b)
+		if err != nil {
+			return fail(err)
+		}
+		if l != nil {
+			opened = append(opened, l)
+		}
 	}
 	// gRPC before anything is switched: its failure (a port in use, an
 	// unreadable certificate) must leave the sockets as they were.
 	if err := d.applyGRPC(inst); err != nil {
-		for _, l := range opened {
-			d.closeListener(l)
-		}
-		return err
+		return fail(err)
 	}
 	for _, l := range opened {
 		// The handler must be in place before the accept loop starts:
 		// clients queue on the socket as soon as it exists.
-		h := inst.handlers[l.cfg.Path]
+		h := inst.handlers[l.key]
 		l.handler.Store(&h)
-		d.listeners[l.cfg.Path] = l
+		d.listeners[l.key] = l
 		d.serve(l)
 	}
-	for path, l := range d.listeners {
-		if _, ok := want[path]; !ok {
+	for key, l := range d.listeners {
+		_, unix := want[key]
+		_, inet := wantInet[key]
+		if !unix && !inet {
 			d.closeListener(l)
-			delete(d.listeners, path)
+			delete(d.listeners, key)
 		}
 	}
-	for path, l := range d.listeners {
-		h := inst.handlers[path]
+	for key, l := range d.listeners {
+		h := inst.handlers[key]
 		l.handler.Store(&h)
 	}
 	inst.activate()
@@ -77,7 +92,7 @@ const acceptBackoff = 100 * time.Millisecond
 
 // serve runs the accept loop of l until its socket is closed.
 func (d *daemon) serve(l *listener) {
-	name := l.cfg.Name // the metrics label: a configured name, never a client's
+	name := l.name // the metrics label: a configured name, never a client's
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -90,8 +105,12 @@ func (d *daemon) serve(l *listener) {
 				}
 				// EMFILE and friends: back off instead of spinning, and
 				// say so at most once a second.
-				errLog.Log(d.log, slog.LevelError, "accept failed", "listener", l.cfg.Path, "err", err)
+				errLog.Log(d.log, slog.LevelError, "accept failed", "listener", l.key, "err", err)
 				time.Sleep(acceptBackoff)
+				continue
+			}
+			if !d.admit(l, nc) {
+				_ = nc.Close()
 				continue
 			}
 			d.logPeer(l, nc)
@@ -116,6 +135,8 @@ func (d *daemon) logPeer(l *listener, nc net.Conn) {
 		return
 	}
 	if cred, err := dovecot.PeerCred(nc); err == nil {
-		d.log.Debug("connection", "listener", l.cfg.Name, "peer_pid", cred.Pid, "peer_uid", cred.Uid, "peer_gid", cred.Gid)
+		d.log.Debug("connection", "listener", l.name, "peer_pid", cred.Pid, "peer_uid", cred.Uid, "peer_gid", cred.Gid)
+	} else if l.inet.Load() != nil {
+		d.log.Debug("connection", "listener", l.name, "peer", nc.RemoteAddr().String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -117,6 +118,17 @@ type ClientConfig struct {
 	// the defaults (the request deadline: 8 s on a client socket, 25 s on
 	// a login socket).
 	Limits Limits
+	// PeerAddress (TCP listeners): a request without rip= (or lip=) gets
+	// the connection's peer (or local) address and port instead, so that
+	// the brute-force defence and allow_nets see where it came from; and
+	// it never counts as local for allow_nets = local (engine.Info.NotLocal).
+	// Postfix sends rip= and lip= (docs/protocol.md §3), which win.
+	PeerAddress bool
+	// Proxy, if set, finishes the proxy fields of successful logins on a
+	// login socket (host resolved to hostip, proxy_maybe decided), as
+	// Dovecot's auth does before the reply leaves. Client sockets send
+	// them as the passdb gave them, as Dovecot does.
+	Proxy ProxyFinisher
 }
 
 // ClientEngine is what the client protocol needs from the engine: what
@@ -278,6 +290,8 @@ type clientConn struct {
 	// for a client that left may stop early.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// peer and local are the TCP connection's ends (ClientConfig.PeerAddress).
+	peer, local netip.AddrPort
 
 	mu      sync.Mutex
 	pending map[uint32]*clientReq
@@ -312,6 +326,9 @@ func (s *ClientServer) Serve(nc net.Conn) {
 		log:     s.cfg.Log,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if s.cfg.PeerAddress {
+		c.peer, c.local = tcpEnd(nc.RemoteAddr()), tcpEnd(nc.LocalAddr())
+	}
 	if _, err := rand.Read(c.cookie[:]); err != nil {
 		s.cfg.Log.Error("no randomness for COOKIE", "err", err)
 		_ = nc.Close()
@@ -668,12 +685,38 @@ func (c *clientConn) authParams(req *clientReq, params []string) (authParams, bo
 		c.log.Warn("BUG: AUTH without service; closing")
 		return p, false
 	}
+	if c.s.cfg.PeerAddress {
+		c.peerDefaults(info)
+	}
 	// real_* default to the plain values (docs/protocol.md §1.3).
 	info.RealLocalIP = cmp.Or(info.RealLocalIP, info.LocalIP)
 	info.RealRemoteIP = cmp.Or(info.RealRemoteIP, info.RemoteIP)
 	info.RealLocalPort = cmp.Or(info.RealLocalPort, info.LocalPort)
 	info.RealRemotePort = cmp.Or(info.RealRemotePort, info.RemotePort)
 	return p, true
+}
+
+// peerDefaults fills in the TCP connection's addresses where the client
+// sent none (ClientConfig.PeerAddress).
+func (c *clientConn) peerDefaults(info *engine.Info) {
+	info.NotLocal = true
+	if info.RemoteIP == "" && c.peer.IsValid() {
+		info.RemoteIP, info.RemotePort = c.peer.Addr().String(), strconv.Itoa(int(c.peer.Port()))
+	}
+	if info.LocalIP == "" && c.local.IsValid() {
+		info.LocalIP, info.LocalPort = c.local.Addr().String(), strconv.Itoa(int(c.local.Port()))
+	}
+}
+
+// tcpEnd is a TCP address as an AddrPort (IPv4-mapped IPv6 as IPv4), or
+// the zero AddrPort for anything else.
+func tcpEnd(a net.Addr) netip.AddrPort {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // setInfoParam sets one of AUTH's informational parameters. Addresses and
@@ -920,6 +963,9 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 		if !rep.Done {
 			c.sendCont(req, rep.Challenge)
 			return
+		}
+		if rep.Result.Status == engine.StatusOK && s.cfg.Login && s.cfg.Proxy != nil {
+			rep.Result = s.cfg.Proxy.Finish(ctx, req.info, rep.Result)
 		}
 		if rep.Result.Status != engine.StatusOK {
 			c.finishFail(req, rep.Result, false)

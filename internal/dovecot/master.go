@@ -67,6 +67,16 @@ type MasterConfig struct {
 	// the defaults (at most DefaultMasterPending requests in progress per
 	// connection, each answered within DefaultMasterRequest).
 	Limits Limits
+	// Proxy, if set, finishes the proxy fields of PASS replies (host
+	// resolved to hostip, proxy_maybe decided), as Dovecot's PASS does.
+	Proxy ProxyFinisher
+}
+
+// ProxyFinisher finishes the proxy fields of a successful passdb result
+// (engine.ProxyFinisher): a host name resolved to hostip, proxy_maybe
+// decided. A failed resolution comes back as a temporary failure.
+type ProxyFinisher interface {
+	Finish(ctx context.Context, info *engine.Info, res engine.Result) engine.Result
 }
 
 // DefaultMasterPending bounds a master connection's requests in progress:
@@ -401,6 +411,9 @@ func (c *masterConn) handleLookup(args []string, pass bool) bool {
 			return
 		}
 		res := c.s.cfg.Engine.LookupPassdb(ctx, info, user)
+		if c.s.cfg.Proxy != nil {
+			res = c.s.cfg.Proxy.Finish(ctx, info, res)
+		}
 		c.reply("pass", sid, res, passReply(sid, res), start)
 	})
 	return true

@@ -172,3 +172,27 @@ func TestInteropDoveadm(t *testing.T) {
 		}
 	}
 }
+
+// TestGostYescrypt: `authd pw -s GOST-YESCRYPT` writes a libxcrypt "$gy$"
+// value (-r is libxcrypt's cost), which -t and -V verify, and which a
+// hash made by the system's crypt(3) checks the same way.
+func TestGostYescrypt(t *testing.T) {
+	code, out, errs := run(t, "", "-s", "GOST-YESCRYPT", "-r", "1", "-p", "secret", "-V")
+	if code != 0 || !strings.HasPrefix(out, "{GOST-YESCRYPT}$gy$j75$") || !strings.HasSuffix(out, " (verified)\n") {
+		t.Fatalf("generate: %d %q %q", code, out, errs)
+	}
+	stored := strings.TrimSuffix(out, " (verified)\n")
+	if code, _, errs := run(t, "", "-t", stored, "-p", "secret"); code != 0 {
+		t.Fatalf("-t: %d %s", code, errs)
+	}
+	if code, _, _ := run(t, "", "-t", stored, "-p", "Secret"); code != 1 {
+		t.Fatalf("-t with a wrong password: %d", code)
+	}
+	// libxcrypt 4.4.33: crypt("secret", "$gy$j75$M7kOx0hsQyy/gqMfSdjsm/").
+	if code, _, errs := run(t, "", "-t", "{CRYPT}$gy$j75$M7kOx0hsQyy/gqMfSdjsm/$z74wRLUP65zJPB1AL8GAVf0FLIys6DU1TtNbVBZIGwA", "-p", "secret"); code != 0 {
+		t.Fatalf("libxcrypt's hash: %d %s", code, errs)
+	}
+	if code, _, errs := run(t, "", "-s", "GOST-YESCRYPT", "-r", "12", "-p", "secret"); code != 1 || !strings.Contains(errs, "1..11") {
+		t.Fatalf("-r 12: %d %q", code, errs)
+	}
+}

@@ -9,7 +9,8 @@ import (
 	"github.com/authd-project/authd/internal/realserver"
 )
 
-// BuildAuthd compiles ./cmd/authd (pure Go, as make build does) into a new
+// BuildAuthd compiles ./cmd/authd (pure Go, as make build-static does: the
+// tests that run it use neither PAM nor NSS, and it links faster) into a new
 // Dir and returns the binary's path, for tests that run authd as a separate
 // program. It skips (or fails under AUTHD_REQUIRE_INTEGRATION=1) without a
 // Go toolchain.

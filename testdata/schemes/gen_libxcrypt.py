@@ -94,6 +94,18 @@ for _ in range(4):
     settings.append("_" + "".join(ITOA[(count >> (6 * i)) & 63] for i in range(4)) + salt(4))
 settings.append("$3$")
 settings.append("$2b$04$" + salt(22))
+# gost-yescrypt: yescrypt settings with "$gy$" (small N: the test runs
+# under the race detector), and libxcrypt's default cost once.
+for nlog, r, p, t, flavor, n in [(10, 8, 1, 0, 47, 16), (11, 8, 1, 0, 47, 8), (8, 4, 2, 1, 47, 16),
+                                 (8, 8, 1, 0, 1, 16), (9, 2, 1, 0, 0, 1)]:
+    settings.append("$gy$" + yescrypt_setting(flavor, nlog, r, p, t, n)[3:])
+settings.append("$gy$j9T$" + enc64(bytes(rnd.randrange(256) for _ in range(16))))
+# Sun MD5: both separators, with and without rounds=, the "$$" form,
+# an empty salt, and a rounds= that wraps the 32-bit count (4095 rounds).
+for s in ["$md5$" + salt(8), "$md5$" + salt(8) + "$", "$md5," + salt(5) + "$",
+          "$md5,rounds=1$" + salt(8) + "$", "$md5,rounds=%d$%s$" % (rnd.randrange(32768, 102400), salt(8)),
+          "$md5$rounds=4000$" + salt(2), "$md5$", "$md5,rounds=4294967295$" + salt(4) + "$"]:
+    settings.append(s)
 
 vectors = []
 for s in settings:
