@@ -128,8 +128,8 @@ type parser struct {
 	policy  bool // the auth policy variables are known
 	// oauth2: %{oauth2:NAME[:DEFAULT]} and %$ are known (the oauth2
 	// passdb's pass_attrs); %$ stands for the token field named key.
-	oauth2 bool
-	key    string
+	oauth2  bool
+	key     string
 	err     *ParseError
 	unknown []string
 }
