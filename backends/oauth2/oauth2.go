@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -326,8 +327,11 @@ func (db *DB) processFields(req *backends.Request, f *tokenFields) (verdict, err
 	return verdict{outcome: backends.Found, fields: out}, nil
 }
 
-// inScope is db_oauth2_token_in_scope: with scope set, one of its words
-// must be among the token's scope (or, without one, aud) words.
+// inScope checks scope: every word of it must be among the token's scope
+// (or, without one, aud) words. Dovecot 2.3.19.1's source reads as if one
+// wanted word were enough, but the packaged 2.3.19.1 refuses a token that
+// lacks any of them (seen in the differential test,
+// internal/sasl/oauth2_diff_test.go), and authd answers as it does.
 func (db *DB) inScope(f *tokenFields) bool {
 	wanted := strings.Fields(db.set.Scope)
 	if len(wanted) == 0 {
@@ -342,13 +346,11 @@ func (db *DB) inScope(f *tokenFields) bool {
 	}
 	granted := strings.Fields(have)
 	for _, w := range wanted {
-		for _, g := range granted {
-			if w == g {
-				return true
-			}
+		if !slices.Contains(granted, w) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // Interface checks.

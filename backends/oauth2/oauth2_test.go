@@ -58,10 +58,10 @@ func wantError(t *testing.T, db *DB, user, token string) error {
 }
 
 func seedTokens(idp *testIdP) {
-	idp.set("tok-alice", map[string]any{"active": true, "email": "Alice@Example.com", "scope": "openid mail", "sub": "a1", "mailhost": "imap1.example.com", "exp": 4102444800})
+	idp.set("tok-alice", map[string]any{"active": true, "email": "Alice@Example.com", "scope": "openid mail imap", "sub": "a1", "mailhost": "imap1.example.com", "exp": 4102444800})
 	idp.set("tok-inactive", map[string]any{"active": false, "email": "alice@example.com"})
 	idp.set("tok-bob", map[string]any{"active": true, "email": "bob@example.com", "scope": "mail"})
-	idp.set("tok-noscope", map[string]any{"active": true, "email": "alice@example.com", "scope": "openid"})
+	idp.set("tok-noscope", map[string]any{"active": true, "email": "alice@example.com", "scope": "openid mail"})
 	idp.set("tok-nouser", map[string]any{"active": true, "scope": "mail"})
 	idp.set("tok-badtype", map[string]any{"active": true, "email": "alice@example.com", "token_type": "mac"})
 	idp.set("tok-str-active", map[string]any{"active": "yes", "email": "alice@example.com"})
