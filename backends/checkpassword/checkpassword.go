@@ -138,6 +138,9 @@ func (db *DB) VerifiesPasswords() bool { return true }
 
 // VerifyPass implements backends.Verifier.
 func (db *DB) VerifyPass(ctx context.Context, req *backends.Request, password []byte) (backends.PassAnswer, error) {
+	if !representable(req.User) || strings.IndexByte(string(password), 0) >= 0 {
+		return backends.PassAnswer{Outcome: backends.Mismatch}, nil
+	}
 	if len(req.User)+len(password)+3 > maxRequest {
 		db.log.Info("checkpassword: user name and password too long", "user", req.User)
 		return backends.PassAnswer{Outcome: backends.Mismatch}, nil
@@ -196,7 +199,7 @@ func (db *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.U
 
 // lookup runs the program with AUTHORIZED=1 and reads its verdict.
 func (db *DB) lookup(ctx context.Context, req *backends.Request) (fields.Fields, bool, error) {
-	if len(req.User)+3 > maxRequest {
+	if !representable(req.User) || len(req.User)+3 > maxRequest {
 		return nil, false, nil
 	}
 	res, err := db.run(ctx, req, nil, false)
@@ -214,6 +217,10 @@ func (db *DB) lookup(ctx context.Context, req *backends.Request) (fields.Fields,
 	}
 	return nil, false, fmt.Errorf("checkpassword: exit status %d on a lookup (does the program support AUTHORIZED=1?)", res.status)
 }
+
+// representable reports whether a name can travel on fd 3, where NUL
+// ends it: "alice\x00x" must not be asked about as "alice".
+func representable(user string) bool { return user != "" && strings.IndexByte(user, 0) < 0 }
 
 // passEntry turns a reply into a passdb entry: password= is the stored
 // password, every other field is a passdb field.
