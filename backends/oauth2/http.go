@@ -164,6 +164,12 @@ func readBounded(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readBoundedFile(f, max)
+}
+
+// readBoundedFile reads an open regular file of at most max bytes.
+func readBoundedFile(f *os.File, max int64) ([]byte, error) {
+	path := f.Name()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err

@@ -199,3 +199,32 @@ func TestEscapeDots(t *testing.T) {
 		}
 	}
 }
+
+// TestFsDictConfined: the fs dict opens key files only inside the prefix's
+// directory. A symbolic link leading out of it is not followed, so no name
+// a token can make up reaches a file elsewhere; a prefix that ends inside
+// a file name ("DIR/x-") is appended as text, as in Dovecot.
+func TestFsDictConfined(t *testing.T) {
+	base := t.TempDir()
+	writeFile(t, base+"/outside/secret", "outside")
+	writeFile(t, base+"/keys/default/HS256/inside", "inside")
+	if err := os.Symlink(base+"/outside/secret", base+"/keys/default/HS256/link"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, base+"/keys/x-default/HS256/k", "prefixed")
+	d := fsDict{prefix: base + "/keys/"}
+	if v, err := d.lookup("shared/default/HS256/inside"); err != nil || v != "inside" {
+		t.Errorf("inside: %q %v", v, err)
+	}
+	if v, err := d.lookup("shared/default/HS256/link"); err == nil {
+		t.Errorf("a link out of the key directory was followed: %q", v)
+	}
+	for _, k := range []string{"shared/../outside/secret", "shared/default/HS256/..", "shared/default/HS256/k\x00", "other/x"} {
+		if v, err := d.lookup(k); err == nil {
+			t.Errorf("%q: read %q", k, v)
+		}
+	}
+	if v, err := (fsDict{prefix: base + "/keys/x-"}).lookup("shared/default/HS256/k"); err != nil || v != "prefixed" {
+		t.Errorf("prefix DIR/x-: %q %v", v, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -68,17 +69,39 @@ func parseKeyDict(uri string) (keyDict, error) {
 // fsDict is Dovecot's "fs:posix:prefix=…" dict: one file per key.
 type fsDict struct{ prefix string }
 
+// lookup reads PREFIX + "AZP/ALG/KID". The name is opened through an
+// os.Root on the prefix's directory: besides the escaping (no '/' inside a
+// component, no component of dots only), the kernel-checked root refuses
+// any name that would resolve outside it, through ".." or a symbolic link,
+// so a token's kid or azp can select a key file but never name another
+// file. Key files must therefore live inside that directory.
 func (d fsDict) lookup(key string) (string, error) {
 	// Escape before the "shared/" prefix goes, so that the first
 	// component (azp) is escaped too.
 	rest, ok := strings.CutPrefix(escapeDots(key), "shared/")
-	if !ok {
+	if !ok || strings.IndexByte(rest, 0) >= 0 {
 		return "", errKeyNotFound
 	}
-	b, err := readBounded(d.prefix+rest, maxKeyFile)
+	// Dovecot appends the key to the prefix as text: "DIR/" gives
+	// DIR/AZP/…, "DIR/x-" gives DIR/x-AZP/….
+	dir, base := filepath.Split(d.prefix)
+	if dir == "" {
+		dir = "."
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return "", fmt.Errorf("key dict: %w", err)
+	}
+	defer root.Close()
+	f, err := root.Open(base + rest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", errKeyNotFound
 	}
+	if err != nil {
+		return "", fmt.Errorf("key dict: %w", err)
+	}
+	defer f.Close()
+	b, err := readBoundedFile(f, maxKeyFile)
 	if err != nil {
 		return "", fmt.Errorf("key dict: %w", err)
 	}
