@@ -32,6 +32,10 @@ const hydraAuthdConf = `
 base_dir = $DIR/run
 auth_mechanisms = plain xoauth2 oauthbearer
 auth_failure_delay = 0
+# Debug logging, so that the check that no token reaches the log means
+# something.
+auth_debug = yes
+auth_verbose = yes
 passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
@@ -131,6 +135,9 @@ func TestOAuth2AgainstHydra(t *testing.T) {
 		})
 	}
 	for _, p := range []*proc{intro, local} {
+		if !strings.Contains(p.stderr.String(), "alice@example.com") {
+			t.Errorf("authd logged nothing about the requests; the token check below would prove nothing")
+		}
 		for _, tok := range []string{toks.alice, toks.bob, toks.revoked, toks.tampered} {
 			if strings.Contains(p.stderr.String(), tok) {
 				t.Errorf("a token reached authd's log:\n%s", p.stderr.String())
