@@ -26,7 +26,8 @@ import (
 // client id is the token's sub, so each client stands for one mail user),
 // answers RFC 7662 introspection, revokes tokens and publishes its signing
 // keys. authd runs as a daemon and is asked over its auth-client socket
-// with OAUTHBEARER and XOAUTH2, as a Dovecot login process would.
+// with OAUTHBEARER and XOAUTH2, as a Dovecot login process would
+// (docs/testing.md §8.5).
 
 const hydraAuthdConf = `
 base_dir = $DIR/run
