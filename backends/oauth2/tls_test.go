@@ -71,4 +71,3 @@ func TestTLSSettings(t *testing.T) {
 		}
 	}
 }
-
