@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/authd-project/authd/backends/checkpassword"
 	"github.com/authd-project/authd/internal/daemon"
 	"github.com/authd-project/authd/internal/pwtool"
 )
@@ -57,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdPenalty(context.Background(), args, stdout, stderr)
 	case "pw":
 		return pwtool.Run(context.Background(), args, stdin, stdout, stderr)
+	case checkpassword.ReplyCommand:
+		return cmdCheckpasswordReply(stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "authd", version)
 		return 0
@@ -89,7 +92,23 @@ func usage(w io.Writer) {
   authd pw [-s SCHEME] [-p PASSWORD] [-u USER] [-r ROUNDS] | -t HASH | -l
                                      generate or verify a password hash like 'doveadm pw'
   authd version
+  authd checkpassword-reply          the reply program of checkpassword passdbs/userdbs (run by them, not by hand)
 `)
+}
+
+// cmdCheckpasswordReply is the reply program the checkpassword driver
+// passes to its program (backends/checkpassword): the answer goes to fd 4.
+func cmdCheckpasswordReply(stderr io.Writer) int {
+	fd4 := os.NewFile(4, "fd4")
+	if fd4 == nil {
+		fmt.Fprintln(stderr, "checkpassword-reply: no fd 4")
+		return 111
+	}
+	defer fd4.Close()
+	return checkpassword.Reply(checkpassword.ReplyEnv{
+		Getenv: os.LookupEnv,
+		UID:    os.Getuid(), EUID: os.Geteuid(), GID: os.Getgid(), EGID: os.Getegid(),
+	}, fd4, stderr)
 }
 
 // cmdServe runs the daemon until ctx ends; SIGHUP reloads.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
@@ -142,8 +143,26 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 			AnonymousUsername: cfg.Auth.AnonymousUsername,
 			UsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
 			StartTime:         processStart,
+			// The URL Dovecot adds to OAUTHBEARER/XOAUTH2 error JSON.
+			OAuth2OpenIDConfigURL: openIDConfigURL(cfg),
 		},
 	})
+}
+
+// openIDConfigURL is the openid_configuration_url of the first oauth2
+// passdb that sets one. Dovecot sends it after that passdb refused a
+// token; authd sends it with every refused OAUTHBEARER/XOAUTH2 token, which
+// is the same in the usual setup of one oauth2 passdb.
+func openIDConfigURL(cfg *config.Config) string {
+	for _, p := range cfg.Passdbs {
+		if !strings.EqualFold(p.Driver, "oauth2") {
+			continue
+		}
+		if s, err := oauth2.ParseFile(strings.TrimSpace(p.Args)); err == nil && s.OpenIDConfigurationURL != "" {
+			return s.OpenIDConfigurationURL
+		}
+	}
+	return ""
 }
 
 // masterServer builds the master-protocol server of a master or userdb

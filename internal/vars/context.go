@@ -56,6 +56,9 @@ type Context struct {
 	RequestedUsername, HashedPassword string
 
 	Passdb, Userdb FieldLookup
+	// OAuth2 holds the token's fields for the oauth2 passdb's pass_attrs
+	// (%{oauth2:…}, %$; templates from ParseOAuth2Fields only).
+	OAuth2 FieldLookup
 }
 
 // varID indexes varTable. The order is Dovecot's request table order

@@ -165,8 +165,11 @@ func appendSimple(dst []byte, n *node, c *Context, esc func(string) string) []by
 		return append(dst, os.Getenv(n.lit)...)
 	case nField:
 		fl := c.Passdb
-		if n.userdb {
+		switch {
+		case n.userdb:
 			fl = c.Userdb
+		case n.oauth2:
+			fl = c.OAuth2
 		}
 		v, ok := "", false
 		if fl != nil {

@@ -28,6 +28,18 @@ var emptyTemplate = &Template{}
 // Userdb templates in Dovecot also resolve uid=/gid= names to numbers at
 // load time; that is left to the caller.
 func ParseFields(s string) ([]FieldTemplate, error) {
+	return parseFields(s, false)
+}
+
+// ParseOAuth2Fields is ParseFields for the oauth2 passdb's pass_attrs
+// (Dovecot 2.3's db-oauth2.c): values may also use %{oauth2:NAME} and
+// %{oauth2:NAME:DEFAULT} for the token's fields (Context.OAuth2), and %$
+// for the token field named like the entry's key as written.
+func ParseOAuth2Fields(s string) ([]FieldTemplate, error) {
+	return parseFields(s, true)
+}
+
+func parseFields(s string, oauth2 bool) ([]FieldTemplate, error) {
 	var out []FieldTemplate
 	for _, tok := range strings.Split(s, " ") {
 		if tok == "" {
@@ -40,7 +52,12 @@ func ParseFields(s string) ([]FieldTemplate, error) {
 		f := FieldTemplate{Value: emptyTemplate}
 		f.Key, f.Protected, f.Remove = SplitFieldKey(key)
 		if hasValue {
-			t, err := Parse(value)
+			p := parser{src: value, oauth2: oauth2, key: key}
+			t := p.template(value)
+			var err error
+			if p.err != nil {
+				err = p.err
+			}
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", key, err)
 			}

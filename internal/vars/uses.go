@@ -49,7 +49,13 @@ func (n *node) uses(name string, id varID, isVar bool) bool {
 		pv, ok := lookupPolicy(name)
 		return ok && pv == n.pv
 	case nField:
-		return n.userdb && name == "userdb" || !n.userdb && name == "passdb"
+		switch {
+		case n.oauth2:
+			return name == "oauth2"
+		case n.userdb:
+			return name == "userdb"
+		}
+		return name == "passdb"
 	case nHash:
 		h := n.hash
 		if strings.EqualFold(name, h.name) || h.field.uses(name, id, isVar) {
