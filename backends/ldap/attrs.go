@@ -334,6 +334,57 @@ func (l *entryFields) Lookup(key string) (string, bool) {
 	return l.next.Lookup(key)
 }
 
+// ldapProvider answers Dovecot 2.4's %{ldap:attr} from the entry.
+type ldapProvider struct{ l *entryFields }
+
+func (p ldapProvider) Lookup(attr string) (string, bool) {
+	if strings.EqualFold(attr, "dn") {
+		return p.l.Lookup(markDN)
+	}
+	v, ok := p.l.Lookup(markAttr + attr)
+	// 2.4 treats an empty attribute as a missing one.
+	return v, ok && v != ""
+}
+
+// parseFields24 reads a Dovecot 2.4 fields { } list for LDAP: each entry
+// is a field name and a 2.4 template that reads the entry with
+// %{ldap:attr}. skipName drops the field of that name, as parseAttrs does.
+func parseFields24(list [][2]string, skipName string) (*attrMap, error) {
+	m := &attrMap{}
+	seen := map[string]bool{}
+	for _, kv := range list {
+		f := attrField{src: kv[0] + " = " + kv[1], name: kv[0]}
+		if f.name == skipName {
+			continue
+		}
+		t, err := vars.Syntax24.Parse(kv[1])
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", kv[0], err)
+		}
+		for _, u := range t.Unknown() {
+			if u != "ldap:" {
+				return nil, fmt.Errorf("field %s: unknown variable %s", kv[0], u)
+			}
+		}
+		for _, a := range t.Providers("ldap") {
+			if strings.EqualFold(a, "dn") {
+				continue
+			}
+			if err := checkAttrName(a); err != nil {
+				return nil, fmt.Errorf("field %s: %w", kv[0], err)
+			}
+			if k := strings.ToLower(a); !seen[k] {
+				seen[k] = true
+				m.attrs = append(m.attrs, a)
+			}
+		}
+		f.tmpl = t
+		m.keyTemplates = append(m.keyTemplates, t)
+		m.fields = append(m.fields, f)
+	}
+	return m, nil
+}
+
 // resolve calls fn with each field's name and values, in list order.
 // values is nil when the attribute is absent: Dovecot then leaves the
 // field unset. A templated field always yields one value (its first
@@ -345,6 +396,8 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 	}
 	lk := &entryFields{e: e, next: ctx.Passdb, multi: multi}
 	ctx.Passdb = lk
+	// Dovecot 2.4's templates read the entry as %{ldap:attr}.
+	ctx.Provider, ctx.ProviderFields = "ldap", ldapProvider{lk}
 	for i := range m.fields {
 		f := &m.fields[i]
 		if f.skip {
@@ -361,7 +414,14 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 					multi(f.attr)
 				}
 				lk.dollar = values
-				values = []string{f.tmpl.Expand(&ctx, nil)}
+				v, err := f.tmpl.ExpandChecked(&ctx, nil)
+				values = []string{v}
+				if err != nil && f.tmpl.Syntax() == vars.Syntax24 {
+					// Dovecot 2.4 fails the lookup when a field's
+					// expansion fails (an absent %{ldap:attr}); authd
+					// leaves the field out.
+					values = nil
+				}
 				lk.dollar = nil
 			}
 		}

@@ -61,7 +61,7 @@ func FuzzParseConnect(f *testing.F) {
 // a query whose text is static must not change with the user, and the
 // number of arguments must match the placeholders of the static text.
 func checkCompiled(t *testing.T, src string) {
-	q, err := compileQuery("q", src)
+	q, err := compileQuery(vars.Syntax23, "q", src)
 	if err != nil {
 		return
 	}

@@ -47,6 +47,7 @@ import (
 // query is a compiled password_query, user_query or iterate_query.
 type query struct {
 	name   string         // the setting, for messages
+	syntax vars.Syntax    // the templates' language
 	src    *vars.Template // the whole template: cache keys, checks
 	text   []piece        // the SQL with '?' for each param
 	static string         // the SQL when no piece has a variable
@@ -136,8 +137,8 @@ const (
 
 // compileQuery splits a query template (see above). Malformed %-syntax,
 // unknown variables and several statements are errors.
-func compileQuery(name, src string) (*query, error) {
-	full, err := vars.Parse(src)
+func compileQuery(syntax vars.Syntax, name, src string) (*query, error) {
+	full, err := syntax.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -145,7 +146,7 @@ func compileQuery(name, src string) (*query, error) {
 		// Dovecot fails every lookup that expands such a query.
 		return nil, fmt.Errorf("%s: unknown variable(s) %s", name, strings.Join(u, ", "))
 	}
-	c := &queryCompiler{name: name, src: src, q: &query{name: name, src: full}, state: stNormal}
+	c := &queryCompiler{name: name, src: src, q: &query{name: name, src: full, syntax: syntax}, state: stNormal}
 	if err := c.scan(); err != nil {
 		return nil, err
 	}
@@ -375,7 +376,7 @@ func (c *queryCompiler) finish() (*query, error) {
 }
 
 func (q *query) addText(src string, ctx escContext) error {
-	t, err := vars.Parse(src)
+	t, err := q.syntax.Parse(src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.name, err)
 	}
@@ -449,7 +450,7 @@ func (q *query) addParam(content string, quote byte) error {
 		t.WriteByte(c)
 		i++
 	}
-	tmpl, err := vars.Parse(t.String())
+	tmpl, err := q.syntax.Parse(t.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.name, err)
 	}

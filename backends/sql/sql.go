@@ -235,7 +235,7 @@ func (d *DB) compileQueries(s Settings) error {
 		{"user_query", s.UserQuery, DefaultUserQuery},
 		{"iterate_query", s.IterateQuery, DefaultIterateQuery},
 	} {
-		q, err := compileQuery(qs.key, qs.src)
+		q, err := compileQuery(s.Syntax, qs.key, qs.src)
 		if err != nil {
 			return s.cfgErr(qs.key, "%v", err)
 		}

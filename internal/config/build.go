@@ -13,6 +13,8 @@ import (
 )
 
 type builder struct {
+	v24       bool    // the file is Dovecot 2.4's (see build24.go)
+	s24       state24 // 2.4's scopes
 	cfg       *Config
 	opts      conffile.Options
 	main      string
@@ -175,6 +177,16 @@ func (b *builder) unknown(pos Pos, name, where string, candidates []string) {
 	msg := fmt.Sprintf("unknown setting %q", name)
 	if where != "" {
 		msg += " in " + where
+	}
+	if !b.v24 {
+		if name == conffile.ConfigVersionKey {
+			b.errs.add(pos, "dovecot_config_version must be the first setting of the main file (it selects Dovecot 2.4's language)")
+			return
+		}
+		if h := counterpart24(name); h != "" {
+			b.errs.add(pos, "%s: %s", msg, h)
+			return
+		}
 	}
 	b.suggested++
 	if b.suggested > maxSuggestions {
@@ -473,6 +485,8 @@ func (b *builder) db(n *conffile.Node, passdb bool) {
 	for _, c := range n.Children {
 		switch {
 		case c.IsInclude():
+		case c.Section && c.Key == "fields":
+			b.errs.add(c.Pos, "section %q is not allowed in %s: %s", c.Key, where, counterpart24("fields"))
 		case c.Section:
 			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
 		case contains(sqlInline, c.Key):

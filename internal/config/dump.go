@@ -12,6 +12,7 @@ import (
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/policy"
+	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -26,6 +27,10 @@ func (c *Config) Dump(w io.Writer) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	d := dumper{w: bw}
+	if c.Syntax == vars.Syntax24 {
+		d.dump24(c)
+		return
+	}
 	a := &c.Auth
 
 	d.line("# authd effective configuration")
@@ -65,7 +70,12 @@ func (c *Config) Dump(w io.Writer) {
 	for _, db := range c.Userdbs {
 		d.db("userdb", db, false)
 	}
+	d.authdSections(c)
+}
 
+// authdSections writes what both languages share: service auth's sockets
+// and authd's own sections.
+func (d *dumper) authdSections(c *Config) {
 	d.open("service", "auth")
 	for _, l := range c.Listeners {
 		d.line("# role " + l.Role.String() + ", socket " + l.Path)
@@ -199,6 +209,14 @@ func quoteLabel(l string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(l) + `"`
 }
 
+// redactURL hides a password in a URL.
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil {
+		return u.Redacted()
+	}
+	return v
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -254,11 +272,7 @@ func (d *dumper) policy(p policy.Settings) {
 		}
 		return "<hidden>"
 	}
-	server := p.URL
-	if u, err := url.Parse(p.URL); err == nil {
-		server = u.Redacted()
-	}
-	d.kv("auth_policy_server_url", server)
+	d.kv("auth_policy_server_url", redactURL(p.URL))
 	d.kv("auth_policy_server_api_header", hidden(p.APIHeader))
 	d.kv("auth_policy_server_timeout_msecs", strconv.FormatInt(p.Timeout.Milliseconds(), 10))
 	d.kv("auth_policy_hash_mech", p.HashMech)

@@ -54,3 +54,19 @@ func (t *tmpl24) uses(name string) bool {
 	}
 	return false
 }
+
+// Providers lists the keys a template reads from one provider, in name
+// order: the attributes of `%{ldap:mail}` for Providers("ldap"). It is
+// empty for a 2.3 template.
+func (t *Template) Providers(prefix string) []string {
+	if t == nil || t.v24 == nil {
+		return nil
+	}
+	var out []string
+	for _, v := range t.v24.vars {
+		if k, ok := strings.CutPrefix(v, prefix+":"); ok && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
