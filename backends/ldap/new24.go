@@ -39,7 +39,7 @@ var keys24 = map[string]string{
 	"passdb_ldap_bind": "auth_bind", "passdb_ldap_bind_userdn": "auth_bind_userdn",
 	"passdb_ldap_filter": "pass_filter", "userdb_ldap_filter": "user_filter",
 	"userdb_ldap_iterate_filter": "iterate_filter",
-	"ssl_client_ca_file": "tls_ca_cert_file", "ssl_client_ca_dir": "tls_ca_cert_dir",
+	"ssl_client_ca_file":         "tls_ca_cert_file", "ssl_client_ca_dir": "tls_ca_cert_dir",
 	"ssl_client_cert_file": "tls_cert_file", "ssl_client_key_file": "tls_key_file",
 }
 

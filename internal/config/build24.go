@@ -83,10 +83,10 @@ func (s *scope24) list(key string, pos Pos) *list24 {
 // state24 is the builder's 2.4 bookkeeping.
 type state24 struct {
 	root    *scope24
-	dbs     []*scope24           // passdb and userdb blocks in order (name "passdb x")
-	drivers map[string]*scope24  // passdb_<driver> / userdb_<driver> filters
-	policy  map[string]entry24   // auth_policy { } settings authd reads
-	oauth2  map[string]*scope24  // oauth2 { } per scope
+	dbs     []*scope24          // passdb and userdb blocks in order (name "passdb x")
+	drivers map[string]*scope24 // passdb_<driver> / userdb_<driver> filters
+	policy  map[string]entry24  // auth_policy { } settings authd reads
+	oauth2  map[string]*scope24 // oauth2 { } per scope
 }
 
 // filter24 is where a key is being resolved: the innermost filter's name

@@ -69,8 +69,8 @@ type Auth struct {
 	// auth_username_format (`protocol lmtp { auth_username_format = … }`,
 	// which Debian 13's stock 20-lmtp.conf sets), by protocol.
 	ProtocolUsernameFormat map[string]string
-	MasterUserSeparator string   // auth_master_user_separator, "" = off
-	AnonymousUsername   string   // auth_anonymous_username, default anonymous
+	MasterUserSeparator    string // auth_master_user_separator, "" = off
+	AnonymousUsername      string // auth_anonymous_username, default anonymous
 
 	FailureDelay time.Duration // auth_failure_delay, default 2s
 

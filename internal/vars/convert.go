@@ -35,7 +35,7 @@ var names24 = map[string]string{
 	"orig_user": "original_user", "orig_username": "original_user | username", "orig_domain": "original_user | domain",
 	"original_user": "original_user", "original_username": "original_user | username",
 	"original_domain": "original_user | domain",
-	"auth_user": "auth_user", "auth_username": "auth_user | username", "auth_domain": "auth_user | domain",
+	"auth_user":       "auth_user", "auth_username": "auth_user | username", "auth_domain": "auth_user | domain",
 	"local_name": "local_name", "client_id": "client_id",
 	"hostname": "system:hostname", "uid": "process:uid", "gid": "process:gid",
 }
