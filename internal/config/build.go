@@ -579,7 +579,7 @@ func (b *builder) checkDB(d *DB, n *conffile.Node, kind string) {
 	if d.Driver == "" {
 		b.errs.add(n.Pos, "%s is missing driver", kind)
 	}
-	if len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
+	if !b.v24 && len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
 		for _, ds := range d.DriverSettings {
 			b.errs.add(ds.Pos, "%s: only a driver = sql %s takes this setting", ds.Key, kind)
 		}

@@ -150,7 +150,8 @@ func (b *builder) dbFinish24(sc *scope24) {
 		}
 		return dovecot24Defaults[key], sc.pos
 	}
-	b.dbSettings24(&d, kind, passdb, get)
+	own := func(key string) (entry24, bool) { e, ok := sc.vals[key]; return e, ok }
+	b.dbSettings24(&d, kind, passdb, get, own)
 	b.dbFields24(&d, kind, v)
 	b.dbDriver24(&d, sc, kind, v)
 	b.checkDB(&d, &conffile.Node{Pos: sc.pos}, kind)
@@ -162,7 +163,7 @@ func (b *builder) dbFinish24(sc *scope24) {
 }
 
 // dbSettings24 reads the block's own settings (skip, result_*, …).
-func (b *builder) dbSettings24(d *DB, kind string, passdb bool, get func(string) (string, Pos)) {
+func (b *builder) dbSettings24(d *DB, kind string, passdb bool, get func(string) (string, Pos), own func(string) (entry24, bool)) {
 	at := func(key string) (*conffile.Node, string) {
 		v, pos := get(kind + "_" + key)
 		return &conffile.Node{Key: key, Pos: pos}, v
@@ -183,8 +184,15 @@ func (b *builder) dbSettings24(d *DB, kind string, passdb bool, get func(string)
 	boolSet("fields_import_all", &d.FieldsImportAll)
 	boolSet("use_cache", &d.UseCache)
 	boolSet("use_worker", &d.UseWorker)
-	if v, pos := get("auth_verbose"); v != "" && pos != d.Pos {
-		b.dbSetting(d, &conffile.Node{Key: "auth_verbose", Pos: pos}, v, passdb)
+	if e, ok := own("auth_verbose"); ok {
+		x, err := conffile.ParseBool(e.value)
+		if err != nil {
+			b.errs.add(e.pos, "auth_verbose: %v", err)
+		} else if x {
+			d.AuthVerbose = VerboseYes
+		} else {
+			d.AuthVerbose = VerboseNo
+		}
 	}
 	if !passdb {
 		return
@@ -248,9 +256,28 @@ func (b *builder) dbDriver24(d *DB, sc *scope24, kind string, v view24) {
 	keys := map[string]entry24{}
 	for i := len(v.scopes) - 1; i >= 0; i-- {
 		for k, e := range v.scopes[i].vals {
-			if matches24(k, driverKeys24[d.Driver]) {
+			// The top level's auth_username_format is Auth.UsernameFormat.
+			if matches24(k, driverKeys24[d.Driver]) && (k != "auth_username_format" || v.scopes[i] != b.s24.root) {
 				keys[k] = e
 			}
+		}
+	}
+	for k := range sc.lists {
+		if !matches24(k, driverKeys24[d.Driver]) && !dbOwn24(k, kind) && k != kind+"_fields" {
+			b.errs.add(sc.lists[k].pos, "%s in %s { }: %s", k, sc.name, notForDriver24(k, d.Driver))
+		}
+	}
+	lists := map[string]bool{}
+	for _, s := range v.scopes {
+		for k := range s.lists {
+			if matches24(k, driverKeys24[d.Driver]) {
+				lists[k] = true
+			}
+		}
+	}
+	for k := range lists {
+		for _, e := range v.list(k) {
+			keys[k+"/"+e.key] = e
 		}
 	}
 	for k, e := range sc.vals {
@@ -261,7 +288,8 @@ func (b *builder) dbDriver24(d *DB, sc *scope24, kind string, v view24) {
 	for _, k := range sortedKeys(keys) {
 		e := keys[k]
 		d.DriverSettings = append(d.DriverSettings, DriverSetting{Key: k, Value: e.value, Pos: e.pos})
-		if templates24[k] {
+		list, _, _ := strings.Cut(k, "/")
+		if templates24[k] || templates24[list] {
 			b.template24(e.pos, k, e.value, strings.ReplaceAll(d.Driver, "-", "_"))
 		}
 	}
@@ -305,6 +333,7 @@ var templates24 = map[string]bool{
 	"passdb_sql_query": true, "passdb_sql_update_query": true, "userdb_sql_query": true, "userdb_sql_iterate_query": true,
 	"ldap_base": true, "passdb_ldap_filter": true, "userdb_ldap_filter": true, "userdb_ldap_iterate_filter": true,
 	"passdb_ldap_bind_userdn": true, "passdb_pam_service_name": true, "oauth2_username_validation_format": true,
+	"userdb_ldap_iterate_fields": true,
 }
 
 // sql24 builds a block's SQL connection: sql_driver, the host sections of

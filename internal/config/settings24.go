@@ -88,7 +88,7 @@ func (b *builder) rootAuth24() {
 
 // lists24 applies the top level's list settings.
 func (b *builder) lists24() {
-	v := view24{scopes: []*scope24{b.s24.root}}
+	v := view24{scopes: []*scope24{b.s24.root, defaultsScope24("auth_mechanisms")}}
 	if l := b.s24.root.lists["auth_mechanisms"]; l != nil {
 		var on []string
 		for _, e := range v.list("auth_mechanisms") {
@@ -117,6 +117,17 @@ func (b *builder) lists24() {
 			b.errs.add(b.s24.root.lists[key].pos, "%s: not an auth setting authd reads", key)
 		}
 	}
+}
+
+// defaultsScope24 is a scope holding a boolean list's default (a
+// `list { name = yes }` section adds to it, as in Dovecot).
+func defaultsScope24(key string) *scope24 {
+	s := newScope24("", "", Pos{})
+	l := s.list(key, Pos{})
+	for _, w := range splitList(dovecot24Defaults[key], " \t,") {
+		l.set(w, "yes", Pos{})
+	}
+	return s
 }
 
 // matchesAny24 reports whether a list setting belongs to some driver.

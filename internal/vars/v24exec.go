@@ -1,7 +1,6 @@
 package vars
 
 import (
-	"bytes"
 	"encoding/hex"
 	"fmt"
 )
@@ -23,8 +22,10 @@ import (
 //     literal text; a pipeline without a value fails the whole expansion
 //     with the kept error, and nothing is written.
 //
-// Values are byte strings; where Dovecot reads one as a C string (lower,
-// upper, hex, the final output …) it ends at the first NUL byte.
+// Values are byte strings. Dovecot reads them as C strings in places (the
+// final output, lower, hex …), which would end a value at a NUL byte;
+// authd keeps such values whole, so that a name holding a NUL can never
+// become another user's name (Dovecot never receives one).
 
 // maxValue24 bounds the value of a pipeline: filters such as hexlify or
 // concat grow it, and a pipeline of them would otherwise grow it without
@@ -65,15 +66,8 @@ func (s *state24) unset() {
 	s.set = false
 }
 
-// str is the value read as a C string.
-func (s *state24) str() string { return cstr(s.val) }
-
-func cstr(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return string(b[:i])
-	}
-	return string(b)
-}
+// str is the value as a string.
+func (s *state24) str() string { return string(s.val) }
 
 func (s *state24) lookup(name string) (string, *ExpandError) {
 	return s.c.lookup24(name, s.policy)

@@ -215,7 +215,7 @@ func fnLiteral(s *state24, st *stmt24) string {
 	return ""
 }
 
-// fnCase is lower and upper: ASCII only, up to the first NUL byte.
+// fnCase is lower and upper: ASCII only.
 func fnCase(lower bool) func(s *state24, st *stmt24) string {
 	return func(s *state24, st *stmt24) string {
 		if msg := noParams(st); msg != "" {
@@ -229,8 +229,6 @@ func fnCase(lower bool) func(s *state24, st *stmt24) string {
 		}
 		for i, c := range s.val {
 			switch {
-			case c == 0:
-				return ""
 			case lower && c >= 'A' && c <= 'Z':
 				s.val[i] = c + 'a' - 'A'
 			case !lower && c >= 'a' && c <= 'z':

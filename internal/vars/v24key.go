@@ -7,9 +7,11 @@ import (
 
 // Cache keys of Dovecot 2.4 templates (auth-cache.c's
 // auth_cache_parse_key_exclude): the request-table variables a template
-// uses, once each in table order, then every passdb:/userdb: reference and
-// every other name that is not a provider reference, in name order.
-// Provider references (%{ldap:…}, %{env:…}) are left out.
+// uses, once each in table order, then every passdb:/userdb: reference, in
+// name order. Provider references (%{ldap:…}, %{env:…}) are left out.
+// Dovecot also keeps names that are no variable at all; such a name would
+// fail the key's expansion and so make every user's key the same, and the
+// configuration checks reject it anyway: authd leaves it out.
 
 // cacheKey24 returns the key as a 2.4 template text.
 func cacheKey24(names []string) string {
@@ -22,6 +24,7 @@ func cacheKey24(names []string) string {
 		case !hasPrefix && isTableVar24(n):
 			v, _ := lookupVar24(n, false)
 			seen[v] = true
+		case !hasPrefix:
 		case !slices.Contains(extras, n):
 			extras = append(extras, n)
 		}
