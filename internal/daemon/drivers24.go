@@ -18,6 +18,22 @@ import (
 // 2.4 names, in config.DB.DriverSettings) instead of 2.3's args. The
 // drivers themselves are the same; only how they are configured differs.
 
+// passdbFor builds a passdb from its args (2.3) or its settings (2.4).
+func (ds *driverSet) passdbFor(cfg *config.Config, c config.DB) (backends.Passdb, error) {
+	if cfg.Syntax == vars.Syntax24 {
+		return ds.passdb24(c, cfg.Auth.UsernameFormat)
+	}
+	return ds.passdb(c)
+}
+
+// userdbFor builds a userdb from its args (2.3) or its settings (2.4).
+func (ds *driverSet) userdbFor(cfg *config.Config, c config.DB) (backends.Userdb, error) {
+	if cfg.Syntax == vars.Syntax24 {
+		return ds.userdb24(c, cfg.Auth.UsernameFormat)
+	}
+	return ds.userdb(c)
+}
+
 // setting24 is the value of a driver setting of the block, or "".
 func setting24(c config.DB, key string) string {
 	for _, s := range c.DriverSettings {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/authd-project/authd/backends"
 	"log/slog"
 	"net"
 	"os"
@@ -200,12 +199,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 			errs = append(errs, fmt.Errorf("%s: passdb: %w", p.Pos, err))
 			continue
 		}
-		var db backends.Passdb
-		if cfg.Syntax == vars.Syntax24 {
-			db, err = ds.passdb24(p, cfg.Auth.UsernameFormat)
-		} else {
-			db, err = ds.passdb(p)
-		}
+		db, err := ds.passdbFor(cfg, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: passdb %s: %w", p.Pos, p.Driver, err))
 			continue
@@ -219,12 +213,7 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 			errs = append(errs, fmt.Errorf("%s: userdb: %w", u.Pos, err))
 			continue
 		}
-		var db backends.Userdb
-		if cfg.Syntax == vars.Syntax24 {
-			db, err = ds.userdb24(u, cfg.Auth.UsernameFormat)
-		} else {
-			db, err = ds.userdb(u)
-		}
+		db, err := ds.userdbFor(cfg, u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: userdb %s: %w", u.Pos, u.Driver, err))
 			continue

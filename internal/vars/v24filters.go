@@ -322,34 +322,41 @@ func fnCalculate(s *state24, st *stmt24) string {
 	if !ok {
 		return "Input is not a number"
 	}
-	switch op {
-	case 0:
-		v += right
-	case 1:
-		v -= right
-	case 2:
-		v *= right
-	case 3:
-		if right == 0 {
-			return "Division by zero"
-		}
-		if v == math.MinInt64 && right == -1 {
-			return "Division overflow"
-		}
-		v /= right
-	case 4:
-		if right == 0 {
-			return "Modulo by zero"
-		}
-		if right == -1 {
-			v = 0
-		} else {
-			v %= right
-		}
+	v, msg := arithmetic(op, v, right)
+	if msg != "" {
+		return msg
 	}
 	s.val = strconv.AppendInt(s.val[:0], v, 10)
 	s.set = true
 	return ""
+}
+
+// arithmetic is v op right with C's integer semantics, minus the overflow
+// traps.
+func arithmetic(op, v, right int64) (int64, string) {
+	switch op {
+	case 0:
+		return v + right, ""
+	case 1:
+		return v - right, ""
+	case 2:
+		return v * right, ""
+	case 3:
+		if right == 0 {
+			return 0, "Division by zero"
+		}
+		if v == math.MinInt64 && right == -1 {
+			return 0, "Division overflow"
+		}
+		return v / right, ""
+	}
+	if right == 0 {
+		return 0, "Modulo by zero"
+	}
+	if right == -1 {
+		return 0, ""
+	}
+	return v % right, ""
 }
 
 // binaryModulo treats the last 8 bytes of a binary value as a big-endian
