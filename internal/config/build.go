@@ -419,10 +419,25 @@ func (b *builder) unixListener(n *conffile.Node) {
 			continue
 		}
 		v, ok := b.value(c, true)
+		key := c.Key
+		if b.v24 {
+			v, ok = b.value24(c, true)
+			key = strings.TrimPrefix(key, "unix_listener_")
+		}
 		if !ok {
 			continue
 		}
-		switch c.Key {
+		switch key {
+		case "type":
+			if !b.v24 {
+				b.unknown(c.Pos, c.Key, "unix_listener { }", []string{"group", "mode", "path", "trusted", "user"})
+				continue
+			}
+			if _, ok := roleFromType(v); !ok {
+				b.errs.add(c.Pos, "type: %q is not a listener type authd serves (auth, login, master or userdb)", v)
+				continue
+			}
+			l.Type = v
 		case "mode":
 			m, err := conffile.ParseOctal(v)
 			if err != nil {
@@ -769,6 +784,9 @@ func (b *builder) finishListeners() {
 	for _, key := range b.lorder {
 		l := b.listeners[key]
 		role, ok := RoleFromName(l.Name)
+		if l.Type != "" {
+			role, ok = roleFromType(l.Type)
+		}
 		if !ok {
 			b.warns.add(l.Pos, "unix_listener %s: Dovecot's token sockets are not supported by authd; skipped", l.Name)
 			continue

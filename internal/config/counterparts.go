@@ -56,7 +56,13 @@ func counterpart23(key string, f filter24) string {
 			return h
 		}
 	}
-	return to24[key]
+	if h, ok := to24[key]; ok {
+		return h
+	}
+	if hasKey(dovecotRootDefaults, key) {
+		return "Dovecot 2.4 has no such setting (see Dovecot's 2.3 to 2.4 upgrade notes)"
+	}
+	return ""
 }
 
 // counterpart24 is the hint for a 2.4 name met in a 2.3 file: the 2.3

@@ -86,6 +86,9 @@ func (d *dumper) authdSections(c *Config) {
 		if l.Trusted {
 			d.kv("trusted", "yes")
 		}
+		if l.Type != "" {
+			d.kv("type", l.Type)
+		}
 		d.close()
 	}
 	d.close()

@@ -133,6 +133,9 @@ func (d *dumper) policy24(p policy.Settings) {
 }
 
 func (d *dumper) db24(kind string, db DB, passdb bool) {
+	if db.Name == "" && db.Pos == (Pos{}) {
+		return // the stand-in userdb of a configuration without one
+	}
 	d.open(kind, db.Name)
 	d.kv24("driver", db.Driver)
 	if passdb {

@@ -264,6 +264,7 @@ func TestV24Counterparts(t *testing.T) {
 		{"2.3 in 2.4", head24 + "auth_default_realm = x\npassdb static {\n password = x\n}\n", "write auth_default_domain"},
 		{"2.3 block key in 2.4", head24 + "passdb static {\n  override_fields = a=b\n}\n", "write fields { name = value }"},
 		{"2.3 $name in 2.4", head24 + "auth_realms = a\nauth_default_domain = $auth_realms\npassdb static {\n password = x\n}\n", "write $SET:auth_realms"},
+		{"2.3-only in 2.4", head24 + "director_servers = x\npassdb static {\n password = x\n}\n", "Dovecot 2.4 has no such setting"},
 		{"2.4 in 2.3", "auth_allow_cleartext = yes\npassdb {\n  driver = static\n  args = password=x\n}\n", "in 2.3 write disable_plaintext_auth"},
 		{"2.4 block key in 2.3", "passdb {\n  driver = passwd-file\n  passwd_file_path = /x\n}\n", "in 2.3 write args = PATH"},
 		{"2.4 fields in 2.3", "passdb {\n  driver = static\n  fields {\n  }\n}\n", "write default_fields / override_fields"},
@@ -344,5 +345,36 @@ func clearPos(d *DB) {
 				}
 			}
 		}
+	}
+}
+
+// TestV24Listeners: 2.4's unix_listener keys may carry their prefix, and
+// a type gives the role whatever the name.
+func TestV24Listeners(t *testing.T) {
+	c := load24(t, `service auth {
+  unix_listener my-socket {
+    unix_listener_mode = 0660
+    type = userdb
+  }
+}
+passdb static {
+  password = x
+}
+`)
+	var found bool
+	for _, l := range c.Listeners {
+		if l.Name == "my-socket" {
+			found = true
+			if l.Role != RoleUserdb || l.Mode != 0o660 {
+				t.Errorf("%+v", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("listeners %+v", c.Listeners)
+	}
+	_, err := LoadBytes("t.conf", []byte("service auth {\n  unix_listener x {\n    type = userdb\n  }\n}\npassdb {\n  driver = static\n  args = password=x\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), `unknown setting "type"`) {
+		t.Errorf("2.3 type: %v", err)
 	}
 }
