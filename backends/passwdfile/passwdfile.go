@@ -11,6 +11,7 @@
 package passwdfile
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,15 @@ import (
 // maxLine bounds one line of a passwd-file; longer lines are malformed.
 const maxLine = 64 * 1024
 
+// maxFiles bounds the parsed files a DB keeps for a path with variables
+// (/etc/dovecot/%d/passwd): the most recently used ones, as many as a
+// large multi-domain site has domains with logins at once. One past it
+// is read again on its next use. Paths that name no file are not kept at
+// all, so names made up by a client (a new %d for every guess) cannot
+// push the real files out. A variable, not a setting: Dovecot's
+// passwd-file has none, and tests lower it.
+var maxFiles = 1000
+
 // DB is one passwd-file passdb or userdb.
 type DB struct {
 	path          *vars.Template
@@ -42,7 +52,8 @@ type DB struct {
 	log           *slog.Logger
 
 	mu    sync.Mutex
-	files map[string]*file
+	files map[string]*list.Element // of *file, in lru
+	lru   list.List                // most recently used first
 }
 
 // file is one parsed passwd-file and the identity it was read from.
@@ -111,7 +122,7 @@ func NewWith(o Options, log *slog.Logger) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &DB{defaultScheme: "CRYPT", syntax: o.Syntax, log: log, files: map[string]*file{}}
+	d := &DB{defaultScheme: "CRYPT", syntax: o.Syntax, log: log, files: map[string]*list.Element{}}
 	if o.DefaultScheme != "" {
 		d.defaultScheme = strings.ToUpper(o.DefaultScheme)
 		if !schemes.Known(d.defaultScheme) {
@@ -160,6 +171,7 @@ func (d *DB) lookup(req *backends.Request) (*entry, bool, error) {
 	if err != nil {
 		if templated && errors.Is(err, fs.ErrNotExist) {
 			// /etc/dovecot/%d/passwd for a domain we do not serve.
+			d.forget(f)
 			return nil, false, nil
 		}
 		return nil, false, err
@@ -169,21 +181,40 @@ func (d *DB) lookup(req *backends.Request) (*entry, bool, error) {
 	return e, ok, nil
 }
 
+// file returns the state of path, kept among the maxFiles most recently
+// used.
 func (d *DB) file(path string) *file {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	f, ok := d.files[path]
-	if !ok {
-		f = &file{path: path, syntax: d.syntax}
-		d.files[path] = f
+	if el, ok := d.files[path]; ok {
+		d.lru.MoveToFront(el)
+		return el.Value.(*file)
+	}
+	f := &file{path: path, syntax: d.syntax}
+	d.files[path] = d.lru.PushFront(f)
+	for d.lru.Len() > maxFiles {
+		old := d.lru.Back()
+		d.lru.Remove(old)
+		delete(d.files, old.Value.(*file).path)
 	}
 	return f
+}
+
+// forget drops f, a path that names no file: nothing to keep.
+func (d *DB) forget(f *file) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if el, ok := d.files[f.path]; ok && el.Value == f {
+		d.lru.Remove(el)
+		delete(d.files, f.path)
+	}
 }
 
 // Reload forgets every parsed file; the next lookup reads them again.
 func (d *DB) Reload() error {
 	d.mu.Lock()
-	d.files = map[string]*file{}
+	d.files = map[string]*list.Element{}
+	d.lru.Init()
 	d.mu.Unlock()
 	return nil
 }

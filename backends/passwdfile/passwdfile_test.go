@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -255,5 +256,81 @@ func TestLongLineSkipped(t *testing.T) {
 	}
 	if !strings.Contains(logbuf.String(), "line=2") {
 		t.Errorf("no warning naming line 2:\n%s", logbuf.String())
+	}
+}
+
+// A %d-templated path keeps state for real files only, and for at most
+// maxFiles of them: 200,000 made-up domains leave nothing behind and do
+// not push the real domain's parsed file out.
+func TestTemplatedPathStateBounded(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "example.com"), 0o755)
+	write(t, filepath.Join(dir, "example.com", "passwd"), "alice:{PLAIN}s:::::\n")
+	db, err := New("username_format=%n "+dir+"/%d/passwd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if ans, err := db.LookupPass(ctx, req("alice@example.com")); ans.Outcome != backends.Found || err != nil {
+		t.Fatalf("alice: %v %v", ans.Outcome, err)
+	}
+	real := db.file(filepath.Join(dir, "example.com", "passwd"))
+	for i := range 200000 {
+		if ans, err := db.LookupPass(ctx, req(fmt.Sprintf("x@d%d.example", i))); ans.Outcome != backends.Unknown || err != nil {
+			t.Fatalf("made-up domain %d: %v %v", i, ans.Outcome, err)
+		}
+	}
+	db.mu.Lock()
+	n := len(db.files)
+	db.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d files kept after 200,000 made-up domains, want only the real one", n)
+	}
+	if db.file(filepath.Join(dir, "example.com", "passwd")) != real {
+		t.Error("the real domain's file was dropped")
+	}
+}
+
+// Past maxFiles real files, the least recently used is dropped and read
+// again on its next use.
+func TestTemplatedPathLRU(t *testing.T) {
+	defer func(n int) { maxFiles = n }(maxFiles)
+	maxFiles = 10
+	dir := t.TempDir()
+	for i := range 30 {
+		d := filepath.Join(dir, fmt.Sprintf("d%d.example", i))
+		os.MkdirAll(d, 0o755)
+		write(t, filepath.Join(d, "passwd"), fmt.Sprintf("u:{PLAIN}pw%d:::::\n", i))
+	}
+	db, err := New("username_format=%n "+dir+"/%d/passwd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	lookup := func(i int) {
+		t.Helper()
+		ans, err := db.LookupPass(ctx, req(fmt.Sprintf("u@d%d.example", i)))
+		if err != nil || ans.Outcome != backends.Found || ans.Data != fmt.Sprintf("pw%d", i) {
+			t.Fatalf("domain %d: %v %v %+v", i, ans.Outcome, err, ans)
+		}
+	}
+	for round := range 2 {
+		for i := range 30 {
+			lookup(i)
+			lookup(0) // kept in use: never the least recently used
+			db.mu.Lock()
+			n, lru := len(db.files), db.lru.Len()
+			db.mu.Unlock()
+			if n > maxFiles || n != lru {
+				t.Fatalf("round %d, domain %d: %d files (list %d), bound %d", round, i, n, lru, maxFiles)
+			}
+		}
+	}
+	first := db.file(filepath.Join(dir, "d0.example", "passwd"))
+	first.mu.Lock()
+	parsed := first.users != nil
+	first.mu.Unlock()
+	if !parsed {
+		t.Error("the most used domain's file was evicted")
 	}
 }

@@ -29,7 +29,7 @@ const (
 // setting_defs), plus authd's pool_size. Start from DefaultSettings, then
 // use ParseFile, or Set for every key of an inline block.
 type Settings struct {
-	Driver  string // "mysql"; pgsql, sqlite and cassandra are rejected
+	Driver  string // "mysql", "pgsql" or "sqlite"; cassandra is rejected
 	Connect string // "host=… dbname=… user=… password=…" (contains the DB password: never log it)
 
 	PasswordQuery string
@@ -46,8 +46,9 @@ type Settings struct {
 	UserdbWarningDisable bool
 
 	// PoolSize is authd's own key (Dovecot rejects it): the number of
-	// connections per host that are opened at most and kept open. 0 means
-	// connect's maxconns=, whose default is Dovecot's 5.
+	// connections per host (for SQLite: to the file) that are opened at
+	// most. 0 means connect's maxconns= (mysql, pgsql), whose default is
+	// Dovecot's 5; SQLite's connect string is only the path, so 5 there.
 	PoolSize int
 
 	// Origin maps each key that was set to where ("file:line"), for error

@@ -287,8 +287,16 @@ func TestNewFromSettingsErrors(t *testing.T) {
 		want string
 	}{
 		{func(s *Settings) { s.Driver = "" }, "driver not set"},
-		{func(s *Settings) { s.Driver = "pgsql" }, "driver pgsql is not supported"},
-		{func(s *Settings) { s.Driver = "sqlite" }, "not supported"},
+		{func(s *Settings) { s.Driver = "cassandra" }, "driver cassandra is not supported"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " ssl_ca=/x" }, "unsupported connect option: ssl_ca"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " sslmode=verify-full" }, "needs sslrootcert"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " sslmode=bogus" }, "invalid sslmode"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " client_encoding=LATIN1" }, "client_encoding"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " maxconns=x" }, "maxconns"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.Connect += " port=x" }, "host 127.0.0.1: invalid connect string"},
+		{func(s *Settings) { s.Driver = "sqlite"; s.PasswordQuery = "SELECT [%u] FROM t" }, "[...] identifier"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.PasswordQuery = "SELECT U&'%u' AS password" }, "U&"},
+		{func(s *Settings) { s.Driver = "pgsql"; s.PasswordQuery = "SELECT $x$%u AS password" }, "unterminated $x$"},
 		{func(s *Settings) { s.Driver = "oracle" }, "unknown driver"},
 		{func(s *Settings) { s.Connect = "" }, "connect string not set"},
 		{func(s *Settings) { s.Connect += " nope=1" }, "unknown connect string: nope"},

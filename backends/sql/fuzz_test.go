@@ -32,6 +32,7 @@ func FuzzParseConf(f *testing.F) {
 func FuzzCompileQuery(f *testing.F) {
 	f.Add("SELECT password FROM users WHERE username = '%n' AND domain = '%d'")
 	f.Add(`SELECT 1 FROM t WHERE a = N'\%u'`)
+	f.Add(`SELECT $q$%u$q$ AS a, "t_%d".x FROM "t_%d" WHERE a = E'%u' /* /* */ */ AND b = '%n\'`)
 	f.Fuzz(func(t *testing.T, src string) {
 		checkCompiled(t, src)
 	})
@@ -57,51 +58,81 @@ func FuzzParseConnect(f *testing.F) {
 	})
 }
 
-// checkCompiled compiles src and expands it for two very different users:
-// a query whose text is static must not change with the user, and the
-// number of arguments must match the placeholders of the static text.
+// checkCompiled compiles src for every dialect and expands it for two very
+// different users: a query whose text is static must not change with the
+// user, the number of arguments must match the placeholders, and (unless
+// a variable sits outside quotes) no value may change the statement's
+// token structure.
 func checkCompiled(t *testing.T, src string) {
-	q, err := compileQuery(vars.Syntax23, "q", src)
+	checkCompiledFor(t, dMySQL, src, "' OR '1'='1\\\x00\"`*/--%?")
+	// PostgreSQL refuses NUL (errUnmatchable); $$ would open a dollar quote.
+	checkCompiledFor(t, dPgSQL, src, "' OR '1'='1\\\"`*/--%?$$]")
+	checkCompiledFor(t, dSQLite, src, "' OR '1'='1\\\x00\"`*/--%?]")
+}
+
+func checkCompiledFor(t *testing.T, dl dialect, src, hostile string) {
+	q, err := compileQueryFor(dl, "q", src)
 	if err != nil {
 		return
 	}
 	a := &vars.Context{User: "plain", Service: "imap"}
-	b := &vars.Context{User: "' OR '1'='1\\\x00\"`*/--%?", Service: "imap"}
+	b := &vars.Context{User: hostile, Service: "imap"}
 	sqlA, argsA, errA := q.expand(a)
 	sqlB, argsB, errB := q.expand(b)
 	if errA != nil || errB != nil {
 		return // %{if} and hash failures are lookup errors, not panics
 	}
 	if len(argsA) != len(q.params) || len(argsB) != len(q.params) {
-		t.Fatalf("%q: %d/%d args for %d params", src, len(argsA), len(argsB), len(q.params))
+		t.Fatalf("%s %q: %d/%d args for %d params", dl, src, len(argsA), len(argsB), len(q.params))
 	}
 	if q.isStat && sqlA != sqlB {
-		t.Fatalf("%q: static query text changed with the user: %q vs %q", src, sqlA, sqlB)
+		t.Fatalf("%s %q: static query text changed with the user: %q vs %q", dl, src, sqlA, sqlB)
 	}
 	// Unless a variable sits outside quotes (unconfined by design, and
 	// warned about), no value may change the statement's structure, with
 	// or without NO_BACKSLASH_ESCAPES.
 	for _, p := range q.text {
-		if p.tmpl != nil && p.ctx == ctxBare {
+		if p.tmpl != nil && p.ctx.kind == kBare {
 			return
 		}
 	}
-	for _, nbe := range []bool{false, true} {
-		if ka, kb := skeleton(sqlA, nbe), skeleton(sqlB, nbe); ka != kb {
-			t.Fatalf("%q (no_backslash_escapes=%v): structure changed with the user:\n%q -> %q\n%q -> %q", src, nbe, sqlA, ka, sqlB, kb)
+	// PostgreSQL (standard strings) and SQLite read literals as MySQL does
+	// with NO_BACKSLASH_ESCAPES; "…" is an identifier there, which the
+	// skeleton reads as a quoted token all the same.
+	modes, quotes := []bool{false, true}, "'\"`"
+	switch dl {
+	case dPgSQL:
+		modes, quotes = []bool{true}, "'\""
+	case dSQLite:
+		modes = []bool{true}
+	}
+	for _, nbe := range modes {
+		if ka, kb := skeletonQ(sqlA, nbe, quotes), skeletonQ(sqlB, nbe, quotes); ka != kb {
+			t.Fatalf("%s %q (no_backslash_escapes=%v): structure changed with the user:\n%q -> %q\n%q -> %q", dl, src, nbe, sqlA, ka, sqlB, kb)
 		}
 	}
 }
 
-// skeleton is an independent, simple reading of a final SQL text the way
+// skeletonQ is an independent, simple reading of a final SQL text the way
 // MySQL tokenises it: each string literal becomes S, each quoted
-// identifier I, comments vanish, everything else stays.
-func skeleton(sql string, nbe bool) string {
+// identifier I, comments vanish, everything else stays. quotes are the
+// quote characters (PostgreSQL has no backquotes).
+func skeletonQ(sql string, nbe bool, quotes string) string {
 	var b strings.Builder
+	inExec := false // inside /*! … */: SQL, which the next */ ends
 	for i := 0; i < len(sql); {
 		c := sql[i]
 		switch {
-		case c == '\'' || c == '"' || c == '`':
+		case inExec && strings.HasPrefix(sql[i:], "*/"):
+			inExec = false
+			b.WriteString("*/")
+			i += 2
+		case !inExec && execCommentLen(sql[i:]) > 0:
+			inExec = true
+			n := execCommentLen(sql[i:])
+			b.WriteString(sql[i : i+n])
+			i += n
+		case strings.IndexByte(quotes, c) >= 0:
 			j := i + 1
 			for ; j < len(sql); j++ {
 				if sql[j] == '\\' && !nbe && c != '`' {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -43,15 +44,28 @@ import (
 // without NO_BACKSLASH_ESCAPES (\n, \', '' …). That matters only for
 // backslashes written by the administrator next to a variable inside one
 // literal, which no query in Dovecot's documentation has.
+//
+// PostgreSQL and SQLite get the same treatment with their own lexers
+// (dialect.go): there '…' has no backslash escapes ('' is the only escape;
+// authd sets standard_conforming_strings=on on its PostgreSQL sessions so
+// that this holds whatever the server's default), "…" is an identifier,
+// not a string, and the placeholder is $n (PostgreSQL) or ? (SQLite).
 
 // query is a compiled password_query, user_query or iterate_query.
 type query struct {
 	name   string         // the setting, for messages
+	idx    int            // qPass, qUser or qIter
+	dl     dialect        // whose SQL this is
 	syntax vars.Syntax    // the templates' language
 	src    *vars.Template // the whole template: cache keys, checks
-	text   []piece        // the SQL with '?' for each param
-	static string         // the SQL when no piece has a variable
-	isStat bool
+	text   []piece        // the SQL, with a placeholder piece for each param
+	isStat bool           // no piece holds a variable: the text is the same for every request
+	// static caches the rendered text of a static query; it is dropped
+	// when a PostgreSQL parameter gets a cast (castParam).
+	static atomic.Pointer[string]
+	// casts marks the PostgreSQL parameters written as $n::text because
+	// the server could not infer their type (castParam).
+	casts []atomic.Bool
 	// isDefault: Dovecot's built-in query, named in error messages.
 	isDefault bool
 	params    []*vars.Template // one per '?', expanded without escaping
@@ -59,33 +73,50 @@ type query struct {
 	warnings []string
 }
 
-// piece is literal SQL text, or a part with variables expanded per
-// request with the escaper of its context.
+// piece is literal SQL text, a placeholder (param > 0: the param-th
+// parameter), or a part with variables expanded per request with the
+// escaper of its context.
 type piece struct {
-	lit  string
-	tmpl *vars.Template
-	ctx  escContext
+	lit   string
+	param int
+	tmpl  *vars.Template
+	ctx   escContext
 }
 
-// escContext is where a variable that stays in the SQL text sits.
-type escContext uint8
+// escKind is where a variable that stays in the SQL text sits.
+type escKind uint8
 
 const (
-	ctxBare   escContext = iota // outside quotes
-	ctxSingle                   // inside a prefixed '…' literal
-	ctxDouble                   // inside a prefixed "…" literal
-	ctxIdent                    // inside `…`
+	kBare   escKind = iota // outside quotes
+	kQuoted                // inside a prefixed literal (N'…', E'…', X'…' …)
+	kIdent                 // inside a quoted identifier (`…`, "…")
 )
 
+// escContext is a variable's context and how to escape for it.
+type escContext struct {
+	kind  escKind
+	dl    dialect
+	quote byte // kQuoted, kIdent: the quote character
+	// bs: the literal reads backslash escapes (PostgreSQL's E'…'; MySQL's
+	// depend on the sql_mode, see mysql).
+	bs bool
+}
+
+// mysqlQuoted reports a MySQL literal, whose reading of backslashes
+// depends on NO_BACKSLASH_ESCAPES.
+func (c escContext) mysqlQuoted() bool { return c.kind == kQuoted && c.dl == dMySQL }
+
 // intact reports whether an expanded piece of context c is still exactly
-// one quoted token, read with and without NO_BACKSLASH_ESCAPES. Bare
-// pieces are not confined by design.
+// one quoted token (for MySQL, read with and without
+// NO_BACKSLASH_ESCAPES). Bare pieces are not confined by design.
 func (c escContext) intact(s string) bool {
-	switch c {
-	case ctxSingle, ctxDouble:
+	switch {
+	case c.mysqlQuoted():
 		return oneToken(s, false) && oneToken(s, true)
-	case ctxIdent:
-		return oneToken(s, true) // backslashes mean nothing in `…`
+	case c.kind == kQuoted:
+		return oneToken(s, !c.bs)
+	case c.kind == kIdent:
+		return oneToken(s, true) // backslashes mean nothing in identifiers
 	}
 	return true
 }
@@ -114,15 +145,15 @@ func oneToken(s string, nbe bool) bool {
 }
 
 func (c escContext) escape(s string) string {
-	switch c {
-	case ctxSingle:
-		return escapeQuoted(s, '\'')
-	case ctxDouble:
-		return escapeQuoted(s, '"')
-	case ctxIdent:
-		return escapeIdent(s)
+	switch {
+	case c.mysqlQuoted(), c.kind == kQuoted && c.bs:
+		return escapeQuoted(s, c.quote)
+	case c.kind == kQuoted:
+		return doubleQuote(s, c.quote)
+	case c.kind == kIdent:
+		return escapeIdentQ(s, c.quote)
 	}
-	return escapeBare(s)
+	return c.dl.escapeBare(s)
 }
 
 // lexer states.
@@ -135,9 +166,20 @@ const (
 	stBlockComment
 )
 
-// compileQuery splits a query template (see above). Malformed %-syntax,
-// unknown variables and several statements are errors.
-func compileQuery(syntax vars.Syntax, name, src string) (*query, error) {
+// compileQuery compiles a MySQL query template in Dovecot 2.3's
+// language; compileQueryFor any dialect's.
+func compileQuery(name, src string) (*query, error) { return compileQueryFor(dMySQL, name, src) }
+
+// compileQueryFor compiles a query template of dialect dl in Dovecot 2.3's
+// language.
+func compileQueryFor(dl dialect, name, src string) (*query, error) {
+	return compileQueryIn(dl, vars.Syntax23, name, src)
+}
+
+// compileQueryIn splits a query template (see above) written in the
+// template language syntax. Malformed %-syntax, unknown variables and
+// several statements are errors.
+func compileQueryIn(dl dialect, syntax vars.Syntax, name, src string) (*query, error) {
 	full, err := syntax.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -146,7 +188,7 @@ func compileQuery(syntax vars.Syntax, name, src string) (*query, error) {
 		// Dovecot fails every lookup that expands such a query.
 		return nil, fmt.Errorf("%s: unknown variable(s) %s", name, strings.Join(u, ", "))
 	}
-	c := &queryCompiler{name: name, src: src, q: &query{name: name, src: full, syntax: syntax}, state: stNormal}
+	c := &queryCompiler{name: name, src: src, dl: dl, q: &query{name: name, dl: dl, syntax: syntax, src: full}, state: stNormal}
 	if err := c.scan(); err != nil {
 		return nil, err
 	}
@@ -156,11 +198,13 @@ func compileQuery(syntax vars.Syntax, name, src string) (*query, error) {
 // queryCompiler is compileQuery's state while it scans the template.
 type queryCompiler struct {
 	name, src string
+	dl        dialect
 	q         *query
 	i         int             // next byte of src
-	sqlText   strings.Builder // the statement as MySQL will see it, for the "several statements" check
+	sqlText   strings.Builder // the statement as the server will see it, for the "several statements" check
 	raw       strings.Builder // raw template text of the current run outside converted literals
 	state     int             // stNormal, stLineComment or stBlockComment
+	depth     int             // nesting of /* comments (PostgreSQL nests them)
 	// execComment is set inside /*! … */ or /*M! … */, which MySQL
 	// executes.
 	execComment bool
@@ -178,6 +222,8 @@ func (c *queryCompiler) flushRaw(ctx escContext) error {
 	c.raw.Reset()
 	return nil
 }
+
+func (c *queryCompiler) bare() escContext { return escContext{kind: kBare, dl: c.dl} }
 
 // emit copies text to both the template and the statement text.
 func (c *queryCompiler) emit(text string, n int) {
@@ -202,7 +248,12 @@ func (c *queryCompiler) scan() error {
 			}
 			c.i++
 		case strings.HasPrefix(c.src[c.i:], "*/"): // end of a block comment
-			c.state = stNormal
+			c.i += 2
+			if c.depth--; c.depth <= 0 {
+				c.state = stNormal
+			}
+		case c.dl == dPgSQL && strings.HasPrefix(c.src[c.i:], "/*"):
+			c.depth++
 			c.i += 2
 		default:
 			c.i++
@@ -229,11 +280,15 @@ func (c *queryCompiler) variable() {
 func (c *queryCompiler) normal(ch byte) error {
 	src, i := c.src, c.i
 	switch {
-	case ch == '\'' || ch == '"':
+	case ch == '\'' || ch == '"' && c.dl == dMySQL:
 		return c.literal(ch)
-	case ch == '`':
-		return c.identifier()
-	case ch == '#' || (ch == '-' && strings.HasPrefix(src[i:], "--") && (i+2 == len(src) || isSpaceOrCtl(src[i+2]))):
+	case ch == '"' || ch == '`' && c.dl != dPgSQL:
+		return c.identifier(ch)
+	case ch == '[' && c.dl == dSQLite:
+		return c.bracketIdent()
+	case ch == '$' && c.dl == dPgSQL && dollarTag(src, i) != "":
+		return c.dollarQuoted(dollarTag(src, i))
+	case c.lineComment():
 		// A comment is dropped (a blank keeps tokens apart): its
 		// variables could only end it early ("*/ OR 1=1 /*"), and a final
 		// "-- …" would otherwise swallow nothing but confuse the trimming
@@ -241,14 +296,14 @@ func (c *queryCompiler) normal(ch byte) error {
 		c.state = stLineComment
 		c.emit(" ", 1)
 	case ch == '/' && strings.HasPrefix(src[i:], "/*"):
-		if n := execCommentLen(src[i:]); n > 0 {
+		if n := execCommentLen(src[i:]); n > 0 && c.dl == dMySQL {
 			// /*! … */, /*M! … */ (executed by MariaDB) and /*+ … */
 			// (optimizer hints) are SQL: kept, read as SQL.
 			c.execComment = true
 			c.emit(src[i:i+n], n)
 			return nil
 		}
-		c.state = stBlockComment
+		c.state, c.depth = stBlockComment, 1
 		c.emit(" ", 2)
 	case ch == '*' && c.execComment && strings.HasPrefix(src[i:], "*/"):
 		c.execComment = false
@@ -259,26 +314,38 @@ func (c *queryCompiler) normal(ch byte) error {
 	return nil
 }
 
-// literal handles a '…' or "…" string literal starting at c.i.
+// lineComment reports whether a line comment starts at c.i: "-- " or "#"
+// in MySQL, "--" in PostgreSQL and SQLite.
+func (c *queryCompiler) lineComment() bool {
+	src, i := c.src, c.i
+	if !strings.HasPrefix(src[i:], "--") {
+		return c.dl == dMySQL && src[i] == '#'
+	}
+	return c.dl != dMySQL || i+2 == len(src) || isSpaceOrCtl(src[i+2])
+}
+
+// literal handles a '…' (or MySQL "…") string literal starting at c.i.
 func (c *queryCompiler) literal(quote byte) error {
-	end, ok := literalEnd(c.src, c.i)
+	prefix := c.dl.literalPrefix(c.src[:c.i])
+	end, ok := literalEnd(c.src, c.i, c.dl == dMySQL || prefix == prefixEscape)
 	if !ok {
 		return fmt.Errorf("%s: unterminated %c string", c.name, quote)
 	}
 	content := c.src[c.i+1 : end-1]
-	prefixed := hasLiteralPrefix(c.src[:c.i])
-	// MySQL joins adjacent literals ('%n' '@' '%d'); a '?' cannot take
-	// part in that.
+	// MySQL joins adjacent literals ('%n' '@' '%d'), and PostgreSQL those
+	// on separate lines; a placeholder cannot take part in that.
 	prev := strings.TrimRight(c.sqlText.String(), " \t\r\n")
-	if strings.HasSuffix(prev, "?") || (strings.HasSuffix(prev, "''") && hasVariable(content) && !prefixed) {
+	if strings.HasSuffix(prev, "?") || (strings.HasSuffix(prev, "''") && hasVariable(content) && prefix == prefixNone) {
 		return fmt.Errorf("%s: adjacent string literals with variables are not supported; use CONCAT()", c.name)
 	}
 	var err error
 	switch {
-	case hasVariable(content) && !prefixed:
-		err = c.param(content, quote)
+	case hasVariable(content) && prefix == prefixNone:
+		err = c.param(c.dl.decodeLiteral(content, quote))
+	case hasVariable(content) && prefix == prefixUnicode:
+		err = fmt.Errorf("%s: variables inside a U&'…' literal are not supported", c.name)
 	case hasVariable(content):
-		err = c.prefixedLiteral(content, quote, end)
+		err = c.prefixedLiteral(content, quote, end, prefix == prefixEscape)
 	default:
 		c.raw.WriteString(c.src[c.i:end])
 		c.sqlText.WriteString("''")
@@ -287,60 +354,101 @@ func (c *queryCompiler) literal(quote byte) error {
 	return err
 }
 
-// param turns a plain literal holding variables into a placeholder.
-func (c *queryCompiler) param(content string, quote byte) error {
-	if err := c.flushRaw(ctxBare); err != nil {
+// param turns a plain literal holding variables into a placeholder; tmpl
+// is its decoded content.
+func (c *queryCompiler) param(tmpl string) error {
+	if err := c.flushRaw(c.bare()); err != nil {
 		return err
 	}
-	if err := c.q.addParam(content, quote); err != nil {
+	if err := c.q.addParam(tmpl); err != nil {
 		return err
 	}
 	c.sqlText.WriteString("?")
 	return nil
 }
 
-// prefixedLiteral keeps a prefixed literal (N'…', _charset'…') holding
-// variables in the text, its values escaped.
-func (c *queryCompiler) prefixedLiteral(content string, quote byte, end int) error {
-	if literalBackslash(content) {
+// prefixedLiteral keeps a prefixed literal (N'…', _charset'…', E'…')
+// holding variables in the text, its values escaped. bs: the literal
+// reads backslash escapes (PostgreSQL's E'…').
+func (c *queryCompiler) prefixedLiteral(content string, quote byte, end int, bs bool) error {
+	if (c.dl == dMySQL || bs) && literalBackslash(content) {
 		// Its meaning depends on NO_BACKSLASH_ESCAPES: N'it\'s %u' leaves
 		// %u outside the literal in one mode, and N'\%u' lets a value's
-		// first quote escape in the other.
-		return fmt.Errorf("%s: a backslash in a prefixed literal (N'…', _charset'…') that holds variables is not supported", c.name)
+		// first quote escape in the other; in E'…' a template backslash
+		// would combine with the value's first byte.
+		return fmt.Errorf("%s: a backslash in a prefixed literal (N'…', _charset'…', E'…') that holds variables is not supported", c.name)
 	}
-	if err := c.flushRaw(ctxBare); err != nil {
+	if err := c.flushRaw(c.bare()); err != nil {
 		return err
 	}
 	c.raw.WriteString(c.src[c.i:end])
-	ctx := ctxSingle
-	if quote == '"' {
-		ctx = ctxDouble
-	}
-	if err := c.flushRaw(ctx); err != nil {
+	if err := c.flushRaw(escContext{kind: kQuoted, dl: c.dl, quote: quote, bs: bs}); err != nil {
 		return err
 	}
 	c.sqlText.WriteString("''")
 	return nil
 }
 
-// identifier handles a `…` quoted identifier starting at c.i.
-func (c *queryCompiler) identifier() error {
-	end, ok := identEnd(c.src, c.i)
+// identifier handles a quoted identifier (`…`, or "…" outside MySQL)
+// starting at c.i.
+func (c *queryCompiler) identifier(quote byte) error {
+	end, ok := identEnd(c.src, c.i, quote)
 	if !ok {
-		return fmt.Errorf("%s: unterminated ` identifier", c.name)
+		return fmt.Errorf("%s: unterminated %c identifier", c.name, quote)
 	}
 	if hasVariable(c.src[c.i:end]) {
-		if err := c.flushRaw(ctxBare); err != nil {
+		if err := c.flushRaw(c.bare()); err != nil {
 			return err
 		}
 		c.raw.WriteString(c.src[c.i:end])
-		if err := c.flushRaw(ctxIdent); err != nil {
+		if err := c.flushRaw(escContext{kind: kIdent, dl: c.dl, quote: quote}); err != nil {
 			return err
 		}
 	} else {
 		c.raw.WriteString(c.src[c.i:end])
 	}
 	c.sqlText.WriteString("``")
+	c.i = end
+	return nil
+}
+
+// bracketIdent handles SQLite's [identifier], which has no escape for ']':
+// a variable inside could end it, so it is refused.
+func (c *queryCompiler) bracketIdent() error {
+	j := c.i + 1
+	for j < len(c.src) && c.src[j] != ']' {
+		if c.src[j] == '%' {
+			return fmt.Errorf("%s: variables inside a [...] identifier are not supported; use \"...\"", c.name)
+		}
+		j++
+	}
+	if j == len(c.src) {
+		return fmt.Errorf("%s: unterminated [ identifier", c.name)
+	}
+	c.raw.WriteString(c.src[c.i : j+1])
+	c.sqlText.WriteString("``")
+	c.i = j + 1
+	return nil
+}
+
+// dollarQuoted handles PostgreSQL's $tag$…$tag$ string starting at c.i:
+// its content has no escapes at all, so with variables it becomes a
+// placeholder as it is.
+func (c *queryCompiler) dollarQuoted(tag string) error {
+	start := c.i + len(tag)
+	n := strings.Index(c.src[start:], tag)
+	if n < 0 {
+		return fmt.Errorf("%s: unterminated %s string", c.name, tag)
+	}
+	content, end := c.src[start:start+n], start+n+len(tag)
+	if hasVariable(content) {
+		if err := c.param(content); err != nil {
+			return err
+		}
+	} else {
+		c.raw.WriteString(c.src[c.i:end])
+		c.sqlText.WriteString("''")
+	}
 	c.i = end
 	return nil
 }
@@ -354,24 +462,20 @@ func (c *queryCompiler) finish() (*query, error) {
 	rest := strings.TrimRight(c.raw.String(), " \t\r\n;")
 	c.raw.Reset()
 	c.raw.WriteString(rest)
-	if err := c.flushRaw(ctxBare); err != nil {
+	if err := c.flushRaw(c.bare()); err != nil {
 		return nil, err
 	}
 	if err := q.checkSingle(c.sqlText.String()); err != nil {
 		return nil, err
 	}
 	q.isStat = true
-	var b strings.Builder
 	for _, p := range q.text {
 		if p.tmpl != nil {
 			q.isStat = false
 			break
 		}
-		b.WriteString(p.lit)
 	}
-	if q.isStat {
-		q.static = b.String()
-	}
+	q.casts = make([]atomic.Bool, len(q.params))
 	return q, nil
 }
 
@@ -384,7 +488,7 @@ func (q *query) addText(src string, ctx escContext) error {
 		q.appendLit(t.Expand(nil, nil))
 		return nil
 	}
-	if ctx == ctxBare {
+	if ctx.kind == kBare {
 		q.warnings = append(q.warnings, fmt.Sprintf("%s: %s outside quotes: the value is escaped but not confined to a string; quote it, as in '%%u'", q.name, strings.Join(variables(src), " ")))
 	}
 	q.text = append(q.text, piece{tmpl: t, ctx: ctx})
@@ -392,17 +496,28 @@ func (q *query) addText(src string, ctx escContext) error {
 }
 
 func (q *query) appendLit(s string) {
-	if n := len(q.text); n > 0 && q.text[n-1].tmpl == nil {
+	if n := len(q.text); n > 0 && q.text[n-1].tmpl == nil && q.text[n-1].param == 0 {
 		q.text[n-1].lit += s
 		return
 	}
 	q.text = append(q.text, piece{lit: s})
 }
 
-// addParam turns the content of a quoted literal into a '?' and its value
-// template: the literal text is decoded as MySQL would, the %-spans are
-// kept as they are.
-func (q *query) addParam(content string, quote byte) error {
+// addParam adds a placeholder whose value is tmpl, the decoded content of
+// a literal (its %-spans as they were), expanded without escaping.
+func (q *query) addParam(tmpl string) error {
+	t, err := q.syntax.Parse(tmpl)
+	if err != nil {
+		return fmt.Errorf("%s: %w", q.name, err)
+	}
+	q.params = append(q.params, t)
+	q.text = append(q.text, piece{param: len(q.params)})
+	return nil
+}
+
+// decodeMySQL decodes the content of a MySQL literal as MySQL would,
+// keeping the %-spans as they are.
+func decodeMySQL(content string, quote byte) string {
 	var t strings.Builder
 	for i := 0; i < len(content); {
 		c := content[i]
@@ -425,38 +540,56 @@ func (q *query) addParam(content string, quote byte) error {
 			i++
 			continue
 		case c == '\\' && i+1 < len(content):
-			d := content[i+1]
-			switch d {
-			case '0':
-				t.WriteByte(0)
-			case 'b':
-				t.WriteByte('\b')
-			case 'n':
-				t.WriteByte('\n')
-			case 'r':
-				t.WriteByte('\r')
-			case 't':
-				t.WriteByte('\t')
-			case 'Z':
-				t.WriteByte(0x1a)
-			case '_':
-				t.WriteString(`\_`) // MySQL keeps \_ (a LIKE escape)
-			default:
-				t.WriteByte(d)
-			}
+			t.WriteString(mysqlEscape(content[i+1]))
 			i += 2
 			continue
 		}
 		t.WriteByte(c)
 		i++
 	}
-	tmpl, err := q.syntax.Parse(t.String())
-	if err != nil {
-		return fmt.Errorf("%s: %w", q.name, err)
+	return t.String()
+}
+
+// mysqlEscape is what MySQL reads for a backslash followed by d.
+func mysqlEscape(d byte) string {
+	switch d {
+	case '0':
+		return "\x00"
+	case 'b':
+		return "\b"
+	case 'n':
+		return "\n"
+	case 'r':
+		return "\r"
+	case 't':
+		return "\t"
+	case 'Z':
+		return "\x1a"
+	case '_':
+		return `\_` // MySQL keeps \_ (a LIKE escape)
 	}
-	q.appendLit("?")
-	q.params = append(q.params, tmpl)
-	return nil
+	return string(d)
+}
+
+// decodeDoubled decodes a literal whose only escape is the doubled quote
+// (PostgreSQL with standard_conforming_strings, SQLite).
+func decodeDoubled(content string, quote byte) string {
+	var t strings.Builder
+	for i := 0; i < len(content); {
+		switch c := content[i]; c {
+		case '%':
+			end := spanEnd(content, i)
+			t.WriteString(content[i:end])
+			i = end
+		case quote:
+			t.WriteByte(quote)
+			i += 2
+		default:
+			t.WriteByte(c)
+			i++
+		}
+	}
+	return t.String()
 }
 
 // checkSingle refuses several statements, which Dovecot cannot run either
@@ -523,14 +656,19 @@ func spanEnd(s string, i int) int {
 }
 
 // literalEnd returns the index after the closing quote of the string
-// literal at s[i], skipping %-spans, backslash escapes and doubled quotes.
-func literalEnd(s string, i int) (int, bool) {
+// literal at s[i], skipping %-spans, doubled quotes and, when bs,
+// backslash escapes.
+func literalEnd(s string, i int, bs bool) (int, bool) {
 	q := s[i]
 	for j := i + 1; j < len(s); {
 		switch s[j] {
 		case '%':
 			j = spanEnd(s, j)
 		case '\\':
+			if !bs {
+				j++
+				continue
+			}
 			// A backslash escapes the next byte of the expanded text;
 			// before a %-expression that is not a quote of the template.
 			if j+1 < len(s) && s[j+1] == '%' {
@@ -551,15 +689,15 @@ func literalEnd(s string, i int) (int, bool) {
 	return len(s), false
 }
 
-// identEnd is literalEnd for `identifiers` (doubled backquote, no
-// backslash escapes).
-func identEnd(s string, i int) (int, bool) {
+// identEnd is literalEnd for quoted identifiers (`…`, "…": a doubled
+// quote, no backslash escapes).
+func identEnd(s string, i int, q byte) (int, bool) {
 	for j := i + 1; j < len(s); {
 		switch s[j] {
 		case '%':
 			j = spanEnd(s, j)
-		case '`':
-			if j+1 < len(s) && s[j+1] == '`' {
+		case q:
+			if j+1 < len(s) && s[j+1] == q {
 				j += 2
 				continue
 			}
@@ -720,15 +858,33 @@ func escapeQuoted(s string, q byte) string {
 }
 
 // escapeIdent doubles backquotes: inside `…` nothing else is special.
-// A NUL cannot be part of a name; it is dropped so that the server
-// reports an unknown table rather than the lexer ending early.
-func escapeIdent(s string) string {
+func escapeIdent(s string) string { return escapeIdentQ(s, '`') }
+
+// escapeIdentQ escapes for an identifier quoted with q: the quote is
+// doubled, and nothing else is special. A NUL cannot be part of a name;
+// it is dropped so that the server reports an unknown name rather than
+// the lexer ending early.
+func escapeIdentQ(s string, q byte) string {
 	s = strings.ReplaceAll(s, "\x00", "")
-	return strings.ReplaceAll(s, "`", "``")
+	return doubleQuote(s, q)
+}
+
+// doubleQuote doubles every q: the only escape of a literal in PostgreSQL
+// (standard_conforming_strings) and SQLite, and of quoted identifiers.
+func doubleQuote(s string, q byte) string {
+	if strings.IndexByte(s, q) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, string(q), string([]byte{q, q}))
 }
 
 // errExpand marks a query expansion that Dovecot would have refused.
 var errExpand = errors.New("query expansion failed")
+
+// errUnmatchable marks a value the database cannot even receive (a NUL
+// byte or invalid UTF-8 for PostgreSQL): no stored row can hold it, so
+// the lookup is "not found" without asking the server.
+var errUnmatchable = errors.New("value the database cannot represent")
 
 // expand builds the SQL text and the arguments for one request.
 func (q *query) expand(vc *vars.Context) (string, []any, error) {
@@ -738,20 +894,30 @@ func (q *query) expand(vc *vars.Context) (string, []any, error) {
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: %s: %v", errExpand, q.name, err)
 		}
+		if !q.dl.representable(v) {
+			return "", nil, fmt.Errorf("%w: %s", errUnmatchable, q.name)
+		}
 		args[i] = v
 	}
 	if q.isStat {
-		return q.static, args, nil
+		return q.staticText(), args, nil
 	}
 	var b strings.Builder
-	for _, p := range q.text {
+	for i, p := range q.text {
 		if p.tmpl == nil {
-			b.WriteString(p.lit)
+			q.writePiece(&b, i)
 			continue
 		}
-		v, err := p.tmpl.ExpandChecked(vc, p.ctx.escape)
+		ok := true
+		v, err := p.tmpl.ExpandChecked(vc, func(s string) string {
+			ok = ok && q.dl.representable(s)
+			return p.ctx.escape(s)
+		})
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: %s: %v", errExpand, q.name, err)
+		}
+		if !ok {
+			return "", nil, fmt.Errorf("%w: %s", errUnmatchable, q.name)
 		}
 		if !p.ctx.intact(v) {
 			// Width, offset and some modifiers apply after escaping (as
@@ -762,4 +928,56 @@ func (q *query) expand(vc *vars.Context) (string, []any, error) {
 		b.WriteString(v)
 	}
 	return b.String(), args, nil
+}
+
+// staticText is the text of a static query, rendered once (and again
+// after castParam).
+func (q *query) staticText() string {
+	if p := q.static.Load(); p != nil {
+		return *p
+	}
+	var b strings.Builder
+	for i := range q.text {
+		q.writePiece(&b, i)
+	}
+	s := b.String()
+	q.static.Store(&s)
+	return s
+}
+
+// writePiece writes a literal piece or a placeholder. A PostgreSQL
+// placeholder is kept apart from identifier characters around it ($1AS
+// would not lex as $1 AS).
+func (q *query) writePiece(b *strings.Builder, i int) {
+	p := q.text[i]
+	if p.param == 0 {
+		b.WriteString(p.lit)
+		return
+	}
+	ph := q.dl.placeholder(p.param, q.casts[p.param-1].Load())
+	if q.dl != dPgSQL {
+		b.WriteString(ph)
+		return
+	}
+	if s := b.String(); s != "" && isIdentChar(s[len(s)-1]) {
+		b.WriteByte(' ')
+	}
+	b.WriteString(ph)
+	if i+1 < len(q.text) {
+		if next := q.text[i+1].lit; next != "" && isIdentChar(next[0]) {
+			b.WriteByte(' ')
+		}
+	}
+}
+
+// castParam makes parameter n (1-based) $n::text from now on, for a
+// PostgreSQL server that could not infer its type (concat('%n', …)); a
+// literal in its place would have been text. It reports whether that
+// changed anything.
+func (q *query) castParam(n int) bool {
+	if n < 1 || n > len(q.casts) || !q.casts[n-1].CompareAndSwap(false, true) {
+		return false
+	}
+	q.static.Store(nil)
+	return true
 }

@@ -75,7 +75,7 @@ func TestCompileQuery(t *testing.T) {
 		},
 		{src: "SELECT 1 AS password", sql: "SELECT 1 AS password", static: true, args: []string{}},
 	} {
-		q, err := compileQuery(vars.Syntax23, "q", tc.src)
+		q, err := compileQuery("q", tc.src)
 		if err != nil {
 			t.Errorf("%q: %v", tc.src, err)
 			continue
@@ -116,7 +116,7 @@ func TestInTextIntact(t *testing.T) {
 		{"SELECT 1 FROM `t%1n`", "`", true},
 		{"SELECT 1 FROM `t%1n`", "x", false},
 	} {
-		q, err := compileQuery(vars.Syntax23, "q", tc.src)
+		q, err := compileQuery("q", tc.src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestCompileQueryErrors(t *testing.T) {
 		{`SELECT 1 WHERE a = N'\%u'`, "backslash in a prefixed literal"},
 		{`SELECT 1 WHERE a = _utf8mb4'it\'s %u'`, "backslash in a prefixed literal"},
 	} {
-		_, err := compileQuery(vars.Syntax23, "q", tc.src)
+		_, err := compileQuery("q", tc.src)
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: %v, want %q", tc.src, err, tc.err)
 		}
@@ -150,7 +150,7 @@ func TestCompileQueryErrors(t *testing.T) {
 	// Trailing semicolons and blanks go; one statement with a ';' in a
 	// literal or comment is fine.
 	for _, src := range []string{"SELECT ';' AS x ;; \n", "SELECT 1 -- ; x\n", "SELECT `a;b` FROM t;"} {
-		if _, err := compileQuery(vars.Syntax23, "q", src); err != nil {
+		if _, err := compileQuery("q", src); err != nil {
 			t.Errorf("%q: %v", src, err)
 		}
 	}
@@ -182,7 +182,7 @@ func TestSpanEndMatchesVars(t *testing.T) {
 		"SELECT '%{if;%{user};eq;a\\}b;x;y}' AS a, '%LUEXRHNMDTu' AS b",
 		"SELECT '%{passdb:uid:1000}' AS a, '%{env:HOME}' AS b, '%{hostname}' AS c",
 	} {
-		q, err := compileQuery(vars.Syntax23, "q", src)
+		q, err := compileQuery("q", src)
 		if err != nil {
 			t.Errorf("%q: %v", src, err)
 			continue

@@ -1,17 +1,25 @@
-// Package sql is the SQL passdb and userdb on MySQL/MariaDB, configured by
-// the dovecot-sql.conf.ext a Dovecot 2.3 administrator already has
-// (driver, connect, default_pass_scheme, password_query, user_query,
+// Package sql is the SQL passdb and userdb on MySQL/MariaDB (driver =
+// mysql, mysql.go), PostgreSQL (driver = pgsql, pgsql.go and pgpipe.go)
+// and SQLite (driver = sqlite, sqlite.go), configured by the
+// dovecot-sql.conf.ext a Dovecot 2.3 administrator already has (driver,
+// connect, default_pass_scheme, password_query, user_query,
 // iterate_query), read with Dovecot's own settings syntax (conf.go).
 //
 // # Queries and escaping
 //
 // Dovecot expands %-variables into the query text with values escaped by
-// mysql_real_escape_string. authd does better where it can and the same
-// elsewhere (query.go): a quoted literal that holds variables, such as
-// '%u' or '%n@%d', becomes a placeholder of a server-side prepared
-// statement, so no value is ever parsed as SQL, whatever the server's
-// sql_mode (NO_BACKSLASH_ESCAPES) or the connection character set.
-// Variables elsewhere in the text are escaped for their context.
+// the driver's escaper: mysql_real_escape_string, PostgreSQL's
+// PQescapeStringConn (which, with standard_conforming_strings on, only
+// doubles single quotes), or, for SQLite, its own doubling of single
+// quotes. authd does better where it can and the same elsewhere (query.go,
+// dialect.go): a quoted literal that holds variables, such as '%u' or
+// '%n@%d', becomes a placeholder (? or $n) of a prepared statement, so no
+// value is ever parsed as SQL, whatever the server's sql_mode
+// (NO_BACKSLASH_ESCAPES), string settings or character set. Variables
+// elsewhere in the text are escaped for their context, each dialect with
+// its own lexer: in PostgreSQL and SQLite "…" is an identifier, whose
+// value gets its double quotes doubled (Dovecot's escaper leaves them, so
+// a value could end the identifier there).
 //
 // Result columns become fields as in Dovecot's passdb-sql.c and
 // userdb-sql.c: NULL columns are not set, an empty string is set (a flag),
@@ -22,8 +30,10 @@
 //
 // # Connections
 //
-// Each host= of the connect string has its own database/sql pool; lookups
-// run in parallel on its connections, never behind a lock. The pool size
+// Each host= of the connect string has its own pool (database/sql for
+// MySQL and SQLite, whose one "host" is the file; pgxpool for PostgreSQL,
+// with lookups pipelined on its connections); lookups run in parallel on
+// its connections, never behind a lock. The pool size
 // is Dovecot's maxconns= of the connect string (per host, default 5 as in
 // Dovecot), or authd's own top-level pool_size, which wins; that many
 // connections are opened at most and all are kept open. Hosts are tried in
@@ -54,30 +64,38 @@
 //   - A NULL userdb_* column cannot mark the request for prefetch as
 //     Dovecot's auth_request_set_null_field does: the Passdb contract has
 //     no place for it.
+//   - pgsql: the connect keywords are checked (an unknown one is an
+//     error, libpq's keep-alive and compression keywords are ignored),
+//     sslmode=verify-ca/verify-full need sslrootcert, client_encoding is
+//     UTF8, and the sessions run with standard_conforming_strings=on. A
+//     value PostgreSQL cannot receive (a NUL byte, invalid UTF-8) is "not
+//     found" without a query. A placeholder whose type the server cannot
+//     infer (concat('%n', …)) is sent again as $n::text.
+//   - sqlite: the file is opened read-only and never created; a file
+//     replaced on disk is used within a second (Dovecot keeps the one it
+//     opened); TEXT in columns declared DATE/DATETIME/TIMESTAMP comes back
+//     in SQLite's canonical layout (sqliteText).
 //
-// Values arrive in the binary protocol of prepared statements and are
-// turned into the text the server would have sent Dovecot (values.go),
+// MySQL values arrive in the binary protocol of prepared statements and
+// are turned into the text the server would have sent Dovecot (values.go),
 // FLOAT and DOUBLE included; TestMariaDB/values checks every column type
-// against the mariadb client, TestDovecotOracle the fields, row rules and
-// LIST against Dovecot 2.3 itself on the same database.
+// against the mariadb client. PostgreSQL values are asked for in text
+// format and are the server's own text (TestPostgres/values against psql);
+// SQLite values are formatted as sqlite3_column_text does. The
+// TestDovecotOracle tests compare fields, row rules and LIST with Dovecot
+// 2.3 itself on the same database, for all three drivers.
 package sql
 
 import (
 	"context"
-	"crypto/tls"
 	stdsql "database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
@@ -103,9 +121,13 @@ const (
 // the same connections. It is safe for concurrent use.
 type DB struct {
 	log    *slog.Logger
-	scheme string // default_pass_scheme
+	scheme string  // default_pass_scheme
+	dl     dialect // the driver's SQL
 	qs     [numQueries]*query
 	hosts  []*host
+	// hostErr reports whether an error of the driver means the host, not
+	// the query, failed, so that the next host may answer.
+	hostErr func(error) bool
 
 	passKey, userKey *vars.Template
 
@@ -117,14 +139,25 @@ type DB struct {
 	wg     sync.WaitGroup
 }
 
-// host is one host= entry with its pool and prepared statements.
+// host is one host= entry (for SQLite: the database file) with its
+// connection pool.
 type host struct {
 	ep    endpoint
-	db    *stdsql.DB
-	stmts [numQueries]atomic.Pointer[stdsql.Stmt]
+	conns conns
 	// down is when the host was marked down (UnixNano), 0 while it is up.
 	down    atomic.Int64
 	probing atomic.Bool
+}
+
+// conns is one host's connection pool as its driver keeps it: database/sql
+// with prepared statements for MySQL and SQLite (stdConns), pgxpool for
+// PostgreSQL (pgConns).
+type conns interface {
+	// query runs q, whose text for this request is text, and reads at
+	// most limit rows (all when limit < 0) completely.
+	query(ctx context.Context, q *query, text string, args []any, limit int) (*result, error)
+	ping(ctx context.Context) error
+	close() error
 }
 
 // New reads the dovecot-sql.conf.ext at args (Dovecot 2.3's
@@ -155,12 +188,12 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	for _, w := range s.warnings {
 		log.Warn("sql: configuration: " + w)
 	}
-	if err := s.checkDriver(); err != nil {
-		return nil, err
-	}
-	o, tlsCfg, err := s.connectOptions(log)
+	dl, err := s.checkDriver()
 	if err != nil {
 		return nil, err
+	}
+	if s.Connect == "" {
+		return nil, s.cfgErr("connect", "connect string not set")
 	}
 	scheme := strings.ToUpper(s.DefaultPassScheme)
 	if scheme == "" {
@@ -169,11 +202,20 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 	if !schemes.Known(scheme) {
 		return nil, s.cfgErr("default_pass_scheme", "unknown default_pass_scheme %q", truncateForError(s.DefaultPassScheme))
 	}
-	d := &DB{log: log, scheme: scheme}
+	d := &DB{log: log, scheme: scheme, dl: dl}
 	if err := d.compileQueries(s); err != nil {
 		return nil, err
 	}
-	if err := d.openHosts(s, o, tlsCfg); err != nil {
+	switch dl {
+	case dPgSQL:
+		err = d.openPgSQL(s)
+	case dSQLite:
+		err = d.openSQLite(s)
+	default:
+		err = d.openMySQL(s)
+	}
+	if err != nil {
+		d.closeHosts()
 		return nil, err
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -186,45 +228,23 @@ func (s *Settings) cfgErr(key string, format string, args ...any) error {
 	return fmt.Errorf("%w: %ssql: %s", backends.ErrConfig, s.where(key), fmt.Sprintf(format, args...))
 }
 
-// checkDriver accepts mysql, the one SQL driver authd has.
-func (s *Settings) checkDriver() error {
+// checkDriver accepts the drivers authd has: mysql (which includes
+// MariaDB), pgsql and sqlite.
+func (s *Settings) checkDriver() (dialect, error) {
 	switch s.Driver {
 	case "mysql":
-		return nil
+		return dMySQL, nil
+	case "pgsql":
+		return dPgSQL, nil
+	case "sqlite":
+		return dSQLite, nil
 	case "":
-		return s.cfgErr("driver", "driver not set")
-	case "pgsql", "sqlite", "cassandra":
-		return s.cfgErr("driver", "driver %s is not supported (authd supports mysql, which includes MariaDB)", s.Driver)
+		return 0, s.cfgErr("driver", "driver not set")
+	case "cassandra":
+		return 0, s.cfgErr("driver", "driver cassandra is not supported (authd supports mysql, which includes MariaDB, pgsql and sqlite)")
 	default:
-		return s.cfgErr("driver", "unknown driver %q", truncateForError(s.Driver))
+		return 0, s.cfgErr("driver", "unknown driver %q", truncateForError(s.Driver))
 	}
-}
-
-// connectOptions parses the connect string, with its option_file, and
-// builds its TLS settings (nil without TLS). It warns about the options
-// authd reads but cannot honour.
-func (s *Settings) connectOptions(log *slog.Logger) (*connectOpts, *tls.Config, error) {
-	if s.Connect == "" {
-		return nil, nil, s.cfgErr("connect", "connect string not set")
-	}
-	o, err := parseConnect(s.Connect)
-	if err != nil {
-		return nil, nil, s.cfgErr("connect", "%v", err)
-	}
-	if err := o.applyOptionFile(); err != nil {
-		return nil, nil, s.cfgErr("connect", "%v", err)
-	}
-	tlsCfg, err := o.tlsConfig()
-	if err != nil {
-		return nil, nil, s.cfgErr("connect", "%v", err)
-	}
-	if tlsCfg != nil && o.sslCipher != "HIGH" {
-		log.Warn("sql: ssl_cipher is ignored: Go's TLS offers only strong cipher suites (TLS 1.2+)")
-	}
-	if o.clientFlags != 0 {
-		log.Warn("sql: client_flags is ignored")
-	}
-	return o, tlsCfg, nil
 }
 
 // compileQueries compiles the three queries and the cache keys made of
@@ -235,10 +255,11 @@ func (d *DB) compileQueries(s Settings) error {
 		{"user_query", s.UserQuery, DefaultUserQuery},
 		{"iterate_query", s.IterateQuery, DefaultIterateQuery},
 	} {
-		q, err := compileQuery(s.Syntax, qs.key, qs.src)
+		q, err := compileQueryIn(d.dl, s.Syntax, qs.key, qs.src)
 		if err != nil {
 			return s.cfgErr(qs.key, "%v", err)
 		}
+		q.idx = i
 		q.isDefault = qs.src == qs.def
 		for _, w := range q.warnings {
 			d.log.Warn("sql: " + s.where(qs.key) + w)
@@ -248,66 +269,6 @@ func (d *DB) compileQueries(s Settings) error {
 	d.passKey = vars.CacheKeyOf(d.qs[qPass].src)
 	d.userKey = vars.CacheKeyOf(d.qs[qUser].src)
 	return nil
-}
-
-// openHosts makes one connection pool per endpoint of the connect string.
-// Nothing is dialled yet.
-func (d *DB) openHosts(s Settings, o *connectOpts, tlsCfg *tls.Config) error {
-	size := s.PoolSize
-	if size == 0 {
-		size = o.maxConns
-	}
-	if size == 0 {
-		size = defaultMaxConns
-	}
-	for _, ep := range o.endpoints() {
-		c, err := mysql.NewConnector(mysqlConfig(o, ep, tlsCfg, driverLogger{d.log}))
-		if err != nil {
-			for _, h := range d.hosts {
-				h.db.Close() // each has an opener goroutine
-			}
-			return s.cfgErr("connect", "host %s: %v", ep, err)
-		}
-		db := stdsql.OpenDB(connector{c})
-		// Connections to keep: all of them. An idle connection the server
-		// closed (wait_timeout) is noticed by the driver's liveness check
-		// before use.
-		db.SetMaxOpenConns(size)
-		db.SetMaxIdleConns(size)
-		d.hosts = append(d.hosts, &host{ep: ep, db: db})
-	}
-	return nil
-}
-
-// mysqlConfig is the driver configuration for one endpoint.
-func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogger) *mysql.Config {
-	cfg := mysql.NewConfig()
-	cfg.User = o.dbUser()
-	cfg.Passwd = o.password
-	cfg.Net = ep.net
-	cfg.Addr = ep.addr
-	cfg.DBName = o.dbname
-	cfg.Timeout = o.connectTimeout
-	cfg.ReadTimeout = o.readTimeout
-	cfg.WriteTimeout = o.writeTimeout
-	cfg.Logger = log
-	// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
-	// Dovecot reads them, instead of becoming time.Time.
-	cfg.ParseTime = false
-	// Placeholders are bound on the server, never interpolated here.
-	cfg.InterpolateParams = false
-	cfg.MultiStatements = false
-	if tlsCfg != nil {
-		t := tlsCfg.Clone()
-		if !t.InsecureSkipVerify {
-			t.ServerName = "localhost" // what libmysqlclient checks for a socket
-			if ep.net == "tcp" {
-				t.ServerName, _, _ = net.SplitHostPort(ep.addr)
-			}
-		}
-		cfg.TLS = t
-	}
-	return cfg
 }
 
 // DefaultScheme is the scheme of passwords stored without a {…} prefix.
@@ -325,6 +286,9 @@ func (d *DB) UserCacheKey() *vars.Template { return d.userKey }
 func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.PassAnswer, error) {
 	q := d.qs[qPass]
 	res, err := d.run(ctx, qPass, requestVars(req), 2)
+	if errors.Is(err, errUnmatchable) {
+		return backends.PassAnswer{Outcome: backends.Unknown}, nil
+	}
 	if err != nil {
 		return backends.PassAnswer{}, err
 	}
@@ -374,6 +338,9 @@ func (d *DB) LookupPass(ctx context.Context, req *backends.Request) (backends.Pa
 // column is a userdb field.
 func (d *DB) LookupUser(ctx context.Context, req *backends.Request) (backends.UserAnswer, error) {
 	res, err := d.run(ctx, qUser, requestVars(req), 2)
+	if errors.Is(err, errUnmatchable) {
+		return backends.UserAnswer{Outcome: backends.Unknown}, nil
+	}
 	if err != nil {
 		return backends.UserAnswer{}, err
 	}
@@ -446,14 +413,14 @@ func (d *DB) Close() error {
 	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
+	return d.closeHosts()
+}
+
+// closeHosts closes every host's connections.
+func (d *DB) closeHosts() error {
 	var errs []error
 	for _, h := range d.hosts {
-		for i := range h.stmts {
-			if st := h.stmts[i].Swap(nil); st != nil {
-				errs = append(errs, st.Close())
-			}
-		}
-		errs = append(errs, h.db.Close())
+		errs = append(errs, h.conns.close())
 	}
 	return errors.Join(errs...)
 }
@@ -500,7 +467,13 @@ func (d *DB) run(ctx context.Context, qi int, vc *vars.Context, limit int) (*res
 		if err := ctx.Err(); err != nil {
 			break
 		}
-		res, err := d.runOn(ctx, h, qi, text, args, limit)
+		res, err := h.conns.query(ctx, q, text, args, limit)
+		if n := pgIndeterminateParam(err); n > 0 && q.castParam(n) {
+			// Once per parameter: the server could not type a placeholder
+			// where a literal would have been text. Try again as text.
+			d.log.Warn("sql: PostgreSQL cannot infer the type of a parameter; sending it as text", "query", q.name, "param", n)
+			return d.run(ctx, qi, vc, limit)
+		}
 		if err == nil {
 			d.markUp(h)
 			return res, nil
@@ -510,7 +483,7 @@ func (d *DB) run(ctx context.Context, qi int, vc *vars.Context, limit int) (*res
 			// fine, only slower than the caller's patience.
 			return nil, fmt.Errorf("sql: %s on %s: %w", q.name, h.ep, err)
 		}
-		if !isHostError(err) {
+		if !d.hostErr(err) {
 			return nil, fmt.Errorf("sql: %s on %s: %w%s", q.name, h.ep, err, q.defaultNote())
 		}
 		d.markDown(h, err)
@@ -520,82 +493,6 @@ func (d *DB) run(ctx context.Context, qi int, vc *vars.Context, limit int) (*res
 		lastErr = fmt.Errorf("sql: %s: %w", q.name, ctx.Err())
 	}
 	return nil, lastErr
-}
-
-func (d *DB) runOn(ctx context.Context, h *host, qi int, text string, args []any, limit int) (*result, error) {
-	var rows *stdsql.Rows
-	var err error
-	if q := d.qs[qi]; q.isStat {
-		var st *stdsql.Stmt
-		if st, err = h.stmt(ctx, qi, q.static); err != nil {
-			return nil, err
-		}
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		// The text differs per request: database/sql prepares, runs and
-		// closes it when there are arguments, or sends it as is.
-		rows, err = h.db.QueryContext(ctx, text, args...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	res := &result{}
-	if res.cols, err = rows.Columns(); err != nil {
-		return nil, err
-	}
-	types, err := rows.ColumnTypes()
-	if err != nil {
-		return nil, err
-	}
-	vals := make([]any, len(res.cols))
-	dest := make([]any, len(vals))
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	for limit < 0 || len(res.rows) < limit {
-		if !rows.Next() {
-			break
-		}
-		clear(vals)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		row := make([]stdsql.NullString, len(vals))
-		for i, v := range vals {
-			row[i] = textValue(v, types[i])
-		}
-		res.rows = append(res.rows, row)
-	}
-	// A connection lost in the middle of the result shows up here, not
-	// as a short result: never turn it into "not found".
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// stmt returns the host's prepared statement for query qi, preparing it
-// on first use (not at start-up, when the server may be down).
-// database/sql then prepares it again on each new connection by itself.
-func (h *host) stmt(ctx context.Context, qi int, text string) (*stdsql.Stmt, error) {
-	if st := h.stmts[qi].Load(); st != nil {
-		return st, nil
-	}
-	st, err := h.db.PrepareContext(ctx, text)
-	if err != nil {
-		return nil, err
-	}
-	if !h.stmts[qi].CompareAndSwap(nil, st) {
-		st.Close() // another lookup was faster
-		if st = h.stmts[qi].Load(); st == nil {
-			return nil, errClosed // Close took it meanwhile
-		}
-	}
-	return st, nil
 }
 
 // order lists the hosts to try: those up in configuration order, then
@@ -675,7 +572,7 @@ func (d *DB) probe(h *host) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(d.ctx, 2*defaultConnectTimeout)
-		err := h.db.PingContext(ctx)
+		err := h.conns.ping(ctx)
 		cancel()
 		if err == nil {
 			d.markUp(h)
@@ -684,64 +581,10 @@ func (d *DB) probe(h *host) {
 	}
 }
 
-// connector marks errors of connection set-up, which always mean "this
-// host cannot serve now" (refused, unreachable, TLS verification, access
-// denied, too many connections).
-type connector struct{ driver.Connector }
-
-func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, &connectError{err}
-	}
-	return conn, nil
-}
-
-type connectError struct{ err error }
-
-func (e *connectError) Error() string { return "connect: " + e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
-
-// isHostError reports whether err means the host, not the query, failed,
-// so that the next host may answer.
-func isHostError(err error) bool {
-	var ce *connectError
-	var ne net.Error
-	var me *mysql.MySQLError
-	switch {
-	case errors.As(err, &ce),
-		errors.Is(err, driver.ErrBadConn),
-		errors.Is(err, mysql.ErrInvalidConn),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.As(err, &ne):
-		return true
-	case errors.As(err, &me):
-		switch me.Number {
-		case 1040, // too many connections
-			1053, // server shutdown in progress
-			1152, // aborted connection
-			1927, // connection was killed
-			4031: // disconnected by the server because of inactivity
-			return true
-		}
-	}
-	return false
-}
-
 // defaultNote adds Dovecot's hint to errors of a built-in query.
 func (q *query) defaultNote() string {
 	if q.isDefault {
 		return " (using built-in default " + q.name + ")"
 	}
 	return ""
-}
-
-// driverLogger sends go-sql-driver's own messages (a connection closed
-// under it, and such) to the log at debug level; lookups report the
-// errors that matter.
-type driverLogger struct{ log *slog.Logger }
-
-func (l driverLogger) Print(v ...any) {
-	l.log.Debug("sql: mysql driver: " + strings.TrimSpace(fmt.Sprint(v...)))
 }

@@ -81,8 +81,13 @@ func writeConf(t testing.TB, body string) string {
 // confFor is a conf file for connect with the conformance queries unless
 // others are given (key = value lines).
 func confFor(connect string, lines ...string) string {
+	return confForDriver("mysql", connect, lines...)
+}
+
+// confForDriver is confFor for any driver.
+func confForDriver(driver, connect string, lines ...string) string {
 	var b strings.Builder
-	b.WriteString("driver = mysql\nconnect = " + connect + "\n")
+	b.WriteString("driver = " + driver + "\nconnect = " + connect + "\n")
 	has := func(k string) bool {
 		for _, l := range lines {
 			if strings.HasPrefix(l, k+" ") || strings.HasPrefix(l, k+"=") {
@@ -632,6 +637,12 @@ func TestOutage(t *testing.T) {
 	m := startMariaDB(t, testenv.MariaDBOptions{})
 	loadConformance(t, m)
 	d, lg := openDB(t, confFor(tcpConnect(m)))
+	checkOutage(t, d, lg, m.Kill, func() { m.Restart(t) })
+}
+
+// checkOutage runs lookups from 8 goroutines while kill stops the
+// database server and restart brings it back.
+func checkOutage(t *testing.T, d *DB, lg *testLog, kill, restart func()) {
 	alice := conformance.Users[0]
 
 	// A lookup counts in the phase in which it started and ended; one
@@ -682,13 +693,18 @@ func TestOutage(t *testing.T) {
 			}
 		}()
 	}
+	// The first lookups open connections (slow under -race on a busy
+	// machine): let some succeed before the outage.
+	for wait := time.Now().Add(20 * time.Second); c[before].ok.Load() == 0 && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	time.Sleep(300 * time.Millisecond)
 	phase.Store(transition)
-	m.Kill() // returns once the process is gone
+	kill() // returns once the process is gone
 	phase.Store(down)
 	time.Sleep(500 * time.Millisecond)
 	phase.Store(restarting)
-	m.Restart(t) // returns once the server greets clients
+	restart() // returns once the server greets clients
 	ready := time.Now()
 	deadline := ready.Add(2 * time.Second)
 	for firstOK.Load() == 0 && time.Now().Before(deadline) {

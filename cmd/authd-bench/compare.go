@@ -28,6 +28,7 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&o.Rounds, "rounds", 0, "Dovecot/authd pairs per scenario, A B A B (default 2, -quick 1)")
 	fs.IntVar(&o.Conns, "c", 8, "connections")
 	fs.IntVar(&o.Depth, "d", 8, "requests in flight per connection")
+	fs.IntVar(&o.AttackAddrs, "attack-addrs", 0, "attacking addresses of the attack scenarios (default 1000)")
 	fs.StringVar(&o.PerfDir, "perf", "", "record a perf profile of each server's last round into this directory")
 	jsonOut := fs.String("json", "", "also write the full report (every round) as JSON to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")

@@ -24,11 +24,12 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no target":        {[]string{"run"}, "-a TARGET is required"},
-		"unknown command":  {[]string{"frobnicate"}, `unknown command "frobnicate"`},
-		"extra args":       {[]string{"run", "-a", "/tmp/x", "extra"}, `unexpected arguments ["extra"]`},
-		"bad users file":   {[]string{"-a", "/tmp/x", "-users-file", "/nonexistent/users"}, "/nonexistent/users: no such file"},
-		"unknown scenario": {[]string{"compare", "-authd", "/bin/true", "-scenarios", "nosuch"}, `no scenario matches "nosuch"`},
+		"no target":         {[]string{"run"}, "-a TARGET is required"},
+		"unknown command":   {[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		"extra args":        {[]string{"run", "-a", "/tmp/x", "extra"}, `unexpected arguments ["extra"]`},
+		"bad users file":    {[]string{"-a", "/tmp/x", "-users-file", "/nonexistent/users"}, "/nonexistent/users: no such file"},
+		"attack on lookups": {[]string{"-a", "/tmp/x", "-attack", "10", "-proto", "master"}, "authenticating protocol"},
+		"unknown scenario":  {[]string{"compare", "-authd", "/bin/true", "-scenarios", "nosuch"}, `no scenario matches "nosuch"`},
 	}
 	for name, tc := range cases {
 		var out, errb bytes.Buffer

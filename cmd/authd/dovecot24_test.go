@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	stdsql "database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/authd-project/authd/internal/testenv"
+	_ "modernc.org/sqlite"
 )
 
 // A Dovecot 2.4 configuration (docs/operations.md §2.1) end to end: it
@@ -127,4 +132,65 @@ userdb static {
 	if out.Len() != 0 {
 		t.Errorf("a broken configuration was printed:\n%s", out.String())
 	}
+}
+
+// TestSQL24Drivers: a 2.4 configuration's sql_driver = pgsql (a `pgsql
+// HOST { parameters { } }` section) and sql_driver = sqlite (sqlite_path)
+// reach the PostgreSQL and SQLite drivers, and a login answers.
+func TestSQL24Drivers(t *testing.T) {
+	const table = "CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, home TEXT);\n" +
+		"INSERT INTO users VALUES ('alice@example.com', '{PLAIN}alicepw', '/home/alice');\n"
+	const blocks = `passdb sql {
+  passdb_sql_query = SELECT username AS user, password FROM users WHERE username = '%{user}'
+}
+userdb sql {
+  userdb_sql_query = SELECT home, 1000 AS uid, 1000 AS gid FROM users WHERE username = '%{user}'
+}
+service auth {
+  unix_listener auth-userdb {
+    mode = 0666
+  }
+}
+`
+	head := "dovecot_config_version = 2.4.1\nbase_dir = $DIR/run\nauth_failure_delay = 0\n"
+	t.Run("pgsql", func(t *testing.T) {
+		pg := testenv.StartPostgres(t, testenv.PostgresOptions{})
+		pg.Exec(t, table)
+		// The host is the socket's directory, as libpq reads it; the
+		// password holds a blank and a quote (quoted in the connect string).
+		pg.Exec(t, `ALTER USER `+pg.User+` PASSWORD 'a b''c'`)
+		conf := head + fmt.Sprintf("sql_driver = pgsql\npgsql %s {\n  parameters {\n    port = %d\n    dbname = %s\n    user = %s\n    password = \"a b'c\"\n  }\n}\n",
+			pg.SocketDir, pg.Port, pg.Database, pg.User) + blocks
+		checkSQL24Login(t, conf, nil)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		db, err := stdsql.Open("sqlite", filepath.Join(dir, "users.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(table); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		conf := head + "sql_driver = sqlite\nsqlite_path = " + filepath.Join(dir, "users.db") + "\n" + blocks
+		checkSQL24Login(t, conf, nil)
+	})
+}
+
+func checkSQL24Login(t *testing.T, conf string, files map[string]string) {
+	t.Helper()
+	p := startAuthd(t, conf, "run/auth-client", files)
+	out, code := authdTest(t, "-a", p.path("run/auth-client"), "alice@example.com", "alicepw")
+	if code != 0 || !strings.Contains(out, "auth succeeded") {
+		t.Fatalf("login: exit %d: %s", code, out)
+	}
+	if out, code := authdTest(t, "-a", p.path("run/auth-client"), "alice@example.com", "wrong"); code == 0 {
+		t.Errorf("wrong password accepted: %s", out)
+	}
+	var o, e bytes.Buffer
+	if code := run([]string{"user", "-a", p.path("run/auth-userdb"), "alice@example.com"}, nil, &o, &e); code != 0 {
+		t.Fatalf("user: exit %d: %s%s", code, o.String(), e.String())
+	}
+	mustContain(t, o.String(), "/home/alice")
 }

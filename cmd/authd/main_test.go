@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,18 @@ import (
 // goroutine outlives the tests (docs/architecture.md, house rule 9).
 func TestMain(m *testing.M) {
 	if os.Getenv("AUTHD_TEST_MAIN") == "1" {
+		if n := os.Getenv("AUTHD_TEST_NOFILE"); n != "" {
+			// Both limits: Go raises the soft one to the hard one at
+			// start, so lowering only the soft one would not stick.
+			lim, err := strconv.ParseUint(n, 10, 64)
+			if err == nil {
+				err = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim, Max: lim})
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "AUTHD_TEST_NOFILE:", err)
+				os.Exit(70)
+			}
+		}
 		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
@@ -77,10 +90,17 @@ func startAuthd(t *testing.T, conf string, waitSock string, files map[string]str
 
 func startAuthdArgs(t *testing.T, dir, waitSock string, args ...string) *proc {
 	t.Helper()
+	return startAuthdEnv(t, dir, waitSock, nil, args...)
+}
+
+// startAuthdEnv is startAuthdArgs with extra environment variables
+// (AUTHD_TEST_NOFILE=N starts authd with at most N open files).
+func startAuthdEnv(t *testing.T, dir, waitSock string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{dir: dir, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "AUTHD_TEST_MAIN=1")
+	p.cmd.Env = append(append(os.Environ(), "AUTHD_TEST_MAIN=1"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -479,7 +479,7 @@ var passdbOnly = map[string]bool{"mechanisms": true, "username_filter": true, "d
 
 // sqlInline are the dovecot-sql.conf.ext settings a passdb/userdb block
 // with driver = sql may carry inline (Dovecot 2.4 puts them there too);
-// sql_driver is the file's `driver` (mysql).
+// sql_driver is the file's `driver` (mysql, pgsql or sqlite).
 var sqlInline = []string{"connect", "default_pass_scheme", "iterate_query", "password_query", "sql_driver", "user_query"}
 
 // dbKeys are the settings of every passdb and userdb block; passdbOnly

@@ -142,6 +142,10 @@ type daemon struct {
 	metricsSrv *metrics.Server
 	metricsAt  string                            // metricsSrv's listen value
 	grpc       atomic.Pointer[grpcserver.Server] // nil when grpc { } has no listen
+	// grpcPast holds the counters of gRPC listeners a reload or shutdown
+	// retired (grpcStats).
+	grpcPastMu sync.Mutex
+	grpcPast   grpcserver.Stats
 }
 
 // start builds the first instance and opens its sockets.

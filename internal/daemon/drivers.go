@@ -143,7 +143,7 @@ func (ds *driverSet) sql(c config.DB) (*sqldb.DB, error) {
 			}
 		}
 		if s.Driver == "" {
-			s.Driver = "mysql" // the one SQL driver authd has
+			s.Driver = "mysql" // inline settings without sql_driver: MySQL, as before pgsql and sqlite existed
 		}
 		for _, x := range c.DriverSettings {
 			k := x.Key

@@ -167,41 +167,77 @@ var connectKeys24 = map[string]string{
 	"ssl_client_cert_file": "ssl_cert", "ssl_client_key_file": "ssl_key", "ssl_cipher_list": "ssl_cipher",
 }
 
-// connect24 builds a 2.3 connect string from the host sections. A connect
-// string shares every setting but the host among its hosts, so hosts with
-// different settings cannot be expressed and are an error. Values are
-// never quoted in errors: one is the database password.
+// connect24 builds a 2.3 connect string from the 2.4 connection: the
+// host sections' settings as connect words (mysql, pgsql), or sqlite_path.
+// A connect string shares every setting but the host among its hosts, so
+// hosts with different settings cannot be expressed and are an error.
+// Values are never quoted in errors: one is the database password.
 func connect24(c *config.SQLConnection) (string, error) {
-	if c.Driver != "mysql" {
-		return "", fmt.Errorf("%s: sql_driver = %s: authd's SQL driver speaks mysql only", c.Pos, c.Driver)
+	if c.Driver == "sqlite" {
+		// authd opens the file read-only whatever sqlite_readonly says,
+		// and so never writes a journal (sqlite_journal_mode).
+		for _, s := range c.Settings {
+			if s.Key == "sqlite_path" {
+				return s.Value, nil
+			}
+		}
+		return "", fmt.Errorf("%s: sqlite_path is not set", c.Pos)
 	}
 	var words []string
 	var shared string
 	for i, h := range c.Hosts {
-		var ws []string
-		for _, s := range h.Settings {
-			if s.Key == "mysql_ssl" || s.Key == "ssl_client_require_valid_cert" {
-				continue // TLS follows from the CA and certificate settings
-			}
-			w, ok := connectKeys24[s.Key]
-			if !ok {
-				if strings.HasPrefix(s.Key, "ssl_client_") {
-					continue
-				}
-				return "", fmt.Errorf("%s: %s: not a MySQL setting authd reads", s.Pos, s.Key)
-			}
-			if s.Value != "" && s.Value != "0" {
-				ws = append(ws, w+"="+s.Value)
-			}
+		ws, err := hostWords24(c.Driver, h)
+		if err != nil {
+			return "", err
 		}
 		joined := strings.Join(ws, " ")
 		if i > 0 && joined != shared {
-			return "", fmt.Errorf("%s: mysql %s: authd needs every SQL host to share the same settings", h.Pos, h.Host)
+			return "", fmt.Errorf("%s: %s %s: authd needs every SQL host to share the same settings", h.Pos, c.Driver, h.Host)
 		}
 		shared = joined
-		words = append(words, "host="+h.Host)
+		words = append(words, "host="+connectValue(h.Host))
 	}
 	return strings.TrimSpace(strings.Join(words, " ") + " " + shared), nil
+}
+
+// hostWords24 turns one host section's settings into connect words.
+func hostWords24(driver string, h config.SQLHost) ([]string, error) {
+	var ws []string
+	for _, s := range h.Settings {
+		var w string
+		switch {
+		case driver == "pgsql" && strings.HasPrefix(s.Key, "pgsql_parameters/"):
+			// libpq's own keywords, which a 2.3 connect string holds too.
+			w = strings.TrimPrefix(s.Key, "pgsql_parameters/")
+		case driver == "pgsql" && s.Key == "pgsql_connection_limit":
+			w = "maxconns"
+		case driver == "pgsql" && (s.Key == "pgsql_host" || strings.HasPrefix(s.Key, "ssl_client_")):
+			continue // the section's name is the host; libpq's TLS is in the parameters
+		case s.Key == "mysql_ssl" || s.Key == "ssl_client_require_valid_cert":
+			continue // TLS follows from the CA and certificate settings
+		default:
+			var ok bool
+			if w, ok = connectKeys24[s.Key]; !ok {
+				if strings.HasPrefix(s.Key, "ssl_client_") {
+					continue
+				}
+				return nil, fmt.Errorf("%s: %s: not a %s setting authd reads", s.Pos, s.Key, driver)
+			}
+		}
+		if s.Value != "" && (s.Value != "0" || driver == "pgsql" && w != "maxconns") {
+			ws = append(ws, w+"="+connectValue(s.Value))
+		}
+	}
+	return ws, nil
+}
+
+// connectValue quotes a connect-string value that holds a blank or a
+// quote, the way the SQL driver's connect parser reads it back.
+func connectValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n\r'\"\\") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // ldap24 builds an LDAP driver from 2.4 settings. The block's fields { }

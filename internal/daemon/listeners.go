@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/config"
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // apply opens, keeps or closes sockets to match inst and points every
@@ -67,13 +68,18 @@ func (d *daemon) apply(inst *instance) error {
 	return nil
 }
 
+// acceptBackoff is the pause after a failed accept. EMFILE leaves the
+// connection in the backlog, so the next accept fails at once: without a
+// pause the loop would spin on a core until a descriptor frees up.
+const acceptBackoff = 100 * time.Millisecond
+
 // serve runs the accept loop of l until its socket is closed.
 func (d *daemon) serve(l *listener) {
 	name := l.cfg.Name // the metrics label: a configured name, never a client's
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		var errLog rateLimit
+		var errLog ratelog.Limiter
 		for {
 			nc, err := l.ln.Accept()
 			if err != nil {
@@ -82,10 +88,8 @@ func (d *daemon) serve(l *listener) {
 				}
 				// EMFILE and friends: back off instead of spinning, and
 				// say so at most once a second.
-				if n, ok := errLog.allow(); ok {
-					d.log.Error("accept failed", "listener", l.cfg.Path, "err", err, "suppressed", n)
-				}
-				time.Sleep(100 * time.Millisecond)
+				errLog.Log(d.log, slog.LevelError, "accept failed", "listener", l.cfg.Path, "err", err)
+				time.Sleep(acceptBackoff)
 				continue
 			}
 			d.logPeer(l, nc)
@@ -112,21 +116,4 @@ func (d *daemon) logPeer(l *listener, nc net.Conn) {
 	if cred, err := peerCred(nc); err == nil {
 		d.log.Debug("connection", "listener", l.cfg.Name, "peer_pid", cred.Pid, "peer_uid", cred.Uid, "peer_gid", cred.Gid)
 	}
-}
-
-// rateLimit lets one event through per second and counts the rest.
-type rateLimit struct {
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimit) allow() (suppressed int, ok bool) {
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		return 0, false
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	return n, true
 }

@@ -37,6 +37,9 @@ func (d *daemon) initMetrics() error {
 	if err := d.reg.Register(metrics.PolicyCollector(d.policyStats)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := d.reg.Register(metrics.LimitsCollector(d.limitStats)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	d.metrics = m
 	return nil
 }
@@ -70,6 +73,52 @@ func (d *daemon) penaltyStats() (limiter.Stats, bool) {
 		return limiter.Stats{}, false
 	}
 	return inst.limiter.Stats(), true
+}
+
+// limitStats reads the limits' counters (scrape time): the Dovecot
+// sockets' from the process-wide Shared, gRPC's from every listener this
+// process ran.
+func (d *daemon) limitStats() metrics.LimitStats {
+	dc := &d.shared.Stats
+	g := d.grpcStats()
+	return metrics.LimitStats{
+		DovecotRefused:       dc.Refused.Load(),
+		GRPCRefused:          g.RefusedConnections,
+		Overdue:              dc.Overdue.Load(),
+		DovecotDelayOverflow: dc.DelayOverflow.Load(),
+		GRPCDelayOverflow:    g.UndelayedAnswers,
+		TooLarge:             dc.TooLarge.Load(),
+	}
+}
+
+// grpcStats sums the counters of the current gRPC listener and of those
+// a reload replaced, so that the metrics never go down.
+func (d *daemon) grpcStats() grpcserver.Stats {
+	d.grpcPastMu.Lock()
+	defer d.grpcPastMu.Unlock()
+	st := d.grpcPast
+	if g := d.grpc.Load(); g != nil {
+		st = addGRPCStats(st, g.Stats())
+	}
+	return st
+}
+
+// retireGRPC takes g out of service for the metrics: its counters move to
+// the past ones in the same step, never counted twice or not at all.
+func (d *daemon) retireGRPC(g *grpcserver.Server) {
+	d.grpcPastMu.Lock()
+	defer d.grpcPastMu.Unlock()
+	if d.grpc.CompareAndSwap(g, nil) {
+		d.grpcPast = addGRPCStats(d.grpcPast, g.Stats())
+	}
+}
+
+func addGRPCStats(a, b grpcserver.Stats) grpcserver.Stats {
+	return grpcserver.Stats{
+		RefusedConnections: a.RefusedConnections + b.RefusedConnections,
+		UndelayedAnswers:   a.UndelayedAnswers + b.UndelayedAnswers,
+		AnsweredAtCut:      a.AnsweredAtCut + b.AnsweredAtCut,
+	}
 }
 
 // delayedFailures counts the failures waiting for auth_failure_delay on
@@ -133,7 +182,7 @@ func (d *daemon) applyGRPC(inst *instance) error {
 			d.log.Warn("grpc listener stopped with requests running", "err", err)
 		}
 		cancel()
-		d.grpc.Store(nil)
+		d.retireGRPC(cur)
 	}
 	if next == nil {
 		return nil
@@ -193,10 +242,12 @@ func (d *daemon) applyMetrics(cfg *config.Config) error {
 // stopGRPC stops the gRPC listener first at shutdown: it drains its own
 // requests, then the instance retires.
 func (d *daemon) stopGRPC(ctx context.Context) error {
-	if g := d.grpc.Swap(nil); g != nil {
-		return g.Shutdown(ctx)
+	g := d.grpc.Load()
+	if g == nil {
+		return nil
 	}
-	return nil
+	d.retireGRPC(g)
+	return g.Shutdown(ctx)
 }
 
 // stopMetrics closes the metrics listener last, so shutdown stays

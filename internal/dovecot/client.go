@@ -22,6 +22,7 @@ import (
 
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/ratelog"
 	"github.com/authd-project/authd/internal/sasl"
 )
 
@@ -40,6 +41,9 @@ type Shared struct {
 	cuid     atomic.Uint32
 	Logins   *LoginRegistry
 	Stats    Stats
+	// delayed is the number of failure replies waiting in every client
+	// listener's delay queue (bounded by Limits.MaxDelayed).
+	delayed atomic.Int64
 }
 
 // Stats are counters the metrics layer reads.
@@ -52,6 +56,13 @@ type Stats struct {
 	// Overdue counts requests answered with a temporary failure because
 	// they outlived their deadline in the engine.
 	Overdue atomic.Int64
+	// DelayOverflow counts failures answered at once, without
+	// auth_failure_delay, because Limits.MaxDelayed replies were
+	// waiting already.
+	DelayOverflow atomic.Int64
+	// TooLarge counts master-socket replies not sent because the client
+	// could not read a line that long (answered with FAIL instead).
+	TooLarge atomic.Int64
 }
 
 // NewShared returns process-wide protocol state.
@@ -128,7 +139,8 @@ type ClientServer struct {
 
 	limits Limits
 	nconns connLimiter
-	warn   rateLog // protocol-error warnings, at most one a second
+	warn   ratelog.Limiter // protocol-error warnings, at most one a second
+	full   ratelog.Limiter // the failure-delay queue's overflow
 	// stop is stopping for the readers, which check it without the lock.
 	stop atomic.Bool
 
@@ -172,7 +184,7 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 	b = strconv.AppendUint(b, uint64(cfg.Shared.SPID), 10)
 	b = append(b, '\n')
 	s.handshake = b
-	s.delay = newDelayQueue(cfg.FailureDelay)
+	s.delay = newDelayQueue(cfg.FailureDelay, &cfg.Shared.delayed, s.limits.MaxDelayed, s.delayOverflow)
 	s.workers = newWorkers(10 * time.Second)
 	s.runDone = make(chan struct{})
 	return s
@@ -186,6 +198,13 @@ func (s *ClientServer) Run(ctx context.Context) {
 	s.mu.Unlock()
 	defer close(s.runDone)
 	s.delay.run(ctx)
+}
+
+// delayOverflow counts and logs a failure answered at once because the
+// process holds Limits.MaxDelayed delayed replies already.
+func (s *ClientServer) delayOverflow() {
+	s.cfg.Shared.Stats.DelayOverflow.Add(1)
+	s.full.Log(s.cfg.Log, slog.LevelWarn, "failure-delay queue full: answering failures at once", "max", s.limits.MaxDelayed)
 }
 
 // DelayedFailures is the number of FAIL replies waiting for the delay.
@@ -204,6 +223,10 @@ func (s *ClientServer) Shutdown(ctx context.Context) error {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 	s.mu.Unlock()
+	// Delayed failures go out now, and so do those of requests still in
+	// the engine (docs/protocol.md §1.7): the wait below is for the
+	// engine, not for the delay.
+	s.delay.close()
 	done := make(chan struct{})
 	go func() {
 		s.inflight.Wait()
@@ -215,7 +238,6 @@ func (s *ClientServer) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: requests still running: %w", ctx.Err())
 	}
-	s.delay.close()
 	s.workers.stop()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -429,9 +451,9 @@ func (c *clientConn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, ErrLineTooLong):
-		c.s.warn.log(c.log, slog.LevelWarn, "client sent a line longer than the limit; closing", "limit", clientMaxLine)
+		c.s.warn.Log(c.log, slog.LevelWarn, "client sent a line longer than the limit; closing", "limit", clientMaxLine)
 	case errors.As(err, &ne) && ne.Timeout() && !c.stopping():
-		c.s.warn.log(c.log, slog.LevelWarn, "client did not finish its handshake or a line in time; closing")
+		c.s.warn.Log(c.log, slog.LevelWarn, "client did not finish its handshake or a line in time; closing")
 	case !errors.Is(err, io.EOF) && !c.stopping() && !isClosed(err) && !errors.Is(err, errStopping):
 		c.log.Debug("client read failed", "err", err)
 	}
@@ -591,7 +613,7 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	}
 	if len(c.pending) >= c.s.limits.MaxPending {
 		c.mu.Unlock()
-		c.s.warn.log(c.log, slog.LevelWarn, "client has too many requests in progress; refusing more", "max", c.s.limits.MaxPending)
+		c.s.warn.Log(c.log, slog.LevelWarn, "client has too many requests in progress; refusing more", "max", c.s.limits.MaxPending)
 		c.send("FAIL\t" + itoa(id) + "\tcode=temp_fail\treason=Too many requests in progress")
 		return true
 	}
@@ -960,7 +982,7 @@ func (c *clientConn) finishOverdue(req *clientReq) {
 	}
 	c.s.cfg.Shared.Stats.Overdue.Add(1)
 	c.observe(req, engine.StatusTempFail)
-	c.s.warn.log(c.log, slog.LevelWarn, "request took longer than its deadline; answered with a temporary failure", "deadline", c.s.limits.Request.String())
+	c.s.warn.Log(c.log, slog.LevelWarn, "request took longer than its deadline; answered with a temporary failure", "deadline", c.s.limits.Request.String())
 	c.send("FAIL\t" + itoa(req.id) + "\tcode=temp_fail")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,9 +12,19 @@ import (
 // anything else (docs/protocol.md §1.7). Like Dovecot it flushes in batches and
 // shuffles each batch, so that the order of parallel guesses' answers says
 // nothing about which finished first.
+//
+// It is a tarpit, and a tarpit holds memory by design: each reply is a
+// line and a closure over its connection. held counts the replies waiting
+// in every queue of the process, and past max a failure is answered at
+// once (overflow is told), as gRPC's max_delayed_answers does: a flood
+// then gets quick failures instead of filling memory, and the
+// brute-force defence still counts every one.
 type delayQueue struct {
-	delay time.Duration
-	tick  time.Duration
+	delay    time.Duration
+	tick     time.Duration
+	held     *atomic.Int64
+	max      int64
+	overflow func()
 
 	mu      sync.Mutex
 	entries []delayed
@@ -27,21 +38,32 @@ type delayed struct {
 	send func()
 }
 
-func newDelayQueue(delay time.Duration) *delayQueue {
+// newDelayQueue returns a queue whose replies count in held, of which at
+// most limit may wait.
+func newDelayQueue(delay time.Duration, held *atomic.Int64, limit int, overflow func()) *delayQueue {
 	tick := 500 * time.Millisecond
 	if d := delay / 4; d < tick {
 		tick = max(d, 10*time.Millisecond)
 	}
-	return &delayQueue{delay: delay, tick: tick, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &delayQueue{delay: delay, tick: tick, held: held, max: int64(limit), overflow: overflow,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // add queues send to run at time at (a fixed time after the request
 // arrived), at the first tick from then. After close it runs send at once:
-// a shutting-down server answers everything it owes.
+// a shutting-down server answers everything it owes. So it does when the
+// process holds its maximum of replies already.
 func (q *delayQueue) add(at time.Time, send func()) {
 	q.mu.Lock()
 	if q.closed || !at.After(time.Now()) {
 		q.mu.Unlock()
+		send()
+		return
+	}
+	if q.held.Add(1) > q.max {
+		q.held.Add(-1)
+		q.mu.Unlock()
+		q.overflow()
 		send()
 		return
 	}
@@ -99,6 +121,7 @@ func (q *delayQueue) flush(all bool) {
 	}
 	clear(q.entries[len(keep):])
 	q.entries = keep
+	q.held.Add(-int64(len(due)))
 	q.mu.Unlock()
 	rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 	for _, e := range due {

@@ -1,13 +1,13 @@
 package dovecot
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // Limits bound what one client of a socket can make authd hold. The
@@ -33,9 +33,14 @@ type Limits struct {
 	// Request: the longest one request may take in the engine (lookup and
 	// verification); past it the client gets a temporary failure.
 	Request time.Duration
+	// MaxDelayed: failure replies waiting for auth_failure_delay in the
+	// whole process (every client and login listener together); past it
+	// a failure is answered at once (logged at most once a second,
+	// counted in Stats.DelayOverflow). Client sockets only.
+	MaxDelayed int
 }
 
-// Default limits (docs/operations.md §7 lists them).
+// Default limits (docs/operations.md §8 lists them).
 const (
 	DefaultHandshake     = 10 * time.Second
 	DefaultLine          = 30 * time.Second
@@ -45,6 +50,10 @@ const (
 	DefaultClientRequest = 8 * time.Second  // under Postfix's 10 s
 	DefaultLoginRequest  = 25 * time.Second // under the login processes' 30 s
 	DefaultMasterRequest = 150 * time.Second
+	// DefaultMaxDelayed is gRPC's max_delayed_answers default too: at
+	// about 1 KiB a reply, 10,000 waiting replies are ~10 MB, and an
+	// honest server never has that many failures within one delay.
+	DefaultMaxDelayed = 10000
 )
 
 func (l Limits) withDefaults(request time.Duration) Limits {
@@ -64,6 +73,9 @@ func (l Limits) withDefaults(request time.Duration) Limits {
 	}
 	if l.MaxUnread <= 0 {
 		l.MaxUnread = DefaultMaxUnread
+	}
+	if l.MaxDelayed <= 0 {
+		l.MaxDelayed = DefaultMaxDelayed
 	}
 	return l
 }
@@ -139,7 +151,7 @@ type connLimiter struct {
 	n       atomic.Int64
 	refused *atomic.Int64
 	log     *slog.Logger
-	every   rateLog
+	every   ratelog.Limiter
 }
 
 // acquire registers a connection; false means "over the cap: close it".
@@ -147,36 +159,10 @@ func (c *connLimiter) acquire() bool {
 	if c.n.Add(1) > int64(c.max) {
 		c.n.Add(-1)
 		c.refused.Add(1)
-		c.every.log(c.log, slog.LevelWarn, "connection refused: the listener serves its maximum of connections", "max", c.max)
+		c.every.Log(c.log, slog.LevelWarn, "connection refused: the listener serves its maximum of connections", "max", c.max)
 		return false
 	}
 	return true
 }
 
 func (c *connLimiter) release() { c.n.Add(-1) }
-
-// rateLog writes a line at most once a second, saying how many were
-// suppressed: one misbehaving client (or an EMFILE storm) must not flood
-// the log.
-type rateLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) log(l *slog.Logger, level slog.Level, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	l.Log(context.Background(), level, msg, args...)
-}

@@ -18,7 +18,7 @@ import (
 )
 
 // The limits on what one client can make authd hold (docs/operations.md
-// §7): handshake and line deadlines that leave idle connections alone,
+// §8): handshake and line deadlines that leave idle connections alone,
 // connection and request caps, paused reading for a client that does not
 // read, and a deadline on every request.
 
@@ -282,5 +282,60 @@ func TestMasterUnreadLookupsBounded(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := runtime.NumGoroutine(); n > base+dovecot.DefaultMasterPending+50 {
 		t.Errorf("%d goroutines for one connection's unread lookups (base %d)", n, base)
+	}
+}
+
+// aliceWrong is alice with a wrong password.
+const aliceWrong = "AUTH\t%d\tPLAIN\tservice=imap\tresp=AGFsaWNlQGV4YW1wbGUuY29tAHdyb25n"
+
+// The failure-delay queue is a bounded tarpit: past Limits.MaxDelayed
+// replies waiting in the whole process (both listeners here share one
+// Shared), a failure is answered at once, and counted.
+func TestDelayQueueBounded(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	const delay = time.Minute // nothing leaves the queue during the test
+	eng := env.withDelay(delay)
+	var srvs []*dovecot.ClientServer
+	var conns []*conn
+	for _, name := range []string{"auth-a", "auth-b"} {
+		srv := dovecot.NewClientServer(dovecot.ClientConfig{
+			Engine: eng, Mechs: []sasl.Def{sasl.Defs["PLAIN"]}, FailureDelay: delay, Shared: env.shared,
+			Limits: dovecot.Limits{MaxDelayed: 3},
+		})
+		path := testenv.ServeUnix(t, filepath.Join(env.dir, name), testenv.Served{Serve: srv.Serve, Shutdown: srv.Shutdown, Run: srv.Run})
+		c := dial(t, path)
+		c.handshake()
+		srvs, conns = append(srvs, srv), append(conns, c)
+	}
+	held := func() int { return srvs[0].DelayedFailures() + srvs[1].DelayedFailures() }
+	for i, c := range conns {
+		for id := 1; id <= 2; id++ {
+			c.send(fmt.Sprintf(aliceWrong, id))
+		}
+		want := 2 * (i + 1)
+		waitUntil(t, "the failures to be delayed or answered", func() bool {
+			return held()+int(env.shared.Stats.DelayOverflow.Load()) == want
+		})
+	}
+	if got := held(); got != 3 {
+		t.Fatalf("%d failures held, want the process-wide maximum of 3", got)
+	}
+	if got := env.shared.Stats.DelayOverflow.Load(); got != 1 {
+		t.Fatalf("overflow counted %d times, want 1", got)
+	}
+	// The one past the cap was answered without waiting its minute.
+	if got := conns[1].readLine(10 * time.Second); !strings.HasPrefix(got, "FAIL\t") {
+		t.Fatalf("the failure past the cap: %q, want a FAIL at once", got)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

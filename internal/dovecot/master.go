@@ -17,10 +17,19 @@ import (
 
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // masterMaxLine is the master protocol's input limit (docs/protocol.md §2.3).
 const masterMaxLine = 1024
+
+// masterMaxReply is the longest reply line, LF included, that Dovecot
+// 2.3's master clients can read: auth-master (doveadm, LDA, LMTP, the
+// mail processes' USER and PASS) and master-login (REQUEST) read into an
+// 8192-byte input buffer, and a line that does not fit ends the
+// connection ("BUG: Received more than 8192 bytes"), failing every
+// lookup on it (docs/protocol.md §2.3).
+const masterMaxReply = 8192
 
 // MasterEngine is what the master protocol needs from the pipeline.
 type MasterEngine interface {
@@ -66,11 +75,12 @@ const DefaultMasterPending = 256
 
 // MasterServer serves the master protocol.
 type MasterServer struct {
-	cfg    MasterConfig
-	limits Limits
-	nconns connLimiter
-	warn   rateLog
-	stop   atomic.Bool
+	cfg     MasterConfig
+	limits  Limits
+	nconns  connLimiter
+	warn    ratelog.Limiter
+	tooLong ratelog.Limiter // replies too long for the client
+	stop    atomic.Bool
 
 	mu       sync.Mutex
 	conns    map[*masterConn]struct{}
@@ -236,16 +246,16 @@ func (c *masterConn) readLoop() {
 			var ne net.Error
 			switch {
 			case errors.Is(err, ErrLineTooLong):
-				c.s.warn.log(log, slog.LevelWarn, "master client sent a line longer than the limit; closing", "limit", masterMaxLine)
+				c.s.warn.Log(log, slog.LevelWarn, "master client sent a line longer than the limit; closing", "limit", masterMaxLine)
 			case errors.As(err, &ne) && ne.Timeout() && !c.s.stop.Load():
-				c.s.warn.log(log, slog.LevelWarn, "master client did not finish its handshake or a line in time; closing")
+				c.s.warn.Log(log, slog.LevelWarn, "master client did not finish its handshake or a line in time; closing")
 			}
 			return
 		}
 		args := SplitLine(line)
 		if !gotVersion {
 			if len(args) < 2 || args[0] != "VERSION" || args[1] != "1" {
-				c.s.warn.log(log, slog.LevelWarn, "master client did not start with VERSION 1; closing")
+				c.s.warn.Log(log, slog.LevelWarn, "master client did not start with VERSION 1; closing")
 				return
 			}
 			gotVersion = true
@@ -281,7 +291,7 @@ func (c *masterConn) readLoop() {
 			ok = false
 		}
 		if !ok {
-			c.s.warn.log(log, slog.LevelWarn, "master client sent an unknown or disallowed command; closing", "cmd", truncate(args[0], 32))
+			c.s.warn.Log(log, slog.LevelWarn, "master client sent an unknown or disallowed command; closing", "cmd", truncate(args[0], 32))
 			return
 		}
 	}
@@ -379,32 +389,50 @@ func (c *masterConn) handleLookup(args []string, pass bool) bool {
 	user := args[2]
 	c.run(func(ctx context.Context) {
 		sid := itoa(id)
-		if pass {
-			if c.restricted {
-				c.observe("pass", engine.StatusFail, start)
-				c.write("FAIL\t" + sid + "\n")
-				return
-			}
-			res := c.s.cfg.Engine.LookupPassdb(ctx, info, user)
-			c.observe("pass", res.Status, start)
-			switch res.Status {
-			case engine.StatusOK:
-				b := []byte("PASS\t" + sid + "\tuser=")
-				b = AppendEscaped(b, res.User)
-				b = appendFields(b, res.Fields, false)
-				c.write(string(append(b, '\n')))
-			case engine.StatusNotFound, engine.StatusUserDisabled, engine.StatusPassExpired:
-				c.write("NOTFOUND\t" + sid + "\n")
-			default:
-				c.write(failLine(sid, res))
-			}
+		if !pass {
+			res := c.s.cfg.Engine.LookupUser(ctx, info, user, nil)
+			c.reply("user", sid, res, c.userReply(sid, res, nil), start)
 			return
 		}
-		res := c.s.cfg.Engine.LookupUser(ctx, info, user, nil)
-		c.observe("user", res.Status, start)
-		c.write(c.userReply(sid, res, nil))
+		if c.restricted {
+			c.observe("pass", engine.StatusFail, start)
+			c.write("FAIL\t" + sid + "\n")
+			return
+		}
+		res := c.s.cfg.Engine.LookupPassdb(ctx, info, user)
+		c.reply("pass", sid, res, passReply(sid, res), start)
 	})
 	return true
+}
+
+// passReply renders PASS / NOTFOUND / FAIL for a passdb lookup.
+func passReply(sid string, res engine.Result) string {
+	switch res.Status {
+	case engine.StatusOK:
+		b := []byte("PASS\t" + sid + "\tuser=")
+		b = AppendEscaped(b, res.User)
+		b = appendFields(b, res.Fields, false)
+		return string(append(b, '\n'))
+	case engine.StatusNotFound, engine.StatusUserDisabled, engine.StatusPassExpired:
+		return "NOTFOUND\t" + sid + "\n"
+	}
+	return failLine(sid, res)
+}
+
+// reply sends line, the answer to command sid for res, and reports the
+// outcome. A line longer than the client can read becomes a temporary
+// failure, logged with the user and the size: sent as it is, it would
+// end the client's connection and every lookup on it.
+func (c *masterConn) reply(command, sid string, res engine.Result, line string, start time.Time) {
+	st := res.Status
+	if len(line) > masterMaxReply {
+		c.s.cfg.Shared.Stats.TooLarge.Add(1)
+		c.s.tooLong.Log(c.s.cfg.Log, slog.LevelError, "reply too long for a Dovecot master client; answered with a temporary failure",
+			"command", command, "user", engine.LogName(res.User), "bytes", len(line), "limit", masterMaxReply)
+		st, line = engine.StatusTempFail, "FAIL\t"+sid+"\n"
+	}
+	c.observe(command, st, start)
+	c.write(line)
 }
 
 func failLine(sid string, res engine.Result) string {
@@ -421,7 +449,7 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 	case engine.StatusOK:
 		if c.restricted {
 			if uid, _ := res.Userdb.Get("uid"); uid != strconv.FormatUint(uint64(c.peerUID), 10) {
-				c.s.warn.log(c.s.cfg.Log, slog.LevelWarn, "userdb client doesn't have lookup permissions for this user", "user", engine.LogName(res.User), "peer_uid", c.peerUID)
+				c.s.warn.Log(c.s.cfg.Log, slog.LevelWarn, "userdb client doesn't have lookup permissions for this user", "user", engine.LogName(res.User), "peer_uid", c.peerUID)
 				return "FAIL\t" + sid + "\n"
 			}
 		}
@@ -433,10 +461,10 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 	case engine.StatusNotFound:
 		return "NOTFOUND\t" + sid + "\n"
 	default:
-		if res.Reason != "" && res.Status == engine.StatusTempFail {
-			if r, ok := res.Userdb.Get("reason"); ok {
-				return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
-			}
+		// A userdb's tempfail field sends its reason field along, as
+		// Dovecot's user_callback does; the engine puts it in Userdb.
+		if r, ok := res.Userdb.Get("reason"); ok && r != "" && res.Status == engine.StatusTempFail {
+			return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
 		}
 		return "FAIL\t" + sid + "\n"
 	}
@@ -550,7 +578,6 @@ func (c *masterConn) handleRequest(args []string) bool {
 	c.run(func(ctx context.Context) {
 		r := login.Result
 		res := c.s.cfg.Engine.LookupUserFinal(ctx, login.Info, r.User, r.OrigUser, r.Userdb)
-		c.observe("request", res.Status, start)
 		var extra fields.Fields
 		if r.MasterUser != "" {
 			extra = append(extra, fields.Field{Key: "master_user", Value: r.MasterUser})
@@ -567,7 +594,7 @@ func (c *masterConn) handleRequest(args []string) bool {
 		} else if r.OrigUser != "" && r.OrigUser != r.User {
 			extra = append(extra, fields.Field{Key: "auth_user", Value: r.OrigUser})
 		}
-		c.write(c.userReply(sid, res, extra))
+		c.reply("request", sid, res, c.userReply(sid, res, extra), start)
 	})
 	return true
 }

@@ -44,9 +44,15 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, set engine.Settings) *testEnv {
 	t.Helper()
+	return newTestEnvUsers(t, set, testUsers)
+}
+
+// newTestEnvUsers is newTestEnv with a passwd-file of its own.
+func newTestEnvUsers(t *testing.T, set engine.Settings, usersFile string) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte(testUsers), 0o644); err != nil {
+	if err := os.WriteFile(users, []byte(usersFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	db, err := passwdfile.New("scheme=PLAIN "+users, nil)

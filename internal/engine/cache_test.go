@@ -134,6 +134,7 @@ func (o *countingObserver) Verify(string, time.Duration)               { o.verif
 func (o *countingObserver) HashOverBudget(scheme, param string) {
 	o.overBudget = append(o.overBudget, scheme+"/"+param)
 }
+func (o *countingObserver) VerifyShed(string) {}
 
 // bindPassdb stands in for LDAP with auth_bind: it checks passwords
 // itself and counts how often it is asked.

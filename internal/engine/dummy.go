@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync"
 
 	"github.com/authd-project/authd/schemes"
@@ -21,8 +22,9 @@ import (
 // "BLF-CRYPT cost=10"), and one stored value of each; a request that
 // verified nothing verifies its password against a value of the most
 // common shape. The value's result is thrown away: only its cost counts.
-// Before any hash was seen, a fresh hash of the passdb's default scheme at
-// its default cost stands in.
+// A passdb of plaintext passwords gets a plaintext dummy (a made-up
+// value). Before anything was verified, a fresh SHA512-CRYPT hash of a
+// random password stands in.
 
 // maxShapes bounds the shapes a passdb remembers; a site has a handful.
 const maxShapes = 16
@@ -100,11 +102,20 @@ func (d *dummies) generated(scheme string) (string, error) {
 	return d.fallback, nil
 }
 
+// plainDummy is the made-up value plaintext dummies compare against.
+var plainDummy = sync.OnceValue(func() string {
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	return hex.EncodeToString(rnd[:])
+})
+
 // noteStored records the shape of a stored value the engine verified.
 func (e *Engine) noteStored(p *passdb, scheme, data string) {
 	if cheapScheme(scheme) {
-		// A byte comparison costs nothing worth imitating; noting it
-		// would make every PLAIN login pay for a shape.
+		// A passdb of plaintext passwords gets a plaintext dummy: a
+		// made-up value, never a user's password, compared as cheaply
+		// (a hash here would make unknown users the slow ones).
+		p.dummies.note("PLAIN", "PLAIN", plainDummy())
 		return
 	}
 	shape, err := e.hashes.Shape(scheme, data)
@@ -121,8 +132,8 @@ const fallbackScheme = "SHA512-CRYPT"
 // verifyDummy spends, for a request that verified nothing, what a real
 // verification costs: a hash of the shape first's passdb verifies most,
 // else of any passdb's (a master passdb may not have seen a login yet),
-// else a generated one.
-func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, password []byte) {
+// else a generated one. It reports whether the verify queue shed it.
+func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, password []byte) (shed bool) {
 	scheme, data, ok := first.dummies.pick()
 	for _, p := range e.passdbs {
 		if ok {
@@ -133,20 +144,22 @@ func (e *Engine) verifyDummy(ctx context.Context, r *request, first *passdb, pas
 	if !ok {
 		var err error
 		if data, err = e.fallback.generated(fallbackScheme); err != nil {
-			return
+			return false
 		}
 		scheme = fallbackScheme
 	}
 	r.verifies++
-	_, _ = e.verify(ctx, scheme, data, password, "dummy")
+	_, err := e.verify(ctx, scheme, data, password, "dummy")
+	return errors.Is(err, ErrVerifyShed)
 }
 
 // equalCost verifies a dummy when a failing request verified nothing: an
 // unknown user, a name error, a user on a deny list, a passdb that gave no
-// password. It uses the first passdb the walk would ask.
-func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []byte) {
+// password. It uses the first passdb the walk would ask. It reports
+// whether the verify queue shed the dummy.
+func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []byte) (shed bool) {
 	if r.verifies > 0 || len(e.passdbs) == 0 {
-		return
+		return false
 	}
 	first := e.passdbs[0]
 	for _, p := range e.passdbs {
@@ -155,5 +168,21 @@ func (e *Engine) equalCost(ctx context.Context, r *request, w walk, password []b
 			break
 		}
 	}
-	e.verifyDummy(ctx, r, first, password)
+	return e.verifyDummy(ctx, r, first, password)
+}
+
+// reasonShed is the Result.Reason of a request whose verification, real
+// or dummy, the verify queue shed.
+const reasonShed = "password verification shed: the verify workers are overloaded"
+
+// failEqually ends a failing request that verified nothing with
+// equalCost's dummy verification and returns res, or a temporary failure
+// if the queue shed the dummy: under overload a known user's wrong
+// password is a temporary failure (its own verification is shed), so an
+// unknown user's must be one too, or the answer would tell them apart.
+func (e *Engine) failEqually(ctx context.Context, r *request, w walk, password []byte, res Result) Result {
+	if e.equalCost(ctx, r, w, password) {
+		res.Status, res.Reason, res.Fields = StatusTempFail, reasonShed, nil
+	}
+	return res
 }

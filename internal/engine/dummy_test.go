@@ -115,4 +115,14 @@ func TestEqualCostFailures(t *testing.T) {
 	if r := be.VerifyPlain(ctx, info, "", "alice@x", []byte("wrong")); r.Status != engine.StatusFail || len(bobs.schemes) != 1 || b.calls != 2 {
 		t.Errorf("auth_bind, wrong password: %v, verified %v, %d binds", r.Status, bobs.schemes, b.calls)
 	}
+
+	// A passdb of plaintext passwords: the dummy is a plaintext
+	// comparison too, not a hash that would make unknown users slower.
+	plain := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(pwfile(t, "carol@x:{PLAIN}carolpw::::::\n"))}, nil)
+	var pobs schemeObserver
+	plain.SetObserver(&pobs)
+	plain.VerifyPlain(ctx, info, "", "carol@x", []byte("wrong"))
+	if r := plain.VerifyPlain(ctx, info, "", "nosuch@x", []byte("x")); r.Status != engine.StatusFail || len(pobs.schemes) != 2 || pobs.schemes[1] != "PLAIN" {
+		t.Errorf("plaintext passdb, unknown user: %v, verified %v; want one PLAIN comparison", r.Status, pobs.schemes)
+	}
 }

@@ -10,13 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/ratelog"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
@@ -52,6 +51,12 @@ type Settings struct {
 	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
 	// latency to every request.
 	VerifyWorkers int
+	// VerifyQueue bounds the verifications waiting for a worker, and
+	// VerifyWait how long one waits; past either the request is a
+	// temporary failure (verifyqueue.go). 0 means
+	// DefaultVerifyQueuePerWorker per worker and DefaultVerifyWait.
+	VerifyQueue int
+	VerifyWait  time.Duration
 	// HashLimits bound what a stored hash may cost (bcrypt cost, argon2
 	// memory …) and the memory concurrent memory-hard verifications share;
 	// zero fields mean schemes.DefaultLimits. A stored value over them is a
@@ -70,9 +75,14 @@ type Observer interface {
 	// HashOverBudget: a stored hash asked for more than Settings.HashLimits
 	// allow; scheme and param are a pair from schemes.BudgetParams.
 	HashOverBudget(scheme, param string)
+	// VerifyShed: a verification was not made because the verify
+	// workers were overloaded; reason is one of ShedReasons.
+	VerifyShed(reason string)
 }
 
 type nopObserver struct{}
+
+func (nopObserver) VerifyShed(string) {}
 
 func (nopObserver) PassdbLookup(string, string, time.Duration) {}
 func (nopObserver) UserdbLookup(string, string, time.Duration) {}
@@ -121,7 +131,8 @@ type Engine struct {
 	passdbs     []*passdb
 	userdbs     []*userdb
 	log         *slog.Logger
-	verifySem   *semaphore.Weighted
+	verifies    *verifyQueue
+	shedLog     ratelog.Limiter
 	hashes      *schemes.Verifier // Settings.HashLimits and the memory budget
 	fallback    dummies           // the generated dummy hash, before any passdb saw one
 	obs         Observer
@@ -213,7 +224,7 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 	if w <= 0 {
 		w = runtime.GOMAXPROCS(0)
 	}
-	e.verifySem = semaphore.NewWeighted(int64(w))
+	e.verifies = newVerifyQueue(w, set.VerifyQueue, set.VerifyWait)
 	if err := set.HashLimits.Validate(); err != nil {
 		return nil, err
 	}
@@ -310,13 +321,18 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 
 // verify checks a password against a stored value on the bounded CPU pool,
 // within the hash limits (a memory-hard one may also wait, as long as ctx
-// allows, for its share of the memory budget).
+// allows, for its share of the memory budget). An error wrapping
+// ErrVerifyShed means the pool was overloaded (verifyqueue.go).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
-		if err := e.verifySem.Acquire(ctx, 1); err != nil {
+		shed, err := e.verifies.acquire(ctx)
+		if shed != "" {
+			e.noteShed(shed)
+		}
+		if err != nil {
 			return false, err
 		}
-		defer e.verifySem.Release(1)
+		defer e.verifies.release()
 	}
 	start := time.Now()
 	ok, err := e.hashes.Verify(ctx, scheme, data, password, user)

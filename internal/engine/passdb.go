@@ -65,6 +65,9 @@ func (r *request) setUser(u string) {
 // plaintext password: the path of PLAIN, LOGIN and every mechanism that
 // ends in a password check.
 func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid string, password []byte) Result {
+	if res, ok := e.checkLengths(info, authzid, authcid, password); !ok {
+		return res
+	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: origName(authcid, masterName)}
 	r.vc = e.varsContext(info, "")
@@ -76,8 +79,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		u, err := e.processName(loginName, r.vc)
 		if err != nil {
 			// Dovecot names the user as typed in such a FAIL.
-			e.equalCost(ctx, r, walkAuth, password)
-			return Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()}
+			return e.failEqually(ctx, r, walkAuth, password, Result{Status: StatusFail, OrigUser: authcid, Reason: err.Error()})
 		}
 		r.setUser(u)
 		if res, ok := e.beginAttempt(ctx, r, "", password); !ok {
@@ -86,7 +88,7 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 		e.runPassdbs(ctx, r, walkAuth, password)
 		res := e.finishPass(r)
 		if res.Status != StatusOK && res.Status != StatusTempFail {
-			e.equalCost(ctx, r, walkAuth, password)
+			res = e.failEqually(ctx, r, walkAuth, password, res)
 		}
 		return e.Succeeded(ctx, info, withProxyPass(res, password))
 	}
@@ -95,23 +97,21 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	// its own password against master passdbs, then becomes the login user.
 	mu, err := e.ProcessName(masterName, info)
 	if err != nil {
-		e.equalCost(ctx, r, walkMasterAuth, password)
-		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}
+		return e.failEqually(ctx, r, walkMasterAuth, password, Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()})
 	}
 	r.setUser(mu)
 	if res, ok := e.beginAttempt(ctx, r, loginName, password); !ok {
 		return res
 	}
 	if !e.hasMasterPassdbs() {
-		e.equalCost(ctx, r, walkMasterAuth, password)
 		r.reason = "master login without master passdbs"
-		return Result{Status: StatusFail, User: mu, OrigUser: r.origUser, Reason: r.reason}
+		return e.failEqually(ctx, r, walkMasterAuth, password, Result{Status: StatusFail, User: mu, OrigUser: r.origUser, Reason: r.reason})
 	}
 	e.runPassdbs(ctx, r, walkMasterAuth, password)
 	if !r.success && !r.masterPass {
 		res := e.finishPass(r)
 		if res.Status != StatusTempFail {
-			e.equalCost(ctx, r, walkMasterAuth, password)
+			res = e.failEqually(ctx, r, walkMasterAuth, password, res)
 		}
 		return res
 	}
@@ -216,6 +216,9 @@ func (e *Engine) hasMasterPassdbs() bool {
 func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, authcid, wanted, credUser string) (Result, []byte) {
 	if credUser == "" {
 		credUser = authcid
+	}
+	if res, ok := e.checkNames(info, authzid, authcid, credUser); !ok {
+		return res, nil
 	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: origName(authcid, masterName)}

@@ -289,6 +289,10 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 	})
 	var over *schemes.OverBudgetError
 	switch {
+	case errors.Is(err, ErrVerifyShed):
+		// Counted and logged (once a second) where it was shed.
+		r.reason = reasonShed
+		return pInternal
 	case errors.As(err, &over):
 		// The password may be right: "could not tell". The log names the
 		// parameter (never the hash) so that the admin can fix the row or

@@ -196,6 +196,11 @@ func (e *Engine) finishUser(ch *userChain, orig string) Result {
 	if ch.acc.Has("tempfail") {
 		res.Status = StatusTempFail
 		res.Reason, _ = ch.acc.Get("reason")
+		if res.Reason != "" {
+			// Meant for the client: the master socket's FAIL and gRPC's
+			// UNAVAILABLE carry it (docs/protocol.md §2.4.1).
+			res.Userdb = fields.Fields{{Key: "reason", Value: res.Reason}}
+		}
 		return res
 	}
 	out, err := resolveIDs(ch.acc)

@@ -1,14 +1,15 @@
 package grpcserver
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
+
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // capListener serves at most limit connections at once. One past the cap
@@ -28,7 +29,9 @@ type capListener struct {
 	n       atomic.Int64
 	refused atomic.Int64
 	log     *slog.Logger
-	every   rateLog
+	every   ratelog.Limiter
+	// acceptErr: accept failures (EMFILE, ENFILE) at most once a second.
+	acceptErr ratelog.Limiter
 }
 
 func newCapListener(ln net.Listener, limit int, log *slog.Logger) *capListener {
@@ -39,13 +42,19 @@ func (l *capListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				// grpc-go retries a temporary error (EMFILE, ENFILE)
+				// after a back-off of its own, 5 ms doubling to 1 s, but
+				// logs nothing: say it here, at most once a second.
+				l.acceptErr.Log(l.log, slog.LevelError, "grpc accept failed", "err", err)
+			}
 			return nil, err
 		}
 		if l.n.Add(1) > l.limit {
 			l.n.Add(-1)
 			l.refused.Add(1)
 			_ = c.Close()
-			l.every.log(l.log, slog.LevelWarn, "grpc connection refused: the listener serves its maximum of connections (max_connections)", "max", l.limit)
+			l.every.Log(l.log, slog.LevelWarn, "grpc connection refused: the listener serves its maximum of connections (max_connections)", "max", l.limit)
 			continue
 		}
 		pc := &peerConn{Conn: c, release: func() { l.n.Add(-1) }}
@@ -107,29 +116,4 @@ func unixPeerOf(uc *net.UnixConn) unixPeer {
 		return unixPeer{}
 	}
 	return unixPeer{uid: cred.Uid, gid: cred.Gid, pid: cred.Pid, ok: true}
-}
-
-// rateLog writes a line at most once a second and says how many it held
-// back: a hostile client must not be able to flood the log.
-type rateLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) log(l *slog.Logger, level slog.Level, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	l.Log(context.Background(), level, msg, args...)
 }

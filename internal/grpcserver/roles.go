@@ -138,7 +138,7 @@ func (s *Server) authorize(ctx context.Context, method string) error {
 	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
 		who = pr.Addr.String()
 	}
-	s.deniedLog.log(s.log, slog.LevelWarn, "grpc admin RPC refused: the caller has no admin role", "method", method, "peer", who)
+	s.deniedLog.Log(s.log, slog.LevelWarn, "grpc admin RPC refused: the caller has no admin role", "method", method, "peer", who)
 	return errNotAdmin
 }
 

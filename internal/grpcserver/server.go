@@ -28,6 +28,7 @@ import (
 	authdv1 "github.com/authd-project/authd/api/proto/authd/v1"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/ratelog"
 )
 
 // Observer is told about every finished request and every connection, for
@@ -97,9 +98,9 @@ type Server struct {
 	policy     atomic.Pointer[policy]
 	reqTimeout atomic.Int64 // request_timeout, in ns
 
-	cutAnswers  atomic.Int64 // Authenticate answers given at a client's cut (auth.go)
-	deniedLog   rateLog      // admin RPCs refused
-	ignoredInfo atomic.Bool  // an untrusted caller's addresses were ignored (logged once)
+	cutAnswers  atomic.Int64    // Authenticate answers given at a client's cut (auth.go)
+	deniedLog   ratelog.Limiter // admin RPCs refused
+	ignoredInfo atomic.Bool     // an untrusted caller's addresses were ignored (logged once)
 
 	// workers run the engine part of requests that were answered before
 	// it finished (auth.go); Shutdown waits for them.

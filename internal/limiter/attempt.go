@@ -75,9 +75,15 @@ func (l *Limiter) Begin(r Request) *Attempt {
 		}
 		s := l.shardOf(a.pairKey)
 		s.mu.Lock()
-		e := s.get(a.pairKey, KindPair, l.noteEviction)
-		knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
-		a.repeat = a.hashed && e.hasPassword(a.pwHash)
+		// Only looked up: the pair is made when an attempt that was not
+		// refused ends (Done). A refused guess thus costs no memory and
+		// evicts nothing: an attacker refused by address or network
+		// cannot fill the table with pairs and push out the known-good
+		// ones of real users.
+		if e := s.peek(a.pairKey); e != nil {
+			knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
+			a.repeat = a.hashed && e.hasPassword(a.pwHash)
+		}
 		s.mu.Unlock()
 	}
 	var keys [3]string

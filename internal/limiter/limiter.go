@@ -12,8 +12,8 @@
 //
 // The same wrong password repeated for one account from one network
 // counts once: the pair remembers keyed hashes of its last failed
-// passwords (HMAC-SHA-256 under a random per-process key, truncated; never
-// the password). Temporary failures never count.
+// passwords (32 bits of a hash under a random per-process seed; never the
+// password). Temporary failures never count.
 //
 // Memory is bounded: at most Config.MaxKeys keys are tracked, the least
 // recently used going first.
@@ -21,10 +21,6 @@ package limiter
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
@@ -134,8 +130,10 @@ type Limiter struct {
 	now     func() time.Time
 	base    time.Time
 	seed    maphash.Seed
-	pwKey   [32]byte
-	shards  [shards]shard
+	// pwSeed keys the hash failed passwords are remembered by (see
+	// passwordHash).
+	pwSeed maphash.Seed
+	shards [shards]shard
 
 	evicted  atomic.Int64
 	refusals [numKinds]atomic.Int64
@@ -152,7 +150,7 @@ func New(cfg Config) *Limiter {
 	}
 	l.base = l.now()
 	// Per process: a password's hash means nothing outside it.
-	_, _ = rand.Read(l.pwKey[:])
+	l.pwSeed = maphash.MakeSeed()
 	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range l.shards {
 		l.shards[i].init(per)
@@ -172,12 +170,14 @@ func (l *Limiter) slot(k Kind, t time.Duration) int64 {
 	return int64(t / (l.budgets[k].Window / slots))
 }
 
-// passwordHash is the keyed hash a failed password is remembered by.
+// passwordHash is the hash a failed password is remembered by: 32 bits
+// of a hash keyed with a random per-process seed. It never leaves the
+// process and only tells a repeated password from a new one; 32 bits fit
+// billions of passwords each, so even a memory dump would not give one
+// back. A cryptographic MAC (HMAC-SHA-256, tried first) cost more than all
+// the rest of an attempt for no gain here.
 func (l *Limiter) passwordHash(password []byte) uint32 {
-	m := hmac.New(sha256.New, l.pwKey[:])
-	m.Write(password)
-	var sum [sha256.Size]byte
-	return binary.BigEndian.Uint32(m.Sum(sum[:0]))
+	return uint32(maphash.Bytes(l.pwSeed, password))
 }
 
 // Run releases keys whose failures have slid out of their window, logging

@@ -383,6 +383,32 @@ func TestEviction(t *testing.T) {
 	}
 }
 
+// A refused guess keeps no state: an attacker whose address is refused
+// cannot fill the table with (account, network) pairs and push out the
+// known-good pair of the owner.
+func TestRefusedGuessesKeepNoState(t *testing.T) {
+	l, _ := newTest(t, Config{MaxKeys: 64})
+	if !succeed(l, "owner", "192.0.2.10", "right") {
+		t.Fatal("the owner was refused")
+	}
+	for i := range DefaultIP.Failures {
+		fail(l, "victim", "198.51.100.7", fmt.Sprintf("guess-%d", i))
+	}
+	before := l.Stats()
+	for i := range 10000 {
+		if !fail(l, fmt.Sprintf("user%d", i), "198.51.100.7", "guess") {
+			t.Fatalf("guess %d over the budget went through", i)
+		}
+	}
+	after := l.Stats()
+	if after.Keys != before.Keys || after.Evicted != before.Evicted {
+		t.Errorf("refused guesses: keys %d → %d, evicted %d → %d", before.Keys, after.Keys, before.Evicted, after.Evicted)
+	}
+	if !l.tracked(pairKey("owner", ip("192.0.2.10"))) {
+		t.Error("the owner's known-good pair was evicted")
+	}
+}
+
 func TestWindow(t *testing.T) {
 	var w window
 	for s := int64(0); s < 12; s++ {

@@ -77,8 +77,7 @@ func (s *shard) init(max int) {
 // recently used entry when the shard is full), and marks it used. s.mu is
 // held. evicted counts evictions.
 func (s *shard) get(key string, kind Kind, evicted func()) *entry {
-	if e := s.m[key]; e != nil {
-		s.toFront(e)
+	if e := s.peek(key); e != nil {
 		return e
 	}
 	if len(s.m) >= s.max {
@@ -91,6 +90,16 @@ func (s *shard) get(key string, kind Kind, evicted func()) *entry {
 	e.prev, e.next = &s.root, s.root.next
 	s.root.next.prev = e
 	s.root.next = e
+	return e
+}
+
+// peek returns the entry for key, marking it used, or nil: unlike get,
+// it never creates one. s.mu is held.
+func (s *shard) peek(key string) *entry {
+	e := s.m[key]
+	if e != nil {
+		s.toFront(e)
+	}
 	return e
 }
 

@@ -88,6 +88,7 @@ type Metrics struct {
 	userdbDuration *prometheus.HistogramVec
 	verifyDuration *prometheus.HistogramVec
 	overBudget     *prometheus.CounterVec
+	verifyShed     *prometheus.CounterVec
 	connections    *prometheus.GaugeVec
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -114,7 +115,84 @@ var (
 // New creates the collectors and registers them, with the Go runtime and
 // process collectors, on reg.
 func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
-	m := &Metrics{
+	m := newMetrics(reg, o)
+	m.lastReload.SetToCurrentTime()
+
+	cs := []prometheus.Collector{
+		m.authRequests, m.authDuration, m.lookupRequests, m.lookupDuration,
+		m.passdbLookups, m.passdbDuration, m.userdbLookups, m.userdbDuration,
+		m.verifyDuration, m.overBudget, m.verifyShed, m.connections, m.reloads, m.lastReload,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "authd_build_info",
+			Help:        "Always 1; the labels tell the authd and Go versions.",
+			ConstLabels: prometheus.Labels{"version": o.Version, "goversion": runtime.Version()},
+		}, func() float64 { return 1 }),
+	}
+	cs = append(cs, optionalCollectors(o)...)
+	m.precreate()
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// precreate makes the series of closed label sets, so that rate() and
+// absent()-style alerts see a 0 before the first event instead of no
+// series at all.
+func (m *Metrics) precreate() {
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, p := range schemes.BudgetParams() {
+		m.overBudget.WithLabelValues(p.Scheme, p.Param)
+	}
+	for _, r := range engine.ShedReasons() {
+		m.verifyShed.WithLabelValues(r)
+	}
+}
+
+// optionalCollectors are the collectors of the state Options can read.
+func optionalCollectors(o Options) []prometheus.Collector {
+	var cs []prometheus.Collector
+	if o.DelayedFailures != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authd_auth_failure_delay_queue_length",
+			Help: "Failed authentications waiting for auth_failure_delay before their answer is sent.",
+		}, func() float64 { return float64(o.DelayedFailures()) }))
+	}
+	if o.Panics != nil {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authd_panics_recovered_total",
+			Help: "Panics recovered in connection and request handlers; the process kept serving.",
+		}, func() float64 { return float64(o.Panics()) }))
+	}
+	if o.Ready != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "authd_ready",
+			Help: "1 when every backend answered its last check (the /readyz condition), else 0.",
+		}, func() float64 {
+			if o.Ready() != nil {
+				return 0
+			}
+			return 1
+		}))
+	}
+	if o.Cache != nil {
+		cs = append(cs, &cacheCollector{get: o.Cache})
+	}
+	if o.Penalty != nil {
+		cs = append(cs, &penaltyCollector{get: o.Penalty})
+	}
+	return cs
+}
+
+// newMetrics creates the collectors the Observe methods feed.
+func newMetrics(reg *prometheus.Registry, o Options) *Metrics {
+	return &Metrics{
 		authRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_auth_requests_total",
 			Help: "Finished authentication requests (client and login sockets, gRPC Authenticate) by protocol, SASL mechanism and result.",
@@ -160,6 +238,10 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 			Name: "authd_hash_over_budget_total",
 			Help: "Stored password hashes refused before any work because a cost parameter is over its limit (a temporary failure), by scheme family and parameter.",
 		}, []string{"scheme", "param"}),
+		verifyShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_verify_shed_total",
+			Help: "Password verifications not made because the verify workers were overloaded (a temporary failure), by reason (queue_full, wait).",
+		}, []string{"reason"}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authd_connections_open",
 			Help: "Client connections open now, by listener (socket name, or grpc).",
@@ -179,64 +261,6 @@ func New(reg *prometheus.Registry, o Options) (*Metrics, error) {
 		reg:       reg,
 		ready:     o.Ready,
 	}
-	m.lastReload.SetToCurrentTime()
-
-	cs := []prometheus.Collector{
-		m.authRequests, m.authDuration, m.lookupRequests, m.lookupDuration,
-		m.passdbLookups, m.passdbDuration, m.userdbLookups, m.userdbDuration,
-		m.verifyDuration, m.overBudget, m.connections, m.reloads, m.lastReload,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "authd_build_info",
-			Help:        "Always 1; the labels tell the authd and Go versions.",
-			ConstLabels: prometheus.Labels{"version": o.Version, "goversion": runtime.Version()},
-		}, func() float64 { return 1 }),
-	}
-	if o.DelayedFailures != nil {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "authd_auth_failure_delay_queue_length",
-			Help: "Failed authentications waiting for auth_failure_delay before their answer is sent.",
-		}, func() float64 { return float64(o.DelayedFailures()) }))
-	}
-	if o.Panics != nil {
-		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "authd_panics_recovered_total",
-			Help: "Panics recovered in connection and request handlers; the process kept serving.",
-		}, func() float64 { return float64(o.Panics()) }))
-	}
-	if o.Ready != nil {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "authd_ready",
-			Help: "1 when every backend answered its last check (the /readyz condition), else 0.",
-		}, func() float64 {
-			if o.Ready() != nil {
-				return 0
-			}
-			return 1
-		}))
-	}
-	if o.Cache != nil {
-		cs = append(cs, &cacheCollector{get: o.Cache})
-	}
-	if o.Penalty != nil {
-		cs = append(cs, &penaltyCollector{get: o.Penalty})
-	}
-	// Pre-create the series of closed label sets, so that rate() and
-	// absent()-style alerts see a 0 before the first event instead of no
-	// series at all.
-	for _, r := range []string{"success", "failure"} {
-		m.reloads.WithLabelValues(r)
-	}
-	for _, p := range schemes.BudgetParams() {
-		m.overBudget.WithLabelValues(p.Scheme, p.Param)
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // Verify implements engine.Observer: one password hash verification.
@@ -252,6 +276,12 @@ func (m *Metrics) HashOverBudget(scheme, param string) {
 		scheme, param = "other", "other"
 	}
 	m.overBudget.WithLabelValues(scheme, param).Inc()
+}
+
+// VerifyShed implements engine.Observer: a verification the verify queue
+// shed. reason comes from engine.ShedReasons; anything else is "other".
+func (m *Metrics) VerifyShed(reason string) {
+	m.verifyShed.WithLabelValues(closed(reason, engine.ShedReasons())).Inc()
 }
 
 // PassdbLookup implements engine.Observer: one passdb backend call.

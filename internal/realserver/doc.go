@@ -1,7 +1,8 @@
 // Package realserver starts private instances of the real servers authd
-// works with — mariadbd, slapd, Dovecot 2.3 — and authd itself, as child
-// processes, and stops them again. It is the one implementation of the
-// recipes in docs/testing.md (§2 MariaDB, §3 slapd, §4 Dovecot, §7 the
+// works with — mariadbd, slapd, Dovecot 2.3, Dovecot 2.4 in a Debian 13
+// root — and authd itself, as child processes, and stops them again. It is
+// the one implementation of the recipes in docs/testing.md (§2 MariaDB, §3
+// slapd, §4 Dovecot, §4.6 the Debian 13 root and its chroot mounts, §7 the
 // pitfalls of a harness), shared by internal/testenv (the tests' wrappers,
 // which turn errors into skips and failures and stop servers at cleanup)
 // and by the authd-bench comparison harness (a command: context, errors

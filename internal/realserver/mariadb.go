@@ -266,10 +266,7 @@ func mysqlGreeting(ctx context.Context, sock string) error {
 // 512 MiB free (Docker's default 64 MiB would not hold two datadirs), else
 // "".
 func memDir(tr Tracker) string {
-	const tmpfsMagic = 0x01021994
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic ||
-		st.Bavail*uint64(st.Bsize) < 512<<20 {
+	if !shmHasRoom(512 << 20) {
 		return ""
 	}
 	d, err := os.MkdirTemp("/dev/shm", "authd-realserver-")
@@ -280,4 +277,12 @@ func memDir(tr Tracker) string {
 		tr.Dir(d, true)
 	}
 	return d
+}
+
+// shmHasRoom reports whether /dev/shm is a tmpfs with at least free bytes
+// available.
+func shmHasRoom(free uint64) bool {
+	const tmpfsMagic = 0x01021994
+	var st syscall.Statfs_t
+	return syscall.Statfs("/dev/shm", &st) == nil && st.Type == tmpfsMagic && st.Bavail*uint64(st.Bsize) >= free
 }

@@ -21,6 +21,11 @@ type Tracker interface {
 	// Dir reports a scratch directory outside Instance.Dir (MariaDB's
 	// datadir on /dev/shm): live when made, not live once removed.
 	Dir(path string, live bool)
+	// Mount reports a Chroot's mount point: live when made; not live once
+	// everything at and below it is unmounted and it is removed. A
+	// watchdog detaches what is below it (umount -l) and then removes the
+	// empty directory, never recursively.
+	Mount(path string, live bool)
 }
 
 // Instance is what every launcher needs besides its own server's options.
@@ -66,6 +71,13 @@ type ProcOptions struct {
 	OwnSession  bool
 	ParentDeath bool    // see Instance.ParentDeath
 	Tracker     Tracker // see Instance.Tracker
+	// Chroot, if set, is the directory the child chroot(2)s to before it
+	// executes argv[0] (a path inside it), with "/" as its working
+	// directory: a Chroot's Root.
+	Chroot string
+	// Credential, when set, runs the process as that user (PostgreSQL
+	// refuses to run as root). Only root can use it.
+	Credential *syscall.Credential
 }
 
 // Proc is one server process: a direct child, the leader of its own
@@ -97,7 +109,10 @@ func StartProc(o ProcOptions, argv ...string) (*Proc, error) {
 	if cmd.Env == nil {
 		cmd.Env = CleanEnv()
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !o.OwnSession}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !o.OwnSession, Credential: o.Credential}
+	if o.Chroot != "" {
+		cmd.SysProcAttr.Chroot, cmd.Dir = o.Chroot, "/"
+	}
 	if o.ParentDeath {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	}
@@ -215,7 +230,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type server struct {
 	mu    sync.Mutex
 	proc  *Proc
-	grace time.Duration // from Stop's SIGTERM to its SIGKILL
+	grace time.Duration // from Stop's signal to its SIGKILL
+	// stopSig is the signal that asks the server to stop; 0 means
+	// SIGTERM (PostgreSQL wants SIGINT: its SIGTERM waits for clients).
+	stopSig syscall.Signal
 	// launch starts the process and waits until it is ready; Restart runs
 	// it again.
 	launch func(context.Context) (*Proc, error)
@@ -255,7 +273,7 @@ func (s *server) Kill() {
 func (s *server) Restart(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proc.Stop(syscall.SIGTERM, s.grace)
+	s.proc.Stop(s.stopSignal(), s.grace)
 	return s.run(ctx)
 }
 
@@ -265,7 +283,14 @@ func (s *server) Restart(ctx context.Context) error {
 func (s *server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.proc.Stop(syscall.SIGTERM, s.grace)
+	s.proc.Stop(s.stopSignal(), s.grace)
+}
+
+func (s *server) stopSignal() syscall.Signal {
+	if s.stopSig == 0 {
+		return syscall.SIGTERM
+	}
+	return s.stopSig
 }
 
 // startAndWait starts argv as in's server name, logging to log, and waits

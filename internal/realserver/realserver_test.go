@@ -24,6 +24,9 @@ type tracker struct {
 
 func (tr *tracker) Group(pgid int, live bool)  { tr.note(fmt.Sprintf("group %d %v", pgid, live)) }
 func (tr *tracker) Dir(path string, live bool) { tr.note(fmt.Sprintf("dir %s %v", path, live)) }
+func (tr *tracker) Mount(path string, live bool) {
+	tr.note(fmt.Sprintf("mount %s %v", path, live))
+}
 
 func (tr *tracker) note(s string) {
 	tr.mu.Lock()

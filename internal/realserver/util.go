@@ -94,15 +94,15 @@ func needUsers(names ...string) error {
 
 // CleanEnv is the environment for every child: this process's own, minus
 // the variables that would make a server or client use something other
-// than the private instance (MYSQL_*, MARIADB_*, LDAP*, MAIL_CONFIG,
-// MAIL_DEBUG), plus extra.
+// than the private instance (MYSQL_*, MARIADB_*, LDAP*, PG* for libpq,
+// MAIL_CONFIG, MAIL_DEBUG), plus extra.
 func CleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(k, "MYSQL_"), strings.HasPrefix(k, "MARIADB_"),
-			strings.HasPrefix(k, "LDAP"), k == "MAIL_CONFIG", k == "MAIL_DEBUG":
+			strings.HasPrefix(k, "LDAP"), strings.HasPrefix(k, "PG"), k == "MAIL_CONFIG", k == "MAIL_DEBUG":
 			continue
 		}
 		env = append(env, kv)

@@ -202,6 +202,45 @@ func SMTPMechanisms(ctx context.Context, addr string) ([]string, error) {
 // Logged in" and "a2 OK [READ-WRITE] Select completed"; sel is empty when
 // LOGIN failed ("a1 NO [AUTHENTICATIONFAILED] ...").
 func IMAPLogin(ctx context.Context, addr, user, pass string) (login, sel string, err error) {
+	qu, err := imapQuote(user)
+	if err != nil {
+		return "", "", err
+	}
+	qp, err := imapQuote(pass)
+	if err != nil {
+		return "", "", err
+	}
+	return imapSession(ctx, addr, func(l *lineConn) (string, error) {
+		return imapTagged(l, "a1", "LOGIN "+qu+" "+qp)
+	})
+}
+
+// IMAPAuthenticatePlain is IMAPLogin with "AUTHENTICATE PLAIN" (RFC 4959's
+// exchange without an initial response: the server's "+" continuation,
+// then the base64 of NUL user NUL pass) instead of LOGIN. It returns the
+// tagged replies to AUTHENTICATE and SELECT INBOX.
+func IMAPAuthenticatePlain(ctx context.Context, addr, user, pass string) (auth, sel string, err error) {
+	return imapSession(ctx, addr, func(l *lineConn) (string, error) {
+		if err := l.send("a1 AUTHENTICATE PLAIN"); err != nil {
+			return "", err
+		}
+		line, err := l.readLine()
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(line, "+") {
+			return line, nil // refused before the exchange: the tagged NO/BAD
+		}
+		if err := l.send(base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))); err != nil {
+			return "", err
+		}
+		return imapReplyTo(l, "a1")
+	})
+}
+
+// imapSession reads the greeting, runs login (which returns its tagged
+// reply) and, if that succeeded, SELECT INBOX, then says LOGOUT.
+func imapSession(ctx context.Context, addr string, login func(*lineConn) (string, error)) (auth, sel string, err error) {
 	l, err := dialLine(ctx, addr)
 	if err != nil {
 		return "", "", err
@@ -214,38 +253,39 @@ func IMAPLogin(ctx context.Context, addr, user, pass string) (login, sel string,
 	if !strings.HasPrefix(greet, "* OK") {
 		return "", "", fmt.Errorf("imap greeting %q", greet)
 	}
-	tagged := func(tag, command string) (string, error) {
-		if err := l.send(tag + " " + command); err != nil {
-			return "", err
-		}
-		for {
-			line, err := l.readLine()
-			if err != nil {
-				return "", err
-			}
-			if strings.HasPrefix(line, tag+" ") {
-				return line, nil
-			}
-		}
+	if auth, err = login(l); err != nil {
+		return auth, "", err
 	}
-	qu, err := imapQuote(user)
-	if err != nil {
-		return "", "", err
-	}
-	qp, err := imapQuote(pass)
-	if err != nil {
-		return "", "", err
-	}
-	if login, err = tagged("a1", "LOGIN "+qu+" "+qp); err != nil {
-		return login, "", err
-	}
-	if strings.HasPrefix(login, "a1 OK") {
-		if sel, err = tagged("a2", "SELECT INBOX"); err != nil {
-			return login, sel, err
+	if strings.HasPrefix(auth, "a1 OK") {
+		if sel, err = imapTagged(l, "a2", "SELECT INBOX"); err != nil {
+			return auth, sel, err
 		}
 	}
 	_ = l.send("a3 LOGOUT")
-	return login, sel, nil
+	return auth, sel, nil
+}
+
+// imapTagged sends tag+" "+command and returns the response tagged with
+// tag.
+func imapTagged(l *lineConn, tag, command string) (string, error) {
+	if err := l.send(tag + " " + command); err != nil {
+		return "", err
+	}
+	return imapReplyTo(l, tag)
+}
+
+// imapReplyTo reads up to the response line tagged with tag, skipping
+// untagged ones.
+func imapReplyTo(l *lineConn, tag string) (string, error) {
+	for {
+		line, err := l.readLine()
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			return line, nil
+		}
+	}
 }
 
 // imapQuote makes an IMAP quoted string (RFC 3501 §4.3); values that need a
@@ -261,31 +301,46 @@ func imapQuote(s string) (string, error) {
 // line to PASS ("+OK Logged in." or "-ERR [AUTH] Authentication failed."), or
 // the reply to USER if that was not +OK.
 func POP3Login(ctx context.Context, addr, user, pass string) (reply string, err error) {
+	replies, err := POP3Session(ctx, addr, user, pass)
+	if len(replies) > 0 {
+		reply = replies[len(replies)-1]
+	}
+	return reply, err
+}
+
+// POP3Session connects, sends USER, PASS and, once logged in, each of cmds
+// (single-line commands such as "STAT"), then QUIT. It returns the reply
+// lines in order, ending early at the first one of USER and PASS that is
+// not +OK: for example ["+OK", "+OK Logged in.", "+OK 1 193"] for
+// POP3Session(ctx, addr, u, p, "STAT").
+func POP3Session(ctx context.Context, addr, user, pass string, cmds ...string) (replies []string, err error) {
 	l, err := dialLine(ctx, addr)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer l.Close()
 	greet, err := l.readLine()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !strings.HasPrefix(greet, "+OK") {
-		return "", fmt.Errorf("pop3 greeting %q", greet)
+		return nil, fmt.Errorf("pop3 greeting %q", greet)
 	}
-	for _, c := range []string{"USER " + user, "PASS " + pass} {
+	for i, c := range append([]string{"USER " + user, "PASS " + pass}, cmds...) {
 		if err := l.send(c); err != nil {
-			return "", err
+			return replies, err
 		}
-		if reply, err = l.readLine(); err != nil {
-			return "", err
+		reply, err := l.readLine()
+		if err != nil {
+			return replies, err
 		}
-		if !strings.HasPrefix(reply, "+OK") {
+		replies = append(replies, reply)
+		if i < 2 && !strings.HasPrefix(reply, "+OK") {
 			break
 		}
 	}
 	_ = l.send("QUIT")
-	return reply, nil
+	return replies, nil
 }
 
 // LMTPDeliver connects, says LHLO, MAIL FROM:<from>, one RCPT TO per

@@ -16,6 +16,9 @@ type Doveadm struct {
 	// Conf is the dovecot.conf passed with -c. Its base_dir is private, so
 	// doveadm never touches a system Dovecot.
 	Conf string
+	// chroot, if set, runs Dovecot 2.4's doveadm inside that root
+	// (NewDoveadm24, Dovecot24.Doveadm) instead of the system's.
+	chroot *Chroot
 }
 
 // NewDoveadm writes a minimal config (doveadm needs a parsable config, not a
@@ -27,17 +30,22 @@ func NewDoveadm(t testing.TB) *Doveadm {
 	dir := Dir(t)
 	mkdirs(t, filepath.Join(dir, "run"), filepath.Join(dir, "state"))
 	conf := filepath.Join(dir, "doveadm.conf")
-	// doveadm logs its errors to stderr regardless of log_path; the value only
-	// has to be a private path.
-	writeFile(t, conf, fmt.Sprintf(`instance_name = authd-doveadm-%[2]s
+	writeFile(t, conf, doveadmConf(dir))
+	return &Doveadm{Conf: conf}
+}
+
+// doveadmConf is a minimal config for doveadm as a client, the same in 2.3
+// and 2.4 syntax. doveadm logs its errors to stderr regardless of
+// log_path; the value only has to be a private path.
+func doveadmConf(dir string) string {
+	return fmt.Sprintf(`instance_name = authd-doveadm-%[2]s
 base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[1]s/doveadm.log
 protocols =
 listen = 127.0.0.1
 ssl = no
-`, dir, filepath.Base(dir)))
-	return &Doveadm{Conf: conf}
+`, dir, filepath.Base(dir))
 }
 
 // Run runs "doveadm -c Conf args...". It returns doveadm's combined output and
@@ -46,6 +54,9 @@ ssl = no
 // failed — note that "auth test" also exits 77 when it cannot connect, so
 // check the output ("auth failed" vs "connect(...) failed") when it matters.
 func (d *Doveadm) Run(ctx context.Context, args ...string) (out string, code int, err error) {
+	if d.chroot != nil {
+		return runIn(ctx, d.chroot, d.Conf, args)
+	}
 	bin, err := lookBin("doveadm")
 	if err != nil {
 		return "", -1, err

@@ -1,6 +1,7 @@
-// Package testenv starts real servers — mariadbd, slapd, Dovecot and Postfix —
-// as child processes of a test, for integration and interop tests of authd,
-// plus minimal SMTP, IMAP, POP3 and LMTP clients to drive them.
+// Package testenv starts real servers — mariadbd, slapd, Dovecot and Postfix,
+// and Dovecot 2.4 in a Debian 13 root (TrixieRoot, StartDovecot24) — as child
+// processes of a test, for integration and interop tests of authd, plus
+// minimal SMTP, IMAP, POP3 and LMTP clients to drive them.
 //
 // The servers are started by internal/realserver, which the authd-bench
 // comparison harness uses too; the Start functions here are its test-facing
@@ -45,7 +46,6 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,23 +197,9 @@ func Dir(t testing.TB) string {
 	return d
 }
 
-// tempBase is os.TempDir when every directory on its path can be traversed by
-// other users and the path is short; otherwise /tmp.
-func tempBase() string {
-	base := os.TempDir()
-	if len(base) > 40 {
-		return "/tmp"
-	}
-	for p := base; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil || fi.Mode().Perm()&0o001 == 0 {
-			return "/tmp"
-		}
-		if p == "/" || p == "." {
-			return base
-		}
-	}
-}
+// tempBase is os.TempDir when it is short and world-traversable, else /tmp
+// (realserver.TempBase).
+func tempBase() string { return realserver.TempBase() }
 
 // writeFile writes a file readable by the servers' unprivileged users.
 func writeFile(t testing.TB, path, content string) {
@@ -257,11 +243,17 @@ func startFailed(t testing.TB, err error) {
 // The reaper is a bash (Essential in Debian; dash's kill cannot signal a
 // process group), started once per test binary in its own process group. It
 // reads registrations from a pipe: "+ PGID" / "- PGID" for server process
-// groups, "d PATH" / "u PATH" for directories. When the pipe closes because
-// this process has died without running its cleanups (a panic, go test's
-// -timeout, a SIGKILL), it SIGKILLs every group still registered — and the
-// leader by PID, in case it was not yet a group leader (Postfix's master
-// before setsid) — then removes the directories still registered.
+// groups, "d PATH" / "u PATH" for directories, "m PATH" / "n PATH" for
+// chroot mount points. When the pipe closes because this process has died
+// without running its cleanups (a panic, go test's -timeout, a SIGKILL), it
+// SIGKILLs every group still registered — and the leader by PID, in case it
+// was not yet a group leader (Postfix's master before setsid) — then
+// detaches every mount at or below each registered mount point (umount -l,
+// deepest first) and removes the emptied mount point with rmdir, and only
+// then removes the directories still registered, each after detaching the
+// mounts below it (an interrupted mmdebstrap leaves /proc and /dev mounted
+// in its target): a recursive removal must never reach /dev or the cached
+// Debian root through a mount.
 //
 // Pdeathsig is not enough and is not used: Postfix's master and Dovecot's
 // children change their effective uid, which clears it (prctl(2)), so after
@@ -274,13 +266,15 @@ var reaper struct {
 }
 
 const reaperScript = `trap '' HUP INT TERM QUIT PIPE
-declare -A groups dirs
+declare -A groups dirs mounts
 while read -r op arg; do
   case $op in
     +) groups[$arg]=1 ;;
     -) unset "groups[$arg]" ;;
     d) dirs[$arg]=1 ;;
     u) unset "dirs[$arg]" ;;
+    m) mounts[$arg]=1 ;;
+    n) unset "mounts[$arg]" ;;
   esac
 done
 for pg in "${!groups[@]}"; do
@@ -288,7 +282,12 @@ for pg in "${!groups[@]}"; do
   kill -KILL -- "$pg" 2>/dev/null
 done
 if [ ${#groups[@]} -gt 0 ]; then sleep 0.2; fi
-for d in "${!dirs[@]}"; do rm -rf -- "$d"; done
+detach() {
+  awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+    sort -r | while read -r p; do umount -l -- "$p" 2>/dev/null; done
+}
+for m in "${!mounts[@]}"; do detach "$m"; rmdir -- "$m" 2>/dev/null; done
+for d in "${!dirs[@]}"; do detach "$d"; rm -rf --one-file-system -- "$d"; done
 `
 
 // reaperTracker is the reaper as a realserver.Tracker.
@@ -306,6 +305,14 @@ func (reaperTracker) Dir(path string, live bool) {
 	op := byte('u')
 	if live {
 		op = 'd'
+	}
+	reaperNote(op, path)
+}
+
+func (reaperTracker) Mount(path string, live bool) {
+	op := byte('n')
+	if live {
+		op = 'm'
 	}
 	reaperNote(op, path)
 }
@@ -382,15 +389,6 @@ func runErr(ctx context.Context, env []string, stdin string, argv ...string) (st
 
 // exitCode splits an exec error into an exit code (a normal outcome for the
 // caller to judge) and an error (the command did not run to completion).
-func exitCode(err error) (int, error) {
-	if err == nil {
-		return 0, nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Exited() {
-		return ee.ExitCode(), nil
-	}
-	return -1, err
-}
+func exitCode(err error) (int, error) { return realserver.ExitCode(err) }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

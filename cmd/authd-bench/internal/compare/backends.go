@@ -2,12 +2,16 @@ package compare
 
 import (
 	"context"
+	stdsql "database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/authd-project/authd/internal/realserver"
 	"github.com/authd-project/authd/schemes"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", to write the benchmark's database file
 )
 
 // backends are the data every scenario reads: the passwd-files, and a
@@ -21,8 +25,13 @@ type backends struct {
 
 	db      *realserver.MariaDB
 	ldap    *realserver.Slapd
+	pg      *realserver.Postgres
 	dbErr   error
 	ldapErr error
+	pgErr   error
+	// sqliteDone: the SQLite file is written (sqliteErr if that failed).
+	sqliteDone bool
+	sqliteErr  error
 }
 
 // newBackends writes the passwd-files; the servers start in get.
@@ -55,6 +64,27 @@ func (b *backends) get(ctx context.Context, kind string) (int, error) {
 			return 0, b.dbErr
 		}
 		return b.db.PID(), nil
+	case "pgsql":
+		if b.pg == nil && b.pgErr == nil {
+			b.pg, b.pgErr = b.startPg(ctx)
+			if b.pgErr == nil {
+				b.say("postgres ready, %d rows", len(b.data.Accounts))
+			}
+		}
+		if b.pgErr != nil {
+			return 0, b.pgErr
+		}
+		return b.pg.PID(), nil
+	case "sqlite":
+		// No server: the file is read in the auth server's own process
+		// (Dovecot's auth-workers, authd).
+		if !b.sqliteDone {
+			b.sqliteDone, b.sqliteErr = true, b.writeSQLite(ctx)
+			if b.sqliteErr == nil {
+				b.say("sqlite file ready, %d rows", len(b.data.Accounts))
+			}
+		}
+		return 0, b.sqliteErr
 	case "ldap":
 		if b.ldap == nil && b.ldapErr == nil {
 			b.ldap, b.ldapErr = b.startLDAP(ctx)
@@ -77,6 +107,9 @@ func (b *backends) stop() {
 	}
 	if b.ldap != nil {
 		b.ldap.Stop()
+	}
+	if b.pg != nil {
+		b.pg.Close()
 	}
 }
 
@@ -127,6 +160,76 @@ SELECT COUNT(*) FROM %[1]s.users;
 		return fmt.Errorf("mariadb: loaded %s rows, want %d", got, len(b.data.Accounts))
 	}
 	return nil
+}
+
+// startPg starts a PostgreSQL cluster, loads the users table with COPY
+// and writes the pgsql config files.
+func (b *backends) startPg(ctx context.Context) (*realserver.Postgres, error) {
+	dir := filepath.Join(b.work, "postgres")
+	p, err := realserver.StartPostgres(ctx, realserver.PostgresOptions{
+		Instance: instance(dir), Database: "mail", MaxConnections: 300, SharedBuffers: "128MB",
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := filepath.Join(dir, "users.tsv")
+	if err := realserver.WriteFile(rows, b.data.sqlRows()); err != nil {
+		p.Close()
+		return nil, err
+	}
+	out, err := p.Exec(ctx, fmt.Sprintf(`CREATE TABLE users (username text PRIMARY KEY, password_plain text,
+  password_crypt text, uid int, gid int, home text);
+COPY users FROM '%s';
+ANALYZE users;
+SELECT COUNT(*) FROM users;
+`, rows))
+	if err == nil && strings.TrimSpace(out) != fmt.Sprint(len(b.data.Accounts)) {
+		err = fmt.Errorf("postgres: loaded %s rows, want %d", strings.TrimSpace(out), len(b.data.Accounts))
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	b.env.pgSockDir, b.env.pgPort, b.env.pgUser = p.SocketDir, p.Port, p.User
+	if err := realserver.WriteFile(filepath.Join(b.env.dataDir, "pgsql-PLAIN.conf.ext"), []byte(pgConf(b.env, "PLAIN"))); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// writeSQLite writes the users table into a SQLite file (modernc's
+// driver, one transaction) and the sqlite config files.
+func (b *backends) writeSQLite(ctx context.Context) error {
+	path := filepath.Join(b.env.dataDir, "users.db")
+	db, err := stdsql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE users (username TEXT PRIMARY KEY, password_plain TEXT,
+  password_crypt TEXT, uid INTEGER, gid INTEGER, home TEXT)`); err != nil {
+		return err
+	}
+	for i, a := range b.data.Accounts {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)", a.Name, "{PLAIN}"+a.Password,
+			"{SHA512-CRYPT}"+a.SHA512Crypt, 10000+i+1, 10000+i+1, "/var/empty/"+a.Name); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		return err
+	}
+	b.env.sqliteFile = path
+	return realserver.WriteFile(filepath.Join(b.env.dataDir, "sqlite-PLAIN.conf.ext"), []byte(sqliteConf(b.env, "PLAIN")))
 }
 
 // startLDAP starts slapd with every account loaded and writes the ldap

@@ -41,6 +41,9 @@ type Options struct {
 	Rounds           int
 	// Conns × Depth requests in flight (8 × 8 = 64).
 	Conns, Depth int
+	// AttackAddrs is the number of attacking addresses of the attack
+	// scenarios (load.DefaultAttackAddrs, the issue's 1000).
+	AttackAddrs int
 	// PerfDir, when set, records a perf profile of each server during its
 	// last round of every scenario and keeps perf's report there.
 	PerfDir string
@@ -91,6 +94,9 @@ func (o *Options) normalize() error {
 	if o.Depth == 0 {
 		o.Depth = 8
 	}
+	if o.AttackAddrs == 0 {
+		o.AttackAddrs = load.DefaultAttackAddrs
+	}
 	if o.Rounds < 1 || o.Rounds > 10 {
 		return fmt.Errorf("rounds %d: want 1..10", o.Rounds)
 	}
@@ -120,14 +126,19 @@ type Settings struct {
 	Rounds    int     `json:"rounds"`
 	Quick     bool    `json:"quick"`
 	NoPenalty bool    `json:"no_penalty"`
+	// AttackAddrs: the attack scenarios' attacking addresses.
+	AttackAddrs int `json:"attack_addrs,omitempty"`
 }
 
 // ScenarioResult is one row of the table.
 type ScenarioResult struct {
 	Scenario
-	Dovecot *Side `json:"dovecot"`
-	Authd   *Side `json:"authd"`
-	// Ratio is authd's rate over Dovecot's; 0 when either is missing.
+	// Dovecot is side A, or with PenaltyBaseline Baseline is: authd with
+	// penalty { enabled = no }.
+	Dovecot  *Side `json:"dovecot,omitempty"`
+	Baseline *Side `json:"authd_penalty_off,omitempty"`
+	Authd    *Side `json:"authd"`
+	// Ratio is authd's rate over side A's; 0 when either is missing.
 	Ratio float64 `json:"ratio,omitempty"`
 	// TargetP99MS is Scenario.TargetP99 in milliseconds.
 	TargetP99MS float64 `json:"target_p99_ms,omitempty"`
@@ -164,6 +175,14 @@ type Side struct {
 	// use.
 	CacheEntries *int           `json:"cache_entries,omitempty"`
 	Rounds       []*load.Result `json:"rounds,omitempty"`
+	// Attack scenarios (the rounds above are the legitimate users'): the
+	// attackers' mean rate, the share of their requests refused
+	// (estimated from the probes of every round, load.AttackResult), and
+	// their rounds.
+	AttackRPS    float64        `json:"attack_per_sec,omitempty"`
+	RefusedShare *float64       `json:"attack_refused_share,omitempty"`
+	Attackers    []*load.Result `json:"attacker_rounds,omitempty"`
+	probes       [2]int64       // answered, refused
 	// Profile is perf's top symbols over the last round, when asked for.
 	Profile []string `json:"profile,omitempty"`
 
@@ -231,7 +250,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{
 		Machine: describeMachine(o.Authd), Started: time.Now(),
 		Settings: Settings{Accounts: o.Accounts, LoadUsers: o.LoadUsers, Conns: o.Conns, Depth: o.Depth,
-			Duration: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Rounds: o.Rounds, Quick: o.Quick, NoPenalty: true},
+			Duration: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Rounds: o.Rounds, Quick: o.Quick, NoPenalty: true,
+			AttackAddrs: o.AttackAddrs},
 	}
 	work := o.WorkDir
 	if work == "" {

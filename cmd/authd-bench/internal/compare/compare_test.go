@@ -55,12 +55,19 @@ func TestAuthConfIdenticalInputs(t *testing.T) {
 		if s.Cache != strings.Contains(c, "auth_cache_size = 64M") {
 			t.Errorf("%s: cache setting wrong:\n%s", s.Name, c)
 		}
-		if !strings.Contains(c, "driver = "+map[string]string{"passwd-file": "passwd-file", "sql": "sql", "ldap": "ldap"}[s.Backend]) {
+		if !strings.Contains(c, "driver = "+map[string]string{"passwd-file": "passwd-file", "sql": "sql", "pgsql": "sql", "sqlite": "sql", "ldap": "ldap"}[s.Backend]) {
 			t.Errorf("%s: passdb driver missing:\n%s", s.Name, c)
 		}
 	}
 	if c := sqlConf(e, "SHA512-CRYPT"); !strings.Contains(c, "password_crypt AS password") || !strings.Contains(c, "host=/s/mysqld.sock") {
 		t.Errorf("sql conf:\n%s", c)
+	}
+	e.pgSockDir, e.pgPort, e.pgUser, e.sqliteFile = "/pg", 5433, "authd", "/d/users.db"
+	if c := pgConf(e, "PLAIN"); !strings.Contains(c, "driver = pgsql") || !strings.Contains(c, "host=/pg port=5433") || !strings.Contains(c, "password_plain AS password") {
+		t.Errorf("pgsql conf:\n%s", c)
+	}
+	if c := sqliteConf(e, "PLAIN"); !strings.Contains(c, "driver = sqlite") || !strings.Contains(c, "connect = /d/users.db") {
+		t.Errorf("sqlite conf:\n%s", c)
 	}
 	if c := ldapConf(e, true); !strings.Contains(c, "auth_bind = yes") || !strings.Contains(c, "uid=%n,ou=people") {
 		t.Errorf("ldap conf:\n%s", c)
@@ -178,6 +185,19 @@ func TestCompareQuick(t *testing.T) {
 	// House rule 7: skip without the servers, fail instead under
 	// AUTHD_REQUIRE_INTEGRATION=1.
 	testenv.Require(t, "dovecot", "doveconf")
+	// The PostgreSQL and SQLite scenarios need their servers too.
+	needed := []string{"/usr/lib/dovecot/modules/auth/libdriver_pgsql.so", "/usr/lib/dovecot/modules/auth/libdriver_sqlite.so"}
+	if initdb, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(initdb) == 0 {
+		needed = append(needed, "/usr/lib/postgresql/*/bin/initdb")
+	}
+	for _, f := range needed {
+		if _, err := os.Stat(f); err != nil {
+			if testenv.Integration() {
+				t.Fatalf("postgresql, dovecot-pgsql and dovecot-sqlite are needed (%s), and AUTHD_REQUIRE_INTEGRATION=1", f)
+			}
+			t.Skipf("postgresql, dovecot-pgsql or dovecot-sqlite is not installed (%s)", f)
+		}
+	}
 	if os.Geteuid() != 0 {
 		if testenv.Integration() {
 			t.Fatal("Dovecot needs root, and AUTHD_REQUIRE_INTEGRATION=1")
@@ -189,32 +209,38 @@ func TestCompareQuick(t *testing.T) {
 	defer cancel()
 	var progress bytes.Buffer
 	rep, err := Run(ctx, Options{
-		Authd: bin, Quick: true, Scenarios: []string{"pf-plain"}, Accounts: 50,
+		Authd: bin, Quick: true, Scenarios: []string{"pf-plain", "pg-plain", "sqlite-plain"}, Accounts: 50,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 2, Depth: 4,
 		Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if len(rep.Scenarios) != 1 {
+	if len(rep.Scenarios) != 3 {
 		t.Fatalf("%d scenarios", len(rep.Scenarios))
 	}
-	r := rep.Scenarios[0]
-	for name, s := range map[string]*Side{"dovecot": r.Dovecot, "authd": r.Authd} {
-		if s.Status != "ok" || s.RPS <= 0 || len(s.Rounds) != 1 || s.P99 <= 0 {
-			t.Errorf("%s: %+v\n%s", name, s, progress.String())
-			continue
+	for _, r := range rep.Scenarios {
+		for name, s := range map[string]*Side{"dovecot": r.Dovecot, "authd": r.Authd} {
+			if s.Status != "ok" || s.RPS <= 0 || len(s.Rounds) != 1 || s.P99 <= 0 {
+				t.Errorf("%s %s: %+v\n%s", r.Name, name, s, progress.String())
+				continue
+			}
+			rd := s.Rounds[0]
+			if rd.Errors != 0 || rd.Fail != 0 || rd.OK != rd.Requests {
+				t.Errorf("%s %s: ok %d fail %d errors %d of %d", r.Name, name, rd.OK, rd.Fail, rd.Errors, rd.Requests)
+			}
+			if s.ServerCores <= 0 {
+				t.Errorf("%s %s: no server CPU measured", r.Name, name)
+			}
+			// PostgreSQL's backends leave the postmaster's process group:
+			// they must be counted all the same.
+			if r.Backend == "pgsql" && s.BackendCores <= 0 {
+				t.Errorf("%s %s: no backend CPU measured", r.Name, name)
+			}
 		}
-		rd := s.Rounds[0]
-		if rd.Errors != 0 || rd.Fail != 0 || rd.OK != rd.Requests {
-			t.Errorf("%s: ok %d fail %d errors %d of %d", name, rd.OK, rd.Fail, rd.Errors, rd.Requests)
+		if r.Ratio <= 0 || r.Met == nil {
+			t.Errorf("%s: ratio %v met %v", r.Name, r.Ratio, r.Met)
 		}
-		if s.ServerCores <= 0 {
-			t.Errorf("%s: no server CPU measured", name)
-		}
-	}
-	if r.Ratio <= 0 || r.Met == nil {
-		t.Errorf("ratio %v met %v", r.Ratio, r.Met)
 	}
 	var tbl, js bytes.Buffer
 	if err := rep.WriteTable(&tbl); err != nil {
@@ -225,6 +251,82 @@ func TestCompareQuick(t *testing.T) {
 	}
 	if err := rep.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) {
 		t.Errorf("json: %v", err)
+	}
+	t.Logf("\n%s", tbl.String())
+}
+
+// TestCompareAuthdAgainstItself runs the issue 15 scenarios briefly:
+// authd with its brute-force defence (B) against itself without it (A),
+// once on the plain load and once under attack. Both sides are measured,
+// every legitimate login succeeds on both, and under attack the side
+// without the defence lets every probe in. It needs no Dovecot.
+func TestCompareAuthdAgainstItself(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts authd twice per scenario")
+	}
+	bin := testenv.BuildAuthd(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	// 50 attackers at 200 accounts: the defence stops them long before
+	// any account's own budget (100) is spent, so no user is refused.
+	rep, err := Run(ctx, Options{
+		Authd: bin, Quick: true, Scenarios: []string{"pf-plain-penalty", "pf-plain-attack*"}, Accounts: 200,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 2, Depth: 4, AttackAddrs: 50,
+		Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("%d scenarios", len(rep.Scenarios))
+	}
+	for _, r := range rep.Scenarios {
+		if r.Dovecot != nil {
+			t.Errorf("%s: a Dovecot side", r.Name)
+		}
+		for name, s := range map[string]*Side{"A": r.Baseline, "B": r.Authd} {
+			if s == nil || s.Status != "ok" || s.RPS <= 0 || len(s.Rounds) != 1 || s.ServerCores <= 0 {
+				t.Errorf("%s %s: %+v\n%s", r.Name, name, s, progress.String())
+				continue
+			}
+			if rd := s.Rounds[0]; rd.Errors != 0 || rd.Fail != 0 || rd.OK != rd.Requests {
+				t.Errorf("%s %s: ok %d fail %d errors %d of %d", r.Name, name, rd.OK, rd.Fail, rd.Errors, rd.Requests)
+			}
+			if len(s.Attackers) != map[bool]int{true: 1}[r.Attack] {
+				t.Errorf("%s %s: %d attacker rounds", r.Name, name, len(s.Attackers))
+			}
+		}
+		if r.Ratio <= 0 || r.Met == nil {
+			t.Errorf("%s: ratio %v met %v", r.Name, r.Ratio, r.Met)
+		}
+		if !r.Attack {
+			continue
+		}
+		// Without the defence (nor delays) every probe logs in. With
+		// authd's delays the attackers get few answers in half a second,
+		// so only the no-delay side B is sure to have answered probes.
+		if a := r.Baseline; a.AttackRPS <= 0 || a.RefusedShare == nil || *a.RefusedShare != 0 {
+			t.Errorf("%s A: attackers at %v req/s, refused share %v, want 0", r.Name, a.AttackRPS, a.RefusedShare)
+		}
+		if b := r.Authd; r.AttackNoDelay && (b.AttackRPS <= 0 || b.RefusedShare == nil) {
+			t.Errorf("%s B: attackers at %v req/s, refused share %v", r.Name, b.AttackRPS, b.RefusedShare)
+		}
+	}
+	var tbl, js bytes.Buffer
+	if err := rep.WriteTable(&tbl); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"authd against itself", "passwd-file {PLAIN}, defence on/off", "passwd-file {PLAIN} under attack", "50 attacking addresses"} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
+	if strings.Contains(tbl.String(), "Dovecot auth/s") {
+		t.Errorf("table has a Dovecot column:\n%s", tbl.String())
+	}
+	if err := rep.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) || !bytes.Contains(js.Bytes(), []byte(`"authd_penalty_off"`)) {
+		t.Errorf("json: %v\n%.400s", err, js.String())
 	}
 	t.Logf("\n%s", tbl.String())
 }

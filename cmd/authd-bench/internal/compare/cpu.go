@@ -15,7 +15,9 @@ import (
 // from the numbers.
 
 // cpuTicks is the user+system CPU time, in clock ticks, of every live
-// process in process group pgid (pgid 0: this process only).
+// process in process group pgid or whose parent is pgid (pgid 0: this
+// process only). The parent rule is for PostgreSQL, whose backends call
+// setsid() and so leave the postmaster's group.
 func cpuTicks(pgid int) (int64, error) {
 	if pgid == 0 {
 		return statTicks("/proc/self/stat", -1)
@@ -40,7 +42,7 @@ func cpuTicks(pgid int) (int64, error) {
 var errOtherGroup = errors.New("other process group")
 
 // statTicks parses utime+stime from a /proc/PID/stat file, if the process
-// is in group pgid (any group when pgid < 0).
+// is in group pgid or a child of pgid (any process when pgid < 0).
 func statTicks(path string, pgid int) (int64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -52,13 +54,14 @@ func statTicks(path string, pgid int) (int64, error) {
 		return 0, errors.New("malformed stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+	// f[0] is field 3 (state): ppid is field 4, pgrp 5, utime 14, stime 15.
 	if len(f) < 13 {
 		return 0, errors.New("malformed stat")
 	}
 	if pgid >= 0 {
+		parent, _ := strconv.Atoi(f[1])
 		g, _ := strconv.Atoi(f[2])
-		if g != pgid {
+		if g != pgid && parent != pgid {
 			return 0, errOtherGroup
 		}
 	}

@@ -23,52 +23,43 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if s.Quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(&b, "load:    %s run; AUTH PLAIN, %d conns × %d in flight, no-penalty, %d of %d users, %.1f s warm-up + %.1f s measured, %d × (Dovecot, authd)\n\n",
-		mode, s.Conns, s.Depth, s.LoadUsers, s.Accounts, s.Warmup, s.Duration, s.Rounds)
-
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tDovecot auth/s\tauthd auth/s\tratio\ttarget\tp99 Dovecot\tp99 authd\t\t")
+	pair, np := "(A, B)", ""
 	for _, sc := range r.Scenarios {
-		target := "—"
-		if sc.TargetRatio > 0 {
-			target = fmt.Sprintf("≥ %.3g×", sc.TargetRatio)
-			if sc.TargetP99 > 0 {
-				target += fmt.Sprintf(", p99 ≤ %v", sc.TargetP99)
-			}
+		if !sc.PenaltyBaseline {
+			pair, np = "(Dovecot, authd)", " no-penalty,"
 		}
-		ratio, verdict := "—", ""
-		if sc.Ratio > 0 {
-			ratio = fmt.Sprintf("%.2f×", sc.Ratio)
-		}
-		if sc.Met != nil {
-			verdict = "met"
-			if !*sc.Met {
-				verdict = "MISSED"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", sc.Title, rate(sc.Dovecot), rate(sc.Authd), ratio, target,
-			p99(sc.Dovecot), p99(sc.Authd), verdict)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	fmt.Fprintf(&b, "load:    %s run; AUTH PLAIN, %d conns × %d in flight,%s %d of %d users, %.1f s warm-up + %.1f s measured, %d × %s\n\n",
+		mode, s.Conns, s.Depth, np, s.LoadUsers, s.Accounts, s.Warmup, s.Duration, s.Rounds, pair)
 
-	b.WriteString("\nCPU over the measured windows, in cores (server / backend / load generator / other processes):\n")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tDovecot\tauthd\t")
+	var vsDovecot, vsSelf []ScenarioResult
 	for _, sc := range r.Scenarios {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", sc.Title, cores(sc.Dovecot), cores(sc.Authd))
+		if sc.PenaltyBaseline {
+			vsSelf = append(vsSelf, sc)
+		} else {
+			vsDovecot = append(vsDovecot, sc)
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(vsDovecot) > 0 {
+		if err := writeVersus(&b, vsDovecot, "Dovecot", "authd", func(sc ScenarioResult) *Side { return sc.Dovecot }); err != nil {
+			return err
+		}
+	}
+	if len(vsSelf) > 0 {
+		if len(vsDovecot) > 0 {
+			b.WriteString("\n")
+		}
+		if err := writeSelf(&b, vsSelf, s.AttackAddrs); err != nil {
+			return err
+		}
 	}
 	var notes []string
 	for _, sc := range r.Scenarios {
 		for _, n := range sc.Notes {
 			notes = append(notes, sc.Name+": "+n)
 		}
-		for _, sd := range []*Side{sc.Dovecot, sc.Authd} {
-			if strings.HasPrefix(sd.Status, "error") {
+		for _, sd := range []*Side{sc.Dovecot, sc.Baseline, sc.Authd} {
+			if sd != nil && strings.HasPrefix(sd.Status, "error") {
 				notes = append(notes, sc.Name+": "+sd.Status)
 			}
 		}
@@ -81,6 +72,86 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeVersus prints the rate table of scenarios whose side A is
+// a(sc), named nameA, and its CPU table.
+func writeVersus(b *strings.Builder, scs []ScenarioResult, nameA, nameB string, a func(ScenarioResult) *Side) error {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\t%[1]s auth/s\t%[2]s auth/s\tratio\ttarget\tp99 %[1]s\tp99 %[2]s\t\t\n", nameA, nameB)
+	for _, sc := range scs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", sc.Title, rate(a(sc)), rate(sc.Authd), ratioOf(sc), targetOf(sc),
+			p99(a(sc)), p99(sc.Authd), verdictOf(sc))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("\nCPU over the measured windows, in cores (server / backend / load generator / other processes):\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\t%s\t%s\t\n", nameA, nameB)
+	for _, sc := range scs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", sc.Title, cores(a(sc)), cores(sc.Authd))
+	}
+	return tw.Flush()
+}
+
+// writeSelf prints the scenarios that compare authd with its defence on
+// (B) against itself without it (A), and what the attackers got.
+func writeSelf(b *strings.Builder, scs []ScenarioResult, attackAddrs int) error {
+	b.WriteString("authd against itself: A with penalty { enabled = no }, B with the brute-force defence on; no no-penalty,\n" +
+		"each user from an address of its own; \"no delays\": B answers failures at once (client_max_delay = 0):\n")
+	if err := writeVersus(b, scs, "A", "B", func(sc ScenarioResult) *Side { return sc.Baseline }); err != nil {
+		return err
+	}
+	for _, sc := range scs {
+		if !sc.Attack {
+			continue
+		}
+		fmt.Fprintf(b, "%s: %d attacking addresses, %d × %d in flight; attackers A %s, B %s\n", sc.Title,
+			attackAddrs, load.DefaultAttackConns, load.DefaultAttackDepth, attackers(sc.Baseline), attackers(sc.Authd))
+	}
+	return nil
+}
+
+func attackers(s *Side) string {
+	switch {
+	case len(s.Attackers) == 0:
+		return "—"
+	case s.RefusedShare == nil:
+		return fmt.Sprintf("%.0f req/s, no probe answered", s.AttackRPS)
+	}
+	return fmt.Sprintf("%.0f req/s, %.1f %% refused", s.AttackRPS, *s.RefusedShare*100)
+}
+
+func ratioOf(sc ScenarioResult) string {
+	if sc.Ratio > 0 {
+		return fmt.Sprintf("%.2f×", sc.Ratio)
+	}
+	return "—"
+}
+
+func targetOf(sc ScenarioResult) string {
+	var t []string
+	if sc.TargetRatio > 0 {
+		t = append(t, fmt.Sprintf("≥ %.3g×", sc.TargetRatio))
+	}
+	if sc.TargetP99 > 0 {
+		t = append(t, fmt.Sprintf("p99 ≤ %v", sc.TargetP99))
+	}
+	if len(t) == 0 {
+		return "—"
+	}
+	return strings.Join(t, ", ")
+}
+
+func verdictOf(sc ScenarioResult) string {
+	switch {
+	case sc.Met == nil:
+		return ""
+	case *sc.Met:
+		return "met"
+	}
+	return "MISSED"
 }
 
 func orNA(s, def string) string {

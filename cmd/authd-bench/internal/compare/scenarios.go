@@ -15,15 +15,37 @@ import (
 type Scenario struct {
 	Name    string `json:"name"`
 	Title   string `json:"title"`
-	Backend string `json:"backend"` // "passwd-file", "sql" or "ldap"
+	Backend string `json:"backend"` // "passwd-file", "sql" (MariaDB), "pgsql", "sqlite" or "ldap"
 	Scheme  string `json:"scheme"`  // stored scheme: PLAIN, SHA512-CRYPT, SSHA
 	Cache   bool   `json:"cache"`   // auth cache on, filled by a warm-all pass before the first round
 	// AuthBind: LDAP verifies by binding as the user (auth_bind_userdn,
 	// no search).
 	AuthBind bool `json:"auth_bind,omitempty"`
+	// PenaltyBaseline compares authd with itself instead of with Dovecot:
+	// side A runs with its brute-force defence off (penalty { enabled =
+	// no }), side B as configured. The load then sends no no-penalty,
+	// as a login process would not.
+	PenaltyBaseline bool `json:"penalty_baseline,omitempty"`
+	// UserAddrs: every user logs in from an address of its own
+	// (load.Config.UserAddrs), so that the defence has addresses to
+	// count, as in production.
+	UserAddrs bool `json:"user_addrs,omitempty"`
+	// Attack runs the load beside an attack (load.RunAttack: 1000
+	// addresses guessing, the users from addresses of their own); the
+	// rate and percentiles are the legitimate users'. B keeps authd's
+	// failure delays (escalating to client_max_delay, 8 s), which hold
+	// the attackers back; A, without the defence and with
+	// auth_failure_delay = 0, answers them at once.
+	Attack bool `json:"attack,omitempty"`
+	// AttackNoDelay: B answers every failure at once too
+	// (client_max_delay = 0), so the attackers go as fast as the server
+	// answers them: the worst case for the users.
+	AttackNoDelay bool `json:"attack_no_delay,omitempty"`
 
 	// The goals of issue 11 (a 2-core reference machine): authd's rate
-	// at least TargetRatio × Dovecot's, and its p99 at most TargetP99.
+	// at least TargetRatio × Dovecot's (or, with PenaltyBaseline, B's
+	// rate at least TargetRatio × A's: issue 15), and its p99 at most
+	// TargetP99.
 	TargetRatio float64       `json:"target_ratio,omitempty"`
 	TargetP99   time.Duration `json:"-"`
 	// Reference is Dovecot's rate on the reference machine, for context.
@@ -44,6 +66,10 @@ func AllScenarios() []Scenario {
 		{Name: "sql-sha512", Title: "SQL {SHA512-CRYPT}, no cache", Backend: "sql", Scheme: "SHA512-CRYPT"},
 		{Name: "sql-sha512-cache", Title: "SQL {SHA512-CRYPT}, cache warm", Backend: "sql", Scheme: "SHA512-CRYPT", Cache: true,
 			TargetRatio: 30, Reference: "≈720"},
+		{Name: "pg-plain", Title: "PostgreSQL {PLAIN}, no cache", Backend: "pgsql", Scheme: "PLAIN",
+			TargetRatio: 1.5},
+		{Name: "sqlite-plain", Title: "SQLite {PLAIN}, no cache", Backend: "sqlite", Scheme: "PLAIN",
+			TargetRatio: 1.5},
 		{Name: "ldap-ssha", Title: "LDAP {SSHA}, no cache", Backend: "ldap", Scheme: "SSHA",
 			TargetRatio: 1.5, Reference: "≈10k"},
 		{Name: "ldap-ssha-cache", Title: "LDAP {SSHA}, cache warm", Backend: "ldap", Scheme: "SSHA", Cache: true,
@@ -51,7 +77,30 @@ func AllScenarios() []Scenario {
 		{Name: "ldap-authbind", Title: "LDAP auth_bind, no cache", Backend: "ldap", Scheme: "SSHA", AuthBind: true},
 		{Name: "ldap-authbind-cache", Title: "LDAP auth_bind, cache warm", Backend: "ldap", Scheme: "SSHA", AuthBind: true, Cache: true,
 			TargetRatio: 1.2, Reference: "≈63k"},
+		// Issue 15: the defence costs at most 5 % of the rate, and under
+		// an attack of 1000 addresses the users' p99 stays under 50 ms.
+		{Name: "pf-plain-penalty", Title: "passwd-file {PLAIN}, defence on/off", Backend: "passwd-file", Scheme: "PLAIN",
+			PenaltyBaseline: true, UserAddrs: true, TargetRatio: 0.95},
+		{Name: "pf-plain-attack", Title: "passwd-file {PLAIN} under attack", Backend: "passwd-file", Scheme: "PLAIN",
+			PenaltyBaseline: true, Attack: true, TargetP99: 50 * time.Millisecond},
+		{Name: "pf-plain-attack-nodelay", Title: "passwd-file {PLAIN} under attack, no delays", Backend: "passwd-file", Scheme: "PLAIN",
+			PenaltyBaseline: true, Attack: true, AttackNoDelay: true, TargetP99: 50 * time.Millisecond},
 	}
+}
+
+// authdSettings are the authd-only settings of a PenaltyBaseline
+// scenario's side: A (off) without the defence, B with it as configured,
+// with AttackNoDelay answering failures at once.
+func (s Scenario) authdSettings(off bool) string {
+	switch {
+	case !s.PenaltyBaseline:
+		return ""
+	case off:
+		return "penalty {\n  enabled = no\n}\n"
+	case s.AttackNoDelay:
+		return "penalty {\n  client_max_delay = 0\n}\n"
+	}
+	return ""
 }
 
 // ScenarioNames lists the known names, for flag help.
@@ -96,6 +145,10 @@ type env struct {
 	sqlSock     string // mariadbd's socket, and the account both servers use
 	sqlUser     string
 	sqlPassword string
+	pgSockDir   string // the PostgreSQL cluster's socket directory, port and user (trust over the socket)
+	pgPort      int
+	pgUser      string
+	sqliteFile  string // the SQLite database file
 	ldapURI     string
 }
 
@@ -117,6 +170,29 @@ password_query = SELECT username AS user, %s AS password FROM users WHERE userna
 user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
 iterate_query = SELECT username AS user FROM users
 `, e.sqlSock, e.sqlUser, e.sqlPassword, sqlColumn(scheme))
+}
+
+// pgConf is the dovecot-sql.conf.ext of the PostgreSQL scenarios, with
+// Dovecot's default pool (maxconns 5) on both sides.
+func pgConf(e env, scheme string) string {
+	return fmt.Sprintf(`driver = pgsql
+connect = host=%s port=%d dbname=mail user=%s
+default_pass_scheme = PLAIN
+password_query = SELECT username AS user, %s AS password FROM users WHERE username = '%%u'
+user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
+iterate_query = SELECT username AS user FROM users
+`, e.pgSockDir, e.pgPort, e.pgUser, sqlColumn(scheme))
+}
+
+// sqliteConf is the dovecot-sql.conf.ext of the SQLite scenarios.
+func sqliteConf(e env, scheme string) string {
+	return fmt.Sprintf(`driver = sqlite
+connect = %s
+default_pass_scheme = PLAIN
+password_query = SELECT username AS user, %s AS password FROM users WHERE username = '%%u'
+user_query = SELECT uid, gid, home FROM users WHERE username = '%%u'
+iterate_query = SELECT username AS user FROM users
+`, e.sqliteFile, sqlColumn(scheme))
 }
 
 // ldapConf is a dovecot-ldap.conf.ext for both servers: search with the
@@ -156,8 +232,8 @@ func (s Scenario) authConf(e env) string {
 	case "passwd-file":
 		passdb = fmt.Sprintf("passdb {\n  driver = passwd-file\n  args = username_format=%%u %s\n}\n",
 			filepath.Join(e.dataDir, "users-"+s.Scheme))
-	case "sql":
-		passdb = fmt.Sprintf("passdb {\n  driver = sql\n  args = %s\n}\n", filepath.Join(e.dataDir, "sql-"+s.Scheme+".conf.ext"))
+	case "sql", "pgsql", "sqlite":
+		passdb = fmt.Sprintf("passdb {\n  driver = sql\n  args = %s\n}\n", filepath.Join(e.dataDir, s.Backend+"-"+s.Scheme+".conf.ext"))
 	case "ldap":
 		name := "ldap.conf.ext"
 		if s.AuthBind {

@@ -106,9 +106,14 @@ func (c *conn) Run(depth int, deadline time.Time, w *load.Worker) error {
 				if !ok {
 					return
 				}
+				info := c.info
+				if r.RIP != "" {
+					// Honoured from trusted callers only (docs/operations.md §5).
+					info = &authdv1.RequestInfo{Service: c.info.Service, RemoteIp: r.RIP}
+				}
 				start := time.Now()
 				resp, err := c.api.Authenticate(ctx, &authdv1.AuthenticateRequest{
-					User: r.User, Password: []byte(r.Password), Info: c.info,
+					User: r.User, Password: []byte(r.Password), Info: info,
 				})
 				o := outcome(resp, err)
 				mu.Lock()

@@ -43,7 +43,7 @@ func (p *clientProtocol) nextCPID() uint32 {
 // clientLine builds AUTH lines for one configuration.
 type clientLine struct {
 	mech   string
-	params string // "\tservice=imap[\tno-penalty][\trip=…]", written after the mechanism
+	params string // "\tservice=imap[\tno-penalty][\trip=…]", written after the mechanism; a request's own rip= follows
 	keys   *scramKeyCache
 }
 
@@ -102,6 +102,7 @@ func (l *clientLine) start(dst []byte, p *pending) ([]byte, error) {
 	dst = append(dst, '\t')
 	dst = append(dst, l.mech...)
 	dst = append(dst, l.params...)
+	dst = appendRIP(dst, p.req.RIP)
 	switch l.mech {
 	case "PLAIN":
 		// authzid NUL authcid NUL password (RFC 4616), authzid empty.
@@ -241,7 +242,17 @@ func (l *masterLine) start(dst []byte, p *pending) ([]byte, error) {
 	dst = append(dst, '\t')
 	dst = append(dst, p.req.User...)
 	dst = append(dst, l.params...)
+	dst = appendRIP(dst, p.req.RIP)
 	return append(dst, '\n'), nil
+}
+
+// appendRIP appends a request's own rip= field, if it has one.
+func appendRIP(dst []byte, rip string) []byte {
+	if rip == "" {
+		return dst
+	}
+	dst = append(dst, "\trip="...)
+	return append(dst, rip...)
 }
 
 func (l *masterLine) reply(dst []byte, cmd, rest []byte, p *pending) ([]byte, bool, Outcome, error) {

@@ -35,6 +35,13 @@
 // (≤ 0.8 % relative error) from which p50/p90/p99 and the exact maximum are
 // reported, as text or JSON.
 //
+// RunAttack runs such a load beside a brute-force attack: attackers guess
+// passwords from many addresses (AttackerAddr) while the users log in,
+// each from an address of its own (UserAddr), and the report gives the
+// users' rate and latency and the share of attacker requests the server
+// refused, estimated from probes with the right password (a refusal
+// looks exactly like a wrong password on the wire).
+//
 // One goroutine serves each connection: it reads a batch of replies,
 // issues the next requests into a buffer and writes them with one syscall,
 // so the generator needs a small share of the CPU it shares with the

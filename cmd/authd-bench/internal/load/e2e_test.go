@@ -3,8 +3,12 @@ package load_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +25,14 @@ import (
 // handshake, not from its log.
 func startAuthd(t *testing.T, users *load.Users) (*testenv.Authd, string) {
 	t.Helper()
+	// The load sends a share of wrong passwords: the brute-force defence
+	// would refuse some right ones after them.
+	return startAuthdPenalty(t, users, "penalty {\n  enabled = no\n}\n")
+}
+
+// startAuthdPenalty is startAuthd with penalty, the penalty { } section.
+func startAuthdPenalty(t *testing.T, users *load.Users, penalty string) (*testenv.Authd, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and starts authd")
 	}
@@ -36,12 +48,7 @@ func startAuthd(t *testing.T, users *load.Users) (*testenv.Authd, string) {
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	conf := fmt.Sprintf(`auth_mechanisms = plain login scram-sha-1 scram-sha-256
 auth_failure_delay = 0
-# The load sends a share of wrong passwords: the brute-force defence would
-# refuse some right ones after them.
-penalty {
-  enabled = no
-}
-passdb {
+%[3]spassdb {
   driver = passwd-file
   args = %[1]s/users
 }
@@ -60,7 +67,7 @@ service auth {
 grpc {
   listen = %[2]s
 }
-`, dir, grpcAddr)
+`, dir, grpcAddr, penalty)
 	a := testenv.StartAuthd(t, testenv.AuthdOptions{Bin: bin, Dir: dir, Config: conf})
 	return a, grpcAddr
 }
@@ -173,4 +180,97 @@ func TestRunAgainstAuthd(t *testing.T) {
 			t.Errorf("master protocol on a client socket: %v", err)
 		}
 	})
+}
+
+// TestAttackAgainstAuthd runs the attack scenario briefly against a real
+// authd with its brute-force defence on (a budget of 3 failures per
+// address, no failure delays, so the attackers go as fast as authd
+// answers): the legitimate users all log in, no guess gets in, the probes
+// see refusals, and authd's own count of refusals (its metrics) shows
+// that no more attacker requests got past the defence than the budgets
+// allow.
+func TestAttackAgainstAuthd(t *testing.T) {
+	users, _ := load.GenerateUsers(200, "", "")
+	// A probe that logs in makes its account known-good from the
+	// attacker's network, which then has that pair's own budget. (Not 1:
+	// attempts count while in flight, and two legitimate logins of one
+	// user at once would exceed it.)
+	const addrs, budget, pairBudget = 50, 3, 4
+	a, _ := startAuthdPenalty(t, users, fmt.Sprintf("penalty {\n  ip_failures = %d\n  known_good_failures = %d\n  client_max_delay = 0\n}\n",
+		budget, pairBudget))
+	client, _ := load.ParseTarget(a.Socket("auth-client"))
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	res, err := load.RunAttack(ctx, load.Config{
+		Target: client, Protocols: load.Builtin(), Conns: 2, Depth: 4,
+		Duration: time.Second, Warmup: 200 * time.Millisecond, Users: users, Seed: 42,
+	}, load.Attack{Addrs: addrs, Conns: 2, Depth: 16, ProbeShare: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	res.WriteText(&sb)
+	t.Logf("\n%s", sb.String())
+
+	checkCounts(t, res.Legit)
+	at := res.Attacker
+	if at.Errors != 0 || at.TempFail != 0 || at.Late.Unanswered != 0 || at.WrongOK != 0 {
+		t.Errorf("attackers: %d errors, %d tempfail, %d unanswered, %d guesses let in", at.Errors, at.TempFail, at.Late.Unanswered, at.WrongOK)
+	}
+	if res.Probes == 0 || res.ProbesRefused == 0 {
+		t.Errorf("%d probes, %d refused: want refusals", res.Probes, res.ProbesRefused)
+	}
+
+	// Every attacker request authd answered without refusing it was a
+	// probe that logged in, or a counted failure: at most budget per
+	// address, plus pairBudget for each pair a probe made known-good (the
+	// windows are 10 minutes long).
+	refusals := metricSum(t, a, "authd_penalty_refusals_total")
+	sent := at.Warmup.Total() + at.Counts.Total() + at.Late.Total()
+	loggedIn := at.Warmup.OK + at.OK + at.Late.OK
+	if refusals == 0 || refusals > sent {
+		t.Errorf("authd refused %d of %d attacker requests", refusals, sent)
+	}
+	if passed, most := sent-refusals, addrs*budget+loggedIn*(1+pairBudget); passed > most {
+		t.Errorf("%d attacker requests got past the defence, more than %d (%d addresses × %d failures, %d probes that logged in × %d)",
+			passed, most, addrs, budget, loggedIn, 1+pairBudget)
+	}
+}
+
+// metricSum adds up every sample of a metric family, read from authd's
+// /metrics.
+func metricSum(t *testing.T, a *testenv.Authd, name string) int64 {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", a.MetricsSocket)
+	}}}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://authd/metrics", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	found := false
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += int64(v)
+		found = true
+	}
+	if !found {
+		t.Fatalf("%s not in /metrics:\n%s", name, body)
+	}
+	return sum
 }

@@ -29,7 +29,11 @@ func (r *Result) WriteText(w io.Writer) error {
 		r.Seconds, r.WarmupSeconds, r.Warmup.Total())
 	fmt.Fprintf(&b, "requests    %d: ok %d, fail %d, tempfail %d, errors %d\n",
 		r.Requests, r.OK, r.Fail, r.TempFail, r.Errors)
-	fmt.Fprintf(&b, "expected    %d meant to fail; %d unexpected outcomes\n", r.WrongSent, r.Unexpected)
+	fmt.Fprintf(&b, "expected    %d meant to fail; %d unexpected outcomes", r.WrongSent, r.Unexpected)
+	if r.Unexpected > 0 {
+		fmt.Fprintf(&b, " (%d OK for a wrong password, %d FAIL for a right one)", r.WrongOK, r.RightFail)
+	}
+	b.WriteString("\n")
 	if r.Late.Total() > 0 {
 		fmt.Fprintf(&b, "after       %d completed after the window (not counted), %d unanswered\n",
 			r.Late.Total()-r.Late.Unanswered, r.Late.Unanswered)
@@ -46,10 +50,12 @@ func (r *Result) WriteText(w io.Writer) error {
 }
 
 // WriteJSON prints r as one indented JSON object.
-func (r *Result) WriteJSON(w io.Writer) error {
+func (r *Result) WriteJSON(w io.Writer) error { return writeJSON(w, r) }
+
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
 }
 
 // FormatMS formats milliseconds with three significant-ish digits, as the

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ const (
 	DefaultService  = "imap"
 	DefaultWarmAll  = 10 * time.Minute
 	maxErrorSamples = 5
+	// MaxUserAddrs is how many users can have addresses of their own
+	// (UserAddr: 10.0.0.1 to 10.255.255.254).
+	MaxUserAddrs = 1<<24 - 2
 )
 
 // Config describes one run: Conns connections, each keeping Depth requests
@@ -62,6 +66,12 @@ type Config struct {
 	// RemoteIP, when set, is sent as rip= (the client address a login
 	// process would pass on).
 	RemoteIP string
+	// UserAddrs gives every user an address of its own (UserAddr), sent
+	// as rip= with its requests: users logging in from many addresses, as
+	// a login process serving many clients passes them on. authd's
+	// brute-force defence then counts each apart, as in production. It
+	// excludes RemoteIP.
+	UserAddrs bool
 	// Service is the service= value; default "imap".
 	Service string
 	// Timeout bounds connecting, the handshake, and how long requests may
@@ -109,6 +119,10 @@ type Request struct {
 	// Wrong is set when the request is meant to fail: a wrong password,
 	// or an unknown user for lookups.
 	Wrong bool
+	// RIP, when set, is this request's rip= (Config.UserAddrs, an
+	// attacker's address); otherwise the connection's Config.RemoteIP
+	// applies.
+	RIP string
 }
 
 // Protocol opens connections of one kind. A Registry names the protocols
@@ -226,6 +240,12 @@ func (c *Config) normalize() error {
 		if _, err := netip.ParseAddr(c.RemoteIP); err != nil {
 			return fmt.Errorf("rip %q: not an IP address", c.RemoteIP)
 		}
+		if c.UserAddrs {
+			return errors.New("a fixed rip and an address per user exclude each other")
+		}
+	}
+	if c.UserAddrs && c.Users.Len() > MaxUserAddrs {
+		return fmt.Errorf("%d users: at most %d have addresses of their own", c.Users.Len(), MaxUserAddrs)
 	}
 	if c.Service == "" {
 		c.Service = DefaultService
@@ -300,6 +320,25 @@ type phase struct {
 	n       int           // number of users
 	share   float64
 	unknown bool // wrong requests name an unknown user (lookups)
+	// byUser[i] is user i's rip= (Config.UserAddrs); otherwise pool,
+	// when set, holds addresses each request draws its rip= from (an
+	// attack).
+	byUser, pool []string
+	// guesses: every wrong password is a new one, as an attacker's are;
+	// otherwise a user's wrong password is always the same (a client
+	// with a stale password), which authd's defence counts once.
+	guesses bool
+}
+
+// rip is the rip= of a request for user i.
+func (ph *phase) rip(rng *rand.Rand, i int) string {
+	switch {
+	case ph.byUser != nil:
+		return ph.byUser[i]
+	case len(ph.pool) > 0:
+		return ph.pool[rng.IntN(len(ph.pool))]
+	}
+	return ""
 }
 
 // Worker is the per-connection request source and outcome sink. It is used
@@ -314,7 +353,7 @@ type Worker struct {
 	warm, measured, late Counts
 	hist                 Histogram
 	wrongSent            int64 // wrong requests completed inside the window
-	unexpected           int64 // OK for a wrong one, Fail for a right one
+	wrongOK, rightFail   int64 // unexpected outcomes: OK for a wrong one, Fail for a right one
 	lastEnd              time.Time
 	errs                 []string
 }
@@ -329,7 +368,7 @@ func (w *Worker) Next() (Request, bool) {
 		if i >= int64(ph.n) {
 			return Request{}, false
 		}
-		return Request{User: w.users.Names[i], Password: w.users.Passwords[i]}, true
+		return Request{User: w.users.Names[i], Password: w.users.Passwords[i], RIP: ph.rip(w.rng, int(i))}, true
 	}
 	if !ph.t1.IsZero() && !time.Now().Before(ph.t1) {
 		return Request{}, false
@@ -338,12 +377,15 @@ func (w *Worker) Next() (Request, bool) {
 		return Request{}, false
 	}
 	i := w.rng.IntN(ph.n)
-	r := Request{User: w.users.Names[i], Password: w.users.Passwords[i]}
+	r := Request{User: w.users.Names[i], Password: w.users.Passwords[i], RIP: ph.rip(w.rng, i)}
 	if ph.share > 0 && w.rng.Float64() < ph.share {
 		r.Wrong = true
-		if ph.unknown {
+		switch {
+		case ph.unknown:
 			r.User = unknownUser(r.User)
-		} else {
+		case ph.guesses:
+			r.Password = wrongPassword(r.Password) + strconv.FormatUint(w.rng.Uint64(), 36)
+		default:
 			r.Password = wrongPassword(r.Password)
 		}
 	}
@@ -364,8 +406,11 @@ func (w *Worker) Done(r Request, start time.Time, o Outcome) {
 		if r.Wrong {
 			w.wrongSent++
 		}
-		if (o == OutcomeOK && r.Wrong) || (o == OutcomeFail && !r.Wrong) {
-			w.unexpected++
+		switch {
+		case o == OutcomeOK && r.Wrong:
+			w.wrongOK++
+		case o == OutcomeFail && !r.Wrong:
+			w.rightFail++
 		}
 		if end.After(w.lastEnd) {
 			w.lastEnd = end
@@ -408,9 +453,12 @@ type Result struct {
 	Requests int64 `json:"requests"`
 	Counts
 	// WrongSent of Requests were meant to fail; Unexpected did not end as
-	// meant (OK for a wrong password, FAIL for a right one).
+	// meant: WrongOK (OK for a wrong password) + RightFail (FAIL for a
+	// right one, which is how a refusal of the brute-force defence shows).
 	WrongSent  int64 `json:"wrong_sent"`
 	Unexpected int64 `json:"unexpected"`
+	WrongOK    int64 `json:"wrong_ok"`
+	RightFail  int64 `json:"right_fail"`
 	// Late requests completed after the window (not counted above);
 	// Late.Unanswered never completed.
 	Late Counts `json:"late"`
@@ -453,44 +501,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// Connect everything first, so connection set-up is never measured.
 	conns, err := dialAll(ctx, &cfg)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	defer closeAll(conns)
 	if err != nil {
 		return nil, err
 	}
 	// ctx cancellation closes the connections, which unblocks every Run.
-	stop := context.AfterFunc(ctx, func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	stop := context.AfterFunc(ctx, func() { closeAll(conns) })
 	defer stop()
 
-	res := &Result{
-		Target: cfg.Target.String(), Protocol: cfg.Protocol, Conns: cfg.Conns, Depth: cfg.Depth,
-		Users: cfg.Users.Len(), WrongShare: cfg.WrongShare, NoPenalty: cfg.NoPenalty, Seed: cfg.Seed,
-	}
-	if cfg.Protocol == "client" {
-		res.Mech = cfg.Mech
-	}
+	res := newResult(&cfg)
+	addrs := cfg.userAddrs()
 	if cfg.WarmAll {
-		res.WarmAll = warmAll(conns, &cfg, res)
+		res.WarmAll = warmAll(conns, &cfg, addrs, res)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}
-
-	start := time.Now()
-	ph := &phase{
-		t0: start.Add(cfg.Warmup), max: cfg.MaxRequests, n: cfg.Users.Len(),
-		share: cfg.WrongShare, unknown: cfg.Protocol == "master",
-	}
-	ph.t1 = ph.t0.Add(cfg.Duration)
+	ph := newPhase(&cfg, time.Now(), addrs, nil)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(ph.t0, ph.t1)
 	}
@@ -500,6 +527,57 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.collect(ws, ph, &cfg)
 	return res, nil
+}
+
+// newResult is the report of a run of cfg, before any request.
+func newResult(cfg *Config) *Result {
+	res := &Result{
+		Target: cfg.Target.String(), Protocol: cfg.Protocol, Conns: cfg.Conns, Depth: cfg.Depth,
+		Users: cfg.Users.Len(), WrongShare: cfg.WrongShare, NoPenalty: cfg.NoPenalty, Seed: cfg.Seed,
+	}
+	if cfg.Protocol == "client" {
+		res.Mech = cfg.Mech
+	}
+	return res
+}
+
+// newPhase is the measured phase of cfg: Warmup from start, then
+// Duration. byUser and pool give requests their rip= (see phase).
+func newPhase(cfg *Config, start time.Time, byUser, pool []string) *phase {
+	ph := &phase{
+		t0: start.Add(cfg.Warmup), max: cfg.MaxRequests, n: cfg.Users.Len(),
+		share: cfg.WrongShare, unknown: cfg.Protocol == "master", byUser: byUser, pool: pool,
+	}
+	ph.t1 = ph.t0.Add(cfg.Duration)
+	return ph
+}
+
+// userAddrs lists every user's address (UserAddr) when cfg.UserAddrs is
+// set; nil otherwise.
+func (c *Config) userAddrs() []string {
+	if !c.UserAddrs {
+		return nil
+	}
+	a := make([]string, c.Users.Len())
+	for i := range a {
+		a[i] = UserAddr(i).String()
+	}
+	return a
+}
+
+// UserAddr is the address user i (from 0) logs in from with
+// Config.UserAddrs: 10.0.0.1 onwards, 256 users per /24.
+func UserAddr(i int) netip.Addr {
+	n := uint32(i + 1)
+	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+func closeAll(conns []Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // dialAll opens cfg.Conns connections at once, within cfg.Timeout. The
@@ -525,11 +603,12 @@ func dialAll(ctx context.Context, cfg *Config) ([]Conn, error) {
 	return conns, nil
 }
 
-// warmAll authenticates every user once, with the right password.
-func warmAll(conns []Conn, cfg *Config, res *Result) *WarmAllResult {
+// warmAll authenticates every user once, with the right password (from
+// its own address, with byUser).
+func warmAll(conns []Conn, cfg *Config, byUser []string, res *Result) *WarmAllResult {
 	start := time.Now()
 	var cursor atomic.Int64
-	ph := &phase{cursor: &cursor, n: cfg.Users.Len()}
+	ph := &phase{cursor: &cursor, n: cfg.Users.Len(), byUser: byUser}
 	ws := runPhase(conns, cfg, ph, start.Add(cfg.WarmAllTimeout))
 	wa := &WarmAllResult{Seconds: time.Since(start).Seconds()}
 	for _, w := range ws {
@@ -548,7 +627,9 @@ func (r *Result) collect(ws []*Worker, ph *phase, cfg *Config) {
 		r.Counts.merge(w.measured)
 		r.Late.merge(w.late)
 		r.WrongSent += w.wrongSent
-		r.Unexpected += w.unexpected
+		r.WrongOK += w.wrongOK
+		r.RightFail += w.rightFail
+		r.Unexpected += w.wrongOK + w.rightFail
 		r.hist.Merge(&w.hist)
 		r.ErrorSamples = appendErrs(r.ErrorSamples, w.errs)
 		if w.lastEnd.After(lastEnd) {
