@@ -155,11 +155,35 @@ func (b *builder) dbFinish24(sc *scope24) {
 	b.dbFields24(&d, kind, v)
 	b.dbDriver24(&d, sc, kind, v)
 	b.checkDB(&d, &conffile.Node{Pos: sc.pos}, kind)
+	b.checkLDAPBind24(d)
 	if passdb {
 		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
 	} else {
 		b.cfg.Userdbs = append(b.cfg.Userdbs, d)
 	}
+}
+
+// checkLDAPBind24 warns about an LDAP passdb that binds with
+// bind_userdn and has no passdb_ldap_filter: authd needs none, but Dovecot
+// 2.4.1 fails every login of such a passdb as an internal failure ("No
+// passdb_ldap_filter given"), so the file would not work with Dovecot.
+func (b *builder) checkLDAPBind24(d DB) {
+	if d.Driver != "ldap" {
+		return
+	}
+	s := settingsOf(d.DriverSettings)
+	if s["passdb_ldap_bind"] == "yes" && s["passdb_ldap_bind_userdn"] != "" && s["passdb_ldap_filter"] == "" {
+		b.warns.add(d.Pos, "passdb %s: bind_userdn without passdb_ldap_filter: authd binds without it, but Dovecot 2.4.1 fails every login of this passdb (\"No passdb_ldap_filter given\"); set a filter to keep the file valid for both", d.Name)
+	}
+}
+
+// settingsOf maps driver settings by key.
+func settingsOf(l []DriverSetting) map[string]string {
+	m := map[string]string{}
+	for _, s := range l {
+		m[s.Key] = s.Value
+	}
+	return m
 }
 
 // dbSettings24 reads the block's own settings (skip, result_*, …).

@@ -378,3 +378,24 @@ passdb static {
 		t.Errorf("2.3 type: %v", err)
 	}
 }
+
+// TestLDAPBindWithoutFilter24: bind_userdn without passdb_ldap_filter loads
+// (authd needs no filter to bind) with a warning, because Dovecot 2.4.1
+// fails every login of such a passdb (cmd/authd's differential found it).
+func TestLDAPBindWithoutFilter24(t *testing.T) {
+	const head = "dovecot_config_version = 2.4.1\nldap_uris = ldap://127.0.0.1\nldap_base = dc=example,dc=com\n"
+	block := func(filter string) string {
+		return "passdb ldap {\n  bind = yes\n  bind_userdn = uid=%{user | username},dc=example,dc=com\n" + filter + "}\n"
+	}
+	c, err := LoadBytes("t.conf", []byte(head+block("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "t.conf:4: passdb ldap: bind_userdn without passdb_ldap_filter") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+	c, err = LoadBytes("t.conf", []byte(head+block("  filter = (uid=%{user | username})\n")))
+	if err != nil || len(c.Warnings) != 0 {
+		t.Errorf("with a filter: %v %v", err, c.Warnings)
+	}
+}
