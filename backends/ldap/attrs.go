@@ -31,6 +31,7 @@ type attrField struct {
 	nameTmpl *vars.Template // set when the field name holds %variables
 	tmpl     *vars.Template // nil: the attribute's values as they are
 	skip     bool           // "!attr": fetched for %{ldap:attr} only
+	keep     bool           // 2.4's name:default: only when no earlier entry set it
 }
 
 // attrMap is a parsed attribute list.
@@ -354,6 +355,11 @@ func parseFields24(list [][2]string, skipName string) (*attrMap, error) {
 	seen := map[string]bool{}
 	for _, kv := range list {
 		f := attrField{src: kv[0] + " = " + kv[1], name: kv[0]}
+		if strings.HasSuffix(f.name, ":remove") {
+			return nil, fmt.Errorf("field %s: :remove is not supported in an LDAP block's fields", kv[0])
+		}
+		// name:default sets the field only when no earlier entry did.
+		f.name, f.keep = strings.CutSuffix(f.name, ":default")
 		if f.name == skipName {
 			continue
 		}
@@ -398,6 +404,7 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 	ctx.Passdb = lk
 	// Dovecot 2.4's templates read the entry as %{ldap:attr}.
 	ctx.Provider, ctx.ProviderFields = "ldap", ldapProvider{lk}
+	set := map[string]bool{} // names given a value so far, for name:default
 	for i := range m.fields {
 		f := &m.fields[i]
 		if f.skip {
@@ -428,6 +435,12 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 		name := f.name
 		if f.nameTmpl != nil {
 			name = f.nameTmpl.Expand(&ctx, nil)
+		}
+		if f.keep && set[name] {
+			continue
+		}
+		if len(values) > 0 {
+			set[name] = true
 		}
 		fn(name, values)
 	}

@@ -148,6 +148,12 @@ func (b *builder) rootSetting(n *conffile.Node) {
 		b.vals[name] = v
 		b.ignore(name)
 		b.checkIgnoredAuth(name, v, n)
+		if name == "disable_plaintext_auth" {
+			// Kept (inverted) for authd convert: 2.4's auth_allow_cleartext.
+			if x, err := conffile.ParseBool(v); err == nil {
+				b.cfg.Auth.AllowCleartext = !x
+			}
+		}
 		return
 	}
 	if isObsolete(name) {

@@ -54,6 +54,9 @@ type Config struct {
 	// Files lists every file read: the configuration, its includes and
 	// the `<file` values authd used.
 	Files []string
+	// SettingPos is where each top-level setting authd reads was last set
+	// (2.3 syntax), for messages about a value found after loading.
+	SettingPos map[string]Pos
 }
 
 // Auth holds the auth_* settings (Dovecot 2.3 names and defaults,
@@ -263,6 +266,7 @@ func load(name string, data []byte, fromFile bool, opts *conffile.Options) (*Con
 		return nil, sortErrors(errs, fileNo).err()
 	}
 	cfg := b.cfg
+	cfg.SettingPos = b.lastPos
 	cfg.Warnings = sortErrors(append(append(ErrorList{}, res.Warnings...), b.warns...), fileNo)
 	cfg.Files = res.Files
 	for _, f := range b.files {

@@ -23,10 +23,31 @@ import (
 // `name=value` word whose name contains "pass" (password=, dnpass=,
 // userdb_password=) has its value replaced by <hidden>. Settings in the
 // files that args points to (dovecot-sql.conf.ext …) are not read here.
-func (c *Config) Dump(w io.Writer) {
+func (c *Config) Dump(w io.Writer) { c.DumpWith(w, DumpOptions{}) }
+
+// DumpOptions change what DumpWith writes; the zero value is Dump's.
+type DumpOptions struct {
+	// Secrets prints secrets as they are (authd convert writes a file to
+	// be used, not looked at).
+	Secrets bool
+	// Minimal (2.4 syntax only) leaves out settings at Dovecot 2.4's
+	// defaults, sections left empty, authd's own sections at their
+	// defaults and the list of ignored settings.
+	Minimal bool
+	// Notes are comment lines written before a setting, by its path:
+	// "auth_username_format", "passdb sql/default_password_scheme",
+	// "passdb ldap/fields/home" (the enclosing sections as written, then
+	// the key).
+	Notes map[string][]string
+	// Header lines are comments written after dovecot_config_version.
+	Header []string
+}
+
+// DumpWith is Dump with options.
+func (c *Config) DumpWith(w io.Writer, o DumpOptions) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
-	d := dumper{w: bw}
+	d := dumper{w: bw, o: o}
 	if c.Syntax == vars.Syntax24 {
 		d.dump24(c)
 		return
@@ -76,23 +97,11 @@ func (c *Config) Dump(w io.Writer) {
 // authdSections writes what both languages share: service auth's sockets
 // and authd's own sections.
 func (d *dumper) authdSections(c *Config) {
-	d.open("service", "auth")
-	for _, l := range c.Listeners {
-		d.line("# role " + l.Role.String() + ", socket " + l.Path)
-		d.open("unix_listener", l.Name)
-		d.kv("mode", fmt.Sprintf("%#04o", uint32(l.Mode.Perm())))
-		d.kv("user", l.User)
-		d.kv("group", l.Group)
-		if l.Trusted {
-			d.kv("trusted", "yes")
-		}
-		if l.Type != "" {
-			d.kv("type", l.Type)
-		}
-		d.close()
+	if d.o.Minimal {
+		d.minimalAuthdSections(c)
+		return
 	}
-	d.close()
-
+	d.listeners(c.Listeners)
 	d.grpc(c.GRPC)
 
 	d.open("metrics", "")
@@ -107,29 +116,126 @@ func (d *dumper) authdSections(c *Config) {
 	}
 }
 
+// listeners writes service auth { } with its sockets.
+func (d *dumper) listeners(ls []Listener) {
+	d.open("service", "auth")
+	for _, l := range ls {
+		if !d.o.Minimal {
+			d.line("# role " + l.Role.String() + ", socket " + l.Path)
+		}
+		d.open("unix_listener", l.Name)
+		d.kv("mode", fmt.Sprintf("%#04o", uint32(l.Mode.Perm())))
+		d.kv("user", l.User)
+		d.kv("group", l.Group)
+		if l.Trusted {
+			d.kv("trusted", "yes")
+		}
+		if l.Type != "" {
+			d.kv("type", l.Type)
+		}
+		d.close()
+	}
+	d.close()
+}
+
+// minimalAuthdSections writes service auth's sockets and those of
+// authd's own sections that differ from their defaults.
+func (d *dumper) minimalAuthdSections(c *Config) {
+	defs := &dumper{o: DumpOptions{Minimal: true}, collect: map[string]string{}}
+	defs.grpc(DefaultGRPC())
+	defs.penalty(defaultPenalty())
+	defs.hashBudget(schemes.DefaultLimits())
+	d.defs = defs.collect
+	defaults := map[string]*Listener{}
+	for _, l := range defaultListeners() {
+		defaults[l.Name] = l
+	}
+	var changed []Listener
+	for _, l := range c.Listeners {
+		if def := defaults[l.Name]; def == nil || l.Role != def.Role || l.Mode != def.Mode || l.User != def.User ||
+			l.Group != def.Group || l.Trusted != def.Trusted || l.Type != def.Type {
+			changed = append(changed, l)
+		}
+	}
+	d.listeners(changed)
+	d.grpc(c.GRPC)
+	if c.Metrics.Listen != "" {
+		d.open("metrics", "")
+		d.kv("listen", c.Metrics.Listen)
+		d.close()
+	}
+	d.penalty(c.Penalty)
+	d.hashBudget(c.HashBudget)
+}
+
 type dumper struct {
 	w     *bufio.Writer
 	depth int
+	o     DumpOptions
+	// path holds the open sections ("passdb sql", "fields"), for Notes
+	// and the defaults of Minimal.
+	path   []string
+	driver string // the driver of the passdb/userdb block being written
+	// collect, when set, receives the settings instead of the output (by
+	// path, as for Notes): the defaults of authd's sections for Minimal.
+	collect map[string]string
+	// defs are those defaults: with Minimal, a setting at its default is
+	// not written.
+	defs map[string]string
+	// pending are section openings not written yet: with Minimal a
+	// section is written only once something is written in it.
+	pending []string
 }
 
 func (d *dumper) line(s string) {
-	d.w.WriteString(strings.Repeat("  ", d.depth))
+	d.flush()
+	d.write(d.depth, s)
+}
+
+func (d *dumper) write(depth int, s string) {
+	d.w.WriteString(strings.Repeat("  ", depth))
 	d.w.WriteString(s)
 	d.w.WriteByte('\n')
 }
 
-func (d *dumper) open(typ, label string) {
-	if label != "" {
-		d.line(typ + " " + quoteLabel(label) + " {")
-	} else {
-		d.line(typ + " {")
+// flush writes the pending section openings.
+func (d *dumper) flush() {
+	base := d.depth - len(d.pending)
+	for i, p := range d.pending {
+		d.write(base+i, p)
 	}
+	d.pending = d.pending[:0]
+}
+
+func (d *dumper) open(typ, label string) {
+	name := typ
+	if label != "" {
+		name += " " + quoteLabel(label)
+	}
+	if d.o.Minimal {
+		d.pending = append(d.pending, name+" {")
+	} else {
+		d.line(name + " {")
+	}
+	d.path = append(d.path, strings.TrimSpace(typ+" "+label))
 	d.depth++
 }
 
 func (d *dumper) close() {
 	d.depth--
+	d.path = d.path[:len(d.path)-1]
+	if n := len(d.pending); n > 0 {
+		d.pending = d.pending[:n-1] // nothing was written in it
+		return
+	}
 	d.line("}")
+}
+
+// notes writes the comments DumpOptions.Notes holds for key here.
+func (d *dumper) notes(key string) {
+	for _, n := range d.o.Notes[strings.Join(append(slices.Clone(d.path), key), "/")] {
+		d.line("# " + n)
+	}
 }
 
 // notSecret are settings whose names contain "pass" but whose values are
@@ -137,7 +243,17 @@ func (d *dumper) close() {
 var notSecret = map[string]bool{"auth_verbose_passwords": true}
 
 func (d *dumper) kv(key, value string) {
+	p := strings.Join(append(slices.Clone(d.path), key), "/")
+	if d.collect != nil {
+		d.collect[p] = value
+		return
+	}
+	if def, ok := d.defs[p]; ok && def == value || d.o.Minimal && value == "" {
+		return
+	}
 	switch {
+	case d.o.Secrets:
+		d.line(key + " = " + quoteValue(value))
 	case strings.Contains(strings.ToLower(key), "pass") && !notSecret[key] &&
 		value != "" && value != "yes" && value != "no":
 		d.line(key + " = # hidden")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,7 +26,15 @@ func secret24(key string) bool {
 // kv24 writes key = value with a secret's value hidden (empty values and
 // booleans stay: there is nothing to hide).
 func (d *dumper) kv24(key, value string) {
+	if d.o.Minimal && d.isDefault24(key, value) {
+		return
+	}
+	d.notes(key)
 	switch {
+	case d.o.Secrets && strings.ContainsAny(value, "\r\n"):
+		d.line(key + " = " + quoteValue(value)) // a multi-line value is quoted on one line
+	case d.o.Secrets:
+		d.line(key + " = " + quoteValue(value))
 	case secret24(key) && value != "" && value != "yes" && value != "no":
 		d.line(key + " = # hidden")
 	case strings.ContainsAny(value, "\r\n"):
@@ -39,8 +48,14 @@ func (d *dumper) kv24(key, value string) {
 // syntax. Secrets are not printed (see secret24).
 func (d *dumper) dump24(c *Config) {
 	a := &c.Auth
-	d.kv24(conffile.ConfigVersionKey, c.ConfigVersion)
-	d.line("# authd effective configuration (Dovecot 2.4 syntax)")
+	d.line(conffile.ConfigVersionKey + " = " + c.ConfigVersion)
+	if d.o.Minimal {
+		for _, h := range d.o.Header {
+			d.line("# " + h)
+		}
+	} else {
+		d.line("# authd effective configuration (Dovecot 2.4 syntax)")
+	}
 	d.kv24("base_dir", c.BaseDir)
 	d.kv24("default_login_user", c.LoginUser)
 	d.kv24("auth_mechanisms", strings.ToLower(strings.Join(a.Mechanisms, " ")))
@@ -78,9 +93,7 @@ func (d *dumper) dump24(c *Config) {
 	d.policy24(a.Policy)
 	d.kv24("log_format", c.Log.Format)
 	d.kv24("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
-	for _, s := range c.OAuth2 {
-		d.listOrKV(s)
-	}
+	d.settings24(c.OAuth2)
 	for _, db := range c.Passdbs {
 		d.db24("passdb", db, true)
 	}
@@ -90,27 +103,44 @@ func (d *dumper) dump24(c *Config) {
 	d.authdSections(c)
 }
 
-// listOrKV writes a driver setting: `key = value`, or for an entry of a
-// list setting (key/name) a one-entry section.
-func (d *dumper) listOrKV(s DriverSetting) {
-	if list, name, ok := strings.Cut(s.Key, "/"); ok {
-		d.open(list, "")
+// settings24 writes driver settings: `key = value`, and the entries of a
+// list setting (key/name) in one section per run of entries.
+func (d *dumper) settings24(l []DriverSetting) {
+	open := ""
+	for _, s := range l {
+		list, name, isList := strings.Cut(s.Key, "/")
+		if open != "" && (!isList || list != open) {
+			d.close()
+			open = ""
+		}
+		if !isList {
+			d.kv24(s.Key, s.Value)
+			continue
+		}
+		if open == "" {
+			d.open(list, "")
+			open = list
+		}
 		d.kv24(name, s.Value)
-		d.close()
-		return
 	}
-	d.kv24(s.Key, s.Value)
+	if open != "" {
+		d.close()
+	}
 }
 
 // policy24 writes the auth_policy_* settings in 2.4's form.
 func (d *dumper) policy24(p policy.Settings) {
 	hidden := func(v string) string {
-		if v == "" {
-			return ""
+		if v == "" || d.o.Secrets {
+			return v
 		}
 		return "<hidden>"
 	}
-	d.kv24("auth_policy_server_url", redactURL(p.URL))
+	url := p.URL
+	if !d.o.Secrets {
+		url = redactURL(url)
+	}
+	d.kv24("auth_policy_server_url", url)
 	d.kv24("auth_policy_server_api_header", hidden(p.APIHeader))
 	d.kv24("auth_policy_hash_mech", p.HashMech)
 	d.kv24("auth_policy_hash_nonce", hidden(p.Nonce))
@@ -123,7 +153,7 @@ func (d *dumper) policy24(p policy.Settings) {
 	d.open("auth_policy", "")
 	d.kv24("http_client_request_absolute_timeout", conffile.FormatDuration(p.Timeout))
 	d.close()
-	if p.Attributes != nil {
+	if p.Attributes != nil && !(d.o.Minimal && slices.Equal(p.Attributes.Pairs(), defaultPolicyAttributes24)) {
 		d.open("auth_policy_request_attributes", "")
 		for _, kv := range p.Attributes.Pairs() {
 			d.kv24(kv[0], kv[1])
@@ -137,7 +167,11 @@ func (d *dumper) db24(kind string, db DB, passdb bool) {
 		return // the stand-in userdb of a configuration without one
 	}
 	d.open(kind, db.Name)
-	d.kv24("driver", db.Driver)
+	d.flush() // a block is written even when every setting is a default
+	d.driver = db.Driver
+	if !d.o.Minimal || db.Driver != db.Name {
+		d.line("driver = " + quoteValue(db.Driver))
+	}
 	if passdb {
 		d.kv24("default_password_scheme", db.DefaultPasswordScheme)
 	}
@@ -157,9 +191,7 @@ func (d *dumper) db24(kind string, db DB, passdb bool) {
 		d.kv24("deny", yesNo(db.Deny))
 		d.kv24("master", yesNo(db.Master))
 	}
-	for _, s := range db.DriverSettings {
-		d.listOrKV(s)
-	}
+	d.settings24(db.DriverSettings)
 	if db.SQL != nil {
 		d.sql24(db.SQL)
 	}
@@ -167,6 +199,7 @@ func (d *dumper) db24(kind string, db DB, passdb bool) {
 	for _, f := range db.Fields {
 		if strings.Contains(f.Value, "%{") {
 			// A template (password = %{ldap:userPassword}) is no secret.
+			d.notes(f.Key)
 			d.line(f.Key + " = " + quoteValue(f.Value))
 			continue
 		}
@@ -174,18 +207,75 @@ func (d *dumper) db24(kind string, db DB, passdb bool) {
 	}
 	d.close()
 	d.close()
+	d.driver = ""
+}
+
+// blockKeys24 are the block settings whose full 2.4 name is
+// passdb_KEY or userdb_KEY.
+var blockKeys24 = map[string]bool{
+	"default_password_scheme": true, "skip": true, "result_success": true, "result_failure": true,
+	"result_internalfail": true, "fields_import_all": true, "use_cache": true, "use_worker": true,
+	"mechanisms_filter": true, "username_filter": true, "deny": true, "master": true,
+}
+
+// isDefault24 reports whether value is Dovecot 2.4's default for key
+// where the dumper is (the top level, a passdb/userdb block with its
+// driver's defaults, an SQL host section).
+func (d *dumper) isDefault24(key, value string) bool {
+	name := key
+	if len(d.path) > 0 {
+		kind, _, _ := strings.Cut(d.path[0], " ")
+		block := kind == "passdb" || kind == "userdb"
+		switch {
+		case block && len(d.path) == 1:
+			if blockKeys24[key] {
+				name = kind + "_" + key
+			}
+			dk := kind + "_" + strings.ReplaceAll(d.driver, "-", "_")
+			if def, ok := driverDefaults24[dk][name]; ok {
+				return sameValue24(value, def)
+			}
+		case block && len(d.path) == 2 && (strings.HasPrefix(d.path[1], "mysql ") || strings.HasPrefix(d.path[1], "pgsql ")):
+		case kind == "auth_policy" && len(d.path) == 1:
+			return sameValue24(value, "2s") // http_client_request_absolute_timeout
+		default:
+			return false
+		}
+	}
+	def, ok := dovecot24Defaults[name]
+	if !ok && len(d.path) == 0 {
+		def, ok = authdDefaults[name] // authd's own top-level settings
+	}
+	return ok && sameValue24(value, def)
+}
+
+// sameValue24 compares a value with a default as Dovecot reads both: the
+// same text, boolean, duration or size.
+func sameValue24(v, def string) bool {
+	if v == def || strings.EqualFold(v, def) {
+		return true
+	}
+	if a, err := conffile.ParseBool(v); err == nil {
+		b, err := conffile.ParseBool(def)
+		return err == nil && a == b
+	}
+	if a, err := conffile.ParseDuration(v, true); err == nil {
+		b, err := conffile.ParseDuration(def, true)
+		return err == nil && a == b
+	}
+	if a, err := conffile.ParseSize(v); err == nil {
+		b, err := conffile.ParseSize(def)
+		return err == nil && a == b
+	}
+	return false
 }
 
 func (d *dumper) sql24(c *SQLConnection) {
 	d.kv24("sql_driver", c.Driver)
-	for _, s := range c.Settings {
-		d.listOrKV(s)
-	}
+	d.settings24(c.Settings)
 	for _, h := range c.Hosts {
 		d.open(c.Driver, h.Host)
-		for _, s := range h.Settings {
-			d.listOrKV(s)
-		}
+		d.settings24(h.Settings)
 		d.close()
 	}
 }

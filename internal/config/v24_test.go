@@ -300,7 +300,7 @@ func TestV24DumpRoundTrip(t *testing.T) {
 				t.Fatalf("dump does not load: %v\n%s", err, out.String())
 			}
 			for _, cc := range []*Config{c, c2} {
-				cc.Files, cc.Warnings, cc.Ignored = nil, nil, nil
+				cc.Files, cc.Warnings, cc.Ignored, cc.SettingPos = nil, nil, nil, nil
 				for _, dbs := range [][]DB{cc.Passdbs, cc.Userdbs} {
 					for i := range dbs {
 						clearPos(&dbs[i])

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd-project/authd/internal/realserver"
+	"github.com/authd-project/authd/internal/testenv"
+)
+
+// authd convert on deploy/examples (docs/operations.md §2.1): every
+// example converts, Dovecot 2.4.1's doveconf -n accepts the result (its
+// Dovecot part: authd's own sections go), and for the passwd-file, SQL
+// and LDAP examples the differential against Dovecot 2.4's auth
+// (dovecot24_diff_test.go) passes with the converted file, its paths and
+// servers pointed at the test's own.
+
+// exampleCopy copies deploy/examples into a new directory with
+// /etc/authd/ replaced by it, and edit applied to each file's text.
+func exampleCopy(t *testing.T, edit func(name, text string) string) string {
+	t.Helper()
+	dir := testenv.Dir(t)
+	files, err := filepath.Glob("../../deploy/examples/*")
+	if err != nil || len(files) < 7 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), "/etc/authd/", dir+"/")
+		if edit != nil {
+			text = edit(filepath.Base(f), text)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// convertFile runs authd convert on path.
+func convertFile(t *testing.T, path string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run([]string{"convert", "-c", path}, nil, &out, &errb); code != 0 {
+		t.Fatalf("authd convert %s: exit %d\n%s", filepath.Base(path), code, errb.String())
+	}
+	return out.String()
+}
+
+// authdOnly are the top-level sections and settings of authd's own, which
+// Dovecot does not know, and base_dir and service auth, which belong to
+// the server that runs with the file.
+var authdOnly = regexp.MustCompile(`^(grpc|metrics|penalty|hash_budget|service auth) \{$|^(base_dir|log_format|shutdown_timeout|auth_cache_password_fingerprint|dovecot_config_version) = `)
+
+// dovecotPart is the converted file without authdOnly: the auth
+// configuration both servers are given. The converter's output puts one
+// setting or section opening per line, sections closed by a lone `}` at
+// the same depth.
+func dovecotPart(conf string) string {
+	var out []string
+	skip := ""
+	for _, l := range strings.Split(conf, "\n") {
+		switch {
+		case skip != "":
+			if l == skip {
+				skip = ""
+			}
+		case authdOnly.MatchString(l) && strings.HasSuffix(l, "{"):
+			skip = "}"
+		case authdOnly.MatchString(l):
+		default:
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestConvertExamples converts every example and hands the Dovecot part
+// to Dovecot 2.4.1's doveconf -n.
+func TestConvertExamples(t *testing.T) {
+	dir := exampleCopy(t, nil)
+	c := testenv.MountTrixie(t, dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if len(files) != 5 {
+		t.Fatalf("%d examples", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			conv := convertFile(t, f)
+			if !strings.HasPrefix(conv, "dovecot_config_version = 2.4.1\n") {
+				t.Fatalf("not 2.4:\n%s", conv)
+			}
+			for _, l := range strings.Split(conv, "\n") {
+				if l = strings.TrimSpace(l); !strings.HasPrefix(l, "#") && regexp.MustCompile(`%[a-zL]`).MatchString(l) {
+					t.Errorf("a 2.3 variable is left: %s", l)
+				}
+			}
+			path := f + ".24"
+			head := "dovecot_config_version = 2.4.1\ndovecot_storage_version = 2.4.1\n"
+			if err := os.WriteFile(path, []byte(head+dovecotPart(conv)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, code, err := c.Run(ctx, "/usr/bin/doveconf", "-n", "-c", path)
+			if err != nil || code != 0 {
+				t.Fatalf("doveconf -n rejects the conversion (exit %d, %v):\n%s\n--- converted:\n%s", code, err, out, conv)
+			}
+		})
+	}
+}
+
+// TestConvertExamplesDifferential converts the passwd-file, MariaDB and
+// OpenLDAP examples, with their files and servers pointed at the test's,
+// and runs the differential on the result.
+func TestConvertExamplesDifferential(t *testing.T) {
+	t.Run("passwd-file", func(t *testing.T) {
+		dir := exampleCopy(t, func(_, text string) string {
+			return strings.ReplaceAll(text, "uid=vmail gid=vmail", "uid=nobody gid=nogroup")
+		})
+		sha := doveadmHash(t, "SHA512-CRYPT", "alicepw")
+		users := "alice@example.com:" + sha + ":5000:5000::/home/alice::userdb_quota_rule=*:storage=1G\n" +
+			"bob@example.com:{PLAIN}bobpw::::::\n"
+		if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "passwd-file.conf"))), binds: []string{dir},
+			logins: [][2]string{{"alice@example.com", "alicepw"}, {"Bob@Example.com", "bobpw"}},
+			users:  []string{"alice@example.com", "bob@example.com"}})
+	})
+	t.Run("mariadb", func(t *testing.T) { convertedMariaDB(t) })
+	t.Run("openldap", func(t *testing.T) { convertedOpenLDAP(t) })
+}
+
+func convertedMariaDB(t *testing.T) {
+	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{Database: "mail"})
+	sha := strings.TrimPrefix(doveadmHash(t, "SHA512-CRYPT", "alicepw"), "{SHA512-CRYPT}")
+	m.Exec(t, `USE mail;
+CREATE TABLE users (username VARCHAR(64), domain VARCHAR(64), password VARCHAR(255),
+  home VARCHAR(255), uid INT, gid INT, active INT, PRIMARY KEY (username, domain));
+INSERT INTO users VALUES
+  ('alice', 'example.com', '`+sha+`', '/home/alice', 5000, 5000, 1),
+  ('bob', 'example.com', '{PLAIN}bobpw', '/home/bob', 5001, 5001, 1),
+  ('carol', 'example.com', '{PLAIN}carolpw', '/home/carol', 5002, 5002, 0);`)
+	connect := fmt.Sprintf("connect = host=127.0.0.1 port=%d dbname=%s user=%s password=%s", m.Port, m.Database, m.User, m.Password)
+	dir := exampleCopy(t, func(name, text string) string {
+		if name != "dovecot-sql.conf.ext" {
+			return text
+		}
+		return regexp.MustCompile(`(?m)^connect = .*$`).ReplaceAllString(text, connect)
+	})
+	runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "mariadb.conf"))),
+		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
+		users:  []string{"alice@example.com", "bob@example.com"}})
+}
+
+// ldapSchema gives the example directory's mailHome attribute.
+const ldapSchema = `attributetype ( 1.3.6.1.4.1.32473.1.1 NAME 'mailHome'
+  EQUALITY caseExactIA5Match SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.32473.2.1 NAME 'mailUser' SUP top AUXILIARY MAY ( mailHome ) )
+`
+
+func convertedOpenLDAP(t *testing.T) {
+	ldif := realserver.ExampleLDIF(testenv.Slappasswd(t, "-s", "servicepw"))
+	for _, u := range []string{"alice", "bob"} {
+		ldif += fmt.Sprintf(`dn: uid=%[1]s,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: mailUser
+uid: %[1]s
+cn: %[1]s
+sn: %[1]s
+mail: %[1]s@example.com
+userPassword: %[2]s
+mailHome: /home/%[1]s
+
+`, u, testenv.Slappasswd(t, "-s", u+"pw"))
+	}
+	s := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: ldif, Schema: ldapSchema})
+	dir := exampleCopy(t, func(name, text string) string {
+		switch name {
+		case "dovecot-ldap.conf.ext":
+			// The test's slapd, without TLS; everything else as written.
+			text = regexp.MustCompile(`(?m)^uris = .*$`).ReplaceAllString(text, "uris = "+s.URI)
+			text = regexp.MustCompile(`(?m)^(tls|tls_ca_cert_file|tls_require_cert) = .*$`).ReplaceAllString(text, "")
+			return strings.Replace(text, "dnpass = CHANGE-ME", "dnpass = servicepw", 1)
+		case "openldap.conf":
+			return strings.ReplaceAll(text, "uid=vmail gid=vmail", "uid=nobody gid=nogroup")
+		}
+		return text
+	})
+	runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "openldap.conf"))),
+		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
+		users:  []string{"alice@example.com", "bob@example.com"}})
+}
