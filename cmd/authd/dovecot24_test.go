@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/authd-project/authd/internal/testenv"
@@ -90,15 +91,15 @@ func TestCheck24Examples(t *testing.T) {
 	}
 }
 
-// TestCheck24BadInput: one `authd check` run reports every mistake of a
-// 2.4 file, each with its file:line.
-func TestCheck24BadInput(t *testing.T) {
-	dir := t.TempDir()
-	conf := `dovecot_config_version = 2.4.1
+// badConf24 and badBlocks24 hold the four mistakes of the issue's "Bad
+// input": a 2.4 setting with a 2.3 value, an unknown filter, a block
+// without a driver, and a %{ that does not close.
+const badConf24 = `dovecot_config_version = 2.4.1
 auth_username_format = %Lu
 !include blocks.conf
 `
-	blocks := `passdb passwd-file {
+
+const badBlocks24 = `passdb passwd-file {
   passwd_file_path = /etc/%{user | nosuchfilter}/users
 }
 passdb nodriver {
@@ -109,19 +110,26 @@ userdb static {
   }
 }
 `
-	os.WriteFile(filepath.Join(dir, "authd.conf"), []byte(conf), 0o644)
-	os.WriteFile(filepath.Join(dir, "blocks.conf"), []byte(blocks), 0o644)
+
+var badErrors24 = []string{
+	"authd.conf:2: auth_username_format: %Lu is Dovecot 2.3's",
+	`blocks.conf:2: passwd_file_path: template "/etc/%{user | nosuchfilter}/users": at offset 14: unknown filter "nosuchfilter"`,
+	"blocks.conf:4: passdb nodriver has no driver",
+	"blocks.conf:8: userdb_fields/home: template \"/home/%{user\": at offset 6: unterminated %{",
+}
+
+// TestCheck24BadInput: one `authd check` run reports every mistake of a
+// 2.4 file, each with its file:line, and prints nothing else.
+func TestCheck24BadInput(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "authd.conf"), []byte(badConf24), 0o644)
+	os.WriteFile(filepath.Join(dir, "blocks.conf"), []byte(badBlocks24), 0o644)
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "-c", filepath.Join(dir, "authd.conf")}, nil, &out, &errb); code == 0 {
 		t.Fatalf("check passed a broken config:\n%s", out.String())
 	}
 	msg := errb.String()
-	for _, want := range []string{
-		"authd.conf:2: auth_username_format: %Lu is Dovecot 2.3's",
-		`blocks.conf:2: passwd_file_path: template "/etc/%{user | nosuchfilter}/users": at offset 14: unknown filter "nosuchfilter"`,
-		"blocks.conf:4: passdb nodriver has no driver",
-		"blocks.conf:8: userdb_fields/home: template \"/home/%{user\": at offset 6: unterminated %{",
-	} {
+	for _, want := range badErrors24 {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)
 		}
@@ -193,4 +201,40 @@ func checkSQL24Login(t *testing.T, conf string, files map[string]string) {
 		t.Fatalf("user: exit %d: %s%s", code, o.String(), e.String())
 	}
 	mustContain(t, o.String(), "/home/alice")
+}
+
+// TestServe24BadInput: nothing of a broken 2.4 file is half-loaded: authd
+// does not start on it (every error logged, no socket made), and a reload
+// to it keeps the running configuration, which goes on answering.
+func TestServe24BadInput(t *testing.T) {
+	dir := testenv.Dir(t)
+	os.WriteFile(filepath.Join(dir, "authd.conf"), []byte(strings.Replace(badConf24, "!include",
+		"base_dir = "+dir+"/run\n!include", 1)), 0o644)
+	os.WriteFile(filepath.Join(dir, "blocks.conf"), []byte(badBlocks24), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "-c", filepath.Join(dir, "authd.conf")}, nil, &out, &errb); code == 0 {
+		t.Fatal("authd served a broken configuration")
+	}
+	for _, want := range badErrors24 {
+		mustContain(t, errb.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", "auth-client")); err == nil {
+		t.Error("a socket was made for a broken configuration")
+	}
+
+	p := startAuthd(t, conf24, "run/auth-client", users24)
+	os.WriteFile(p.path("blocks.conf"), []byte(badBlocks24), 0o644)
+	os.WriteFile(p.path("authd.conf"), []byte(strings.Replace(badConf24, "!include",
+		"base_dir = "+p.dir+"/run\n!include", 1)), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "blocks.conf:8: userdb_fields/home") })
+	mustContain(t, p.stderr.String(), "keeping the running configuration")
+	// The log quotes the messages: their file:line and setting suffice.
+	for _, want := range []string{"authd.conf:2: auth_username_format", "blocks.conf:2: passwd_file_path",
+		"blocks.conf:4: passdb nodriver has no driver", "blocks.conf:8: userdb_fields/home"} {
+		mustContain(t, p.stderr.String(), want)
+	}
+	if out, code := authdTest(t, "-a", p.path("run/auth-client"), "Alice@Example.COM", "secret"); code != 0 {
+		t.Fatalf("after the bad reload: exit %d: %s", code, out)
+	}
 }
