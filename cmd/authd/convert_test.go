@@ -202,3 +202,34 @@ mailHome: /home/%[1]s
 		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
 		users:  []string{"alice@example.com", "bob@example.com"}})
 }
+
+// TestREADME24Doveconf: Dovecot 2.4.1's doveconf -n accepts the README's
+// 2.4 examples (TestREADMEConfigExamples loads them into authd).
+func TestREADME24Doveconf(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testenv.Dir(t)
+	c := testenv.MountTrixie(t, dir)
+	n := 0
+	for _, body := range fencedBlocks(string(data)) {
+		if !strings.Contains(body, "\ndovecot_config_version = ") {
+			continue
+		}
+		n++
+		path := filepath.Join(dir, fmt.Sprintf("readme%d.conf", n))
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, code, err := c.Run(ctx, "/usr/bin/doveconf", "-n", "-c", path)
+		cancel()
+		if err != nil || code != 0 {
+			t.Errorf("doveconf -n rejects README 2.4 example %d (exit %d, %v):\n%s\n%s", n, code, err, out, body)
+		}
+	}
+	if n != 5 {
+		t.Errorf("%d examples", n)
+	}
+}
