@@ -191,6 +191,7 @@ func buildMechs(cfg *config.Config) ([]sasl.Def, error) {
 // file:line.
 func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	ds := newDriverSet(log)
+	ds.userdbCount = len(cfg.Userdbs)
 	var errs []error
 	var passdbs, userdbs []engine.DBSpec
 	for _, p := range cfg.Passdbs {
