@@ -16,11 +16,11 @@ import (
 )
 
 // authd convert on deploy/examples (docs/operations.md §2.1): every
-// example converts, Dovecot 2.4.1's doveconf -n accepts the result (its
-// Dovecot part: authd's own sections go), and for the passwd-file, SQL
-// and LDAP examples the differential against Dovecot 2.4's auth
-// (dovecot24_diff_test.go) passes with the converted file, its paths and
-// servers pointed at the test's own.
+// example converts; with -dovecot (authd's own settings left out) Dovecot
+// 2.4.1's doveconf -n accepts the result as it is; and for the
+// passwd-file, SQL and LDAP examples the differential against Dovecot
+// 2.4's auth (dovecot24_diff_test.go) passes with the converted file, its
+// paths and servers pointed at the test's own.
 
 // exampleCopy copies deploy/examples into a new directory with
 // /etc/authd/ replaced by it, and edit applied to each file's text.
@@ -47,37 +47,35 @@ func exampleCopy(t *testing.T, edit func(name, text string) string) string {
 	return dir
 }
 
-// convertFile runs authd convert on path.
-func convertFile(t *testing.T, path string) string {
+// convertFile runs authd convert on path with extra flags.
+func convertFile(t *testing.T, path string, flags ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := run([]string{"convert", "-c", path}, nil, &out, &errb); code != 0 {
+	if code := run(append([]string{"convert", "-c", path}, flags...), nil, &out, &errb); code != 0 {
 		t.Fatalf("authd convert %s: exit %d\n%s", filepath.Base(path), code, errb.String())
 	}
 	return out.String()
 }
 
-// authdOnly are the top-level sections and settings of authd's own, which
-// Dovecot does not know, and base_dir and service auth, which belong to
-// the server that runs with the file.
-var authdOnly = regexp.MustCompile(`^(grpc|metrics|penalty|hash_budget|service auth) \{$|^(base_dir|log_format|shutdown_timeout|auth_cache_password_fingerprint|dovecot_config_version) = `)
+// environment are the lines of a converted file that belong to the
+// server it runs on, not to the auth configuration the differential
+// compares: base_dir and service auth (its sockets, for Postfix and
+// Dovecot's login processes), and the version, which both harnesses write.
+var environment = regexp.MustCompile(`^(service auth) \{$|^(base_dir|dovecot_config_version) = `)
 
-// dovecotPart is the converted file without authdOnly: the auth
-// configuration both servers are given. The converter's output puts one
-// setting or section opening per line, sections closed by a lone `}` at
-// the same depth.
-func dovecotPart(conf string) string {
+// authPart is a converted file without environment. The converter's
+// output puts one setting or section opening per line, a section closed
+// by a lone `}` at its depth.
+func authPart(conf string) string {
 	var out []string
-	skip := ""
+	skip := false
 	for _, l := range strings.Split(conf, "\n") {
 		switch {
-		case skip != "":
-			if l == skip {
-				skip = ""
-			}
-		case authdOnly.MatchString(l) && strings.HasSuffix(l, "{"):
-			skip = "}"
-		case authdOnly.MatchString(l):
+		case skip:
+			skip = l != "}"
+		case environment.MatchString(l) && strings.HasSuffix(l, "{"):
+			skip = true
+		case environment.MatchString(l):
 		default:
 			out = append(out, l)
 		}
@@ -85,8 +83,8 @@ func dovecotPart(conf string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestConvertExamples converts every example and hands the Dovecot part
-// to Dovecot 2.4.1's doveconf -n.
+// TestConvertExamples converts every example; the -dovecot conversion
+// goes to Dovecot 2.4.1's doveconf -n as it is.
 func TestConvertExamples(t *testing.T) {
 	dir := exampleCopy(t, nil)
 	c := testenv.MountTrixie(t, dir)
@@ -97,24 +95,30 @@ func TestConvertExamples(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			conv := convertFile(t, f)
-			if !strings.HasPrefix(conv, "dovecot_config_version = 2.4.1\n") {
-				t.Fatalf("not 2.4:\n%s", conv)
+			if !strings.HasPrefix(conv, "dovecot_config_version = 2.4.1\n") || !strings.Contains(conv, "\ngrpc {\n") {
+				t.Fatalf("not 2.4, or authd's grpc { } missing:\n%s", conv)
 			}
 			for _, l := range strings.Split(conv, "\n") {
 				if l = strings.TrimSpace(l); !strings.HasPrefix(l, "#") && regexp.MustCompile(`%[a-zL]`).MatchString(l) {
 					t.Errorf("a 2.3 variable is left: %s", l)
 				}
 			}
+			dc := convertFile(t, f, "-dovecot")
+			if strings.Contains(dc, "grpc {") || strings.Contains(dc, "metrics {") {
+				t.Errorf("-dovecot kept authd's sections:\n%s", dc)
+			}
+			// Dovecot's main file must also set dovecot_storage_version, a
+			// choice about mail storage that convert leaves to the admin.
 			path := f + ".24"
-			head := "dovecot_config_version = 2.4.1\ndovecot_storage_version = 2.4.1\n"
-			if err := os.WriteFile(path, []byte(head+dovecotPart(conv)), 0o644); err != nil {
+			dc = strings.Replace(dc, "\n", "\ndovecot_storage_version = 2.4.1\n", 1)
+			if err := os.WriteFile(path, []byte(dc), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			out, code, err := c.Run(ctx, "/usr/bin/doveconf", "-n", "-c", path)
 			if err != nil || code != 0 {
-				t.Fatalf("doveconf -n rejects the conversion (exit %d, %v):\n%s\n--- converted:\n%s", code, err, out, conv)
+				t.Fatalf("doveconf -n rejects the conversion (exit %d, %v):\n%s\n--- converted:\n%s", code, err, out, dc)
 			}
 		})
 	}
@@ -134,7 +138,7 @@ func TestConvertExamplesDifferential(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "passwd-file.conf"))), binds: []string{dir},
+		runDiff24(t, diff24{conf: authPart(convertFile(t, filepath.Join(dir, "passwd-file.conf"), "-dovecot")), binds: []string{dir},
 			logins: [][2]string{{"alice@example.com", "alicepw"}, {"Bob@Example.com", "bobpw"}},
 			users:  []string{"alice@example.com", "bob@example.com"}})
 	})
@@ -159,7 +163,7 @@ INSERT INTO users VALUES
 		}
 		return regexp.MustCompile(`(?m)^connect = .*$`).ReplaceAllString(text, connect)
 	})
-	runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "mariadb.conf"))),
+	runDiff24(t, diff24{conf: authPart(convertFile(t, filepath.Join(dir, "mariadb.conf"), "-dovecot")),
 		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
 		users:  []string{"alice@example.com", "bob@example.com"}})
 }
@@ -198,7 +202,7 @@ mailHome: /home/%[1]s
 		}
 		return text
 	})
-	runDiff24(t, diff24{conf: dovecotPart(convertFile(t, filepath.Join(dir, "openldap.conf"))),
+	runDiff24(t, diff24{conf: authPart(convertFile(t, filepath.Join(dir, "openldap.conf"), "-dovecot")),
 		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
 		users:  []string{"alice@example.com", "bob@example.com"}})
 }

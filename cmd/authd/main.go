@@ -6,7 +6,7 @@
 //
 //	authd [serve] [-c FILE]          run the daemon in the foreground
 //	authd check -c FILE              validate a config, print the effective auth config
-//	authd convert -c FILE [-o OUT]   rewrite a Dovecot 2.3 auth config in 2.4's language
+//	authd convert -c FILE [-o OUT] [-dovecot]  rewrite a Dovecot 2.3 auth config in 2.4's language
 //	authd test -a SOCKET USER [PASS] authenticate like doveadm auth test
 //	authd user -a SOCKET USER        userdb lookup like doveadm user
 //	authd lookup -a SOCKET USER      passdb lookup like doveadm auth lookup
@@ -79,8 +79,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   authd [serve] [-c FILE]            run the daemon (default config /etc/authd/authd.conf, else the built-in demo)
   authd check [-c FILE]              check a config; print every error with file:line, or the effective config
-  authd convert -c FILE [-o OUT]     rewrite a Dovecot 2.3 auth config (with its includes and .conf.ext files)
-                                     in Dovecot 2.4's language; list what has no 2.4 equivalent
+  authd convert -c FILE [-o OUT] [-dovecot]
+                                     rewrite a Dovecot 2.3 auth config (with its includes and .conf.ext files)
+                                     in Dovecot 2.4's language; list what has no 2.4 equivalent; -dovecot
+                                     leaves out authd's own settings (a file for Dovecot 2.4 itself)
   authd test -a SOCKET [-x key=value]... USER [PASSWORD]
                                      authenticate like 'doveadm auth test' (exit 0 ok, 77 failed, 75 temporary failure)
   authd user -a SOCKET [-x key=value]... USER|MASK
@@ -123,14 +125,15 @@ func cmdConvert(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	in := fs.String("c", "", "the Dovecot 2.3 configuration `file` to convert")
 	out := fs.String("o", "", "write the result to `file` (mode 0600) instead of stdout")
+	dovecotOnly := fs.Bool("dovecot", false, "leave out authd's own settings and sections: a file for Dovecot 2.4 itself")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *in == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: authd convert -c FILE [-o OUT]")
+		fmt.Fprintln(stderr, "usage: authd convert -c FILE [-o OUT] [-dovecot]")
 		return 2
 	}
-	text, err := convert.File(*in)
+	text, err := convert.File(*in, convert.Options{Dovecot: *dovecotOnly})
 	if err != nil {
 		fmt.Fprintln(stderr, "authd convert:", err)
 		return 1

@@ -41,6 +41,10 @@ type DumpOptions struct {
 	Notes map[string][]string
 	// Header lines are comments written after dovecot_config_version.
 	Header []string
+	// DovecotOnly (with Minimal) leaves out authd's own settings and
+	// sections (grpc, metrics, penalty, hash_budget, log_format …), which
+	// Dovecot does not know: the file is for Dovecot 2.4's auth.
+	DovecotOnly bool
 }
 
 // DumpWith is Dump with options.
@@ -158,6 +162,9 @@ func (d *dumper) minimalAuthdSections(c *Config) {
 		}
 	}
 	d.listeners(changed)
+	if d.o.DovecotOnly {
+		return
+	}
 	d.grpc(c.GRPC)
 	if c.Metrics.Listen != "" {
 		d.open("metrics", "")

@@ -44,6 +44,14 @@ func (d *dumper) kv24(key, value string) {
 	}
 }
 
+// authdKV24 writes one of authd's own top-level settings, unless only
+// Dovecot's are wanted.
+func (d *dumper) authdKV24(key, value string) {
+	if !d.o.DovecotOnly {
+		d.kv24(key, value)
+	}
+}
+
 // dump24 writes the effective configuration of a Dovecot 2.4 file in 2.4
 // syntax. Secrets are not printed (see secret24).
 func (d *dumper) dump24(c *Config) {
@@ -79,7 +87,7 @@ func (d *dumper) dump24(c *Config) {
 	d.kv24("auth_cache_ttl", conffile.FormatDuration(a.CacheTTL))
 	d.kv24("auth_cache_negative_ttl", conffile.FormatDuration(a.CacheNegativeTTL))
 	d.kv24("auth_cache_verify_password_with_worker", yesNo(a.CacheVerifyPasswordWithWorker))
-	d.kv24("auth_cache_password_fingerprint", yesNo(a.CacheVerifyPasswordFingerprint))
+	d.authdKV24("auth_cache_password_fingerprint", yesNo(a.CacheVerifyPasswordFingerprint))
 	d.kv24("auth_ssl_require_client_cert", yesNo(a.SSLRequireClientCert))
 	d.kv24("auth_ssl_username_from_cert", yesNo(a.SSLUsernameFromCert))
 	d.kv24("auth_verbose", yesNo(a.Verbose))
@@ -91,8 +99,8 @@ func (d *dumper) dump24(c *Config) {
 	d.kv24("first_valid_gid", fmt.Sprint(a.FirstValidGID))
 	d.kv24("last_valid_gid", fmt.Sprint(a.LastValidGID))
 	d.policy24(a.Policy)
-	d.kv24("log_format", c.Log.Format)
-	d.kv24("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
+	d.authdKV24("log_format", c.Log.Format)
+	d.authdKV24("shutdown_timeout", conffile.FormatDuration(c.ShutdownTimeout))
 	d.settings24(c.OAuth2)
 	for _, db := range c.Passdbs {
 		d.db24("passdb", db, true)

@@ -38,10 +38,19 @@ func (p Problems) Error() string {
 	return "no Dovecot 2.4 equivalent for:\n  " + strings.Join(p, "\n  ")
 }
 
+// Options change what File writes.
+type Options struct {
+	// Dovecot leaves out authd's own settings and sections (grpc { },
+	// metrics { }, penalty { }, hash_budget { }, log_format,
+	// shutdown_timeout, auth_cache_password_fingerprint): the result is a
+	// file Dovecot 2.4 itself accepts.
+	Dovecot bool
+}
+
 // File converts the 2.3 configuration at path. The error is the
 // configuration's own (it does not load), Problems, or a failure to load
 // the result back (a bug).
-func File(path string) ([]byte, error) {
+func File(path string, o Options) ([]byte, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -55,7 +64,12 @@ func File(path string) ([]byte, error) {
 		return nil, cv.problems
 	}
 	var buf bytes.Buffer
-	out.DumpWith(&buf, config.DumpOptions{Secrets: true, Minimal: true, Notes: cv.notes, Header: cv.header(path)})
+	header := cv.header(path)
+	if o.Dovecot {
+		header = append(header, "For Dovecot 2.4 (authd convert -dovecot): authd's own settings and sections are left out.",
+			"Dovecot's main file must also set dovecot_storage_version, a choice about mail storage left to you.")
+	}
+	out.DumpWith(&buf, config.DumpOptions{Secrets: true, Minimal: true, Notes: cv.notes, Header: header, DovecotOnly: o.Dovecot})
 	if _, err := config.LoadBytes(path, buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("authd convert made a configuration that does not load (please report this): %w", err)
 	}

@@ -68,7 +68,7 @@ userdb {
 		"sql.conf.ext":  "driver = pgsql\nconnect = host=/run/pg host=db2 dbname=mail user=u password='a b'\n",
 		"ldap.conf.ext": "uris = ldap://ldap.example.com\nbase = dc=%d\n",
 	})
-	b, err := File(filepath.Join(dir, "main.conf"))
+	b, err := File(filepath.Join(dir, "main.conf"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ passdb {
 		"ldap.conf.ext": "uris = ldap://x\nauthd_pool_size = 4\nuser_attrs = @mailHost=host\n",
 		"sql.conf.ext":  "driver = mysql\nconnect = host=db dbname=m nosuchword=1\n",
 	})
-	_, err := File(filepath.Join(dir, "main.conf"))
+	_, err := File(filepath.Join(dir, "main.conf"), Options{})
 	var p Problems
 	if !errors.As(err, &p) {
 		t.Fatalf("want Problems, got %v", err)
@@ -155,10 +155,10 @@ passdb {
 	// Bad 2.3 input is the loader's error; a 2.4 file is refused.
 	bad := write(t, map[string]string{"a.conf": "passdb {\n  driver = passwd-file\n  args = /x\n  bogus = 1\n}\n",
 		"b.conf": "dovecot_config_version = 2.4.1\npassdb static {\n  password = x\n}\n"})
-	if _, err := File(filepath.Join(bad, "a.conf")); err == nil || !strings.Contains(err.Error(), "a.conf:4") {
+	if _, err := File(filepath.Join(bad, "a.conf"), Options{}); err == nil || !strings.Contains(err.Error(), "a.conf:4") {
 		t.Errorf("bad 2.3 file: %v", err)
 	}
-	if _, err := File(filepath.Join(bad, "b.conf")); err == nil || !strings.Contains(err.Error(), "already in Dovecot 2.4") {
+	if _, err := File(filepath.Join(bad, "b.conf"), Options{}); err == nil || !strings.Contains(err.Error(), "already in Dovecot 2.4") {
 		t.Errorf("2.4 file: %v", err)
 	}
 }
