@@ -282,7 +282,9 @@ func (d *dumper) sql24(c *SQLConnection) {
 	d.kv24("sql_driver", c.Driver)
 	d.settings24(c.Settings)
 	for _, h := range c.Hosts {
+		d.notes(c.Driver + " " + h.Host)
 		d.open(c.Driver, h.Host)
+		d.flush() // the section names the host even when it holds nothing else
 		d.settings24(h.Settings)
 		d.close()
 	}

@@ -17,6 +17,7 @@ package convert
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,16 @@ func (cv *converter) config(cfg *config.Config) *config.Config {
 			continue
 		}
 		out.Userdbs = append(out.Userdbs, cv.db("userdb", db))
+	}
+	// disable_plaintext_auth, the login processes' setting, is written
+	// as auth_allow_cleartext.
+	ignored := slices.DeleteFunc(slices.Clone(cfg.Ignored), func(s string) bool { return s == "disable_plaintext_auth" })
+	if n := len(ignored); n > 0 {
+		list := strings.Join(ignored[:min(n, 8)], ", ")
+		if n > 8 {
+			list += fmt.Sprintf(" and %d more", n-8)
+		}
+		cv.extra = append(cv.extra, NotePrefix+"only the auth part is converted; not written (Dovecot's other services): "+list+".")
 	}
 	out.Ignored, out.Warnings = nil, nil
 	return &out

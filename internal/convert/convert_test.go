@@ -46,7 +46,7 @@ func noteBefore(t *testing.T, out, note, line string) {
 // file becomes 2.4, with a note wherever the text or a default changed.
 func TestConvertNotes(t *testing.T) {
 	dir := write(t, map[string]string{
-		"main.conf": "auth_username_format = %Ln\ndisable_plaintext_auth = no\n!include blocks.conf\n",
+		"main.conf": "auth_username_format = %Ln\ndisable_plaintext_auth = no\nmail_location = maildir:~/Maildir\n!include blocks.conf\n",
 		"blocks.conf": `passdb {
   driver = passwd-file
   args = scheme=PLAIN /etc/x/%d/passwd
@@ -86,7 +86,8 @@ userdb {
 	noteBefore(t, out, "Dovecot 2.3 wrote dc=%d", "ldap_base = dc=%{user | domain}")
 	noteBefore(t, out, "Dovecot 2.3's default pass_attrs", "user = %{ldap:uid}")
 	noteBefore(t, out, "Dovecot 2.3 wrote /home/%n", "home:default = /home/%{user | username}")
-	for _, want := range []string{"auth_allow_cleartext = yes", "quota_rule:default = *:storage=1G",
+	for _, want := range []string{"# " + NotePrefix + "only the auth part is converted; not written (Dovecot's other services): mail_location.",
+		"auth_allow_cleartext = yes", "quota_rule:default = *:storage=1G",
 		"pgsql /run/pg {", "pgsql db2 {", "password = a b", "password = %{ldap:userPassword}"} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %q in:\n%s", want, out)

@@ -112,6 +112,11 @@ func (b *block) sqlConnection(s sqldb.Settings, at string) *config.SQLConnection
 			settings = append(settings, config.DriverSetting{Key: key, Value: w[1], Pos: b.src.Pos})
 		}
 	}
+	if len(hosts) == 0 && s.Driver == "mysql" {
+		// libmysqlclient's default: the local server's socket.
+		hosts = []string{"localhost"}
+		b.cv.note(b.path("mysql localhost"), "connect had no host=: MySQL's default, localhost (the local socket)")
+	}
 	if len(hosts) == 0 {
 		b.cv.problem(at, "connect has no host=: Dovecot 2.4 names each host in a %s HOST { } section", s.Driver)
 	}
