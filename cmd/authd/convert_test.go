@@ -124,9 +124,9 @@ func TestConvertExamples(t *testing.T) {
 	}
 }
 
-// TestConvertExamplesDifferential converts the passwd-file, MariaDB and
-// OpenLDAP examples, with their files and servers pointed at the test's,
-// and runs the differential on the result.
+// TestConvertExamplesDifferential converts the passwd-file, MariaDB,
+// PostgreSQL and OpenLDAP examples, with their files and servers pointed
+// at the test's, and runs the differential on the result.
 func TestConvertExamplesDifferential(t *testing.T) {
 	t.Run("passwd-file", func(t *testing.T) {
 		dir := exampleCopy(t, func(_, text string) string {
@@ -143,6 +143,7 @@ func TestConvertExamplesDifferential(t *testing.T) {
 			users:  []string{"alice@example.com", "bob@example.com"}})
 	})
 	t.Run("mariadb", func(t *testing.T) { convertedMariaDB(t) })
+	t.Run("postgresql", func(t *testing.T) { convertedPostgreSQL(t) })
 	t.Run("openldap", func(t *testing.T) { convertedOpenLDAP(t) })
 }
 
@@ -164,6 +165,28 @@ INSERT INTO users VALUES
 		return regexp.MustCompile(`(?m)^connect = .*$`).ReplaceAllString(text, connect)
 	})
 	runDiff24(t, diff24{conf: authPart(convertFile(t, filepath.Join(dir, "mariadb.conf"), "-dovecot")),
+		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
+		users:  []string{"alice@example.com", "bob@example.com"}})
+}
+
+func convertedPostgreSQL(t *testing.T) {
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{Database: "mail"})
+	sha := strings.TrimPrefix(doveadmHash(t, "SHA512-CRYPT", "alicepw"), "{SHA512-CRYPT}")
+	pg.Exec(t, `CREATE TABLE users (username TEXT, domain TEXT, password TEXT, home TEXT, uid INT, gid INT,
+  active BOOLEAN, PRIMARY KEY (username, domain));
+INSERT INTO users VALUES
+  ('alice', 'example.com', '`+sha+`', '/home/alice', 5000, 5000, true),
+  ('bob', 'example.com', '{PLAIN}bobpw', '/home/bob', 5001, 5001, true),
+  ('carol', 'example.com', '{PLAIN}carolpw', '/home/carol', 5002, 5002, false);`)
+	// Over TCP: Dovecot in the root and authd outside reach it alike.
+	connect := fmt.Sprintf("connect = host=127.0.0.1 port=%d dbname=%s user=%s password=%s", pg.Port, pg.Database, pg.User, pg.Password)
+	dir := exampleCopy(t, func(name, text string) string {
+		if name != "dovecot-pgsql.conf.ext" {
+			return text
+		}
+		return regexp.MustCompile(`(?m)^connect = .*$`).ReplaceAllString(text, connect)
+	})
+	runDiff24(t, diff24{conf: authPart(convertFile(t, filepath.Join(dir, "postgresql.conf"), "-dovecot")),
 		logins: [][2]string{{"alice@example.com", "alicepw"}, {"bob@example.com", "bobpw"}},
 		users:  []string{"alice@example.com", "bob@example.com"}})
 }
