@@ -187,11 +187,12 @@ func unescapeAll(s []string) []string {
 }
 
 // TestDovecot24Differential compares Dovecot 2.4's auth and authd on the
-// same 2.4 configuration for a passwd-file, MariaDB, and slapd (password
-// lookups and authentication binds).
+// same 2.4 configuration for a passwd-file, MariaDB, PostgreSQL, and slapd
+// (password lookups and authentication binds).
 func TestDovecot24Differential(t *testing.T) {
 	t.Run("passwd-file", func(t *testing.T) { runDiff24(t, passwdFileDiff24(t)) })
 	t.Run("mariadb", func(t *testing.T) { runDiff24(t, mariaDBDiff24(t)) })
+	t.Run("postgresql", func(t *testing.T) { runDiff24(t, postgresDiff24(t)) })
 	t.Run("ldap-password", func(t *testing.T) { runDiff24(t, ldapDiff24(t, false)) })
 	t.Run("ldap-bind", func(t *testing.T) { runDiff24(t, ldapDiff24(t, true)) })
 }
@@ -321,6 +322,43 @@ func TestDovecot24DocExamplesDifferential(t *testing.T) {
 			runDiff24(t, c)
 		})
 	}
+}
+
+// postgresDiff24 is mariaDBDiff24 with sql_driver = pgsql: a `pgsql HOST {
+// parameters { } }` section, reached over TCP from inside the root and
+// from outside alike.
+func postgresDiff24(t *testing.T) diff24 {
+	pg := testenv.StartPostgres(t, testenv.PostgresOptions{Database: "mail"})
+	sha := strings.TrimPrefix(doveadmHash(t, "SHA256-CRYPT", "alicepw"), "{SHA256-CRYPT}")
+	pg.Exec(t, `CREATE TABLE users (username TEXT, domain TEXT, password TEXT, home TEXT, uid INT, gid INT,
+  active INT, PRIMARY KEY (username, domain));
+INSERT INTO users VALUES
+  ('alice', 'example.com', '`+sha+`', '/home/alice', 1000, 1000, 1),
+  ('bob', 'example.com', '{PLAIN}bobpw', '/home/bob', 1001, 1001, 1),
+  ('carol', 'example.com', '{PLAIN}carolpw', '/home/carol', 1002, 1002, 0);`)
+	conf := fmt.Sprintf(`
+sql_driver = pgsql
+pgsql 127.0.0.1 {
+  parameters {
+    port = %d
+    dbname = %s
+    user = %s
+    password = %s
+  }
+}
+passdb sql {
+  default_password_scheme = SHA256-CRYPT
+  query = SELECT username AS user, password FROM users \
+    WHERE username = '%%{user | username}' AND domain = '%%{user | domain}' AND active = 1
+}
+userdb sql {
+  query = SELECT home, uid, gid FROM users \
+    WHERE username = '%%{user | username}' AND domain = '%%{user | domain}'
+}
+`, pg.Port, pg.Database, pg.User, pg.Password)
+	return diff24{conf: conf,
+		logins: [][2]string{{"alice@example.com", "alicepw"}, {"BOB@example.com", "bobpw"}},
+		users:  []string{"alice@example.com", "bob@example.com", "carol@example.com"}}
 }
 
 // ldapDiff24 is the 2.4 documentation's LDAP setup: password lookups
