@@ -29,6 +29,9 @@ import (
 type driverSet struct {
 	log   *slog.Logger
 	built map[string]any
+	// userdbCount is how many userdbs the configuration has: a prefetch
+	// userdb alone fails a lookup without prefetched fields.
+	userdbCount int
 }
 
 func newDriverSet(log *slog.Logger) *driverSet {
@@ -70,7 +73,7 @@ var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb
 		return userdbOf(static.New(c.Args))
 	},
 	"prefetch": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return prefetch.DB{}, nil
+		return prefetch.DB{Only: ds.userdbCount == 1}, nil
 	},
 	"passwd": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
 		return userdbOf(passwd.New(c.Args))

@@ -68,6 +68,30 @@ func parseFields(s string, oauth2 bool) ([]FieldTemplate, error) {
 	return out, nil
 }
 
+// Field parses one entry of a Dovecot 2.4 fields { } list: key (with a
+// :default or :remove suffix; 2.4's :default is 2.3's :protected) and its
+// template in syntax s.
+func (s Syntax) Field(key, value string) (FieldTemplate, error) {
+	f := FieldTemplate{Value: emptyTemplate}
+	switch {
+	case s == Syntax24 && len(key) > len(":default") && strings.HasSuffix(key, ":default"):
+		f.Key, f.Protected = key[:len(key)-len(":default")], true
+	default:
+		f.Key, f.Protected, f.Remove = SplitFieldKey(key)
+	}
+	if f.Key == "" {
+		return f, fmt.Errorf("invalid field %q: the name must not be empty", key)
+	}
+	if value != "" {
+		t, err := s.Parse(value)
+		if err != nil {
+			return f, fmt.Errorf("field %s: %w", key, err)
+		}
+		f.Value = t
+	}
+	return f, nil
+}
+
 // String gives the entry back in setting syntax.
 func (f FieldTemplate) String() string {
 	k := f.Key

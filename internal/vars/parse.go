@@ -65,6 +65,10 @@ type Template struct {
 	unknown  []string
 	sizeHint int
 	simple   bool // no hash or if expressions (see expandSimple)
+	// v24 is set for a Dovecot 2.4 template (Syntax24); nodes is then
+	// unused.
+	v24    *tmpl24
+	policy bool // 2.4: the auth policy variables are known
 }
 
 // ParseError describes malformed template syntax.

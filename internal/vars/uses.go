@@ -13,6 +13,9 @@ func (t *Template) Uses(name string) bool {
 	if t == nil {
 		return false
 	}
+	if t.v24 != nil {
+		return t.v24.uses(name)
+	}
 	id, isVar := varID(0), false
 	if len(name) == 1 {
 		id, isVar = lookupShort(name[0])
