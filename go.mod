@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/go-asn1-ber/asn1-ber v1.5.8
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/msteinert/pam/v2 v2.1.0

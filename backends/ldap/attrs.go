@@ -31,6 +31,7 @@ type attrField struct {
 	nameTmpl *vars.Template // set when the field name holds %variables
 	tmpl     *vars.Template // nil: the attribute's values as they are
 	skip     bool           // "!attr": fetched for %{ldap:attr} only
+	keep     bool           // 2.4's name:default: only when no earlier entry set it
 }
 
 // attrMap is a parsed attribute list.
@@ -334,6 +335,62 @@ func (l *entryFields) Lookup(key string) (string, bool) {
 	return l.next.Lookup(key)
 }
 
+// ldapProvider answers Dovecot 2.4's %{ldap:attr} from the entry.
+type ldapProvider struct{ l *entryFields }
+
+func (p ldapProvider) Lookup(attr string) (string, bool) {
+	if strings.EqualFold(attr, "dn") {
+		return p.l.Lookup(markDN)
+	}
+	v, ok := p.l.Lookup(markAttr + attr)
+	// 2.4 treats an empty attribute as a missing one.
+	return v, ok && v != ""
+}
+
+// parseFields24 reads a Dovecot 2.4 fields { } list for LDAP: each entry
+// is a field name and a 2.4 template that reads the entry with
+// %{ldap:attr}. skipName drops the field of that name, as parseAttrs does.
+func parseFields24(list [][2]string, skipName string) (*attrMap, error) {
+	m := &attrMap{}
+	seen := map[string]bool{}
+	for _, kv := range list {
+		f := attrField{src: kv[0] + " = " + kv[1], name: kv[0]}
+		if strings.HasSuffix(f.name, ":remove") {
+			return nil, fmt.Errorf("field %s: :remove is not supported in an LDAP block's fields", kv[0])
+		}
+		// name:default sets the field only when no earlier entry did.
+		f.name, f.keep = strings.CutSuffix(f.name, ":default")
+		if f.name == skipName {
+			continue
+		}
+		t, err := vars.Syntax24.Parse(kv[1])
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", kv[0], err)
+		}
+		for _, u := range t.Unknown() {
+			if u != "ldap:" {
+				return nil, fmt.Errorf("field %s: unknown variable %s", kv[0], u)
+			}
+		}
+		for _, a := range t.Providers("ldap") {
+			if strings.EqualFold(a, "dn") {
+				continue
+			}
+			if err := checkAttrName(a); err != nil {
+				return nil, fmt.Errorf("field %s: %w", kv[0], err)
+			}
+			if k := strings.ToLower(a); !seen[k] {
+				seen[k] = true
+				m.attrs = append(m.attrs, a)
+			}
+		}
+		f.tmpl = t
+		m.keyTemplates = append(m.keyTemplates, t)
+		m.fields = append(m.fields, f)
+	}
+	return m, nil
+}
+
 // resolve calls fn with each field's name and values, in list order.
 // values is nil when the attribute is absent: Dovecot then leaves the
 // field unset. A templated field always yields one value (its first
@@ -345,6 +402,9 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 	}
 	lk := &entryFields{e: e, next: ctx.Passdb, multi: multi}
 	ctx.Passdb = lk
+	// Dovecot 2.4's templates read the entry as %{ldap:attr}.
+	ctx.Provider, ctx.ProviderFields = "ldap", ldapProvider{lk}
+	set := map[string]bool{} // names given a value so far, for name:default
 	for i := range m.fields {
 		f := &m.fields[i]
 		if f.skip {
@@ -361,13 +421,26 @@ func (m *attrMap) resolve(e *entry, vc *vars.Context, multi func(attr string), f
 					multi(f.attr)
 				}
 				lk.dollar = values
-				values = []string{f.tmpl.Expand(&ctx, nil)}
+				v, err := f.tmpl.ExpandChecked(&ctx, nil)
+				values = []string{v}
+				if err != nil && f.tmpl.Syntax() == vars.Syntax24 {
+					// Dovecot 2.4 fails the lookup when a field's
+					// expansion fails (an absent %{ldap:attr}); authd
+					// leaves the field out.
+					values = nil
+				}
 				lk.dollar = nil
 			}
 		}
 		name := f.name
 		if f.nameTmpl != nil {
 			name = f.nameTmpl.Expand(&ctx, nil)
+		}
+		if f.keep && set[name] {
+			continue
+		}
+		if len(values) > 0 {
+			set[name] = true
 		}
 		fn(name, values)
 	}

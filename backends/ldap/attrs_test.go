@@ -188,3 +188,30 @@ user_attrs = homeDirectory=home=/var/mail/%$,uidNumber=uid,authdGroup=gid,mail=m
 		t.Errorf("fields %s, want %s", fs, want)
 	}
 }
+
+// TestFields24Default: 2.4's name:default sets a field only when no entry
+// before it did, whatever the order (authd convert writes 2.3's
+// default_fields that way); name:remove is refused.
+func TestFields24Default(t *testing.T) {
+	for _, list := range [][][2]string{
+		{{"uid", "%{ldap:uidNumber}"}, {"uid:default", "nobody"}, {"gid:default", "nogroup"}},
+		{{"uid:default", "nobody"}, {"uid", "%{ldap:uidNumber}"}, {"gid:default", "nogroup"}},
+	} {
+		m, err := parseFields24(list, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fields.Fields{}
+		m.resolve(testEntry(), &vars.Context{User: "jo"}, nil, func(n string, v []string) {
+			if len(v) > 0 {
+				got.Set(n, v[0])
+			}
+		})
+		if u, _ := got.Get("uid"); u != "1000" || got.String() != "uid=1000 gid=nogroup" && got.String() != "gid=nogroup uid=1000" {
+			t.Errorf("%v: %s", list, got)
+		}
+	}
+	if _, err := parseFields24([][2]string{{"uid:remove", ""}}, ""); err == nil {
+		t.Error(":remove accepted")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/vars"
 )
 
 // config is dovecot-ldap.conf.ext after reading, before interpretation.
@@ -54,6 +55,11 @@ type config struct {
 	pos map[string]string
 	// warnings are non-fatal remarks (ignored sections, ignored settings).
 	warnings []string
+
+	// Dovecot 2.4 (New24): the templates' language, and the fields { }
+	// lists that replace 2.3's pass_attrs/user_attrs/iterate_attrs.
+	syntax                           vars.Syntax
+	passFields, userFields, iterFlds [][2]string
 }
 
 // Defaults are Dovecot 2.3.19's (db-ldap.c default_ldap_settings).

@@ -206,7 +206,7 @@ func derefAliases(c *config, e *confErrs) int {
 
 // template parses the value of key; unknown variables are errors.
 func (e *confErrs) template(key, src string) *vars.Template {
-	t, err := vars.Parse(src)
+	t, err := e.c.syntax.Parse(src)
 	if err != nil {
 		e.bad(key, "%v", err)
 		return nil
@@ -274,6 +274,20 @@ func (d *DB) compileAttrs(e *confErrs) {
 		// Dovecot drops the password field with auth_bind: the password is
 		// checked by binding, and a readable hash would be ignored anyway.
 		skip = "password"
+	}
+	if c.syntax == vars.Syntax24 {
+		fields := func(key string, list [][2]string, skip string) *attrMap {
+			m, err := parseFields24(list, skip)
+			if err != nil {
+				e.bad(key, "%v", err)
+				return &attrMap{}
+			}
+			return m
+		}
+		d.pass = fields("passdb_fields", c.passFields, skip)
+		d.user = fields("userdb_fields", c.userFields, "")
+		d.iter = fields("userdb_ldap_iterate_fields", c.iterFlds, "")
+		return
 	}
 	d.pass = attrs("pass_attrs", c.passAttrs, skip)
 	d.user = attrs("user_attrs", c.userAttrs, "")

@@ -48,6 +48,7 @@ type DB struct {
 	path          *vars.Template
 	format        *vars.Template
 	defaultScheme string
+	syntax        vars.Syntax // of the extra fields' templates
 	log           *slog.Logger
 
 	mu    sync.Mutex
@@ -57,6 +58,7 @@ type DB struct {
 
 // file is one parsed passwd-file and the identity it was read from.
 type file struct {
+	syntax  vars.Syntax
 	mu      sync.Mutex
 	path    string
 	mtime   time.Time
@@ -81,38 +83,64 @@ type extraField struct {
 	value *vars.Template
 }
 
+// Options configure a passwd-file from settings rather than args:
+// Dovecot 2.4 writes passwd_file_path, default_password_scheme and
+// auth_username_format instead of 2.3's args.
+type Options struct {
+	Path           string // the file; may hold variables
+	UsernameFormat string // the user name to look up; "" means %u (2.3) or %{user} (2.4)
+	DefaultScheme  string // for passwords without {SCHEME}; "" means CRYPT
+	// Syntax is the language of Path, UsernameFormat and the extra
+	// fields in the file.
+	Syntax vars.Syntax
+}
+
 // New parses passdb/userdb args: `[scheme=S] [username_format=F] PATH`.
 func New(args string, log *slog.Logger) (*DB, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	d := &DB{defaultScheme: "CRYPT", log: log, files: map[string]*list.Element{}}
-	format := "%u"
-	var path string
+	var o Options
 	for _, a := range strings.Fields(args) {
 		switch {
 		case strings.HasPrefix(a, "scheme="):
-			d.defaultScheme = strings.ToUpper(strings.TrimPrefix(a, "scheme="))
-			if !schemes.Known(d.defaultScheme) {
-				return nil, fmt.Errorf("%w: passwd-file: unknown scheme %q", backends.ErrConfig, d.defaultScheme)
-			}
+			o.DefaultScheme = strings.TrimPrefix(a, "scheme=")
 		case strings.HasPrefix(a, "username_format="):
-			format = strings.TrimPrefix(a, "username_format=")
+			o.UsernameFormat = strings.TrimPrefix(a, "username_format=")
 		default:
-			if path != "" {
+			if o.Path != "" {
 				return nil, fmt.Errorf("%w: passwd-file: unexpected argument %q", backends.ErrConfig, a)
 			}
-			path = a
+			o.Path = a
 		}
 	}
-	if path == "" {
+	if o.Path == "" {
 		return nil, fmt.Errorf("%w: passwd-file: no file given in args", backends.ErrConfig)
 	}
+	return NewWith(o, log)
+}
+
+// NewWith builds a passwd-file from Options.
+func NewWith(o Options, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &DB{defaultScheme: "CRYPT", syntax: o.Syntax, log: log, files: map[string]*list.Element{}}
+	if o.DefaultScheme != "" {
+		d.defaultScheme = strings.ToUpper(o.DefaultScheme)
+		if !schemes.Known(d.defaultScheme) {
+			return nil, fmt.Errorf("%w: passwd-file: unknown scheme %q", backends.ErrConfig, d.defaultScheme)
+		}
+	}
+	format := o.UsernameFormat
+	if format == "" {
+		format = map[vars.Syntax]string{vars.Syntax23: "%u", vars.Syntax24: "%{user}"}[o.Syntax]
+	}
+	if o.Path == "" {
+		return nil, fmt.Errorf("%w: passwd-file: no file given", backends.ErrConfig)
+	}
 	var err error
-	if d.path, err = vars.Parse(path); err != nil {
+	if d.path, err = o.Syntax.Parse(o.Path); err != nil {
 		return nil, fmt.Errorf("%w: passwd-file path: %w", backends.ErrConfig, err)
 	}
-	if d.format, err = vars.Parse(format); err != nil {
+	if d.format, err = o.Syntax.Parse(format); err != nil {
 		return nil, fmt.Errorf("%w: passwd-file username_format: %w", backends.ErrConfig, err)
 	}
 	return d, nil
@@ -162,7 +190,7 @@ func (d *DB) file(path string) *file {
 		d.lru.MoveToFront(el)
 		return el.Value.(*file)
 	}
-	f := &file{path: path}
+	f := &file{path: path, syntax: d.syntax}
 	d.files[path] = d.lru.PushFront(f)
 	for d.lru.Len() > maxFiles {
 		old := d.lru.Back()
@@ -236,20 +264,20 @@ func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
 		return nil, f.err
 	}
 	f.mtime, f.size, f.ino = st.ModTime(), st.Size(), ino
-	f.users, f.order = parse(f.path, data, log)
+	f.users, f.order = parse(f.path, data, f.syntax, log)
 	f.err = nil
 	return f.users, nil
 }
 
 // parse reads a whole file. Malformed lines are logged and skipped.
-func parse(path string, data []byte, log *slog.Logger) (map[string]*entry, []string) {
+func parse(path string, data []byte, syntax vars.Syntax, log *slog.Logger) (map[string]*entry, []string) {
 	users := map[string]*entry{}
 	var order []string
 	textlines.Each(data, maxLine, func(lineNo int, line string) {
 		if line == "" || line[0] == '#' || strings.TrimSpace(line) == "" {
 			return
 		}
-		e, user, err := parseLine(line)
+		e, user, err := parseLine(line, syntax)
 		if err != nil {
 			log.Warn("passwd-file: skipping malformed line", "file", path, "line", lineNo, "err", err)
 			return
@@ -269,7 +297,7 @@ func parse(path string, data []byte, log *slog.Logger) (map[string]*entry, []str
 // parseLine parses `user:password:uid:gid:gecos:home:shell:extra`. Extra
 // fields may contain ':' (userdb_mail=maildir:~/Maildir), so the line is
 // split into at most eight parts.
-func parseLine(line string) (*entry, string, error) {
+func parseLine(line string, syntax vars.Syntax) (*entry, string, error) {
 	if strings.IndexByte(line, 0) >= 0 {
 		return nil, "", errors.New("NUL byte")
 	}
@@ -304,7 +332,7 @@ func parseLine(line string) (*entry, string, error) {
 			if k == "" {
 				return nil, "", fmt.Errorf("empty extra field name in %q", f)
 			}
-			t, err := vars.Parse(v)
+			t, err := syntax.Parse(v)
 			if err != nil {
 				return nil, "", fmt.Errorf("extra field %s: %w", k, err)
 			}

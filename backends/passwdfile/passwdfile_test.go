@@ -201,7 +201,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("::::::::::::")
 	f.Add("a:b:%{:x")
 	f.Fuzz(func(t *testing.T, s string) {
-		users, _ := parse("fuzz", []byte(s), slog.New(slog.DiscardHandler))
+		users, _ := parse("fuzz", []byte(s), vars.Syntax23, slog.New(slog.DiscardHandler))
 		for _, e := range users {
 			_ = e.extra
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/conffile"
+	"github.com/authd-project/authd/internal/vars"
 )
 
 const (
@@ -53,6 +54,11 @@ type Settings struct {
 	// Origin maps each key that was set to where ("file:line"), for error
 	// messages. May be nil.
 	Origin map[string]string
+
+	// Syntax is the language of the queries' templates: Dovecot 2.3's
+	// (dovecot-sql.conf.ext, the zero value) or 2.4's (passdb_sql_query …
+	// in a 2.4 configuration).
+	Syntax vars.Syntax
 
 	warnings []string // parser warnings, logged by NewFromSettings
 }

@@ -530,3 +530,22 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	return err
 }
+
+// ConnectWords splits a mysql or pgsql connect string into its
+// keyword/value pairs, quotes removed, as the driver reads them (authd
+// convert writes them as Dovecot 2.4 settings). Errors never quote a value.
+func ConnectWords(s string) ([][2]string, error) {
+	words, err := splitConnect(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(words))
+	for n, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			return nil, fmt.Errorf("connect: word %d has no '='", n+1)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}

@@ -56,6 +56,7 @@ type query struct {
 	name   string         // the setting, for messages
 	idx    int            // qPass, qUser or qIter
 	dl     dialect        // whose SQL this is
+	syntax vars.Syntax    // the templates' language
 	src    *vars.Template // the whole template: cache keys, checks
 	text   []piece        // the SQL, with a placeholder piece for each param
 	isStat bool           // no piece holds a variable: the text is the same for every request
@@ -165,14 +166,21 @@ const (
 	stBlockComment
 )
 
-// compileQuery compiles a MySQL query template; compileQueryFor any
-// dialect's.
+// compileQuery compiles a MySQL query template in Dovecot 2.3's
+// language; compileQueryFor any dialect's.
 func compileQuery(name, src string) (*query, error) { return compileQueryFor(dMySQL, name, src) }
 
-// compileQueryFor splits a query template (see above). Malformed
-// %-syntax, unknown variables and several statements are errors.
+// compileQueryFor compiles a query template of dialect dl in Dovecot 2.3's
+// language.
 func compileQueryFor(dl dialect, name, src string) (*query, error) {
-	full, err := vars.Parse(src)
+	return compileQueryIn(dl, vars.Syntax23, name, src)
+}
+
+// compileQueryIn splits a query template (see above) written in the
+// template language syntax. Malformed %-syntax, unknown variables and
+// several statements are errors.
+func compileQueryIn(dl dialect, syntax vars.Syntax, name, src string) (*query, error) {
+	full, err := syntax.Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -180,7 +188,7 @@ func compileQueryFor(dl dialect, name, src string) (*query, error) {
 		// Dovecot fails every lookup that expands such a query.
 		return nil, fmt.Errorf("%s: unknown variable(s) %s", name, strings.Join(u, ", "))
 	}
-	c := &queryCompiler{name: name, src: src, dl: dl, q: &query{name: name, dl: dl, src: full}, state: stNormal}
+	c := &queryCompiler{name: name, src: src, dl: dl, q: &query{name: name, dl: dl, syntax: syntax, src: full}, state: stNormal}
 	if err := c.scan(); err != nil {
 		return nil, err
 	}
@@ -472,7 +480,7 @@ func (c *queryCompiler) finish() (*query, error) {
 }
 
 func (q *query) addText(src string, ctx escContext) error {
-	t, err := vars.Parse(src)
+	t, err := q.syntax.Parse(src)
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.name, err)
 	}
@@ -498,7 +506,7 @@ func (q *query) appendLit(s string) {
 // addParam adds a placeholder whose value is tmpl, the decoded content of
 // a literal (its %-spans as they were), expanded without escaping.
 func (q *query) addParam(tmpl string) error {
-	t, err := vars.Parse(tmpl)
+	t, err := q.syntax.Parse(tmpl)
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.name, err)
 	}

@@ -255,7 +255,7 @@ func (d *DB) compileQueries(s Settings) error {
 		{"user_query", s.UserQuery, DefaultUserQuery},
 		{"iterate_query", s.IterateQuery, DefaultIterateQuery},
 	} {
-		q, err := compileQueryFor(d.dl, qs.key, qs.src)
+		q, err := compileQueryIn(d.dl, s.Syntax, qs.key, qs.src)
 		if err != nil {
 			return s.cfgErr(qs.key, "%v", err)
 		}

@@ -47,6 +47,22 @@ func New(args string) (*DB, error) {
 	return d, nil
 }
 
+// New24 builds a Dovecot 2.4 static passdb or userdb: the password is
+// passdb_static_password (a 2.4 template, "" for none), the userdb's
+// switch userdb_static_allow_all_users; the fields of 2.4's fields { }
+// are applied by the engine, as for every driver.
+func New24(password string, allowAllUsers bool) (*DB, error) {
+	d := &DB{defaultScheme: "PLAIN", allowAll: allowAllUsers}
+	if password != "" {
+		f, err := vars.Syntax24.Field("password", password)
+		if err != nil {
+			return nil, fmt.Errorf("%w: static: passdb_static_password: %w", backends.ErrConfig, err)
+		}
+		d.fields = []vars.FieldTemplate{f}
+	}
+	return d, nil
+}
+
 // NeedsPassdbCheck reports whether a userdb lookup outside a login must
 // first ask the passdbs whether the user exists (allow_all_users=no).
 func (d *DB) NeedsPassdbCheck() bool { return !d.allowAll }

@@ -65,7 +65,42 @@ service auth {
   }
 }
 `},
-	// The 2.4-syntax variant joins here once authd reads 2.4's language.
+	// The same in Dovecot 2.4's language: the deny file's name from the
+	// 2.4 variable %{protocol}, fields { } instead of override_fields.
+	{"authd-2.4-syntax", `
+dovecot_config_version = 2.4.1
+base_dir = $DIR/run
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb deny {
+  driver = passwd-file
+  passwd_file_path = $DIR/deny-%{protocol}
+  deny = yes
+}
+passdb passwd-file {
+  passwd_file_path = $DIR/users
+  default_password_scheme = SHA512-CRYPT
+}
+userdb passwd-file {
+  passwd_file_path = $DIR/users
+  fields {
+    uid = nobody
+    gid = nogroup
+    home = $DIR/mail/%{user | username}/
+  }
+}
+service auth {
+  unix_listener auth-login {
+    mode = 0666
+  }
+  unix_listener auth-master {
+    mode = 0666
+  }
+  unix_listener auth-userdb {
+    mode = 0666
+  }
+}
+`},
 }
 
 func TestDovecot24MailStackThroughAuthd(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/authd-project/authd/backends/checkpassword"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,11 @@ import (
 // exit codes are exercised for real. As a test binary it fails when a
 // goroutine outlives the tests (docs/architecture.md, house rule 9).
 func TestMain(m *testing.M) {
+	// The checkpassword driver runs "<this binary> checkpassword-reply"
+	// with a clean environment (backends/checkpassword).
+	if len(os.Args) == 2 && os.Args[1] == checkpassword.ReplyCommand {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv("AUTHD_TEST_MAIN") == "1" {
 		if n := os.Getenv("AUTHD_TEST_NOFILE"); n != "" {
 			// Both limits: Go raises the soft one to the hard one at

@@ -18,9 +18,10 @@ func TestREADMEConfigExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	n, n24 := 0, 0
 	for _, body := range fencedBlocks(string(data)) {
-		if !strings.Contains(body, "passdb {") && !strings.Contains(body, "driver = sql\n") {
+		v24 := strings.Contains(body, "\ndovecot_config_version = ")
+		if !strings.Contains(body, "passdb {") && !strings.Contains(body, "driver = sql\n") && !v24 {
 			continue
 		}
 		if strings.HasPrefix(body, "# /etc/dovecot/dovecot-") || strings.HasPrefix(body, "# dovecot.conf") {
@@ -31,9 +32,20 @@ func TestREADMEConfigExamples(t *testing.T) {
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Load(path); err != nil {
+		c, err := config.Load(path)
+		if err != nil {
 			t.Errorf("README example %d does not load: %v\n%s", n, err, body)
+			continue
 		}
+		if v24 {
+			n24++
+			if len(c.Warnings) > 0 {
+				t.Errorf("README 2.4 example %d loads with warnings %v", n, c.Warnings)
+			}
+		}
+	}
+	if n24 != 5 {
+		t.Errorf("found %d Dovecot 2.4 examples in README.md, want 5", n24)
 	}
 	if n < 4 {
 		t.Fatalf("found only %d authd.conf examples in README.md", n)

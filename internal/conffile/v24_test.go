@@ -52,3 +52,30 @@ func TestVersion24Lexical(t *testing.T) {
 		t.Errorf("flags: %+v %+v %+v", c[0], c[1], c[2])
 	}
 }
+
+// TestDetectVersion: a file is Dovecot 2.4's when its first setting is
+// dovecot_config_version; comments and blank lines may come first.
+func TestDetectVersion(t *testing.T) {
+	tests := []struct {
+		in    string
+		value string
+		line  int
+		found bool
+	}{
+		{"dovecot_config_version = 2.4.1\n", "2.4.1", 1, true},
+		{"# comment\n\n  \t# more\ndovecot_config_version=2.4.0 # why\nx = y\n", "2.4.0", 4, true},
+		{"dovecot_config_version = \"2.4.1\"\n", "2.4.1", 1, true},
+		{"\v\fdovecot_config_version\t=\t2.4.1\r\n", "2.4.1", 1, true},
+		{"auth_verbose = yes\ndovecot_config_version = 2.4.1\n", "", 1, false},
+		{"!include x.conf\ndovecot_config_version = 2.4.1\n", "", 1, false},
+		{"dovecot_config_version_x = 1\n", "", 1, false},
+		{"# only comments\n", "", 0, false},
+		{"", "", 0, false},
+	}
+	for _, tt := range tests {
+		v, line, found := DetectVersion([]byte(tt.in))
+		if v != tt.value || line != tt.line || found != tt.found {
+			t.Errorf("%q: %q %d %v, want %q %d %v", tt.in, v, line, found, tt.value, tt.line, tt.found)
+		}
+	}
+}

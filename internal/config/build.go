@@ -13,6 +13,8 @@ import (
 )
 
 type builder struct {
+	v24       bool    // the file is Dovecot 2.4's (see build24.go)
+	s24       state24 // 2.4's scopes
 	cfg       *Config
 	opts      conffile.Options
 	main      string
@@ -147,6 +149,12 @@ func (b *builder) rootSetting(n *conffile.Node) {
 		b.vals[name] = v
 		b.ignore(name)
 		b.checkIgnoredAuth(name, v, n)
+		if name == "disable_plaintext_auth" {
+			// Kept (inverted) for authd convert: 2.4's auth_allow_cleartext.
+			if x, err := conffile.ParseBool(v); err == nil {
+				b.cfg.Auth.AllowCleartext = !x
+			}
+		}
 		return
 	}
 	if isObsolete(name) {
@@ -177,6 +185,16 @@ func (b *builder) unknown(pos Pos, name, where string, candidates []string) {
 	msg := fmt.Sprintf("unknown setting %q", name)
 	if where != "" {
 		msg += " in " + where
+	}
+	if !b.v24 {
+		if name == conffile.ConfigVersionKey {
+			b.errs.add(pos, "dovecot_config_version must be the first setting of the main file (it selects Dovecot 2.4's language)")
+			return
+		}
+		if h := counterpart24(name); h != "" {
+			b.errs.add(pos, "%s: %s", msg, h)
+			return
+		}
 	}
 	b.suggested++
 	if b.suggested > maxSuggestions {
@@ -411,10 +429,25 @@ func (b *builder) unixListener(n *conffile.Node) {
 			continue
 		}
 		v, ok := b.value(c, true)
+		key := c.Key
+		if b.v24 {
+			v, ok = b.value24(c, true)
+			key = strings.TrimPrefix(key, "unix_listener_")
+		}
 		if !ok {
 			continue
 		}
-		switch c.Key {
+		switch key {
+		case "type":
+			if !b.v24 {
+				b.unknown(c.Pos, c.Key, "unix_listener { }", []string{"group", "mode", "path", "trusted", "user"})
+				continue
+			}
+			if _, ok := roleFromType(v); !ok {
+				b.errs.add(c.Pos, "type: %q is not a listener type authd serves (auth, login, master or userdb)", v)
+				continue
+			}
+			l.Type = v
 		case "mode":
 			m, err := conffile.ParseOctal(v)
 			if err != nil {
@@ -477,6 +510,8 @@ func (b *builder) db(n *conffile.Node, passdb bool) {
 	for _, c := range n.Children {
 		switch {
 		case c.IsInclude():
+		case c.Section && c.Key == "fields":
+			b.errs.add(c.Pos, "section %q is not allowed in %s: %s", c.Key, where, counterpart24("fields"))
 		case c.Section:
 			b.errs.add(c.Pos, "section %q is not allowed in %s", c.Key, where)
 		case contains(sqlInline, c.Key):
@@ -569,7 +604,7 @@ func (b *builder) checkDB(d *DB, n *conffile.Node, kind string) {
 	if d.Driver == "" {
 		b.errs.add(n.Pos, "%s is missing driver", kind)
 	}
-	if len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
+	if !b.v24 && len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
 		for _, ds := range d.DriverSettings {
 			b.errs.add(ds.Pos, "%s: only a driver = sql %s takes this setting", ds.Key, kind)
 		}
@@ -760,6 +795,9 @@ func (b *builder) finishListeners() {
 	for _, key := range b.lorder {
 		l := b.listeners[key]
 		role, ok := RoleFromName(l.Name)
+		if l.Type != "" {
+			role, ok = roleFromType(l.Type)
+		}
 		if !ok {
 			b.warns.add(l.Pos, "unix_listener %s: Dovecot's token sockets are not supported by authd; skipped", l.Name)
 			continue

@@ -1,17 +1,27 @@
 package config
 
 import (
-	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/policy"
+	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
 
 // Config is authd's effective configuration, built from a Dovecot-syntax
 // file. Every field holds its default when the file does not set it.
 type Config struct {
+	// Syntax is the configuration's language: Dovecot 2.3's, or 2.4's
+	// when the file starts with dovecot_config_version. Every template in
+	// the Config (auth_username_format, fields, driver settings) is
+	// written in it; parse them with Syntax.Parse.
+	Syntax vars.Syntax
+	// ConfigVersion is dovecot_config_version ("" in 2.3 syntax).
+	ConfigVersion string
+
 	BaseDir   string     // base_dir, default "/run/authd"
 	LoginUser string     // default_login_user, default dovenull: login/ and login sockets get its group
 	Auth      Auth       // the auth_* settings
@@ -31,6 +41,11 @@ type Config struct {
 	Log             Log // authd's own log_format
 	ShutdownTimeout time.Duration
 
+	// OAuth2 holds the Dovecot 2.4 oauth2_* settings of the top level and
+	// of oauth2 { }, in file order, for the oauth2 passdb authd does not
+	// have yet; kept so that they load, print and convert.
+	OAuth2 []DriverSetting
+
 	// Ignored names the Dovecot settings and sections of other services
 	// that were accepted without effect, sorted and deduplicated, so authd
 	// can log once what it did not use. Sections appear as "type label"
@@ -43,6 +58,9 @@ type Config struct {
 	// Files lists every file read: the configuration, its includes and
 	// the `<file` values authd used.
 	Files []string
+	// SettingPos is where each top-level setting authd reads was last set
+	// (2.3 syntax), for messages about a value found after loading.
+	SettingPos map[string]Pos
 }
 
 // Auth holds the auth_* settings (Dovecot 2.3 names and defaults,
@@ -50,14 +68,26 @@ type Config struct {
 type Auth struct {
 	Mechanisms          []string // auth_mechanisms, upper-cased; default [PLAIN]
 	Realms              []string // auth_realms
-	DefaultRealm        string   // auth_default_realm
+	DefaultRealm        string   // auth_default_realm (2.4: auth_default_domain)
 	UsernameChars       string   // auth_username_chars; "" allows every character
 	UsernameTranslation string   // auth_username_translation, pairs of from/to characters
-	UsernameFormat      string   // auth_username_format, default %Lu
-	MasterUserSeparator string   // auth_master_user_separator, "" = off
-	AnonymousUsername   string   // auth_anonymous_username, default anonymous
+	UsernameFormat      string   // auth_username_format, default %Lu (2.4: %{user | lower})
+	// ProtocolUsernameFormat holds Dovecot 2.4's per-protocol
+	// auth_username_format (`protocol lmtp { auth_username_format = … }`,
+	// which Debian 13's stock 20-lmtp.conf sets), by protocol.
+	ProtocolUsernameFormat map[string]string
+	MasterUserSeparator    string // auth_master_user_separator, "" = off
+	AnonymousUsername      string // auth_anonymous_username, default anonymous
 
 	FailureDelay time.Duration // auth_failure_delay, default 2s
+
+	// Dovecot 2.4 settings that authd reads and prints but that change
+	// nothing in it: auth_allow_cleartext belongs to the login processes
+	// (2.3's disable_plaintext_auth, inverted), and authd has no
+	// internal-failure delay and no weak-scheme filter.
+	AllowCleartext       bool          // auth_allow_cleartext, default no
+	AllowWeakSchemes     bool          // auth_allow_weak_schemes, default no
+	InternalFailureDelay time.Duration // auth_internal_failure_delay, default 2s
 
 	CacheSize                      int64         // auth_cache_size in bytes, 0 = cache off
 	CacheTTL                       time.Duration // auth_cache_ttl, default 1h
@@ -89,10 +119,41 @@ type Auth struct {
 	Policy policy.Settings
 }
 
-// DriverSetting is one inline driver setting of a passdb/userdb block.
+// DriverSetting is one driver setting of a passdb/userdb block: in 2.3 one
+// written inline instead of in an args file, in 2.4 one of the driver's
+// own settings (passwd_file_path, ldap_base …, by their full 2.4 names),
+// with the value that applies to the block, wherever it was written.
 type DriverSetting struct {
 	Key, Value string
 	Pos        Pos
+}
+
+// Field is one entry of a Dovecot 2.4 fields { } list: the field name
+// (with its :default or :remove suffix, as written) and its template.
+type Field struct {
+	Key, Value string
+	Pos        Pos
+}
+
+// SQLHost is one Dovecot 2.4 `mysql HOST { }` or `pgsql HOST { }` section:
+// the host and the driver settings that apply to it (mysql_user,
+// pgsql_parameters/… by their full names; top-level ones included).
+type SQLHost struct {
+	Host     string
+	Settings []DriverSetting
+	Pos      Pos
+}
+
+// SQLConnection is a Dovecot 2.4 block's SQL database: sql_driver and the
+// driver's connection settings.
+type SQLConnection struct {
+	Driver string    // sql_driver: mysql, pgsql or sqlite
+	Hosts  []SQLHost // mysql/pgsql host sections, in file order
+	// Settings are the driver's settings outside host sections (sqlite_path,
+	// sqlite_readonly, sqlite_journal_mode; mysql_*/pgsql_* given at a
+	// level that applies to every host are in each host's Settings).
+	Settings []DriverSetting
+	Pos      Pos
 }
 
 // DB is one passdb { } or userdb { } block (docs/protocol.md §5.4).
@@ -120,12 +181,27 @@ type DB struct {
 
 	AuthVerbose Verbosity
 
-	// DriverSettings are a driver's own settings written inline in the
-	// block instead of in an args file (for driver = sql: connect,
-	// password_query, user_query, iterate_query, default_pass_scheme and
-	// sql_driver), in file order.
+	// DriverSettings are a driver's own settings: in 2.3 the ones written
+	// inline in the block instead of in an args file (for driver = sql:
+	// connect, password_query, user_query, iterate_query,
+	// default_pass_scheme and sql_driver), in file order; in 2.4 every
+	// setting of the driver that applies to the block (see DriverSetting).
 	DriverSettings []DriverSetting
-	Pos            Pos
+
+	// Dovecot 2.4 only (Config.Syntax24); zero in 2.3.
+	//
+	// Fields is the block's fields { } (2.3's default_fields and
+	// override_fields); FieldsImportAll whether the driver's own fields are
+	// kept too (fields_import_all). DefaultPasswordScheme is
+	// default_password_scheme, with 2.4's per-driver defaults (CRYPT for
+	// passwd-file, ldap and passwd; PLAIN otherwise); 2.3 writes it in
+	// args. SQL is the block's database for driver = sql.
+	Fields                []Field
+	FieldsImportAll       bool
+	DefaultPasswordScheme string
+	UseCache, UseWorker   bool
+	SQL                   *SQLConnection
+	Pos                   Pos
 }
 
 // Metrics is authd's own `metrics { }` section; off when Listen is empty.
@@ -158,18 +234,34 @@ func LoadBytes(name string, data []byte) (*Config, error) {
 
 func load(name string, data []byte, fromFile bool, opts *conffile.Options) (*Config, error) {
 	o := opts.Resolved()
-	var res *conffile.Result
 	if fromFile {
 		var err error
-		if res, err = conffile.ReadFile(name, &o); err != nil {
-			return nil, ErrorList{{Pos: Pos{File: name}, Msg: "can't read configuration: " + conffile.ErrorText(errors.Unwrap(err))}}.err()
+		if data, err = o.ReadFile(name); err != nil {
+			return nil, ErrorList{{Pos: Pos{File: name}, Msg: "can't read configuration: " + conffile.ErrorText(err)}}.err()
 		}
-	} else {
-		res = conffile.Read(name, data, &o)
+	}
+	version, line, v24 := conffile.DetectVersion(data)
+	if v24 {
+		if msg := checkConfigVersion(version); msg != "" {
+			return nil, ErrorList{{Pos: Pos{File: name, Line: line}, Msg: msg}}.err()
+		}
+		o.Version = conffile.Version24
+	}
+	res := conffile.Read(name, data, &o)
+	if fromFile {
+		res.Files = append([]string{name}, res.Files...)
 	}
 
 	b := newBuilder(o, name)
-	b.build(res.Root)
+	if o.Version == conffile.Version24 {
+		b.v24 = true
+		b.cfg.Syntax = vars.Syntax24
+		b.cfg.ConfigVersion = version
+		b.defaults24()
+		b.build24(res.Root)
+	} else {
+		b.build(res.Root)
+	}
 
 	fileNo := map[string]int{name: 0}
 	for _, f := range append(append([]string{}, res.Files...), b.files...) {
@@ -182,12 +274,24 @@ func load(name string, data []byte, fromFile bool, opts *conffile.Options) (*Con
 		return nil, sortErrors(errs, fileNo).err()
 	}
 	cfg := b.cfg
+	cfg.SettingPos = b.lastPos
 	cfg.Warnings = sortErrors(append(append(ErrorList{}, res.Warnings...), b.warns...), fileNo)
 	cfg.Files = res.Files
 	for _, f := range b.files {
 		cfg.Files = appendUnique(cfg.Files, f)
 	}
 	return cfg, nil
+}
+
+// checkConfigVersion accepts the dovecot_config_version values of Dovecot
+// 2.4 (2.4.0 and 2.4.1 in Dovecot 2.4.1; later 2.4 releases add their own,
+// which authd reads as 2.4.1's language).
+func checkConfigVersion(v string) string {
+	rest, ok := strings.CutPrefix(v, "2.4.")
+	if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
+		return fmt.Sprintf("dovecot_config_version: %q is not a Dovecot 2.4 configuration version (authd reads 2.4.0 and 2.4.1)", v)
+	}
+	return ""
 }
 
 func appendUnique(list []string, s string) []string {

@@ -768,7 +768,7 @@ metrics {
 	}
 	// Equal apart from positions and the hidden secrets.
 	strip := func(c *Config) {
-		c.Warnings, c.Files = nil, nil
+		c.Warnings, c.Files, c.SettingPos = nil, nil, nil
 		c.GRPC.Pos, c.Metrics.Pos, c.Penalty.Pos = Pos{}, Pos{}, Pos{}
 		for i := range c.Passdbs {
 			c.Passdbs[i].Pos = Pos{}

@@ -1,6 +1,9 @@
-// Package config reads authd's configuration, written in Dovecot 2.3's own
+// Package config reads authd's configuration, written in Dovecot's own
 // configuration syntax so that an existing dovecot.conf and its auth files
-// load unchanged (docs/architecture.md §Configuration).
+// load unchanged (docs/architecture.md §Configuration): Dovecot 2.3's, or
+// Dovecot 2.4's when the file's first setting is dovecot_config_version
+// (build24.go, docs/operations.md §2.1). Both fill the same Config;
+// Config.Syntax says which template language its templates are in.
 //
 // The text is read by internal/conffile, the one reader of Dovecot's
 // settings-file syntax: it yields a tree of nodes (settings, sections,

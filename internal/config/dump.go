@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/policy"
+	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
 
@@ -22,10 +24,39 @@ import (
 // `name=value` word whose name contains "pass" (password=, dnpass=,
 // userdb_password=) has its value replaced by <hidden>. Settings in the
 // files that args points to (dovecot-sql.conf.ext …) are not read here.
-func (c *Config) Dump(w io.Writer) {
+func (c *Config) Dump(w io.Writer) { c.DumpWith(w, DumpOptions{}) }
+
+// DumpOptions change what DumpWith writes; the zero value is Dump's.
+type DumpOptions struct {
+	// Secrets prints secrets as they are (authd convert writes a file to
+	// be used, not looked at).
+	Secrets bool
+	// Minimal (2.4 syntax only) leaves out settings at Dovecot 2.4's
+	// defaults, sections left empty, authd's own sections at their
+	// defaults and the list of ignored settings.
+	Minimal bool
+	// Notes are comment lines written before a setting, by its path:
+	// "auth_username_format", "passdb sql/default_password_scheme",
+	// "passdb ldap/fields/home" (the enclosing sections as written, then
+	// the key).
+	Notes map[string][]string
+	// Header lines are comments written after dovecot_config_version.
+	Header []string
+	// DovecotOnly (with Minimal) leaves out authd's own settings and
+	// sections (grpc, metrics, penalty, hash_budget, log_format …), which
+	// Dovecot does not know: the file is for Dovecot 2.4's auth.
+	DovecotOnly bool
+}
+
+// DumpWith is Dump with options.
+func (c *Config) DumpWith(w io.Writer, o DumpOptions) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
-	d := dumper{w: bw}
+	d := dumper{w: bw, o: o}
+	if c.Syntax == vars.Syntax24 {
+		d.dump24(c)
+		return
+	}
 	a := &c.Auth
 
 	d.line("# authd effective configuration")
@@ -68,22 +99,17 @@ func (c *Config) Dump(w io.Writer) {
 	for _, db := range c.Userdbs {
 		d.db("userdb", db, false)
 	}
+	d.authdSections(c)
+}
 
-	d.open("service", "auth")
-	for _, l := range c.Listeners {
-		d.line("# role " + l.Role.String() + ", socket " + l.Path)
-		d.open("unix_listener", l.Name)
-		d.kv("mode", fmt.Sprintf("%#04o", uint32(l.Mode.Perm())))
-		d.kv("user", l.User)
-		d.kv("group", l.Group)
-		if l.Trusted {
-			d.kv("trusted", "yes")
-		}
-		d.close()
+// authdSections writes what both languages share: service auth's sockets
+// and authd's own sections.
+func (d *dumper) authdSections(c *Config) {
+	if d.o.Minimal {
+		d.minimalAuthdSections(c)
+		return
 	}
-	d.inetListeners(c.InetListeners)
-	d.close()
-
+	d.listeners(c.Listeners, c.InetListeners)
 	d.grpc(c.GRPC)
 
 	d.open("metrics", "")
@@ -98,29 +124,130 @@ func (c *Config) Dump(w io.Writer) {
 	}
 }
 
+// listeners writes service auth { } with its sockets.
+func (d *dumper) listeners(ls []Listener, inet []InetListener) {
+	d.open("service", "auth")
+	for _, l := range ls {
+		if !d.o.Minimal {
+			d.line("# role " + l.Role.String() + ", socket " + l.Path)
+		}
+		d.open("unix_listener", l.Name)
+		d.kv("mode", fmt.Sprintf("%#04o", uint32(l.Mode.Perm())))
+		d.kv("user", l.User)
+		d.kv("group", l.Group)
+		if l.Trusted {
+			d.kv("trusted", "yes")
+		}
+		if l.Type != "" {
+			d.kv("type", l.Type)
+		}
+		d.close()
+	}
+	d.inetListeners(inet)
+	d.close()
+}
+
+// minimalAuthdSections writes service auth's sockets and those of
+// authd's own sections that differ from their defaults.
+func (d *dumper) minimalAuthdSections(c *Config) {
+	defs := &dumper{o: DumpOptions{Minimal: true}, collect: map[string]string{}}
+	defs.grpc(DefaultGRPC())
+	defs.penalty(defaultPenalty())
+	defs.hashBudget(schemes.DefaultLimits())
+	d.defs = defs.collect
+	defaults := map[string]*Listener{}
+	for _, l := range defaultListeners() {
+		defaults[l.Name] = l
+	}
+	var changed []Listener
+	for _, l := range c.Listeners {
+		if def := defaults[l.Name]; def == nil || l.Role != def.Role || l.Mode != def.Mode || l.User != def.User ||
+			l.Group != def.Group || l.Trusted != def.Trusted || l.Type != def.Type {
+			changed = append(changed, l)
+		}
+	}
+	d.listeners(changed, c.InetListeners)
+	if d.o.DovecotOnly {
+		return
+	}
+	d.grpc(c.GRPC)
+	if c.Metrics.Listen != "" {
+		d.open("metrics", "")
+		d.kv("listen", c.Metrics.Listen)
+		d.close()
+	}
+	d.penalty(c.Penalty)
+	d.hashBudget(c.HashBudget)
+}
+
 type dumper struct {
 	w     *bufio.Writer
 	depth int
+	o     DumpOptions
+	// path holds the open sections ("passdb sql", "fields"), for Notes
+	// and the defaults of Minimal.
+	path   []string
+	driver string // the driver of the passdb/userdb block being written
+	// collect, when set, receives the settings instead of the output (by
+	// path, as for Notes): the defaults of authd's sections for Minimal.
+	collect map[string]string
+	// defs are those defaults: with Minimal, a setting at its default is
+	// not written.
+	defs map[string]string
+	// pending are section openings not written yet: with Minimal a
+	// section is written only once something is written in it.
+	pending []string
 }
 
 func (d *dumper) line(s string) {
-	d.w.WriteString(strings.Repeat("  ", d.depth))
+	d.flush()
+	d.write(d.depth, s)
+}
+
+func (d *dumper) write(depth int, s string) {
+	d.w.WriteString(strings.Repeat("  ", depth))
 	d.w.WriteString(s)
 	d.w.WriteByte('\n')
 }
 
-func (d *dumper) open(typ, label string) {
-	if label != "" {
-		d.line(typ + " " + quoteLabel(label) + " {")
-	} else {
-		d.line(typ + " {")
+// flush writes the pending section openings.
+func (d *dumper) flush() {
+	base := d.depth - len(d.pending)
+	for i, p := range d.pending {
+		d.write(base+i, p)
 	}
+	d.pending = d.pending[:0]
+}
+
+func (d *dumper) open(typ, label string) {
+	name := typ
+	if label != "" {
+		name += " " + quoteLabel(label)
+	}
+	if d.o.Minimal {
+		d.pending = append(d.pending, name+" {")
+	} else {
+		d.line(name + " {")
+	}
+	d.path = append(d.path, strings.TrimSpace(typ+" "+label))
 	d.depth++
 }
 
 func (d *dumper) close() {
 	d.depth--
+	d.path = d.path[:len(d.path)-1]
+	if n := len(d.pending); n > 0 {
+		d.pending = d.pending[:n-1] // nothing was written in it
+		return
+	}
 	d.line("}")
+}
+
+// notes writes the comments DumpOptions.Notes holds for key here.
+func (d *dumper) notes(key string) {
+	for _, n := range d.o.Notes[strings.Join(append(slices.Clone(d.path), key), "/")] {
+		d.line("# " + n)
+	}
 }
 
 // notSecret are settings whose names contain "pass" but whose values are
@@ -128,7 +255,17 @@ func (d *dumper) close() {
 var notSecret = map[string]bool{"auth_verbose_passwords": true}
 
 func (d *dumper) kv(key, value string) {
+	p := strings.Join(append(slices.Clone(d.path), key), "/")
+	if d.collect != nil {
+		d.collect[p] = value
+		return
+	}
+	if def, ok := d.defs[p]; ok && def == value || d.o.Minimal && value == "" {
+		return
+	}
 	switch {
+	case d.o.Secrets:
+		d.line(key + " = " + quoteValue(value))
 	case strings.Contains(strings.ToLower(key), "pass") && !notSecret[key] &&
 		value != "" && value != "yes" && value != "no":
 		d.line(key + " = # hidden")
@@ -203,6 +340,14 @@ func quoteLabel(l string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(l) + `"`
 }
 
+// redactURL hides a password in a URL.
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil {
+		return u.Redacted()
+	}
+	return v
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -258,11 +403,7 @@ func (d *dumper) policy(p policy.Settings) {
 		}
 		return "<hidden>"
 	}
-	server := p.URL
-	if u, err := url.Parse(p.URL); err == nil {
-		server = u.Redacted()
-	}
-	d.kv("auth_policy_server_url", server)
+	d.kv("auth_policy_server_url", redactURL(p.URL))
 	d.kv("auth_policy_server_api_header", hidden(p.APIHeader))
 	d.kv("auth_policy_server_timeout_msecs", strconv.FormatInt(p.Timeout.Milliseconds(), 10))
 	d.kv("auth_policy_hash_mech", p.HashMech)
@@ -280,6 +421,15 @@ func (d *dumper) policy(p policy.Settings) {
 	d.kv("auth_policy_log_only", yesNo(p.LogOnly))
 }
 
+func allOptional(as []InetAddr) bool {
+	for _, a := range as {
+		if !a.Optional {
+			return false
+		}
+	}
+	return true
+}
+
 // inetListeners writes the inet_listener blocks with their effective
 // addresses and allowlist.
 func (d *dumper) inetListeners(ls []InetListener) {
@@ -288,14 +438,23 @@ func (d *dumper) inetListeners(ls []InetListener) {
 		d.open("inet_listener", l.Name)
 		var addrs, nets []string
 		for _, a := range l.Listen {
-			addrs = append(addrs, a.Addr)
+			// Bound as host:port; the setting takes the host alone.
+			host, _, err := net.SplitHostPort(a.Addr)
+			if err != nil {
+				host = a.Addr
+			}
+			addrs = append(addrs, host)
 		}
 		for _, p := range l.AllowNets {
 			nets = append(nets, p.String())
 		}
-		d.kv("address", strings.Join(addrs, ", "))
+		if !allOptional(l.Listen) { // else Dovecot's default, *, ::
+			d.kv("address", strings.Join(addrs, ", "))
+		}
 		d.kv("port", fmt.Sprint(l.Port))
-		d.kv("allow_nets", strings.Join(nets, " "))
+		if !d.o.DovecotOnly { // authd's own setting: Dovecot has none
+			d.kv("allow_nets", strings.Join(nets, " "))
+		}
 		d.close()
 	}
 }

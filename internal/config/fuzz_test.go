@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"testing"
@@ -54,6 +55,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("!include inc.conf\n!include conf.d/*.conf\nauth_username_chars = <value.txt\n"))
 	f.Add([]byte("a = \"x \\\" y\" # c\nb = 'q' \\\n  cont\nc = $auth_mechanisms x\n"))
+	for _, name := range []string{"passwd-file.conf", "sql.conf", "ldap-bind.conf", "ldap-password.conf"} {
+		if b, err := os.ReadFile("testdata/dovecot24-examples/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("dovecot_config_version = 2.4.1\nauth_mechanisms {\n  login = yes\n}\npassdb x {\n  driver = static\n  password = $SET:auth_mechanisms\n  fields {\n    a:default = %{user | lower}\n  }\n}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opts := fuzzOptions()
 		res := conffile.Read("fuzz.conf", data, opts)

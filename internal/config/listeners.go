@@ -78,7 +78,26 @@ type Listener struct {
 	// (no-penalty), as login processes do for login_trusted_networks.
 	// Login sockets are always trusted.
 	Trusted bool
-	Pos     Pos // where it was configured; zero for a default listener
+	// Type is Dovecot 2.4's `type` of the listener (auth, login, master,
+	// userdb); when set it gives the role instead of the name.
+	Type string
+	Pos  Pos // where it was configured; zero for a default listener
+}
+
+// roleFromType maps a 2.4 listener type to a role; ok is false for a type
+// authd does not serve.
+func roleFromType(t string) (Role, bool) {
+	switch t {
+	case "auth":
+		return RoleClient, true
+	case "login":
+		return RoleLogin, true
+	case "master":
+		return RoleMaster, true
+	case "userdb":
+		return RoleUserdb, true
+	}
+	return RoleClient, false
 }
 
 // defaultListeners are Dovecot 2.3's `service auth` unix_listener defaults

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/backends/checkpassword"
 	"github.com/authd-project/authd/backends/ldap"
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/backends/pam"
 	"github.com/authd-project/authd/backends/passwd"
 	"github.com/authd-project/authd/backends/passwdfile"
@@ -27,6 +29,9 @@ import (
 type driverSet struct {
 	log   *slog.Logger
 	built map[string]any
+	// userdbCount is how many userdbs the configuration has: a prefetch
+	// userdb alone fails a lookup without prefetched fields.
+	userdbCount int
 }
 
 func newDriverSet(log *slog.Logger) *driverSet {
@@ -52,6 +57,12 @@ var passdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Passdb
 	"shadow": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
 		return passdbOf(shadow.New(c.Args, ds.log))
 	},
+	"oauth2": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return passdbOf(ds.oauth2(c.Args))
+	},
+	"checkpassword": func(ds *driverSet, c config.DB) (backends.Passdb, error) {
+		return passdbOf(ds.checkpassword(c.Args))
+	},
 }
 
 var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb, error){
@@ -62,7 +73,7 @@ var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb
 		return userdbOf(static.New(c.Args))
 	},
 	"prefetch": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
-		return prefetch.DB{}, nil
+		return prefetch.DB{Only: ds.userdbCount == 1}, nil
 	},
 	"passwd": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
 		return userdbOf(passwd.New(c.Args))
@@ -72,6 +83,9 @@ var userdbDrivers = map[string]func(ds *driverSet, c config.DB) (backends.Userdb
 	},
 	"sql": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
 		return userdbOf(ds.sql(c))
+	},
+	"checkpassword": func(ds *driverSet, c config.DB) (backends.Userdb, error) {
+		return userdbOf(ds.checkpassword(c.Args))
 	},
 }
 
@@ -112,6 +126,36 @@ func (ds *driverSet) ldap(args string) (*ldap.DB, error) {
 		return d.(*ldap.DB), nil
 	}
 	d, err := ldap.New(args, ds.log)
+	if err != nil {
+		return nil, err
+	}
+	ds.built[key] = d
+	return d, nil
+}
+
+// oauth2 shares one driver (its HTTP connections and JWT keys) between
+// passdbs reading the same file, as Dovecot's db_oauth2_init does.
+func (ds *driverSet) oauth2(args string) (*oauth2.DB, error) {
+	key := "oauth2\x00" + args
+	if d, ok := ds.built[key]; ok {
+		return d.(*oauth2.DB), nil
+	}
+	d, err := oauth2.New(args, ds.log)
+	if err != nil {
+		return nil, err
+	}
+	ds.built[key] = d
+	return d, nil
+}
+
+// checkpassword shares one driver (and its bound on running children)
+// between a passdb and a userdb running the same program.
+func (ds *driverSet) checkpassword(args string) (*checkpassword.DB, error) {
+	key := "checkpassword\x00" + args
+	if d, ok := ds.built[key]; ok {
+		return d.(*checkpassword.DB), nil
+	}
+	d, err := checkpassword.New(args, ds.log)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
@@ -149,8 +150,26 @@ func (d *daemon) clientServer(cfg *config.Config, l config.Listener, eng *engine
 			AnonymousUsername: cfg.Auth.AnonymousUsername,
 			UsernameFromCert:  cfg.Auth.SSLUsernameFromCert,
 			StartTime:         processStart,
+			// The URL Dovecot adds to OAUTHBEARER/XOAUTH2 error JSON.
+			OAuth2OpenIDConfigURL: openIDConfigURL(cfg),
 		},
 	})
+}
+
+// openIDConfigURL is the openid_configuration_url of the first oauth2
+// passdb that sets one. Dovecot sends it after that passdb refused a
+// token; authd sends it with every refused OAUTHBEARER/XOAUTH2 token, which
+// is the same in the usual setup of one oauth2 passdb.
+func openIDConfigURL(cfg *config.Config) string {
+	for _, p := range cfg.Passdbs {
+		if !strings.EqualFold(p.Driver, "oauth2") {
+			continue
+		}
+		if s, err := oauth2.ParseFile(strings.TrimSpace(p.Args)); err == nil && s.OpenIDConfigurationURL != "" {
+			return s.OpenIDConfigurationURL
+		}
+	}
+	return ""
 }
 
 // masterServer builds the master-protocol server of a master or userdb
@@ -223,15 +242,16 @@ func buildMechs(cfg *config.Config) ([]sasl.Def, error) {
 // file:line.
 func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	ds := newDriverSet(log)
+	ds.userdbCount = len(cfg.Userdbs)
 	var errs []error
 	var passdbs, userdbs []engine.DBSpec
 	for _, p := range cfg.Passdbs {
-		spec, err := dbSpec(p)
+		spec, err := dbSpec(cfg.Syntax, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: passdb: %w", p.Pos, err))
 			continue
 		}
-		db, err := ds.passdb(p)
+		db, err := ds.passdbFor(cfg, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: passdb %s: %w", p.Pos, p.Driver, err))
 			continue
@@ -240,12 +260,12 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 		passdbs = append(passdbs, spec)
 	}
 	for _, u := range cfg.Userdbs {
-		spec, err := dbSpec(u)
+		spec, err := dbSpec(cfg.Syntax, u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: userdb: %w", u.Pos, err))
 			continue
 		}
-		db, err := ds.userdb(u)
+		db, err := ds.userdbFor(cfg, u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: userdb %s: %w", u.Pos, u.Driver, err))
 			continue
@@ -258,31 +278,36 @@ func buildEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, error) {
 	}
 	a := cfg.Auth
 	return engine.New(engine.Settings{
-		FailureDelay:        a.FailureDelay,
-		Verbose:             a.Verbose,
-		HashLimits:          cfg.HashBudget,
-		Realms:              a.Realms,
-		DefaultRealm:        a.DefaultRealm,
-		UsernameChars:       a.UsernameChars,
-		UsernameTranslation: a.UsernameTranslation,
-		UsernameFormat:      a.UsernameFormat,
-		MasterUserSeparator: a.MasterUserSeparator,
-		AnonymousUsername:   a.AnonymousUsername,
-		DebugPasswords:      a.DebugPasswords,
-		UsernameFromCert:    a.SSLUsernameFromCert,
-		FirstValidUID:       a.FirstValidUID,
-		LastValidUID:        a.LastValidUID,
-		FirstValidGID:       a.FirstValidGID,
-		LastValidGID:        a.LastValidGID,
+		FailureDelay:           a.FailureDelay,
+		Verbose:                a.Verbose,
+		HashLimits:             cfg.HashBudget,
+		Realms:                 a.Realms,
+		DefaultRealm:           a.DefaultRealm,
+		UsernameChars:          a.UsernameChars,
+		UsernameTranslation:    a.UsernameTranslation,
+		UsernameFormat:         a.UsernameFormat,
+		Syntax:                 cfg.Syntax,
+		ProtocolUsernameFormat: a.ProtocolUsernameFormat,
+		MasterUserSeparator:    a.MasterUserSeparator,
+		AnonymousUsername:      a.AnonymousUsername,
+		DebugPasswords:         a.DebugPasswords,
+		UsernameFromCert:       a.SSLUsernameFromCert,
+		FirstValidUID:          a.FirstValidUID,
+		LastValidUID:           a.LastValidUID,
+		FirstValidGID:          a.FirstValidGID,
+		LastValidGID:           a.LastValidGID,
 	}, passdbs, userdbs, log)
 }
 
-func dbSpec(c config.DB) (engine.DBSpec, error) {
+func dbSpec(syntax vars.Syntax, c config.DB) (engine.DBSpec, error) {
 	s := engine.DBSpec{
 		Name: c.Name, Driver: c.Driver, Skip: c.Skip,
 		ResultSuccess: c.ResultSuccess, ResultFailure: c.ResultFailure, ResultInternalfail: c.ResultInternalfail,
 		Mechanisms: c.Mechanisms, UsernameFilter: c.UsernameFilter, Deny: c.Deny, Master: c.Master, Pass: c.Pass,
 		AuthVerbose: c.AuthVerbose,
+	}
+	if syntax == vars.Syntax24 {
+		return dbSpec24(s, c)
 	}
 	var err error
 	if s.DefaultFields, err = vars.ParseFields(c.DefaultFields); err != nil {

@@ -26,10 +26,15 @@ type Settings struct {
 	DefaultRealm        string
 	UsernameChars       string // "" allows every byte
 	UsernameTranslation string
-	UsernameFormat      string // default %Lu
-	MasterUserSeparator string
-	AnonymousUsername   string
-	DebugPasswords      bool
+	UsernameFormat      string // default %Lu (Syntax24: %{user | lower})
+	// Syntax is the language of the templates above (the configuration's).
+	Syntax vars.Syntax
+	// ProtocolUsernameFormat replaces UsernameFormat for the requests of a
+	// protocol (Dovecot 2.4's `protocol lmtp { auth_username_format = … }`).
+	ProtocolUsernameFormat map[string]string
+	MasterUserSeparator    string
+	AnonymousUsername      string
+	DebugPasswords         bool
 	// UsernameFromCert: a request's cert_username replaces the name the
 	// mechanism gave (auth_ssl_username_from_cert, docs/protocol.md §5.2 step 3).
 	UsernameFromCert bool
@@ -106,6 +111,12 @@ type DBSpec struct {
 	UsernameFilter                                   []string // globs, "!" negates
 	Deny, Master, Pass                               bool
 	AuthVerbose                                      config.Verbosity
+	// Dovecot 2.4's fields { }: FieldsProvider names the driver whose own
+	// fields OverrideFields may read as %{<provider>:name}
+	// (%{passwd_file:uid}); DropDriverFields is fields_import_all = no, the
+	// driver's own fields are then not kept.
+	FieldsProvider   string
+	DropDriverFields bool
 }
 
 // Engine runs requests. It is safe for concurrent use.
@@ -115,17 +126,19 @@ type Engine struct {
 	allChars  bool
 	translate [256]byte
 	format    *vars.Template
-	passdbs   []*passdb
-	userdbs   []*userdb
-	log       *slog.Logger
-	verifies  *verifyQueue
-	shedLog   ratelog.Limiter
-	hashes    *schemes.Verifier // Settings.HashLimits and the memory budget
-	fallback  dummies           // the generated dummy hash, before any passdb saw one
-	obs       Observer
-	cache     *cache.Cache     // nil: off (every method of a nil cache is a no-op)
-	limiter   *limiter.Limiter // nil: no brute-force defence
-	policy    Policy           // nil: no auth policy server
+	// protoFormat are the per-protocol auth_username_format templates.
+	protoFormat map[string]*vars.Template
+	passdbs     []*passdb
+	userdbs     []*userdb
+	log         *slog.Logger
+	verifies    *verifyQueue
+	shedLog     ratelog.Limiter
+	hashes      *schemes.Verifier // Settings.HashLimits and the memory budget
+	fallback    dummies           // the generated dummy hash, before any passdb saw one
+	obs         Observer
+	cache       *cache.Cache     // nil: off (every method of a nil cache is a no-op)
+	limiter     *limiter.Limiter // nil: no brute-force defence
+	policy      Policy           // nil: no auth policy server
 }
 
 // SetObserver installs o (nil removes it). Call it before serving.
@@ -159,16 +172,29 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 	}
 	if set.UsernameFormat == "" {
 		set.UsernameFormat = config.DefaultUsernameFormat
+		if set.Syntax == vars.Syntax24 {
+			set.UsernameFormat = config.DefaultUsernameFormat24
+		}
 	}
 	if set.AnonymousUsername == "" {
 		set.AnonymousUsername = config.DefaultAnonymousUsername
 	}
 	e := &Engine{set: set, log: log, obs: nopObserver{}}
-	f, err := vars.Parse(set.UsernameFormat)
+	f, err := set.Syntax.Parse(set.UsernameFormat)
 	if err != nil {
 		return nil, fmt.Errorf("auth_username_format: %w", err)
 	}
 	e.format = f
+	for proto, src := range set.ProtocolUsernameFormat {
+		pf, err := set.Syntax.Parse(src)
+		if err != nil {
+			return nil, fmt.Errorf("protocol %s: auth_username_format: %w", proto, err)
+		}
+		if e.protoFormat == nil {
+			e.protoFormat = map[string]*vars.Template{}
+		}
+		e.protoFormat[proto] = pf
+	}
 	if set.UsernameChars == "" {
 		e.allChars = true
 	}
@@ -248,7 +274,11 @@ func (e *Engine) processName(name string, vc *vars.Context) (string, error) {
 		name = string(b)
 	}
 	vc.User = name
-	out := e.format.Expand(vc, nil)
+	f := e.format
+	if pf, ok := e.protoFormat[vc.Service]; ok {
+		f = pf
+	}
+	out := f.Expand(vc, nil)
 	if out == "" {
 		return "", fmt.Errorf("%w: empty after auth_username_format", errBadName)
 	}

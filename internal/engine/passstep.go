@@ -83,8 +83,13 @@ func (e *Engine) passdbStep(ctx context.Context, r *request, p *passdb, password
 	}
 
 	r.hadFound = true
-	mergeFields(&work, lk.ans.Fields)
+	own := lk.ans.Fields
+	if !p.DropDriverFields {
+		mergeFields(&work, own)
+	}
+	r.vc.Provider, r.vc.ProviderFields = p.FieldsProvider, &own
 	applyTemplates(&work, p.OverrideFields, r.vc)
+	r.vc.Provider, r.vc.ProviderFields = "", nil
 	fl := r.applyPassFields(&work, &userdbWork)
 	r.vc.Passdb = &work
 

@@ -120,8 +120,13 @@ func (e *Engine) runUserdb(ctx context.Context, ch *userChain, d *userdb, info *
 		rule = d.ResultFailure
 	default:
 		ch.found = true
-		mergeFields(&work, ans.Fields)
+		own := ans.Fields
+		if !d.DropDriverFields {
+			mergeFields(&work, own)
+		}
+		vc.Provider, vc.ProviderFields = d.FieldsProvider, &own
 		applyTemplates(&work, d.OverrideFields, vc)
+		vc.Provider, vc.ProviderFields = "", nil
 		ch.acc = work
 		ch.user = renameUser(ch.user, &ch.acc)
 		vc.User = ch.user

@@ -98,7 +98,10 @@ func (f Fields) String() string {
 }
 
 // IsSecretKey reports whether a field's value must never be logged: Dovecot
-// hides every field whose key contains "pass" (docs/protocol.md §5.10).
+// hides every field whose key contains "pass" (docs/protocol.md §5.10);
+// authd also hides "token", the bearer token the oauth2 passdb returns
+// (house rule 3).
 func IsSecretKey(key string) bool {
-	return strings.Contains(strings.ToLower(key), "pass")
+	k := strings.ToLower(key)
+	return strings.Contains(k, "pass") || k == "token"
 }

@@ -187,7 +187,38 @@ func ParseAttributes(s string) (*Attributes, error) {
 	return a, nil
 }
 
+// ParseAttributes24 parses Dovecot 2.4's auth_policy_request_attributes, a
+// list of key = template pairs in 2.4 template syntax.
+func ParseAttributes24(pairs [][2]string) (*Attributes, error) {
+	a := &Attributes{}
+	var src []string
+	for _, p := range pairs {
+		at, err := parseAttributeIn(vars.Syntax24, p[0], p[1])
+		if err != nil {
+			return nil, err
+		}
+		a.attrs = append(a.attrs, at)
+		src = append(src, p[0]+"="+p[1])
+	}
+	a.src = strings.Join(src, " ")
+	slices.SortStableFunc(a.attrs, func(x, y attribute) int { return cmp.Compare(x.key, y.key) })
+	return a, nil
+}
+
+// Pairs returns the key/template pairs, sorted by key.
+func (a *Attributes) Pairs() [][2]string {
+	out := make([][2]string, len(a.attrs))
+	for i, at := range a.attrs {
+		out[i] = [2]string{at.key, at.value.String()}
+	}
+	return out
+}
+
 func parseAttribute(key, value string) (attribute, error) {
+	return parseAttributeIn(vars.Syntax23, key, value)
+}
+
+func parseAttributeIn(syntax vars.Syntax, key, value string) (attribute, error) {
 	at := attribute{key: key, name: key}
 	if strings.Count(key, "/") > 1 {
 		return at, fmt.Errorf("key %q: objects nest one level deep (group/name)", key)
@@ -198,7 +229,7 @@ func parseAttribute(key, value string) (attribute, error) {
 	if g, n, ok := strings.Cut(key, "/"); ok {
 		at.group, at.name, at.nested = g, n, true
 	}
-	t, err := vars.ParsePolicy(value)
+	t, err := syntax.ParsePolicy(value)
 	if err != nil {
 		return at, fmt.Errorf("%s: %w", key, err)
 	}

@@ -2,6 +2,7 @@ package sasl
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/authd-project/authd/internal/engine"
@@ -61,10 +62,11 @@ func (m *oauth2Mech) Step(ctx context.Context, data []byte, present bool) Reply 
 		// goes through the error challenge; the FAIL that follows keeps
 		// its user and code, as Dovecot's passdb_result does.
 		m.state, m.failed = 1, res
+		doc := xoauth2Error
 		if m.bearer {
-			return Reply{Challenge: oauthBearerError}
+			doc = oauthBearerError
 		}
-		return Reply{Challenge: xoauth2Error}
+		return Reply{Challenge: withOpenIDConfig(doc, m.env.settings().OAuth2OpenIDConfigURL)}
 	case 1:
 		// Whatever the client answers, the exchange fails (mech-oauth2.c:
 		// "client is supposed to ack with empty response").
@@ -72,6 +74,22 @@ func (m *oauth2Mech) Step(ctx context.Context, data []byte, present bool) Reply 
 		return done(m.failed)
 	}
 	return stepAfterEnd()
+}
+
+// withOpenIDConfig adds "openid-configuration" as the last member of the
+// error document, as Dovecot's mech-oauth2.c appends it.
+func withOpenIDConfig(doc []byte, url string) []byte {
+	if url == "" {
+		return doc
+	}
+	v, err := json.Marshal(url)
+	if err != nil {
+		return doc
+	}
+	out := append([]byte{}, doc[:len(doc)-1]...)
+	out = append(out, `,"openid-configuration":`...)
+	out = append(out, v...)
+	return append(out, '}')
 }
 
 // bearerToken takes the token from an "auth=" value: "Bearer" (any case),

@@ -36,6 +36,11 @@ type Settings struct {
 	Rand io.Reader
 	// Now is the clock for the CRAM-MD5 challenge; nil means time.Now.
 	Now func() time.Time
+	// OAuth2OpenIDConfigURL is the oauth2 passdb's
+	// openid_configuration_url: OAUTHBEARER and XOAUTH2 add it to the
+	// error JSON of a refused token as "openid-configuration" (RFC 7628
+	// §3.2.2), as Dovecot 2.3 does. "" adds nothing.
+	OAuth2OpenIDConfigURL string
 
 	// scramNonceLen overrides the length of the SCRAM server nonce,
 	// 64 in Dovecot (SCRAM_SERVER_NONCE_LEN). Only tests set it: the

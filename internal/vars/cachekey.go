@@ -16,6 +16,9 @@ import (
 // CacheKey returns the default cache key template of t as a TAB-joined
 // template string, e.g. "%u\t%s" ("" when t uses no variable).
 func (t *Template) CacheKey() string {
+	if t.v24 != nil {
+		return cacheKey24(t.v24.vars)
+	}
 	var k cacheKeyBuilder
 	k.scan(t.src)
 	return k.String()
@@ -24,6 +27,21 @@ func (t *Template) CacheKey() string {
 // CacheKeyOf returns the cache key template covering several templates (a
 // passdb may use a path and a query): the union of what each one uses.
 func CacheKeyOf(templates ...*Template) *Template {
+	var names []string
+	v24 := false
+	for _, t := range templates {
+		if t != nil && t.v24 != nil {
+			v24 = true
+			names = append(names, t.v24.vars...)
+		}
+	}
+	if v24 {
+		t, err := parse24(cacheKey24(names), true, false)
+		if err != nil {
+			return &Template{v24: &tmpl24{}}
+		}
+		return t
+	}
 	var k cacheKeyBuilder
 	for _, t := range templates {
 		if t != nil {
@@ -139,6 +157,10 @@ func (t *Template) ExpandCacheKey(c *Context, userdb bool) string {
 		b = appendTabEscaped(b, c.MasterUser)
 	}
 	b = append(b, '\t')
+	if t.v24 != nil {
+		b, _ = t.v24.expand(b, c, TabEscape, t.policy)
+		return string(b)
+	}
 	if t.simple {
 		b, _ = t.expandSimple(b, c, TabEscape)
 		return string(b)

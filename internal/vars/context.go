@@ -52,10 +52,25 @@ type Context struct {
 	Home string // %h; Dovecot 2.3's auth process never sets it, leave empty for identical output
 
 	// The auth policy request's own values (templates from ParsePolicy):
-	// %{requested_username} and %{hashed_password}.
-	RequestedUsername, HashedPassword string
+	// %{requested_username} and %{hashed_password}; 2.4 adds
+	// %{fail_type}.
+	RequestedUsername, HashedPassword, FailType string
+
+	// SSLJA3Hash is 2.4's %{ssl_ja3_hash}, the TLS client fingerprint a
+	// login process may send (empty when it does not).
+	SSLJA3Hash string
 
 	Passdb, Userdb FieldLookup
+	// OAuth2 holds the token's fields for the oauth2 passdb's pass_attrs
+	// (%{oauth2:…}, %$; templates from ParseOAuth2Fields only).
+	OAuth2 FieldLookup
+
+	// Provider names the fields of the driver whose result a Dovecot 2.4
+	// fields { } template is expanding: %{<Provider>:name} looks name up
+	// in ProviderFields (%{passwd_file:uid}, %{ldap:mail}), and a name it
+	// lacks fails the expansion. Empty outside such templates.
+	Provider       string
+	ProviderFields FieldLookup
 }
 
 // varID indexes varTable. The order is Dovecot's request table order
@@ -358,6 +373,8 @@ func (c *Context) appendValue(dst []byte, id varID, escape func(string) string) 
 // the life of the process; tests may replace procValues.
 type processValues struct {
 	hostname, uid, gid string
+	// Dovecot 2.4's %{process:pid}, %{system:os} and %{system:os-version}.
+	pid, sysname, release string
 }
 
 var (
@@ -371,10 +388,14 @@ func getProcessValues() *processValues {
 			return
 		}
 		h, _ := os.Hostname()
+		sys, rel := uname()
 		procValues = &processValues{
 			hostname: h,
 			uid:      strconv.Itoa(os.Geteuid()),
 			gid:      strconv.Itoa(os.Getegid()),
+			pid:      strconv.Itoa(os.Getpid()),
+			sysname:  sys,
+			release:  rel,
 		}
 	})
 	return procValues

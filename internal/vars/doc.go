@@ -1,4 +1,8 @@
-// Package vars implements Dovecot 2.3's "%" variable language as used by
+// Package vars implements Dovecot's template languages as the auth process
+// uses them: 2.4's `%{name | filter}` pipelines (Syntax24, the v24*.go
+// files; docs/protocol.md §5.6.1, checked against testdata/golden24.json
+// recorded from Dovecot 2.4.1) and, described below, 2.3's "%" variable
+// language as used by
 // the auth process (docs/protocol.md §5.6), the default_fields/override_fields
 // templates built on it (docs/protocol.md §5.5, with the key:protected and key:remove
 // suffixes of docs/protocol.md §2.5/§2.6), and the auth cache key derived from a backend's

@@ -35,6 +35,10 @@ func worse(a, b *ExpandError) *ExpandError {
 // substituted value that Dovecot escapes (see the package comment), before
 // the modifiers, never to literal text.
 func (t *Template) Expand(c *Context, escape func(string) string) string {
+	if t.v24 != nil {
+		b, _ := t.v24.expand(nil, c, escape, t.policy)
+		return string(b)
+	}
 	if len(t.nodes) == 1 && t.nodes[0].kind == nLit {
 		return t.nodes[0].lit
 	}
@@ -50,6 +54,10 @@ func (t *Template) Expand(c *Context, escape func(string) string) string {
 
 // AppendExpand is Expand appending to dst.
 func (t *Template) AppendExpand(dst []byte, c *Context, escape func(string) string) []byte {
+	if t.v24 != nil {
+		dst, _ = t.v24.expand(dst, c, escape, t.policy)
+		return dst
+	}
 	if t.simple {
 		dst, _ = t.expandSimple(dst, c, escape)
 		return dst
@@ -64,10 +72,13 @@ func (t *Template) AppendExpand(dst []byte, c *Context, escape func(string) stri
 func (t *Template) ExpandChecked(c *Context, escape func(string) string) (string, error) {
 	var b []byte
 	var err *ExpandError
-	if t.simple {
+	switch {
+	case t.v24 != nil:
+		b, err = t.v24.expand(nil, c, escape, t.policy)
+	case t.simple:
 		var buf [256]byte
 		b, err = t.expandSimple(buf[:0], c, escape)
-	} else {
+	default:
 		b, err = t.expand(nil, c, escape)
 	}
 	if err != nil {
@@ -165,8 +176,11 @@ func appendSimple(dst []byte, n *node, c *Context, esc func(string) string) []by
 		return append(dst, os.Getenv(n.lit)...)
 	case nField:
 		fl := c.Passdb
-		if n.userdb {
+		switch {
+		case n.userdb:
 			fl = c.Userdb
+		case n.oauth2:
+			fl = c.OAuth2
 		}
 		v, ok := "", false
 		if fl != nil {
@@ -407,6 +421,14 @@ func (t *Template) String() string { return t.src }
 // Static reports whether the template has no variables: only literal text
 // and %% (its expansion never depends on the request or the process).
 func (t *Template) Static() bool {
+	if t.v24 != nil {
+		for _, p := range t.v24.progs {
+			if !p.literal {
+				return false
+			}
+		}
+		return true
+	}
 	for i := range t.nodes {
 		if k := t.nodes[i].kind; k != nLit && k != nPercent {
 			return false

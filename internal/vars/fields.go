@@ -28,6 +28,18 @@ var emptyTemplate = &Template{}
 // Userdb templates in Dovecot also resolve uid=/gid= names to numbers at
 // load time; that is left to the caller.
 func ParseFields(s string) ([]FieldTemplate, error) {
+	return parseFields(s, false)
+}
+
+// ParseOAuth2Fields is ParseFields for the oauth2 passdb's pass_attrs
+// (Dovecot 2.3's db-oauth2.c): values may also use %{oauth2:NAME} and
+// %{oauth2:NAME:DEFAULT} for the token's fields (Context.OAuth2), and %$
+// for the token field named like the entry's key as written.
+func ParseOAuth2Fields(s string) ([]FieldTemplate, error) {
+	return parseFields(s, true)
+}
+
+func parseFields(s string, oauth2 bool) ([]FieldTemplate, error) {
 	var out []FieldTemplate
 	for _, tok := range strings.Split(s, " ") {
 		if tok == "" {
@@ -40,7 +52,12 @@ func ParseFields(s string) ([]FieldTemplate, error) {
 		f := FieldTemplate{Value: emptyTemplate}
 		f.Key, f.Protected, f.Remove = SplitFieldKey(key)
 		if hasValue {
-			t, err := Parse(value)
+			p := parser{src: value, oauth2: oauth2, key: key}
+			t := p.template(value)
+			var err error
+			if p.err != nil {
+				err = p.err
+			}
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", key, err)
 			}
@@ -49,6 +66,30 @@ func ParseFields(s string) ([]FieldTemplate, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// Field parses one entry of a Dovecot 2.4 fields { } list: key (with a
+// :default or :remove suffix; 2.4's :default is 2.3's :protected) and its
+// template in syntax s.
+func (s Syntax) Field(key, value string) (FieldTemplate, error) {
+	f := FieldTemplate{Value: emptyTemplate}
+	switch {
+	case s == Syntax24 && len(key) > len(":default") && strings.HasSuffix(key, ":default"):
+		f.Key, f.Protected = key[:len(key)-len(":default")], true
+	default:
+		f.Key, f.Protected, f.Remove = SplitFieldKey(key)
+	}
+	if f.Key == "" {
+		return f, fmt.Errorf("invalid field %q: the name must not be empty", key)
+	}
+	if value != "" {
+		t, err := s.Parse(value)
+		if err != nil {
+			return f, fmt.Errorf("field %s: %w", key, err)
+		}
+		f.Value = t
+	}
+	return f, nil
 }
 
 // String gives the entry back in setting syntax.

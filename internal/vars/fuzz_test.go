@@ -71,3 +71,49 @@ func FuzzParse(f *testing.F) {
 		lt.Expand(&Context{}, nil)
 	})
 }
+
+// FuzzParse24 feeds Dovecot 2.4 templates: parsing and expanding never
+// panic, the strict parser accepts nothing the lenient one rejects, and
+// the expansion functions agree.
+func FuzzParse24(f *testing.F) {
+	for _, s := range golden24Templates {
+		f.Add(s)
+	}
+	f.Add("%{user | md5(rounds=2, salt=protocol) | substr(0, 8) | lfill(10, 'x')}")
+	c := fullContext()
+	esc := func(s string) string { return strings.ReplaceAll(s, "'", "''") }
+	f.Fuzz(func(t *testing.T, s string) {
+		lt, lerr := Syntax24.ParseLenient(s)
+		tp, err := Syntax24.Parse(s)
+		if err == nil && lerr != nil {
+			t.Fatalf("strict parse accepts what lenient rejects: %v", lerr)
+		}
+		if lerr != nil {
+			return
+		}
+		if lt.String() != s {
+			t.Fatalf("String() = %q, want %q", lt.String(), s)
+		}
+		_ = lt.CacheKey()
+		_ = lt.Unknown()
+		_ = lt.Uses("user")
+		_ = lt.Static()
+		CacheKeyOf(lt).ExpandCacheKey(c, false)
+		if strings.Contains(s, "rounds") || strings.Contains(s, "fill") {
+			return // valid, just possibly slow
+		}
+		out, _ := lt.ExpandChecked(c, esc)
+		if got := lt.Expand(c, esc); got != out {
+			t.Fatalf("Expand %q != ExpandChecked %q", got, out)
+		}
+		if got := string(lt.AppendExpand([]byte("pre"), c, esc)); got != "pre"+out {
+			t.Fatalf("AppendExpand %q != %q", got, "pre"+out)
+		}
+		if err == nil {
+			if got := tp.Expand(c, esc); got != out {
+				t.Fatalf("strict %q != lenient %q", got, out)
+			}
+		}
+		lt.Expand(&Context{}, nil)
+	})
+}

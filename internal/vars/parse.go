@@ -22,7 +22,7 @@ const (
 	nPercent                 // %% (a variable whose value is "%")
 	nProc                    // %{hostname}, %{uid}, %{gid} (proc)
 	nEnv                     // %{env:NAME} (lit = NAME)
-	nField                   // %{passdb:...} / %{userdb:...}
+	nField                   // %{passdb:...} / %{userdb:...} / %{oauth2:...}
 	nHash                    // %{sha256:...} etc.
 	nIf                      // %{if;...}
 	nPolicy                  // %{hashed_password}, %{requested_username} (pv); ParsePolicy only
@@ -43,6 +43,7 @@ type node struct {
 	id      varID
 	proc    procKind
 	userdb  bool // nField: userdb instead of passdb
+	oauth2  bool // nField: the oauth2 passdb's token fields (ParseOAuth2Fields)
 	pv      policyVar
 	zeroPad bool
 	nmods   uint8
@@ -64,6 +65,10 @@ type Template struct {
 	unknown  []string
 	sizeHint int
 	simple   bool // no hash or if expressions (see expandSimple)
+	// v24 is set for a Dovecot 2.4 template (Syntax24); nodes is then
+	// unused.
+	v24    *tmpl24
+	policy bool // 2.4: the auth policy variables are known
 }
 
 // ParseError describes malformed template syntax.
@@ -125,6 +130,10 @@ type parser struct {
 	src     string
 	lenient bool
 	policy  bool // the auth policy variables are known
+	// oauth2: %{oauth2:NAME[:DEFAULT]} and %$ are known (the oauth2
+	// passdb's pass_attrs); %$ stands for the token field named key.
+	oauth2  bool
+	key     string
 	err     *ParseError
 	unknown []string
 }
@@ -318,6 +327,10 @@ func (p *parser) resolveShort(n *node, c byte) {
 		n.kind = nPercent
 		return
 	}
+	if c == '$' && p.oauth2 {
+		n.kind, n.oauth2, n.lit = nField, true, p.key
+		return
+	}
 	p.addUnknown(string([]byte{c}))
 	n.kind = nBad
 	n.lit = "UNSUPPORTED_VARIABLE_" + string([]byte{c})
@@ -368,9 +381,13 @@ func (p *parser) resolveLong(n *node, key string, pos int) {
 		n.kind = nEnv
 		n.lit = data
 		return
-	case "passdb", "userdb":
+	case "passdb", "userdb", "oauth2":
+		if name == "oauth2" && !p.oauth2 {
+			break
+		}
 		n.kind = nField
 		n.userdb = name == "userdb"
+		n.oauth2 = name == "oauth2"
 		field, def, _ := strings.Cut(data, ":")
 		n.lit = field
 		n.def = def

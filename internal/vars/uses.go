@@ -13,6 +13,9 @@ func (t *Template) Uses(name string) bool {
 	if t == nil {
 		return false
 	}
+	if t.v24 != nil {
+		return t.v24.uses(name)
+	}
 	id, isVar := varID(0), false
 	if len(name) == 1 {
 		id, isVar = lookupShort(name[0])
@@ -49,7 +52,13 @@ func (n *node) uses(name string, id varID, isVar bool) bool {
 		pv, ok := lookupPolicy(name)
 		return ok && pv == n.pv
 	case nField:
-		return n.userdb && name == "userdb" || !n.userdb && name == "passdb"
+		switch {
+		case n.oauth2:
+			return name == "oauth2"
+		case n.userdb:
+			return name == "userdb"
+		}
+		return name == "passdb"
 	case nHash:
 		h := n.hash
 		if strings.EqualFold(name, h.name) || h.field.uses(name, id, isVar) {
