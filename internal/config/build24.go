@@ -142,7 +142,7 @@ func sectionKind24(name string) section24Kind {
 	switch name {
 	case "protocol", "local", "remote", "local_name":
 		return section24List // event filters: they need a label
-	case "grpc", "metrics", "penalty", "hash_budget":
+	case "grpc", "metrics", "penalty", "hash_budget", "redis":
 		return section24Named // authd's own
 	}
 	return dovecot24Sections[name]
@@ -438,6 +438,8 @@ func (b *builder) filter24Section(sc *scope24, f filter24, name string, n *conff
 		b.penalty(n)
 	case top && name == "hash_budget":
 		b.hashBudget(n)
+	case top && name == "redis":
+		b.redis(n)
 	case top && driverFilter24(name):
 		ds := b.s24.drivers[name]
 		if ds == nil {

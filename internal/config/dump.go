@@ -118,6 +118,7 @@ func (d *dumper) authdSections(c *Config) {
 
 	d.penalty(c.Penalty)
 	d.hashBudget(c.HashBudget)
+	d.redis(c.Redis)
 
 	if len(c.Ignored) > 0 {
 		d.line("# ignored (settings of other Dovecot services): " + strings.Join(c.Ignored, ", "))
@@ -154,6 +155,8 @@ func (d *dumper) minimalAuthdSections(c *Config) {
 	defs.grpc(DefaultGRPC())
 	defs.penalty(defaultPenalty())
 	defs.hashBudget(schemes.DefaultLimits())
+	defs.redis(Redis{Addresses: []string{""}, KeyPrefix: DefaultRedisKeyPrefix, Timeout: DefaultRedisTimeout,
+		DegradedCacheTTL: DefaultRedisDegradedCacheTTL})
 	d.defs = defs.collect
 	defaults := map[string]*Listener{}
 	for _, l := range defaultListeners() {
@@ -178,6 +181,7 @@ func (d *dumper) minimalAuthdSections(c *Config) {
 	}
 	d.penalty(c.Penalty)
 	d.hashBudget(c.HashBudget)
+	d.redis(c.Redis)
 }
 
 type dumper struct {
@@ -374,6 +378,49 @@ func (d *dumper) penalty(p Penalty) {
 }
 
 // hashBudget writes the limits.
+// redis writes redis { } when it is on. Its file settings name files,
+// not secrets: they are written as they are.
+func (d *dumper) redis(r Redis) {
+	if !r.Enabled() {
+		return
+	}
+	d.open("redis", "")
+	d.kv("address", strings.Join(r.Addresses, " "))
+	for _, kv := range [][2]string{{"sentinel_master", r.SentinelMaster}, {"username", r.Username},
+		{"password_file", r.PasswordFile}, {"sentinel_password_file", r.SentinelPasswordFile}} {
+		if kv[1] != "" {
+			d.fileKV(kv[0], kv[1])
+		}
+	}
+	d.kv("tls", yesNo(r.TLS))
+	for _, kv := range [][2]string{{"tls_ca_file", r.TLSCAFile}, {"tls_cert_file", r.TLSCertFile}, {"tls_key_file", r.TLSKeyFile}} {
+		if kv[1] != "" {
+			d.kv(kv[0], kv[1])
+		}
+	}
+	d.kv("key_prefix", r.KeyPrefix)
+	d.kv("timeout", conffile.FormatDuration(r.Timeout))
+	if r.SecretFile != "" {
+		d.kv("secret_file", r.SecretFile)
+	}
+	d.kv("degraded_cache_ttl", conffile.FormatDuration(r.DegradedCacheTTL))
+	d.close()
+}
+
+// fileKV is kv for a setting whose name says "pass" but whose value is a
+// file's path or a name: shown, unlike a password.
+func (d *dumper) fileKV(key, value string) {
+	if d.collect != nil || d.o.Secrets {
+		d.kv(key, value)
+		return
+	}
+	p := strings.Join(append(slices.Clone(d.path), key), "/")
+	if def, ok := d.defs[p]; ok && def == value {
+		return
+	}
+	d.line(key + " = " + quoteValue(value))
+}
+
 func (d *dumper) hashBudget(l schemes.Limits) {
 	fields := hashBudgetFields(&l)
 	keys := make([]string, 0, len(fields))

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,4 +57,50 @@ func TestRedisSectionErrors(t *testing.T) {
 		_, err := LoadBytes("t.conf", []byte(minimal+tc.conf))
 		checkErrs(t, err, []string{tc.want})
 	}
+}
+
+// TestRedisSection24AndDump: redis { } is read in a Dovecot 2.4 file as in
+// a 2.3 one, and authd check's dump writes it (file names shown, not
+// hidden as passwords), in either language, so that the dump loads back
+// with the same section; the minimal dump leaves the defaults out.
+func TestRedisSection24AndDump(t *testing.T) {
+	const section = `redis {
+  address = 10.0.0.5:6379 10.0.0.6:6379
+  sentinel_master = authd
+  password_file = /etc/authd/redis.pass
+  tls = yes
+  tls_ca_file = /etc/authd/ca.pem
+  secret_file = /etc/authd/redis.secret
+  timeout = 20 msecs
+}
+`
+	c23 := mustLoad(t, minimal+section)
+	c24 := load24(t, "passdb static {\n  password = x\n}\n"+section)
+	if !reflect.DeepEqual(withoutPos(c24.Redis), withoutPos(c23.Redis)) {
+		t.Fatalf("2.4 file: %+v\n2.3 file: %+v", c24.Redis, c23.Redis)
+	}
+	for name, c := range map[string]*Config{"2.3": c23, "2.4": c24} {
+		var out bytes.Buffer
+		c.Dump(&out)
+		if !strings.Contains(out.String(), "password_file = /etc/authd/redis.pass") {
+			t.Fatalf("%s dump: no password_file:\n%s", name, out.String())
+		}
+		back, err := LoadBytes("dump.conf", out.Bytes())
+		if err != nil {
+			t.Fatalf("%s dump does not load: %v\n%s", name, err, out.String())
+		}
+		if !reflect.DeepEqual(withoutPos(back.Redis), withoutPos(c.Redis)) {
+			t.Fatalf("%s dump changes redis { }:\n%+v\n%+v", name, back.Redis, c.Redis)
+		}
+	}
+	var min bytes.Buffer
+	mustLoad(t, minimal+"redis {\n  address = 127.0.0.1:6379\n}\n").DumpWith(&min, DumpOptions{Minimal: true})
+	if !strings.Contains(min.String(), "redis {\n  address = 127.0.0.1:6379\n}\n") {
+		t.Fatalf("minimal dump:\n%s", min.String())
+	}
+}
+
+func withoutPos(r Redis) Redis {
+	r.Pos = Pos{}
+	return r
 }
