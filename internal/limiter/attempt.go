@@ -48,26 +48,35 @@ type reservation struct {
 // methods are not safe for concurrent use; an attempt belongs to one
 // request.
 type Attempt struct {
-	l        *Limiter
-	refused  bool
-	by       Kind // the key that refused it
-	repeat   bool // the same wrong password again: counted once already
-	hashed   bool
-	pwHash   uint32
-	ip       netip.Addr
-	pairKey  string
-	res      [3]reservation
-	nres     int
-	finished bool
+	l       *Limiter
+	refused bool
+	by      Kind // the key that refused it
+	repeat  bool // the same wrong password again: counted once already
+	hashed  bool
+	pwHash  uint32
+	ip      netip.Addr
+	pairKey string
+	// pair is the pair's entry as Begin found it (nil: none yet), in
+	// pairShard.
+	pair      *entry
+	pairShard *shard
+	res       [3]reservation
+	nres      int
+	finished  bool
 
-	// The shared store's part (shared.go): q is what it was asked, sv its
-	// answer when it answered (shared != nil), degraded when it could
-	// not be asked and this process decided alone.
 	knownGood bool
-	q         SharedQuery
-	shared    Shared
-	sv        SharedVerdict
-	degraded  bool
+	// sh is the shared store's part (shared.go); nil without a store.
+	sh *sharedAttempt
+}
+
+// sharedAttempt is an attempt's part in the shared store: q is what it was
+// asked, sv its answer when it answered (store != nil), degraded when it
+// could not be asked and this process decided alone.
+type sharedAttempt struct {
+	q        SharedQuery
+	store    Shared
+	sv       SharedVerdict
+	degraded bool
 }
 
 // Begin is BeginContext without a deadline of the caller's: a shared
@@ -98,26 +107,17 @@ func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
 func (l *Limiter) beginLocal(r Request) *Attempt {
 	a := &Attempt{l: l, ip: normalize(r.IP)}
 	now := l.elapsed()
-	knownGood := false
 	if r.Account != "" {
 		a.pairKey = pairKey(r.Account, a.ip)
 		if r.Password != nil {
 			a.hashed, a.pwHash = true, l.passwordHash(r.Password)
 		}
-		s := l.shardOf(a.pairKey)
-		s.mu.Lock()
-		// Only looked up: the pair is made when an attempt that was not
-		// refused ends (Done). A refused guess thus costs no memory and
-		// evicts nothing: an attacker refused by address or network
-		// cannot fill the table with pairs and push out the known-good
-		// ones of real users.
-		if e := s.peek(a.pairKey); e != nil {
-			knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
-			a.repeat = a.hashed && e.hasPassword(a.pwHash)
+		if a.beginPair(now) {
+			// The owner's usual network: only the pair's own budget,
+			// counted (or refused) under the lock that found it.
+			return a
 		}
-		s.mu.Unlock()
 	}
-	a.knownGood = knownGood
 	keys, kinds, n := a.keys(r.Account)
 	for i := range n {
 		if !a.reserve(kinds[i], keys[i], now) {
@@ -127,6 +127,32 @@ func (l *Limiter) beginLocal(r Request) *Attempt {
 		}
 	}
 	return a
+}
+
+// beginPair looks the attempt's pair up and, when it is known-good,
+// checks and counts the pair's budget at once; it reports whether the
+// pair was known-good (the attempt then has no other keys).
+//
+// The pair is only looked up: it is made when an attempt that was not
+// refused ends (Done). A refused guess thus costs no memory and evicts
+// nothing: an attacker refused by address or network cannot fill the
+// table with pairs and push out the known-good ones of real users.
+func (a *Attempt) beginPair(now time.Duration) bool {
+	l := a.l
+	s := l.shardOf(a.pairKey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.peek(a.pairKey)
+	if e == nil {
+		return false
+	}
+	a.pair, a.pairShard = e, s
+	a.repeat = a.hashed && e.hasPassword(a.pwHash)
+	a.knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
+	if a.knownGood && !a.reserveLocked(s, e, KindPair, now) {
+		a.refused, a.by = true, KindPair
+	}
+	return a.knownGood
 }
 
 // keys are the keys whose budgets the attempt is counted in: a known-good
@@ -153,12 +179,16 @@ func (a *Attempt) keys(account string) (keys [3]string, kinds [3]Kind, n int) {
 // failed password, counts the attempt in it. It is false when the key
 // refuses.
 func (a *Attempt) reserve(k Kind, key string, now time.Duration) bool {
-	l := a.l
-	b := l.budgets[k]
-	s := l.shardOf(key)
+	s := a.l.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.get(key, k, l.noteEviction)
+	return a.reserveLocked(s, s.get(key, k, a.l.noteEviction), k, now)
+}
+
+// reserveLocked is reserve for e, found in s; s.mu is held.
+func (a *Attempt) reserveLocked(s *shard, e *entry, k Kind, now time.Duration) bool {
+	l := a.l
+	b := l.budgets[k]
 	slot := l.slot(k, now)
 	if b.Failures > 0 && e.win.sum(slot) >= b.Failures {
 		l.block(s, e)
@@ -204,12 +234,11 @@ func (a *Attempt) Done(o Outcome) int {
 	a.finishShared(o)
 	switch o {
 	case Succeeded:
-		a.giveBack()
-		a.notePair(func(e *entry, now time.Duration) { e.lastOK = int32(now/time.Second) + 1 })
+		a.notePair(true, func(e *entry, now time.Duration) { e.lastOK = int32(now/time.Second) + 1 })
 		return 0
 	case Failed:
 		if a.hashed && !a.refused {
-			a.notePair(func(e *entry, _ time.Duration) { e.addPassword(a.pwHash) })
+			a.notePair(false, func(e *entry, _ time.Duration) { e.addPassword(a.pwHash) })
 		}
 		return a.escalate()
 	}
@@ -217,16 +246,52 @@ func (a *Attempt) Done(o Outcome) int {
 	return 0
 }
 
-// notePair updates the attempt's pair entry, if any.
-func (a *Attempt) notePair(f func(e *entry, now time.Duration)) {
+// notePair updates the attempt's pair entry, if any, making it if need
+// be. The entry Begin found is used as it is unless it was evicted since.
+// Reservations held in the pair's shard are given back under the same
+// lock when giveBack is set (a success: one lock instead of two).
+func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
 	if a.pairKey == "" {
+		if giveBack {
+			a.giveBack()
+		}
 		return
 	}
 	l := a.l
-	s := l.shardOf(a.pairKey)
+	s := a.pairShard
+	if s == nil {
+		s = l.shardOf(a.pairKey)
+	}
 	s.mu.Lock()
-	f(s.get(a.pairKey, KindPair, l.noteEviction), l.elapsed())
+	if giveBack {
+		a.giveBackIn(s)
+	}
+	e := a.pair
+	if e == nil || e.prev == nil { // never found, or evicted (remove unlinks)
+		e = s.get(a.pairKey, KindPair, l.noteEviction)
+	} else {
+		s.toFront(e)
+	}
+	f(e, l.elapsed())
 	s.mu.Unlock()
+	if giveBack {
+		a.giveBack()
+	}
+}
+
+// giveBackIn returns the reservations held in s, whose lock is held, and
+// keeps the others for giveBack.
+func (a *Attempt) giveBackIn(s *shard) {
+	n := 0
+	for _, r := range a.res[:a.nres] {
+		if r.s == s {
+			r.e.win.remove(r.slot)
+			continue
+		}
+		a.res[n] = r
+		n++
+	}
+	a.nres = n
 }
 
 // escalate raises the address's failure-delay level and returns the level

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,6 +87,9 @@ const maxRemoteBlocks = 100_000
 
 // sharedState is the limiter's side of a shared store.
 type sharedState struct {
+	// has is set while a store is set: the attempts of a limiter without
+	// one (the common case) read it instead of taking mu.
+	has    atomic.Bool
 	mu     sync.Mutex
 	store  Shared
 	pwKey  []byte
@@ -105,6 +109,7 @@ func (l *Limiter) SetShared(s Shared, passwordKey []byte) {
 	l.sh.mu.Lock()
 	defer l.sh.mu.Unlock()
 	l.sh.store = s
+	l.sh.has.Store(s != nil)
 	l.sh.pwKey = passwordKey
 	if l.sh.remote == nil {
 		l.sh.remote = map[string]remoteBlock{}
@@ -112,6 +117,9 @@ func (l *Limiter) SetShared(s Shared, passwordKey []byte) {
 }
 
 func (l *Limiter) sharedStore() Shared {
+	if !l.sh.has.Load() {
+		return nil
+	}
 	l.sh.mu.Lock()
 	defer l.sh.mu.Unlock()
 	return l.sh.store
@@ -138,15 +146,16 @@ func (l *Limiter) sharedHash(password []byte) uint32 {
 // askShared asks the shared store about a, which this process has
 // counted already, and lets the store's verdict decide.
 func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Request) {
-	a.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor}
+	a.sh = &sharedAttempt{}
+	a.sh.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor}
 	if r.Password != nil && r.Account != "" {
-		a.q.HasPassword, a.q.PasswordHash = true, l.sharedHash(r.Password)
+		a.sh.q.HasPassword, a.sh.q.PasswordHash = true, l.sharedHash(r.Password)
 	}
-	v, err := sh.Reserve(ctx, a.q)
+	v, err := sh.Reserve(ctx, a.sh.q)
 	if err != nil {
 		// Alone: this process's counts decide, and so do the refusals
 		// the others broadcast while the store answered.
-		a.degraded = true
+		a.sh.degraded = true
 		if !a.refused {
 			if k, ok := l.remoteBlocked(a, r.Account); ok {
 				a.giveBack()
@@ -156,7 +165,7 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 		}
 		return
 	}
-	a.shared, a.sv = sh, v
+	a.sh.store, a.sh.sv = sh, v
 	a.repeat = v.Repeat
 	switch {
 	case v.Refused:
@@ -181,15 +190,17 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 func (a *Attempt) finishShared(o Outcome) {
 	l := a.l
 	switch {
-	case a.shared != nil && !a.sv.Refused:
-		if o == Failed && !a.q.HasPassword {
+	case a.sh == nil:
+		return
+	case a.sh.store != nil && !a.sh.sv.Refused:
+		if o == Failed && !a.sh.q.HasPassword {
 			return // the reservation stays as the failure; nothing to note
 		}
 		// Bounded by the store's own deadline; an error loses one give-back
 		// or one password hash, which only errs towards refusing.
-		_ = a.shared.Finish(context.Background(), a.q, a.sv, o)
-	case a.degraded && o == Failed && !a.refused && !a.repeat:
-		q := a.q
+		_ = a.sh.store.Finish(context.Background(), a.sh.q, a.sh.sv, o)
+	case a.sh.degraded && o == Failed && !a.refused && !a.repeat:
+		q := a.sh.q
 		q.Force, q.KnownGood = true, a.knownGood
 		l.sh.mu.Lock()
 		if len(l.sh.debts) < maxDebts {
