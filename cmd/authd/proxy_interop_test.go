@@ -55,18 +55,21 @@ func TestDovecotProxyHostByName(t *testing.T) {
 	}
 	// Dovecot names the host as the passdb gave it and the address authd
 	// resolved it to.
-	if log := readFile(front.Log); !strings.Contains(log, "proxy(alice@example.com,127.0.0.1:"+backPort+"): Started proxying to <127.0.0.1> (<localhost>)") {
-		t.Errorf("the front did not proxy alice to 127.0.0.1:%s:\n%s", backPort, log)
+	// Dovecot's log process writes the lines a moment after the logins.
+	proxied := "proxy(alice@example.com,127.0.0.1:" + backPort + "): Started proxying to <127.0.0.1> (<localhost>)"
+	if !eventually(func() bool { return strings.Contains(readFile(front.Log), proxied) }) {
+		t.Errorf("the front did not proxy alice to 127.0.0.1:%s:\n%s", backPort, readFile(front.Log))
 	}
 	// destuser and starttls: the backend saw frank, over TLS.
-	if log := readFile(back.Log); !regexp.MustCompile(`Login: user=<frank@example\.com>.*, TLS`).MatchString(log) {
-		t.Errorf("the backend did not log frank in over STARTTLS:\n%s", log)
+	frankTLS := regexp.MustCompile(`Login: user=<frank@example\.com>.*, TLS`)
+	if !eventually(func() bool { return frankTLS.MatchString(readFile(back.Log)) }) {
+		t.Errorf("the backend did not log frank in over STARTTLS:\n%s", readFile(back.Log))
 	}
 	login, _, err := testenv.IMAPLogin(ctx, front.IMAPAddr, "dave@example.com", "davepw")
 	if err != nil || !strings.HasPrefix(login, "a1 NO [UNAVAILABLE]") {
 		t.Errorf("unresolvable host: %q %v, want a temporary failure", login, err)
 	}
-	if !strings.Contains(p.stderr.String(), "proxy: DNS lookup for no!such!host failed") {
+	if !eventually(func() bool { return strings.Contains(p.stderr.String(), "proxy: DNS lookup for no!such!host failed") }) {
 		t.Errorf("the failed lookup is not logged:\n%s", p.stderr.String())
 	}
 	// A master PASS (doveadm auth lookup) gets hostip too, as from Dovecot.
@@ -151,4 +154,17 @@ userdb {
 }
 `)
 	return testenv.StartDovecot(t, testenv.DovecotOptions{Config: conf, Protocols: []string{"imap"}, Dir: dir})
+}
+
+// eventually polls cond for up to 10 s: a log line is written by another
+// process (or goroutine) a moment after the reply it goes with.
+func eventually(cond func() bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
