@@ -83,16 +83,10 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("%w: oauth2: %w", backends.ErrConfig, err)
 	}
 	db := &DB{set: s, log: log, now: time.Now}
+	if err := db.parseTemplates(); err != nil {
+		return nil, err
+	}
 	var err error
-	if db.userFmt, err = vars.Parse(s.UsernameFormat); err != nil {
-		return nil, fmt.Errorf("%w: oauth2: username_format: %w", backends.ErrConfig, err)
-	}
-	if db.passAttrs, err = vars.ParseOAuth2Fields(s.PassAttrs); err != nil {
-		return nil, fmt.Errorf("%w: oauth2: pass_attrs: %w", backends.ErrConfig, err)
-	}
-	for _, f := range db.passAttrs {
-		db.templateNeedsToken = db.templateNeedsToken || f.Value.Uses("oauth2")
-	}
 	if s.mode() == "local" {
 		if db.dict, err = parseKeyDict(s.LocalValidationKeyDict); err != nil {
 			return nil, err
@@ -108,6 +102,39 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 		log.Warn("oauth2: tls_cipher_suite is OpenSSL syntax and is not applied; Go's TLS defaults are used")
 	}
 	return db, nil
+}
+
+// parseTemplates parses the user name format and the fields templates:
+// 2.3's username_format and pass_attrs, or 2.4's
+// oauth2_username_validation_format and oauth2_fields.
+func (db *DB) parseTemplates() error {
+	s := &db.set
+	var err error
+	if s.V24 {
+		if db.userFmt, err = vars.Syntax24.Parse(s.UsernameValidationFormat); err != nil {
+			return fmt.Errorf("%w: oauth2: oauth2_username_validation_format: %w", backends.ErrConfig, err)
+		}
+		for _, f := range s.Fields24 {
+			ft, err := vars.Syntax24.Field(f[0], f[1])
+			if err != nil {
+				return fmt.Errorf("%w: oauth2: oauth2_fields: %w", backends.ErrConfig, err)
+			}
+			db.passAttrs = append(db.passAttrs, ft)
+		}
+		// 2.4.1's db_oauth2_have_all_fields no longer looks at the
+		// fields' templates: templateNeedsToken stays false.
+		return nil
+	}
+	if db.userFmt, err = vars.Parse(s.UsernameFormat); err != nil {
+		return fmt.Errorf("%w: oauth2: username_format: %w", backends.ErrConfig, err)
+	}
+	if db.passAttrs, err = vars.ParseOAuth2Fields(s.PassAttrs); err != nil {
+		return fmt.Errorf("%w: oauth2: pass_attrs: %w", backends.ErrConfig, err)
+	}
+	for _, f := range db.passAttrs {
+		db.templateNeedsToken = db.templateNeedsToken || f.Value.Uses("oauth2")
+	}
+	return nil
 }
 
 // Settings returns the driver's settings (client_secret included: do not
@@ -283,7 +310,15 @@ func (db *DB) inactive(f *tokenFields) (verdict, bool) {
 	if db.set.ActiveAttribute == "" {
 		return verdict{}, true
 	}
-	if v, ok := f.Lookup(db.set.ActiveAttribute); ok && v != db.set.ActiveValue {
+	v, ok := f.Lookup(db.set.ActiveAttribute)
+	switch {
+	case !ok && db.set.V24:
+		// 2.4.1 refuses a token without the attribute; 2.3 let it pass.
+		return refused("missing active_attribute from token"), false
+	case !ok, db.set.V24 && db.set.ActiveValue == "":
+		// 2.4: an empty active_value asks only for the attribute.
+		return verdict{}, true
+	case v != db.set.ActiveValue:
 		return refused("provided token is not valid"), false
 	}
 	return verdict{}, true
@@ -299,7 +334,12 @@ func (db *DB) processFields(req *backends.Request, f *tokenFields) (verdict, err
 	if !ok {
 		return verdict{}, fmt.Errorf("oauth2: the token's answer has no %s attribute: no username returned", db.set.UsernameAttribute)
 	}
-	want := db.userFmt.Expand(req.Vars, nil)
+	// 2.3 formats both names with username_format; 2.4 formats only the
+	// token's, and compares it with the request's user as it is.
+	want := req.Vars.User
+	if !db.set.V24 {
+		want = db.userFmt.Expand(req.Vars, nil)
+	}
 	got := db.userFmt.Expand(&vars.Context{User: name}, nil)
 	if want != got {
 		return refused(fmt.Sprintf("username %q did not match %q", truncate(want, 128), truncate(got, 128))), nil
@@ -309,6 +349,9 @@ func (db *DB) processFields(req *backends.Request, f *tokenFields) (verdict, err
 	}
 	vc := *req.Vars
 	vc.OAuth2 = f
+	if db.set.V24 {
+		vc.Provider, vc.ProviderFields = "oauth2", f
+	}
 	out := make(fields.Fields, 0, len(db.passAttrs)+1)
 	for _, t := range db.passAttrs {
 		v, err := t.Value.ExpandChecked(&vc, nil)
@@ -345,6 +388,10 @@ func (db *DB) inScope(f *tokenFields) bool {
 		return false
 	}
 	granted := strings.Fields(have)
+	if db.set.V24 {
+		// 2.4.1 (db_oauth2_token_in_scope) accepts one wanted scope.
+		return slices.ContainsFunc(wanted, func(w string) bool { return slices.Contains(granted, w) })
+	}
 	for _, w := range wanted {
 		if !slices.Contains(granted, w) {
 			return false

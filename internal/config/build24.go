@@ -244,7 +244,7 @@ func (b *builder) setting24(sc *scope24, f filter24, n *conffile.Node) {
 			b.listValue24(sc, key, v, n)
 		}
 		return
-	case !isAuth24(key):
+	case !isAuth24(key) && !(f.name == "oauth2" && oauth2Client24(key)):
 		b.ignore(key)
 		return
 	}
@@ -282,6 +282,13 @@ func (b *builder) listValue24(sc *scope24, key, v string, n *conffile.Node) {
 var boolLists24 = map[string]bool{
 	"auth_mechanisms": true, "auth_realms": true, "passdb_mechanisms_filter": true,
 	"ldap_auth_sasl_mechanisms": true, "oauth2_scope": true, "oauth2_issuers": true, "oauth2_audience": true,
+}
+
+// oauth2Client24 reports whether key is an HTTP or TLS client setting,
+// which authd's oauth2 passdb reads when it is written in oauth2 { }
+// (where Dovecot 2.4 documents them; the top level's are ignored).
+func oauth2Client24(key string) bool {
+	return strings.HasPrefix(key, "http_client_") || strings.HasPrefix(key, "ssl_client_") || key == "ssl_cipher_list"
 }
 
 // isAuth24 reports whether a 2.4 setting is one authd reads (the others

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -158,6 +159,9 @@ func (b *builder) dbFinish24(sc *scope24) {
 	b.dbDriver24(&d, sc, kind, v)
 	b.checkDB(&d, &conffile.Node{Pos: sc.pos}, kind)
 	b.checkLDAPBind24(d)
+	if passdb && d.Driver == "oauth2" {
+		b.checkOAuth24(d)
+	}
 	if passdb {
 		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
 	} else {
@@ -176,6 +180,37 @@ func (b *builder) checkLDAPBind24(d DB) {
 	s := settingsOf(d.DriverSettings)
 	if s["passdb_ldap_bind"] == "yes" && s["passdb_ldap_bind_userdn"] != "" && s["passdb_ldap_filter"] == "" {
 		b.warns.add(d.Pos, "passdb %s: bind_userdn without passdb_ldap_filter: authd binds without it, but Dovecot 2.4.1 fails every login of this passdb (\"No passdb_ldap_filter given\"); set a filter to keep the file valid for both", d.Name)
+	}
+}
+
+// checkOAuth24 reads an oauth2 passdb's settings as the driver will, so
+// that a bad value is reported at its file:line when the file loads.
+// Dovecot 2.4's oauth2 passdb does a password grant, while its OAUTHBEARER
+// and XOAUTH2 mechanisms validate tokens themselves; authd's passdb
+// validates the token it is given, so a block that other mechanisms reach
+// would send their passwords to the identity provider as tokens.
+func (b *builder) checkOAuth24(d DB) {
+	s := oauth2.DefaultSettings24()
+	bad := false
+	for _, x := range d.DriverSettings {
+		if err := s.Set24(x.Key, x.Value); err != nil {
+			b.errs.add(x.Pos, "%s: %v", x.Key, err)
+			bad = true
+		}
+	}
+	if !bad {
+		if err := s.Check(); err != nil {
+			b.errs.add(d.Pos, "passdb %s: %v", d.Name, err)
+		}
+	}
+	for _, m := range d.Mechanisms {
+		if m != "OAUTHBEARER" && m != "XOAUTH2" {
+			b.warns.add(d.Pos, "passdb %s: mechanism %s reaches this oauth2 passdb: authd validates its password as a bearer token, where Dovecot 2.4's oauth2 passdb would ask oauth2_grant_url for a password grant; set mechanisms_filter = oauthbearer xoauth2", d.Name, m)
+			return
+		}
+	}
+	if d.Mechanisms == nil {
+		b.warns.add(d.Pos, "passdb %s: every mechanism reaches this oauth2 passdb: authd validates a password as a bearer token, where Dovecot 2.4's oauth2 passdb would ask oauth2_grant_url for a password grant; set mechanisms_filter = oauthbearer xoauth2", d.Name)
 	}
 }
 
@@ -271,7 +306,7 @@ var driverKeys24 = map[string][]string{
 	"sql":         {"passdb_sql_", "userdb_sql_"},
 	"static":      {"passdb_static_", "userdb_static_"},
 	"pam":         {"passdb_pam_"},
-	"oauth2":      {"oauth2_"},
+	"oauth2":      {"oauth2_", "http_client_", "ssl_client_", "ssl_cipher_list"},
 	"lua":         {"lua_file", "lua_settings", "passdb_lua_", "userdb_lua_"},
 	"imap":        {"imapc_"},
 }
@@ -359,7 +394,7 @@ var templates24 = map[string]bool{
 	"passdb_sql_query": true, "passdb_sql_update_query": true, "userdb_sql_query": true, "userdb_sql_iterate_query": true,
 	"ldap_base": true, "passdb_ldap_filter": true, "userdb_ldap_filter": true, "userdb_ldap_iterate_filter": true,
 	"passdb_ldap_bind_userdn": true, "passdb_pam_service_name": true, "oauth2_username_validation_format": true,
-	"userdb_ldap_iterate_fields": true,
+	"userdb_ldap_iterate_fields": true, "oauth2_fields": true,
 }
 
 // sql24 builds a block's SQL connection: sql_driver, the host sections of
