@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -224,7 +225,7 @@ func (db *DB) validate(ctx context.Context, req *backends.Request, token string)
 	}
 	a, err := db.do(ctx, request{
 		method: http.MethodGet, url: db.set.TokeninfoURL + escapeParam(token),
-		bearer: db.bearerFor(token), what: "tokeninfo_url " + db.set.TokeninfoURL,
+		bearer: db.bearerFor(token), what: "tokeninfo_url " + redactUserinfo(db.set.TokeninfoURL),
 	}, req.Vars)
 	if err != nil {
 		return verdict{}, err
@@ -287,14 +288,19 @@ func (db *DB) bearerFor(token string) string {
 // introspect asks the introspection endpoint in the configured mode.
 func (db *DB) introspect(ctx context.Context, req *backends.Request, token string) (answer, error) {
 	s := &db.set
-	r := request{method: http.MethodGet, url: s.IntrospectionURL, what: "introspection_url " + s.IntrospectionURL}
+	r := request{method: http.MethodGet, url: s.IntrospectionURL, what: "introspection_url " + redactUserinfo(s.IntrospectionURL)}
 	creds := "&client_id=" + escapeParam(s.ClientID) + "&client_secret=" + escapeParam(s.ClientSecret)
 	switch s.mode() {
 	case "get":
 		r.url += escapeParam(token) + creds
 	case "post":
 		r.method = http.MethodPost
-		r.form = "token=" + escapeParam(token) + creds
+		r.form = "token=" + escapeParam(token)
+		if !s.V24 {
+			// 2.4.1 posts the token alone: the client authenticates
+			// with the URL's user and password (HTTP basic auth).
+			r.form += creds
+		}
 	default:
 		r.bearer = token
 	}
@@ -302,6 +308,20 @@ func (db *DB) introspect(ctx context.Context, req *backends.Request, token strin
 		return answer{}, errors.New("oauth2: no introspection_url to ask")
 	}
 	return db.do(ctx, r, req.Vars)
+}
+
+// redactUserinfo hides the password of a URL's user:password@ (the
+// client secret, when the client authenticates with HTTP basic auth), for
+// errors and logs.
+func redactUserinfo(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, ok := p.User.Password(); ok {
+		p.User = url.UserPassword(p.User.Username(), "xxxxx")
+	}
+	return p.String()
 }
 
 // inactive is db_oauth2_user_is_enabled: the token is refused when the

@@ -45,8 +45,11 @@ func newIdP24(t *testing.T) *idp24 {
 			return
 		}
 		_ = r.ParseForm()
+		// The client authenticates with HTTP basic auth (the URL's
+		// user:password), as Dovecot 2.4 documents for post.
+		id, secret, _ := r.BasicAuth()
 		f, ok := tokens[r.PostForm.Get("token")]
-		if !ok || r.PostForm.Get("client_secret") != "not-so-secret" {
+		if !ok || id != "authd-test" || secret != "not-so-secret" {
 			f = map[string]any{"active": false}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -64,8 +67,6 @@ func oauth2Conf24(url string) string {
 oauth2 {
   introspection_mode = post
   introspection_url = %s/introspect
-  client_id = authd-test
-  client_secret = not-so-secret
   active_attribute = active
   active_value = true
   scope {
@@ -85,7 +86,7 @@ userdb static {
     home = /nonexistent
   }
 }
-`, url)
+`, strings.Replace(url, "http://", "http://authd-test:not-so-secret@", 1))
 }
 
 // bearer24 runs one OAUTHBEARER or XOAUTH2 exchange: the replies' commands
@@ -227,5 +228,66 @@ func TestOAuth2Convert24Dovecot(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("doveconf -n lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// dovecot241 are the cases where Dovecot 2.4.1 (Debian 13's 2.4.1-4)
+// answers otherwise than authd, as observed, with why authd keeps its
+// answer (docs/operations.md "The oauth2 passdb"). The test checks both
+// sides, so a change in either shows.
+var dovecot241 = map[string]string{
+	// 2.4.1's reply carries neither the oauth2_fields nor token= here;
+	// authd's passdb answer has them, as 2.3's had.
+	"valid": "OK(user=alice@example.com)",
+	// 2.4.1 fails a token of another user without the RFC 7628 error
+	// challenge; authd sends it, as for every refused token.
+	"other-user": "FAIL(user=alice@example.com)",
+	// 2.4.1 answers an unreachable identity provider with the
+	// internal_failure challenge and a plain FAIL; authd's FAIL says
+	// code=temp_fail, so that the client may retry.
+	"idp-down": "CONT(status=internal_failure) FAIL(user=alice@example.com)",
+}
+
+// TestOAuth2Dovecot24Differential gives the same 2.4 file to Dovecot
+// 2.4.1's auth process: its OAUTHBEARER and XOAUTH2 validate the token
+// with the top level's oauth2 settings, then look the user up in the
+// passdbs (the oauth2 passdb has no credentials, which counts as success).
+// The answers must be authd's, except the known differences above.
+func TestOAuth2Dovecot24Differential(t *testing.T) {
+	idp := newIdP24(t)
+	conf := oauth2Conf24(idp.srv.URL) + diffOverrides
+	dc := testenv.StartDovecot24(t, testenv.Dovecot24Options{Config: conf})
+	p := startAuthd(t, "dovecot_config_version = 2.4.1\n"+conf+"base_dir = $DIR/run\npenalty {\n  enabled = no\n}\n", "run/auth-client", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cases := append(slices.Clone(oauth2Cases24), struct{ name, user, token, want string }{
+		"idp-down", "alice@example.com", "tok-alice", "FAIL(code=temp_fail,user=alice@example.com)"})
+	for _, mech := range []string{"OAUTHBEARER", "XOAUTH2"} {
+		for _, c := range cases {
+			idp.down.Store(c.name == "idp-down")
+			want := bearer24(ctx, t, dc.Socket("auth-client"), mech, c.user, c.token)
+			got := bearer24(ctx, t, p.path("run/auth-client"), mech, c.user, c.token)
+			known, ok := dovecot241[c.name]
+			if !ok {
+				if got != want {
+					t.Errorf("%s %s:\n  Dovecot 2.4: %s\n  authd:       %s", mech, c.name, want, got)
+				}
+				continue
+			}
+			if mech == "XOAUTH2" {
+				known = strings.NewReplacer("status=internal_failure", "status=500").Replace(known)
+			}
+			authdWant := c.want
+			if mech == "XOAUTH2" {
+				authdWant = strings.ReplaceAll(authdWant, "status=invalid_token", "status=401")
+			}
+			if want != known || got != authdWant {
+				t.Errorf("%s %s (a known difference):\n  Dovecot 2.4: %s, expected %s\n  authd:       %s, expected %s", mech, c.name, want, known, got, authdWant)
+			}
+		}
+		idp.down.Store(false)
+	}
+	if t.Failed() {
+		t.Logf("Dovecot 2.4 log:\n%s", readFile(dc.Log))
 	}
 }
