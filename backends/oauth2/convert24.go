@@ -78,7 +78,10 @@ func (c *Conversion) convertEndpoints(s *Settings, problem func(string, ...any))
 	if (s.ClientID == "") != (s.ClientSecret == "") {
 		problem("client_id and client_secret: Dovecot 2.4 needs both or neither")
 	}
-	if s.ClientID != "" {
+	if s.ClientID != "" && s.mode() == "post" {
+		c.set("oauth2_client_id", s.ClientID, "Dovecot 2.4.1 posts the token alone: with introspection_mode = post the client_id and client_secret are not sent; write them in oauth2_introspection_url (https://ID:SECRET@host/…) for HTTP basic auth")
+		c.set("oauth2_client_secret", s.ClientSecret)
+	} else if s.ClientID != "" {
 		c.set("oauth2_client_id", s.ClientID)
 		c.set("oauth2_client_secret", s.ClientSecret)
 	}

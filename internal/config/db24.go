@@ -203,6 +203,9 @@ func (b *builder) checkOAuth24(d DB) {
 			b.errs.add(d.Pos, "passdb %s: %v", d.Name, err)
 		}
 	}
+	if s.IntrospectionMode == "post" && s.ClientID != "" {
+		b.warns.add(d.Pos, "passdb %s: with oauth2_introspection_mode = post, oauth2_client_id and oauth2_client_secret are not sent (Dovecot 2.4.1 posts the token alone): write them in oauth2_introspection_url for HTTP basic auth", d.Name)
+	}
 	for _, m := range d.Mechanisms {
 		if m != "OAUTHBEARER" && m != "XOAUTH2" {
 			b.warns.add(d.Pos, "passdb %s: mechanism %s reaches this oauth2 passdb: authd validates its password as a bearer token, where Dovecot 2.4's oauth2 passdb would ask oauth2_grant_url for a password grant; set mechanisms_filter = oauthbearer xoauth2", d.Name, m)
