@@ -9,7 +9,9 @@
 //	  args = /etc/dovecot/dovecot-oauth2.conf.ext
 //	}
 //
-// The args file has Dovecot's keys (settings.go). A token is checked in
+// The args file has Dovecot's keys (settings.go). A Dovecot 2.4
+// configuration gives the same settings as oauth2_* settings instead
+// (settings24.go: FromSettings24), with 2.4.1's checks and meanings. A token is checked in
 // one of three ways: GET tokeninfo_url with the token appended (a 4xx
 // answer is a refused token), the introspection endpoint (introspection_mode
 // auth, get or post), or locally as a signed JWT (introspection_mode =
