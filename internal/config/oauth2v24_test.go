@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -109,5 +111,22 @@ func TestOAuth2V24Mechanisms(t *testing.T) {
 	c := load24(t, "passdb oauth2 {\n  oauth2 {\n    introspection_mode = get\n    introspection_url = http://h/i\n  }\n}\n")
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "password grant") {
 		t.Errorf("warnings %v", c.Warnings)
+	}
+}
+
+// TestOAuth2V24DumpRoundTrip: authd check's 2.4 dump of an oauth2 setup
+// loads back into the same driver settings.
+func TestOAuth2V24DumpRoundTrip(t *testing.T) {
+	c := load24(t, "oauth2 {\n  introspection_mode = get\n  introspection_url = http://h/i\n  http_client_request_timeout = 5s\n  scope {\n    mail = yes\n  }\n}\n"+
+		"passdb oauth2 {\n  mechanisms_filter = xoauth2\n  oauth2 {\n    ssl_client_ca_file = /etc/ssl/ca.pem\n    fields {\n      host = %{oauth2:h}\n    }\n  }\n}\n")
+	var buf bytes.Buffer
+	c.DumpWith(&buf, DumpOptions{Secrets: true})
+	c2, err := LoadBytes("dump.conf", buf.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	a, b := settingsMap(c.Passdbs[0].DriverSettings), settingsMap(c2.Passdbs[0].DriverSettings)
+	if !reflect.DeepEqual(a, b) || b["ssl_client_ca_file"] != "/etc/ssl/ca.pem" || b["http_client_request_timeout"] != "5s" {
+		t.Errorf("before %v\nafter  %v\n%s", a, b, buf.String())
 	}
 }
