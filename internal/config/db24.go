@@ -110,6 +110,24 @@ func (b *builder) finish24() {
 		b.dbFinish24(db)
 	}
 	b.checkDriverScopes24()
+	b.checkOAuthMechs24()
+}
+
+// checkOAuthMechs24 warns about OAUTHBEARER or XOAUTH2 without an oauth2
+// passdb. Dovecot 2.4 checks their tokens in the mechanisms, with the top
+// level's oauth2 settings, and then only looks the user up in the
+// passdbs; authd checks tokens in an oauth2 passdb, so without one every
+// token would be compared as a password.
+func (b *builder) checkOAuthMechs24() {
+	if !slices.ContainsFunc(b.cfg.Auth.Mechanisms, func(m string) bool { return m == "OAUTHBEARER" || m == "XOAUTH2" }) {
+		return
+	}
+	for _, d := range b.cfg.Passdbs {
+		if d.Driver == "oauth2" {
+			return
+		}
+	}
+	b.warns.add(b.lastPos["auth_mechanisms"], "auth_mechanisms has oauthbearer or xoauth2 but there is no oauth2 passdb: Dovecot 2.4 checks the tokens in the mechanisms with the oauth2 settings, authd in a passdb; add passdb oauth2 { mechanisms_filter = oauthbearer xoauth2 } first, or the tokens are compared as passwords")
 }
 
 // driverDefaults24 are the defaults Dovecot 2.4.1 gives per driver

@@ -114,6 +114,15 @@ func TestOAuth2V24Mechanisms(t *testing.T) {
 	}
 }
 
+// TestOAuth2V24NoPassdb: OAUTHBEARER without an oauth2 passdb (Dovecot
+// 2.4's way: the mechanism checks the token) loads with a warning.
+func TestOAuth2V24NoPassdb(t *testing.T) {
+	c := load24(t, "auth_mechanisms = plain oauthbearer\noauth2 {\n  introspection_mode = get\n  introspection_url = http://h/i\n}\npassdb static {\n  password = x\n}\n")
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "t.conf:3: auth_mechanisms has oauthbearer or xoauth2 but there is no oauth2 passdb") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+}
+
 // TestOAuth2V24DumpRoundTrip: authd check's 2.4 dump of an oauth2 setup
 // loads back into the same driver settings.
 func TestOAuth2V24DumpRoundTrip(t *testing.T) {
