@@ -365,6 +365,9 @@ func (b *builder) group24(n *conffile.Node) {
 func (b *builder) section24(sc *scope24, f filter24, n *conffile.Node) {
 	name, kind := resolveSection24(n.Key, f)
 	switch {
+	case n.Key == "oauth2_local_validation" || f.name == "oauth2" && n.Key == "local_validation":
+		// A 2.4 section that doveconf's table does not list as one.
+		b.errs.add(n.Pos, "%s { }: JWT validation keys from a dict (oauth2_introspection_mode = local) are not supported by authd in a Dovecot 2.4 configuration; a 2.3 oauth2 args file's local_validation_key_dict is", n.Key)
 	case kind == 0:
 		b.unknownSection24(n, f)
 	case kind == section24List && n.Label == "" && !n.Quoted:

@@ -94,6 +94,7 @@ func TestOAuth2V24Bad(t *testing.T) {
 		{pass + "    introspection_mode = get\n    introspection_url = http://h/i\n    fields {\n      quota = %{oauth2:quota\n    }\n  }\n}\n", "oauth2_fields"},
 		{pass + "    introspection_mode = get\n    introspection_url = http://h/i\n    username_validation_format = %Lu\n  }\n}\n", "2.3's variable syntax"},
 		{pass + "    introspection_mode = local\n  }\n}\n", "not supported by authd with a Dovecot 2.4 configuration"},
+		{pass + "    introspection_mode = local\n    oauth2_local_validation {\n      dict fs {\n      }\n    }\n  }\n}\n", "t.conf:7: oauth2_local_validation { }: JWT validation keys from a dict"},
 	} {
 		_, err := LoadBytes("t.conf", []byte(head24+tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
