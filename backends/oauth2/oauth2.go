@@ -9,7 +9,9 @@
 //	  args = /etc/dovecot/dovecot-oauth2.conf.ext
 //	}
 //
-// The args file has Dovecot's keys (settings.go). A token is checked in
+// The args file has Dovecot's keys (settings.go). A Dovecot 2.4
+// configuration gives the same settings as oauth2_* settings instead
+// (settings24.go: FromSettings24), with 2.4.1's checks and meanings. A token is checked in
 // one of three ways: GET tokeninfo_url with the token appended (a 4xx
 // answer is a refused token), the introspection endpoint (introspection_mode
 // auth, get or post), or locally as a signed JWT (introspection_mode =
@@ -38,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -83,16 +86,10 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("%w: oauth2: %w", backends.ErrConfig, err)
 	}
 	db := &DB{set: s, log: log, now: time.Now}
+	if err := db.parseTemplates(); err != nil {
+		return nil, err
+	}
 	var err error
-	if db.userFmt, err = vars.Parse(s.UsernameFormat); err != nil {
-		return nil, fmt.Errorf("%w: oauth2: username_format: %w", backends.ErrConfig, err)
-	}
-	if db.passAttrs, err = vars.ParseOAuth2Fields(s.PassAttrs); err != nil {
-		return nil, fmt.Errorf("%w: oauth2: pass_attrs: %w", backends.ErrConfig, err)
-	}
-	for _, f := range db.passAttrs {
-		db.templateNeedsToken = db.templateNeedsToken || f.Value.Uses("oauth2")
-	}
 	if s.mode() == "local" {
 		if db.dict, err = parseKeyDict(s.LocalValidationKeyDict); err != nil {
 			return nil, err
@@ -108,6 +105,39 @@ func NewFromSettings(s Settings, log *slog.Logger) (*DB, error) {
 		log.Warn("oauth2: tls_cipher_suite is OpenSSL syntax and is not applied; Go's TLS defaults are used")
 	}
 	return db, nil
+}
+
+// parseTemplates parses the user name format and the fields templates:
+// 2.3's username_format and pass_attrs, or 2.4's
+// oauth2_username_validation_format and oauth2_fields.
+func (db *DB) parseTemplates() error {
+	s := &db.set
+	var err error
+	if s.V24 {
+		if db.userFmt, err = vars.Syntax24.Parse(s.UsernameValidationFormat); err != nil {
+			return fmt.Errorf("%w: oauth2: oauth2_username_validation_format: %w", backends.ErrConfig, err)
+		}
+		for _, f := range s.Fields24 {
+			ft, err := vars.Syntax24.Field(f[0], f[1])
+			if err != nil {
+				return fmt.Errorf("%w: oauth2: oauth2_fields: %w", backends.ErrConfig, err)
+			}
+			db.passAttrs = append(db.passAttrs, ft)
+		}
+		// 2.4.1's db_oauth2_have_all_fields no longer looks at the
+		// fields' templates: templateNeedsToken stays false.
+		return nil
+	}
+	if db.userFmt, err = vars.Parse(s.UsernameFormat); err != nil {
+		return fmt.Errorf("%w: oauth2: username_format: %w", backends.ErrConfig, err)
+	}
+	if db.passAttrs, err = vars.ParseOAuth2Fields(s.PassAttrs); err != nil {
+		return fmt.Errorf("%w: oauth2: pass_attrs: %w", backends.ErrConfig, err)
+	}
+	for _, f := range db.passAttrs {
+		db.templateNeedsToken = db.templateNeedsToken || f.Value.Uses("oauth2")
+	}
+	return nil
 }
 
 // Settings returns the driver's settings (client_secret included: do not
@@ -197,7 +227,7 @@ func (db *DB) validate(ctx context.Context, req *backends.Request, token string)
 	}
 	a, err := db.do(ctx, request{
 		method: http.MethodGet, url: db.set.TokeninfoURL + escapeParam(token),
-		bearer: db.bearerFor(token), what: "tokeninfo_url " + db.set.TokeninfoURL,
+		bearer: db.bearerFor(token), what: "tokeninfo_url " + redactUserinfo(db.set.TokeninfoURL),
 	}, req.Vars)
 	if err != nil {
 		return verdict{}, err
@@ -260,14 +290,19 @@ func (db *DB) bearerFor(token string) string {
 // introspect asks the introspection endpoint in the configured mode.
 func (db *DB) introspect(ctx context.Context, req *backends.Request, token string) (answer, error) {
 	s := &db.set
-	r := request{method: http.MethodGet, url: s.IntrospectionURL, what: "introspection_url " + s.IntrospectionURL}
+	r := request{method: http.MethodGet, url: s.IntrospectionURL, what: "introspection_url " + redactUserinfo(s.IntrospectionURL)}
 	creds := "&client_id=" + escapeParam(s.ClientID) + "&client_secret=" + escapeParam(s.ClientSecret)
 	switch s.mode() {
 	case "get":
 		r.url += escapeParam(token) + creds
 	case "post":
 		r.method = http.MethodPost
-		r.form = "token=" + escapeParam(token) + creds
+		r.form = "token=" + escapeParam(token)
+		if !s.V24 {
+			// 2.4.1 posts the token alone: the client authenticates
+			// with the URL's user and password (HTTP basic auth).
+			r.form += creds
+		}
 	default:
 		r.bearer = token
 	}
@@ -277,13 +312,35 @@ func (db *DB) introspect(ctx context.Context, req *backends.Request, token strin
 	return db.do(ctx, r, req.Vars)
 }
 
+// redactUserinfo hides the password of a URL's user:password@ (the
+// client secret, when the client authenticates with HTTP basic auth), for
+// errors and logs.
+func redactUserinfo(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, ok := p.User.Password(); ok {
+		p.User = url.UserPassword(p.User.Username(), "xxxxx")
+	}
+	return p.String()
+}
+
 // inactive is db_oauth2_user_is_enabled: the token is refused when the
 // active attribute is present with another value.
 func (db *DB) inactive(f *tokenFields) (verdict, bool) {
 	if db.set.ActiveAttribute == "" {
 		return verdict{}, true
 	}
-	if v, ok := f.Lookup(db.set.ActiveAttribute); ok && v != db.set.ActiveValue {
+	v, ok := f.Lookup(db.set.ActiveAttribute)
+	switch {
+	case !ok && db.set.V24:
+		// 2.4.1 refuses a token without the attribute; 2.3 let it pass.
+		return refused("missing active_attribute from token"), false
+	case !ok, db.set.V24 && db.set.ActiveValue == "":
+		// 2.4: an empty active_value asks only for the attribute.
+		return verdict{}, true
+	case v != db.set.ActiveValue:
 		return refused("provided token is not valid"), false
 	}
 	return verdict{}, true
@@ -299,7 +356,12 @@ func (db *DB) processFields(req *backends.Request, f *tokenFields) (verdict, err
 	if !ok {
 		return verdict{}, fmt.Errorf("oauth2: the token's answer has no %s attribute: no username returned", db.set.UsernameAttribute)
 	}
-	want := db.userFmt.Expand(req.Vars, nil)
+	// 2.3 formats both names with username_format; 2.4 formats only the
+	// token's, and compares it with the request's user as it is.
+	want := req.Vars.User
+	if !db.set.V24 {
+		want = db.userFmt.Expand(req.Vars, nil)
+	}
 	got := db.userFmt.Expand(&vars.Context{User: name}, nil)
 	if want != got {
 		return refused(fmt.Sprintf("username %q did not match %q", truncate(want, 128), truncate(got, 128))), nil
@@ -309,6 +371,9 @@ func (db *DB) processFields(req *backends.Request, f *tokenFields) (verdict, err
 	}
 	vc := *req.Vars
 	vc.OAuth2 = f
+	if db.set.V24 {
+		vc.Provider, vc.ProviderFields = "oauth2", f
+	}
 	out := make(fields.Fields, 0, len(db.passAttrs)+1)
 	for _, t := range db.passAttrs {
 		v, err := t.Value.ExpandChecked(&vc, nil)
@@ -345,6 +410,10 @@ func (db *DB) inScope(f *tokenFields) bool {
 		return false
 	}
 	granted := strings.Fields(have)
+	if db.set.V24 {
+		// 2.4.1 (db_oauth2_token_in_scope) accepts one wanted scope.
+		return slices.ContainsFunc(wanted, func(w string) bool { return slices.Contains(granted, w) })
+	}
 	for _, w := range wanted {
 		if !slices.Contains(granted, w) {
 			return false

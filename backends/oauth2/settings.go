@@ -54,6 +54,20 @@ type Settings struct {
 	SendAuthHeaders        bool
 	Debug                  bool
 
+	// V24 marks settings from a Dovecot 2.4 configuration
+	// (FromSettings24): 2.4.1's checks and meanings apply (the user name
+	// is validated with UsernameValidationFormat, a missing
+	// active_attribute refuses the token, one wanted scope is enough, and
+	// Fields24 replaces pass_attrs).
+	V24 bool
+	// UsernameValidationFormat (2.4) is applied to the token's user name
+	// only (%{user}, %{username}, %{domain}); the result must equal the
+	// request's user as it is.
+	UsernameValidationFormat string
+	// Fields24 are 2.4's oauth2_fields { name = template }: %{oauth2:NAME}
+	// reads the token's fields.
+	Fields24 [][2]string
+
 	warnings []string
 }
 
@@ -199,6 +213,11 @@ func (s *Settings) apply(res *conffile.Result) error {
 // Check applies Dovecot's start-up checks (db_oauth2_init's fatal errors)
 // and authd's own refusals.
 func (s *Settings) Check() error {
+	if s.V24 {
+		if err := s.check24(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case s.UseGrantPassword:
 		return errors.New("use_grant_password (the password grant) is not supported by authd")
@@ -206,7 +225,7 @@ func (s *Settings) Check() error {
 		return errors.New("rawlog_dir is not supported: it would write bearer tokens to disk")
 	case s.LocalValidationKeyDict == "" && s.TokeninfoURL == "" && s.IntrospectionURL == "":
 		return errors.New("tokeninfo_url, introspection_url or local_validation_key_dict must be given")
-	case s.ActiveAttribute != "" && s.ActiveValue == "":
+	case s.ActiveAttribute != "" && s.ActiveValue == "" && !s.V24:
 		return errors.New("active_value must not be empty when active_attribute is set")
 	case s.ActiveAttribute == "" && s.ActiveValue != "":
 		return errors.New("active_attribute must not be empty when active_value is set")

@@ -256,7 +256,7 @@ func TestREADME24Doveconf(t *testing.T) {
 			t.Errorf("doveconf -n rejects README 2.4 example %d (exit %d, %v):\n%s\n%s", n, code, err, out, body)
 		}
 	}
-	if n != 5 {
+	if n != 6 {
 		t.Errorf("%d examples", n)
 	}
 }

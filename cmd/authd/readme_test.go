@@ -44,8 +44,8 @@ func TestREADMEConfigExamples(t *testing.T) {
 			}
 		}
 	}
-	if n24 != 5 {
-		t.Errorf("found %d Dovecot 2.4 examples in README.md, want 5", n24)
+	if n24 != 6 {
+		t.Errorf("found %d Dovecot 2.4 examples in README.md, want 6", n24)
 	}
 	if n < 4 {
 		t.Fatalf("found only %d authd.conf examples in README.md", n)

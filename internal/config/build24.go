@@ -244,7 +244,7 @@ func (b *builder) setting24(sc *scope24, f filter24, n *conffile.Node) {
 			b.listValue24(sc, key, v, n)
 		}
 		return
-	case !isAuth24(key):
+	case !isAuth24(key) && !(f.name == "oauth2" && oauth2Client24(key)):
 		b.ignore(key)
 		return
 	}
@@ -282,6 +282,13 @@ func (b *builder) listValue24(sc *scope24, key, v string, n *conffile.Node) {
 var boolLists24 = map[string]bool{
 	"auth_mechanisms": true, "auth_realms": true, "passdb_mechanisms_filter": true,
 	"ldap_auth_sasl_mechanisms": true, "oauth2_scope": true, "oauth2_issuers": true, "oauth2_audience": true,
+}
+
+// oauth2Client24 reports whether key is an HTTP or TLS client setting,
+// which authd's oauth2 passdb reads when it is written in oauth2 { }
+// (where Dovecot 2.4 documents them; the top level's are ignored).
+func oauth2Client24(key string) bool {
+	return strings.HasPrefix(key, "http_client_") || strings.HasPrefix(key, "ssl_client_") || key == "ssl_cipher_list"
 }
 
 // isAuth24 reports whether a 2.4 setting is one authd reads (the others
@@ -358,6 +365,9 @@ func (b *builder) group24(n *conffile.Node) {
 func (b *builder) section24(sc *scope24, f filter24, n *conffile.Node) {
 	name, kind := resolveSection24(n.Key, f)
 	switch {
+	case n.Key == "oauth2_local_validation" || f.name == "oauth2" && n.Key == "local_validation":
+		// A 2.4 section that doveconf's table does not list as one.
+		b.errs.add(n.Pos, "%s { }: JWT validation keys from a dict (oauth2_introspection_mode = local) are not supported by authd in a Dovecot 2.4 configuration; a 2.3 oauth2 args file's local_validation_key_dict is", n.Key)
 	case kind == 0:
 		b.unknownSection24(n, f)
 	case kind == section24List && n.Label == "" && !n.Quoted:

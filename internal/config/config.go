@@ -42,8 +42,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// OAuth2 holds the Dovecot 2.4 oauth2_* settings of the top level and
-	// of oauth2 { }, in file order, for the oauth2 passdb authd does not
-	// have yet; kept so that they load, print and convert.
+	// of oauth2 { } (its HTTP/TLS client settings as "oauth2/KEY"), so that
+	// they print and convert; every oauth2 passdb also has them among its
+	// DriverSettings, which is what the driver reads.
 	OAuth2 []DriverSetting
 
 	// Ignored names the Dovecot settings and sections of other services

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/internal/conffile"
 	"github.com/authd-project/authd/internal/vars"
 )
@@ -109,6 +110,24 @@ func (b *builder) finish24() {
 		b.dbFinish24(db)
 	}
 	b.checkDriverScopes24()
+	b.checkOAuthMechs24()
+}
+
+// checkOAuthMechs24 warns about OAUTHBEARER or XOAUTH2 without an oauth2
+// passdb. Dovecot 2.4 checks their tokens in the mechanisms, with the top
+// level's oauth2 settings, and then only looks the user up in the
+// passdbs; authd checks tokens in an oauth2 passdb, so without one every
+// token would be compared as a password.
+func (b *builder) checkOAuthMechs24() {
+	if !slices.ContainsFunc(b.cfg.Auth.Mechanisms, func(m string) bool { return m == "OAUTHBEARER" || m == "XOAUTH2" }) {
+		return
+	}
+	for _, d := range b.cfg.Passdbs {
+		if d.Driver == "oauth2" {
+			return
+		}
+	}
+	b.warns.add(b.lastPos["auth_mechanisms"], "auth_mechanisms has oauthbearer or xoauth2 but there is no oauth2 passdb: Dovecot 2.4 checks the tokens in the mechanisms with the oauth2 settings, authd in a passdb; add passdb oauth2 { mechanisms_filter = oauthbearer xoauth2 } first, or the tokens are compared as passwords")
 }
 
 // driverDefaults24 are the defaults Dovecot 2.4.1 gives per driver
@@ -158,6 +177,9 @@ func (b *builder) dbFinish24(sc *scope24) {
 	b.dbDriver24(&d, sc, kind, v)
 	b.checkDB(&d, &conffile.Node{Pos: sc.pos}, kind)
 	b.checkLDAPBind24(d)
+	if passdb && d.Driver == "oauth2" {
+		b.checkOAuth24(d)
+	}
 	if passdb {
 		b.cfg.Passdbs = append(b.cfg.Passdbs, d)
 	} else {
@@ -176,6 +198,40 @@ func (b *builder) checkLDAPBind24(d DB) {
 	s := settingsOf(d.DriverSettings)
 	if s["passdb_ldap_bind"] == "yes" && s["passdb_ldap_bind_userdn"] != "" && s["passdb_ldap_filter"] == "" {
 		b.warns.add(d.Pos, "passdb %s: bind_userdn without passdb_ldap_filter: authd binds without it, but Dovecot 2.4.1 fails every login of this passdb (\"No passdb_ldap_filter given\"); set a filter to keep the file valid for both", d.Name)
+	}
+}
+
+// checkOAuth24 reads an oauth2 passdb's settings as the driver will, so
+// that a bad value is reported at its file:line when the file loads.
+// Dovecot 2.4's oauth2 passdb does a password grant, while its OAUTHBEARER
+// and XOAUTH2 mechanisms validate tokens themselves; authd's passdb
+// validates the token it is given, so a block that other mechanisms reach
+// would send their passwords to the identity provider as tokens.
+func (b *builder) checkOAuth24(d DB) {
+	s := oauth2.DefaultSettings24()
+	bad := false
+	for _, x := range d.DriverSettings {
+		if err := s.Set24(x.Key, x.Value); err != nil {
+			b.errs.add(x.Pos, "%s: %v", x.Key, err)
+			bad = true
+		}
+	}
+	if !bad {
+		if err := s.Check(); err != nil {
+			b.errs.add(d.Pos, "passdb %s: %v", d.Name, err)
+		}
+	}
+	if s.IntrospectionMode == "post" && s.ClientID != "" {
+		b.warns.add(d.Pos, "passdb %s: with oauth2_introspection_mode = post, oauth2_client_id and oauth2_client_secret are not sent (Dovecot 2.4.1 posts the token alone): write them in oauth2_introspection_url for HTTP basic auth", d.Name)
+	}
+	for _, m := range d.Mechanisms {
+		if m != "OAUTHBEARER" && m != "XOAUTH2" {
+			b.warns.add(d.Pos, "passdb %s: mechanism %s reaches this oauth2 passdb: authd validates its password as a bearer token, where Dovecot 2.4's oauth2 passdb would ask oauth2_grant_url for a password grant; set mechanisms_filter = oauthbearer xoauth2", d.Name, m)
+			return
+		}
+	}
+	if d.Mechanisms == nil {
+		b.warns.add(d.Pos, "passdb %s: every mechanism reaches this oauth2 passdb: authd validates a password as a bearer token, where Dovecot 2.4's oauth2 passdb would ask oauth2_grant_url for a password grant; set mechanisms_filter = oauthbearer xoauth2", d.Name)
 	}
 }
 
@@ -271,7 +327,7 @@ var driverKeys24 = map[string][]string{
 	"sql":         {"passdb_sql_", "userdb_sql_"},
 	"static":      {"passdb_static_", "userdb_static_"},
 	"pam":         {"passdb_pam_"},
-	"oauth2":      {"oauth2_"},
+	"oauth2":      {"oauth2_", "http_client_", "ssl_client_", "ssl_cipher_list"},
 	"lua":         {"lua_file", "lua_settings", "passdb_lua_", "userdb_lua_"},
 	"imap":        {"imapc_"},
 }
@@ -359,7 +415,7 @@ var templates24 = map[string]bool{
 	"passdb_sql_query": true, "passdb_sql_update_query": true, "userdb_sql_query": true, "userdb_sql_iterate_query": true,
 	"ldap_base": true, "passdb_ldap_filter": true, "userdb_ldap_filter": true, "userdb_ldap_iterate_filter": true,
 	"passdb_ldap_bind_userdn": true, "passdb_pam_service_name": true, "oauth2_username_validation_format": true,
-	"userdb_ldap_iterate_fields": true,
+	"userdb_ldap_iterate_fields": true, "oauth2_fields": true,
 }
 
 // sql24 builds a block's SQL connection: sql_driver, the host sections of

@@ -136,6 +136,25 @@ func (d *dumper) settings24(l []DriverSetting) {
 	}
 }
 
+// oauth2Dump24 is an oauth2 block's settings as they are written: the
+// HTTP/TLS client's in an oauth2 { } section, the only place they are
+// read back from (setting24), after the others.
+func oauth2Dump24(db DB) []DriverSetting {
+	if db.Driver != "oauth2" {
+		return db.DriverSettings
+	}
+	var own, client []DriverSetting
+	for _, s := range db.DriverSettings {
+		if oauth2Client24(s.Key) {
+			s.Key = "oauth2/" + s.Key
+			client = append(client, s)
+			continue
+		}
+		own = append(own, s)
+	}
+	return append(own, client...)
+}
+
 // policy24 writes the auth_policy_* settings in 2.4's form.
 func (d *dumper) policy24(p policy.Settings) {
 	hidden := func(v string) string {
@@ -199,7 +218,7 @@ func (d *dumper) db24(kind string, db DB, passdb bool) {
 		d.kv24("deny", yesNo(db.Deny))
 		d.kv24("master", yesNo(db.Master))
 	}
-	d.settings24(db.DriverSettings)
+	d.settings24(oauth2Dump24(db))
 	if db.SQL != nil {
 		d.sql24(db.SQL)
 	}

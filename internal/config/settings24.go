@@ -173,6 +173,11 @@ func (b *builder) policy24() {
 func (b *builder) oauth2Settings24() {
 	root := b.s24.root
 	for _, k := range sortedKeys(root.vals) {
+		if oauth2Client24(k) {
+			// Kept only when written in oauth2 { } (setting24).
+			e := root.vals[k]
+			b.cfg.OAuth2 = append(b.cfg.OAuth2, DriverSetting{Key: "oauth2/" + k, Value: e.value, Pos: e.pos})
+		}
 		if strings.HasPrefix(k, "oauth2_") {
 			e := root.vals[k]
 			b.cfg.OAuth2 = append(b.cfg.OAuth2, DriverSetting{Key: k, Value: e.value, Pos: e.pos})

@@ -82,6 +82,11 @@ type converter struct {
 	names    map[string]bool     // block labels in use, "passdb NAME"
 	extra    []string            // more header lines
 	problems Problems
+	// oauth2 are the top level's oauth2 settings, from the args file of
+	// the first oauth2 passdb (oauth2Args): Dovecot 2.4's OAUTHBEARER and
+	// XOAUTH2 read them there, and the passdb inherits them.
+	oauth2     []config.DriverSetting
+	oauth2Args string
 }
 
 // note adds a comment before the setting at path.
@@ -128,6 +133,7 @@ func (cv *converter) config(cfg *config.Config) *config.Config {
 	for _, db := range cfg.Passdbs {
 		out.Passdbs = append(out.Passdbs, cv.db("passdb", db))
 	}
+	out.OAuth2 = cv.oauth2
 	for _, db := range cfg.Userdbs {
 		if db.Name == "" && db.Pos == (config.Pos{}) {
 			out.Userdbs = append(out.Userdbs, db) // the stand-in, not written

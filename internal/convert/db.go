@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/backends/ldap"
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/internal/config"
 )
 
@@ -54,11 +55,63 @@ func (cv *converter) db(kind string, db config.DB) config.DB {
 		b.pam()
 	case "passwd", "prefetch":
 		b.out.DefaultPasswordScheme = "CRYPT"
+	case "oauth2":
+		b.out.DefaultPasswordScheme = "PLAIN"
+		b.oauth2()
 	default:
-		cv.problem(b.at, "%s { driver = %s }: Dovecot 2.4 has no %s driver (use pam, or passwd-file with the shadow file's hashes)", kind, db.Driver, db.Driver)
+		cv.problem(b.at, "%s { driver = %s }: %s", kind, db.Driver, noDriver24(db.Driver))
 	}
 	b.fields23()
 	return b.out
+}
+
+// noDriver24 says what to use instead of a 2.3 driver that Dovecot 2.4
+// removed (its settings table and src/auth list no such driver).
+func noDriver24(driver string) string {
+	switch strings.ToLower(driver) {
+	case "shadow":
+		return "Dovecot 2.4 has no shadow driver (use pam, or passwd-file with the shadow file's hashes)"
+	case "checkpassword":
+		return "Dovecot 2.4 removed the checkpassword driver (its counterpart is a lua passdb/userdb, which authd does not run)"
+	case "dict":
+		return "Dovecot 2.4 removed the dict passdb/userdb (use sql, ldap or lua)"
+	case "vpopmail":
+		return "Dovecot 2.4 removed the vpopmail driver (use sql or passwd-file with its data)"
+	case "bsdauth", "imap", "lua":
+		return "authd does not convert the " + driver + " driver"
+	}
+	return "Dovecot 2.4 has no " + driver + " driver"
+}
+
+// oauth2: the dovecot-oauth2.conf.ext that args names, as top-level
+// oauth2 settings (where 2.4's OAUTHBEARER and XOAUTH2 mechanisms read
+// them, and the passdb inherits them). A second oauth2 passdb must read
+// the same file: 2.4's mechanisms have one set of oauth2 settings.
+func (b *block) oauth2() {
+	args := strings.TrimSpace(b.src.Args)
+	switch {
+	case b.cv.oauth2Args == args && args != "":
+		return
+	case b.cv.oauth2Args != "":
+		b.cv.problem(b.at, "a second oauth2 passdb with its own args file: Dovecot 2.4's OAUTHBEARER and XOAUTH2 read one set of oauth2 settings")
+		return
+	}
+	c, err := oauth2.Convert24(args)
+	if err != nil {
+		b.cv.problem(b.at, "%v", err)
+		return
+	}
+	b.cv.oauth2Args = args
+	b.cv.problems = append(b.cv.problems, c.Problems...)
+	for _, s := range c.Settings {
+		b.cv.oauth2 = append(b.cv.oauth2, config.DriverSetting{Key: s.Key, Value: s.Value, Pos: b.src.Pos})
+	}
+	for key, notes := range c.Notes {
+		b.cv.notes[key] = append(b.cv.notes[key], prefixed(notes)...)
+	}
+	if b.out.Mechanisms == nil {
+		b.cv.note(b.kind+" "+b.out.Name+"/mechanisms_filter", "the 2.3 block had no mechanisms: every mechanism reached it; Dovecot 2.4's oauth2 passdb does a password grant for PLAIN and LOGIN, and authd validates their password as a token")
+	}
 }
 
 // fields23 turns default_fields into name:default and override_fields

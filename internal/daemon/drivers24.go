@@ -6,6 +6,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/backends/ldap"
+	"github.com/authd-project/authd/backends/oauth2"
 	"github.com/authd-project/authd/backends/passwdfile"
 	sqldb "github.com/authd-project/authd/backends/sql"
 	"github.com/authd-project/authd/backends/static"
@@ -55,6 +56,8 @@ func (ds *driverSet) passdb24(c config.DB, usernameFormat string) (backends.Pass
 		return passdbOf(ds.sql24(c))
 	case "ldap":
 		return passdbOf(ds.ldap24(c, true))
+	case "oauth2":
+		return passdbOf(ds.oauth2v24(c))
 	case "pam":
 		args, err := pamArgs24(c)
 		if err != nil {
@@ -261,6 +264,40 @@ func (ds *driverSet) ldap24(c config.DB, passdb bool) (*ldap.DB, error) {
 		s.UserFields = fields
 	}
 	return ldap.New24(s, ds.log)
+}
+
+// oauth2Settings24 lists a 2.4 oauth2 passdb's settings for the driver.
+func oauth2Settings24(c config.DB) []oauth2.Setting24 {
+	list := make([]oauth2.Setting24, 0, len(c.DriverSettings))
+	for _, x := range c.DriverSettings {
+		list = append(list, oauth2.Setting24{Key: x.Key, Value: x.Value, Origin: x.Pos.String()})
+	}
+	return list
+}
+
+// oauth2v24 builds an oauth2 passdb from 2.4 settings, shared between the
+// blocks whose settings are the same (as Dovecot's db_oauth2_init compares
+// them). Errors without an origin of their own name the block.
+func (ds *driverSet) oauth2v24(c config.DB) (*oauth2.DB, error) {
+	list := oauth2Settings24(c)
+	var key strings.Builder
+	key.WriteString("oauth2v24")
+	for _, x := range list {
+		key.WriteString("\x00" + x.Key + "=" + x.Value)
+	}
+	if d, ok := ds.built[key.String()]; ok {
+		return d.(*oauth2.DB), nil
+	}
+	s, err := oauth2.FromSettings24(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s: passdb %s: %w", c.Pos, c.Name, err)
+	}
+	d, err := oauth2.NewFromSettings(s, ds.log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: passdb %s: %w", c.Pos, c.Name, err)
+	}
+	ds.built[key.String()] = d
+	return d, nil
 }
 
 // pamArgs24 writes the passdb_pam_* settings as 2.3 args.

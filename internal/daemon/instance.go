@@ -165,7 +165,11 @@ func openIDConfigURL(cfg *config.Config) string {
 		if !strings.EqualFold(p.Driver, "oauth2") {
 			continue
 		}
-		if s, err := oauth2.ParseFile(strings.TrimSpace(p.Args)); err == nil && s.OpenIDConfigurationURL != "" {
+		s, err := oauth2.ParseFile(strings.TrimSpace(p.Args))
+		if cfg.Syntax == vars.Syntax24 {
+			s, err = oauth2.FromSettings24(oauth2Settings24(p))
+		}
+		if err == nil && s.OpenIDConfigurationURL != "" {
 			return s.OpenIDConfigurationURL
 		}
 	}

@@ -97,7 +97,19 @@ func Find23(src string) (expr, want string, found bool) {
 // %{passdb:…}, %{userdb:…}, %{env:…}. Anything else (offsets and widths,
 // the H N E T modifiers, %{if;…}, hashes) is left out and ok is false.
 func Convert23(src string) (out string, ok bool) {
-	t := ParseLenient(src)
+	return convert23(ParseLenient(src))
+}
+
+// ConvertOAuth2Field23 is Convert23 for one value of the oauth2 passdb's
+// pass_attrs (key is the entry's key, which 2.3's %$ names): its
+// %{oauth2:NAME[:DEFAULT]} becomes 2.4's %{oauth2:NAME}, with
+// default('DEFAULT') when one is given.
+func ConvertOAuth2Field23(key, src string) (out string, ok bool) {
+	p := parser{src: src, lenient: true, oauth2: true, key: key}
+	return convert23(p.template(src))
+}
+
+func convert23(t *Template) (out string, ok bool) {
 	var b strings.Builder
 	ok = true
 	for i := range t.nodes {
@@ -136,7 +148,10 @@ func convertNode(n *node) (string, bool) {
 		pipe = "env:" + n.lit
 	case nField:
 		pipe = "passdb:" + n.lit
-		if n.userdb {
+		switch {
+		case n.oauth2:
+			pipe = "oauth2:" + n.lit
+		case n.userdb:
 			pipe = "userdb:" + n.lit
 		}
 		if n.def != "" {
