@@ -56,6 +56,10 @@ type Attempt struct {
 	pwHash  uint32
 	ip      netip.Addr
 	pairKey string
+	// began is when Begin counted the attempt (since the limiter
+	// started). Done's notes use it too: they keep seconds, and an
+	// attempt lasts milliseconds, so a second clock read buys nothing.
+	began time.Duration
 	// pair is the pair's entry as Begin found it (nil: none yet), in
 	// pairShard.
 	pair      *entry
@@ -105,8 +109,8 @@ func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
 
 // beginLocal is the attempt as this process alone counts it.
 func (l *Limiter) beginLocal(r Request) *Attempt {
-	a := &Attempt{l: l, ip: normalize(r.IP)}
 	now := l.elapsed()
+	a := &Attempt{l: l, ip: normalize(r.IP), began: now}
 	if r.Account != "" {
 		a.pairKey = pairKey(r.Account, a.ip)
 		if r.Password != nil {
@@ -272,7 +276,7 @@ func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
 	} else {
 		s.toFront(e)
 	}
-	f(e, l.elapsed())
+	f(e, a.began)
 	s.mu.Unlock()
 	if giveBack {
 		a.giveBack()
@@ -307,7 +311,7 @@ func (a *Attempt) escalate() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.get(key, KindIP, l.noteEviction)
-	now := int32(l.elapsed() / time.Second)
+	now := int32(a.began / time.Second)
 	if now-e.lastFail >= int32(penaltyQuiet/time.Second) {
 		e.level = 0
 	}
