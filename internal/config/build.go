@@ -599,10 +599,24 @@ func (b *builder) enum(c *conffile.Node, v string, names []string, allowed ...in
 	return -1
 }
 
+func isDriverName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // checkDB applies the block-level checks once every setting is read.
 func (b *builder) checkDB(d *DB, n *conffile.Node, kind string) {
-	if d.Driver == "" {
+	switch {
+	case d.Driver == "":
 		b.errs.add(n.Pos, "%s is missing driver", kind)
+	case !isDriverName(d.Driver):
+		// Checked here, not only by the daemon's driver table: the
+		// printed configuration must load back (authd check).
+		b.errs.add(n.Pos, "%s: driver %q is not a driver name (letters, digits, - and _)", kind, d.Driver)
 	}
 	if !b.v24 && len(d.DriverSettings) > 0 && d.Driver != "" && !strings.EqualFold(d.Driver, "sql") {
 		for _, ds := range d.DriverSettings {

@@ -251,6 +251,7 @@ func TestSemanticChecks(t *testing.T) {
 			[]string{"t.conf:4: ANONYMOUS is listed in auth_mechanisms, but auth_anonymous_username is empty"}},
 		{"cache too small", minimal + "auth_cache_size = 100B\n", []string{"t.conf:4: auth_cache_size value is too small (100 bytes)"}},
 		{"missing driver", "passdb {\n args = x\n}\nuserdb {\n}\n", []string{"t.conf:1: passdb is missing driver", "t.conf:4: userdb is missing driver"}},
+		{"driver not a name", "passdb {\n driver = a\rb\n}\nuserdb {\n driver = pass wd\n}\n", []string{"t.conf:1: passdb: driver \"a\\rb\" is not a driver name (letters, digits, - and _)", "t.conf:4: userdb: driver \"pass wd\" is not a driver name (letters, digits, - and _)"}},
 		{"last pass=yes", "passdb {\n driver = pam\n pass = yes\n}\n", []string{"t.conf:1: the last passdb can't have pass=yes"}},
 		{"pass with result_success", "passdb {\n driver = pam\n pass = yes\n result_success = return\n}\n" + minimal,
 			[]string{"t.conf:1: obsolete pass=yes mixed with non-default result_success"}},
