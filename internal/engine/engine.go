@@ -119,6 +119,7 @@ type Engine struct {
 	userdbs   []*userdb
 	log       *slog.Logger
 	verifies  *verifyQueue
+	batch     batchQueue // batchable verifications waiting (verifybatch.go)
 	shedLog   ratelog.Limiter
 	hashes    *schemes.Verifier // Settings.HashLimits and the memory budget
 	fallback  dummies           // the generated dummy hash, before any passdb saw one
@@ -295,6 +296,9 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 // ErrVerifyShed means the pool was overloaded (verifyqueue.go).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
+		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
+			return e.verifyBatched(ctx, scheme, j)
+		}
 		shed, err := e.verifies.acquire(ctx)
 		if shed != "" {
 			e.noteShed(shed)
