@@ -62,7 +62,9 @@ func TestBatchedVerifyAnswers(t *testing.T) {
 		}
 		// An Info is one request's: each login has its own.
 		in := &engine.Info{Service: "imap", Mech: "PLAIN", RemoteIP: "192.0.2.10"}
-		wg.Go(func() { results[i] = e.VerifyPlain(context.Background(), in, "", fmt.Sprintf("user%02d", i), []byte(pw)) })
+		wg.Go(func() {
+			results[i] = e.VerifyPlain(context.Background(), in, "", fmt.Sprintf("user%02d", i), []byte(pw))
+		})
 	}
 	waitFor(t, "every login to wait for the worker", func() bool { return engine.VerifyWaiting(e) == n })
 	release()
