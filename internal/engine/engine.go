@@ -311,9 +311,13 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 	start := time.Now()
 	ok, err := e.hashes.Verify(ctx, scheme, data, password, user)
 	e.obs.Verify(canonicalScheme(scheme), time.Since(start))
-	var over *schemes.OverBudgetError
-	if errors.As(err, &over) {
-		e.obs.HashOverBudget(over.Scheme, over.Param)
+	// Only an error can be over budget; asking errors.As otherwise
+	// would cost an allocation per verification.
+	if err != nil {
+		var over *schemes.OverBudgetError
+		if errors.As(err, &over) {
+			e.obs.HashOverBudget(over.Scheme, over.Param)
+		}
 	}
 	return ok, err
 }

@@ -103,7 +103,8 @@ func runFixed(ctx context.Context, o *Options, sc Scenario, servers [2]*authServ
 				if ctx.Err() != nil || sides[i].Status != "" {
 					continue
 				}
-				m, err := measure(ctx, o, sc, s, bpid, users, measureOpts{rate: fr.Rate})
+				m, err := measure(ctx, o, sc, s, bpid, users, measureOpts{rate: fr.Rate, profile: round == o.Rounds-1,
+					tag: fmt.Sprintf("-at%.0f", share*100)})
 				if err != nil {
 					sides[i].Status = "error: " + firstLine(err)
 					say("  %s at %.0f/s: %v", s.name, fr.Rate, err)

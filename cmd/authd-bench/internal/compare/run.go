@@ -244,6 +244,7 @@ type measureOpts struct {
 	warmAll bool    // authenticate every user first (fills the cache)
 	profile bool    // record a perf profile when o.PerfDir is set
 	rate    float64 // open loop at this rate (o.Fixed*), instead of the closed loop
+	tag     string  // added to the profile's name
 }
 
 // measure runs one measurement against s and samples CPU time over the
@@ -256,7 +257,7 @@ func measure(ctx context.Context, o *Options, sc Scenario, s *authServer, backen
 		smp.groups[1] = backendPID
 	}
 	if mo.profile && o.PerfDir != "" {
-		smp.perfDir, smp.perfName, smp.perfPIDs = o.PerfDir, sc.Name+"-"+s.name, s.profilePIDs()
+		smp.perfDir, smp.perfName, smp.perfPIDs = o.PerfDir, sc.Name+"-"+s.name+mo.tag, s.profilePIDs()
 	}
 	cfg := load.Config{
 		Target:    load.Target{Network: "unix", Address: s.clientSock},
