@@ -70,11 +70,17 @@ func runPaced(ctx context.Context, conns []Conn, cfg *Config, ph *phase, start t
 			}
 		})
 	}
-	// The pacer has a goroutine of its own because it locks its OS
-	// thread and changes the thread's timer slack: it exits locked, so
-	// the runtime discards the thread rather than reuse it.
+	// The pacer has its OS thread to itself and changes the thread's
+	// timer slack, so it gives the slack back and unlocks before it ends.
+	// It must not end locked: the runtime would then end the thread, and
+	// a server this process started from that thread with a parent-death
+	// signal (internal/realserver's ParentDeath) would get it, since
+	// Linux ties that signal to the thread that forked, not the process.
 	g.Go(func() {
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		preciseSleeps()
+		defer defaultSleeps()
 		pace(ctx, ocs, ws, cfg.Rate, start, ph.t1, cfg.Depth)
 		for _, oc := range ocs {
 			oc.endSending()
@@ -89,7 +95,6 @@ func runPaced(ctx context.Context, conns []Conn, cfg *Config, ph *phase, start t
 // connection already has limit in flight is not sent but counted as
 // unsent: the server is that far behind. It runs on a locked OS thread.
 func pace(ctx context.Context, conns []openConn, ws []*Worker, rate float64, start, end time.Time, limit int) {
-	preciseSleeps()
 	n := int64(len(conns))
 	for k := int64(0); ctx.Err() == nil; k++ {
 		sched := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))

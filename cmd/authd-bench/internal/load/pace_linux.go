@@ -13,6 +13,12 @@ func preciseSleeps() {
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 }
 
+// defaultSleeps gives the thread the default timer slack back (0 asks
+// for the default).
+func defaultSleeps() {
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0)
+}
+
 // sleepFor blocks this OS thread for d with nanosleep(2): the kernel's
 // high-resolution timer, where the Go runtime's timers may wake a
 // millisecond late in an idle process. An interrupted sleep just ends
