@@ -20,9 +20,10 @@ import (
 //   - each batchable verification puts itself on the batch queue, then
 //     waits for a worker slot as any verification does;
 //   - whoever gets a slot takes the oldest waiting jobs (its own among
-//     them, unless a runner has it already), verifies them together, and
-//     hands every job its answer; it runs more batches until its own job
-//     is done, then frees the slot;
+//     them, unless a runner has it already) — only one while no more
+//     wait than there are slots, so that a few logins are hashed one per
+//     core — verifies them together, and hands every job its answer; it
+//     runs more batches until its own job is done, then frees the slot;
 //   - a job answered meanwhile stops waiting for a slot; one that waited
 //     too long is shed as before, unless a runner has already taken it
 //     (then its answer is on its way and is awaited: hashing, once
@@ -52,10 +53,16 @@ func (q *batchQueue) push(j *batchJob) {
 	q.mu.Unlock()
 }
 
-// take removes up to n of the oldest waiting jobs for a runner.
-func (q *batchQueue) take(n int) []*batchJob {
+// take removes the oldest waiting jobs for a runner: up to n of them,
+// but only one while no more are waiting than there are workers. A
+// batch costs one core as long as two verifications alone, so a few
+// waiting logins are answered sooner one per core than together on one.
+func (q *batchQueue) take(n, workers int) []*batchJob {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(q.pending) <= workers {
+		n = 1
+	}
 	n = min(n, len(q.pending))
 	out := make([]*batchJob, n)
 	copy(out, q.pending)
@@ -114,7 +121,7 @@ func (e *Engine) verifyBatched(ctx context.Context, scheme string, sj *schemes.B
 // holds a worker slot, until own is answered or nothing waits.
 func (e *Engine) runBatches(own *batchJob) {
 	for {
-		jobs := e.batch.take(schemes.BatchMax)
+		jobs := e.batch.take(schemes.BatchMax, e.verifies.workers)
 		if len(jobs) == 0 {
 			return
 		}
