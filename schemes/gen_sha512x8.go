@@ -29,46 +29,8 @@ func main() {
 	for i := range 16 {
 		p("VMOVDQU64 %d(BX), Z%d", i*64, 16+i)
 	}
-	w := func(t int) string { return fmt.Sprintf("Z%d", 16+t%16) }
 	for t := range 80 {
-		if t >= 16 {
-			// W[t] = σ1(W[t-2]) + W[t-7] + σ0(W[t-15]) + W[t-16], in
-			// the slot of W[t-16].
-			p("VPRORQ $1, %s, Z8", w(t-15))
-			p("VPRORQ $8, %s, Z9", w(t-15))
-			p("VPSRLQ $7, %s, Z10", w(t-15))
-			p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
-			p("VPADDQ Z8, %s, %s", w(t), w(t))
-			p("VPRORQ $19, %s, Z8", w(t-2))
-			p("VPRORQ $61, %s, Z9", w(t-2))
-			p("VPSRLQ $6, %s, Z10", w(t-2))
-			p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
-			p("VPADDQ Z8, %s, %s", w(t), w(t))
-			p("VPADDQ %s, %s, %s", w(t-7), w(t), w(t))
-		}
-		a, bb, c, d, e, f, g, h := st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
-		// h += W[t] + K[t] + Σ1(e) + Ch(e, f, g)
-		p("VPADDQ %s, Z%d, Z%d", w(t), h, h)
-		p("VPADDQ %d(CX), Z%d, Z%d", t*64, h, h)
-		p("VPRORQ $14, Z%d, Z8", e)
-		p("VPRORQ $18, Z%d, Z9", e)
-		p("VPRORQ $41, Z%d, Z10", e)
-		p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
-		p("VPADDQ Z8, Z%d, Z%d", h, h)
-		p("VMOVDQA64 Z%d, Z8", e)
-		p("VPTERNLOGQ $0xca, Z%d, Z%d, Z8", g, f)
-		p("VPADDQ Z8, Z%d, Z%d", h, h)
-		// d += T1; h = T1 + Σ0(a) + Maj(a, b, c)
-		p("VPADDQ Z%d, Z%d, Z%d", h, d, d)
-		p("VPRORQ $28, Z%d, Z8", a)
-		p("VPRORQ $34, Z%d, Z9", a)
-		p("VPRORQ $39, Z%d, Z10", a)
-		p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
-		p("VPADDQ Z8, Z%d, Z%d", h, h)
-		p("VMOVDQA64 Z%d, Z8", a)
-		p("VPTERNLOGQ $0xe8, Z%d, Z%d, Z8", c, bb)
-		p("VPADDQ Z8, Z%d, Z%d", h, h)
-		st = []int{h, a, bb, c, d, e, f, g}
+		st = round(p, t, st)
 	}
 	// The rotation of names comes back to the start after 80 rounds.
 	for i := range 8 {
@@ -81,4 +43,50 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// w names the register of the message schedule's word t.
+func w(t int) string { return fmt.Sprintf("Z%d", 16+t%16) }
+
+// round emits round t with the state in registers st (a … h) and
+// returns the registers' names for the next round.
+func round(p func(string, ...any), t int, st []int) []int {
+	if t >= 16 {
+		// W[t] = σ1(W[t-2]) + W[t-7] + σ0(W[t-15]) + W[t-16], in the
+		// slot of W[t-16].
+		p("VPRORQ $1, %s, Z8", w(t-15))
+		p("VPRORQ $8, %s, Z9", w(t-15))
+		p("VPSRLQ $7, %s, Z10", w(t-15))
+		p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
+		p("VPADDQ Z8, %s, %s", w(t), w(t))
+		p("VPRORQ $19, %s, Z8", w(t-2))
+		p("VPRORQ $61, %s, Z9", w(t-2))
+		p("VPSRLQ $6, %s, Z10", w(t-2))
+		p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
+		p("VPADDQ Z8, %s, %s", w(t), w(t))
+		p("VPADDQ %s, %s, %s", w(t-7), w(t), w(t))
+	}
+	a, b, c, d, e, f, g, h := st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+	// h += W[t] + K[t] + Σ1(e) + Ch(e, f, g)
+	p("VPADDQ %s, Z%d, Z%d", w(t), h, h)
+	p("VPADDQ %d(CX), Z%d, Z%d", t*64, h, h)
+	p("VPRORQ $14, Z%d, Z8", e)
+	p("VPRORQ $18, Z%d, Z9", e)
+	p("VPRORQ $41, Z%d, Z10", e)
+	p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
+	p("VPADDQ Z8, Z%d, Z%d", h, h)
+	p("VMOVDQA64 Z%d, Z8", e)
+	p("VPTERNLOGQ $0xca, Z%d, Z%d, Z8", g, f)
+	p("VPADDQ Z8, Z%d, Z%d", h, h)
+	// d += T1; h = T1 + Σ0(a) + Maj(a, b, c)
+	p("VPADDQ Z%d, Z%d, Z%d", h, d, d)
+	p("VPRORQ $28, Z%d, Z8", a)
+	p("VPRORQ $34, Z%d, Z9", a)
+	p("VPRORQ $39, Z%d, Z10", a)
+	p("VPTERNLOGQ $0x96, Z10, Z9, Z8")
+	p("VPADDQ Z8, Z%d, Z%d", h, h)
+	p("VMOVDQA64 Z%d, Z8", a)
+	p("VPTERNLOGQ $0xe8, Z%d, Z%d, Z8", c, b)
+	p("VPADDQ Z8, Z%d, Z%d", h, h)
+	return []int{h, a, b, c, d, e, f, g}
 }
