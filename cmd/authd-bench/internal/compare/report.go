@@ -141,7 +141,10 @@ func fixedMS(fs *FixedSide, v float64) string {
 // cpuPerLogin is the server's and backend's CPU per completed login at
 // a fixed rate, in µs.
 func cpuPerLogin(fs *FixedSide) string {
-	if fs.Status != "ok" || fs.RPS <= 0 {
+	// A process that exits during the window takes its CPU time with it
+	// (Dovecot's idle auth-workers do), which can make the difference
+	// negative: then there is no figure.
+	if fs.Status != "ok" || fs.RPS <= 0 || fs.Cores[0] < 0 || fs.Cores[1] < 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f", (fs.Cores[0]+fs.Cores[1])/fs.RPS*1e6)
