@@ -106,6 +106,13 @@ func shaCryptVerify(c call, stored string, pw []byte) (bool, error) {
 func shaCryptAppend(dst []byte, set shaCryptSetting, pw []byte) []byte {
 	var sum [64]byte
 	shaCryptDigest(&sum, set, pw)
+	dst = shaCryptFormat(dst, set, &sum)
+	clear(sum[:])
+	return dst
+}
+
+// shaCryptFormat appends the crypt string of the raw digest sum to dst.
+func shaCryptFormat(dst []byte, set shaCryptSetting, sum *[64]byte) []byte {
 	if set.is512 {
 		dst = append(dst, "$6$"...)
 	} else {
@@ -129,22 +136,19 @@ func shaCryptAppend(dst []byte, set shaCryptSetting, pw []byte) []byte {
 			}
 			dst = b64From24(dst, sum[a], sum[b], sum[c], 4)
 		}
-		dst = b64From24(dst, 0, 0, sum[63], 2)
-	} else {
-		for i := 0; i < 10; i++ {
-			a, b, c := i, i+10, i+20
-			switch i % 3 {
-			case 1:
-				a, b, c = i+20, i, i+10
-			case 2:
-				a, b, c = i+10, i+20, i
-			}
-			dst = b64From24(dst, sum[a], sum[b], sum[c], 4)
-		}
-		dst = b64From24(dst, 0, sum[31], sum[30], 3)
+		return b64From24(dst, 0, 0, sum[63], 2)
 	}
-	clear(sum[:])
-	return dst
+	for i := 0; i < 10; i++ {
+		a, b, c := i, i+10, i+20
+		switch i % 3 {
+		case 1:
+			a, b, c = i+20, i, i+10
+		case 2:
+			a, b, c = i+10, i+20, i
+		}
+		dst = b64From24(dst, sum[a], sum[b], sum[c], 4)
+	}
+	return b64From24(dst, 0, sum[31], sum[30], 3)
 }
 
 // shaSum hashes data into dst with SHA-512 or SHA-256 (first 32 bytes).
@@ -158,6 +162,20 @@ func shaSum(is512 bool, dst *[64]byte, data []byte) {
 	copy(dst[:], s[:])
 }
 
+// shaCryptRounds is where the rounds (step 21) start: digest A in c, and
+// the P- and S-sequences, for a password of at most shaCryptStackPw bytes.
+type shaCryptRounds struct {
+	c      [64]byte
+	pbuf   [shaCryptStackPw]byte // the P-sequence, np bytes
+	ds     [64]byte              // DS, whose first ns bytes are the S-sequence
+	np, ns int
+}
+
+func (r *shaCryptRounds) pseq() []byte { return r.pbuf[:r.np] }
+func (r *shaCryptRounds) sseq() []byte { return r.ds[:r.ns] }
+
+func (r *shaCryptRounds) clear() { *r = shaCryptRounds{} }
+
 // shaCryptDigest computes the raw digest (32 or 64 bytes in out) following
 // the numbered steps of Drepper's specification.
 func shaCryptDigest(out *[64]byte, set shaCryptSetting, pw []byte) {
@@ -169,10 +187,59 @@ func shaCryptDigest(out *[64]byte, set shaCryptSetting, pw []byte) {
 	if set.is512 {
 		hs = 64
 	}
+	var r shaCryptRounds
+	shaCryptPrepare(&r, set, pw)
+	// The longest round input: C, S, P, P (or P, S, P, C).
+	var buf [64 + shaCryptSaltMax + 2*shaCryptStackPw]byte
+	c := &r.c
+	for i := 0; i < set.rounds; i++ {
+		if i%yieldRounds == yieldRounds-1 {
+			yieldCore()
+		}
+		n := shaCryptRoundInput(buf[:], i, c[:hs], r.pseq(), r.sseq())
+		shaSum(set.is512, c, buf[:n])
+	}
+	*out = *c
+	clear(buf[:])
+	r.clear()
+}
+
+// shaCryptRoundInput writes round i's hash input into buf (step 21) and
+// returns its length: C or the P-sequence, then the S-sequence unless i is
+// a multiple of 3, then the P-sequence unless i is a multiple of 7, then
+// the P-sequence or C.
+func shaCryptRoundInput(buf []byte, i int, c, pseq, sseq []byte) int {
+	n := 0
+	if i&1 != 0 {
+		n += copy(buf[n:], pseq)
+	} else {
+		n += copy(buf[n:], c)
+	}
+	if i%3 != 0 {
+		n += copy(buf[n:], sseq)
+	}
+	if i%7 != 0 {
+		n += copy(buf[n:], pseq)
+	}
+	if i&1 != 0 {
+		n += copy(buf[n:], c)
+	} else {
+		n += copy(buf[n:], pseq)
+	}
+	return n
+}
+
+// shaCryptPrepare runs steps 1-20 for a password of at most
+// shaCryptStackPw bytes: digest A into r.c, and the P- and S-sequences.
+func shaCryptPrepare(r *shaCryptRounds, set shaCryptSetting, pw []byte) {
+	hs := 32
+	if set.is512 {
+		hs = 64
+	}
 	var saltBuf [shaCryptSaltMax]byte
 	salt := saltBuf[:copy(saltBuf[:], set.salt)]
 	var buf [shaCryptBuf]byte
-	var b, a, dp, ds [64]byte
+	var b, dp [64]byte
 
 	// Digest B = H(P S P) (steps 4-8).
 	n := copy(buf[:], pw)
@@ -196,7 +263,7 @@ func shaCryptDigest(out *[64]byte, set shaCryptSetting, pw []byte) {
 			n += copy(buf[n:], pw)
 		}
 	}
-	shaSum(set.is512, &a, buf[:n])
+	shaSum(set.is512, &r.c, buf[:n])
 
 	// DP = H(P repeated len(P) times); P-sequence = DP repeated to len(P)
 	// (steps 13-16).
@@ -205,50 +272,22 @@ func shaCryptDigest(out *[64]byte, set shaCryptSetting, pw []byte) {
 		n += copy(buf[n:], pw)
 	}
 	shaSum(set.is512, &dp, buf[:n])
-	var pseqBuf [shaCryptStackPw]byte
-	pseq := pseqBuf[:len(pw)]
-	for i := range pseq {
-		pseq[i] = dp[i%hs]
+	r.np = len(pw)
+	for i := range r.np {
+		r.pbuf[i] = dp[i%hs]
 	}
 
 	// DS = H(S repeated 16+A[0] times); S-sequence = first len(S) bytes
 	// (steps 17-20; len(S) ≤ 16 < hs).
 	n = 0
-	for i := 0; i < 16+int(a[0]); i++ {
+	for i := 0; i < 16+int(r.c[0]); i++ {
 		n += copy(buf[n:], salt)
 	}
-	shaSum(set.is512, &ds, buf[:n])
-	sseq := ds[:len(salt)]
-
-	// The rounds (step 21).
-	c := &a
-	for i := 0; i < set.rounds; i++ {
-		n = 0
-		if i&1 != 0 {
-			n += copy(buf[n:], pseq)
-		} else {
-			n += copy(buf[n:], c[:hs])
-		}
-		if i%3 != 0 {
-			n += copy(buf[n:], sseq)
-		}
-		if i%7 != 0 {
-			n += copy(buf[n:], pseq)
-		}
-		if i&1 != 0 {
-			n += copy(buf[n:], c[:hs])
-		} else {
-			n += copy(buf[n:], pseq)
-		}
-		shaSum(set.is512, c, buf[:n])
-	}
-	*out = *c
+	shaSum(set.is512, &r.ds, buf[:n])
+	r.ns = len(salt)
 	clear(buf[:])
 	clear(b[:])
-	clear(a[:])
 	clear(dp[:])
-	clear(ds[:])
-	clear(pseqBuf[:])
 }
 
 // shaCryptStream is the heap scratch of the long-password path.

@@ -346,7 +346,7 @@ func (d *DB) openPools(targets []target, tlsConf *tls.Config, svcBind *binder) {
 	d.svc = newPool(d.dial, svcBind, c.poolSize)
 	d.look = newLookupPool(d.dial, svcBind, c.poolSize)
 	if c.authBind {
-		d.auth = newPool(d.dial, nil, c.poolSize)
+		d.auth = newRawPool(d.dial, c.poolSize)
 	}
 }
 
@@ -676,7 +676,7 @@ func (d *DB) lookupAndVerify(ctx context.Context, req *backends.Request, passwor
 // bindAs checks password with a bind as dn on the auth-bind pool. ans
 // carries the entry's fields, with the outcome Mismatch.
 func (d *DB) bindAs(ctx context.Context, req *backends.Request, dn string, password []byte, ans backends.PassAnswer) (backends.PassAnswer, error) {
-	err := d.auth.do(ctx, func(c *goldap.Conn) error { return c.Bind(dn, string(password)) })
+	err := d.auth.bindAs(ctx, dn, password)
 	var le *goldap.Error
 	switch {
 	case err == nil:

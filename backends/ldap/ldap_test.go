@@ -180,6 +180,13 @@ func TestSlapd(t *testing.T) {
 		if ans, err := d.VerifyPass(ctx, req("locked@example.org"), []byte("lockedpw")); ans.Outcome != backends.Unknown || err != nil {
 			t.Errorf("locked: %v err=%v", ans.Outcome, err)
 		}
+		// An empty password never logs in (a bind without one would be an
+		// unauthenticated bind, which succeeds), and the pool's one
+		// connection stays usable.
+		if ans, err := d.VerifyPass(ctx, req("ssha@example.org"), nil); ans.Outcome != backends.Mismatch || err != nil {
+			t.Errorf("empty password: %v err=%v", ans.Outcome, err)
+		}
+		checkBinds(t, d, dir, true)
 	})
 
 	t.Run("auth-bind-userdn", func(t *testing.T) {

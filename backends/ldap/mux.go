@@ -177,8 +177,13 @@ func (c *muxConn) send(b []byte) {
 	c.wmu.Unlock()
 	// One yield before writing lets requests that are being prepared on
 	// the other workers at this moment join this write (the client socket
-	// does the same for replies): fewer write() calls to the server.
-	runtime.Gosched()
+	// does the same for replies): fewer write() calls to the server. Only
+	// when this connection has other requests in flight, though: alone,
+	// nothing is likely to join, and the yield would only put the write
+	// behind every runnable goroutine.
+	if c.inflight.Load() > 1 {
+		runtime.Gosched()
+	}
 	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf

@@ -1,10 +1,12 @@
 package ldap
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -312,20 +314,11 @@ func saslExternalRequest(authzID string) *ber.Packet {
 // go-ldap Conn owns yet and checks that the reply is a successful
 // response of type wantOp. The caller has set a deadline on conn.
 func rawExchange(conn net.Conn, id int64, op *ber.Packet, wantOp ber.Tag) error {
-	env := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
-	env.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
-	env.AppendChild(op)
-	if _, err := conn.Write(env.Bytes()); err != nil {
-		return goldap.NewError(goldap.ErrorNetwork, err)
-	}
-	// ber.ReadPacket reads exactly one element, so nothing that follows
-	// (the TLS handshake) is consumed by mistake.
-	resp, err := ber.ReadPacket(conn)
+	// Unbuffered: ber.ReadPacket reads exactly one element, so nothing
+	// that follows (the TLS handshake) is consumed by mistake.
+	resp, err := rawRoundTrip(conn, conn, id, op)
 	if err != nil {
-		return goldap.NewError(goldap.ErrorNetwork, err)
-	}
-	if len(resp.Children) < 2 {
-		return goldap.NewError(goldap.ErrorUnexpectedResponse, errors.New("malformed response"))
+		return err
 	}
 	gotID, ok := resp.Children[0].Value.(int64)
 	if !ok || gotID != id || resp.Children[1].Tag != wantOp {
@@ -336,6 +329,25 @@ func rawExchange(conn net.Conn, id int64, op *ber.Packet, wantOp ber.Tag) error 
 		return goldap.NewError(goldap.ErrorUnexpectedResponse, fmt.Errorf("unexpected response (id %v, op %d)", resp.Children[0].Value, resp.Children[1].Tag))
 	}
 	return goldap.GetLDAPError(resp)
+}
+
+// rawRoundTrip sends one request with message id id on w and reads one
+// message back from r, which has at least an id and an operation.
+func rawRoundTrip(w io.Writer, r io.Reader, id int64, op *ber.Packet) (*ber.Packet, error) {
+	env := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
+	env.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
+	env.AppendChild(op)
+	if _, err := w.Write(env.Bytes()); err != nil {
+		return nil, goldap.NewError(goldap.ErrorNetwork, err)
+	}
+	resp, err := ber.ReadPacket(r)
+	if err != nil {
+		return nil, goldap.NewError(goldap.ErrorNetwork, err)
+	}
+	if len(resp.Children) < 2 {
+		return nil, goldap.NewError(goldap.ErrorUnexpectedResponse, errors.New("malformed response"))
+	}
+	return resp, nil
 }
 
 // runOp runs fn on c with a timeout: the context's deadline or limit,
@@ -411,13 +423,17 @@ func healthyAfter(err error) bool {
 
 // pool is a bounded set of connections, each used by one operation at a
 // time. Two pools exist: the service pool (bound as dn/dnpass or SASL,
-// used for searches) and, with auth_bind, the auth pool, whose
+// used for listings) and, with auth_bind, the auth pool, whose
 // connections only ever carry user binds, so a user's identity never
-// leaks into a search.
+// leaks into a search; the auth pool's connections are bare sockets
+// (rawbind.go). Lookups have a pool of their own (mux.go).
 type pool struct {
 	d     *dialer
 	bind  *binder
 	slots chan struct{} // one token per connection in use or being made
+	// raw: the connections are bare sockets, for binds only (rawbind.go),
+	// not go-ldap connections.
+	raw bool
 
 	mu     sync.Mutex
 	idle   []*pconn
@@ -426,10 +442,30 @@ type pool struct {
 }
 
 type pconn struct {
-	c      *goldap.Conn
+	c      *goldap.Conn  // nil in a raw pool
+	nc     net.Conn      // a raw pool's socket
+	br     *bufio.Reader // and its reader: ber.ReadPacket reads a few bytes at a time
+	lastID int64         // a raw pool's last message id
+	broken bool          // a raw pool's socket failed
 	target int
 	born   time.Time
 	gen    uint64
+}
+
+// closing reports whether pc is no longer usable.
+func (pc *pconn) closing() bool {
+	if pc.c == nil {
+		return pc.broken
+	}
+	return pc.c.IsClosing()
+}
+
+func (pc *pconn) close() {
+	if pc.c == nil {
+		pc.nc.Close()
+		return
+	}
+	pc.c.Close()
 }
 
 func newPool(d *dialer, b *binder, size int) *pool {
@@ -467,8 +503,8 @@ func (p *pool) acquire(ctx context.Context) (*pconn, bool, error) {
 		p.idle = p.idle[:n-1]
 		stale := pc.gen != p.gen
 		p.mu.Unlock()
-		if stale || pc.c.IsClosing() || p.retire(pc) {
-			pc.c.Close()
+		if stale || pc.closing() || p.retire(pc) {
+			pc.close()
 			continue
 		}
 		return pc, false, nil
@@ -478,15 +514,20 @@ func (p *pool) acquire(ctx context.Context) (*pconn, bool, error) {
 		<-p.slots
 		return nil, false, err
 	}
-	// Message ids 1 to 3 used while connecting belong to completed
-	// operations; RFC 4511 §4.1.1.1 only forbids reusing ids of operations
-	// in progress, so go-ldap may start again from 1.
-	c := goldap.NewConn(raw, isTLS)
-	c.Start()
 	p.mu.Lock()
 	gen := p.gen
 	p.mu.Unlock()
-	return &pconn{c: c, target: t, born: time.Now(), gen: gen}, true, nil
+	pc := &pconn{target: t, born: time.Now(), gen: gen}
+	// Message ids 1 to 3 used while connecting belong to completed
+	// operations; RFC 4511 §4.1.1.1 only forbids reusing ids of operations
+	// in progress, so go-ldap (and a raw pool) may start again from 1.
+	if p.raw {
+		pc.nc, pc.br = raw, bufio.NewReaderSize(raw, 512)
+	} else {
+		pc.c = goldap.NewConn(raw, isTLS)
+		pc.c.Start()
+	}
+	return pc, true, nil
 }
 
 // retire reports whether pc should be replaced by a new connection:
@@ -506,26 +547,26 @@ func (p *pool) release(pc *pconn, healthy, suspect bool) {
 	if suspect {
 		p.gen++
 	}
-	if healthy && !p.closed && !pc.c.IsClosing() && pc.gen == p.gen {
+	if healthy && !p.closed && !pc.closing() && pc.gen == p.gen {
 		p.idle = append(p.idle, pc)
 		p.mu.Unlock()
 		return
 	}
 	p.mu.Unlock()
-	pc.c.Close()
+	pc.close()
 }
 
-// do runs fn on a pooled connection. A network failure on a reused
+// do runs run on a pooled connection. A network failure on a reused
 // connection is retried once on a new one: an idle connection may have
 // been cut by a server restart without anyone noticing yet, and searches
 // and binds are safe to repeat. A timeout is not retried.
-func (p *pool) do(ctx context.Context, fn func(*goldap.Conn) error) error {
+func (p *pool) do(ctx context.Context, run func(*pconn) error) error {
 	for attempt := 0; ; attempt++ {
 		pc, fresh, err := p.acquire(ctx)
 		if err != nil {
 			return err
 		}
-		err = runOp(ctx, pc.c, p.d.timeout, fn)
+		err = run(pc)
 		healthy := healthyAfter(err) && ctx.Err() == nil
 		p.release(pc, healthy, !healthy && ctx.Err() == nil)
 		if healthy || ctx.Err() != nil || fresh || attempt > 0 || isTimeout(err) || serverAnswered(err) {
@@ -551,6 +592,6 @@ func (p *pool) close() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, pc := range idle {
-		pc.c.Close()
+		pc.close()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/authd-project/authd/cmd/authd-bench/internal/compare"
@@ -29,6 +30,8 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&o.Conns, "c", 8, "connections")
 	fs.IntVar(&o.Depth, "d", 8, "requests in flight per connection")
 	fs.IntVar(&o.AttackAddrs, "attack-addrs", 0, "attacking addresses of the attack scenarios (default 1000)")
+	fixed := fs.String("fixed", "25,50", "after each scenario's throughput rounds, measure both servers open-loop at these percentages of Dovecot's maximum rate (\"none\": skip)")
+	fs.DurationVar(&o.FixedDuration, "fixed-t", 0, "measured duration of each fixed-rate round (default 5s, -quick 2s)")
 	fs.StringVar(&o.PerfDir, "perf", "", "record a perf profile of each server's last round into this directory")
 	jsonOut := fs.String("json", "", "also write the full report (every round) as JSON to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
@@ -37,6 +40,10 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "authd-bench compare: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := parseShares(*fixed, &o); err != nil {
+		fmt.Fprintf(stderr, "authd-bench compare: -fixed: %v\n", err)
 		return 2
 	}
 	if *scen != "" {
@@ -65,4 +72,21 @@ func cmdCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// parseShares reads -fixed: percentages separated by commas, or "none".
+func parseShares(s string, o *compare.Options) error {
+	s = strings.TrimSpace(s)
+	if s == "none" || s == "" {
+		o.NoFixed = true
+		return nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f), "%")), 64)
+		if err != nil || !(v > 0 && v <= 200) {
+			return fmt.Errorf("%q: want percentages in (0, 200], or none", f)
+		}
+		o.FixedShares = append(o.FixedShares, v/100)
+	}
+	return nil
 }

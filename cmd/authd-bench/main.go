@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   authd-bench [run] -a SOCKET|127.0.0.1:PORT [-proto client|master] [-mech PLAIN|LOGIN|SCRAM-SHA-1|SCRAM-SHA-256]
-                    [-c CONNS] [-d IN-FLIGHT] [-t DURATION] [-warmup DURATION] [-n MAX-REQUESTS]
+                    [-c CONNS] [-d IN-FLIGHT] [-rate REQ/S] [-t DURATION] [-warmup DURATION] [-n MAX-REQUESTS]
                     [-users N | -users-file FILE] [-wrong SHARE] [-no-penalty] [-warm-all] [-json]
                     [-attack ADDRS [-attack-c CONNS] [-attack-d IN-FLIGHT] [-attack-probe SHARE]]
   authd-bench compare [-authd bin/authd] [-quick] [-scenarios LIST] [-data DIR] [-json FILE]
@@ -151,6 +151,7 @@ func parseRun(args []string, stderr io.Writer) (*runFlags, int) {
 	fs.IntVar(&c.Depth, "d", load.DefaultDepth, "requests in flight per connection")
 	fs.DurationVar(&c.Duration, "t", 10*time.Second, fmt.Sprintf("measured duration (at most %v)", load.MaxDuration))
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "warm-up before the measured window (not counted)")
+	fs.Float64Var(&c.Rate, "rate", 0, "open loop: send this many requests per second in all, on a fixed schedule over the connections, latency counted from each one's scheduled time (-d then bounds the requests in flight per connection); 0: closed loop")
 	fs.Int64Var(&c.MaxRequests, "n", 0, "stop after this many requests, warm-up included (0: only the duration bounds the run)")
 	nUsers := fs.Int("users", load.DefaultUserCount, "number of generated users")
 	userFmt := fs.String("user-format", load.DefaultUserFormat, "user name format for generated users (%d is 1..N)")

@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/gcfloor"
 	"github.com/authd-project/authd/internal/grpcserver"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
@@ -79,6 +80,12 @@ func Run(ctx context.Context, o Options) error {
 		printDemo(o.Stdout, cfg)
 	}
 	log.Info("authd started", "version", o.Version, "pid", os.Getpid(), "listeners", len(d.listeners))
+	// Fewer garbage collections while the live heap is small (package
+	// gcfloor); unless GOGC is set.
+	gcctx, gcstop := context.WithCancel(ctx)
+	var gcwg sync.WaitGroup
+	gcwg.Go(func() { gcfloor.Run(gcctx, gcfloor.DefaultFloor) })
+	defer func() { gcstop(); gcwg.Wait() }()
 	for {
 		select {
 		case <-ctx.Done():

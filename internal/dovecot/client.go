@@ -536,9 +536,15 @@ func (c *clientConn) write(b []byte) bool {
 	}
 	c.flushing = true
 	c.wmu.Unlock()
-	// Let the other requests of this connection that are finishing right
-	// now add their replies, so that one write carries them all.
-	runtime.Gosched()
+	// When other requests of this connection are in flight, let those
+	// finishing right now add their replies, so that one write carries
+	// them all. When none is, no reply can join: write at once, since a
+	// yield on a busy server puts the writer behind every runnable
+	// goroutine, which is latency a lightly loaded connection would pay
+	// for nothing.
+	if c.othersInFlight() {
+		runtime.Gosched()
+	}
 	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
@@ -1003,6 +1009,14 @@ func (c *clientConn) sendCont(req *clientReq, challenge []byte) {
 	})
 	c.mu.Unlock()
 	c.send("CONT\t" + itoa(req.id) + "\t" + EncodeBase64(challenge))
+}
+
+// othersInFlight reports whether requests of this connection are still
+// waiting for their answers (the one being answered has left the table).
+func (c *clientConn) othersInFlight() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 0
 }
 
 // take removes req from the pending table; false if it was cancelled.

@@ -132,6 +132,7 @@ type Engine struct {
 	userdbs     []*userdb
 	log         *slog.Logger
 	verifies    *verifyQueue
+	batch       batchQueue // batchable verifications waiting (verifybatch.go)
 	shedLog     ratelog.Limiter
 	hashes      *schemes.Verifier // Settings.HashLimits and the memory budget
 	fallback    dummies           // the generated dummy hash, before any passdb saw one
@@ -325,6 +326,9 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 // ErrVerifyShed means the pool was overloaded (verifyqueue.go).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
+		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
+			return e.verifyBatched(ctx, scheme, j)
+		}
 		shed, err := e.verifies.acquire(ctx)
 		if shed != "" {
 			e.noteShed(shed)
@@ -337,9 +341,13 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 	start := time.Now()
 	ok, err := e.hashes.Verify(ctx, scheme, data, password, user)
 	e.obs.Verify(canonicalScheme(scheme), time.Since(start))
-	var over *schemes.OverBudgetError
-	if errors.As(err, &over) {
-		e.obs.HashOverBudget(over.Scheme, over.Param)
+	// Only an error can be over budget; asking errors.As otherwise
+	// would cost an allocation per verification.
+	if err != nil {
+		var over *schemes.OverBudgetError
+		if errors.As(err, &over) {
+			e.obs.HashOverBudget(over.Scheme, over.Param)
+		}
 	}
 	return ok, err
 }

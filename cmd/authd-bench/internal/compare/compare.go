@@ -44,6 +44,14 @@ type Options struct {
 	// AttackAddrs is the number of attacking addresses of the attack
 	// scenarios (load.DefaultAttackAddrs, the issue's 1000).
 	AttackAddrs int
+	// FixedShares are the shares of Dovecot's maximum rate at which both
+	// servers are also measured open-loop (fixed.go); default 25 % and
+	// 50 %. NoFixed skips those rounds.
+	FixedShares []float64
+	NoFixed     bool
+	// FixedDuration and FixedWarmup of each fixed-rate measurement
+	// (default 5 s and 1 s; quick: 2 s and 0.5 s).
+	FixedDuration, FixedWarmup time.Duration
 	// PerfDir, when set, records a perf profile of each server during its
 	// last round of every scenario and keeps perf's report there.
 	PerfDir string
@@ -94,6 +102,9 @@ func (o *Options) normalize() error {
 	if o.Depth == 0 {
 		o.Depth = 8
 	}
+	if err := o.normalizeFixed(); err != nil {
+		return err
+	}
 	if o.AttackAddrs == 0 {
 		o.AttackAddrs = load.DefaultAttackAddrs
 	}
@@ -102,6 +113,34 @@ func (o *Options) normalize() error {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	return nil
+}
+
+// normalizeFixed fills the fixed-rate defaults and checks the shares.
+func (o *Options) normalizeFixed() error {
+	switch {
+	case o.NoFixed:
+		o.FixedShares = nil
+	case len(o.FixedShares) == 0:
+		o.FixedShares = []float64{0.25, 0.5}
+	}
+	for _, s := range o.FixedShares {
+		if !(s > 0 && s <= 2) {
+			return fmt.Errorf("fixed-rate share %v: want more than 0 and at most 2 (of Dovecot's maximum)", s)
+		}
+	}
+	if o.FixedDuration == 0 {
+		o.FixedDuration = 5 * time.Second
+		if o.Quick {
+			o.FixedDuration = 2 * time.Second
+		}
+	}
+	if o.FixedWarmup == 0 {
+		o.FixedWarmup = time.Second
+		if o.Quick {
+			o.FixedWarmup = 500 * time.Millisecond
+		}
 	}
 	return nil
 }
@@ -128,6 +167,11 @@ type Settings struct {
 	NoPenalty bool    `json:"no_penalty"`
 	// AttackAddrs: the attack scenarios' attacking addresses.
 	AttackAddrs int `json:"attack_addrs,omitempty"`
+	// The fixed-rate rounds: shares of Dovecot's maximum, their window
+	// and warm-up.
+	FixedShares   []float64 `json:"fixed_shares,omitempty"`
+	FixedDuration float64   `json:"fixed_duration_seconds,omitempty"`
+	FixedWarmup   float64   `json:"fixed_warmup_seconds,omitempty"`
 }
 
 // ScenarioResult is one row of the table.
@@ -144,8 +188,10 @@ type ScenarioResult struct {
 	TargetP99MS float64 `json:"target_p99_ms,omitempty"`
 	// Met is whether the issue's target holds; nil when there is none or
 	// a side is missing.
-	Met   *bool    `json:"met,omitempty"`
-	Notes []string `json:"notes,omitempty"`
+	Met *bool `json:"met,omitempty"`
+	// Fixed are the open-loop rounds at fixed shares of Dovecot's rate.
+	Fixed []FixedRate `json:"fixed_rate,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 }
 
 // Side is one server's measurements in a scenario.
@@ -251,7 +297,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Machine: describeMachine(o.Authd), Started: time.Now(),
 		Settings: Settings{Accounts: o.Accounts, LoadUsers: o.LoadUsers, Conns: o.Conns, Depth: o.Depth,
 			Duration: o.Duration.Seconds(), Warmup: o.Warmup.Seconds(), Rounds: o.Rounds, Quick: o.Quick, NoPenalty: true,
-			AttackAddrs: o.AttackAddrs},
+			AttackAddrs: o.AttackAddrs, FixedShares: o.FixedShares, FixedDuration: o.FixedDuration.Seconds(),
+			FixedWarmup: o.FixedWarmup.Seconds()},
 	}
 	work := o.WorkDir
 	if work == "" {

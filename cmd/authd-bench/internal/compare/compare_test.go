@@ -211,6 +211,7 @@ func TestCompareQuick(t *testing.T) {
 	rep, err := Run(ctx, Options{
 		Authd: bin, Quick: true, Scenarios: []string{"pf-plain", "pg-plain", "sqlite-plain"}, Accounts: 50,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 2, Depth: 4,
+		FixedDuration: 500 * time.Millisecond, FixedWarmup: 100 * time.Millisecond,
 		Progress: &progress,
 	})
 	if err != nil {
@@ -241,18 +242,39 @@ func TestCompareQuick(t *testing.T) {
 		if r.Ratio <= 0 || r.Met == nil {
 			t.Errorf("%s: ratio %v met %v", r.Name, r.Ratio, r.Met)
 		}
+		checkFixed(t, r, progress.String())
 	}
 	var tbl, js bytes.Buffer
 	if err := rep.WriteTable(&tbl); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(tbl.String(), "passwd-file {PLAIN}") {
+	if !strings.Contains(tbl.String(), "passwd-file {PLAIN}") || !strings.Contains(tbl.String(), "Fixed rate, open loop") {
 		t.Errorf("table:\n%s", tbl.String())
 	}
 	if err := rep.WriteJSON(&js); err != nil || !json.Valid(js.Bytes()) {
 		t.Errorf("json: %v", err)
 	}
 	t.Logf("\n%s", tbl.String())
+}
+
+// checkFixed: a scenario against Dovecot has its open-loop rounds at 25 %
+// and 50 % of Dovecot's rate, on both servers, every login answered OK.
+func checkFixed(t *testing.T, r ScenarioResult, progress string) {
+	t.Helper()
+	if len(r.Fixed) != 2 {
+		t.Errorf("%s: %d fixed rates, want 2\n%s", r.Name, len(r.Fixed), progress)
+		return
+	}
+	for i, fr := range r.Fixed {
+		if want := []float64{0.25, 0.5}[i]; fr.Share != want || fr.Rate != want*r.Dovecot.RPS || fr.Met == nil {
+			t.Errorf("%s: fixed rate %d: share %v rate %v (Dovecot %v) met %v", r.Name, i, fr.Share, fr.Rate, r.Dovecot.RPS, fr.Met)
+		}
+		for name, fs := range map[string]*FixedSide{"dovecot": fr.Dovecot, "authd": fr.Authd} {
+			if fs.Status != "ok" || len(fs.Rounds) != 1 || fs.Failed != 0 || fs.Unsent != 0 || fs.Latency.P99 <= 0 || fs.RPS <= 0 {
+				t.Errorf("%s %s at %v: %+v\n%s", r.Name, name, fr.Share, fs, progress)
+			}
+		}
+	}
 }
 
 // TestCompareAuthdAgainstItself runs the issue 15 scenarios briefly:

@@ -44,6 +44,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if err := writeVersus(&b, vsDovecot, "Dovecot", "authd", func(sc ScenarioResult) *Side { return sc.Dovecot }); err != nil {
 			return err
 		}
+		if err := writeFixed(&b, vsDovecot, s); err != nil {
+			return err
+		}
 	}
 	if len(vsSelf) > 0 {
 		if len(vsDovecot) > 0 {
@@ -93,6 +96,58 @@ func writeVersus(b *strings.Builder, scs []ScenarioResult, nameA, nameB string, 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", sc.Title, cores(a(sc)), cores(sc.Authd))
 	}
 	return tw.Flush()
+}
+
+// writeFixed prints the fixed-rate rounds: both servers' latency at
+// shares of Dovecot's maximum rate, beside the throughput ratio, and the
+// CPU (server and backend) each spent per login at that rate.
+func writeFixed(b *strings.Builder, scs []ScenarioResult, s Settings) error {
+	var any bool
+	for _, sc := range scs {
+		any = any || len(sc.Fixed) > 0
+	}
+	if !any {
+		return nil
+	}
+	fmt.Fprintf(b, "\nFixed rate, open loop (latency from each request's scheduled send time; %.1f s warm-up + %.1f s, %d × (Dovecot, authd)):\n",
+		s.FixedWarmup, s.FixedDuration, s.Rounds)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "scenario\tratio\tof max\tauth/s\tp50 Dovecot\tp50 authd\tp99 Dovecot\tp99 authd\tp99.9 Dovecot\tp99.9 authd\tCPU µs/login Dovecot\tauthd\t\t\n")
+	for _, sc := range scs {
+		for _, fr := range sc.Fixed {
+			d, a := fr.Dovecot, fr.Authd
+			verdict := ""
+			if fr.Met != nil {
+				verdict = map[bool]string{true: "p99 ≤", false: "p99 >"}[*fr.Met]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.0f %%\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", sc.Title, ratioOf(sc), fr.Share*100, fr.Rate,
+				fixedMS(d, d.Latency.P50), fixedMS(a, a.Latency.P50), fixedMS(d, d.Latency.P99), fixedMS(a, a.Latency.P99),
+				fixedMS(d, d.Latency.P999), fixedMS(a, a.Latency.P999), cpuPerLogin(d), cpuPerLogin(a), verdict)
+		}
+	}
+	return tw.Flush()
+}
+
+func fixedMS(fs *FixedSide, v float64) string {
+	if strings.HasPrefix(fs.Status, "error") {
+		return "error" // the notes say which
+	}
+	if fs.Status != "ok" {
+		return fs.Status
+	}
+	return load.FormatMS(v)
+}
+
+// cpuPerLogin is the server's and backend's CPU per completed login at
+// a fixed rate, in µs.
+func cpuPerLogin(fs *FixedSide) string {
+	// A process that exits during the window takes its CPU time with it
+	// (Dovecot's idle auth-workers do), which can make the difference
+	// negative: then there is no figure.
+	if fs.Status != "ok" || fs.RPS <= 0 || fs.Cores[0] < 0 || fs.Cores[1] < 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", (fs.Cores[0]+fs.Cores[1])/fs.RPS*1e6)
 }
 
 // writeSelf prints the scenarios that compare authd with its defence on

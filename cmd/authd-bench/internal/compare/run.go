@@ -43,7 +43,7 @@ func runScenario(ctx context.Context, o *Options, sc Scenario, work string, user
 			if s == nil || ctx.Err() != nil {
 				continue
 			}
-			m, err := measure(ctx, o, sc, s, bpid, users, round == 0 && sc.Cache, round == o.Rounds-1)
+			m, err := measure(ctx, o, sc, s, bpid, users, measureOpts{warmAll: round == 0 && sc.Cache, profile: round == o.Rounds-1})
 			if err != nil {
 				sides[i].Status = "error: " + firstLine(err)
 				say("  %s round %d: %v", s.name, round+1, err)
@@ -64,6 +64,10 @@ func runScenario(ctx context.Context, o *Options, sc Scenario, work string, user
 		res.Notes = append(res.Notes, sd.summarize(servers[i].nameOr(sideNames(sc)[i]), cores[i])...)
 	}
 	res.judge()
+	res.Fixed = runFixed(ctx, o, sc, servers, bpid, users, a, say)
+	for i := range res.Fixed {
+		res.Notes = append(res.Notes, res.Fixed[i].notes()...)
+	}
 	return res
 }
 
@@ -241,17 +245,25 @@ type measurement struct {
 	prof   []string
 }
 
+// measureOpts say what a measurement does beyond the scenario's load.
+type measureOpts struct {
+	warmAll bool    // authenticate every user first (fills the cache)
+	profile bool    // record a perf profile when o.PerfDir is set
+	rate    float64 // open loop at this rate (o.Fixed*), instead of the closed loop
+	tag     string  // added to the profile's name
+}
+
 // measure runs one measurement against s and samples CPU time over the
 // window: the server's process group, the backend's, this process, and
 // everything else on the machine.
 func measure(ctx context.Context, o *Options, sc Scenario, s *authServer, backendPID int, users *load.Users,
-	warmAll, profile bool) (*measurement, error) {
+	mo measureOpts) (*measurement, error) {
 	smp := &sampler{ctx: ctx, groups: [3]int{s.cpuGroup(), -1, 0}}
 	if backendPID > 0 {
 		smp.groups[1] = backendPID
 	}
-	if profile && o.PerfDir != "" {
-		smp.perfDir, smp.perfName, smp.perfPIDs = o.PerfDir, sc.Name+"-"+s.name, s.profilePIDs()
+	if mo.profile && o.PerfDir != "" {
+		smp.perfDir, smp.perfName, smp.perfPIDs = o.PerfDir, sc.Name+"-"+s.name+mo.tag, s.profilePIDs()
 	}
 	cfg := load.Config{
 		Target:    load.Target{Network: "unix", Address: s.clientSock},
@@ -259,8 +271,11 @@ func measure(ctx context.Context, o *Options, sc Scenario, s *authServer, backen
 		Conns: o.Conns, Depth: o.Depth, Duration: o.Duration, Warmup: o.Warmup,
 		// Dovecot needs no-penalty (its anvil penalty would dominate);
 		// authd against itself gets what a login process sends.
-		Users: users, NoPenalty: !sc.PenaltyBaseline, UserAddrs: sc.UserAddrs, Service: "imap", WarmAll: warmAll,
+		Users: users, NoPenalty: !sc.PenaltyBaseline, UserAddrs: sc.UserAddrs, Service: "imap", WarmAll: mo.warmAll,
 		OnWindow: smp.window,
+	}
+	if mo.rate > 0 {
+		cfg.Rate, cfg.Depth, cfg.Duration, cfg.Warmup = mo.rate, fixedDepth, o.FixedDuration, o.FixedWarmup
 	}
 	m := &measurement{}
 	var err error

@@ -133,6 +133,9 @@ func RunAttack(ctx context.Context, legit Config, atk Attack) (*AttackResult, er
 	if err := legit.normalize(); err != nil {
 		return nil, err
 	}
+	if legit.Rate > 0 {
+		return nil, errPacedAttack
+	}
 	if legit.Protocol == "master" {
 		return nil, errors.New("an attack needs an authenticating protocol (client or grpc), not USER lookups")
 	}

@@ -35,6 +35,13 @@
 // (≤ 0.8 % relative error) from which p50/p90/p99 and the exact maximum are
 // reported, as text or JSON.
 //
+// With Config.Rate the load is open-loop instead: requests go out on a
+// fixed schedule spread over the connections, answered or not, and each
+// latency counts from the request's scheduled send time, so that a stall
+// of the server (or of the generator) shows in every request that should
+// have been sent during it (openloop.go). The report adds p99.9 and the
+// generator's own send lag.
+//
 // RunAttack runs such a load beside a brute-force attack: attackers guess
 // passwords from many addresses (AttackerAddr) while the users log in,
 // each from an address of its own (UserAddr), and the report gives the

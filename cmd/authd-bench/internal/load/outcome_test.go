@@ -95,7 +95,7 @@ func TestOutcomes(t *testing.T) {
 		if doc.Requests != 40 || doc.OK+doc.Fail+doc.TempFail != 40 || doc.OK != res.OK || doc.Fail != res.Fail || doc.TempFail != res.TempFail {
 			t.Errorf("JSON report disagrees: %s", js.String())
 		}
-		for _, k := range []string{"p50", "p90", "p99", "max"} {
+		for _, k := range []string{"p50", "p90", "p99", "p99_9", "max"} {
 			if _, ok := doc.Latency[k]; !ok {
 				t.Errorf("JSON report has no latency %s: %s", k, js.String())
 			}

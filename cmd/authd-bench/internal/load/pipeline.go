@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,16 @@ type pipeConn struct {
 	pending map[uint32]*pending
 	free    []*pending
 	proto   lineProto
+
+	// Open-loop runs only (openloop.go): the pacer sends while this
+	// connection's reader reads, so both take mu for everything above but
+	// br, which only the reader uses. sending is false once the pacer is
+	// done; wake tells a reader waiting for work that there is some, or
+	// that there will be none.
+	mu      sync.Mutex
+	wake    sync.Cond
+	sending bool
+	broken  error
 }
 
 // pending is one request on the wire.
@@ -50,13 +61,15 @@ type lineProto interface {
 const ioBufSize = 64 << 10
 
 func newPipeConn(nc net.Conn, proto lineProto) *pipeConn {
-	return &pipeConn{
+	c := &pipeConn{
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, ioBufSize),
 		bw:      bufio.NewWriterSize(nc, ioBufSize),
 		pending: map[uint32]*pending{},
 		proto:   proto,
 	}
+	c.wake.L = &c.mu
+	return c
 }
 
 func (c *pipeConn) Close() error { return c.nc.Close() }
@@ -119,7 +132,10 @@ func (c *pipeConn) readLine() (string, error) {
 	return string(bytes.TrimRight(b, "\r\n")), nil
 }
 
-func (c *pipeConn) issue(r Request) error {
+// issue buffers request r's first line. Its latency counts from sched,
+// the time an open-loop schedule meant it to be sent, or from now when
+// sched is zero (closed loop).
+func (c *pipeConn) issue(r Request, sched time.Time) error {
 	c.nextID++
 	if c.nextID == 0 {
 		c.nextID = 1
@@ -137,7 +153,10 @@ func (c *pipeConn) issue(r Request) error {
 	if err != nil {
 		return err
 	}
-	p.start = time.Now()
+	p.start = sched
+	if sched.IsZero() {
+		p.start = time.Now()
+	}
 	c.pending[p.id] = p
 	_, err = c.bw.Write(line)
 	return err
@@ -169,7 +188,7 @@ func (c *pipeConn) Run(depth int, deadline time.Time, w *Worker) error {
 			more = false
 			break
 		}
-		if err := c.issue(r); err != nil {
+		if err := c.issue(r, time.Time{}); err != nil {
 			c.abort(OutcomeError, w)
 			return err
 		}
@@ -181,51 +200,20 @@ func (c *pipeConn) Run(depth int, deadline time.Time, w *Worker) error {
 	for len(c.pending) > 0 {
 		line, err := c.br.ReadSlice('\n')
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				n := len(c.pending)
-				c.abort(OutcomeUnanswered, w)
-				return fmt.Errorf("%d requests unanswered at the deadline", n)
-			}
-			if errors.Is(err, bufio.ErrBufferFull) {
-				err = errors.New("server line longer than 64 KiB")
-			}
-			c.abort(OutcomeError, w)
-			return err
+			return c.readFailed(err, w)
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		cmd, rest, _ := bytes.Cut(line, []byte{'\t'})
-		idField, rest, _ := bytes.Cut(rest, []byte{'\t'})
-		id, ok := parseUint32(idField)
-		p := c.pending[id]
-		if !ok || p == nil {
-			c.abort(OutcomeError, w)
-			return fmt.Errorf("unexpected server line %.80q", line)
-		}
-		out, finished, o, err := c.proto.reply(c.line[:0], cmd, rest, p)
-		c.line = out
+		finished, err := c.onLine(line, w)
 		if err != nil {
-			w.Err(err)
-			c.finish(p, OutcomeError, w)
-			// The request is dead but the connection state is unclear
-			// (the server still owes an answer for this id): stop here.
-			c.abort(OutcomeError, w)
 			return err
 		}
-		if finished {
-			c.finish(p, o, w)
-			if more {
-				r, ok := w.Next()
-				if !ok {
-					more = false
-				} else if err := c.issue(r); err != nil {
-					c.abort(OutcomeError, w)
-					return err
-				}
+		if finished && more {
+			r, ok := w.Next()
+			if !ok {
+				more = false
+			} else if err := c.issue(r, time.Time{}); err != nil {
+				c.abort(OutcomeError, w)
+				return err
 			}
-		} else if _, err := c.bw.Write(out); err != nil {
-			c.abort(OutcomeError, w)
-			return err
 		}
 		if c.bw.Buffered() > 0 && !c.completeLineBuffered() {
 			if err := c.bw.Flush(); err != nil {
@@ -235,6 +223,57 @@ func (c *pipeConn) Run(depth int, deadline time.Time, w *Worker) error {
 		}
 	}
 	return nil
+}
+
+// readFailed ends every request in flight after a failed read: as
+// unanswered at the deadline, as errors otherwise. It returns the error
+// for the run's report.
+func (c *pipeConn) readFailed(err error, w *Worker) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		n := len(c.pending)
+		c.abort(OutcomeUnanswered, w)
+		return fmt.Errorf("%d requests unanswered at the deadline", n)
+	}
+	if errors.Is(err, bufio.ErrBufferFull) {
+		err = errors.New("server line longer than 64 KiB")
+	}
+	c.abort(OutcomeError, w)
+	return err
+}
+
+// onLine handles one reply line: it finishes its request (finished), or
+// buffers the request's next line (a mechanism's next step). On an error
+// every request in flight is ended.
+func (c *pipeConn) onLine(line []byte, w *Worker) (finished bool, err error) {
+	line = bytes.TrimRight(line, "\r\n")
+	cmd, rest, _ := bytes.Cut(line, []byte{'\t'})
+	idField, rest, _ := bytes.Cut(rest, []byte{'\t'})
+	id, ok := parseUint32(idField)
+	p := c.pending[id]
+	if !ok || p == nil {
+		c.abort(OutcomeError, w)
+		return false, fmt.Errorf("unexpected server line %.80q", line)
+	}
+	out, finished, o, err := c.proto.reply(c.line[:0], cmd, rest, p)
+	c.line = out
+	if err != nil {
+		w.Err(err)
+		c.finish(p, OutcomeError, w)
+		// The request is dead but the connection state is unclear
+		// (the server still owes an answer for this id): stop here.
+		c.abort(OutcomeError, w)
+		return false, err
+	}
+	if finished {
+		c.finish(p, o, w)
+		return true, nil
+	}
+	if _, err := c.bw.Write(out); err != nil {
+		c.abort(OutcomeError, w)
+		return false, err
+	}
+	return false, nil
 }
 
 // completeLineBuffered reports whether a whole reply line is already in

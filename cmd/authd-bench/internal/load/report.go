@@ -19,8 +19,13 @@ func (r *Result) WriteText(w io.Writer) error {
 		opts = ", no-penalty"
 	}
 	fmt.Fprintf(&b, "target      %s (%s)\n", r.Target, what)
-	fmt.Fprintf(&b, "load        %d connections × %d in flight, %d users, %.0f%% wrong%s\n",
-		r.Conns, r.Depth, r.Users, r.WrongShare*100, opts)
+	if r.Rate > 0 {
+		fmt.Fprintf(&b, "load        open loop, %.1f requests/s over %d connections (at most %d in flight on each), %d users, %.0f%% wrong%s\n",
+			r.Rate, r.Conns, r.Depth, r.Users, r.WrongShare*100, opts)
+	} else {
+		fmt.Fprintf(&b, "load        %d connections × %d in flight, %d users, %.0f%% wrong%s\n",
+			r.Conns, r.Depth, r.Users, r.WrongShare*100, opts)
+	}
 	if wa := r.WarmAll; wa != nil {
 		fmt.Fprintf(&b, "warm-all    %d requests in %.2f s (ok %d, fail %d, tempfail %d, errors %d, unanswered %d)\n",
 			wa.Total(), wa.Seconds, wa.OK, wa.Fail, wa.TempFail, wa.Errors, wa.Unanswered)
@@ -40,8 +45,15 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "rate        %.1f requests/s\n", r.RPS)
 	l := r.Latency
-	fmt.Fprintf(&b, "latency     p50 %s  p90 %s  p99 %s  max %s  mean %s\n",
-		FormatMS(l.P50), FormatMS(l.P90), FormatMS(l.P99), FormatMS(l.Max), FormatMS(l.Mean))
+	fmt.Fprintf(&b, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
+		FormatMS(l.P50), FormatMS(l.P90), FormatMS(l.P99), FormatMS(l.P999), FormatMS(l.Max), FormatMS(l.Mean))
+	if sl := r.SendLag; sl != nil {
+		fmt.Fprintf(&b, "send lag    p50 %s  p99 %s  max %s (how late the generator wrote requests; part of the latency above)\n",
+			FormatMS(sl.P50), FormatMS(sl.P99), FormatMS(sl.Max))
+	}
+	if r.Unsent > 0 {
+		fmt.Fprintf(&b, "unsent      %d requests of the window not sent: their connection already had %d in flight\n", r.Unsent, r.Depth)
+	}
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(&b, "error       %s\n", e)
 	}

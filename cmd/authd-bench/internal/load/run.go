@@ -90,6 +90,14 @@ type Config struct {
 	// use it (gRPC); nil means plaintext, which authd allows on loopback
 	// and unix sockets.
 	TLS *tls.Config
+	// Rate, when positive, makes the run open-loop: Rate requests per
+	// second in all, on a fixed schedule spread over the connections,
+	// each latency counted from the request's scheduled send time
+	// (openloop.go). Depth then only bounds the requests in flight per
+	// connection; a request due on a connection that has Depth in flight
+	// is not sent and counted as Unsent. Zero: closed loop, Depth in
+	// flight per connection at all times. The line protocols only.
+	Rate float64
 	// OnWindow, if set, is called once, just before the timed warm-up
 	// starts, with the measured window's bounds, so a caller can sample
 	// the server's CPU time or attach a profiler exactly over the window.
@@ -227,6 +235,9 @@ func (c *Config) normalize() error {
 	if c.Warmup < 0 || c.Warmup > MaxWarmup {
 		return fmt.Errorf("warm-up %v: want 0..%v", c.Warmup, MaxWarmup)
 	}
+	if !(c.Rate >= 0 && c.Rate <= MaxRate) {
+		return fmt.Errorf("rate %v: want 0 (closed loop) up to %v requests/s", c.Rate, float64(MaxRate))
+	}
 	if c.MaxRequests < 0 {
 		return fmt.Errorf("negative request limit %d", c.MaxRequests)
 	}
@@ -328,6 +339,9 @@ type phase struct {
 	// otherwise a user's wrong password is always the same (a client
 	// with a stale password), which authd's defence counts once.
 	guesses bool
+	// paced: an open-loop run, whose pacer ends the window; requests
+	// belong to the window their scheduled time falls in.
+	paced bool
 }
 
 // rip is the rip= of a request for user i.
@@ -356,6 +370,11 @@ type Worker struct {
 	wrongOK, rightFail   int64 // unexpected outcomes: OK for a wrong one, Fail for a right one
 	lastEnd              time.Time
 	errs                 []string
+	// Open loop: how late the pacer wrote each request of the window,
+	// and how many it did not send because the connection had Depth in
+	// flight.
+	lag    Histogram
+	unsent int64
 }
 
 // Next returns the next request to issue, or false when the run is over
@@ -370,7 +389,7 @@ func (w *Worker) Next() (Request, bool) {
 		}
 		return Request{User: w.users.Names[i], Password: w.users.Passwords[i], RIP: ph.rip(w.rng, int(i))}, true
 	}
-	if !ph.t1.IsZero() && !time.Now().Before(ph.t1) {
+	if !ph.paced && !ph.t1.IsZero() && !time.Now().Before(ph.t1) {
 		return Request{}, false
 	}
 	if ph.max > 0 && ph.issued.Add(1) > ph.max {
@@ -392,15 +411,21 @@ func (w *Worker) Next() (Request, bool) {
 	return r, true
 }
 
-// Done records the outcome of a request issued at start.
+// Done records the outcome of a request issued at start (open loop: its
+// scheduled time).
 func (w *Worker) Done(r Request, start time.Time, o Outcome) {
 	end := time.Now()
+	// Open loop: the request belongs where it was scheduled.
+	at := end
+	if w.ph.paced {
+		at = start
+	}
 	switch {
 	case o == OutcomeUnanswered:
 		w.late.add(o)
-	case end.Before(w.ph.t0):
+	case at.Before(w.ph.t0):
 		w.warm.add(o)
-	case w.ph.t1.IsZero() || !end.After(w.ph.t1):
+	case w.ph.t1.IsZero() || !at.After(w.ph.t1):
 		w.measured.add(o)
 		w.hist.Record(end.Sub(start))
 		if r.Wrong {
@@ -419,6 +444,22 @@ func (w *Worker) Done(r Request, start time.Time, o Outcome) {
 		w.late.add(o)
 	}
 }
+
+// sent records how late the pacer wrote a request scheduled at sched.
+func (w *Worker) sent(sched, at time.Time) {
+	if w.inWindow(sched) {
+		w.lag.Record(at.Sub(sched))
+	}
+}
+
+// skip counts a request scheduled at sched that was not sent.
+func (w *Worker) skip(sched time.Time) {
+	if w.inWindow(sched) {
+		w.unsent++
+	}
+}
+
+func (w *Worker) inWindow(t time.Time) bool { return !t.Before(w.ph.t0) && !t.After(w.ph.t1) }
 
 // Err notes a connection-level error for the report.
 func (w *Worker) Err(err error) {
@@ -465,14 +506,24 @@ type Result struct {
 
 	RPS     float64 `json:"requests_per_sec"`
 	Latency Latency `json:"latency_ms"`
+	// Open loop only: the offered rate (Config.Rate), the requests of
+	// the window not sent because their connection had Depth in flight,
+	// and how late the generator wrote the others (already part of
+	// Latency, which counts from the scheduled time).
+	Rate    float64  `json:"offered_rate,omitempty"`
+	Unsent  int64    `json:"unsent,omitempty"`
+	SendLag *Latency `json:"send_lag_ms,omitempty"`
 	// ErrorSamples are the first connection errors.
 	ErrorSamples []string `json:"error_samples,omitempty"`
 
-	hist Histogram
+	hist, lag Histogram
 }
 
 // Histogram returns the latencies of the requests counted in the window.
 func (r *Result) Histogram() *Histogram { return &r.hist }
+
+// LagHistogram returns an open-loop run's send lags (SendLag).
+func (r *Result) LagHistogram() *Histogram { return &r.lag }
 
 // WarmAllResult reports the cache-filling pass.
 type WarmAllResult struct {
@@ -485,8 +536,17 @@ type Latency struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
 	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// LatencyOf summarizes h.
+func LatencyOf(h *Histogram) Latency {
+	return Latency{
+		P50: ms(h.Percentile(50)), P90: ms(h.Percentile(90)), P99: ms(h.Percentile(99)),
+		P999: ms(h.Percentile(99.9)), Max: ms(h.Max()), Mean: ms(h.Mean()),
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -517,11 +577,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, ctx.Err()
 		}
 	}
-	ph := newPhase(&cfg, time.Now(), addrs, nil)
+	start := time.Now()
+	ph := newPhase(&cfg, start, addrs, nil)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(ph.t0, ph.t1)
 	}
-	ws := runPhase(conns, &cfg, ph, ph.t1.Add(cfg.Timeout))
+	var ws []*Worker
+	if cfg.Rate > 0 {
+		ph.paced = true
+		if ws, err = runPaced(ctx, conns, &cfg, ph, start); err != nil {
+			return nil, err
+		}
+	} else {
+		ws = runPhase(conns, &cfg, ph, ph.t1.Add(cfg.Timeout))
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -534,6 +603,7 @@ func newResult(cfg *Config) *Result {
 	res := &Result{
 		Target: cfg.Target.String(), Protocol: cfg.Protocol, Conns: cfg.Conns, Depth: cfg.Depth,
 		Users: cfg.Users.Len(), WrongShare: cfg.WrongShare, NoPenalty: cfg.NoPenalty, Seed: cfg.Seed,
+		Rate: cfg.Rate,
 	}
 	if cfg.Protocol == "client" {
 		res.Mech = cfg.Mech
@@ -623,6 +693,8 @@ func warmAll(conns []Conn, cfg *Config, byUser []string, res *Result) *WarmAllRe
 func (r *Result) collect(ws []*Worker, ph *phase, cfg *Config) {
 	var lastEnd time.Time
 	for _, w := range ws {
+		r.lag.Merge(&w.lag)
+		r.Unsent += w.unsent
 		r.Warmup.merge(w.warm)
 		r.Counts.merge(w.measured)
 		r.Late.merge(w.late)
@@ -648,10 +720,10 @@ func (r *Result) collect(ws []*Worker, ph *phase, cfg *Config) {
 		r.Seconds = d.Seconds()
 		r.RPS = float64(r.Requests) / r.Seconds
 	}
-	h := &r.hist
-	r.Latency = Latency{
-		P50: ms(h.Percentile(50)), P90: ms(h.Percentile(90)), P99: ms(h.Percentile(99)),
-		Max: ms(h.Max()), Mean: ms(h.Mean()),
+	r.Latency = LatencyOf(&r.hist)
+	if ph.paced {
+		l := LatencyOf(&r.lag)
+		r.SendLag = &l
 	}
 }
 
@@ -665,13 +737,21 @@ func appendErrs(dst, src []string) []string {
 	return dst
 }
 
+// newWorkers makes one Worker per connection for phase ph.
+func newWorkers(n int, cfg *Config, ph *phase) []*Worker {
+	ws := make([]*Worker, n)
+	for i := range ws {
+		ws[i] = &Worker{users: cfg.Users, ph: ph, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
+	}
+	return ws
+}
+
 // runPhase runs every connection until ph says stop or deadline passes.
 func runPhase(conns []Conn, cfg *Config, ph *phase, deadline time.Time) []*Worker {
-	ws := make([]*Worker, len(conns))
+	ws := newWorkers(len(conns), cfg, ph)
 	var g sync.WaitGroup
 	for i, c := range conns {
-		w := &Worker{users: cfg.Users, ph: ph, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
-		ws[i] = w
+		w := ws[i]
 		g.Go(func() {
 			if err := c.Run(cfg.Depth, deadline, w); err != nil {
 				w.Err(err)
