@@ -95,6 +95,11 @@ type deadlineConn struct {
 	handshake time.Time // zero once the handshake is done
 	midLine   bool      // the last byte received was not '\n'
 	lineStart time.Time
+	// set is the read deadline last given to the connection (valid once
+	// armed): a read under the same deadline does not set it again,
+	// which is most reads (between lines it is none).
+	set   time.Time
+	armed bool
 }
 
 func newDeadlineConn(nc net.Conn, l Limits, stopping *atomic.Bool) *deadlineConn {
@@ -112,11 +117,15 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 	case d.midLine:
 		dl = d.lineStart.Add(d.limits.Line)
 	}
-	if err := d.Conn.SetReadDeadline(dl); err != nil {
-		return 0, err
+	if !d.armed || !dl.Equal(d.set) {
+		if err := d.Conn.SetReadDeadline(dl); err != nil {
+			return 0, err
+		}
+		d.set, d.armed = dl, true
 	}
 	// Shutdown sets its flag, then a past deadline: checking the flag
-	// after setting ours means one of the two always wins.
+	// after setting ours means one of the two always wins (and a read
+	// that set nothing leaves Shutdown's deadline in place).
 	if d.stopping.Load() {
 		return 0, errStopping
 	}
