@@ -145,6 +145,12 @@ func (c *conn) send(line string) {
 }
 
 // readLine returns the next line, or "<closed>" on EOF/reset.
+// replyWait bounds the wait for a reply a transcript expects: only a guard
+// against a hang, so generous: a bcrypt cost-10 verification (and the
+// equal-cost dummy of a failure) takes seconds under the race detector on
+// a loaded 2-core machine.
+const replyWait = 30 * time.Second
+
 func (c *conn) readLine(timeout time.Duration) string {
 	c.t.Helper()
 	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
@@ -211,7 +217,7 @@ func runTranscript(t *testing.T, path, file string) {
 			}
 			c.send(line[:size-1])
 		case "S":
-			got := normalize(c.readLine(5 * time.Second))
+			got := normalize(c.readLine(replyWait))
 			if got != text {
 				t.Fatalf("%s: got %q, want %q", where, got, text)
 			}
@@ -219,7 +225,7 @@ func runTranscript(t *testing.T, path, file string) {
 			want := strings.Split(text, " | ")
 			var got []string
 			for range want {
-				got = append(got, normalize(c.readLine(5*time.Second)))
+				got = append(got, normalize(c.readLine(replyWait)))
 			}
 			slices.Sort(want)
 			sorted := slices.Clone(got)
