@@ -165,7 +165,8 @@ type ClientServer struct {
 	workers  *workers
 }
 
-// NewClientServer builds a server; call Run to start its delay queue.
+// NewClientServer builds a server; call Run to start its delay queue and
+// its request deadlines.
 func NewClientServer(cfg ClientConfig) *ClientServer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -202,14 +203,19 @@ func NewClientServer(cfg ClientConfig) *ClientServer {
 	return s
 }
 
-// Run runs the failure-delay queue until ctx ends or Shutdown is called.
+// Run runs the failure-delay queue and answers steps that outlive their
+// deadline (deadline.go) until ctx ends or Shutdown is called.
 func (s *ClientServer) Run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	s.cancel = cancel
 	s.mu.Unlock()
 	defer close(s.runDone)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.overdueSweeper(ctx) })
 	s.delay.run(ctx)
+	cancel()
+	wg.Wait()
 }
 
 // delayOverflow counts and logs a failure answered at once because the
@@ -312,6 +318,7 @@ type clientReq struct {
 	final       engine.Result
 	start       time.Time
 	timer       *time.Timer
+	sctx        *stepContext // the running step's context (deadline.go)
 }
 
 // Serve runs the protocol on nc until the client disconnects or the
@@ -642,6 +649,7 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	}
 	c.pending[id] = req
 	req.running = true
+	req.sctx = newStepContext(c.ctx, req.start.Add(c.s.limits.Request))
 	c.mu.Unlock()
 	c.startAuth(req, p)
 	return true
@@ -889,6 +897,7 @@ func (c *clientConn) handleCont(args []string) bool {
 	}
 	req.waitingCont = false
 	req.running = true
+	req.sctx = newStepContext(c.ctx, time.Now().Add(c.s.limits.Request))
 	if req.timer != nil {
 		req.timer.Stop()
 	}
@@ -958,13 +967,11 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) {
 			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
 		}
 		// The connection's context ends work for a client that went
-		// away; the request's deadline bounds a backend that does not
+		// away; the step's deadline bounds a backend that does not
 		// answer, and the client hears "try again" when it passes even if
-		// the step has not returned yet.
-		ctx, cancel := context.WithTimeout(c.ctx, s.limits.Request)
-		defer cancel()
-		overdue := time.AfterFunc(s.limits.Request, func() { c.finishOverdue(req) })
-		defer overdue.Stop()
+		// the step has not returned yet (the server's overdueSweeper).
+		ctx := req.sctx
+		defer ctx.release()
 		rep := req.mech.Step(ctx, data, present)
 		if !rep.Done {
 			c.sendCont(req, rep.Challenge)

@@ -261,6 +261,38 @@ func TestRequestDeadline(t *testing.T) {
 	}
 }
 
+// busyEngine answers a PLAIN login only after a fixed time and never
+// looks at its context: a backend stuck in a call without a deadline.
+type busyEngine struct {
+	dovecot.ClientEngine
+	d time.Duration
+}
+
+func (b busyEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, pw []byte) engine.Result {
+	time.Sleep(b.d)
+	return engine.Result{Status: engine.StatusOK, User: authcid}
+}
+
+// A step that never waits on its context is answered at its deadline
+// all the same, and marked expired for a backend that polls.
+func TestRequestDeadlineIgnored(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	path := env.startLimited(t, dovecot.Limits{Request: 200 * time.Millisecond}, busyEngine{ClientEngine: env.eng, d: time.Second})
+	c := dial(t, path)
+	c.handshake()
+	start := time.Now()
+	c.send(fmt.Sprintf(alicePlain, 1))
+	if got := c.readLine(3 * time.Second); got != "FAIL\t1\tcode=temp_fail" {
+		t.Fatalf("overdue request: %q", got)
+	}
+	if d := time.Since(start); d >= time.Second {
+		t.Errorf("answered after %v, when the step returned; deadline 200ms", d)
+	}
+	if got := c.readLine(1500 * time.Millisecond); got != "<timeout>" {
+		t.Fatalf("after the temporary failure: %q", got)
+	}
+}
+
 // 60,000 lookups on a userdb socket from a client that does not read stay
 // within a fixed number of goroutines.
 func TestMasterUnreadLookupsBounded(t *testing.T) {

@@ -45,11 +45,17 @@ func (w *workers) run(f func()) {
 
 func (w *workers) loop(f func()) {
 	defer w.wg.Done()
-	t := time.NewTimer(w.idle)
+	// The idle timer is not reset per request (a timer update per login
+	// showed in profiles): a worker that served nothing during a whole
+	// period exits, so an idle one goes after one to two periods.
+	t := time.NewTicker(w.idle)
 	defer t.Stop()
+	served := false
 	for {
-		f()
-		t.Reset(w.idle)
+		if f != nil {
+			f()
+			f, served = nil, true
+		}
 		select {
 		case g, ok := <-w.work:
 			if !ok {
@@ -57,7 +63,10 @@ func (w *workers) loop(f func()) {
 			}
 			f = g
 		case <-t.C:
-			return
+			if !served {
+				return
+			}
+			served = false
 		}
 	}
 }
