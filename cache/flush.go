@@ -3,7 +3,7 @@ package cache
 import (
 	"strings"
 
-	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Flush removes the entries of users, or every entry when users is empty,
@@ -58,7 +58,7 @@ func (c *Cache) Flush(users []string) int {
 	}
 	escaped := make([]string, len(users))
 	for i, u := range users {
-		escaped[i] = vars.TabEscape(u)
+		escaped[i] = tabescape.Escape(u)
 	}
 	return c.flushEscaped(escaped)
 }

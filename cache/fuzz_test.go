@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // keyRE is the flush rule of docs/protocol.md §5.9 written independently: the
@@ -22,7 +22,7 @@ func FuzzFlushRule(f *testing.F) {
 	f.Add("P\t", "")
 	f.Add("P1+\t%w\t%{if;%Lw", "a\tb")
 	f.Fuzz(func(t *testing.T, key, user string) {
-		esc := vars.TabEscape(user)
+		esc := tabescape.Escape(user)
 		got := keyHasUser(key, []string{esc})
 		want := false
 		if m := keyRE.FindStringSubmatch(key); m != nil {

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/authd-project/authd/internal/vars"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Shared is a second-level cache kept outside the process and shared by
@@ -317,7 +317,7 @@ func (c *Cache) FlushShared(ctx context.Context, users []string) (int, error) {
 	}
 	escaped := make([]string, len(users))
 	for i, u := range users {
-		escaped[i] = vars.TabEscape(u)
+		escaped[i] = tabescape.Escape(u)
 	}
 	return n, c.sh.store.Invalidate(ctx, escaped)
 }

@@ -364,6 +364,10 @@ func TestReplyProgram(t *testing.T) {
 	if got := parseReply(out.String()); got.String() != "user=al\x01ice userdb_home=/home/a userdb_uid=5000 quota=1G userdb_gid=100" {
 		t.Errorf("parsed %q", got.String())
 	}
+	// A lone 0x01 at the end of a field is dropped, as Dovecot's reader does.
+	if got := parseReply("quota=1G\x01\tuser=a\x01tb\x01"); got.String() != "quota=1G user=a\tb" {
+		t.Errorf("trailing 0x01: parsed %q", got.String())
+	}
 	env["AUTHORIZED"] = "2"
 	if code := Reply(ReplyEnv{Getenv: get, UID: 1000, EUID: 1000, GID: 100, EGID: 100}, &out, &errs); code != 2 {
 		t.Errorf("AUTHORIZED=2: exit %d, want 2", code)

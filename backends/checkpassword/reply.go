@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // ReplyEnv is what the reply program sees of its process.
@@ -54,7 +56,7 @@ func Reply(env ReplyEnv, w, errw io.Writer) int {
 			fmt.Fprintf(errw, "checkpassword-reply: %s contains a TAB\n", kv[0])
 			return 1
 		}
-		b.WriteString(kv[1] + "=" + tabEscape(v) + "\t")
+		b.WriteString(kv[1] + "=" + tabescape.Escape(v) + "\t")
 	}
 	uidFound, gidFound := false, false
 	if extra, ok := env.Getenv("EXTRA"); ok {
@@ -66,7 +68,7 @@ func Reply(env ReplyEnv, w, errw io.Writer) int {
 			key := strings.ToLower(name)
 			uidFound = uidFound || key == "userdb_uid"
 			gidFound = gidFound || key == "userdb_gid"
-			b.WriteString(tabEscape(key) + "=" + tabEscape(v) + "\t")
+			b.WriteString(tabescape.Escape(key) + "=" + tabescape.Escape(v) + "\t")
 		}
 	}
 	if !uidFound {
@@ -88,12 +90,4 @@ func Reply(env ReplyEnv, w, errw io.Writer) int {
 		fmt.Fprintln(errw, "checkpassword-reply: the checkpassword program does not support passdb/userdb lookups")
 		return 111
 	}
-}
-
-// tabEscape is Dovecot's str_tabescape.
-func tabEscape(s string) string {
-	if !strings.ContainsAny(s, "\x00\x01\t\r\n") {
-		return s
-	}
-	return strings.NewReplacer("\x01", "\x011", "\x00", "\x010", "\t", "\x01t", "\r", "\x01r", "\n", "\x01n").Replace(s)
 }

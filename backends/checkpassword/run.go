@@ -14,6 +14,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // result is what one run of the program said.
@@ -140,7 +141,7 @@ func parseResult(ps *os.ProcessState, waitErr error, reply []byte) (result, erro
 func parseReply(s string) fields.Fields {
 	var out fields.Fields
 	for _, part := range strings.Split(s, "\t") {
-		part = tabUnescape(part)
+		part = tabescape.Unescape(part)
 		if part == "" {
 			continue
 		}
@@ -151,36 +152,6 @@ func parseReply(s string) fields.Fields {
 		out.Set(k, v)
 	}
 	return out
-}
-
-// tabUnescape undoes Dovecot's str_tabescape (\001 + 0, 1, t, r, n).
-func tabUnescape(s string) string {
-	if !strings.Contains(s, "\x01") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != 1 || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case '0':
-			b.WriteByte(0)
-		case '1':
-			b.WriteByte(1)
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'n':
-			b.WriteByte('\n')
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }
 
 // limitedWriter keeps the first n bytes and drops the rest.

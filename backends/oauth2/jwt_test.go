@@ -186,6 +186,15 @@ func TestFileDict(t *testing.T) {
 	wantOutcome(t, db, "alice@example.com", hs, backends.Found)
 }
 
+// TestParseFileDict: keys and values are tab-unescaped, and a lone 0x01
+// at the end of a line is dropped, as Dovecot's reader does.
+func TestParseFileDict(t *testing.T) {
+	m := parseFileDict([]byte("a\x01tb\x01\nline\x01none\x01\nplain\nv\n"))
+	if len(m) != 2 || m["a\tb"] != "line\none" || m["plain"] != "v" {
+		t.Errorf("parsed %q", m)
+	}
+}
+
 func TestEscapeDots(t *testing.T) {
 	for in, want := range map[string]string{
 		"shared/../x":       "shared/..../x",

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // The keys that sign locally validated JWTs come from a dict, as in
@@ -168,44 +169,13 @@ func parseFileDict(b []byte) map[string]string {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 4096), maxDictFile)
 	for sc.Scan() {
-		k := tabUnescape(sc.Text())
+		k := tabescape.Unescape(sc.Text())
 		if !sc.Scan() {
 			break
 		}
-		m[k] = tabUnescape(sc.Text())
+		m[k] = tabescape.Unescape(sc.Text())
 	}
 	return m
-}
-
-// tabUnescape undoes Dovecot's str_tabescape: \001 followed by 0, 1, t, r
-// or n stands for NUL, \001, TAB, CR and LF.
-func tabUnescape(s string) string {
-	if !strings.Contains(s, "\x01") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\x01' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case '0':
-			b.WriteByte(0)
-		case '1':
-			b.WriteByte(1)
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'n':
-			b.WriteByte('\n')
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }
 
 // escapeIdentifier escapes '/' and '%' in a kid or azp as %2f and %25

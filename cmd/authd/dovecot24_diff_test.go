@@ -17,6 +17,7 @@ import (
 
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/realserver"
+	"github.com/authd-project/authd/internal/tabescape"
 	"github.com/authd-project/authd/internal/testenv"
 )
 
@@ -181,7 +182,7 @@ func userLookup(ctx context.Context, sock, user string) (string, []string, error
 func unescapeAll(s []string) []string {
 	out := make([]string, len(s))
 	for i, f := range s {
-		out[i] = dovecot.Unescape(f)
+		out[i] = tabescape.Unescape(f)
 	}
 	return out
 }

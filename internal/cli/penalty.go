@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Penalty lists, on the auth-master socket, the keys the brute-force
@@ -41,7 +41,7 @@ func Penalty(ctx context.Context, socket string, max int, stdout, stderr io.Writ
 func PenaltyReset(ctx context.Context, socket, kind, key string, stdout, stderr io.Writer) int {
 	s := socketTransport{path: socket}
 	n := 0
-	err := s.exchange(ctx, "PENALTY-RESET\t1\t"+kind+"\t"+dovecot.Escape(key), nil, func(f []string) (bool, error) {
+	err := s.exchange(ctx, "PENALTY-RESET\t1\t"+kind+"\t"+tabescape.Escape(key), nil, func(f []string) (bool, error) {
 		switch {
 		case f[0] == "OK" && len(f) > 2:
 			n, _ = strconv.Atoi(f[2])

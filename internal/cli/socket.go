@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/authd-project/authd/internal/dovecot"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // socketTransport asks over authd's (or Dovecot's) unix sockets: the
@@ -55,7 +56,7 @@ func (s socketTransport) Lookup(ctx context.Context, kind LookupKind, user strin
 		verb = "PASS"
 	}
 	var ans LookupAnswer
-	err := s.exchange(ctx, verb+"\t1\t"+dovecot.Escape(user), params, func(f []string) (bool, error) {
+	err := s.exchange(ctx, verb+"\t1\t"+tabescape.Escape(user), params, func(f []string) (bool, error) {
 		switch f[0] {
 		case "USER", "PASS":
 			ans = LookupAnswer{Found: true, User: user}
@@ -83,7 +84,7 @@ func (s socketTransport) Lookup(ctx context.Context, kind LookupKind, user strin
 // List sends LIST with a user mask.
 func (s socketTransport) List(ctx context.Context, mask string, params []string, fn func(string)) error {
 	params = append([]string{}, params...)
-	return s.exchange(ctx, "LIST\t1\tuser="+dovecot.Escape(mask), params, func(f []string) (bool, error) {
+	return s.exchange(ctx, "LIST\t1\tuser="+tabescape.Escape(mask), params, func(f []string) (bool, error) {
 		switch f[0] {
 		case "LIST":
 			if len(f) > 2 {
@@ -117,7 +118,7 @@ func (s socketTransport) exchange(ctx context.Context, line string, params []str
 		hasService := false
 		for _, x := range params {
 			hasService = hasService || strings.HasPrefix(x, "service=")
-			line += "\t" + dovecot.Escape(x)
+			line += "\t" + tabescape.Escape(x)
 		}
 		if !hasService {
 			line += "\tservice=authd"

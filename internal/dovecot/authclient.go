@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // AuthClient is a minimal client of the client protocol, used by
@@ -160,10 +162,10 @@ func (c *AuthClient) Plain(ctx context.Context, params []string, authzid, user, 
 	for _, p := range params {
 		b.WriteByte('\t')
 		k, v, ok := strings.Cut(p, "=")
-		b.WriteString(Escape(k))
+		b.WriteString(tabescape.Escape(k))
 		if ok {
 			b.WriteByte('=')
-			b.WriteString(Escape(v))
+			b.WriteString(tabescape.Escape(v))
 		}
 	}
 	b.WriteString("\tresp=")

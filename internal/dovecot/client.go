@@ -25,6 +25,7 @@ import (
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/ratelog"
 	"github.com/authd-project/authd/internal/sasl"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Limits from docs/protocol.md §1.4 and §1.6.
@@ -1123,17 +1124,17 @@ func appendOK(b []byte, id uint32, res engine.Result, extra fields.Fields, login
 	b = append(b, "OK\t"...)
 	b = strconv.AppendUint(b, uint64(id), 10)
 	b = append(b, "\tuser="...)
-	b = AppendEscaped(b, res.User)
+	b = tabescape.Append(b, res.User)
 	b = appendFields(b, extra, true)
 	b = appendTrailer(b, res, extra)
 	if login && extra.Has("proxy") {
 		if res.ProxyPassword != "" {
 			b = append(b, "\tpass="...)
-			b = AppendEscaped(b, res.ProxyPassword)
+			b = tabescape.Append(b, res.ProxyPassword)
 		}
 		if res.MasterUser != "" {
 			b = append(b, "\tmaster="...)
-			b = AppendEscaped(b, res.MasterUser)
+			b = tabescape.Append(b, res.MasterUser)
 		}
 	}
 	return b
@@ -1149,7 +1150,7 @@ func appendFail(b []byte, id uint32, res engine.Result) []byte {
 	}
 	if user != "" {
 		b = append(b, "\tuser="...)
-		b = AppendEscaped(b, user)
+		b = tabescape.Append(b, user)
 	}
 	switch res.Status {
 	case engine.StatusTempFail:
@@ -1173,12 +1174,12 @@ func appendFail(b []byte, id uint32, res engine.Result) []byte {
 func appendFields(b []byte, fs fields.Fields, ok bool) []byte {
 	for _, f := range fs {
 		b = append(b, '\t')
-		b = AppendEscaped(b, f.Key)
+		b = tabescape.Append(b, f.Key)
 		if f.Value == "" || (ok && (f.Key == "nologin" || f.Key == "proxy")) {
 			continue
 		}
 		b = append(b, '=')
-		b = AppendEscaped(b, f.Value)
+		b = tabescape.Append(b, f.Value)
 	}
 	return b
 }
@@ -1187,11 +1188,11 @@ func appendFields(b []byte, fs fields.Fields, ok bool) []byte {
 func appendTrailer(b []byte, res engine.Result, extra fields.Fields) []byte {
 	if res.OrigUser != "" && res.OrigUser != res.User && !extra.Has("original_user") {
 		b = append(b, "\toriginal_user="...)
-		b = AppendEscaped(b, res.OrigUser)
+		b = tabescape.Append(b, res.OrigUser)
 	}
 	if res.MasterUser != "" {
 		b = append(b, "\tauth_user="...)
-		b = AppendEscaped(b, res.MasterUser)
+		b = tabescape.Append(b, res.MasterUser)
 	}
 	if res.Anonymous {
 		b = append(b, "\tanonymous"...)

@@ -13,98 +13,16 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
-// Dovecot's tab-escaping uses 0x01 as the escape byte, not backslash
-// (docs/protocol.md §0).
-const escByte = 0x01
-
-// needsEscape reports whether s contains a byte that must be escaped.
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case 0, escByte, '\t', '\r', '\n':
-			return true
-		}
-	}
-	return false
-}
-
-// AppendEscaped appends s to dst with Dovecot's tab-escaping.
-func AppendEscaped(dst []byte, s string) []byte {
-	if !needsEscape(s) {
-		return append(dst, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case 0:
-			dst = append(dst, escByte, '0')
-		case escByte:
-			dst = append(dst, escByte, '1')
-		case '\t':
-			dst = append(dst, escByte, 't')
-		case '\r':
-			dst = append(dst, escByte, 'r')
-		case '\n':
-			dst = append(dst, escByte, 'n')
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// Escape returns s tab-escaped.
-func Escape(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
-	return string(AppendEscaped(nil, s))
-}
-
-// Unescape reverses Escape. 0x01 followed by an unknown byte yields that
-// byte, and a lone 0x01 at the end is dropped, as Dovecot's reader does.
-func Unescape(s string) string {
-	i := strings.IndexByte(s, escByte)
-	if i < 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	b = append(b, s[:i]...)
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c != escByte {
-			b = append(b, c)
-			continue
-		}
-		i++
-		if i >= len(s) {
-			break
-		}
-		switch s[i] {
-		case '0':
-			b = append(b, 0)
-		case '1':
-			b = append(b, escByte)
-		case 't':
-			b = append(b, '\t')
-		case 'r':
-			b = append(b, '\r')
-		case 'n':
-			b = append(b, '\n')
-		default:
-			b = append(b, s[i])
-		}
-	}
-	return string(b)
-}
-
 // SplitLine splits one protocol line (without its LF) at TABs and unescapes
-// every field.
+// every field (package tabescape writes and reads values, docs/protocol.md §0).
 func SplitLine(line string) []string {
 	args := strings.Split(line, "\t")
 	for i, a := range args {
-		args[i] = Unescape(a)
+		args[i] = tabescape.Unescape(a)
 	}
 	return args
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Micro-benchmarks of the wire codec on the lines authd handles most: an
@@ -46,7 +48,7 @@ func BenchmarkCodecAppendOKLine(b *testing.B) {
 		buf = append(buf[:0], "OK\t"...)
 		buf = append(buf, "12345"...)
 		buf = append(buf, "\tuser="...)
-		buf = AppendEscaped(buf, "user00001@example.com")
+		buf = tabescape.Append(buf, "user00001@example.com")
 		buf = append(buf, '\n')
 	}
 }
@@ -55,7 +57,7 @@ func BenchmarkCodecEscapeNeeded(b *testing.B) {
 	v := "reason=Account\tdisabled\nsince 2024\x01"
 	b.ReportAllocs()
 	for b.Loop() {
-		if Escape(v) == v {
+		if tabescape.Escape(v) == v {
 			b.Fatal("not escaped")
 		}
 	}

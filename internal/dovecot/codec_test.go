@@ -6,38 +6,13 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
-func TestEscapeRoundTrip(t *testing.T) {
-	cases := map[string]string{
-		"plain":        "plain",
-		"a\tb":         "a\x01tb",
-		"a\x01b":       "a\x011b",
-		"nul\x00":      "nul\x010",
-		"cr\rlf\n":     "cr\x01rlf\x01n",
-		`back\slash`:   `back\slash`, // backslash is not special (docs/protocol.md §0)
-		"":             "",
-		"\t\t\x01\x00": "\x01t\x01t\x011\x010",
-	}
-	for raw, esc := range cases {
-		if got := Escape(raw); got != esc {
-			t.Errorf("Escape(%q) = %q, want %q", raw, got, esc)
-		}
-		if got := Unescape(esc); got != raw {
-			t.Errorf("Unescape(%q) = %q, want %q", esc, got, raw)
-		}
-	}
-}
-
-func TestUnescapeOddInput(t *testing.T) {
-	// 0x01 before an unknown byte yields that byte; a trailing 0x01 is dropped.
-	if got := Unescape("a\x01xb\x01"); got != "axb" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestSplitLine(t *testing.T) {
-	got := SplitLine("OK\t1\tuser=a\x01tb\t\treason=x")
+	// Every field is unescaped (package tabescape's tests cover the table).
+	got := SplitLine("OK\t1\tuser=a\x01tb\t\treason=x\x01")
 	want := []string{"OK", "1", "user=a\tb", "", "reason=x"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q", got)
@@ -99,10 +74,10 @@ func FuzzLineCodec(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, field := range SplitLine(s) {
-			if Unescape(Escape(field)) != field {
+			if tabescape.Unescape(tabescape.Escape(field)) != field {
 				t.Fatalf("round trip failed for %q", field)
 			}
-			if strings.ContainsAny(Escape(field), "\t\n\r\x00") {
+			if strings.ContainsAny(tabescape.Escape(field), "\t\n\r\x00") {
 				t.Fatalf("escaped value still has a control byte: %q", field)
 			}
 		}

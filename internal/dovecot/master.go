@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/ratelog"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // masterMaxLine is the master protocol's input limit (docs/protocol.md §2.3).
@@ -424,7 +425,7 @@ func passReply(sid string, res engine.Result) string {
 	switch res.Status {
 	case engine.StatusOK:
 		b := []byte("PASS\t" + sid + "\tuser=")
-		b = AppendEscaped(b, res.User)
+		b = tabescape.Append(b, res.User)
 		b = appendFields(b, res.Fields, false)
 		return string(append(b, '\n'))
 	case engine.StatusNotFound, engine.StatusUserDisabled, engine.StatusPassExpired:
@@ -451,7 +452,7 @@ func (c *masterConn) reply(command, sid string, res engine.Result, line string, 
 
 func failLine(sid string, res engine.Result) string {
 	if r, ok := res.Fields.Get("reason"); ok && r != "" {
-		return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
+		return "FAIL\t" + sid + "\treason=" + tabescape.Escape(r) + "\n"
 	}
 	return "FAIL\t" + sid + "\n"
 }
@@ -468,7 +469,7 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 			}
 		}
 		b := []byte("USER\t" + sid + "\t")
-		b = AppendEscaped(b, res.User)
+		b = tabescape.Append(b, res.User)
 		b = appendFields(b, res.Userdb, false)
 		b = appendFields(b, extra, false)
 		return string(append(b, '\n'))
@@ -478,7 +479,7 @@ func (c *masterConn) userReply(sid string, res engine.Result, extra fields.Field
 		// A userdb's tempfail field sends its reason field along, as
 		// Dovecot's user_callback does; the engine puts it in Userdb.
 		if r, ok := res.Userdb.Get("reason"); ok && r != "" && res.Status == engine.StatusTempFail {
-			return "FAIL\t" + sid + "\treason=" + Escape(r) + "\n"
+			return "FAIL\t" + sid + "\treason=" + tabescape.Escape(r) + "\n"
 		}
 		return "FAIL\t" + sid + "\n"
 	}
@@ -523,7 +524,7 @@ func (c *masterConn) handleList(args []string) bool {
 		}()
 		err := c.s.cfg.Engine.ListUsers(ctx, mask, func(u string) bool {
 			b := []byte("LIST\t" + sid + "\t")
-			b = AppendEscaped(b, u)
+			b = tabescape.Append(b, u)
 			return c.write(string(append(b, '\n')))
 		})
 		// The next LIST may come as soon as the client sees DONE, so the
@@ -645,7 +646,7 @@ func redactMaster(args []string) string {
 		if i > 0 {
 			b = append(b, '\t')
 		}
-		b = AppendEscaped(b, a)
+		b = tabescape.Append(b, a)
 	}
 	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // The brute-force defence's administration on the auth-master socket:
@@ -48,7 +49,7 @@ func (c *masterConn) handlePenalty(args []string) bool {
 				state = "refusing"
 			}
 			out = append(out, "PENALTY\t"+sid+"\t"+k.Kind.String()+"\t"...)
-			out = AppendEscaped(out, k.Key)
+			out = tabescape.Append(out, k.Key)
 			out = append(out, "\t"+strconv.Itoa(k.Failures)+"\t"+strconv.Itoa(k.Limit)+"\t"+state+"\n"...)
 		}
 	}

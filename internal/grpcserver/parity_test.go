@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/grpcserver"
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // outcome is an answer reduced to what both protocols carry: the result,
@@ -138,7 +139,7 @@ func socketMaster(t *testing.T, path, cmd, user string) outcome {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(nc, "VERSION\t1\t0\n%s\t1\t%s\tservice=authd\n", cmd, dovecot.Escape(user))
+	fmt.Fprintf(nc, "VERSION\t1\t0\n%s\t1\t%s\tservice=authd\n", cmd, tabescape.Escape(user))
 	r := bufio.NewReader(nc)
 	for {
 		line, err := r.ReadString('\n')

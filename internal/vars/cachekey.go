@@ -3,6 +3,8 @@ package vars
 import (
 	"strconv"
 	"strings"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // Auth cache keys (docs/protocol.md §5.9). Dovecot derives a backend's default
@@ -154,46 +156,17 @@ func (t *Template) ExpandCacheKey(c *Context, userdb bool) string {
 	b = strconv.AppendInt(b, int64(c.PassdbID), 10)
 	if c.MasterUser != "" {
 		b = append(b, '+')
-		b = appendTabEscaped(b, c.MasterUser)
+		b = tabescape.Append(b, c.MasterUser)
 	}
 	b = append(b, '\t')
 	if t.v24 != nil {
-		b, _ = t.v24.expand(b, c, TabEscape, t.policy)
+		b, _ = t.v24.expand(b, c, tabescape.Escape, t.policy)
 		return string(b)
 	}
 	if t.simple {
-		b, _ = t.expandSimple(b, c, TabEscape)
+		b, _ = t.expandSimple(b, c, tabescape.Escape)
 		return string(b)
 	}
-	b2, _ := t.expand(append([]byte(nil), b...), c, TabEscape)
+	b2, _ := t.expand(append([]byte(nil), b...), c, tabescape.Escape)
 	return string(b2)
-}
-
-// TabEscape is Dovecot's str_tabescape: \001 -> \0011, TAB -> \001t,
-// CR -> \001r, LF -> \001n (and NUL -> \0010).
-func TabEscape(s string) string {
-	if !strings.ContainsAny(s, "\x00\x01\t\r\n") {
-		return s
-	}
-	return string(appendTabEscaped(make([]byte, 0, len(s)+8), s))
-}
-
-func appendTabEscaped(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case 0:
-			dst = append(dst, 1, '0')
-		case 1:
-			dst = append(dst, 1, '1')
-		case '\t':
-			dst = append(dst, 1, 't')
-		case '\r':
-			dst = append(dst, 1, 'r')
-		case '\n':
-			dst = append(dst, 1, 'n')
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
 }

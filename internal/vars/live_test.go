@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // TestLiveDovecot recomputes the golden table with a real Dovecot 2.3 when
@@ -240,36 +242,6 @@ func (dc *dovecot) log() string {
 	return string(b)
 }
 
-// tabUnescape reverses Dovecot's str_tabescape.
-func tabUnescape(s string) string {
-	if !strings.Contains(s, "\x01") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != 1 || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case '0':
-			b.WriteByte(0)
-		case '1':
-			b.WriteByte(1)
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'n':
-			b.WriteByte('\n')
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
-}
-
 // exchange sends lines and returns the first reply line starting with one
 // of the prefixes.
 func exchange(t *testing.T, sock, send string, prefixes ...string) []string {
@@ -302,7 +274,7 @@ func replyFields(args []string) map[string]string {
 	m := map[string]string{}
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
-		m[k] = tabUnescape(v)
+		m[k] = tabescape.Unescape(v)
 	}
 	return m
 }

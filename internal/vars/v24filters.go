@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/authd-project/authd/internal/tabescape"
 )
 
 // The filters of Dovecot 2.4's templates (lib-var-expand's built-in
@@ -927,45 +929,11 @@ func fnList(s *state24, st *stmt24) string {
 	var parts []string
 	if in != "" {
 		for _, f := range strings.Split(in, "\t") {
-			parts = append(parts, unescapeTab(f))
+			parts = append(parts, tabescape.Unescape(f))
 		}
 	}
 	s.setString(strings.Join(parts, sep))
 	return ""
-}
-
-// unescapeTab reverses Dovecot's tab escaping (\001 followed by 0, 1, t,
-// r or n); a trailing \001 is dropped.
-func unescapeTab(v string) string {
-	if !strings.Contains(v, "\x01") {
-		return v
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] != 1 {
-			b.WriteByte(v[i])
-			continue
-		}
-		i++
-		if i == len(v) {
-			break
-		}
-		switch v[i] {
-		case '0':
-			b.WriteByte(0)
-		case '1':
-			b.WriteByte(1)
-		case 't':
-			b.WriteByte('\t')
-		case 'r':
-			b.WriteByte('\r')
-		case 'n':
-			b.WriteByte('\n')
-		default:
-			b.WriteByte(v[i])
-		}
-	}
-	return b.String()
 }
 
 // maxFill bounds lfill/rfill; Dovecot allows up to INT_MAX.

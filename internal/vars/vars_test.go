@@ -503,12 +503,6 @@ func TestExpandCacheKey(t *testing.T) {
 	if got := key.ExpandCacheKey(c, false); got != "P3+ad\x01tmin\ta\x01tb\x01nc\x011\timap" {
 		t.Errorf("escaped key %q", got)
 	}
-	if got := TabEscape("a\x00\x01\t\r\nb"); got != "a\x010\x011\x01t\x01r\x01nb" {
-		t.Errorf("TabEscape = %q", got)
-	}
-	if s := "plain"; TabEscape(s) != s {
-		t.Error("TabEscape changed plain text")
-	}
 }
 
 func TestParseFields(t *testing.T) {
