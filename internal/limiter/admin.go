@@ -106,10 +106,11 @@ func (l *Limiter) resetKey(kind Kind, key string) int {
 	if !ok {
 		return 0
 	}
-	s := l.shardOf(k)
+	id := l.keys.id(k)
+	s := l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[k]
+	e := s.m[id]
 	if e == nil {
 		return 0
 	}
@@ -128,8 +129,8 @@ func (l *Limiter) resetAccount(display string) int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for key, e := range s.m {
-			if a, ok := accountOf(key); ok && a == account {
+		for _, e := range s.m {
+			if a, ok := accountOf(e.key); ok && a == account {
 				l.release(s, e)
 				s.remove(e)
 				n++

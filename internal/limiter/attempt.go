@@ -55,7 +55,10 @@ type Attempt struct {
 	hashed  bool
 	pwHash  uint32
 	ip      netip.Addr
-	pairKey string
+	// account is the request's; pairID its pair's key ID (when account
+	// is not ""). The pair key's text is made only for a new entry.
+	account string
+	pairID  keyID
 	// began is when Begin counted the attempt (since the limiter
 	// started). Done's notes use it too: they keep seconds, and an
 	// attempt lasts milliseconds, so a second clock read buys nothing.
@@ -112,7 +115,9 @@ func (l *Limiter) beginLocal(r Request) *Attempt {
 	now := l.elapsed()
 	a := &Attempt{l: l, ip: normalize(r.IP), began: now}
 	if r.Account != "" {
-		a.pairKey = pairKey(r.Account, a.ip)
+		a.account = r.Account
+		var buf [128]byte
+		a.pairID = l.keys.idBytes(appendPairKey(buf[:0], r.Account, a.ip))
 		if r.Password != nil {
 			a.hashed, a.pwHash = true, l.passwordHash(r.Password)
 		}
@@ -143,10 +148,10 @@ func (l *Limiter) beginLocal(r Request) *Attempt {
 // table with pairs and push out the known-good ones of real users.
 func (a *Attempt) beginPair(now time.Duration) bool {
 	l := a.l
-	s := l.shardOf(a.pairKey)
+	s := l.shardOf(a.pairID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.peek(a.pairKey)
+	e := s.peek(a.pairID)
 	if e == nil {
 		return false
 	}
@@ -166,7 +171,7 @@ func (a *Attempt) keys(account string) (keys [3]string, kinds [3]Kind, n int) {
 	switch {
 	case a.knownGood:
 		// The owner's usual network: only the pair's own budget.
-		add(KindPair, a.pairKey)
+		add(KindPair, pairKey(a.account, a.ip))
 	default:
 		if a.ip.IsValid() {
 			add(KindIP, ipKey(a.ip))
@@ -183,10 +188,11 @@ func (a *Attempt) keys(account string) (keys [3]string, kinds [3]Kind, n int) {
 // failed password, counts the attempt in it. It is false when the key
 // refuses.
 func (a *Attempt) reserve(k Kind, key string, now time.Duration) bool {
-	s := a.l.shardOf(key)
+	id := a.l.keys.id(key)
+	s := a.l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return a.reserveLocked(s, s.get(key, k, a.l.noteEviction), k, now)
+	return a.reserveLocked(s, s.get(id, key, k, a.l.noteEviction), k, now)
 }
 
 // reserveLocked is reserve for e, found in s; s.mu is held.
@@ -255,7 +261,7 @@ func (a *Attempt) Done(o Outcome) int {
 // Reservations held in the pair's shard are given back under the same
 // lock when giveBack is set (a success: one lock instead of two).
 func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
-	if a.pairKey == "" {
+	if a.account == "" {
 		if giveBack {
 			a.giveBack()
 		}
@@ -264,7 +270,7 @@ func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
 	l := a.l
 	s := a.pairShard
 	if s == nil {
-		s = l.shardOf(a.pairKey)
+		s = l.shardOf(a.pairID)
 	}
 	s.mu.Lock()
 	if giveBack {
@@ -272,7 +278,9 @@ func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
 	}
 	e := a.pair
 	if e == nil || e.prev == nil { // never found, or evicted (remove unlinks)
-		e = s.get(a.pairKey, KindPair, l.noteEviction)
+		if e = s.peek(a.pairID); e == nil {
+			e = s.insert(a.pairID, pairKey(a.account, a.ip), KindPair, l.noteEviction)
+		}
 	} else {
 		s.toFront(e)
 	}
@@ -307,10 +315,11 @@ func (a *Attempt) escalate() int {
 	}
 	l := a.l
 	key := ipKey(a.ip)
-	s := l.shardOf(key)
+	id := l.keys.id(key)
+	s := l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.get(key, KindIP, l.noteEviction)
+	e := s.get(id, key, KindIP, l.noteEviction)
 	now := int32(a.began / time.Second)
 	if now-e.lastFail >= int32(penaltyQuiet/time.Second) {
 		e.level = 0

@@ -129,7 +129,7 @@ type Limiter struct {
 	budgets [numKinds]Budget
 	now     func() time.Time
 	base    time.Time
-	seed    maphash.Seed
+	keys    *keyer
 	// pwSeed keys the hash failed passwords are remembered by (see
 	// passwordHash).
 	pwSeed maphash.Seed
@@ -144,7 +144,7 @@ type Limiter struct {
 // New returns a limiter configured by cfg.
 func New(cfg Config) *Limiter {
 	cfg = cfg.withDefaults()
-	l := &Limiter{cfg: cfg, now: cfg.Now, seed: maphash.MakeSeed()}
+	l := &Limiter{cfg: cfg, now: cfg.Now, keys: newKeyer()}
 	l.budgets = [numKinds]Budget{KindIP: cfg.IP, KindPrefix: cfg.Prefix, KindAccount: cfg.Account, KindPair: cfg.KnownGood}
 	if l.now == nil {
 		l.now = time.Now
@@ -154,7 +154,7 @@ func New(cfg Config) *Limiter {
 	l.pwSeed = maphash.MakeSeed()
 	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range l.shards {
-		l.shards[i].init(per)
+		l.shards[i].init(per, l.keys)
 	}
 	return l
 }
@@ -162,8 +162,8 @@ func New(cfg Config) *Limiter {
 // elapsed is the time since the limiter started.
 func (l *Limiter) elapsed() time.Duration { return l.now().Sub(l.base) }
 
-func (l *Limiter) shardOf(key string) *shard {
-	return &l.shards[maphash.String(l.seed, key)%shards]
+func (l *Limiter) shardOf(id keyID) *shard {
+	return &l.shards[id.a%shards]
 }
 
 // slot is the window slot of kind k at time t.

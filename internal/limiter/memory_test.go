@@ -42,10 +42,11 @@ func attemptIP(i int) netip.Addr {
 
 // tracked reports whether the limiter holds key.
 func (l *Limiter) tracked(key string) bool {
-	s := l.shardOf(key)
+	id := l.keys.id(key)
+	s := l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m[key] != nil
+	return s.m[id] != nil
 }
 
 // heapNow is HeapAlloc after a full GC.

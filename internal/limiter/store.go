@@ -65,7 +65,8 @@ func (e *entry) knownGood(now, d time.Duration) bool {
 // shard is one lock's share of the keys.
 type shard struct {
 	mu      sync.Mutex
-	m       map[string]*entry
+	m       map[keyID]*entry
+	keys    *keyer
 	root    entry // sentinel of the circular LRU list
 	max     int
 	blocked map[*entry]struct{}
@@ -75,8 +76,9 @@ type shard struct {
 	slack uint32
 }
 
-func (s *shard) init(max int) {
-	s.m = make(map[string]*entry)
+func (s *shard) init(max int, keys *keyer) {
+	s.m = make(map[keyID]*entry)
+	s.keys = keys
 	s.root.next, s.root.prev = &s.root, &s.root
 	s.max = max
 	s.slack = uint32(max / 16)
@@ -86,10 +88,16 @@ func (s *shard) init(max int) {
 // get returns the entry for key, creating it (and evicting the least
 // recently used entry when the shard is full), and marks it used. s.mu is
 // held. evicted counts evictions.
-func (s *shard) get(key string, kind Kind, evicted func()) *entry {
-	if e := s.peek(key); e != nil {
+func (s *shard) get(id keyID, key string, kind Kind, evicted func()) *entry {
+	if e := s.peek(id); e != nil {
 		return e
 	}
+	return s.insert(id, key, kind, evicted)
+}
+
+// insert makes the entry for key, whose ID is id and which is not in the
+// shard yet. s.mu is held.
+func (s *shard) insert(id keyID, key string, kind Kind, evicted func()) *entry {
 	if len(s.m) >= s.max {
 		old := s.root.prev
 		s.remove(old)
@@ -97,7 +105,7 @@ func (s *shard) get(key string, kind Kind, evicted func()) *entry {
 	}
 	s.moves++
 	e := &entry{key: key, kind: kind, moved: s.moves}
-	s.m[key] = e
+	s.m[id] = e
 	e.prev, e.next = &s.root, s.root.next
 	s.root.next.prev = e
 	s.root.next = e
@@ -106,8 +114,8 @@ func (s *shard) get(key string, kind Kind, evicted func()) *entry {
 
 // peek returns the entry for key, marking it used, or nil: unlike get,
 // it never creates one. s.mu is held.
-func (s *shard) peek(key string) *entry {
-	e := s.m[key]
+func (s *shard) peek(id keyID) *entry {
+	e := s.m[id]
 	if e != nil {
 		s.toFront(e)
 	}
@@ -133,7 +141,7 @@ func (s *shard) toFront(e *entry) {
 }
 
 func (s *shard) remove(e *entry) {
-	delete(s.m, e.key)
+	delete(s.m, s.keys.id(e.key))
 	delete(s.blocked, e)
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
