@@ -42,7 +42,10 @@ func (e *Engine) SetPolicy(p Policy) { e.policy = p }
 
 // attempt is an authentication's state between its start and FinishAuth.
 type attempt struct {
-	lim *limiter.Attempt
+	// lim is the brute-force defence's count of the attempt, once
+	// counted is set.
+	lim     limiter.Attempt
+	counted bool
 	// verbose is auth_verbose for this request: the global setting, or
 	// the one of the passdb that decided.
 	verbose bool
@@ -99,16 +102,17 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 // it refuses the attempt.
 func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) bool {
 	att := r.info.attempt
-	if e.limiter == nil || att.lim != nil {
+	if e.limiter == nil || att.counted {
 		return true
 	}
-	req := limiter.Request{Account: r.user, Password: password}
+	att.counted = true
+	req := limiter.Request{Account: r.user, Password: password, At: r.info.Arrived}
 	if !r.info.NoPenalty {
 		// Without an address (a local tool), or from a trusted network
 		// (no-penalty), the attempt counts for the account only.
 		req.IP, _ = netip.ParseAddr(r.info.RemoteIP)
 	}
-	att.lim = e.limiter.BeginContext(ctx, req)
+	e.limiter.Start(ctx, &att.lim, req)
 	return !att.lim.Refused()
 }
 

@@ -20,6 +20,10 @@ type Request struct {
 	// from this network is not counted again. nil for challenge-response
 	// mechanisms.
 	Password []byte
+	// At is when the request arrived, as the caller read the clock
+	// (saving a read per login: the limiter keeps seconds); the zero Time
+	// makes the limiter read it. Ignored under Config.Now.
+	At time.Time
 }
 
 // Outcome is how an attempt ended.
@@ -103,17 +107,25 @@ func (l *Limiter) Begin(r Request) *Attempt {
 // process's own counts decide, together with the refusals other processes
 // broadcast (NoteBlock): never fewer refusals than without a store.
 func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
-	a := l.beginLocal(r)
-	if sh := l.sharedStore(); sh != nil {
-		l.askShared(ctx, sh, a, r)
-	}
+	a := new(Attempt)
+	l.Start(ctx, a, r)
 	return a
 }
 
+// Start is BeginContext into a, which must be a zero Attempt: a caller
+// that keeps the attempt inside its own request state saves an
+// allocation per login.
+func (l *Limiter) Start(ctx context.Context, a *Attempt, r Request) {
+	l.beginLocal(a, r)
+	if sh := l.sharedStore(); sh != nil {
+		l.askShared(ctx, sh, a, r)
+	}
+}
+
 // beginLocal is the attempt as this process alone counts it.
-func (l *Limiter) beginLocal(r Request) *Attempt {
-	now := l.elapsed()
-	a := &Attempt{l: l, ip: normalize(r.IP), began: now}
+func (l *Limiter) beginLocal(a *Attempt, r Request) {
+	now := l.elapsedAt(r.At)
+	a.l, a.ip, a.began = l, normalize(r.IP), now
 	if r.Account != "" {
 		a.account = r.Account
 		var buf [128]byte
@@ -124,7 +136,7 @@ func (l *Limiter) beginLocal(r Request) *Attempt {
 		if a.beginPair(now) {
 			// The owner's usual network: only the pair's own budget,
 			// counted (or refused) under the lock that found it.
-			return a
+			return
 		}
 	}
 	keys, kinds, n := a.keys(r.Account)
@@ -135,7 +147,6 @@ func (l *Limiter) beginLocal(r Request) *Attempt {
 			break
 		}
 	}
-	return a
 }
 
 // beginPair looks the attempt's pair up and, when it is known-good,
@@ -235,9 +246,9 @@ func (a *Attempt) RefusedBy() Kind { return a.by }
 // (Dovecot's penalty: the number of failures from this address in quick
 // succession before this one, 0 to 4), which the caller turns into the
 // delay of its FAIL reply. It is 0 for other outcomes. Only the first call
-// counts.
+// counts; a zero Attempt (never started) does nothing.
 func (a *Attempt) Done(o Outcome) int {
-	if a == nil || a.finished {
+	if a == nil || a.l == nil || a.finished {
 		return 0
 	}
 	a.finished = true

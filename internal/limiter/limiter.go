@@ -162,6 +162,17 @@ func New(cfg Config) *Limiter {
 // elapsed is the time since the limiter started.
 func (l *Limiter) elapsed() time.Duration { return l.now().Sub(l.base) }
 
+// elapsedAt is the time since the limiter started at t, read by the
+// caller; with a zero t, or a clock of the configuration's, now.
+func (l *Limiter) elapsedAt(t time.Time) time.Duration {
+	if t.IsZero() || l.cfg.Now != nil {
+		return l.elapsed()
+	}
+	// A request that arrived before the limiter was made (a reload) is
+	// counted at its start: slots are never negative.
+	return max(t.Sub(l.base), 0)
+}
+
 func (l *Limiter) shardOf(id keyID) *shard {
 	return &l.shards[id.a%shards]
 }

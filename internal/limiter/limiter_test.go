@@ -430,3 +430,18 @@ func TestWindow(t *testing.T) {
 		t.Fatal("not empty after a long time")
 	}
 }
+
+// The caller's clock reading is used as it is, and one from before the
+// limiter was made counts at its start.
+func TestAttemptAt(t *testing.T) {
+	before := time.Now().Add(-time.Hour)
+	l := New(Config{IP: Budget{Failures: 1, Window: time.Minute}})
+	a := l.Begin(Request{Account: "x", IP: ip("192.0.2.1"), At: before})
+	if a.Refused() || a.began != 0 {
+		t.Fatalf("refused %v, began %v; want counted at the start", a.Refused(), a.began)
+	}
+	a.Done(Failed)
+	if !l.Begin(Request{Account: "y", IP: ip("192.0.2.1"), At: time.Now()}).Refused() {
+		t.Error("the failure counted at the start did not count")
+	}
+}

@@ -10,20 +10,16 @@ import (
 const pwSlots = 8
 
 // entry is the state of one key. Every field is guarded by its shard's
-// lock. The fields are ordered to pack: a million keys must fit in about
-// 200 MB (docs/operations.md §7).
+// lock. The fields are ordered to pack, a million keys must fit in about
+// 200 MB (docs/operations.md §7), and so that a known-good login, which
+// reads and counts its pair, touches the entry's first 64 bytes only: the
+// entry is not in the CPU's cache when a login starts, and each line of
+// it is a miss.
 type entry struct {
-	key        string
-	prev, next *entry // LRU list: shard.root.next is the most recently used
-	win        window
-	// KindPair: the hashes of the last failed passwords.
-	pw [pwSlots]uint32
-
-	// KindIP: when the last failure was, in seconds since the limiter
-	// started. KindPair: the last success (seconds since start, plus one;
-	// 0 means never).
-	lastFail int32
-	lastOK   int32
+	win window
+	// KindPair: the last success (seconds since start, plus one; 0 means
+	// never).
+	lastOK int32
 	// moved is the shard's move count when the entry last went to the
 	// front of the LRU list (toFront).
 	moved   uint32
@@ -33,6 +29,15 @@ type entry struct {
 	level  uint8
 	pwNext uint8
 	pwN    uint8
+	// KindIP: when the last failure was, in seconds since the limiter
+	// started.
+	lastFail int32
+
+	// Past the first 64 bytes: what a failure or a new entry needs.
+	key        string
+	prev, next *entry // LRU list: shard.root.next is the most recently used
+	// KindPair: the hashes of the last failed passwords.
+	pw [pwSlots]uint32
 }
 
 // hasPassword reports whether h is among the pair's failed passwords.
