@@ -320,6 +320,7 @@ type clientReq struct {
 	start       time.Time
 	timer       *time.Timer
 	sctx        *stepContext // the running step's context (deadline.go)
+	first       stepContext  // the first step's, kept here: no allocation
 }
 
 // Serve runs the protocol on nc until the client disconnects or the
@@ -626,8 +627,15 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 		c.log.Warn("BUG: AUTH with an unsupported mechanism; closing", "mech", truncate(args[2], 32))
 		return false
 	}
-	req := &clientReq{id: id, def: def, start: time.Now()}
-	info := &engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10), Arrived: req.start, Protocol: c.s.protocol}
+	// The request, its info and its first step's context live and die
+	// together: one allocation.
+	both := &struct {
+		req  clientReq
+		info engine.Info
+	}{}
+	req, info := &both.req, &both.info
+	req.id, req.def, req.start = id, def, time.Now()
+	*info = engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10), Arrived: req.start, Protocol: c.s.protocol}
 	req.info = info
 	p, ok := c.authParams(req, args[3:])
 	if !ok {
@@ -650,7 +658,8 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	}
 	c.pending[id] = req
 	req.running = true
-	req.sctx = newStepContext(c.ctx, req.start.Add(c.s.limits.Request))
+	req.first = stepContext{parent: c.ctx, deadline: req.start.Add(c.s.limits.Request)}
+	req.sctx = &req.first
 	c.mu.Unlock()
 	c.startAuth(req, p)
 	return true

@@ -80,7 +80,8 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 		return Result{}, true
 	}
 	if info.attempt == nil {
-		info.attempt = &attempt{verbose: e.set.Verbose}
+		info.att = attempt{verbose: e.set.Verbose}
+		info.attempt = &info.att
 	}
 	// Asked once per request, as Dovecot's policy_processed makes it.
 	ask := e.policy != nil && info.attempt.pol == nil
@@ -188,7 +189,8 @@ func (e *Engine) Succeeded(ctx context.Context, info *Info, res Result) Result {
 		return res
 	}
 	if info.attempt == nil {
-		info.attempt = &attempt{verbose: e.set.Verbose}
+		info.att = attempt{verbose: e.set.Verbose}
+		info.attempt = &info.att
 	}
 	v, err := e.policy.Check(ctx, policy.AfterAuth, e.policyRequest(info, &res))
 	if err != nil {

@@ -54,6 +54,9 @@ type request struct {
 	nopassword bool
 	// noCredentials: a passdb could only verify, not look up (PAM).
 	noCredentials bool
+	// provided holds a passdb's own fields while its override_fields
+	// read them (vc.ProviderFields points here: no allocation of its own).
+	provided fields.Fields
 }
 
 func (r *request) setUser(u string) {

@@ -87,9 +87,10 @@ func (e *Engine) passdbStep(ctx context.Context, r *request, p *passdb, password
 	if !p.DropDriverFields {
 		mergeFields(&work, own)
 	}
-	r.vc.Provider, r.vc.ProviderFields = p.FieldsProvider, &own
+	r.provided = own
+	r.vc.Provider, r.vc.ProviderFields = p.FieldsProvider, &r.provided
 	applyTemplates(&work, p.OverrideFields, r.vc)
-	r.vc.Provider, r.vc.ProviderFields = "", nil
+	r.vc.Provider, r.vc.ProviderFields, r.provided = "", nil, nil
 	fl := r.applyPassFields(&work, &userdbWork)
 	r.vc.Passdb = &work
 
@@ -287,30 +288,9 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 		}
 		return ok, err
 	})
-	var over *schemes.OverBudgetError
 	switch {
-	case errors.Is(err, ErrVerifyShed):
-		// Counted and logged (once a second) where it was shed.
-		r.reason = reasonShed
-		return pInternal
-	case errors.As(err, &over):
-		// The password may be right: "could not tell". The log names the
-		// parameter (never the hash) so that the admin can fix the row or
-		// raise the limit.
-		e.log.Error("stored password hash over the cost budget", "passdb", p.label(), "user", r.user,
-			"scheme", over.Scheme, "param", over.Param, "value", over.Value, "limit", over.Limit)
-		r.reason = "stored password hash over the cost budget"
-		return pInternal
-	case err != nil && ctx.Err() != nil:
-		// The request ran out of time waiting for a verify slot (or a
-		// memory-hard hash's memory): nothing is wrong with the row.
-		e.log.Warn("password verification abandoned", "passdb", p.label(), "user", r.user, "err", err)
-		r.reason = "request timed out"
-		return pInternal
 	case err != nil:
-		e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", ans.Scheme, "err", err)
-		r.reason = "invalid stored password"
-		return pInternal
+		return e.verifyFailed(ctx, r, p, ans.Scheme, err)
 	case v == cache.Right:
 		return pOK
 	case v == cache.Recheck:
@@ -319,4 +299,32 @@ func (e *Engine) verifyStored(ctx context.Context, r *request, p *passdb, lk pas
 	}
 	r.reason = "password mismatch"
 	return pMismatch
+}
+
+// verifyFailed is verifyStored's answer when the verification could not
+// tell (kept apart: errors.As's target would cost an allocation on every
+// verification).
+func (e *Engine) verifyFailed(ctx context.Context, r *request, p *passdb, scheme string, err error) passResult {
+	var over *schemes.OverBudgetError
+	switch {
+	case errors.Is(err, ErrVerifyShed):
+		// Counted and logged (once a second) where it was shed.
+		r.reason = reasonShed
+	case errors.As(err, &over):
+		// The password may be right: "could not tell". The log names the
+		// parameter (never the hash) so that the admin can fix the row or
+		// raise the limit.
+		e.log.Error("stored password hash over the cost budget", "passdb", p.label(), "user", r.user,
+			"scheme", over.Scheme, "param", over.Param, "value", over.Value, "limit", over.Limit)
+		r.reason = "stored password hash over the cost budget"
+	case ctx.Err() != nil:
+		// The request ran out of time waiting for a verify slot (or a
+		// memory-hard hash's memory): nothing is wrong with the row.
+		e.log.Warn("password verification abandoned", "passdb", p.label(), "user", r.user, "err", err)
+		r.reason = "request timed out"
+	default:
+		e.log.Error("invalid password in passdb", "passdb", p.label(), "user", r.user, "scheme", scheme, "err", err)
+		r.reason = "invalid stored password"
+	}
+	return pInternal
 }

@@ -68,6 +68,9 @@ type Info struct {
 	// attempt is the authentication's state for FinishAuth; the engine
 	// sets it when the account is known.
 	attempt *attempt
+	// att is where attempt points once the engine begins one: part of the
+	// Info, no allocation of its own.
+	att attempt
 }
 
 // Result is the engine's answer.
