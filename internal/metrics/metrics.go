@@ -78,6 +78,11 @@ var (
 
 // Metrics is the collector set of one process.
 type Metrics struct {
+	// Resolved collectors of the per-login metrics (memo.go).
+	authMemo   memo[authKey, countTime]
+	passdbMemo memo[[2]string, countTime]
+	verifyMemo memo[string, prometheus.Observer]
+
 	authRequests   *prometheus.CounterVec
 	authDuration   *prometheus.HistogramVec
 	lookupRequests *prometheus.CounterVec
@@ -265,7 +270,9 @@ func newMetrics(reg *prometheus.Registry, o Options) *Metrics {
 
 // Verify implements engine.Observer: one password hash verification.
 func (m *Metrics) Verify(scheme string, d time.Duration) {
-	m.verifyDuration.WithLabelValues(m.schemes.get(scheme)).Observe(d.Seconds())
+	m.verifyMemo.get(scheme, func(scheme string) prometheus.Observer {
+		return m.verifyDuration.WithLabelValues(m.schemes.get(scheme))
+	}).Observe(d.Seconds())
 }
 
 // HashOverBudget implements engine.Observer: a stored hash over the cost
@@ -286,9 +293,12 @@ func (m *Metrics) VerifyShed(reason string) {
 
 // PassdbLookup implements engine.Observer: one passdb backend call.
 func (m *Metrics) PassdbLookup(driver, result string, d time.Duration) {
-	driver = m.drivers.get(driver)
-	m.passdbLookups.WithLabelValues(driver, closed(result, passdbResults)).Inc()
-	m.passdbDuration.WithLabelValues(driver).Observe(d.Seconds())
+	o := m.passdbMemo.get([2]string{driver, result}, func(k [2]string) countTime {
+		driver := m.drivers.get(k[0])
+		return countTime{m.passdbLookups.WithLabelValues(driver, closed(k[1], passdbResults)), m.passdbDuration.WithLabelValues(driver)}
+	})
+	o.count.Inc()
+	o.time.Observe(d.Seconds())
 }
 
 // UserdbLookup implements engine.Observer: one userdb backend call.
@@ -303,10 +313,17 @@ var _ engine.Observer = (*Metrics)(nil)
 // AuthRequest counts one finished authentication. protocol is client,
 // login or grpc; mech the SASL mechanism (PLAIN for gRPC).
 func (m *Metrics) AuthRequest(protocol, mech string, st engine.Status, d time.Duration) {
-	protocol = closed(protocol, authProtocols)
-	mech = m.mechs.get(mech)
-	m.authRequests.WithLabelValues(protocol, mech, st.String()).Inc()
-	m.authDuration.WithLabelValues(protocol, mech).Observe(d.Seconds())
+	o := m.authMemo.get(authKey{protocol, mech, st}, func(k authKey) countTime {
+		protocol, mech := closed(k.protocol, authProtocols), m.mechs.get(k.mech)
+		return countTime{m.authRequests.WithLabelValues(protocol, mech, k.st.String()), m.authDuration.WithLabelValues(protocol, mech)}
+	})
+	o.count.Inc()
+	o.time.Observe(d.Seconds())
+}
+
+type authKey struct {
+	protocol, mech string
+	st             engine.Status
 }
 
 // LookupRequest counts one finished lookup. protocol is master, userdb or
