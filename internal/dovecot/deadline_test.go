@@ -66,7 +66,7 @@ func TestStepContextDerived(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var cancels []context.CancelFunc
 	for range 100 {
-		d, cancel := context.WithTimeout(context.WithValue(c, struct{}{}, 1), time.Hour)
+		d, cancel := context.WithTimeout(context.WithValue(c, testKey{}, 1), time.Hour)
 		cancels = append(cancels, cancel)
 		if _, ok := d.Deadline(); !ok {
 			t.Fatal("derived context lost the deadline")
@@ -87,6 +87,8 @@ func TestStepContextDerived(t *testing.T) {
 		cancel()
 	}
 }
+
+type testKey struct{}
 
 func TestSweepInterval(t *testing.T) {
 	for _, tc := range []struct{ in, want time.Duration }{
