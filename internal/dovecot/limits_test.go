@@ -2,6 +2,7 @@ package dovecot_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -242,42 +243,19 @@ func (s *slowEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid
 func TestRequestDeadline(t *testing.T) {
 	env := newTestEnv(t, engine.Settings{})
 	path := env.startLimited(t, dovecot.Limits{Request: 200 * time.Millisecond}, &slowEngine{ClientEngine: env.eng})
-	c := dial(t, path)
-	c.handshake()
-	start := time.Now()
-	c.send(fmt.Sprintf(alicePlain, 1))
-	if got := c.readLine(3 * time.Second); got != "FAIL\t1\tcode=temp_fail" {
-		t.Fatalf("overdue request: %q", got)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("answered after %v, deadline 200ms", d)
-	}
-	// The late answer of the step is dropped: nothing more arrives.
-	if got := c.readLine(700 * time.Millisecond); got != "<timeout>" {
-		t.Fatalf("after the temporary failure: %q", got)
-	}
+	// The step returns 300 ms after its context ended: its late answer is
+	// dropped.
+	expectOverdue(t, path, 2*time.Second, 700*time.Millisecond)
 	if env.shared.Stats.Overdue.Load() != 1 {
 		t.Error("the overdue request was not counted")
 	}
 }
 
-// busyEngine answers a PLAIN login only after a fixed time and never
-// looks at its context: a backend stuck in a call without a deadline.
-type busyEngine struct {
-	dovecot.ClientEngine
-	d time.Duration
-}
-
-func (b busyEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, pw []byte) engine.Result {
-	time.Sleep(b.d)
-	return engine.Result{Status: engine.StatusOK, User: authcid}
-}
-
-// A step that never waits on its context is answered at its deadline
-// all the same, and marked expired for a backend that polls.
-func TestRequestDeadlineIgnored(t *testing.T) {
-	env := newTestEnv(t, engine.Settings{})
-	path := env.startLimited(t, dovecot.Limits{Request: 200 * time.Millisecond}, busyEngine{ClientEngine: env.eng, d: time.Second})
+// expectOverdue sends a login that the engine answers too late and
+// expects the temporary failure within before, then nothing more for
+// quiet.
+func expectOverdue(t *testing.T, path string, before, quiet time.Duration) {
+	t.Helper()
 	c := dial(t, path)
 	c.handshake()
 	start := time.Now()
@@ -285,11 +263,48 @@ func TestRequestDeadlineIgnored(t *testing.T) {
 	if got := c.readLine(3 * time.Second); got != "FAIL\t1\tcode=temp_fail" {
 		t.Fatalf("overdue request: %q", got)
 	}
-	if d := time.Since(start); d >= time.Second {
-		t.Errorf("answered after %v, when the step returned; deadline 200ms", d)
+	if d := time.Since(start); d >= before {
+		t.Errorf("answered after %v, deadline 200ms", d)
 	}
-	if got := c.readLine(1500 * time.Millisecond); got != "<timeout>" {
+	if got := c.readLine(quiet); got != "<timeout>" {
 		t.Fatalf("after the temporary failure: %q", got)
+	}
+}
+
+// pollingEngine answers a PLAIN login after a fixed time and never waits
+// on its context, only asks it for an error now and then: a backend stuck
+// in calls without a deadline of their own. expired says whether it saw
+// the deadline pass.
+type pollingEngine struct {
+	dovecot.ClientEngine
+	d       time.Duration
+	expired chan bool
+}
+
+func (b pollingEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, pw []byte) engine.Result {
+	saw := false
+	for end := time.Now().Add(b.d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		saw = saw || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	}
+	b.expired <- saw
+	return engine.Result{Status: engine.StatusOK, User: authcid}
+}
+
+// A step that never waits on its context is answered at its deadline all
+// the same (before it returns), and its context reports the deadline
+// passed to a backend that polls.
+func TestRequestDeadlineIgnored(t *testing.T) {
+	env := newTestEnv(t, engine.Settings{})
+	eng := pollingEngine{ClientEngine: env.eng, d: time.Second, expired: make(chan bool, 1)}
+	path := env.startLimited(t, dovecot.Limits{Request: 200 * time.Millisecond}, eng)
+	expectOverdue(t, path, time.Second, 1500*time.Millisecond)
+	select {
+	case saw := <-eng.expired:
+		if !saw {
+			t.Error("the step's context never said its deadline had passed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the step never returned")
 	}
 }
 
