@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,29 +16,11 @@ import (
 // with decide(rip, user, password): true for OK, false for FAIL. It
 // fails the test on a request it cannot parse.
 func plainServer(t *testing.T, decide func(rip, user, pass string) bool) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "auth")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { servePlain(t, c, decide) })
-		}
-	})
-	return sock
+	return serveUnix(t, func(c net.Conn) { servePlain(t, c, decide) })
 }
 
 func servePlain(t *testing.T, c net.Conn, decide func(rip, user, pass string) bool) {
-	defer c.Close()
-	c.Write([]byte("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n"))
+	c.Write([]byte(clientHandshake))
 	sc := bufio.NewScanner(c)
 	w := bufio.NewWriter(c)
 	for sc.Scan() {

@@ -4,9 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,35 +14,21 @@ import (
 // after reading its stallAt-th request it waits stall before answering
 // anything more (a garbage-collection pause, a slow backend).
 func stallingServer(t *testing.T, stallAt int, stall time.Duration) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "auth")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.Write([]byte("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n"))
+	var n atomic.Int64 // requests read, over every connection
+	return serveUnix(t, func(c net.Conn) {
+		c.Write([]byte(clientHandshake))
 		sc := bufio.NewScanner(c)
-		n := 0
 		for sc.Scan() {
 			f := strings.Split(sc.Text(), "\t")
 			if len(f) < 2 || f[0] != "AUTH" {
 				continue
 			}
-			if n++; n == stallAt {
+			if n.Add(1) == int64(stallAt) {
 				time.Sleep(stall)
 			}
 			fmt.Fprintf(c, "OK\t%s\tuser=x\n", f[1])
 		}
 	})
-	return sock
 }
 
 // TestOpenLoopCountsFromSchedule: at a fixed rate the window holds exactly

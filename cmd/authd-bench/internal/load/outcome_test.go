@@ -17,6 +17,29 @@ import (
 // protocol) request with answer, formatted with the request's id; with an
 // empty answer it completes the handshake and then never answers.
 func fakeAuthServer(t *testing.T, master bool, answer string) string {
+	return serveUnix(t, func(c net.Conn) {
+		if master {
+			c.Write([]byte("VERSION\t1\t0\nSPID\t1\n"))
+		} else {
+			c.Write([]byte(clientHandshake))
+		}
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			f := strings.Split(sc.Text(), "\t")
+			if answer != "" && len(f) > 1 && (f[0] == "AUTH" || f[0] == "USER") {
+				fmt.Fprintf(c, answer+"\n", f[1])
+			}
+		}
+	})
+}
+
+// clientHandshake is a Dovecot client-protocol server's handshake.
+const clientHandshake = "VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n"
+
+// serveUnix listens on a unix socket in a temporary directory and serves
+// every connection with serve (which need not close it) until the test
+// ends; it returns the socket's path.
+func serveUnix(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "auth")
 	ln, err := net.Listen("unix", sock)
@@ -33,18 +56,7 @@ func fakeAuthServer(t *testing.T, master bool, answer string) string {
 			}
 			wg.Go(func() {
 				defer c.Close()
-				if master {
-					c.Write([]byte("VERSION\t1\t0\nSPID\t1\n"))
-				} else {
-					c.Write([]byte("VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n"))
-				}
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					f := strings.Split(sc.Text(), "\t")
-					if answer != "" && len(f) > 1 && (f[0] == "AUTH" || f[0] == "USER") {
-						fmt.Fprintf(c, answer+"\n", f[1])
-					}
-				}
+				serve(c)
 			})
 		}
 	})
