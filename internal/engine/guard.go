@@ -69,6 +69,15 @@ type policyState struct {
 	login string
 }
 
+// startAttempt gives info its attempt state, once: inside the Info, no
+// allocation of its own.
+func (e *Engine) startAttempt(info *Info) {
+	if info.attempt == nil {
+		info.att = attempt{verbose: e.set.Verbose}
+		info.attempt = &info.att
+	}
+}
+
 // beginAttempt counts an attempt for r's account (the name whose password
 // is tried, after name processing) and asks the policy server, before any
 // lookup. login is the raw login name of a master login ("" otherwise).
@@ -79,10 +88,7 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 	if info == nil {
 		return Result{}, true
 	}
-	if info.attempt == nil {
-		info.att = attempt{verbose: e.set.Verbose}
-		info.attempt = &info.att
-	}
+	e.startAttempt(info)
 	// Asked once per request, as Dovecot's policy_processed makes it.
 	ask := e.policy != nil && info.attempt.pol == nil
 	if ask {
@@ -188,10 +194,7 @@ func (e *Engine) Succeeded(ctx context.Context, info *Info, res Result) Result {
 	if e.policy == nil || info == nil || res.Status != StatusOK {
 		return res
 	}
-	if info.attempt == nil {
-		info.att = attempt{verbose: e.set.Verbose}
-		info.attempt = &info.att
-	}
+	e.startAttempt(info)
 	v, err := e.policy.Check(ctx, policy.AfterAuth, e.policyRequest(info, &res))
 	if err != nil {
 		return Result{Status: StatusTempFail, User: res.User, OrigUser: res.OrigUser, Reason: err.Error()}
