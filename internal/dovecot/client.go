@@ -658,7 +658,7 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	}
 	c.pending[id] = req
 	req.running = true
-	req.first = stepContext{parent: c.ctx, deadline: req.start.Add(c.s.limits.Request)}
+	req.first.init(c.ctx, req.start.Add(c.s.limits.Request))
 	req.sctx = &req.first
 	c.mu.Unlock()
 	c.startAuth(req, p)

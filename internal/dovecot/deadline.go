@@ -32,7 +32,14 @@ type stepContext struct {
 }
 
 func newStepContext(parent context.Context, deadline time.Time) *stepContext {
-	return &stepContext{parent: parent, deadline: deadline}
+	c := new(stepContext)
+	c.init(parent, deadline)
+	return c
+}
+
+// init readies a zero stepContext kept inside something else.
+func (c *stepContext) init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
 }
 
 func (c *stepContext) Deadline() (time.Time, bool) { return c.deadline, true }
