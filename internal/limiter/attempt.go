@@ -78,6 +78,19 @@ type Attempt struct {
 	knownGood bool
 	// sh is the shared store's part (shared.go); nil without a store.
 	sh *sharedAttempt
+
+	// The lease (lease.go). leased: the attempt took a unit its pair's
+	// entry held, counted in the store at leaseSlot, and did not ask the
+	// store. Otherwise it asks the store for a unit: grant is how many
+	// the store counted for this process at grantSlot. ret units counted
+	// at retSlot, expired, go back to the store with its call.
+	leased             bool
+	leaseSlot          int64
+	grant, ret         int
+	grantSlot, retSlot int64
+	kept               [64]byte // a leased attempt's password, until Done
+	keptN              int8     // its length; -1: none, -2: too long, hashed in keptHash
+	keptHash           uint32
 }
 
 // sharedAttempt is an attempt's part in the shared store: q is what it was
@@ -117,6 +130,14 @@ func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
 // allocation per login.
 func (l *Limiter) Start(ctx context.Context, a *Attempt, r Request) {
 	l.beginLocal(a, r)
+	if !l.sh.has.Load() {
+		return
+	}
+	if a.leased {
+		// Counted in the store already: the unit the pair held.
+		a.keepPassword(r.Password)
+		return
+	}
 	if sh := l.sharedStore(); sh != nil {
 		l.askShared(ctx, sh, a, r)
 	}
@@ -171,6 +192,8 @@ func (a *Attempt) beginPair(now time.Duration) bool {
 	a.knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
 	if a.knownGood && !a.reserveLocked(s, e, KindPair, now) {
 		a.refused, a.by = true, KindPair
+	} else if a.knownGood && l.sh.has.Load() {
+		a.takeLease(e, now)
 	}
 	return a.knownGood
 }
@@ -253,15 +276,29 @@ func (a *Attempt) Done(o Outcome) int {
 	}
 	a.finished = true
 	a.finishShared(o)
+	if a.leased && o == Failed && !a.repeat {
+		a.finishLeased()
+	}
 	switch o {
 	case Succeeded:
-		a.notePair(true, func(e *entry, now time.Duration) { e.lastOK = int32(now/time.Second) + 1 })
+		a.notePair(true, func(e *entry, now time.Duration) {
+			e.lastOK = int32(now/time.Second) + 1
+			a.settleLease(e, o)
+		})
 		return 0
 	case Failed:
-		if a.hashed && !a.refused {
-			a.notePair(false, func(e *entry, _ time.Duration) { e.addPassword(a.pwHash) })
+		if (a.hashed && !a.refused) || a.hasLeaseWork() {
+			a.notePair(false, func(e *entry, _ time.Duration) {
+				if a.hashed && !a.refused {
+					e.addPassword(a.pwHash)
+				}
+				a.settleLease(e, o)
+			})
 		}
 		return a.escalate()
+	}
+	if a.hasLeaseWork() {
+		a.notePair(false, func(e *entry, _ time.Duration) { a.settleLease(e, o) })
 	}
 	a.giveBack()
 	return 0

@@ -54,6 +54,16 @@ type SharedQuery struct {
 	// KnownGood (Force only) counts the failure in the pair's budget
 	// only, as the attempt was counted locally.
 	KnownGood bool
+	// Lease asks the store to count one more unit of a known-good
+	// pair's budget for this process, when the pair's window is at most
+	// half full (lease.go); ReturnUnits such units counted at ReturnSlot
+	// are given back first.
+	Lease       bool
+	ReturnUnits int
+	ReturnSlot  int64
+	// Leased (Finish of a failure only): the attempt used a unit of a
+	// lease; a password the pair failed with before gives its count back.
+	Leased bool
 }
 
 // SharedVerdict is the shared store's answer to Reserve.
@@ -70,6 +80,9 @@ type SharedVerdict struct {
 	// Slots is where each kind's key was counted, for Finish to give it
 	// back; 0 where it was not counted.
 	Slots [numKinds]int64
+	// Lease is how many units the store counted for this process besides
+	// the attempt, in the pair's slot (SharedQuery.Lease).
+	Lease int
 }
 
 // maxDebts bounds the failures remembered for replay while the shared
@@ -147,7 +160,8 @@ func (l *Limiter) sharedHash(password []byte) uint32 {
 // counted already, and lets the store's verdict decide.
 func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Request) {
 	a.sh = &sharedAttempt{}
-	a.sh.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor}
+	a.sh.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor,
+		Lease: r.Account != "", ReturnUnits: a.ret, ReturnSlot: a.retSlot}
 	if r.Password != nil && r.Account != "" {
 		a.sh.q.HasPassword, a.sh.q.PasswordHash = true, l.sharedHash(r.Password)
 	}
@@ -167,6 +181,9 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 	}
 	a.sh.store, a.sh.sv = sh, v
 	a.repeat = v.Repeat
+	if !v.Refused && v.Lease > 0 {
+		a.grant, a.grantSlot = v.Lease, v.Slots[KindPair]
+	}
 	switch {
 	case v.Refused:
 		// Not counted anywhere, as a local refusal is not.

@@ -14,8 +14,10 @@ type fakeShared struct {
 	mu       sync.Mutex
 	down     bool
 	refuse   bool
+	grant    bool // count a lease unit for every attempt that asks
 	reserved []SharedQuery
 	finished []Outcome
+	finishQ  []SharedQuery
 	resets   []string
 }
 
@@ -31,16 +33,20 @@ func (f *fakeShared) Reserve(_ context.Context, q SharedQuery) (SharedVerdict, e
 	if f.refuse && !q.Force {
 		return SharedVerdict{Refused: true, By: KindIP, NewBlock: true}, nil
 	}
+	if f.grant && q.Lease {
+		return SharedVerdict{KnownGood: true, Lease: 1, Slots: [numKinds]int64{KindPair: 7}}, nil
+	}
 	return SharedVerdict{Slots: [numKinds]int64{KindIP: 1}}, nil
 }
 
-func (f *fakeShared) Finish(_ context.Context, _ SharedQuery, _ SharedVerdict, o Outcome) error {
+func (f *fakeShared) Finish(_ context.Context, q SharedQuery, _ SharedVerdict, o Outcome) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		return errUnreachable
 	}
 	f.finished = append(f.finished, o)
+	f.finishQ = append(f.finishQ, q)
 	return nil
 }
 
@@ -109,5 +115,49 @@ func TestSharedDown(t *testing.T) {
 	}
 	if len(f.reserved) != 3 || !f.reserved[0].Force || l.PendingReplay() != 0 {
 		t.Fatalf("replayed %d (%+v), pending %d", len(f.reserved), f.reserved, l.PendingReplay())
+	}
+}
+
+// TestLease: a known-good pair's unit, granted by the store, serves the
+// pair's next logins without a store call; a success gives it back to the
+// pair, a failure uses it up and tells the store the password's hash; a
+// unit older than half the pair's window goes back with the next store
+// call instead of being used.
+func TestLease(t *testing.T) {
+	l, clk := newTest(t, Config{})
+	f := &fakeShared{grant: true}
+	l.SetShared(f, []byte("0123456789abcdef"))
+	if !succeed(l, "ann", "192.0.2.1", "pw") {
+		t.Fatal("first login refused")
+	}
+	if len(f.reserved) != 1 || !f.reserved[0].Lease {
+		t.Fatalf("reserved %+v, want one call asking for a unit", f.reserved)
+	}
+	for i := range 5 {
+		if !succeed(l, "ann", "192.0.2.2", "pw") {
+			t.Fatalf("login %d on the unit refused", i+2)
+		}
+	}
+	if len(f.reserved) != 1 || len(f.finished) != 1 {
+		t.Fatalf("%d reserve and %d finish calls, want 1 and 1: the unit was not used", len(f.reserved), len(f.finished))
+	}
+	// A failure on the unit: the store hears of the password, not of a
+	// new attempt.
+	if fail(l, "ann", "192.0.2.2", "typo") {
+		t.Fatal("a failure on the unit was refused")
+	}
+	if len(f.reserved) != 1 || len(f.finishQ) != 2 || !f.finishQ[1].Leased || !f.finishQ[1].HasPassword {
+		t.Fatalf("reserved %d, finishes %+v: want a leased failure's finish with its password hash", len(f.reserved), f.finishQ)
+	}
+	// The unit is used up: the next login asks the store, and gets one.
+	if !succeed(l, "ann", "192.0.2.2", "pw") || len(f.reserved) != 2 {
+		t.Fatalf("after the unit was used up: %d reserve calls, want 2", len(f.reserved))
+	}
+	clk.Advance(l.leaseFor() + time.Second)
+	if !succeed(l, "ann", "192.0.2.2", "pw") {
+		t.Fatal("login after the lease expired refused")
+	}
+	if q := f.reserved[len(f.reserved)-1]; len(f.reserved) != 3 || q.ReturnUnits != 1 || q.ReturnSlot != 7 {
+		t.Fatalf("reserved %+v: want a third call giving the expired unit back", f.reserved)
 	}
 }

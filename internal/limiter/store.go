@@ -29,9 +29,15 @@ type entry struct {
 	level  uint8
 	pwNext uint8
 	pwN    uint8
+	// KindPair with a shared store: the units of its budget the store
+	// counted for this process (lease.go), usable until leaseUntil
+	// (seconds since start), counted there at leaseSlot.
+	lease uint8
 	// KindIP: when the last failure was, in seconds since the limiter
 	// started.
-	lastFail int32
+	lastFail   int32
+	leaseUntil int32
+	leaseSlot  int64
 
 	// Past the first 64 bytes: what a failure or a new entry needs.
 	key        string

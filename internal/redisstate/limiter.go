@@ -40,9 +40,13 @@ type limiterEvents interface {
 // of keys n; flags: F force, count and refuse nothing, R the password is
 // a known repeat, K known-good; the password hash or ""; known_good_for
 // in ms; the events channel; the announcement's tail: origin, address,
-// account) and four values per key (kind, slot ms, budget, ttl ms), its
-// keys being the next n of KEYS. Each attempt's answer is {refusing kind or "", new
-// block 0/1, known-good 0/1, repeat 0/1, "kind:slot,..." counted}.
+// account; the lease: 1 when the process asks for a unit, the number of
+// expired units it gives back and their slot) and four values per key
+// (kind, slot ms, budget, ttl ms), its keys being the next n of KEYS.
+// Each attempt's answer is {refusing kind or "", new block 0/1, known-good
+// 0/1, repeat 0/1, "kind:slot,..." counted, units leased}. A unit of a
+// known-good pair's budget (internal/limiter/lease.go) is leased only
+// while the pair's window is at most half full.
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -65,15 +69,21 @@ end
 local function one(ko, nk, ao)
   local flags, pw, kgfor = ARGV[ao], ARGV[ao + 1], tonumber(ARGV[ao + 2])
   local channel, tail = ARGV[ao + 3], ARGV[ao + 4]
+  local want, ret, retslot = ARGV[ao + 5] == '1', tonumber(ARGV[ao + 6]), ARGV[ao + 7]
   local force = string.find(flags, 'F', 1, true) ~= nil
   local rep = string.find(flags, 'R', 1, true) ~= nil
   local kg = string.find(flags, 'K', 1, true) ~= nil
   local spec, pair = {}, nil
   for i = 1, nk do
-    local p = ao + 1 + 4 * i
+    local p = ao + 4 + 4 * i
     local k = ARGV[p]
     spec[i] = {key = KEYS[ko + i - 1], k = k, sl = tonumber(ARGV[p + 1]), b = tonumber(ARGV[p + 2]), ttl = tonumber(ARGV[p + 3])}
     if k == 'g' then pair = i end
+  end
+  if pair and ret > 0 then
+    local f = 's' .. retslot
+    local c = tonumber(redis.call('HGET', spec[pair].key, f) or '0')
+    if c > 0 then redis.call('HINCRBY', spec[pair].key, f, -math.min(c, ret)) end
   end
   local pairN, pairF = 0, {}
   if pair then pairN, pairF = load(spec[pair].key, math.floor(now / spec[pair].sl)) end
@@ -107,19 +117,26 @@ local function one(ko, nk, ao)
       end
     end
   end
-  local out = {}
+  local out, leased = {}, 0
   if by ~= '' then
     for _, c in ipairs(counted) do redis.call('HINCRBY', c[1], 's' .. c[3], -1) end
   else
-    for _, c in ipairs(counted) do out[#out + 1] = c[2] .. ':' .. c[3] end
+    for _, c in ipairs(counted) do
+      out[#out + 1] = c[2] .. ':' .. c[3]
+      local s = spec[pair]
+      if want and kg and not force and c[2] == 'g' and s.b > 0 and 2 * (pairN + 2) <= s.b then
+        redis.call('HINCRBY', c[1], 's' .. c[3], 1)
+        leased = 1
+      end
+    end
   end
-  return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ',')}
+  return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ','), leased}
 end
 local res, a, k = {}, 2, 1
 for n = 1, tonumber(ARGV[1]) do
   local nk = tonumber(ARGV[a])
   res[n] = one(k, nk, a + 1)
-  a, k = a + 6 + 4 * nk, k + nk
+  a, k = a + 9 + 4 * nk, k + nk
 end
 return res
 `)
@@ -129,7 +146,9 @@ return res
 // values (the outcome: S success, U undecided, F failure; the password
 // hash or ""; the pair's ttl in ms; its number of keys n) and two values
 // per key (kind, slot; slot 0: not counted), its keys being the next n of
-// KEYS (the pair index is kind x).
+// KEYS (the pair index is kind x). Outcome L is the failure of an attempt
+// that used a leased unit (counted at the pair's slot): a password the
+// pair failed with before gives the unit's count back.
 var finishScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -137,12 +156,12 @@ local a, k = 2, 1
 for _ = 1, tonumber(ARGV[1]) do
   local o, pw, pttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   a = a + 4
-  local pair, idx
+  local pair, idx, pslot
   for i = 0, n - 1 do
     local kind, slot = ARGV[a + 2 * i], ARGV[a + 2 * i + 1]
     local key = KEYS[k + i]
-    if kind == 'g' then pair = key elseif kind == 'x' then idx = key end
-    if o ~= 'F' and slot ~= '0' then
+    if kind == 'g' then pair, pslot = key, slot elseif kind == 'x' then idx = key end
+    if o ~= 'F' and o ~= 'L' and slot ~= '0' then
       local f = 's' .. slot
       if tonumber(redis.call('HGET', key, f) or '0') > 0 then redis.call('HINCRBY', key, f, -1) end
     end
@@ -152,9 +171,13 @@ for _ = 1, tonumber(ARGV[1]) do
   if pair and o == 'S' then
     redis.call('HSET', pair, 'ok', now)
     touch = true
-  elseif pair and o == 'F' and pw ~= '' then
+  elseif pair and (o == 'F' or o == 'L') and pw ~= '' then
     local list = redis.call('HGET', pair, 'pw') or ''
-    if not string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) then
+    local seen = string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true)
+    if seen and o == 'L' and pslot ~= '0' then
+      local f = 's' .. pslot
+      if tonumber(redis.call('HGET', pair, f) or '0') > 0 then redis.call('HINCRBY', pair, f, -1) end
+    elseif not seen then
       local items = {}
       for x in string.gmatch(list, '[^,]+') do items[#items + 1] = x end
       items[#items + 1] = pw
@@ -286,6 +309,7 @@ func mergeVerdict(v, g limiter.SharedVerdict, first bool) limiter.SharedVerdict 
 	}
 	v.Repeat = v.Repeat || g.Repeat
 	v.Refused, v.By, v.NewBlock = g.Refused, g.By, g.NewBlock
+	v.Lease += g.Lease
 	for k, sl := range g.Slots {
 		if sl != 0 {
 			v.Slots[k] = sl
@@ -333,7 +357,12 @@ func (s limiterStore) reserve(ctx context.Context, q limiter.SharedQuery, g []sl
 	}
 	it := reserveItem{keys: make([]string, len(g))}
 	tail := s.c.origin + "\t" + ipText(q.IP) + "\t" + q.Account
-	it.args = []any{len(g), flags, pwText(q), q.KnownGoodFor.Milliseconds(), s.c.keys.events(), tail}
+	want := "0"
+	if q.Lease {
+		want = "1"
+	}
+	it.args = []any{len(g), flags, pwText(q), q.KnownGoodFor.Milliseconds(), s.c.keys.events(), tail,
+		want, q.ReturnUnits, q.ReturnSlot}
 	for i, k := range g {
 		it.keys[i] = k.key
 		b := q.Budgets[k.kind]
@@ -448,7 +477,7 @@ func (c *Client) reserveLoop(ctx context.Context) {
 // parseReserve reads the reserve script's answer.
 func parseReserve(res []any) (limiter.SharedVerdict, error) {
 	var v limiter.SharedVerdict
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return v, fmt.Errorf("redis: reserve script answered %d values", len(res))
 	}
 	by, _ := res[0].(string)
@@ -462,6 +491,9 @@ func parseReserve(res []any) (limiter.SharedVerdict, error) {
 	v.NewBlock = res[1] == int64(1)
 	v.KnownGood = res[2] == int64(1)
 	v.Repeat = res[3] == int64(1)
+	if res[5] == int64(1) {
+		v.Lease = 1
+	}
 	counted, _ := res[4].(string)
 	for _, c := range strings.Split(counted, ",") {
 		l, n, ok := strings.Cut(c, ":")
@@ -517,6 +549,9 @@ type finishItem struct {
 // to do there.
 func (s limiterStore) finishItem(q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome, g []slotKey) (finishItem, bool) {
 	out := map[limiter.Outcome]string{limiter.Succeeded: "S", limiter.Failed: "F", limiter.Undecided: "U"}[o]
+	if q.Leased && o == limiter.Failed {
+		out = "L"
+	}
 	var it finishItem
 	var specs []any
 	work := false

@@ -408,3 +408,57 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLeases: a known-good pair's logins are served on a unit of its
+// budget the store counted for the process (internal/limiter/lease.go),
+// without a call to Redis; the pair's budget (10 failures) still holds
+// exactly however its failures are spread over processes that hold
+// units; and a wrong password already failed on one process, failing
+// again on another's unit, counts once.
+func TestLeases(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t4:", Secret: []byte("0123456789abcdef-shared")}
+	a, b := newNode(t, o, limiter.Config{}), newNode(t, o, limiter.Config{})
+	calls := func(n *node) int64 {
+		st := n.c.Stats()
+		return st.Calls[0] + st.Calls[1] // reserve, finish
+	}
+	// The first login makes the pair known-good, the second gets a unit
+	// on each node; from then on a node's logins cost Redis nothing.
+	for _, n := range []*node{a, a, b} {
+		if !attempt(n, "erin", "192.0.2.10", "right", limiter.Succeeded) {
+			t.Fatal("a login of the owner was refused")
+		}
+	}
+	before := calls(a)
+	for range 20 {
+		if !attempt(a, "erin", "192.0.2.11", "right", limiter.Succeeded) {
+			t.Fatal("a login on the unit was refused")
+		}
+	}
+	if got := calls(a) - before; got != 0 {
+		t.Fatalf("20 logins of a known-good pair holding a unit made %d Redis calls, want 0", got)
+	}
+	// b fails with a stale password on its unit; a, on its own, fails
+	// with the same one: the store counts it once. Then distinct guesses
+	// alternate; exactly the 9 the budget has left go through.
+	for _, n := range []*node{b, a} {
+		if !attempt(n, "erin", "192.0.2.12", "stale", limiter.Failed) {
+			t.Fatal("a stale password on a unit was refused")
+		}
+	}
+	passed := 0
+	for i := range 30 {
+		if attempt([]*node{a, b}[i%2], "erin", "192.0.2.13", fmt.Sprintf("guess%d", i), limiter.Failed) {
+			passed++
+		}
+	}
+	if passed != 9 {
+		t.Fatalf("%d distinct failures went through after the repeated one, want exactly 9 (budget 10)", passed)
+	}
+	for i, n := range []*node{a, b} {
+		if attempt(n, "erin", "192.0.2.14", "right", limiter.Succeeded) {
+			t.Fatalf("node %d let the pair log in past its budget", i)
+		}
+	}
+}
