@@ -7,7 +7,7 @@ import (
 
 // Leases: how a process that shares its budgets (SetShared) serves the
 // logins of a known-good pair without asking the shared store each time
-// (docs/scale-out.md §Leases).
+// (docs/scale-out.md, "Leases").
 //
 // Every attempt is counted when it arrives, in the store as here, so that
 // parallel attempts on several processes buy no more than the budget. A
@@ -97,7 +97,7 @@ func (a *Attempt) keepPassword(pw []byte) {
 // finishLeased tells the store about a leased attempt that failed: the
 // hash of its password, so that the password counts once on every
 // process; a password the store knows already gives the unit's count back
-// (docs/scale-out.md §Leases).
+// (docs/scale-out.md, "Leases").
 func (a *Attempt) finishLeased() {
 	l := a.l
 	sh := l.sharedStore()
