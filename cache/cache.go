@@ -126,9 +126,9 @@ type node struct {
 	lastSuccess bool  // the last password check against this entry succeeded
 	hasFP       bool
 	fp          [32]byte // HMAC of the last password that verified
-	// gen is the shared store's generation of the entry's user when the
-	// entry was fetched (genTag); 0 when unknown (shared.go).
-	gen uint64
+	// mark is the shared store's generation of the entry's user when the
+	// entry was fetched; zero when unknown (shared.go).
+	mark mark
 }
 
 type shard struct {
@@ -294,8 +294,9 @@ type storeOpts struct {
 	// the cache's flushGen was this.
 	flushGen uint64
 	checkGen bool
-	// tag is the shared generation the entry was fetched under (0: none).
-	tag uint64
+	// mark is the shared generation the entry was fetched under (zero:
+	// none).
+	mark mark
 	// age is how old the entry already is (one loaded from the shared
 	// store): its TTL runs from when it was first fetched.
 	age int64
@@ -326,7 +327,7 @@ func (c *Cache) store(key string, e *Entry, o storeOpts) {
 	}
 	old := s.m[key]
 	if old != nil && int64(old.size) == size && sameEntry(&old.Entry, e) {
-		old.created, old.gen = now, o.tag
+		old.created, old.mark = now, o.mark
 		s.toFront(old)
 		s.mu.Unlock()
 		return
@@ -336,7 +337,7 @@ func (c *Cache) store(key string, e *Entry, o storeOpts) {
 	// Copy outside the lock: the allocation and copying are the
 	// expensive part of a Store.
 	n := newNode(key, e, size)
-	n.created, n.gen = now, o.tag
+	n.created, n.mark = now, o.mark
 
 	s.mu.Lock()
 	if checkGen && c.flushGen.Load() != gen {

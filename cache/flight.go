@@ -67,7 +67,7 @@ func (c *Cache) do(ctx context.Context, key string, timeout time.Duration, fn fu
 		if e.Refusal == 0 {
 			o := storeOpts{flushGen: gen, checkGen: true}
 			if sv != nil && sv.known {
-				o.tag = genTag(sv.gen)
+				o.mark = markOf(sv.gen)
 			}
 			c.store(key, &e, o)
 			if sv != nil {

@@ -259,9 +259,9 @@ func (c *Cache) CheckRemote(ctx context.Context, key string, password []byte, ch
 		return rc, false, err
 	}
 	old, fresh, found := c.Lookup(key)
-	var tag uint64
+	var m mark
 	if c.sh.store != nil {
-		old, fresh, found, tag = c.checkRemoteL1(ctx, key, old, fresh, found)
+		old, fresh, found, m = c.checkRemoteL1(ctx, key, old, fresh, found)
 	}
 	if found && fresh && !old.Negative && c.passwordMatches(key, old, password) {
 		c.markResult(key, old, true)
@@ -282,7 +282,7 @@ func (c *Cache) CheckRemote(ctx context.Context, key string, password []byte, ch
 		c.forgetPassword(key)
 		return rc, false, nil
 	}
-	c.store(key, &rc.Entry, storeOpts{tag: tag})
+	c.store(key, &rc.Entry, storeOpts{mark: m})
 	if !rc.Entry.Negative {
 		c.markResult(key, &rc.Entry, rc.Right)
 		if rc.Right {
@@ -293,35 +293,32 @@ func (c *Cache) CheckRemote(ctx context.Context, key string, password []byte, ch
 }
 
 // checkRemoteL1 applies the shared store's generation to CheckRemote's
-// L1 entry (see checkL1), and returns the generation tag a new answer is
-// stored under (0 when the store cannot tell it). Only L1 is used: a
-// password check's fingerprint means nothing to another process.
-func (c *Cache) checkRemoteL1(ctx context.Context, key string, old *Entry, fresh, found bool) (*Entry, bool, bool, uint64) {
+// L1 entry (see checkL1), and returns the mark a new answer is stored
+// under (zero when the store cannot tell the generation). Only L1 is
+// used: a password check's fingerprint means nothing to another process.
+func (c *Cache) checkRemoteL1(ctx context.Context, key string, old *Entry, fresh, found bool) (*Entry, bool, bool, mark) {
 	user, ok := userOfKey(key)
 	if !ok {
-		return old, fresh, found, 0
+		return old, fresh, found, mark{}
 	}
 	if found && fresh {
-		e, created, tag, _, _ := c.peek(key)
+		e, created, m, _, _ := c.peek(key)
 		if e == old {
-			st, g, known := c.checkL1(ctx, key, user, e, created, tag)
+			st, now, _ := c.checkL1(ctx, key, user, e, created, m)
 			switch st {
 			case l1Usable:
-				if !known {
-					return old, true, true, 0
-				}
-				return old, true, true, genTag(g)
+				return old, true, true, now
 			case l1Miss:
-				return old, false, true, 0
+				return old, false, true, mark{}
 			case l1Dropped:
-				return nil, false, false, genTag(g)
+				return nil, false, false, now
 			}
 		}
 	}
 	g, err := c.sh.store.Generation(ctx, user)
 	if err != nil {
 		c.sh.errs.Add(1)
-		return old, fresh, found, 0
+		return old, fresh, found, mark{}
 	}
-	return old, fresh, found, genTag(g)
+	return old, fresh, found, markOf(g)
 }

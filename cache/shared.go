@@ -25,8 +25,15 @@ import (
 // store could not be asked, and the cache then works alone (with a
 // shorter L1 lifetime, SharedOptions.DegradedTTL).
 type Shared interface {
-	// Generation is user's current generation.
+	// Generation is user's current generation, with the flush sequence
+	// read no later than its counters.
 	Generation(ctx context.Context, user string) (Gen, error)
+	// FlushSeq is the store's flush sequence, which every flush raises
+	// after the generations it raised: while it has not moved since an
+	// entry's generation was read, no flush can have changed it. It is
+	// read after the call starts (a read may answer every call waiting
+	// for one). 0 means unknown.
+	FlushSeq(ctx context.Context) (uint64, error)
 	// Load returns the record stored for key under user's current
 	// generation (found false when there is none or it belongs to an
 	// older generation), and that generation.
@@ -43,8 +50,17 @@ type Shared interface {
 }
 
 // Gen is a user's generation: the store's epoch (raised by a flush of
-// everything) and the user's own counter.
-type Gen struct{ Epoch, User uint64 }
+// everything) and the user's own counter; Seq is the store's flush
+// sequence as read with them (FlushSeq; 0 unknown), not a part of the
+// generation.
+type Gen struct{ Epoch, User, Seq uint64 }
+
+// mark is what an L1 entry keeps of the generation it was fetched under:
+// its tag (genTag; 0 none) and the flush sequence at which the tag was
+// last found current (0 unknown).
+type mark struct{ tag, seq uint64 }
+
+func markOf(g Gen) mark { return mark{tag: genTag(g), seq: g.Seq} }
 
 // Record is an entry as the shared store keeps it.
 type Record struct {
@@ -145,16 +161,16 @@ func userOfKey(key string) (string, bool) {
 }
 
 // peek reads the node under key without counting a use.
-func (c *Cache) peek(key string) (e *Entry, created int64, tag uint64, fresh, found bool) {
+func (c *Cache) peek(key string) (e *Entry, created int64, m mark, fresh, found bool) {
 	now := c.clock()
 	s := c.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.m[key]
 	if n == nil {
-		return nil, 0, 0, false, false
+		return nil, 0, mark{}, false, false
 	}
-	return &n.Entry, n.created, n.gen, c.fresh(n, now), true
+	return &n.Entry, n.created, n.mark, c.fresh(n, now), true
 }
 
 // use counts a lookup of key as a hit (moving its entry to the front) or
@@ -194,36 +210,55 @@ const (
 	l1Dropped                // flushed elsewhere: dropped, gen holds the new generation
 )
 
-// checkL1 decides whether a fresh L1 entry may be used: its generation is
-// still the user's, or the store cannot be asked and the entry is younger
-// than DegradedTTL.
-// known is false when the store could not tell the generation.
-func (c *Cache) checkL1(ctx context.Context, key, user string, e *Entry, created int64, tag uint64) (st l1State, g Gen, known bool) {
+// checkL1 decides whether a fresh L1 entry, marked m, may be used: the
+// store's flush sequence has not moved since its generation was found
+// current (one read shared by the logins waiting at that moment), or its
+// generation is still the user's; or the store cannot be asked and the
+// entry is younger than DegradedTTL. now is the mark an answer stored
+// now gets (zero: unknown); g is the generation read, with l1Dropped.
+func (c *Cache) checkL1(ctx context.Context, key, user string, e *Entry, created int64, m mark) (st l1State, now mark, g Gen) {
+	if m.tag != 0 && m.seq != 0 {
+		if s, err := c.sh.store.FlushSeq(ctx); err == nil && s == m.seq {
+			return l1Usable, m, Gen{}
+		}
+	}
 	g, err := c.sh.store.Generation(ctx, user)
 	switch {
 	case err != nil:
 		c.sh.errs.Add(1)
 		if c.clock()-created < c.sh.degradedTTL {
-			return l1Usable, Gen{}, false
+			return l1Usable, mark{}, Gen{}
 		}
-		return l1Miss, Gen{}, false
-	case tag != 0 && tag == genTag(g):
-		return l1Usable, g, true
+		return l1Miss, mark{}, Gen{}
+	case m.tag != 0 && m.tag == genTag(g):
+		c.confirm(key, e, g.Seq)
+		return l1Usable, markOf(g), g
 	}
 	c.drop(key, e)
 	c.sh.drops.Add(1)
-	return l1Dropped, g, true
+	return l1Dropped, markOf(g), g
+}
+
+// confirm notes that the entry under key, if it is still e, was found
+// current at flush sequence seq.
+func (c *Cache) confirm(key string, e *Entry, seq uint64) {
+	s := c.shardOf(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.m[key]; n != nil && &n.Entry == e {
+		n.mark.seq = seq
+	}
 }
 
 // getShared is Get with a second level: L1 checked against the user's
 // generation, then the shared store, then the backend (whose answer goes
 // to both levels under the generation read before it was asked).
 func (c *Cache) getShared(ctx context.Context, key, user string, force bool, timeout time.Duration, fn func(ctx context.Context) (Entry, error)) (Answer, error) {
-	e, created, tag, fresh, found := c.peek(key)
+	e, created, m, fresh, found := c.peek(key)
 	var gen Gen
 	genKnown := false
 	if found && fresh && !force {
-		st, g, _ := c.checkL1(ctx, key, user, e, created, tag)
+		st, _, g := c.checkL1(ctx, key, user, e, created, m)
 		switch st {
 		case l1Usable:
 			c.use(key, true)
@@ -244,7 +279,7 @@ func (c *Cache) getShared(ctx context.Context, key, user string, force bool, tim
 		case ok && c.recordFresh(&rec):
 			c.sh.hits.Add(1)
 			age := int64(max(time.Since(rec.Created), 0))
-			c.store(key, &rec.Entry, storeOpts{tag: genTag(g), age: age})
+			c.store(key, &rec.Entry, storeOpts{mark: markOf(g), age: age})
 			return Answer{Entry: &rec.Entry, Source: Fresh}, nil
 		default:
 			c.sh.misses.Add(1)

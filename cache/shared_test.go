@@ -15,12 +15,15 @@ type fakeShared struct {
 	gens map[string]uint64
 	recs map[string]Record
 	tags map[string]Gen
+	// seq is the flush sequence; genReads and seqReads count the calls.
+	seq                uint64
+	genReads, seqReads int
 }
 
 var errStoreDown = errors.New("store down")
 
 func newFakeShared() *fakeShared {
-	return &fakeShared{gens: map[string]uint64{}, recs: map[string]Record{}, tags: map[string]Gen{}}
+	return &fakeShared{gens: map[string]uint64{}, recs: map[string]Record{}, tags: map[string]Gen{}, seq: 1}
 }
 
 func (f *fakeShared) Generation(_ context.Context, user string) (Gen, error) {
@@ -29,7 +32,18 @@ func (f *fakeShared) Generation(_ context.Context, user string) (Gen, error) {
 	if f.down {
 		return Gen{}, errStoreDown
 	}
-	return Gen{User: f.gens[user]}, nil
+	f.genReads++
+	return Gen{User: f.gens[user], Seq: f.seq}, nil
+}
+
+func (f *fakeShared) FlushSeq(context.Context) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, errStoreDown
+	}
+	f.seqReads++
+	return f.seq, nil
 }
 
 func (f *fakeShared) Load(ctx context.Context, user, key string) (Record, bool, Gen, error) {
@@ -40,7 +54,8 @@ func (f *fakeShared) Load(ctx context.Context, user, key string) (Record, bool, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.recs[key]
-	return r, ok && f.tags[key] == g, g, nil
+	t := f.tags[key]
+	return r, ok && t.Epoch == g.Epoch && t.User == g.User, g, nil
 }
 
 func (f *fakeShared) Save(_ context.Context, user, key string, g Gen, r Record) error {
@@ -64,6 +79,7 @@ func (f *fakeShared) Invalidate(_ context.Context, users []string) error {
 	for _, u := range users {
 		f.gens[u]++
 	}
+	f.seq++
 	return nil
 }
 
@@ -113,5 +129,50 @@ func TestSharedDegraded(t *testing.T) {
 	}
 	if got := get(); got != "v2" || calls != 3 || c.SharedStats().Dropped != 2 {
 		t.Fatalf("after a flush elsewhere: %q, %+v", got, c.SharedStats())
+	}
+}
+
+// TestSharedFlushSeq: an L1 entry found current is used again on a read
+// of the flush sequence alone; once the sequence moves (a flush of anyone
+// anywhere) the user's generation is read again: the entry is kept when
+// another user was flushed, and dropped before use when its own was.
+func TestSharedFlushSeq(t *testing.T) {
+	c := New(Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour})
+	st := newFakeShared()
+	c.SetShared(st, SharedOptions{})
+	calls := 0
+	fetch := func(context.Context) (Entry, error) {
+		calls++
+		return Entry{HasPassword: true, Scheme: "PLAIN", Data: "pw"}, nil
+	}
+	get := func() {
+		t.Helper()
+		if _, err := c.Get(context.Background(), "P1\tann", false, time.Second, fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()
+	reads := st.genReads
+	for range 5 {
+		get()
+	}
+	if calls != 1 || st.genReads != reads || st.seqReads != 5 {
+		t.Fatalf("5 uses of a current entry: %d backend calls, %d generation reads, %d sequence reads; want 1, %d, 5",
+			calls, st.genReads, st.seqReads, reads)
+	}
+	if err := st.Invalidate(context.Background(), []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	get()
+	get()
+	if calls != 1 || st.genReads != reads+1 {
+		t.Fatalf("after another user's flush: %d backend calls, %d generation reads (want 1, %d)", calls, st.genReads, reads+1)
+	}
+	if err := st.Invalidate(context.Background(), []string{"ann"}); err != nil {
+		t.Fatal(err)
+	}
+	get()
+	if calls != 2 || c.SharedStats().Dropped != 1 {
+		t.Fatalf("after the user's own flush: %d backend calls, %+v", calls, c.SharedStats())
 	}
 }

@@ -48,12 +48,14 @@ type cacheStore struct{ c *Client }
 // Cache returns the client as the cache's shared store.
 func (c *Client) Cache() cache.Shared { return cacheStore{c} }
 
-// readGen reads the epoch and the user's counter, and with rec a record,
-// in one round trip: on a single server one MGET, batched with other
-// logins' (mgetLoop); in a Cluster, where the keys live in different
-// slots, one pipeline, each GET to its node.
+// readGen reads the flush sequence, the epoch and the user's counter,
+// and with rec a record, in one round trip: on a single server one MGET
+// (atomic), batched with other logins' (mgetLoop). In a Cluster, where the
+// keys live in different slots, the sequence is read first and the rest
+// then in one pipeline, each GET to its node: read in that order, a
+// sequence that a flush raised comes with the generations it raised.
 func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache.Gen, []byte, error) {
-	keys := []string{s.c.keys.epoch(), s.c.keys.userGen(user)}
+	keys := []string{s.c.keys.flushSeq(), s.c.keys.epoch(), s.c.keys.userGen(user)}
 	if rec != "" {
 		keys = append(keys, rec)
 	}
@@ -61,7 +63,12 @@ func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache
 	var err error
 	if s.c.cluster {
 		err = s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
-			vals, err = s.c.pipelinedGets(ctx, keys)
+			seq, err := s.c.pipelinedGets(ctx, keys[:1])
+			if err != nil {
+				return err
+			}
+			vals, err = s.c.pipelinedGets(ctx, keys[1:])
+			vals = append(seq, vals...)
 			return err
 		})
 	} else {
@@ -71,19 +78,22 @@ func (s cacheStore) readGen(ctx context.Context, op op, user, rec string) (cache
 	if err != nil {
 		return g, nil, err
 	}
-	if g.Epoch, err = counter(vals[0]); err != nil {
+	if g.Seq, err = counter(vals[0]); err != nil {
 		return g, nil, err
 	}
-	if g.User, err = counter(vals[1]); err != nil {
+	if g.Epoch, err = counter(vals[1]); err != nil {
+		return g, nil, err
+	}
+	if g.User, err = counter(vals[2]); err != nil {
 		return g, nil, err
 	}
 	var data []byte
-	if len(vals) > 2 {
-		if v, ok := vals[2].(string); ok {
+	if len(vals) > 3 {
+		if v, ok := vals[3].(string); ok {
 			data = []byte(v)
 		}
 	}
-	if vals[0] == nil {
+	if vals[0] == nil || vals[1] == nil {
 		err = s.c.call(ctx, op, s.c.o.CallTimeout, func(ctx context.Context) error {
 			var err error
 			g.Epoch, err = s.startEpoch(ctx)
@@ -203,14 +213,18 @@ func (c *Client) mgetLoop(ctx context.Context) {
 	}
 }
 
-// startEpoch writes a random epoch when Redis has none, and returns the
-// epoch Redis has then.
+// startEpoch writes a random epoch and a random flush sequence where Redis
+// has none, and returns the epoch Redis has then. A sequence that starts
+// at random after Redis lost its data matches no sequence a process
+// remembers.
 func (s cacheStore) startEpoch(ctx context.Context) (uint64, error) {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	v := binary.BigEndian.Uint64(b[:]) >> 2 // room for INCR
-	if err := s.c.rdb.SetNX(ctx, s.c.keys.epoch(), v, 0).Err(); err != nil {
-		return 0, err
+	for _, k := range []string{s.c.keys.flushSeq(), s.c.keys.epoch()} {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		v := binary.BigEndian.Uint64(b[:]) >> 2 // room for INCR
+		if err := s.c.rdb.SetNX(ctx, k, v, 0).Err(); err != nil {
+			return 0, err
+		}
 	}
 	return uintOf(s.c.rdb.Get(ctx, s.c.keys.epoch()))
 }
@@ -258,7 +272,7 @@ func (s cacheStore) Load(ctx context.Context, user, key string) (cache.Record, b
 		return cache.Record{}, false, g, err
 	}
 	rec, rg, err := s.c.codec().decode(rk, data)
-	if err != nil || rg != g {
+	if err != nil || rg.Epoch != g.Epoch || rg.User != g.User {
 		// Unreadable (another secret, a newer format) or of an older
 		// generation: as if absent.
 		return cache.Record{}, false, g, nil
@@ -319,6 +333,15 @@ func (c *Client) sendInvalidate(ctx context.Context, users []string) error {
 		pipe.Incr(ctx, c.keys.userGen(u))
 		pipe.PExpire(ctx, c.keys.userGen(u), genLifetime)
 	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	// The sequence only once the generations are raised (in a Cluster
+	// they live on other nodes, and a pipeline's order across nodes is
+	// not kept): a process that sees the new sequence reads the new
+	// generations (readGen).
+	pipe = c.rdb.Pipeline()
+	pipe.Incr(ctx, c.keys.flushSeq())
 	pipe.Publish(ctx, c.keys.inval(), msg)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err

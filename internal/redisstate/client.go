@@ -120,6 +120,7 @@ type Client struct {
 	mgetQ         chan mgetItem    // the cache's generation checks and reads
 	finishQ       chan finishItem  // the limiter's finishes, sent in batches
 	finishPending atomic.Int64     // queued or being sent
+	seq           seqReads         // the flush sequence's shared reads (seq.go)
 }
 
 // quiet is go-redis's logger: its lines (a failed dial on every probe
@@ -153,6 +154,7 @@ func New(o Options) (*Client, error) {
 	_, _ = rand.Read(id[:])
 	c := &Client{o: o, origin: hex.EncodeToString(id[:]), wake: make(chan struct{}, 1), keys: keys{prefix: o.KeyPrefix}, cd: newCodec(o.Secret),
 		reserveQ: make(chan reserveItem, 4096), mgetQ: make(chan mgetItem, 4096), finishQ: make(chan finishItem, 4096)}
+	c.seq.kick = make(chan struct{}, 1)
 	c.sentinel = o.SentinelMaster != ""
 	c.cluster = !c.sentinel && len(o.Addrs) > 1
 	c.rdb = redis.NewUniversalClient(c.universalOptions())
@@ -271,6 +273,7 @@ func (c *Client) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.probeLoop(ctx) })
 	wg.Go(func() { c.subscribe(ctx) })
+	wg.Go(func() { c.seqLoop(ctx) })
 	// Two of each: while one batch is in Redis, the next one gathers and
 	// goes out, so that Redis does not sit idle while authd reads a
 	// batch's answers.

@@ -43,6 +43,7 @@ func name(s string) string {
 }
 
 func (k keys) epoch() string              { return k.prefix + "c:epoch" }
+func (k keys) flushSeq() string           { return k.prefix + "c:seq" }
 func (k keys) userGen(user string) string { return k.prefix + "c:{u:" + name(user) + "}:g" }
 
 // record is a cache record's key: the cache key hashed, so that the
