@@ -88,9 +88,13 @@ type Attempt struct {
 	leaseSlot          int64
 	grant, ret         int
 	grantSlot, retSlot int64
-	kept               [64]byte // a leased attempt's password, until Done
-	keptN              int8     // its length; -1: none, -2: too long, hashed in keptHash
-	keptHash           uint32
+	// surplus units counted at surplusSlot could not be kept: Done gives
+	// them back (settleLease).
+	surplus     int
+	surplusSlot int64
+	kept        [64]byte // a leased attempt's password, until Done
+	keptN       int8     // its length; -1: none, -2: too long, hashed in keptHash
+	keptHash    uint32
 }
 
 // sharedAttempt is an attempt's part in the shared store: q is what it was
@@ -276,9 +280,13 @@ func (a *Attempt) Done(o Outcome) int {
 	}
 	a.finished = true
 	a.finishShared(o)
-	if a.leased && o == Failed && !a.repeat {
-		a.finishLeased()
+	if a.leased {
+		if o == Failed && !a.repeat {
+			a.finishLeased()
+		}
+		clear(a.kept[:])
 	}
+	defer a.giveBackSurplus()
 	switch o {
 	case Succeeded:
 		a.notePair(true, func(e *entry, now time.Duration) {

@@ -55,24 +55,60 @@ func (a *Attempt) takeLease(e *entry, now time.Duration) {
 
 // settleLease gives the entry of the attempt's pair back its unit (unless
 // a failure used it up) and the units the store granted; e's shard lock
-// is held.
+// is held. An entry holds the units of one slot only (their counts leave
+// the store's window together): a unit of another slot, one beyond
+// maxLease, or one for a pair not known-good here is left in a.surplus
+// for Done to give back to the store.
 func (a *Attempt) settleLease(e *entry, o Outcome) {
-	if a.leased && (o != Failed || a.repeat) && e.lease < maxLease {
+	kg := e.knownGood(a.began, a.l.cfg.KnownGoodFor)
+	if a.leased && (o != Failed || a.repeat) {
 		// A success, an undecided attempt, or a wrong password already
 		// counted once: the unit is still counted in the store, unused.
-		e.lease++
+		if kg && e.leaseSlot == a.leaseSlot && e.lease < maxLease {
+			e.lease++
+		} else {
+			a.surplus, a.surplusSlot = 1, a.leaseSlot
+		}
 	}
 	if a.grant <= 0 {
 		return
 	}
 	until := int32((a.began + a.l.leaseFor()) / time.Second)
-	if e.lease == 0 || until < e.leaseUntil {
-		// The units already held may be older: the first to expire sets
-		// the lease's end.
-		e.leaseUntil = until
+	switch {
+	case !kg:
+		a.surplus, a.surplusSlot = a.grant, a.grantSlot
+	case e.lease == 0:
+		// Units of an older slot still out with attempts go back to the
+		// store when those end (the slot no longer matches).
+		e.lease, e.leaseSlot, e.leaseUntil = uint8(a.grant), a.grantSlot, until
+	case e.leaseSlot == a.grantSlot && int(e.lease)+a.grant <= maxLease:
+		e.lease += uint8(a.grant)
+		e.leaseUntil = min(e.leaseUntil, until)
+	default:
+		a.surplus, a.surplusSlot = a.grant, a.grantSlot
 	}
-	e.lease = uint8(min(int(e.lease)+a.grant, maxLease))
-	e.leaseSlot = a.grantSlot
+}
+
+// giveBackSurplus returns to the store the units settleLease could not
+// keep: each one's count goes, as an undecided attempt's would.
+func (a *Attempt) giveBackSurplus() {
+	if a.surplus == 0 {
+		return
+	}
+	sh := a.l.sharedStore()
+	if sh == nil {
+		return
+	}
+	q := SharedQuery{Account: a.account, IP: a.ip, Budgets: a.l.budgets, KnownGoodFor: a.l.cfg.KnownGoodFor}
+	var v SharedVerdict
+	v.Slots[KindPair] = a.surplusSlot
+	for range a.surplus {
+		// Bounded by the store's own deadline; a unit not given back
+		// stays counted until its slot leaves the window (errs towards
+		// refusing).
+		_ = sh.Finish(context.Background(), q, v, Undecided)
+	}
+	a.surplus = 0
 }
 
 // hasLeaseWork reports whether Done must reach the pair's entry for the
@@ -95,21 +131,23 @@ func (a *Attempt) keepPassword(pw []byte) {
 }
 
 // finishLeased tells the store about a leased attempt that failed: the
-// hash of its password, so that the password counts once on every
-// process; a password the store knows already gives the unit's count back
+// unit's count moves from the slot it was granted in to the current one
+// (a failure stays counted for a whole window), and the password's hash
+// is noted, so that it counts once on every process; a password the
+// store knows already only gives the unit's count back
 // (docs/scale-out.md, "Leases").
 func (a *Attempt) finishLeased() {
 	l := a.l
 	sh := l.sharedStore()
-	if sh == nil || a.keptN == -1 {
+	if sh == nil {
 		return
 	}
-	q := SharedQuery{Account: a.account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor, Leased: true, HasPassword: true}
-	if a.keptN == -2 {
-		q.PasswordHash = a.keptHash
-	} else {
-		q.PasswordHash = l.sharedHash(a.kept[:a.keptN])
-		clear(a.kept[:])
+	q := SharedQuery{Account: a.account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor, Leased: true}
+	switch {
+	case a.keptN == -2:
+		q.HasPassword, q.PasswordHash = true, a.keptHash
+	case a.keptN >= 0:
+		q.HasPassword, q.PasswordHash = true, l.sharedHash(a.kept[:a.keptN])
 	}
 	v := SharedVerdict{KnownGood: true}
 	v.Slots[KindPair] = a.leaseSlot

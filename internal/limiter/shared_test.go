@@ -160,4 +160,14 @@ func TestLease(t *testing.T) {
 	if q := f.reserved[len(f.reserved)-1]; len(f.reserved) != 3 || q.ReturnUnits != 1 || q.ReturnSlot != 7 {
 		t.Fatalf("reserved %+v: want a third call giving the expired unit back", f.reserved)
 	}
+	// A unit granted for a pair that is not known-good here (it failed
+	// before ever logging in on this process) cannot be used: it goes
+	// back to the store at once, as an undecided attempt's count.
+	n := len(f.finished)
+	if fail(l, "bob", "198.51.100.7", "guess") {
+		t.Fatal("a first failure was refused")
+	}
+	if got := f.finished[n:]; len(got) != 2 || got[0] != Failed || got[1] != Undecided {
+		t.Fatalf("finishes %v, want the failure's, then the unit given back", got)
+	}
 }

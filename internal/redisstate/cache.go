@@ -322,10 +322,20 @@ func (c *Client) invalidate(ctx context.Context, users []string) error {
 	})
 }
 
-// sendInvalidate is invalidate's work, without the breaker.
+// sendInvalidate is invalidate's work, without the breaker. The flush
+// sequence is raised only after the generations (readGen, seq.go): on a
+// single server in the same transaction; in a Cluster, where they live on
+// other nodes and a pipeline's order across nodes is not kept, once the
+// generations' pipeline has answered. A sequence Redis lost starts again
+// at random, never at 1, which a process may remember from before.
 func (c *Client) sendInvalidate(ctx context.Context, users []string) error {
 	msg, _ := json.Marshal(invalMsg{Origin: c.origin, All: len(users) == 0, Users: users})
-	pipe := c.rdb.Pipeline()
+	var pipe redis.Pipeliner
+	if c.cluster {
+		pipe = c.rdb.Pipeline()
+	} else {
+		pipe = c.rdb.TxPipeline()
+	}
 	if len(users) == 0 {
 		pipe.Incr(ctx, c.keys.epoch())
 	}
@@ -333,14 +343,15 @@ func (c *Client) sendInvalidate(ctx context.Context, users []string) error {
 		pipe.Incr(ctx, c.keys.userGen(u))
 		pipe.PExpire(ctx, c.keys.userGen(u), genLifetime)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
+	if c.cluster {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		pipe = c.rdb.Pipeline()
 	}
-	// The sequence only once the generations are raised (in a Cluster
-	// they live on other nodes, and a pipeline's order across nodes is
-	// not kept): a process that sees the new sequence reads the new
-	// generations (readGen).
-	pipe = c.rdb.Pipeline()
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	pipe.SetNX(ctx, c.keys.flushSeq(), binary.BigEndian.Uint64(b[:])>>2, 0)
 	pipe.Incr(ctx, c.keys.flushSeq())
 	pipe.Publish(ctx, c.keys.inval(), msg)
 	if _, err := pipe.Exec(ctx); err != nil {

@@ -144,18 +144,19 @@ return res
 // finishScript ends attempts: one or many (a batch, see finishLoop).
 // ARGV[1] is the number of attempts; each then has a header of four
 // values (the outcome: S success, U undecided, F failure; the password
-// hash or ""; the pair's ttl in ms; its number of keys n) and two values
-// per key (kind, slot; slot 0: not counted), its keys being the next n of
-// KEYS (the pair index is kind x). Outcome L is the failure of an attempt
-// that used a leased unit (counted at the pair's slot): a password the
-// pair failed with before gives the unit's count back.
+// hash or ""; the pair's ttl in ms; its number of keys n; the pair's slot
+// length in ms) and two values per key (kind, slot; slot 0: not counted),
+// its keys being the next n of KEYS (the pair index is kind x). Outcome L
+// is the failure of an attempt that used a leased unit (counted at the
+// pair's slot): the unit's count is taken off that slot and the failure,
+// unless its password failed there before, counted in the current one.
 var finishScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local a, k = 2, 1
 for _ = 1, tonumber(ARGV[1]) do
-  local o, pw, pttl, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  a = a + 4
+  local o, pw, pttl, n, psl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  a = a + 5
   local pair, idx, pslot
   for i = 0, n - 1 do
     local kind, slot = ARGV[a + 2 * i], ARGV[a + 2 * i + 1]
@@ -171,13 +172,25 @@ for _ = 1, tonumber(ARGV[1]) do
   if pair and o == 'S' then
     redis.call('HSET', pair, 'ok', now)
     touch = true
-  elseif pair and (o == 'F' or o == 'L') and pw ~= '' then
-    local list = redis.call('HGET', pair, 'pw') or ''
-    local seen = string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true)
-    if seen and o == 'L' and pslot ~= '0' then
-      local f = 's' .. pslot
-      if tonumber(redis.call('HGET', pair, f) or '0') > 0 then redis.call('HINCRBY', pair, f, -1) end
-    elseif not seen then
+  elseif pair and (o == 'F' or o == 'L') then
+    local list, seen = '', false
+    if pw ~= '' then
+      list = redis.call('HGET', pair, 'pw') or ''
+      seen = string.find(',' .. list .. ',', ',' .. pw .. ',', 1, true) ~= nil
+    end
+    if o == 'L' then
+      -- The unit's count leaves its grant's slot; the failure, unless a
+      -- repeat, is counted now, so that it stays a whole window.
+      if pslot ~= '0' then
+        local f = 's' .. pslot
+        if tonumber(redis.call('HGET', pair, f) or '0') > 0 then redis.call('HINCRBY', pair, f, -1) end
+      end
+      if not seen then
+        redis.call('HINCRBY', pair, 's' .. math.floor(now / psl), 1)
+        touch = true
+      end
+    end
+    if pw ~= '' and not seen then
       local items = {}
       for x in string.gmatch(list, '[^,]+') do items[#items + 1] = x end
       items[#items + 1] = pw
@@ -561,12 +574,13 @@ func (s limiterStore) finishItem(q limiter.SharedQuery, v limiter.SharedVerdict,
 		if k.kind == limiter.KindPair {
 			it.keys = append(it.keys, s.c.keys.pairIndex(q.Account))
 			specs = append(specs, "x", "0")
-			work = work || o == limiter.Succeeded || (o == limiter.Failed && q.HasPassword)
+			work = work || o == limiter.Succeeded || (o == limiter.Failed && (q.HasPassword || q.Leased))
 		}
 		work = work || (o != limiter.Failed && v.Slots[k.kind] != 0)
 	}
 	pairTTL := q.Budgets[limiter.KindPair].Window + q.KnownGoodFor
-	it.args = append([]any{out, pwText(q), pairTTL.Milliseconds(), len(it.keys)}, specs...)
+	pairSlot := max(q.Budgets[limiter.KindPair].Window.Milliseconds()/12, 1)
+	it.args = append([]any{out, pwText(q), pairTTL.Milliseconds(), len(it.keys), pairSlot}, specs...)
 	return it, work
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/authd-project/authd/cache"
@@ -460,5 +461,61 @@ func TestLeases(t *testing.T) {
 		if attempt(n, "erin", "192.0.2.14", "right", limiter.Succeeded) {
 			t.Fatalf("node %d let the pair log in past its budget", i)
 		}
+	}
+}
+
+// TestLeasedFailureCountedWhenItHappens: a failure on a leased unit is
+// counted in the slot where it happens, not in the older one where the
+// unit was granted, so it stays in the pair's window for a whole window.
+func TestLeasedFailureCountedWhenItHappens(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t5:"}
+	// Slots of 1 s (the local lease keeps seconds); a unit lives 6 s.
+	n := newNode(t, o, limiter.Config{KnownGood: limiter.Budget{Failures: 10, Window: 12 * time.Second}})
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	slots := func() map[string]string {
+		t.Helper()
+		keys, err := rdb.Keys(context.Background(), "t5:bf:*:g:*").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("pair keys %v, %v", keys, err)
+		}
+		h, err := rdb.HGetAll(context.Background(), keys[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for f, v := range h {
+			if strings.HasPrefix(f, "s") && v != "0" {
+				out[f] = v
+			}
+		}
+		return out
+	}
+	for range 2 {
+		if !attempt(n, "gina", "192.0.2.20", "right", limiter.Succeeded) {
+			t.Fatal("a login of the owner was refused")
+		}
+	}
+	granted := slots()
+	if len(granted) != 1 {
+		t.Fatalf("after the unit's grant the pair counts %v, want one slot with the unit", granted)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	before := n.c.Stats().Calls[0]
+	if !attempt(n, "gina", "192.0.2.20", "typo", limiter.Failed) {
+		t.Fatal("a failure on the unit was refused")
+	}
+	if n.c.Stats().Calls[0] != before {
+		t.Fatal("the failure did not run on the unit: it asked Redis")
+	}
+	after := slots()
+	for f := range granted {
+		if after[f] != "" {
+			t.Fatalf("the failure stayed in the unit's slot %s: %v", f, after)
+		}
+	}
+	if len(after) != 1 {
+		t.Fatalf("after the failure the pair counts %v, want the failure alone in a later slot", after)
 	}
 }

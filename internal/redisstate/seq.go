@@ -42,9 +42,11 @@ var errNotRunning = errors.New("the client is not running")
 // gap): 1 ms cut a 64-in-flight benchmark to half of what 250 µs gave.
 const seqGap = 250 * time.Microsecond
 
-// FlushSeq implements cache.Shared. The wait is bounded by the read's own
-// deadline (seqLoop's call), not by ctx: a caller's context would cost a
-// timer per login, the very cost the shared read saves.
+// FlushSeq implements cache.Shared. The wait is bounded by the reads'
+// own deadlines (seqLoop's calls: the read in flight when the caller
+// came, then its own, at most twice the call timeout and the spacing),
+// not by ctx: a caller's context would cost a timer per login, the very
+// cost the shared read saves.
 func (s cacheStore) FlushSeq(context.Context) (uint64, error) {
 	c := s.c
 	if c.down.Load() {
