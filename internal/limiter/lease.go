@@ -16,8 +16,9 @@ import (
 // counts a known-good pair's attempt it may count one unit more, kept by
 // this process (the pair's entry holds it): the pair's next attempt here
 // takes that unit instead of asking the store, and gives it back to the
-// entry when it succeeds. A failure uses the unit up: it stays counted in
-// the store, as the failure. The budget thus holds exactly across
+// entry when it succeeds. A failure uses the unit up: its count stays in
+// the store as the failure's, moved to the slot where the failure
+// happened (finishLeased). The budget thus holds exactly across
 // processes: every attempt in flight or failed anywhere is one count in
 // the store. A held unit is an attempt in flight that has not happened
 // yet; the store grants one only while the pair's window is at most half
@@ -99,7 +100,7 @@ func (a *Attempt) giveBackSurplus() {
 	if sh == nil {
 		return
 	}
-	q := SharedQuery{Account: a.account, IP: a.ip, Budgets: a.l.budgets, KnownGoodFor: a.l.cfg.KnownGoodFor}
+	q := a.sharedQuery()
 	var v SharedVerdict
 	v.Slots[KindPair] = a.surplusSlot
 	for range a.surplus {
@@ -142,7 +143,8 @@ func (a *Attempt) finishLeased() {
 	if sh == nil {
 		return
 	}
-	q := SharedQuery{Account: a.account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor, Leased: true}
+	q := a.sharedQuery()
+	q.Leased = true
 	switch {
 	case a.keptN == -2:
 		q.HasPassword, q.PasswordHash = true, a.keptHash

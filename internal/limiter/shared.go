@@ -62,7 +62,8 @@ type SharedQuery struct {
 	ReturnUnits int
 	ReturnSlot  int64
 	// Leased (Finish of a failure only): the attempt used a unit of a
-	// lease; a password the pair failed with before gives its count back.
+	// lease, whose count moves to the current slot as the failure's; a
+	// password the pair failed with before only gives the count back.
 	Leased bool
 }
 
@@ -160,8 +161,8 @@ func (l *Limiter) sharedHash(password []byte) uint32 {
 // counted already, and lets the store's verdict decide.
 func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Request) {
 	a.sh = &sharedAttempt{}
-	a.sh.q = SharedQuery{Account: r.Account, IP: a.ip, Budgets: l.budgets, KnownGoodFor: l.cfg.KnownGoodFor,
-		Lease: r.Account != "", ReturnUnits: a.ret, ReturnSlot: a.retSlot}
+	a.sh.q = a.sharedQuery()
+	a.sh.q.Lease, a.sh.q.ReturnUnits, a.sh.q.ReturnSlot = r.Account != "", a.ret, a.retSlot
 	if r.Password != nil && r.Account != "" {
 		a.sh.q.HasPassword, a.sh.q.PasswordHash = true, l.sharedHash(r.Password)
 	}
@@ -200,6 +201,12 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 		// store lost its data.
 		a.refused = false
 	}
+}
+
+// sharedQuery is the attempt as the shared store sees it, before the
+// password and the lease's part.
+func (a *Attempt) sharedQuery() SharedQuery {
+	return SharedQuery{Account: a.account, IP: a.ip, Budgets: a.l.budgets, KnownGoodFor: a.l.cfg.KnownGoodFor}
 }
 
 // finishShared ends the attempt in the shared store, or remembers a
