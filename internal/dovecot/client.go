@@ -285,14 +285,24 @@ type clientConn struct {
 	log    *slog.Logger
 
 	dc *deadlineConn // the reading side, with the handshake and line deadlines
+	// The reading role (docs/architecture.md §The request pipeline): the goroutine that holds
+	// it reads the next line. It answers a light request itself and
+	// hands the role to another goroutine when the request turns out to
+	// wait (relay).
+	lr         *LineReader
+	gotVersion bool
 
 	wmu      sync.Mutex
 	closed   bool
-	flushing bool          // a goroutine is writing wbuf
-	wbuf     []byte        // replies waiting for the writer
-	wspare   []byte        // the other buffer, reused
-	writing  int           // bytes in the write under way
-	drained  chan struct{} // closed when the unread replies fall under the limit
+	flushing bool // a goroutine is writing wbuf
+	// corked: the reader is answering lines it read together, and writes
+	// their replies (and any other that finished meanwhile) when it runs
+	// out of them, in one write.
+	corked  atomic.Bool
+	wbuf    []byte        // replies waiting for the writer
+	wspare  []byte        // the other buffer, reused
+	writing int           // bytes in the write under way
+	drained chan struct{} // closed when the unread replies fall under the limit
 	// ctx ends when the connection closes: requests still in the engine
 	// for a client that left may stop early.
 	ctx    context.Context
@@ -358,30 +368,6 @@ func (s *ClientServer) Serve(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.cfg.Shared.Stats.Connections.Add(1)
-	defer func() {
-		s.cfg.Shared.Stats.Connections.Add(-1)
-		s.nconns.release()
-		if r := recover(); r != nil {
-			s.cfg.Shared.Stats.Panics.Add(1)
-			s.cfg.Log.Error("panic in client connection", "panic", r, "stack", string(debug.Stack()))
-		}
-		s.mu.Lock()
-		stopping := s.stopping
-		if !stopping {
-			delete(s.conns, c)
-		}
-		s.mu.Unlock()
-		if stopping {
-			// Shutdown stopped the reader; the requests in flight still
-			// owe replies on this connection, and Shutdown closes it once
-			// they are sent.
-			return
-		}
-		c.close()
-		if c.cpid != 0 && s.cfg.Login {
-			s.cfg.Shared.Logins.remove(c.cpid, c)
-		}
-	}()
 
 	// Send the whole handshake at once, without waiting for the client's
 	// (docs/protocol.md §1.2 recommendation).
@@ -392,78 +378,169 @@ func (s *ClientServer) Serve(nc net.Conn) {
 	hs = append(hs, "\nCOOKIE\t"...)
 	hs = hex.AppendEncode(hs, c.cookie[:])
 	hs = append(hs, "\nDONE\n"...)
+	c.lr = NewLineReader(c.dc, clientMaxLine)
 	if !c.write(hs) {
+		c.end()
 		return
 	}
-	c.readLoop()
+	c.read()
 }
 
-func (c *clientConn) readLoop() {
-	lr := NewLineReader(c.dc, clientMaxLine)
-	gotVersion := false
-	for {
-		if !c.waitUnread() {
-			return
+// read holds the reading role until the connection ends, or until the
+// role moves to another goroutine. It recovers panics so that one
+// connection cannot take the process down.
+func (c *clientConn) read() {
+	moved := false
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.cfg.Shared.Stats.Panics.Add(1)
+			c.s.cfg.Log.Error("panic in client connection", "panic", r, "stack", string(debug.Stack()))
 		}
-		line, err := lr.ReadLine()
+		if !moved {
+			// What the last lines' replies left corked leaves now:
+			// the requests in flight still owe theirs too.
+			c.uncork()
+			c.end()
+		}
+	}()
+	moved = c.readLoop()
+}
+
+// relay hands the reading role to another goroutine: the request the
+// reader answers itself is about to wait (a backend, a costly hash), and
+// the connection's other requests must not wait with it.
+func (c *clientConn) relay() {
+	c.s.workers.run(c.read)
+}
+
+// end closes the connection once nobody reads it any more.
+func (c *clientConn) end() {
+	s := c.s
+	s.cfg.Shared.Stats.Connections.Add(-1)
+	s.nconns.release()
+	s.mu.Lock()
+	stopping := s.stopping
+	if !stopping {
+		delete(s.conns, c)
+	}
+	s.mu.Unlock()
+	if stopping {
+		// Shutdown stopped the reader; the requests in flight still
+		// owe replies on this connection, and Shutdown closes it once
+		// they are sent.
+		return
+	}
+	c.close()
+	if c.cpid != 0 && s.cfg.Login {
+		s.cfg.Shared.Logins.remove(c.cpid, c)
+	}
+}
+
+// readLoop reads and handles lines until the connection ends (false) or
+// a request relayed the reading role (true).
+func (c *clientConn) readLoop() bool {
+	for {
+		if !c.lr.HasLine() {
+			// Out of lines read together: their replies leave now,
+			// before the wait for more.
+			c.uncork()
+		}
+		if !c.waitUnread() {
+			return false
+		}
+		line, err := c.lr.ReadLine()
 		if err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
-		args := SplitLine(line)
-		if !gotVersion {
-			if len(args) != 3 || args[0] != "VERSION" {
-				c.log.Warn("client did not start with VERSION; closing")
-				return
-			}
-			major, err1 := strconv.ParseUint(args[1], 10, 32)
-			minor, err2 := strconv.ParseUint(args[2], 10, 32)
-			if err1 != nil || err2 != nil || major != 1 {
-				c.log.Warn("client sent an unsupported VERSION; closing", "version", line)
-				return
-			}
-			c.minor = minor
-			gotVersion = true
-			continue
-		}
-		if c.cpid == 0 {
-			if len(args) < 2 || args[0] != "CPID" {
-				c.log.Warn("client sent a command before CPID; closing", "cmd", args[0])
-				return
-			}
-			pid, err := strconv.ParseUint(args[1], 10, 32)
-			if err != nil || pid == 0 {
-				c.log.Warn("client sent an invalid CPID; closing")
-				return
-			}
-			c.cpid = uint32(pid)
-			if c.s.cfg.Login && !c.s.cfg.Shared.Logins.add(c.cpid, c) {
-				c.log.Warn("login client gave the PID of an existing connection; closing", "cpid", pid)
-				c.cpid = 0
-				return
-			}
-			c.dc.handshakeDone()
-			continue
-		}
-		if c.stopping() {
-			return
-		}
-		var ok bool
-		switch args[0] {
-		case "AUTH":
-			ok = c.handleAuth(args, line)
-		case "CONT":
-			ok = c.handleCont(args)
-		case "CANCEL":
-			ok = c.handleCancel(args)
-		default:
-			c.log.Warn("BUG: client sent an unknown command; closing", "cmd", truncate(args[0], 32))
-			ok = false
-		}
-		if !ok {
-			return
+		c.corked.Store(true)
+		switch c.handleLine(line) {
+		case lineClose:
+			return false
+		case lineMoved:
+			return true
 		}
 	}
+}
+
+// lineOutcome is what handling a line leaves the reader to do.
+type lineOutcome uint8
+
+const (
+	lineNext  lineOutcome = iota // read the next line
+	lineClose                    // close the connection
+	lineMoved                    // stop: another goroutine reads now (relay)
+)
+
+// outcome is the outcome of a handler that only says whether the
+// connection stays open.
+func outcome(ok bool) lineOutcome {
+	if ok {
+		return lineNext
+	}
+	return lineClose
+}
+
+// handleLine handles one line from the client.
+func (c *clientConn) handleLine(line string) lineOutcome {
+	args := SplitLine(line)
+	if !c.gotVersion {
+		return outcome(c.handleVersion(args, line))
+	}
+	if c.cpid == 0 {
+		return outcome(c.handleCPID(args))
+	}
+	if c.stopping() {
+		return lineClose
+	}
+	switch args[0] {
+	case "AUTH":
+		return c.handleAuth(args, line)
+	case "CONT":
+		return c.handleCont(args)
+	case "CANCEL":
+		return outcome(c.handleCancel(args))
+	}
+	c.log.Warn("BUG: client sent an unknown command; closing", "cmd", truncate(args[0], 32))
+	return lineClose
+}
+
+// handleVersion takes the client's VERSION, the start of its handshake.
+func (c *clientConn) handleVersion(args []string, line string) bool {
+	if len(args) != 3 || args[0] != "VERSION" {
+		c.log.Warn("client did not start with VERSION; closing")
+		return false
+	}
+	major, err1 := strconv.ParseUint(args[1], 10, 32)
+	minor, err2 := strconv.ParseUint(args[2], 10, 32)
+	if err1 != nil || err2 != nil || major != 1 {
+		c.log.Warn("client sent an unsupported VERSION; closing", "version", line)
+		return false
+	}
+	c.minor = minor
+	c.gotVersion = true
+	return true
+}
+
+// handleCPID takes the client's CPID, the end of its handshake.
+func (c *clientConn) handleCPID(args []string) bool {
+	if len(args) < 2 || args[0] != "CPID" {
+		c.log.Warn("client sent a command before CPID; closing", "cmd", args[0])
+		return false
+	}
+	pid, err := strconv.ParseUint(args[1], 10, 32)
+	if err != nil || pid == 0 {
+		c.log.Warn("client sent an invalid CPID; closing")
+		return false
+	}
+	c.cpid = uint32(pid)
+	if c.s.cfg.Login && !c.s.cfg.Shared.Logins.add(c.cpid, c) {
+		c.log.Warn("login client gave the PID of an existing connection; closing", "cpid", pid)
+		c.cpid = 0
+		return false
+	}
+	c.dc.handshakeDone()
+	return true
 }
 
 func (c *clientConn) stopping() bool {
@@ -500,6 +577,13 @@ func (c *clientConn) waitUnread() bool {
 			c.wmu.Unlock()
 			return true
 		}
+		if c.corked.Load() {
+			// The replies over the limit may be the reader's own, queued
+			// for its next write: that write comes first.
+			c.wmu.Unlock()
+			c.uncork()
+			continue
+		}
 		if c.drained == nil {
 			c.drained = make(chan struct{})
 		}
@@ -531,7 +615,8 @@ func truncate(s string, n int) string {
 // write queues b for the client; false if the connection is gone.
 // Replies that finish while another goroutine is in the write syscall are
 // appended to the buffer and leave with its next write, so a busy
-// pipelined connection pays one syscall for many replies.
+// pipelined connection pays one syscall for many replies; so do those that
+// finish while the reader is answering lines it read together (corked).
 func (c *clientConn) write(b []byte) bool {
 	c.wmu.Lock()
 	if c.closed {
@@ -539,7 +624,7 @@ func (c *clientConn) write(b []byte) bool {
 		return false
 	}
 	c.wbuf = append(c.wbuf, b...)
-	if c.flushing {
+	if c.flushing || c.corked.Load() {
 		c.wmu.Unlock()
 		return true
 	}
@@ -555,6 +640,26 @@ func (c *clientConn) write(b []byte) bool {
 		runtime.Gosched()
 	}
 	c.wmu.Lock()
+	return c.flushLocked()
+}
+
+// uncork ends the reader's batch: the replies queued meanwhile leave in
+// one write, unless another goroutine is writing already (it takes them).
+func (c *clientConn) uncork() {
+	c.wmu.Lock()
+	c.corked.Store(false)
+	if c.flushing || c.closed || len(c.wbuf) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.flushLocked()
+}
+
+// flushLocked writes the buffer until it stays empty; c.wmu is held and
+// c.flushing set by the caller, and both are released. It is false when
+// the connection failed.
+func (c *clientConn) flushLocked() bool {
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.wspare[:0]
@@ -612,20 +717,20 @@ func (c *clientConn) close() {
 // handleAuth handles AUTH (docs/protocol.md §1.3): the command, its
 // parameters, then the mechanism's first step. false closes the
 // connection.
-func (c *clientConn) handleAuth(args []string, line string) bool {
+func (c *clientConn) handleAuth(args []string, line string) lineOutcome {
 	if len(args) < 3 {
 		c.log.Warn("BUG: AUTH without id or mechanism; closing")
-		return false
+		return lineClose
 	}
 	id, ok := parseID(args[1])
 	if !ok || id == 0 {
 		c.log.Warn("BUG: AUTH with an invalid id; closing")
-		return false
+		return lineClose
 	}
 	def, ok := c.s.mechs[strings.ToUpper(args[2])]
 	if !ok {
 		c.log.Warn("BUG: AUTH with an unsupported mechanism; closing", "mech", truncate(args[2], 32))
-		return false
+		return lineClose
 	}
 	// The request, its info and its first step's context live and die
 	// together: one allocation.
@@ -639,7 +744,7 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	req.info = info
 	p, ok := c.authParams(req, args[3:])
 	if !ok {
-		return false
+		return lineClose
 	}
 	if c.s.cfg.Debug || info.Debug {
 		c.log.Debug("client in", "line", c.redact(line))
@@ -648,21 +753,21 @@ func (c *clientConn) handleAuth(args []string, line string) bool {
 	if _, dup := c.pending[id]; dup {
 		c.mu.Unlock()
 		c.log.Warn("BUG: AUTH reused a pending id; closing", "id", id)
-		return false
+		return lineClose
 	}
 	if len(c.pending) >= c.s.limits.MaxPending {
 		c.mu.Unlock()
 		c.s.warn.Log(c.log, slog.LevelWarn, "client has too many requests in progress; refusing more", "max", c.s.limits.MaxPending)
 		c.send("FAIL\t" + itoa(id) + "\tcode=temp_fail\treason=Too many requests in progress")
-		return true
+		return lineNext
 	}
 	c.pending[id] = req
 	req.running = true
 	req.first.init(c.ctx, req.start.Add(c.s.limits.Request))
 	req.sctx = &req.first
+	c.onReader(req)
 	c.mu.Unlock()
-	c.startAuth(req, p)
-	return true
+	return c.startAuth(req, p)
 }
 
 // authParams is what AUTH's parameters say beyond the request info: the
@@ -798,7 +903,7 @@ func setInfoParam(info *engine.Info, k, v string) {
 
 // startAuth decodes the initial response, applies the client-certificate
 // rules and runs the mechanism's first step.
-func (c *clientConn) startAuth(req *clientReq, p authParams) {
+func (c *clientConn) startAuth(req *clientReq, p authParams) lineOutcome {
 	id, info := req.id, req.info
 	var data []byte
 	present := p.haveResp
@@ -814,24 +919,24 @@ func (c *clientConn) startAuth(req *clientReq, p authParams) {
 			d, err := DecodeBase64(p.resp)
 			if err != nil {
 				c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in initial response", "invalid base64")
-				return
+				return lineNext
 			}
 			data = d
 		}
 	}
 	if c.s.cfg.SSLRequireClientCert && !info.ValidClientCert {
 		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=Client didn't present valid SSL certificate", "no valid client certificate")
-		return
+		return lineNext
 	}
 	if c.s.cfg.SSLUsernameFromCert && info.CertUsername == "" {
 		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\treason=SSL certificate didn't contain username", "no user name in the client certificate")
-		return
+		return lineNext
 	}
 	if present && !req.def.AllowNUL && hasNUL(data) {
 		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
-		return
+		return lineNext
 	}
-	c.step(req, data, present)
+	return c.step(req, data, present)
 }
 
 func hasNUL(b []byte) bool {
@@ -873,15 +978,15 @@ func (c *clientConn) redact(line string) string {
 }
 
 // handleCont handles CONT (docs/protocol.md §1.4).
-func (c *clientConn) handleCont(args []string) bool {
+func (c *clientConn) handleCont(args []string) lineOutcome {
 	if len(args) < 3 {
 		c.log.Warn("BUG: CONT without data; closing")
-		return false
+		return lineClose
 	}
 	id, ok := parseID(args[1])
 	if !ok {
 		c.log.Warn("BUG: CONT with an invalid id; closing")
-		return false
+		return lineClose
 	}
 	if c.s.cfg.Debug {
 		c.log.Debug("client in", "line", c.redact(strings.Join(args, "\t")))
@@ -891,7 +996,7 @@ func (c *clientConn) handleCont(args []string) bool {
 	if !ok {
 		c.mu.Unlock()
 		c.send("FAIL\t" + itoa(id) + "\treason=Authentication request timed out")
-		return true
+		return lineNext
 	}
 	if !req.waitingCont {
 		delete(c.pending, id)
@@ -903,11 +1008,12 @@ func (c *clientConn) handleCont(args []string) bool {
 		}
 		c.mu.Unlock()
 		c.send("FAIL\t" + itoa(id) + "\treason=Unexpected continuation")
-		return true
+		return lineNext
 	}
 	req.waitingCont = false
 	req.running = true
 	req.sctx = newStepContext(c.ctx, time.Now().Add(c.s.limits.Request))
+	c.onReader(req)
 	if req.timer != nil {
 		req.timer.Stop()
 	}
@@ -918,19 +1024,18 @@ func (c *clientConn) handleCont(args []string) bool {
 		// empty response, but Dovecot 2.3 succeeds whatever it is (checked
 		// against the real server), and so do we.
 		c.finishOK(req, req.final, nil)
-		return true
+		return lineNext
 	}
 	data, err := DecodeBase64(args[2])
 	if err != nil {
 		c.finishImmediate(req, "FAIL\t"+itoa(id)+"\tcode=invalid_base64\treason=Invalid base64 data in continued response", "invalid base64")
-		return true
+		return lineNext
 	}
 	if !req.def.AllowNUL && hasNUL(data) {
 		c.finishFail(req, engine.Result{Status: engine.StatusFail, Reason: "NUL in data"}, false)
-		return true
+		return lineNext
 	}
-	c.step(req, data, true)
-	return true
+	return c.step(req, data, true)
 }
 
 // handleCancel drops a request silently; 2.3 sends no reply.
@@ -959,51 +1064,79 @@ func (c *clientConn) handleCancel(args []string) bool {
 	return true
 }
 
-// step runs one mechanism step off the read loop, so that slow backends do
-// not hold up other requests on this connection.
-func (c *clientConn) step(req *clientReq, data []byte, present bool) {
+// step runs one mechanism step. A light mechanism's step runs on the
+// reader itself, which saves the hand-over to a worker that most of a
+// cached or passwd-file login's cost was at a moderate rate; the step
+// relays the reading role before it first waits (stepContext.WillBlock),
+// so a slow backend still holds up no other request on this connection.
+// Other mechanisms hash on their own (SCRAM) and run on a worker.
+func (c *clientConn) step(req *clientReq, data []byte, present bool) lineOutcome {
+	c.s.inflight.Add(1)
+	sc := req.sctx
+	if sc.reader == nil {
+		c.s.workers.run(func() { c.runStep(req, data, present) })
+		return lineNext
+	}
+	c.runStep(req, data, present)
+	// No relay after this: a goroutine the step left behind may still
+	// call Done, but the role stays here. If the relay came first, the
+	// role has moved.
+	if !sc.relayed.CompareAndSwap(false, true) {
+		return lineMoved
+	}
+	return lineNext
+}
+
+// onReader marks req's next step, whose context was just made, as one
+// that runs on the reader when its mechanism is light; c.mu is held (the
+// sweeper reads the mark).
+func (c *clientConn) onReader(req *clientReq) {
+	if req.def.Light {
+		req.sctx.reader = c
+	}
+}
+
+// runStep runs one mechanism step and answers it.
+func (c *clientConn) runStep(req *clientReq, data []byte, present bool) {
 	s := c.s
-	s.inflight.Add(1)
-	s.workers.run(func() {
-		defer s.inflight.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				s.cfg.Shared.Stats.Panics.Add(1)
-				s.cfg.Log.Error("panic in auth request", "panic", r, "stack", string(debug.Stack()))
-				c.finishFail(req, engine.Result{Status: engine.StatusTempFail, Reason: "internal error"}, true)
-			}
-		}()
-		if req.mech == nil {
-			req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
+	defer s.inflight.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Shared.Stats.Panics.Add(1)
+			s.cfg.Log.Error("panic in auth request", "panic", r, "stack", string(debug.Stack()))
+			c.finishFail(req, engine.Result{Status: engine.StatusTempFail, Reason: "internal error"}, true)
 		}
-		// The connection's context ends work for a client that went
-		// away; the step's deadline bounds a backend that does not
-		// answer, and the client hears "try again" when it passes even if
-		// the step has not returned yet (the server's overdueSweeper).
-		ctx := req.sctx
-		defer ctx.release()
-		rep := req.mech.Step(ctx, data, present)
-		if !rep.Done {
-			c.sendCont(req, rep.Challenge)
-			return
-		}
-		if rep.Result.Status == engine.StatusOK && s.cfg.Login && s.cfg.Proxy != nil {
-			rep.Result = s.cfg.Proxy.Finish(ctx, req.info, rep.Result)
-		}
-		if rep.Result.Status != engine.StatusOK {
-			c.finishFail(req, rep.Result, false)
-			return
-		}
-		if rep.Final != nil && !req.finalRespOK {
-			// Without final-resp-ok the final data goes as a CONT and the
-			// OK follows the client's empty answer (docs/protocol.md §1.5).
-			req.final = rep.Result
-			req.finalSent = true
-			c.sendCont(req, rep.Final)
-			return
-		}
-		c.finishOK(req, rep.Result, rep.Final)
-	})
+	}()
+	if req.mech == nil {
+		req.mech = req.def.New(&sasl.Env{Engine: s.cfg.Engine, Info: req.info, Settings: s.cfg.SASL, SPID: s.cfg.Shared.SPID, CUID: c.cuid})
+	}
+	// The connection's context ends work for a client that went
+	// away; the step's deadline bounds a backend that does not
+	// answer, and the client hears "try again" when it passes even if
+	// the step has not returned yet (the server's overdueSweeper).
+	ctx := req.sctx
+	defer ctx.release()
+	rep := req.mech.Step(ctx, data, present)
+	if !rep.Done {
+		c.sendCont(req, rep.Challenge)
+		return
+	}
+	if rep.Result.Status == engine.StatusOK && s.cfg.Login && s.cfg.Proxy != nil {
+		rep.Result = s.cfg.Proxy.Finish(ctx, req.info, rep.Result)
+	}
+	if rep.Result.Status != engine.StatusOK {
+		c.finishFail(req, rep.Result, false)
+		return
+	}
+	if rep.Final != nil && !req.finalRespOK {
+		// Without final-resp-ok the final data goes as a CONT and the
+		// OK follows the client's empty answer (docs/protocol.md §1.5).
+		req.final = rep.Result
+		req.finalSent = true
+		c.sendCont(req, rep.Final)
+		return
+	}
+	c.finishOK(req, rep.Result, rep.Final)
 }
 
 // sendCont sends a challenge and arms the request timeout.

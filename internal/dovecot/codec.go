@@ -8,6 +8,7 @@ package dovecot
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -46,6 +47,17 @@ func NewLineReader(r io.Reader, max int) *LineReader {
 		size = max
 	}
 	return &LineReader{r: bufio.NewReaderSize(r, size), max: max}
+}
+
+// HasLine reports whether a whole line is buffered already, so that
+// ReadLine will not wait for input.
+func (lr *LineReader) HasLine() bool {
+	n := lr.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := lr.r.Peek(n) // n bytes are buffered: Peek does not read
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // ReadLine returns the next line without LF and without a trailing CR

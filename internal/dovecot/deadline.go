@@ -2,6 +2,8 @@ package dovecot
 
 import (
 	"context"
+
+	"github.com/authd-project/authd/internal/engine"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,21 @@ type stepContext struct {
 	real    atomic.Pointer[context.Context] // made by Done, AfterFunc
 	cancel  context.CancelFunc
 	expired atomic.Bool // set by the sweeper at the deadline
+
+	// reader is the connection whose reader runs the step (client.go,
+	// step); nil on a worker. Before the step first waits, the reader
+	// hands its role on (relayed), so that the connection's other
+	// requests are read meanwhile.
+	reader  *clientConn
+	relayed atomic.Bool
+}
+
+// WillBlock implements engine.BlockHook: a step on the reader hands the
+// reading role on before it waits.
+func (c *stepContext) WillBlock() {
+	if c.reader != nil && !c.relayed.Load() && c.relayed.CompareAndSwap(false, true) {
+		c.reader.relay()
+	}
 }
 
 func newStepContext(parent context.Context, deadline time.Time) *stepContext {
@@ -44,8 +61,12 @@ func (c *stepContext) init(parent context.Context, deadline time.Time) {
 
 func (c *stepContext) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Done makes the real context: a caller that waits needs a timer.
-func (c *stepContext) Done() <-chan struct{} { return c.materialize().Done() }
+// Done makes the real context: a caller that waits needs a timer. A
+// caller that waits is also one the reader must not wait for.
+func (c *stepContext) Done() <-chan struct{} {
+	c.WillBlock()
+	return c.materialize().Done()
+}
 
 // Err is the real context's error once it exists; before, the
 // sweeper's mark or the connection's end. Err and Done agree: a real
@@ -68,6 +89,12 @@ func (c *stepContext) Err() error {
 // finds the cancel context through Value) instead of starting a
 // goroutine each to watch it.
 func (c *stepContext) Value(key any) any {
+	if _, ok := key.(engine.BlockHookKey); ok {
+		if c.reader == nil {
+			return nil
+		}
+		return c
+	}
 	if r := c.real.Load(); r != nil {
 		return (*r).Value(key)
 	}
@@ -77,6 +104,7 @@ func (c *stepContext) Value(key any) any {
 // AfterFunc lets context.AfterFunc and derived contexts hook the real
 // context directly.
 func (c *stepContext) AfterFunc(f func()) func() bool {
+	c.WillBlock()
 	return context.AfterFunc(c.materialize(), f)
 }
 
@@ -155,6 +183,12 @@ func (c *clientConn) overdueSteps(now time.Time, late []*clientReq) []*clientReq
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, req := range c.pending {
+		if req.running && req.sctx != nil && req.sctx.reader != nil &&
+			now.Sub(req.sctx.deadline.Add(-c.s.limits.Request)) >= sweepInterval(c.s.limits.Request) {
+			// A step on the reader that has run for a sweep already waits
+			// in a way nobody announced: the reader goes on elsewhere.
+			req.sctx.WillBlock()
+		}
 		if req.running && req.sctx != nil && !now.Before(req.sctx.deadline) {
 			req.sctx.expire()
 			late = append(late, req)

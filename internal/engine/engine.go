@@ -157,6 +157,8 @@ type passdb struct {
 	id       int
 	cacheKey *vars.Template // nil: answers not cached
 	dummies  dummies        // the shapes of its stored hashes, for equal-cost failures
+	// memory: the driver answers from memory (blocking.go).
+	memory bool
 }
 
 type userdb struct {
@@ -164,6 +166,7 @@ type userdb struct {
 	failing  atomic.Bool
 	id       int
 	cacheKey *vars.Template
+	memory   bool
 }
 
 // New builds an engine.
@@ -213,13 +216,13 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 		if p.Passdb == nil {
 			return nil, fmt.Errorf("passdb %d (%s): no driver", i+1, p.Driver)
 		}
-		e.passdbs = append(e.passdbs, &passdb{DBSpec: p, id: i + 1, cacheKey: e.cacheKeyFor(p.Passdb, false)})
+		e.passdbs = append(e.passdbs, &passdb{DBSpec: p, id: i + 1, cacheKey: e.cacheKeyFor(p.Passdb, false), memory: inMemory(p.Passdb)})
 	}
 	for i, u := range userdbs {
 		if u.Userdb == nil {
 			return nil, fmt.Errorf("userdb %d (%s): no driver", i+1, u.Driver)
 		}
-		e.userdbs = append(e.userdbs, &userdb{DBSpec: u, id: i + 1, cacheKey: e.cacheKeyFor(u.Userdb, true)})
+		e.userdbs = append(e.userdbs, &userdb{DBSpec: u, id: i + 1, cacheKey: e.cacheKeyFor(u.Userdb, true), memory: inMemory(u.Userdb)})
 	}
 	w := set.VerifyWorkers
 	if w <= 0 {
@@ -326,6 +329,7 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 // ErrVerifyShed means the pool was overloaded (verifyqueue.go).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
+		willBlock(ctx)
 		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
 			return e.verifyBatched(ctx, scheme, j)
 		}

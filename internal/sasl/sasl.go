@@ -90,14 +90,19 @@ type Def struct {
 	Name     string
 	Flags    []string
 	AllowNUL bool
-	New      func(env *Env) Mechanism
+	// Light: the mechanism's steps do no costly work of their own (no
+	// key derivation, no network): whatever may wait is the engine's,
+	// which announces it (engine.BlockHook). A server may run such a
+	// step on the goroutine that read it.
+	Light bool
+	New   func(env *Env) Mechanism
 }
 
 // Defs is the literal map of mechanisms authd implements (house rule 5:
 // explicit wiring, no init registration).
 var Defs = map[string]Def{
-	"PLAIN": {Name: "PLAIN", Flags: []string{"plaintext"}, AllowNUL: true, New: func(env *Env) Mechanism { return &plainMech{env: env} }},
-	"LOGIN": {Name: "LOGIN", Flags: []string{"plaintext"}, New: func(env *Env) Mechanism { return &loginMech{env: env} }},
+	"PLAIN": {Name: "PLAIN", Flags: []string{"plaintext"}, AllowNUL: true, Light: true, New: func(env *Env) Mechanism { return &plainMech{env: env} }},
+	"LOGIN": {Name: "LOGIN", Flags: []string{"plaintext"}, Light: true, New: func(env *Env) Mechanism { return &loginMech{env: env} }},
 	// Flags below are Dovecot 2.3's mech_module flags in the order
 	// mech.c writes them: private anonymous plaintext dictionary active
 	// forward-secrecy mutual-auth.
