@@ -831,6 +831,7 @@ func (c *clientConn) peerDefaults(info *engine.Info) {
 	info.NotLocal = true
 	if info.RemoteIP == "" && c.peer.IsValid() {
 		info.RemoteIP, info.RemotePort = c.peer.Addr().String(), strconv.Itoa(int(c.peer.Port()))
+		info.RemoteAddr = c.peer.Addr()
 	}
 	if info.LocalIP == "" && c.local.IsValid() {
 		info.LocalIP, info.LocalPort = c.local.Addr().String(), strconv.Itoa(int(c.local.Port()))
@@ -866,7 +867,9 @@ func setInfoParam(info *engine.Info, k, v string) {
 	case "lip":
 		ip(&info.LocalIP)
 	case "rip":
-		ip(&info.RemoteIP)
+		if a, err := netipParse(v); err == nil {
+			info.RemoteIP, info.RemoteAddr = v, a
+		}
 	case "lport":
 		port(&info.LocalPort)
 	case "rport":

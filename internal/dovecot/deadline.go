@@ -3,7 +3,7 @@ package dovecot
 import (
 	"context"
 
-	"github.com/authd-project/authd/internal/engine"
+	"github.com/authd-project/authd/internal/blocking"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +40,7 @@ type stepContext struct {
 	relayed atomic.Bool
 }
 
-// WillBlock implements engine.BlockHook: a step on the reader hands the
+// WillBlock implements blocking.Hook: a step on the reader hands the
 // reading role on before it waits.
 func (c *stepContext) WillBlock() {
 	if c.reader != nil && !c.relayed.Load() && c.relayed.CompareAndSwap(false, true) {
@@ -89,7 +89,7 @@ func (c *stepContext) Err() error {
 // finds the cancel context through Value) instead of starting a
 // goroutine each to watch it.
 func (c *stepContext) Value(key any) any {
-	if _, ok := key.(engine.BlockHookKey); ok {
+	if _, ok := key.(blocking.Key); ok {
 		if c.reader == nil {
 			return nil
 		}

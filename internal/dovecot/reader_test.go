@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd-project/authd/internal/blocking"
 	"github.com/authd-project/authd/internal/dovecot"
 	"github.com/authd-project/authd/internal/engine"
 )
@@ -40,7 +41,7 @@ func (h holdingEngine) VerifyPlain(ctx context.Context, info *engine.Info, authz
 		case <-ctx.Done():
 		}
 	case "hook":
-		if b, ok := ctx.Value(engine.BlockHookKey{}).(engine.BlockHook); ok {
+		if b, ok := ctx.Value(blocking.Key{}).(blocking.Hook); ok {
 			b.WillBlock()
 		}
 		<-h.release

@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/authd-project/authd/backends"
+	"github.com/authd-project/authd/internal/blocking"
 	"github.com/authd-project/authd/internal/engine"
 )
 
-// hookCount is a BlockHook that counts the engine's announcements.
+// hookCount is a blocking.Hook that counts the engine's announcements.
 type hookCount struct{ n atomic.Int32 }
 
 func (h *hookCount) WillBlock() { h.n.Add(1) }
@@ -22,7 +23,7 @@ type hookCtx struct {
 }
 
 func (c hookCtx) Value(key any) any {
-	if _, ok := key.(engine.BlockHookKey); ok {
+	if _, ok := key.(blocking.Key); ok {
 		return c.h
 	}
 	return c.Context.Value(key)

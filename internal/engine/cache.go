@@ -6,6 +6,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/blocking"
 	"github.com/authd-project/authd/internal/vars"
 )
 
@@ -117,7 +118,7 @@ func (e *Engine) lookupPassdb(ctx context.Context, p *passdb, breq *backends.Req
 // observePassdb is one passdb backend lookup, counted for metrics.
 func (e *Engine) observePassdb(ctx context.Context, p *passdb, breq *backends.Request) (backends.PassAnswer, error) {
 	if !p.memory {
-		willBlock(ctx)
+		blocking.Announce(ctx)
 	}
 	start := time.Now()
 	ans, err := p.Passdb.LookupPass(ctx, breq)
@@ -132,7 +133,7 @@ func (e *Engine) observePassdb(ctx context.Context, p *passdb, breq *backends.Re
 // password for the same purpose, docs/testing.md §4.5.)
 func (e *Engine) verifyPassdb(ctx context.Context, p *passdb, breq *backends.Request, v backends.Verifier, password []byte) (passLookup, error) {
 	check := func() (cache.RemoteCheck, error) {
-		willBlock(ctx)
+		blocking.Announce(ctx)
 		start := time.Now()
 		ans, err := v.VerifyPass(ctx, breq, password)
 		e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), time.Since(start))
@@ -162,7 +163,7 @@ func (e *Engine) verifyPassdb(ctx context.Context, p *passdb, breq *backends.Req
 func (e *Engine) lookupUserdb(ctx context.Context, d *userdb, breq *backends.Request) (backends.UserAnswer, error) {
 	fetch := func(ctx context.Context) (backends.UserAnswer, error) {
 		if !d.memory {
-			willBlock(ctx)
+			blocking.Announce(ctx)
 		}
 		start := time.Now()
 		ans, err := d.Userdb.LookupUser(ctx, breq)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/blocking"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/limiter"
@@ -329,7 +330,7 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 // ErrVerifyShed means the pool was overloaded (verifyqueue.go).
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
-		willBlock(ctx)
+		blocking.Announce(ctx)
 		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
 			return e.verifyBatched(ctx, scheme, j)
 		}

@@ -117,7 +117,10 @@ func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) 
 	if !r.info.NoPenalty {
 		// Without an address (a local tool), or from a trusted network
 		// (no-penalty), the attempt counts for the account only.
-		req.IP, _ = netip.ParseAddr(r.info.RemoteIP)
+		req.IP = r.info.RemoteAddr
+		if !req.IP.IsValid() {
+			req.IP, _ = netip.ParseAddr(r.info.RemoteIP)
+		}
 	}
 	e.limiter.Start(ctx, &att.lim, req)
 	return !att.lim.Refused()

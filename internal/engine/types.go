@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/authd-project/authd/internal/fields"
@@ -42,9 +43,12 @@ type Info struct {
 	LocalIP, RemoteIP, LocalPort, RemotePort string
 	RealLocalIP, RealRemoteIP                string
 	RealLocalPort, RealRemotePort            string
-	Secured                                  string // "", "secured" or "TLS"
-	ValidClientCert                          bool
-	CertUsername                             string
+	// RemoteAddr is RemoteIP parsed, when the protocol layer parsed it
+	// already (the zero Addr otherwise: the engine parses RemoteIP).
+	RemoteAddr      netip.Addr
+	Secured         string // "", "secured" or "TLS"
+	ValidClientCert bool
+	CertUsername    string
 	// NoPenalty: the client asked that the brute-force defence leave
 	// its address alone (a trusted network); the protocol layer sets it
 	// only where that may be honoured (login sockets, trusted

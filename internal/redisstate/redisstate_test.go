@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/blocking"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/realserver"
 	"github.com/authd-project/authd/internal/redisstate"
@@ -517,5 +518,57 @@ func TestLeasedFailureCountedWhenItHappens(t *testing.T) {
 	}
 	if len(after) != 1 {
 		t.Fatalf("after the failure the pair counts %v, want the failure alone in a later slot", after)
+	}
+}
+
+// announceCount is a blocking.Hook that counts announcements.
+type announceCount struct{ n atomic.Int32 }
+
+func (h *announceCount) WillBlock() { h.n.Add(1) }
+
+type announceCtx struct {
+	context.Context
+	h *announceCount
+}
+
+// Done counts too: a wait on the context announces itself, as the client
+// socket's step context makes it.
+func (c announceCtx) Done() <-chan struct{} {
+	c.h.WillBlock()
+	return c.Context.Done()
+}
+
+func (c announceCtx) Value(key any) any {
+	if _, ok := key.(blocking.Key); ok {
+		return c.h
+	}
+	return c.Context.Value(key)
+}
+
+// An L1 hit's check of the flush sequence waits for a shared read without
+// watching the caller's context; it announces the wait first, so that a
+// caller running the login on a connection's reader hands the reading on
+// (internal/blocking).
+func TestFlushSeqWaitAnnounced(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	n := newNode(t, redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t9:"}, limiter.Config{})
+	waitSubscribed(t, n)
+	fetch := func(context.Context) (cache.Entry, error) {
+		return cache.Entry{HasPassword: true, Scheme: "PLAIN", Data: "pw"}, nil
+	}
+	// The first stores the entry, the second finds its generation
+	// current, the third only reads the flush sequence.
+	for range 2 {
+		if _, err := n.ca.Get(t.Context(), "P1\talice", false, time.Second, fetch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &announceCount{}
+	ans, err := n.ca.Get(announceCtx{Context: t.Context(), h: h}, "P1\talice", false, time.Second, fetch)
+	if err != nil || ans.Source != cache.Fresh {
+		t.Fatalf("the repeat: %+v, %v; want an L1 hit", ans, err)
+	}
+	if h.n.Load() == 0 {
+		t.Error("the L1 hit waited for the flush sequence without announcing it")
 	}
 }

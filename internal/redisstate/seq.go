@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/authd-project/authd/internal/blocking"
 )
 
 // The flush sequence (docs/scale-out.md, "Cache: L1, generations, L2"):
@@ -47,7 +49,7 @@ const seqGap = 250 * time.Microsecond
 // came, then its own, at most twice the call timeout and the spacing),
 // not by ctx: a caller's context would cost a timer per login, the very
 // cost the shared read saves.
-func (s cacheStore) FlushSeq(context.Context) (uint64, error) {
+func (s cacheStore) FlushSeq(ctx context.Context) (uint64, error) {
 	c := s.c
 	if c.down.Load() {
 		c.stats.skipped.get(opGeneration).Add(1)
@@ -70,6 +72,9 @@ func (s cacheStore) FlushSeq(context.Context) (uint64, error) {
 	}
 	rd.n++
 	r.mu.Unlock()
+	// The wait does not watch ctx: a caller that must not wait hands
+	// its other work on first.
+	blocking.Announce(ctx)
 	<-rd.done
 	return rd.v, rd.err
 }

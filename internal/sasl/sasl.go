@@ -92,7 +92,7 @@ type Def struct {
 	AllowNUL bool
 	// Light: the mechanism's steps do no costly work of their own (no
 	// key derivation, no network): whatever may wait is the engine's,
-	// which announces it (engine.BlockHook). A server may run such a
+	// which announces it (internal/blocking). A server may run such a
 	// step on the goroutine that read it.
 	Light bool
 	New   func(env *Env) Mechanism
