@@ -34,8 +34,9 @@ type stepContext struct {
 
 	// reader is the connection whose reader runs the step (client.go,
 	// step); nil on a worker. Before the step first waits, the reader
-	// hands its role on (relayed), so that the connection's other
-	// requests are read meanwhile.
+	// hands its role on, so that the connection's other requests are
+	// read meanwhile. relayed is set once: by the hand-over, or by the
+	// reader when the step ended without one (no hand-over after that).
 	reader  *clientConn
 	relayed atomic.Bool
 }
