@@ -30,9 +30,9 @@ func (l *Limiter) Stats() Stats {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		st.Keys += int64(len(s.m))
-		for e := range s.blocked {
-			st.Blocked[e.kind]++
+		st.Keys += int64(s.n)
+		for id := range s.blocked {
+			st.Blocked[s.slots[s.index(id)].kind]++
 		}
 		s.mu.Unlock()
 	}
@@ -57,14 +57,14 @@ func (l *Limiter) List(n int) []KeyState {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for _, e := range s.m {
+		s.each(func(e *entry) {
 			f := e.win.sum(l.slot(e.kind, now))
 			if f == 0 || (e.kind == KindPair && !e.blocked) {
-				continue
+				return
 			}
-			out = append(out, KeyState{Kind: e.kind, Key: displayKey(e.key), Failures: f,
+			out = append(out, KeyState{Kind: e.kind, Key: displayKey(s.keyText(e)), Failures: f,
 				Limit: l.budgets[e.kind].Failures, Refusing: e.blocked})
-		}
+		})
 		s.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b KeyState) int {
@@ -110,7 +110,7 @@ func (l *Limiter) resetKey(kind Kind, key string) int {
 	s := l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[id]
+	e := s.peek(id)
 	if e == nil {
 		return 0
 	}
@@ -129,13 +129,19 @@ func (l *Limiter) resetAccount(display string) int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for _, e := range s.m {
-			if a, ok := accountOf(e.key); ok && a == account {
-				l.release(s, e)
-				s.remove(e)
-				n++
+		// Removing moves entries: the keys first, then one by one.
+		var ids []keyID
+		s.each(func(e *entry) {
+			if a, ok := accountOf(s.keyText(e)); ok && a == account {
+				ids = append(ids, e.id)
 			}
+		})
+		for _, id := range ids {
+			e := s.peek(id)
+			l.release(s, e)
+			s.remove(e)
 		}
+		n += len(ids)
 		s.mu.Unlock()
 	}
 	return n

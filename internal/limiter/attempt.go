@@ -41,10 +41,11 @@ const (
 	Succeeded
 )
 
-// reservation is one key's count taken at Begin.
+// reservation is one key's count taken at Begin: the key's ID in its
+// shard (entries move within their table), and the window slot counted.
 type reservation struct {
 	s    *shard
-	e    *entry
+	id   keyID
 	slot int64
 }
 
@@ -66,14 +67,10 @@ type Attempt struct {
 	// began is when Begin counted the attempt (since the limiter
 	// started). Done's notes use it too: they keep seconds, and an
 	// attempt lasts milliseconds, so a second clock read buys nothing.
-	began time.Duration
-	// pair is the pair's entry as Begin found it (nil: none yet), in
-	// pairShard.
-	pair      *entry
-	pairShard *shard
-	res       [3]reservation
-	nres      int
-	finished  bool
+	began    time.Duration
+	res      [3]reservation
+	nres     int
+	finished bool
 
 	knownGood bool
 	// sh is the shared store's part (shared.go); nil without a store.
@@ -191,13 +188,12 @@ func (a *Attempt) beginPair(now time.Duration) bool {
 	if e == nil {
 		return false
 	}
-	a.pair, a.pairShard = e, s
-	a.repeat = a.hashed && e.hasPassword(a.pwHash)
+	a.repeat = a.hashed && s.hasPassword(e, a.pwHash)
 	a.knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
 	if a.knownGood && !a.reserveLocked(s, e, KindPair, now) {
 		a.refused, a.by = true, KindPair
 	} else if a.knownGood && l.sh.has.Load() {
-		a.takeLease(e, now)
+		a.takeLease(s.coldOf(e), now)
 	}
 	return a.knownGood
 }
@@ -247,7 +243,7 @@ func (a *Attempt) reserveLocked(s *shard, e *entry, k Kind, now time.Duration) b
 	}
 	if !a.repeat {
 		e.win.add(slot)
-		a.res[a.nres] = reservation{s: s, e: e, slot: slot}
+		a.res[a.nres] = reservation{s: s, id: e.id, slot: slot}
 		a.nres++
 	}
 	return true
@@ -257,10 +253,18 @@ func (a *Attempt) reserveLocked(s *shard, e *entry, k Kind, now time.Duration) b
 func (a *Attempt) giveBack() {
 	for _, r := range a.res[:a.nres] {
 		r.s.mu.Lock()
-		r.e.win.remove(r.slot)
+		r.giveBack()
 		r.s.mu.Unlock()
 	}
 	a.nres = 0
+}
+
+// giveBack takes the count back from the key, unless it was evicted
+// since (its count then went with it). r.s.mu is held.
+func (r reservation) giveBack() {
+	if i := r.s.index(r.id); i >= 0 {
+		r.s.slots[i].win.remove(r.slot)
+	}
 }
 
 // Refused reports whether the attempt must be refused without any work.
@@ -289,34 +293,33 @@ func (a *Attempt) Done(o Outcome) int {
 	defer a.giveBackSurplus()
 	switch o {
 	case Succeeded:
-		a.notePair(true, func(e *entry, now time.Duration) {
+		a.notePair(true, func(s *shard, e *entry, now time.Duration) {
 			e.lastOK = int32(now/time.Second) + 1
-			a.settleLease(e, o)
+			a.settleLease(s, e, o)
 		})
 		return 0
 	case Failed:
 		if (a.hashed && !a.refused) || a.hasLeaseWork() {
-			a.notePair(false, func(e *entry, _ time.Duration) {
+			a.notePair(false, func(s *shard, e *entry, _ time.Duration) {
 				if a.hashed && !a.refused {
-					e.addPassword(a.pwHash)
+					s.addPassword(e, a.pwHash)
 				}
-				a.settleLease(e, o)
+				a.settleLease(s, e, o)
 			})
 		}
 		return a.escalate()
 	}
 	if a.hasLeaseWork() {
-		a.notePair(false, func(e *entry, _ time.Duration) { a.settleLease(e, o) })
+		a.notePair(false, func(s *shard, e *entry, _ time.Duration) { a.settleLease(s, e, o) })
 	}
 	a.giveBack()
 	return 0
 }
 
 // notePair updates the attempt's pair entry, if any, making it if need
-// be. The entry Begin found is used as it is unless it was evicted since.
-// Reservations held in the pair's shard are given back under the same
+// be. Reservations held in the pair's shard are given back under the same
 // lock when giveBack is set (a success: one lock instead of two).
-func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
+func (a *Attempt) notePair(giveBack bool, f func(s *shard, e *entry, now time.Duration)) {
 	if a.account == "" {
 		if giveBack {
 			a.giveBack()
@@ -324,23 +327,16 @@ func (a *Attempt) notePair(giveBack bool, f func(e *entry, now time.Duration)) {
 		return
 	}
 	l := a.l
-	s := a.pairShard
-	if s == nil {
-		s = l.shardOf(a.pairID)
-	}
+	s := l.shardOf(a.pairID)
 	s.mu.Lock()
 	if giveBack {
 		a.giveBackIn(s)
 	}
-	e := a.pair
-	if e == nil || e.prev == nil { // never found, or evicted (remove unlinks)
-		if e = s.peek(a.pairID); e == nil {
-			e = s.insert(a.pairID, pairKey(a.account, a.ip), KindPair, l.noteEviction)
-		}
-	} else {
-		s.toFront(e)
+	e := s.peek(a.pairID)
+	if e == nil {
+		e = s.insert(a.pairID, pairKey(a.account, a.ip), KindPair, l.noteEviction)
 	}
-	f(e, a.began)
+	f(s, e, a.began)
 	s.mu.Unlock()
 	if giveBack {
 		a.giveBack()
@@ -353,7 +349,7 @@ func (a *Attempt) giveBackIn(s *shard) {
 	n := 0
 	for _, r := range a.res[:a.nres] {
 		if r.s == s {
-			r.e.win.remove(r.slot)
+			r.giveBack()
 			continue
 		}
 		a.res[n] = r
@@ -376,8 +372,9 @@ func (a *Attempt) escalate() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.get(id, key, KindIP, l.noteEviction)
+	c := s.coldOf(e)
 	now := int32(a.began / time.Second)
-	if now-e.lastFail >= int32(penaltyQuiet/time.Second) {
+	if now-c.lastFail >= int32(penaltyQuiet/time.Second) {
 		e.level = 0
 	}
 	level := int(e.level)
@@ -390,7 +387,7 @@ func (a *Attempt) escalate() int {
 	if e.level < maxLevel {
 		e.level++
 	}
-	e.lastFail = now
+	c.lastFail = now
 	return level
 }
 

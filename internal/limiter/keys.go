@@ -50,12 +50,19 @@ func pairKey(account string, ip netip.Addr) string {
 // appendPairKey appends pairKey(account, ip) to dst: a login looks its
 // pair up by the key's ID only, from a buffer on its stack.
 func appendPairKey(dst []byte, account string, ip netip.Addr) []byte {
-	net := ""
-	if ip.IsValid() {
-		net = prefixBytes(ip)
+	// The network's bytes straight from the address: prefixBytes's
+	// string would be an allocation per login.
+	switch {
+	case ip.Is4():
+		b := ip.As4()
+		dst = append(dst, tagPair, 3, b[0], b[1], b[2])
+	case ip.IsValid():
+		b := ip.As16()
+		dst = append(dst, tagPair, 6)
+		dst = append(dst, b[:6]...)
+	default:
+		dst = append(dst, tagPair, 0)
 	}
-	dst = append(dst, tagPair, byte(len(net)))
-	dst = append(dst, net...)
 	return append(dst, account...)
 }
 
@@ -75,11 +82,19 @@ type keyer struct{ a, b maphash.Seed }
 func newKeyer() *keyer { return &keyer{a: maphash.MakeSeed(), b: maphash.MakeSeed()} }
 
 func (k *keyer) id(key string) keyID {
-	return keyID{maphash.String(k.a, key), maphash.String(k.b, key)}
+	return nonZero(keyID{maphash.String(k.a, key), maphash.String(k.b, key)})
 }
 
 func (k *keyer) idBytes(key []byte) keyID {
-	return keyID{maphash.Bytes(k.a, key), maphash.Bytes(k.b, key)}
+	return nonZero(keyID{maphash.Bytes(k.a, key), maphash.Bytes(k.b, key)})
+}
+
+// nonZero keeps the zero ID for the tables' free slots.
+func nonZero(id keyID) keyID {
+	if id == (keyID{}) {
+		id.b = 1
+	}
+	return id
 }
 
 // displayKey renders a key for logs and `authd penalty`: addresses as

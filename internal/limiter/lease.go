@@ -42,7 +42,7 @@ func (l *Limiter) leaseFor() time.Duration { return l.budgets[KindPair].Window /
 // attempt takes one of the entry's units when it has a valid one; an
 // expired lease is handed to the attempt to give back. An attempt that
 // takes no unit asks the store for one (askShared).
-func (a *Attempt) takeLease(e *entry, now time.Duration) {
+func (a *Attempt) takeLease(e *coldEntry, now time.Duration) {
 	if e.lease > 0 && now < time.Duration(e.leaseUntil)*time.Second {
 		e.lease--
 		a.leased, a.leaseSlot = true, e.leaseSlot
@@ -60,8 +60,12 @@ func (a *Attempt) takeLease(e *entry, now time.Duration) {
 // the store's window together): a unit of another slot, one beyond
 // maxLease, or one for a pair not known-good here is left in a.surplus
 // for Done to give back to the store.
-func (a *Attempt) settleLease(e *entry, o Outcome) {
-	kg := e.knownGood(a.began, a.l.cfg.KnownGoodFor)
+func (a *Attempt) settleLease(s *shard, hot *entry, o Outcome) {
+	if !a.hasLeaseWork() {
+		return
+	}
+	kg := hot.knownGood(a.began, a.l.cfg.KnownGoodFor)
+	e := s.coldOf(hot)
 	if a.leased && (o != Failed || a.repeat) {
 		// A success, an undecided attempt, or a wrong password already
 		// counted once: the unit is still counted in the store, unused.

@@ -215,7 +215,8 @@ func (l *Limiter) sweep() {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for e := range s.blocked {
+		for id := range s.blocked {
+			e := &s.slots[s.index(id)]
 			if e.win.sum(l.slot(e.kind, now)) < l.budgets[e.kind].Failures {
 				l.release(s, e)
 			}
@@ -231,9 +232,9 @@ func (l *Limiter) block(s *shard, e *entry) {
 		return
 	}
 	e.blocked = true
-	s.blocked[e] = struct{}{}
+	s.blocked[e.id] = struct{}{}
 	l.blocks[e.kind].Add(1)
-	l.cfg.Log.Warn("penalty: refusing attempts", "kind", e.kind.String(), "key", displayKey(e.key),
+	l.cfg.Log.Warn("penalty: refusing attempts", "kind", e.kind.String(), "key", displayKey(s.keyText(e)),
 		"failures", e.win.sum(l.slot(e.kind, l.elapsed())), "window", l.budgets[e.kind].Window.String())
 }
 
@@ -243,8 +244,8 @@ func (l *Limiter) release(s *shard, e *entry) {
 		return
 	}
 	e.blocked = false
-	delete(s.blocked, e)
-	l.cfg.Log.Info("penalty: no longer refusing", "kind", e.kind.String(), "key", displayKey(e.key))
+	delete(s.blocked, e.id)
+	l.cfg.Log.Info("penalty: no longer refusing", "kind", e.kind.String(), "key", displayKey(s.keyText(e)))
 }
 
 // normalize maps an IPv4-mapped IPv6 address to the IPv4 address.

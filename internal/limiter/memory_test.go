@@ -46,7 +46,7 @@ func (l *Limiter) tracked(key string) bool {
 	s := l.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m[id] != nil
+	return s.index(id) >= 0
 }
 
 // heapNow is HeapAlloc after a full GC.

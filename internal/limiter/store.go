@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"math/bits"
 	"sync"
 	"time"
 )
@@ -9,63 +10,56 @@ import (
 // keeps the last 10 checksums per address).
 const pwSlots = 8
 
-// entry is the state of one key. Every field is guarded by its shard's
-// lock. The fields are ordered to pack, a million keys must fit in about
-// 200 MB (docs/operations.md §7), and so that a known-good login, which
-// reads and counts its pair, touches the entry's first 64 bytes only: the
-// entry is not in the CPU's cache when a login starts, and each line of
-// it is a miss.
+// A shard keeps its keys in one open-addressed table of entries, 64 bytes
+// each, found by linear probing from a position taken from the key's ID
+// (itself a keyed hash: no second hash, and nobody can aim keys at one
+// run of the table). A probe reads a byte per slot, from an array beside
+// the table (tags, 64 slots to a cache line), and only the entry whose tag
+// matches. An entry holds what a known-good login reads and counts: such
+// a login touches one cache line of the table (docs/performance.md,
+// "Brute-force defence"). The rest
+// of a key's state, needed for failures, leases and displays, is in a
+// second array (coldEntry), and the keys' texts are in one byte buffer.
+// None of the three holds a pointer: the collector does not walk a
+// million keys in every cycle.
+
+// entry is the hot state of one key; its zero ID marks a free slot. The
+// fields are guarded by the shard's lock.
 type entry struct {
+	id  keyID
 	win window
 	// KindPair: the last success (seconds since start, plus one; 0 means
 	// never).
 	lastOK int32
-	// moved is the shard's move count when the entry last went to the
-	// front of the LRU list (toFront).
-	moved   uint32
+	// used is the shard's tick when the entry was last used: the oldest
+	// go first when the shard is full (evict).
+	used uint32
+	// cold is the index of the key's coldEntry.
+	cold    uint32
 	kind    Kind
 	blocked bool
 	// KindIP: the failure-delay level (Dovecot's penalty: 0 to 4).
-	level  uint8
-	pwNext uint8
-	pwN    uint8
+	level uint8
+	// KindPair: how many failed passwords it remembers (coldEntry.pw).
+	pwN uint8
+}
+
+// coldEntry is the rest of a key's state.
+type coldEntry struct {
 	// KindPair with a shared store: the units of its budget the store
 	// counted for this process (lease.go), usable until leaseUntil
 	// (seconds since start), counted there at leaseSlot.
-	lease uint8
+	leaseSlot  int64
+	leaseUntil int32
 	// KindIP: when the last failure was, in seconds since the limiter
 	// started.
-	lastFail   int32
-	leaseUntil int32
-	leaseSlot  int64
-
-	// Past the first 64 bytes: what a failure or a new entry needs.
-	key        string
-	prev, next *entry // LRU list: shard.root.next is the most recently used
+	lastFail int32
 	// KindPair: the hashes of the last failed passwords.
 	pw [pwSlots]uint32
-}
-
-// hasPassword reports whether h is among the pair's failed passwords.
-func (e *entry) hasPassword(h uint32) bool {
-	for _, x := range e.pw[:e.pwN] {
-		if x == h {
-			return true
-		}
-	}
-	return false
-}
-
-// addPassword remembers a failed password, forgetting the oldest.
-func (e *entry) addPassword(h uint32) {
-	if e.hasPassword(h) {
-		return
-	}
-	e.pw[e.pwNext] = h
-	e.pwNext = (e.pwNext + 1) % pwSlots
-	if e.pwN < pwSlots {
-		e.pwN++
-	}
+	// The key's text, for logs and `authd penalty`: shard.text[off:off+n].
+	off, n uint32
+	pwNext uint8
+	lease  uint8
 }
 
 // knownGood reports whether the pair logged in within d before now.
@@ -73,32 +67,103 @@ func (e *entry) knownGood(now, d time.Duration) bool {
 	return e.lastOK != 0 && now-time.Duration(e.lastOK-1)*time.Second < d
 }
 
+// maxLoad is the share of a table's slots in use beyond which it grows; a
+// full shard (max keys) fits in max/maxLoad slots.
+const maxLoadNum, maxLoadDen = 3, 4
+
+// evictSample is how many keys an eviction compares: the least recently
+// used of them goes (an exact order would cost a list, whose links are
+// cache lines every login writes; shards this small or smaller are exact).
+const evictSample = 8
+
 // shard is one lock's share of the keys.
 type shard struct {
-	mu      sync.Mutex
-	m       map[keyID]*entry
-	keys    *keyer
-	root    entry // sentinel of the circular LRU list
-	max     int
-	blocked map[*entry]struct{}
-	// moves counts moves to the front; an entry moved within the last
-	// slack moves stays where it is (toFront).
-	moves uint32
-	slack uint32
+	mu    sync.Mutex
+	keys  *keyer
+	slots []entry
+	// tags[i] is 0 when slots[i] is free, else tagOf its key's ID.
+	tags   []uint8
+	n      int // keys in slots
+	max    int
+	maxCap int
+	hand   int    // where the next eviction starts looking
+	tick   uint32 // counts uses; entry.used is its value at a use
+	cold   []coldEntry
+	free   []uint32 // unused indices of cold
+	text   []byte
+	dead   int // bytes of text no key uses any more
+	// blocked lists the keys that refuse attempts now.
+	blocked map[keyID]struct{}
 }
 
 func (s *shard) init(max int, keys *keyer) {
-	s.m = make(map[keyID]*entry)
 	s.keys = keys
-	s.root.next, s.root.prev = &s.root, &s.root
 	s.max = max
-	s.slack = uint32(max / 16)
-	s.blocked = make(map[*entry]struct{})
+	// One slot more than max keys at the most, so that a probe always
+	// ends on a free slot.
+	s.maxCap = max*maxLoadDen/maxLoadNum + 1
+	s.slots = make([]entry, min(64, s.maxCap))
+	s.tags = make([]uint8, len(s.slots))
+	s.blocked = make(map[keyID]struct{})
 }
 
-// get returns the entry for key, creating it (and evicting the least
-// recently used entry when the shard is full), and marks it used. s.mu is
-// held. evicted counts evictions.
+// tagOf is the byte a probe compares before an entry: bits of the ID that
+// the shard and the position are not taken from, never 0.
+func tagOf(id keyID) uint8 { return uint8(id.a>>56) | 1 }
+
+// home is where a probe for id starts.
+func (s *shard) home(id keyID) int {
+	hi, _ := bits.Mul64(id.b, uint64(len(s.slots)))
+	return int(hi)
+}
+
+// index is the slot of id, or -1. s.mu is held.
+func (s *shard) index(id keyID) int {
+	tag := tagOf(id)
+	i := s.home(id)
+	for {
+		switch s.tags[i] {
+		case tag:
+			if s.slots[i].id == id {
+				return i
+			}
+		case 0:
+			return -1
+		}
+		if i++; i == len(s.slots) {
+			i = 0
+		}
+	}
+}
+
+// freeSlot is the first free slot from id's home. s.mu is held.
+func (s *shard) freeSlot(id keyID) int {
+	i := s.home(id)
+	for s.tags[i] != 0 {
+		if i++; i == len(s.slots) {
+			i = 0
+		}
+	}
+	return i
+}
+
+// peek returns the entry for id, marking it used, or nil: unlike get, it
+// never creates one. s.mu is held; the entry is valid until the shard
+// changes (an insertion or removal).
+func (s *shard) peek(id keyID) *entry {
+	i := s.index(id)
+	if i < 0 {
+		return nil
+	}
+	e := &s.slots[i]
+	s.tick++
+	e.used = s.tick
+	return e
+}
+
+// get returns the entry for id, whose key is key, creating it (and
+// evicting the least recently used entry of a sample when the shard is
+// full), and marks it used. s.mu is held. evicted counts evictions.
 func (s *shard) get(id keyID, key string, kind Kind, evicted func()) *entry {
 	if e := s.peek(id); e != nil {
 		return e
@@ -109,51 +174,198 @@ func (s *shard) get(id keyID, key string, kind Kind, evicted func()) *entry {
 // insert makes the entry for key, whose ID is id and which is not in the
 // shard yet. s.mu is held.
 func (s *shard) insert(id keyID, key string, kind Kind, evicted func()) *entry {
-	if len(s.m) >= s.max {
-		old := s.root.prev
-		s.remove(old)
+	if s.n >= s.max {
+		s.evict()
 		evicted()
 	}
-	s.moves++
-	e := &entry{key: key, kind: kind, moved: s.moves}
-	s.m[id] = e
-	e.prev, e.next = &s.root, s.root.next
-	s.root.next.prev = e
-	s.root.next = e
-	return e
-}
-
-// peek returns the entry for key, marking it used, or nil: unlike get,
-// it never creates one. s.mu is held.
-func (s *shard) peek(id keyID) *entry {
-	e := s.m[id]
-	if e != nil {
-		s.toFront(e)
+	if (s.n+1)*maxLoadDen > len(s.slots)*maxLoadNum && len(s.slots) < s.maxCap {
+		s.grow(min(2*len(s.slots), s.maxCap))
 	}
-	return e
+	i := s.freeSlot(id)
+	s.tick++
+	s.slots[i] = entry{id: id, kind: kind, used: s.tick, cold: s.newCold(key)}
+	s.tags[i] = tagOf(id)
+	s.n++
+	return &s.slots[i]
 }
 
-// toFront marks e used. Moving an entry writes to its neighbours and to
-// the list's head, cache lines that the other logins of the shard then
-// miss; an entry moved within the last slack moves (a sixteenth of the
-// shard) is near the front already and stays. The far end, where eviction
-// takes from, is thus least recently used within that margin; small
-// shards (slack 0) keep the exact order.
-func (s *shard) toFront(e *entry) {
-	if s.root.next == e || s.moves-e.moved < s.slack {
+// grow moves the keys to a table of size slots.
+func (s *shard) grow(size int) {
+	old := s.slots
+	s.slots, s.tags = make([]entry, size), make([]uint8, size)
+	for k := range old {
+		if old[k].id == (keyID{}) {
+			continue
+		}
+		i := s.freeSlot(old[k].id)
+		s.slots[i] = old[k]
+		s.tags[i] = tagOf(old[k].id)
+	}
+	s.hand = 0
+}
+
+// evict removes the least recently used of the next evictSample keys
+// from the hand, and moves the hand past them. s.mu is held and the shard
+// is not empty.
+func (s *shard) evict() {
+	oldest, age := -1, uint32(0)
+	i := s.hand
+	for seen := 0; seen < evictSample && seen < s.n; {
+		if e := &s.slots[i]; e.id != (keyID{}) {
+			seen++
+			if a := s.tick - e.used; oldest < 0 || a > age {
+				oldest, age = i, a
+			}
+		}
+		if i++; i == len(s.slots) {
+			i = 0
+		}
+	}
+	s.hand = i
+	s.removeAt(oldest)
+}
+
+// remove forgets e. s.mu is held.
+func (s *shard) remove(e *entry) { s.removeAt(s.index(e.id)) }
+
+// removeAt forgets the key in slot i, moving the keys after it back so
+// that every probe still finds its key (deletion without tombstones).
+func (s *shard) removeAt(i int) {
+	e := &s.slots[i]
+	delete(s.blocked, e.id)
+	c := &s.cold[e.cold]
+	s.dead += int(c.n)
+	*c = coldEntry{}
+	s.free = append(s.free, e.cold)
+	s.n--
+	for j := i; ; {
+		if j++; j == len(s.slots) {
+			j = 0
+		}
+		if s.tags[j] == 0 {
+			break
+		}
+		// The key in j may move to i unless its probe starts after i
+		// (cyclically, up to j).
+		if h := s.home(s.slots[j].id); inCycle(i, h, j) {
+			continue
+		}
+		s.slots[i], s.tags[i] = s.slots[j], s.tags[j]
+		i = j
+	}
+	s.slots[i], s.tags[i] = entry{}, 0
+}
+
+// inCycle reports whether h is in (i, j], cyclically.
+func inCycle(i, h, j int) bool {
+	if i <= j {
+		return i < h && h <= j
+	}
+	return i < h || h <= j
+}
+
+// coldOf is e's coldEntry. s.mu is held.
+func (s *shard) coldOf(e *entry) *coldEntry { return &s.cold[e.cold] }
+
+// keyText is e's key. s.mu is held.
+func (s *shard) keyText(e *entry) string {
+	c := s.coldOf(e)
+	return string(s.text[c.off : c.off+c.n])
+}
+
+// newCold makes the coldEntry of a new key and returns its index.
+func (s *shard) newCold(key string) uint32 {
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		if len(s.cold) == cap(s.cold) {
+			// Grown by hand to stay within max entries: append could
+			// double past it.
+			c := make([]coldEntry, len(s.cold), min(max(2*cap(s.cold), 16), s.max))
+			copy(c, s.cold)
+			s.cold = c
+		}
+		i = uint32(len(s.cold))
+		s.cold = s.cold[:i+1]
+	}
+	off := s.addText(key)
+	s.cold[i] = coldEntry{off: off, n: uint32(len(key))}
+	return i
+}
+
+// addText appends key to the texts and returns its offset. When the
+// buffer is full and a quarter of it is texts of keys gone, the live
+// texts move to a new buffer first.
+func (s *shard) addText(key string) uint32 {
+	if len(s.text)+len(key) > cap(s.text) {
+		live := len(s.text) - s.dead
+		buf := s.text
+		if s.dead > len(s.text)/4 {
+			buf = nil
+		}
+		t := make([]byte, 0, (live+len(key))*5/4+64)
+		if buf == nil {
+			t = s.compactInto(t)
+		} else {
+			t = append(t, buf...)
+		}
+		s.text = t
+	}
+	off := uint32(len(s.text))
+	s.text = append(s.text, key...)
+	return off
+}
+
+// compactInto copies the texts of the keys in the shard to t, which is
+// empty, and points their entries at the copies.
+func (s *shard) compactInto(t []byte) []byte {
+	for k := range s.slots {
+		if s.slots[k].id == (keyID{}) {
+			continue
+		}
+		c := s.coldOf(&s.slots[k])
+		off := uint32(len(t))
+		t = append(t, s.text[c.off:c.off+c.n]...)
+		c.off = off
+	}
+	s.dead = 0
+	return t
+}
+
+// hasPassword reports whether h is among the pair's failed passwords.
+func (s *shard) hasPassword(e *entry, h uint32) bool {
+	if e.pwN == 0 {
+		return false
+	}
+	for _, x := range s.coldOf(e).pw[:e.pwN] {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// addPassword remembers a failed password, forgetting the oldest.
+func (s *shard) addPassword(e *entry, h uint32) {
+	if s.hasPassword(e, h) {
 		return
 	}
-	s.moves++
-	e.moved = s.moves
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = &s.root, s.root.next
-	s.root.next.prev = e
-	s.root.next = e
+	c := s.coldOf(e)
+	c.pw[c.pwNext] = h
+	c.pwNext = (c.pwNext + 1) % pwSlots
+	if e.pwN < pwSlots {
+		e.pwN++
+	}
 }
 
-func (s *shard) remove(e *entry) {
-	delete(s.m, s.keys.id(e.key))
-	delete(s.blocked, e)
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
+// each calls f for every entry of the shard. s.mu is held; f must not add
+// or remove keys.
+func (s *shard) each(f func(e *entry)) {
+	for k := range s.slots {
+		if s.slots[k].id != (keyID{}) {
+			f(&s.slots[k])
+		}
+	}
 }

@@ -4,51 +4,42 @@ import (
 	"net/netip"
 	"strconv"
 	"testing"
+	"unsafe"
 )
 
-// TestApproximateLRU: an entry used again is kept over the ones nobody
-// used, whether it had to move to the front or was near it already; the
-// one evicted is always one nobody used since.
+// TestApproximateLRU: a key used again is kept over the ones nobody used,
+// and every key evicted is one nobody used since the table filled.
 func TestApproximateLRU(t *testing.T) {
 	var s shard
-	s.init(160, newKeyer()) // slack 10
+	s.init(160, newKeyer())
 	evictions := 0
 	noted := func() { evictions++ }
 	key := func(i int) string { return "k" + strconv.Itoa(i) }
 	for i := range 160 {
 		s.getKey(key(i), KindIP, noted)
 	}
-	// k0 is the oldest: far from the front, it moves. k155 was made
-	// among the last ten: it stays where it is.
+	// Every key but k0 and k155 is older than the new ones.
 	s.peekKey(key(0))
-	front := s.root.next
 	s.peekKey(key(155))
-	if s.root.next != front {
-		t.Errorf("an entry moved within the slack went to the front again")
-	}
 	for i := 160; i < 170; i++ {
 		s.getKey(key(i), KindIP, noted)
 	}
 	if evictions != 10 {
 		t.Fatalf("%d evictions, want 10", evictions)
 	}
-	for _, k := range []int{0, 155} {
-		if s.m[s.keys.id(key(k))] == nil {
-			t.Errorf("%s was used and then evicted", key(k))
+	for _, k := range []int{0, 155, 160, 165, 169} {
+		if !s.hasKey(key(k)) {
+			t.Errorf("%s was used lately and then evicted", key(k))
 		}
 	}
-	for i := 1; i <= 10; i++ {
-		if s.m[s.keys.id(key(i))] != nil {
-			t.Errorf("%s, the least recently used, was kept", key(i))
-		}
+	if s.n != 160 {
+		t.Errorf("%d entries, want 160", s.n)
 	}
-	if len(s.m) != 160 {
-		t.Errorf("%d entries, want 160", len(s.m))
-	}
+	checkTable(t, &s, 170, key)
 }
 
-// TestExactLRUInSmallShards: a shard too small for slack keeps the exact
-// order.
+// TestExactLRUInSmallShards: a shard no larger than an eviction's sample
+// evicts the least recently used key.
 func TestExactLRUInSmallShards(t *testing.T) {
 	var s shard
 	s.init(4, newKeyer())
@@ -56,22 +47,79 @@ func TestExactLRUInSmallShards(t *testing.T) {
 		s.getKey(k, KindIP, func() {})
 	}
 	s.peekKey("c")
-	if s.root.next.key != "c" {
-		t.Fatalf("front is %q, want c", s.root.next.key)
-	}
 	s.peekKey("a")
 	s.getKey("e", KindIP, func() {}) // evicts b
-	if s.m[s.keys.id("b")] != nil || s.m[s.keys.id("a")] == nil {
+	if s.hasKey("b") || !s.hasKey("a") || !s.hasKey("e") {
+		t.Errorf("wrong entry evicted")
+	}
+	s.getKey("f", KindIP, func() {}) // evicts d
+	if s.hasKey("d") || !s.hasKey("c") {
 		t.Errorf("wrong entry evicted")
 	}
 }
 
-// getKey and peekKey are get and peek by the key's text.
+// TestTableChurn: keys come and go (evictions, removals, growth, the
+// texts' compaction) and every key in the table is still found, with its
+// own text, and no key gone is.
+func TestTableChurn(t *testing.T) {
+	var s shard
+	s.init(500, newKeyer())
+	key := func(i int) string { return "key number " + strconv.Itoa(i) }
+	for i := range 5000 {
+		s.getKey(key(i), KindAccount, func() {})
+		if i%7 == 0 {
+			if e := s.peekKey(key(i / 2)); e != nil {
+				s.remove(e)
+			}
+		}
+	}
+	checkTable(t, &s, 5000, key)
+	if len(s.slots) > s.maxCap || cap(s.cold) > s.max {
+		t.Errorf("%d slots (at most %d), %d cold entries (at most %d)", len(s.slots), s.maxCap, cap(s.cold), s.max)
+	}
+	if live := len(s.text) - s.dead; cap(s.text) > 2*live+64 {
+		t.Errorf("%d bytes of texts for %d live ones", cap(s.text), live)
+	}
+}
+
+// checkTable checks that the n keys key(0..n-1) that the table holds are
+// found by their IDs and carry their own texts, and that the table holds
+// s.n of them.
+func checkTable(t *testing.T, s *shard, n int, key func(int) string) {
+	t.Helper()
+	found := 0
+	for i := range n {
+		e := s.peekKey(key(i))
+		if e == nil {
+			continue
+		}
+		found++
+		if got := s.keyText(e); got != key(i) {
+			t.Errorf("%s has the text %q", key(i), got)
+		}
+	}
+	held := 0
+	s.each(func(*entry) { held++ })
+	if found != s.n || held != s.n {
+		t.Errorf("%d keys found by ID, %d in the table, %d counted", found, held, s.n)
+	}
+}
+
+// The hot state is one cache line.
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n != 64 {
+		t.Errorf("an entry is %d bytes, want 64", n)
+	}
+}
+
+// getKey, peekKey and hasKey look keys up by their text.
 func (s *shard) getKey(key string, kind Kind, evicted func()) *entry {
 	return s.get(s.keys.id(key), key, kind, evicted)
 }
 
 func (s *shard) peekKey(key string) *entry { return s.peek(s.keys.id(key)) }
+
+func (s *shard) hasKey(key string) bool { return s.index(s.keys.id(key)) >= 0 }
 
 // Two keys, one ID each: a pair's ID from the stack buffer is the ID of
 // its key's text, and neither collides with the other kinds' keys.
