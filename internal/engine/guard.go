@@ -298,22 +298,25 @@ func (r *request) noteVerbose(p *passdb) {
 // a failure whose passdb set nodelay.
 func (e *Engine) FinishAuth(info *Info, res Result, limit time.Duration) time.Time {
 	e.endPolicy(info, res)
-	att := &attempt{verbose: e.set.Verbose}
+	// Without an attempt (nothing was begun), Done on the nil one does
+	// nothing; no attempt is made up for it, which would be an
+	// allocation per request.
+	verbose, lim := e.set.Verbose, (*limiter.Attempt)(nil)
 	if info != nil && info.attempt != nil {
-		att = info.attempt
+		verbose, lim = info.attempt.verbose, &info.attempt.lim
 	}
 	switch res.Status {
 	case StatusOK:
-		att.lim.Done(limiter.Succeeded)
-		e.logAuth(info, res, att.verbose, slog.LevelDebug)
+		lim.Done(limiter.Succeeded)
+		e.logAuth(info, res, verbose, slog.LevelDebug)
 		return time.Time{}
 	case StatusTempFail:
-		att.lim.Done(limiter.Undecided)
-		e.logAuth(info, res, att.verbose, slog.LevelInfo)
+		lim.Done(limiter.Undecided)
+		e.logAuth(info, res, verbose, slog.LevelInfo)
 		return time.Time{}
 	}
-	level := att.lim.Done(limiter.Failed)
-	e.logAuth(info, res, att.verbose, slog.LevelInfo)
+	level := lim.Done(limiter.Failed)
+	e.logAuth(info, res, verbose, slog.LevelInfo)
 	if res.NoDelay {
 		return time.Time{}
 	}
