@@ -76,24 +76,31 @@ const maxLoadNum, maxLoadDen = 3, 4
 // cache lines every login writes; shards this small or smaller are exact).
 const evictSample = 8
 
-// shard is one lock's share of the keys.
+// shard is one lock's share of the keys. What a login reads and writes
+// of it comes first, within the cache line the lock is in: taking the
+// lock brings that line to the login's core, and nothing else of the
+// shard's is touched (a second line would move between the cores with
+// every login, as the lock's does).
 type shard struct {
-	mu    sync.Mutex
-	keys  *keyer
-	slots []entry
+	mu   sync.Mutex
+	tick uint32 // counts uses; entry.used is its value at a use
 	// tags[i] is 0 when slots[i] is free, else tagOf its key's ID.
-	tags   []uint8
+	tags  []uint8
+	slots []entry
+
+	keys   *keyer
 	n      int // keys in slots
 	max    int
 	maxCap int
-	hand   int    // where the next eviction starts looking
-	tick   uint32 // counts uses; entry.used is its value at a use
+	hand   int // where the next eviction starts looking
 	cold   []coldEntry
 	free   []uint32 // unused indices of cold
 	text   []byte
 	dead   int // bytes of text no key uses any more
 	// blocked lists the keys that refuse attempts now.
 	blocked map[keyID]struct{}
+	// The next shard's lock is on another cache line.
+	_ [64]byte
 }
 
 func (s *shard) init(max int, keys *keyer) {

@@ -142,3 +142,12 @@ func TestKeyIDs(t *testing.T) {
 		t.Error("two limiters share the key IDs: the seeds are not random")
 	}
 }
+
+// What a login touches of its shard (the lock, the use counter, the
+// tables' headers) is in the lock's cache line.
+func TestShardHotFields(t *testing.T) {
+	var s shard
+	if end := unsafe.Offsetof(s.slots) + unsafe.Sizeof(s.slots); end > 64 {
+		t.Errorf("a login's fields of the shard end at byte %d, past the lock's cache line", end)
+	}
+}
