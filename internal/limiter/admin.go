@@ -132,7 +132,7 @@ func (l *Limiter) resetAccount(display string) int {
 		// Removing moves entries: the keys first, then one by one.
 		var ids []keyID
 		s.each(func(e *entry) {
-			if a, ok := accountOf(s.keyText(e)); ok && a == account {
+			if isOfAccount(s.keyBytes(e), account) {
 				ids = append(ids, e.id)
 			}
 		})

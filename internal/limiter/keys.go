@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -183,16 +182,15 @@ func parseDisplayed(kind Kind, s string) (string, bool) {
 	return "", false
 }
 
-// accountOf is the account of an account or pair key.
-func accountOf(key string) (string, bool) {
+// isOfAccount reports whether key is account's key or one of its pairs',
+// without copying the key out of its shard's buffer.
+func isOfAccount(key []byte, account string) bool {
 	switch {
-	case strings.HasPrefix(key, string(tagAccount)):
-		return key[1:], true
-	case strings.HasPrefix(key, string(tagPair)) && len(key) > 1:
+	case len(key) > 0 && key[0] == tagAccount:
+		return string(key[1:]) == account
+	case len(key) > 1 && key[0] == tagPair:
 		n := int(key[1])
-		if 2+n <= len(key) {
-			return key[2+n:], true
-		}
+		return 2+n <= len(key) && string(key[2+n:]) == account
 	}
-	return "", false
+	return false
 }

@@ -275,9 +275,13 @@ func inCycle(i, h, j int) bool {
 func (s *shard) coldOf(e *entry) *coldEntry { return &s.cold[e.cold] }
 
 // keyText is e's key. s.mu is held.
-func (s *shard) keyText(e *entry) string {
+func (s *shard) keyText(e *entry) string { return string(s.keyBytes(e)) }
+
+// keyBytes is e's key in the shard's buffer, valid until the shard
+// changes. s.mu is held.
+func (s *shard) keyBytes(e *entry) []byte {
 	c := s.coldOf(e)
-	return string(s.text[c.off : c.off+c.n])
+	return s.text[c.off : c.off+c.n]
 }
 
 // newCold makes the coldEntry of a new key and returns its index.
