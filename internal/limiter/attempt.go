@@ -260,7 +260,9 @@ func (a *Attempt) giveBack() {
 }
 
 // giveBack takes the count back from the key, unless it was evicted
-// since (its count then went with it). r.s.mu is held.
+// since (its count then went with it; a key evicted and made again since
+// loses a count of another attempt's, as the eviction lost all of its
+// counts). r.s.mu is held.
 func (r reservation) giveBack() {
 	if i := r.s.index(r.id); i >= 0 {
 		r.s.slots[i].win.remove(r.slot)

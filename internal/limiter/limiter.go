@@ -16,7 +16,7 @@
 // password). Temporary failures never count.
 //
 // Memory is bounded: at most Config.MaxKeys keys are tracked, the least
-// recently used going first.
+// recently used going first (of eight keys compared at a time; store.go).
 package limiter
 
 import (
