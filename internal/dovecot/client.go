@@ -543,11 +543,10 @@ func (c *clientConn) handleCPID(args []string) bool {
 	return true
 }
 
-func (c *clientConn) stopping() bool {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return c.s.stopping
-}
+// stopping reports whether the server is shutting down. It is read once
+// per line: the atomic copy, not the server-wide lock every connection's
+// reader would take in turn.
+func (c *clientConn) stopping() bool { return c.s.stop.Load() }
 
 // readFailed logs why reading ended, when that is worth a line.
 func (c *clientConn) readFailed(err error) {
