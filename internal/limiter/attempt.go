@@ -331,10 +331,10 @@ func (a *Attempt) notePair(giveBack bool, f func(s *shard, e *entry, now time.Du
 	l := a.l
 	s := l.shardOf(a.pairID)
 	s.mu.Lock()
-	if giveBack {
-		a.giveBackIn(s)
-	}
 	e := s.peek(a.pairID)
+	if giveBack {
+		a.giveBackIn(s, e)
+	}
 	if e == nil {
 		e = s.insert(a.pairID, pairKey(a.account, a.ip), KindPair, l.noteEviction)
 	}
@@ -346,11 +346,16 @@ func (a *Attempt) notePair(giveBack bool, f func(s *shard, e *entry, now time.Du
 }
 
 // giveBackIn returns the reservations held in s, whose lock is held, and
-// keeps the others for giveBack.
-func (a *Attempt) giveBackIn(s *shard) {
+// keeps the others for giveBack. pair is the pair's entry in s, if any:
+// its reservation needs no second probe.
+func (a *Attempt) giveBackIn(s *shard, pair *entry) {
 	n := 0
 	for _, r := range a.res[:a.nres] {
-		if r.s == s {
+		switch {
+		case pair != nil && r.s == s && r.id == pair.id:
+			pair.win.remove(r.slot)
+			continue
+		case r.s == s:
 			r.giveBack()
 			continue
 		}

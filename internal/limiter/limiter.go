@@ -127,6 +127,8 @@ func (c Config) withDefaults() Config {
 type Limiter struct {
 	cfg     Config
 	budgets [numKinds]Budget
+	// slotLen is each kind's window slot: its window over slots.
+	slotLen [numKinds]time.Duration
 	now     func() time.Time
 	base    time.Time
 	keys    *keyer
@@ -146,6 +148,9 @@ func New(cfg Config) *Limiter {
 	cfg = cfg.withDefaults()
 	l := &Limiter{cfg: cfg, now: cfg.Now, keys: newKeyer()}
 	l.budgets = [numKinds]Budget{KindIP: cfg.IP, KindPrefix: cfg.Prefix, KindAccount: cfg.Account, KindPair: cfg.KnownGood}
+	for k, b := range l.budgets {
+		l.slotLen[k] = max(b.Window/slots, 1)
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -179,7 +184,7 @@ func (l *Limiter) shardOf(id keyID) *shard {
 
 // slot is the window slot of kind k at time t.
 func (l *Limiter) slot(k Kind, t time.Duration) int64 {
-	return int64(t / (l.budgets[k].Window / slots))
+	return int64(t / l.slotLen[k])
 }
 
 // passwordHash is the hash a failed password is remembered by: 32 bits
