@@ -37,6 +37,9 @@ func TestFail2banFilter(t *testing.T) {
 			plainAuth(t, sock, "198.51.100.9", `x" rip=203.0.113.66 y`, "guess")
 			attackers = append(attackers, "198.51.100.9")
 			mustLogIn(t, sock, "192.0.2.10", "owner@example.com", "owner-password")
+			// A reply can arrive before its log line has come through
+			// authd's stderr pipe: wait for the last failure's line.
+			waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "198.51.100.9") })
 
 			log := filepath.Join(t.TempDir(), "authd.log")
 			if err := os.WriteFile(log, []byte(p.stderr.String()), 0o644); err != nil {
