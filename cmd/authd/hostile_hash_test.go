@@ -42,8 +42,12 @@ func TestHostileHashRows(t *testing.T) {
 		t.Fatalf("normal user after the hostile rows: exit %d: %s", code, out)
 	}
 	p.stillServing(t)
+	// The log reaches the test through a pipe, after the replies: wait
+	// for the last row's line before reading it.
+	wants := []string{"over the cost budget", "mallory@example.com", "param=p", "trudy@example.com", "param=cost"}
+	eventually(func() bool { return strings.Contains(p.stderr.String(), "param=cost") })
 	logs := p.stderr.String()
-	for _, want := range []string{"over the cost budget", "mallory@example.com", "param=p", "trudy@example.com", "param=cost"} {
+	for _, want := range wants {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %q:\n%s", want, logs)
 		}

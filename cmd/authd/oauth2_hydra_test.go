@@ -150,6 +150,8 @@ func startHydraAuthds(t *testing.T, h *testenv.Hydra) (intro, local *proc) {
 // noTokenLogged checks authd's debug log for the tokens.
 func noTokenLogged(t *testing.T, p *proc, tokens ...string) {
 	t.Helper()
+	// The log reaches the test through a pipe, after the replies.
+	eventually(func() bool { return strings.Contains(p.stderr.String(), "alice@example.com") })
 	log := p.stderr.String()
 	if !strings.Contains(log, "alice@example.com") {
 		t.Errorf("authd logged nothing about the requests; the token check would prove nothing")
