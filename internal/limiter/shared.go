@@ -220,8 +220,10 @@ func (a *Attempt) finishShared(o Outcome) {
 		if o == Failed && !a.sh.q.HasPassword {
 			return // the reservation stays as the failure; nothing to note
 		}
-		// Bounded by the store's own deadline; an error loses one give-back
-		// or one password hash, which only errs towards refusing.
+		// Bounded by the store's own deadline. A store may hold a
+		// give-back it could not send (redisstate does, while its
+		// breaker is open); one it loses, or a lost password hash, only
+		// errs towards refusing.
 		_ = a.sh.store.Finish(context.Background(), a.sh.q, a.sh.sv, o)
 	case a.sh.degraded && o == Failed && !a.refused && !a.repeat:
 		q := a.sh.q

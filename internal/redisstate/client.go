@@ -120,6 +120,7 @@ type Client struct {
 	mgetQ         chan mgetItem    // the cache's generation checks and reads
 	finishQ       chan finishItem  // the limiter's finishes, sent in batches
 	finishPending atomic.Int64     // queued or being sent
+	held          heldGiveBacks    // give-backs not sent during an outage (giveback.go)
 	seq           seqReads         // the flush sequence's shared reads (seq.go)
 }
 
@@ -218,7 +219,7 @@ func (c *Client) Up() bool { return !c.down.Load() }
 func (c *Client) call(ctx context.Context, op op, timeout time.Duration, fn func(ctx context.Context) error) error {
 	if c.down.Load() {
 		c.stats.skipped.get(op).Add(1)
-		return fmt.Errorf("%s: %w", op, ErrUnavailable)
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, errNotSent)
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -313,7 +314,8 @@ func (c *Client) probeLoop(ctx context.Context) {
 // recovered closes the breaker: the flushes made meanwhile go out first
 // (so that no process trusts an entry they should have removed), then
 // calls flow again, the local cache is emptied (announcements may have
-// been missed) and the failures counted alone are replayed.
+// been missed), the give-backs held meanwhile are sent and the failures
+// counted alone are replayed.
 func (c *Client) recovered(ctx context.Context) {
 	if err := c.deliverOutbox(ctx); err != nil {
 		return // still failing: stay open, probe again
@@ -326,6 +328,7 @@ func (c *Client) recovered(ctx context.Context) {
 		n = ca.Invalidated(nil, true)
 	}
 	c.o.Log.Info("redis answers again; sharing resumed", "local_cache_flushed", n)
+	c.sendHeld(ctx)
 	if l != nil {
 		if err := l.Reconcile(ctx); err != nil {
 			c.o.Log.Warn("redis: replaying the failures counted alone stopped", "err", err)

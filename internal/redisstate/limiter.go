@@ -529,7 +529,13 @@ func parseReserve(res []any) (limiter.SharedVerdict, error) {
 // make a concurrent attempt see one failure too many, never one too few.
 func (s limiterStore) Finish(ctx context.Context, q limiter.SharedQuery, v limiter.SharedVerdict, o limiter.Outcome) error {
 	if !s.c.Up() {
-		return fmt.Errorf("%s: %w", opFinish, ErrUnavailable)
+		// Not sent: a give-back is held until Redis answers again.
+		for _, g := range s.groups(q) {
+			if it, ok := s.finishItem(q, v, o, g); ok {
+				s.c.held.hold([]finishItem{it})
+			}
+		}
+		return fmt.Errorf("%s: %w: %w", opFinish, ErrUnavailable, errNotSent)
 	}
 	var first error
 	for _, g := range s.groups(q) {
@@ -544,7 +550,7 @@ func (s limiterStore) Finish(ctx context.Context, q limiter.SharedQuery, v limit
 			s.c.finishPending.Add(-1)
 			// The queue is full: Redis is slower than the logins; this
 			// caller waits for its own call.
-			if err := s.c.sendFinishes(ctx, []finishItem{it}); err != nil && first == nil {
+			if err := s.c.sendFinishesOrHold(ctx, []finishItem{it}); err != nil && first == nil {
 				first = err
 			}
 		}
@@ -617,7 +623,7 @@ func (c *Client) finishLoop(ctx context.Context) {
 				break fill
 			}
 		}
-		_ = c.sendFinishes(ctx, batch)
+		_ = c.sendFinishesOrHold(ctx, batch)
 		c.finishPending.Add(-int64(len(batch)))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,6 +344,55 @@ func TestOutage(t *testing.T) {
 	if attempt(b, "y", "192.0.2.1", "w10", limiter.Failed) {
 		t.Fatal("failures counted during the outage were not replayed")
 	}
+}
+
+// TestGiveBackHeldAcrossOutage: attempts counted in Redis that succeed
+// while the breaker is open give their counts back once Redis answers
+// again. Dropped, each give-back would stay there as a failure, and
+// enough of them would refuse the owner with the right password.
+func TestGiveBackHeldAcrossOutage(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t9:", CallTimeout: 50 * time.Millisecond}
+	a := newNode(t, o, limiter.Config{})
+	waitSubscribed(t, a)
+	count := func() int {
+		out, err := realserver.RedisDo(t.Context(), r.Addr, "", "HGETALL", "t9:bf:{a:gina}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i := 0; i+1 < len(out); i += 2 {
+			if strings.HasPrefix(out[i], "s") {
+				v, _ := strconv.Atoi(out[i+1])
+				n += v
+			}
+		}
+		return n
+	}
+	var atts []*limiter.Attempt
+	for range 3 {
+		at := a.lim.Begin(limiter.Request{Account: "gina", IP: netip.MustParseAddr("192.0.2.60"), Password: []byte("right")})
+		if at.Refused() {
+			t.Fatal("a first attempt was refused")
+		}
+		atts = append(atts, at)
+	}
+	if c := count(); c != 3 {
+		t.Fatalf("Redis counted %d attempts for gina's account, want 3", c)
+	}
+	r.Pause()
+	attempt(a, "trip", "198.51.100.7", "x", limiter.Failed) // waits out the deadline: the breaker opens
+	if a.c.Up() {
+		t.Fatal("the breaker did not open on a hung Redis")
+	}
+	for _, at := range atts {
+		at.Done(limiter.Succeeded)
+	}
+	if st := a.c.Stats(); st.HeldGiveBacks != 3 {
+		t.Fatalf("%d give-backs held during the outage, want 3", st.HeldGiveBacks)
+	}
+	r.Resume()
+	waitFor(t, "gina's counts given back after the outage", func() bool { return a.c.Up() && count() == 0 })
 }
 
 // TestResubscribeEmptiesL1: when a process's subscription is broken and

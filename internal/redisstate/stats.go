@@ -59,6 +59,10 @@ type Stats struct {
 	// FinishPending is how many ends of attempts are queued or being
 	// sent (give-backs, known-good marks, failed password hashes).
 	FinishPending int64
+	// HeldGiveBacks is how many give-backs wait for Redis to answer
+	// again; DroppedGiveBacks how many could not be held (giveback.go).
+	HeldGiveBacks    int
+	DroppedGiveBacks int64
 }
 
 // Stats returns the client's counters.
@@ -66,6 +70,7 @@ func (c *Client) Stats() Stats {
 	st := Stats{Up: c.Up(), Opened: c.stats.opened.Load(), Closed: c.stats.closed.Load(), Probes: c.stats.probes.Load(),
 		Messages: c.stats.messages.Load(), Resubscribes: c.stats.resubscribes.Load(), Outbox: c.outbox.size(),
 		FinishPending: c.finishPending.Load()}
+	st.HeldGiveBacks, st.DroppedGiveBacks = c.held.stats()
 	for i := range numOps {
 		st.Calls[i] = c.stats.calls.c[i].Load()
 		st.Errors[i] = c.stats.errors.c[i].Load()
