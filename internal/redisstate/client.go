@@ -11,9 +11,11 @@
 // callers work alone: the limiter counts locally, the cache uses its own
 // entries for a shorter time. A background probe closes the breaker when
 // Redis answers again; then the flushes made meanwhile are delivered
-// (the outbox), the failures counted alone are replayed into the shared
-// budgets, and the local cache is emptied, since announcements may have
-// been missed. The connection is made lazily: authd starts while Redis is
+// (the outbox), the give-backs held meanwhile are sent and the failures
+// counted alone are replayed into the shared budgets. The local cache
+// is checked entry by entry before each use, and emptied whenever the
+// subscription is made again, since announcements may have been missed
+// then. The connection is made lazily: authd starts while Redis is
 // down.
 package redisstate
 
@@ -313,21 +315,26 @@ func (c *Client) probeLoop(ctx context.Context) {
 
 // recovered closes the breaker: the flushes made meanwhile go out first
 // (so that no process trusts an entry they should have removed), then
-// calls flow again, the local cache is emptied (announcements may have
-// been missed), the give-backs held meanwhile are sent and the failures
-// counted alone are replayed.
+// calls flow again, the give-backs held meanwhile are sent and the
+// failures counted alone are replayed.
+//
+// The local cache is not emptied here. Every entry is checked against
+// the store before each use while the breaker is closed (an entry of
+// another generation, or one stored while the store could not be asked,
+// is dropped then), and a subscription that broke empties it when it is
+// made again (events.go), so no flush made elsewhere meanwhile can be
+// missed. Emptying it at each recovery made an overloaded host worse:
+// its calls time out, the breaker opens and closes several times a
+// second, and each close sent every login to the shared store and the
+// backend at once.
 func (c *Client) recovered(ctx context.Context) {
 	if err := c.deliverOutbox(ctx); err != nil {
 		return // still failing: stay open, probe again
 	}
 	c.down.Store(false)
 	c.stats.closed.Add(1)
-	ca, l := c.attached()
-	n := 0
-	if ca != nil {
-		n = ca.Invalidated(nil, true)
-	}
-	c.o.Log.Info("redis answers again; sharing resumed", "local_cache_flushed", n)
+	_, l := c.attached()
+	c.o.Log.Info("redis answers again; sharing resumed")
 	c.sendHeld(ctx)
 	if l != nil {
 		if err := l.Reconcile(ctx); err != nil {
