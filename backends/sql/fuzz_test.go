@@ -107,17 +107,21 @@ func checkCompiledFor(t *testing.T, dl dialect, src, hostile string) {
 		modes = []bool{true}
 	}
 	for _, nbe := range modes {
-		if ka, kb := skeletonQ(sqlA, nbe, quotes), skeletonQ(sqlB, nbe, quotes); ka != kb {
+		mysql := dl == dMySQL
+		if ka, kb := skeletonQ(sqlA, nbe, quotes, mysql), skeletonQ(sqlB, nbe, quotes, mysql); ka != kb {
 			t.Fatalf("%s %q (no_backslash_escapes=%v): structure changed with the user:\n%q -> %q\n%q -> %q", dl, src, nbe, sqlA, ka, sqlB, kb)
 		}
 	}
 }
 
-// skeletonQ is an independent, simple reading of a final SQL text the way
-// MySQL tokenises it: each string literal becomes S, each quoted
-// identifier I, comments vanish, everything else stays. quotes are the
-// quote characters (PostgreSQL has no backquotes).
-func skeletonQ(sql string, nbe bool, quotes string) string {
+// skeletonQ is an independent, simple reading of a final SQL text: each
+// string literal becomes S, each quoted identifier I, comments vanish,
+// everything else stays. quotes are the quote characters (PostgreSQL has
+// no backquotes). Only MySQL (mysql) has "#" comments, "--" comments that
+// need a blank after them, and comments whose content is SQL (/*!, /*M!,
+// /*+); PostgreSQL and SQLite read "#" as an ordinary character and any
+// "--" as a comment.
+func skeletonQ(sql string, nbe bool, quotes string, mysql bool) string {
 	var b strings.Builder
 	inExec := false // inside /*! … */: SQL, which the next */ ends
 	for i := 0; i < len(sql); {
@@ -127,7 +131,7 @@ func skeletonQ(sql string, nbe bool, quotes string) string {
 			inExec = false
 			b.WriteString("*/")
 			i += 2
-		case !inExec && execCommentLen(sql[i:]) > 0:
+		case mysql && !inExec && execCommentLen(sql[i:]) > 0:
 			inExec = true
 			n := execCommentLen(sql[i:])
 			b.WriteString(sql[i : i+n])
@@ -157,13 +161,13 @@ func skeletonQ(sql string, nbe bool, quotes string) string {
 				b.WriteByte('S')
 			}
 			i = j + 1
-		case c == '#' || strings.HasPrefix(sql[i:], "-- ") || strings.HasPrefix(sql[i:], "--\t") || strings.HasPrefix(sql[i:], "--\n"):
+		case lineCommentQ(sql[i:], mysql):
 			j := strings.IndexByte(sql[i:], '\n')
 			if j < 0 {
 				return b.String()
 			}
 			i += j + 1
-		case strings.HasPrefix(sql[i:], "/*") && execCommentLen(sql[i:]) == 0:
+		case strings.HasPrefix(sql[i:], "/*") && (!mysql || execCommentLen(sql[i:]) == 0):
 			j := strings.Index(sql[i+2:], "*/")
 			if j < 0 {
 				b.WriteString("<unterminated comment>")
@@ -176,4 +180,13 @@ func skeletonQ(sql string, nbe bool, quotes string) string {
 		}
 	}
 	return b.String()
+}
+
+// lineCommentQ reports whether s starts with a line comment in the
+// dialect skeletonQ reads.
+func lineCommentQ(s string, mysql bool) bool {
+	if !mysql {
+		return strings.HasPrefix(s, "--")
+	}
+	return s[0] == '#' || strings.HasPrefix(s, "-- ") || strings.HasPrefix(s, "--\t") || strings.HasPrefix(s, "--\n")
 }
