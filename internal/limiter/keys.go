@@ -26,17 +26,21 @@ func ipKey(ip netip.Addr) string {
 	return string(tagIP) + string(b[:8])
 }
 
-// prefixBytes is the network of ip: IPv4 /24, IPv6 /48.
-func prefixBytes(ip netip.Addr) string {
-	if ip.Is4() {
+// appendNetwork appends the network of ip: IPv4 /24, IPv6 /48; nothing
+// for the zero Addr.
+func appendNetwork(dst []byte, ip netip.Addr) []byte {
+	switch {
+	case ip.Is4():
 		b := ip.As4()
-		return string(b[:3])
+		return append(dst, b[:3]...)
+	case ip.IsValid():
+		b := ip.As16()
+		return append(dst, b[:6]...)
 	}
-	b := ip.As16()
-	return string(b[:6])
+	return dst
 }
 
-func prefixKey(ip netip.Addr) string { return string(tagPrefix) + prefixBytes(ip) }
+func prefixKey(ip netip.Addr) string { return string(appendNetwork([]byte{tagPrefix}, ip)) }
 
 func accountKey(account string) string { return string(tagAccount) + account }
 
@@ -49,19 +53,11 @@ func pairKey(account string, ip netip.Addr) string {
 // appendPairKey appends pairKey(account, ip) to dst: a login looks its
 // pair up by the key's ID only, from a buffer on its stack.
 func appendPairKey(dst []byte, account string, ip netip.Addr) []byte {
-	// The network's bytes straight from the address: prefixBytes's
-	// string would be an allocation per login.
-	switch {
-	case ip.Is4():
-		b := ip.As4()
-		dst = append(dst, tagPair, 3, b[0], b[1], b[2])
-	case ip.IsValid():
-		b := ip.As16()
-		dst = append(dst, tagPair, 6)
-		dst = append(dst, b[:6]...)
-	default:
-		dst = append(dst, tagPair, 0)
-	}
+	// The network's length first, then its bytes, straight from the
+	// address into dst (a string would be an allocation per login).
+	start := len(dst)
+	dst = appendNetwork(append(dst, tagPair, 0), ip)
+	dst[start+1] = byte(len(dst) - start - 2)
 	return append(dst, account...)
 }
 
