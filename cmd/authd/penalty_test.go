@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authd-project/authd/internal/dovecot"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The brute-force defence through the real client socket: budgets that
@@ -184,4 +185,44 @@ func TestPenaltyStalePasswordAndTypos(t *testing.T) {
 		}
 	}
 	mustLogIn(t, sock, "192.0.2.88", "typo@example.com", "typo-password")
+}
+
+// More logins of one known-good pair in flight at once than its failure
+// budget (10): an office sharing one mailbox after a restart, a client
+// opening a dozen connections. Every one logs in: the attempts beyond the
+// budget wait for those in flight to end instead of being told "wrong
+// password" for the right one (internal/limiter, flying.go).
+func TestPenaltyManyLoginsInFlight(t *testing.T) {
+	// A costly hash, two verifications at a time: the logins queue, in
+	// flight together.
+	hash, err := bcrypt.GenerateFromPassword([]byte("shared-password"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := "info@example.com:{BLF-CRYPT}" + strings.Replace(string(hash), "$2a$", "$2y$", 1) + "::::::\n"
+	p := startAuthd(t, penaltyConf, "run/auth-client", map[string]string{"users": users})
+	sock := p.path("run/auth-client")
+	if cmd, _ := plainAuth(t, sock, "192.0.2.10", "info@example.com", "shared-password"); cmd != "OK" {
+		t.Fatalf("first login: %s", cmd)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	got := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd, _ := plainAuth(t, sock, fmt.Sprintf("192.0.2.%d", 20+i), "info@example.com", "shared-password")
+			got <- cmd
+		}()
+	}
+	wg.Wait()
+	close(got)
+	counts := map[string]int{}
+	for cmd := range got {
+		counts[cmd]++
+	}
+	if counts["OK"] != n {
+		t.Fatalf("%d logins of one known-good pair at once: %v, want every one OK", n, counts)
+	}
 }

@@ -97,6 +97,9 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 		info.attempt.pol = e.newPolicyState(r, login, password)
 	}
 	if !e.countAttempt(ctx, r, password) {
+		if info.attempt.lim.Busy() {
+			return busy(r.user, r.origUser), false
+		}
 		return refused(info, r.user, r.origUser), false
 	}
 	if ask {
@@ -106,7 +109,7 @@ func (e *Engine) beginAttempt(ctx context.Context, r *request, login string, pas
 }
 
 // countAttempt counts the attempt with the brute-force defence; false when
-// it refuses the attempt.
+// it refuses the attempt, or found no turn for it (Busy).
 func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) bool {
 	att := r.info.attempt
 	if e.limiter == nil || att.counted {
@@ -123,7 +126,7 @@ func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) 
 		}
 	}
 	e.limiter.Start(ctx, &att.lim, req)
-	return !att.lim.Refused()
+	return !att.lim.Refused() && !att.lim.Busy()
 }
 
 func (e *Engine) newPolicyState(r *request, login string, password []byte) *policyState {
@@ -265,6 +268,15 @@ func forgetPassword(info *Info) {
 
 // refused is the answer to a refused attempt: the FAIL of a wrong
 // password, with nothing looked up.
+// busy is the answer to an attempt of a known-good pair that waited in
+// vain for the pair's attempts in flight to end (internal/limiter,
+// flying.go): a temporary failure, so that the client retries rather
+// than asking its user for the password again.
+func busy(user, orig string) Result {
+	return Result{Status: StatusTempFail, User: user, OrigUser: orig,
+		Reason: "too many logins of this account from this network in flight"}
+}
+
 func refused(info *Info, user, orig string) Result {
 	by := info.attempt.lim.RefusedBy()
 	return Result{Status: StatusFail, User: user, OrigUser: orig, Reason: "refused by the brute-force defence (" + by.String() + " over its budget)"}

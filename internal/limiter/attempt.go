@@ -42,11 +42,14 @@ const (
 )
 
 // reservation is one key's count taken at Begin: the key's ID in its
-// shard (entries move within their table), and the window slot counted.
+// shard (entries move within their table), and the window slot counted;
+// fly: counted in the shard's table of known-good logins in flight
+// (flying.go) rather than in the key's window.
 type reservation struct {
 	s    *shard
 	id   keyID
 	slot int64
+	fly  bool
 }
 
 // Attempt is one authentication attempt between Begin and Done. Its
@@ -55,6 +58,7 @@ type reservation struct {
 type Attempt struct {
 	l       *Limiter
 	refused bool
+	busy    bool // waited in vain for a turn (Busy)
 	by      Kind // the key that refused it
 	repeat  bool // the same wrong password again: counted once already
 	hashed  bool
@@ -130,8 +134,8 @@ func (l *Limiter) BeginContext(ctx context.Context, r Request) *Attempt {
 // that keeps the attempt inside its own request state saves an
 // allocation per login.
 func (l *Limiter) Start(ctx context.Context, a *Attempt, r Request) {
-	l.beginLocal(a, r)
-	if !l.sh.has.Load() {
+	l.beginLocal(ctx, a, r)
+	if a.busy || !l.sh.has.Load() {
 		return
 	}
 	if a.leased {
@@ -145,7 +149,7 @@ func (l *Limiter) Start(ctx context.Context, a *Attempt, r Request) {
 }
 
 // beginLocal is the attempt as this process alone counts it.
-func (l *Limiter) beginLocal(a *Attempt, r Request) {
+func (l *Limiter) beginLocal(ctx context.Context, a *Attempt, r Request) {
 	now := l.elapsedAt(r.At)
 	a.l, a.ip, a.began = l, normalize(r.IP), now
 	if r.Account != "" {
@@ -155,7 +159,7 @@ func (l *Limiter) beginLocal(a *Attempt, r Request) {
 		if r.Password != nil {
 			a.hashed, a.pwHash = true, l.passwordHash(r.Password)
 		}
-		if a.beginPair(now) {
+		if a.beginPair(ctx, now) {
 			// The owner's usual network: only the pair's own budget,
 			// counted (or refused) under the lock that found it.
 			return
@@ -173,29 +177,85 @@ func (l *Limiter) beginLocal(a *Attempt, r Request) {
 
 // beginPair looks the attempt's pair up and, when it is known-good,
 // checks and counts the pair's budget at once; it reports whether the
-// pair was known-good (the attempt then has no other keys).
+// pair was known-good (the attempt then has no other keys). When the
+// budget is full of attempts in flight, it waits for one of them to end
+// (flying.go); an attempt that waits in vain is Busy.
 //
 // The pair is only looked up: it is made when an attempt that was not
 // refused ends (Done). A refused guess thus costs no memory and evicts
 // nothing: an attacker refused by address or network cannot fill the
 // table with pairs and push out the known-good ones of real users.
-func (a *Attempt) beginPair(now time.Duration) bool {
+func (a *Attempt) beginPair(ctx context.Context, now time.Duration) bool {
 	l := a.l
 	s := l.shardOf(a.pairID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.peek(a.pairID)
-	if e == nil {
-		return false
+	var since time.Time
+	for {
+		s.mu.Lock()
+		e := s.find(a.pairID)
+		if e == nil || !e.knownGood(now, l.cfg.KnownGoodFor) {
+			a.repeat = e != nil && a.hashed && s.hasPassword(e, a.pwHash)
+			s.mu.Unlock()
+			return false
+		}
+		a.knownGood = true
+		a.repeat = a.hashed && s.hasPassword(e, a.pwHash)
+		var wait <-chan struct{}
+		switch a.reservePair(s, e, now) {
+		case turnRefused:
+			a.refused, a.by = true, KindPair
+		case turnWait:
+			wait = s.flyWait()
+		default:
+			if l.sh.has.Load() {
+				a.takeLease(s.coldOf(e), now)
+			}
+		}
+		s.mu.Unlock()
+		if wait == nil {
+			return true
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if !a.waitTurn(ctx, wait, since) {
+			a.busy = true
+			return true
+		}
 	}
-	a.repeat = a.hashed && s.hasPassword(e, a.pwHash)
-	a.knownGood = e.knownGood(now, l.cfg.KnownGoodFor)
-	if a.knownGood && !a.reserveLocked(s, e, KindPair, now) {
-		a.refused, a.by = true, KindPair
-	} else if a.knownGood && l.sh.has.Load() {
-		a.takeLease(s.coldOf(e), now)
+}
+
+// The outcomes of reservePair.
+const (
+	turnGo = iota
+	turnRefused
+	turnWait
+)
+
+// reservePair checks and counts a known-good pair's attempt, e being the
+// pair's entry in s, whose lock is held: refused when the pair's failures
+// fill its budget, wait when its failures and its attempts in flight do.
+func (a *Attempt) reservePair(s *shard, e *entry, now time.Duration) int {
+	l := a.l
+	b := l.budgets[KindPair]
+	slot := l.slot(KindPair, now)
+	failed := e.win.sum(slot)
+	if b.Failures > 0 && failed >= b.Failures {
+		l.block(s, e)
+		return turnRefused
 	}
-	return a.knownGood
+	if e.blocked {
+		l.release(s, e)
+	}
+	if a.repeat {
+		return turnGo // counted once already
+	}
+	if b.Failures > 0 && failed+s.flying(e.id) >= b.Failures {
+		return turnWait
+	}
+	s.flyAdd(e.id)
+	a.res[a.nres] = reservation{s: s, id: e.id, slot: slot, fly: true}
+	a.nres++
+	return turnGo
 }
 
 // keys are the keys whose budgets the attempt is counted in: a known-good
@@ -264,6 +324,10 @@ func (a *Attempt) giveBack() {
 // loses a count of another attempt's, as the eviction lost all of its
 // counts). r.s.mu is held.
 func (r reservation) giveBack() {
+	if r.fly {
+		r.s.flyDone(r.id)
+		return
+	}
 	if i := r.s.index(r.id); i >= 0 {
 		r.s.slots[i].win.remove(r.slot)
 	}
@@ -271,6 +335,11 @@ func (r reservation) giveBack() {
 
 // Refused reports whether the attempt must be refused without any work.
 func (a *Attempt) Refused() bool { return a.refused }
+
+// Busy reports whether the attempt waited in vain for its known-good
+// pair's attempts in flight to end (flying.go): it must be answered as a
+// temporary failure without any work, and is not counted.
+func (a *Attempt) Busy() bool { return a.busy }
 
 // RefusedBy is the kind of key that refused the attempt.
 func (a *Attempt) RefusedBy() Kind { return a.by }
@@ -296,13 +365,20 @@ func (a *Attempt) Done(o Outcome) int {
 	switch o {
 	case Succeeded:
 		a.notePair(true, func(s *shard, e *entry, now time.Duration) {
-			e.lastOK = int32(now/time.Second) + 1
+			// Written only when it changes: most logins of a busy
+			// pair then leave its entry's cache line unwritten.
+			if ok := int32(now/time.Second) + 1; e.lastOK != ok {
+				e.lastOK = ok
+				s.touch(e)
+			}
 			a.settleLease(s, e, o)
 		})
 		return 0
 	case Failed:
-		if (a.hashed && !a.refused) || a.hasLeaseWork() {
+		if (a.hashed && !a.refused) || a.hasLeaseWork() || a.flies() {
 			a.notePair(false, func(s *shard, e *entry, _ time.Duration) {
+				s.touch(e)
+				a.land(s, e)
 				if a.hashed && !a.refused {
 					s.addPassword(e, a.pwHash)
 				}
@@ -331,7 +407,7 @@ func (a *Attempt) notePair(giveBack bool, f func(s *shard, e *entry, now time.Du
 	l := a.l
 	s := l.shardOf(a.pairID)
 	s.mu.Lock()
-	e := s.peek(a.pairID)
+	e := s.find(a.pairID)
 	if giveBack {
 		a.giveBackIn(s, e)
 	}
@@ -345,6 +421,30 @@ func (a *Attempt) notePair(giveBack bool, f func(s *shard, e *entry, now time.Du
 	}
 }
 
+// flies reports whether the attempt is counted in a table of logins in
+// flight.
+func (a *Attempt) flies() bool {
+	for _, r := range a.res[:a.nres] {
+		if r.fly {
+			return true
+		}
+	}
+	return false
+}
+
+// land turns the attempt's counts in flight in s into failures in the
+// window of e, its pair's entry, at the slots they arrived in: a failed
+// attempt stays counted. s.mu is held.
+func (a *Attempt) land(s *shard, e *entry) {
+	for i := range a.res[:a.nres] {
+		if r := &a.res[i]; r.fly && r.s == s {
+			s.flyDone(r.id)
+			e.win.add(r.slot)
+			r.fly = false
+		}
+	}
+}
+
 // giveBackIn returns the reservations held in s, whose lock is held, and
 // keeps the others for giveBack. pair is the pair's entry in s, if any:
 // its reservation needs no second probe.
@@ -352,15 +452,14 @@ func (a *Attempt) giveBackIn(s *shard, pair *entry) {
 	n := 0
 	for _, r := range a.res[:a.nres] {
 		switch {
-		case pair != nil && r.s == s && r.id == pair.id:
+		case r.s != s:
+			a.res[n] = r
+			n++
+		case pair != nil && !r.fly && r.id == pair.id:
 			pair.win.remove(r.slot)
-			continue
-		case r.s == s:
+		default:
 			r.giveBack()
-			continue
 		}
-		a.res[n] = r
-		n++
 	}
 	a.nres = n
 }

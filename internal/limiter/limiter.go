@@ -76,6 +76,10 @@ type Config struct {
 	KnownGoodFor time.Duration
 	// MaxKeys bounds the keys tracked (default 1,000,000).
 	MaxKeys int
+	// InFlightWait bounds how long an attempt of a known-good pair waits
+	// when the pair's budget is full of attempts in flight (flying.go);
+	// default 5 s, under the 10 s Postfix waits for an answer.
+	InFlightWait time.Duration
 	// Log gets one line when a key starts refusing and one when it stops.
 	Log *slog.Logger
 	// Now is the clock, for tests; nil means time.Now.
@@ -94,6 +98,7 @@ var (
 const (
 	DefaultKnownGoodFor = 30 * 24 * time.Hour
 	DefaultMaxKeys      = 1_000_000
+	DefaultInFlightWait = 5 * time.Second
 )
 
 const shards = 16
@@ -116,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxKeys <= 0 {
 		c.MaxKeys = DefaultMaxKeys
+	}
+	if c.InFlightWait <= 0 {
+		c.InFlightWait = DefaultInFlightWait
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

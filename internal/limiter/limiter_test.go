@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -276,6 +277,107 @@ func TestReservationUnderConcurrency(t *testing.T) {
 	}
 }
 
+// A known-good pair's attempts in flight count against its own budget,
+// in the shard's table or, when that is full, its map: an attempt beyond
+// the budget waits for one in flight to end rather than being told
+// "wrong password"; it goes on when a success ends, and is refused when
+// the ones in flight fail and fill the budget.
+func TestKnownGoodInFlight(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("table full %v", full), func(t *testing.T) {
+			l, _ := newTest(t, Config{InFlightWait: time.Minute})
+			if !succeed(l, "owner", "192.0.2.10", "right") {
+				t.Fatal("first login refused")
+			}
+			id := l.keys.id(pairKey("owner", ip("192.0.2.10")))
+			s := l.shardOf(id)
+			if full {
+				for i := range s.flyN {
+					s.flyID[i], s.flyN[i] = flyKey(id)+uint32(i)+1, 1
+				}
+			}
+			begin := func(pw string) *Attempt {
+				return l.Begin(Request{Account: "owner", IP: ip("192.0.2.10"), Password: []byte(pw)})
+			}
+			var held []*Attempt
+			for i := range 10 {
+				a := begin(fmt.Sprintf("pw%d", i))
+				if a.Refused() || a.Busy() {
+					t.Fatalf("attempt %d in flight refused", i+1)
+				}
+				held = append(held, a)
+			}
+			if n, f := inFlight(l, s, id); n != 10 || f != 0 {
+				t.Errorf("%d in flight, %d failures; want 10 and 0", n, f)
+			}
+			got := make(chan *Attempt)
+			go func() { got <- begin("eleventh") }()
+			waitForWaiter(t, s)
+			held[0].Done(Succeeded)
+			if a := <-got; a.Refused() || a.Busy() {
+				t.Fatal("the attempt that waited for a success to end was not let through")
+			} else {
+				held[0] = a
+			}
+			go func() { got <- begin("twelfth") }()
+			waitForWaiter(t, s)
+			for _, a := range held {
+				a.Done(Failed)
+			}
+			if a := <-got; !a.Refused() || a.RefusedBy() != KindPair {
+				t.Fatal("an attempt went through although the ones in flight failed and filled the budget")
+			}
+			if n, f := inFlight(l, s, id); n != 0 || f != 10 {
+				t.Errorf("after: %d in flight, %d failures; want 0 and 10", n, f)
+			}
+		})
+	}
+	t.Run("in vain", func(t *testing.T) {
+		l, _ := newTest(t, Config{InFlightWait: 20 * time.Millisecond})
+		succeed(l, "owner", "192.0.2.10", "right")
+		for i := range 10 {
+			l.Begin(Request{Account: "owner", IP: ip("192.0.2.10"), Password: []byte(fmt.Sprint(i))})
+		}
+		a := l.Begin(Request{Account: "owner", IP: ip("192.0.2.10"), Password: []byte("right")})
+		if !a.Busy() || a.Refused() {
+			t.Fatalf("busy %v, refused %v; want a temporary failure, not a wrong password", a.Busy(), a.Refused())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var b Attempt
+		l.Start(ctx, &b, Request{Account: "owner", IP: ip("192.0.2.10")})
+		if !b.Busy() {
+			t.Error("an attempt whose request ended kept waiting")
+		}
+		id := l.keys.id(pairKey("owner", ip("192.0.2.10")))
+		if n, f := inFlight(l, l.shardOf(id), id); n != 10 || f != 0 {
+			t.Errorf("the busy attempts were counted: %d in flight, %d failures", n, f)
+		}
+	})
+}
+
+// inFlight is the pair id's attempts in flight and its failures.
+func inFlight(l *Limiter, s *shard, id keyID) (flying, failed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flying(id), s.find(id).win.sum(l.slot(KindPair, l.elapsed()))
+}
+
+// waitForWaiter returns once an attempt waits for a turn in s.
+func waitForWaiter(t *testing.T, s *shard) {
+	t.Helper()
+	for range 10000 {
+		s.mu.Lock()
+		w := s.flyWaiting
+		s.mu.Unlock()
+		if w {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no attempt waits for a turn")
+}
+
 // A request without an address is counted by account only.
 func TestNoAddress(t *testing.T) {
 	l, _ := newTest(t, Config{Account: Budget{Failures: 5, Window: time.Hour}})
@@ -428,6 +530,13 @@ func TestWindow(t *testing.T) {
 	}
 	if w.sum(100) != 0 {
 		t.Fatal("not empty after a long time")
+	}
+	// An event older than the window (an attempt that outlasted it) is
+	// not counted, in particular not in the slot that reuses its counter.
+	w.add(200)
+	w.add(200 - slots)
+	if w.sum(200) != 1 {
+		t.Fatalf("an event older than the window counted: sum %d", w.sum(200))
 	}
 }
 

@@ -76,14 +76,25 @@ const maxLoadNum, maxLoadDen = 3, 4
 // cache lines every login writes; shards this small or smaller are exact).
 const evictSample = 8
 
-// shard is one lock's share of the keys. What a login reads and writes
-// of it comes first, within the cache line the lock is in: taking the
-// lock brings that line to the login's core, and nothing else of the
-// shard's is touched (a second line would move between the cores with
-// every login, as the lock's does).
+// shard is one lock's share of the keys. What a login writes of it comes
+// first, within the cache line the lock is in: taking the lock brings
+// that line to the login's core anyway. A known-good login writes
+// nothing else (its pair's entry only when a second has passed since its
+// last success), so the other lines it reads stay in both cores' caches
+// instead of moving between them with every login.
 type shard struct {
 	mu   sync.Mutex
 	tick uint32 // counts uses; entry.used is its value at a use
+	// fly counts the known-good logins in flight per pair (flying.go):
+	// flyN[i] of the pair whose ID's low bits are flyID[i].
+	flyID [flySlots]uint32
+	flyN  [flySlots]uint8
+	// flyOver: flyMore holds counts; flyWaiting: attempts wait on
+	// flyWake for a login in flight to end.
+	flyOver, flyWaiting bool
+	// What follows is read by every login but written only when keys
+	// come and go.
+	//
 	// tags[i] is 0 when slots[i] is free, else tagOf its key's ID.
 	tags  []uint8
 	slots []entry
@@ -99,6 +110,10 @@ type shard struct {
 	dead   int // bytes of text no key uses any more
 	// blocked lists the keys that refuse attempts now.
 	blocked map[keyID]struct{}
+	// flyMore counts the logins in flight of pairs the table had no
+	// room for; flyWake is closed when a login in flight ends.
+	flyMore map[uint32]int
+	flyWake chan struct{}
 	// The next shard's lock is on another cache line.
 	_ [64]byte
 }
@@ -158,14 +173,26 @@ func (s *shard) freeSlot(id keyID) int {
 // never creates one. s.mu is held; the entry is valid until the shard
 // changes (an insertion or removal).
 func (s *shard) peek(id keyID) *entry {
+	e := s.find(id)
+	if e != nil {
+		s.touch(e)
+	}
+	return e
+}
+
+// find is peek without marking the entry used: it writes nothing.
+func (s *shard) find(id keyID) *entry {
 	i := s.index(id)
 	if i < 0 {
 		return nil
 	}
-	e := &s.slots[i]
+	return &s.slots[i]
+}
+
+// touch marks e used. s.mu is held.
+func (s *shard) touch(e *entry) {
 	s.tick++
 	e.used = s.tick
-	return e
 }
 
 // get returns the entry for id, whose key is key, creating it (and

@@ -1,0 +1,143 @@
+package limiter
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/authd-project/authd/internal/blocking"
+)
+
+// Known-good logins in flight.
+//
+// Every attempt is counted when it arrives, so that parallel guesses buy
+// no more than the budget. For a known-good pair the attempts in flight
+// are counted apart from its failures, for two reasons.
+//
+// They are nearly all successes, which give their count back at once:
+// counted in the pair's window, each login wrote the pair's entry twice.
+// The shard counts them in the cache line of its lock instead, which the
+// login takes anyway: a small table keyed by 32 bits of the pair's ID,
+// with a map beside it for when the table is full.
+//
+// And a pair whose budget is full of attempts in flight has not failed:
+// a mail client that opens a dozen connections at once, or an office
+// sharing one mailbox after a restart, would be told "wrong password" for
+// the right one. Such an attempt waits for one of those in flight to end
+// instead (at most Config.InFlightWait), and is then counted, or refused
+// if the ones that ended failed and filled the budget. A guesser on the
+// owner's network still gets no more than the budget verified: the
+// attempts beyond it wait for the first to fail. An attempt that waited
+// in vain is answered as a temporary failure (Attempt.Busy), never as a
+// wrong password.
+//
+// Two pairs of one shard whose IDs share those 32 bits share a count
+// while both have logins in flight: each is checked with the other's
+// logins too, which errs towards waiting, at odds of 2⁻³² per pair of
+// pairs in flight at once.
+
+// flySlots is how many pairs of a shard have their logins in flight
+// counted in the lock's cache line; more go to the map.
+const flySlots = 10
+
+func flyKey(id keyID) uint32 { return uint32(id.b) }
+
+// flying is how many logins of the pair id are in flight. s.mu is held.
+func (s *shard) flying(id keyID) int {
+	k := flyKey(id)
+	n := 0
+	for i, c := range s.flyN {
+		if c > 0 && s.flyID[i] == k {
+			n = int(c)
+			break
+		}
+	}
+	if s.flyOver {
+		n += int(s.flyMore[k])
+	}
+	return n
+}
+
+// flyAdd counts one login of the pair id in flight. s.mu is held.
+func (s *shard) flyAdd(id keyID) {
+	k := flyKey(id)
+	at, free := -1, -1
+	for i, c := range s.flyN {
+		if c > 0 && s.flyID[i] == k {
+			at = i
+			break
+		}
+		if c == 0 && free < 0 {
+			free = i
+		}
+	}
+	switch {
+	case at >= 0 && s.flyN[at] < math.MaxUint8:
+		s.flyN[at]++
+		return
+	case at < 0 && free >= 0:
+		s.flyID[free], s.flyN[free] = k, 1
+		return
+	}
+	if s.flyMore == nil {
+		s.flyMore = make(map[uint32]int)
+	}
+	s.flyMore[k]++
+	s.flyOver = true
+}
+
+// flyDone takes back one login of the pair id counted by flyAdd, and
+// wakes the attempts waiting for one to end. s.mu is held.
+func (s *shard) flyDone(id keyID) {
+	if s.flyWaiting {
+		close(s.flyWake)
+		s.flyWake, s.flyWaiting = nil, false
+	}
+	k := flyKey(id)
+	if s.flyOver {
+		if n := s.flyMore[k]; n > 0 {
+			if n == 1 {
+				delete(s.flyMore, k)
+				s.flyOver = len(s.flyMore) > 0
+			} else {
+				s.flyMore[k] = n - 1
+			}
+			return
+		}
+	}
+	for i, c := range s.flyN {
+		if c > 0 && s.flyID[i] == k {
+			s.flyN[i]--
+			return
+		}
+	}
+}
+
+// flyWait is what an attempt waits on for a login in flight in s to end.
+// s.mu is held.
+func (s *shard) flyWait() <-chan struct{} {
+	if !s.flyWaiting {
+		s.flyWake, s.flyWaiting = make(chan struct{}), true
+	}
+	return s.flyWake
+}
+
+// waitTurn waits until ch is closed; false when ctx ends or the attempt
+// has waited its limit since began.
+func (a *Attempt) waitTurn(ctx context.Context, ch <-chan struct{}, began time.Time) bool {
+	left := a.l.cfg.InFlightWait - time.Since(began)
+	if left <= 0 {
+		return false
+	}
+	// The request's goroutine may have other requests to serve.
+	blocking.Announce(ctx)
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
