@@ -249,10 +249,13 @@ func (a *Attempt) reservePair(s *shard, e *entry, now time.Duration) int {
 	if a.repeat {
 		return turnGo // counted once already
 	}
-	if b.Failures > 0 && failed+s.flying(e.id) >= b.Failures {
+	limit := 0 // no budget: no limit
+	if b.Failures > 0 {
+		limit = b.Failures - failed
+	}
+	if !s.flyTake(e.id, limit) {
 		return turnWait
 	}
-	s.flyAdd(e.id)
 	a.res[a.nres] = reservation{s: s, id: e.id, slot: slot, fly: true}
 	a.nres++
 	return turnGo

@@ -42,24 +42,9 @@ const flySlots = 10
 
 func flyKey(id keyID) uint32 { return uint32(id.b) }
 
-// flying is how many logins of the pair id are in flight. s.mu is held.
-func (s *shard) flying(id keyID) int {
-	k := flyKey(id)
-	n := 0
-	for i, c := range s.flyN {
-		if c > 0 && s.flyID[i] == k {
-			n = int(c)
-			break
-		}
-	}
-	if s.flyOver {
-		n += int(s.flyMore[k])
-	}
-	return n
-}
-
-// flyAdd counts one login of the pair id in flight. s.mu is held.
-func (s *shard) flyAdd(id keyID) {
+// flyTake counts one more login of the pair id in flight, unless limit
+// (0: none) are in flight already: then it reports false. s.mu is held.
+func (s *shard) flyTake(id keyID, limit int) bool {
 	k := flyKey(id)
 	at, free := -1, -1
 	for i, c := range s.flyN {
@@ -71,22 +56,35 @@ func (s *shard) flyAdd(id keyID) {
 			free = i
 		}
 	}
+	if limit > 0 {
+		n := 0
+		if at >= 0 {
+			n = int(s.flyN[at])
+		}
+		if s.flyOver {
+			n += s.flyMore[k]
+		}
+		if n >= limit {
+			return false
+		}
+	}
 	switch {
 	case at >= 0 && s.flyN[at] < math.MaxUint8:
 		s.flyN[at]++
-		return
+		return true
 	case at < 0 && free >= 0:
 		s.flyID[free], s.flyN[free] = k, 1
-		return
+		return true
 	}
 	if s.flyMore == nil {
 		s.flyMore = make(map[uint32]int)
 	}
 	s.flyMore[k]++
 	s.flyOver = true
+	return true
 }
 
-// flyDone takes back one login of the pair id counted by flyAdd, and
+// flyDone takes back one login of the pair id counted by flyTake, and
 // wakes the attempts waiting for one to end. s.mu is held.
 func (s *shard) flyDone(id keyID) {
 	if s.flyWaiting {

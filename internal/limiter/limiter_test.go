@@ -363,6 +363,22 @@ func inFlight(l *Limiter, s *shard, id keyID) (flying, failed int) {
 	return s.flying(id), s.find(id).win.sum(l.slot(KindPair, l.elapsed()))
 }
 
+// flying is how many logins of the pair id are in flight. s.mu is held.
+func (s *shard) flying(id keyID) int {
+	k := flyKey(id)
+	n := 0
+	for i, c := range s.flyN {
+		if c > 0 && s.flyID[i] == k {
+			n = int(c)
+			break
+		}
+	}
+	if s.flyOver {
+		n += int(s.flyMore[k])
+	}
+	return n
+}
+
 // waitForWaiter returns once an attempt waits for a turn in s.
 func waitForWaiter(t *testing.T, s *shard) {
 	t.Helper()

@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"math"
+	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -149,5 +151,56 @@ func TestShardHotFields(t *testing.T) {
 	var s shard
 	if end := unsafe.Offsetof(s.flyN) + unsafe.Sizeof(s.flyN); end > 64 {
 		t.Errorf("the fields a login writes end at byte %d, past the lock's cache line", end)
+	}
+}
+
+// The table of logins in flight counts exactly whatever the mix: more
+// pairs than its slots, more than 255 logins of one pair, and limits.
+func TestFlyTable(t *testing.T) {
+	var s shard
+	ref := map[keyID]int{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := make([]keyID, 25)
+	for i := range ids {
+		ids[i] = keyID{a: uint64(i), b: uint64(i) * 0x9e3779b97f4a7c15}
+	}
+	sawOver, most := false, 0
+	for op := range 200000 {
+		// Three hot pairs, taken more than ended, pass 255 in flight.
+		i := rng.IntN(len(ids))
+		ends := rng.IntN(2) == 0
+		if i < 3 {
+			ends = rng.IntN(3) == 0 && ref[ids[i]] > 400
+		}
+		id := ids[i]
+		switch limit := rng.IntN(400); {
+		case ends && ref[id] > 0:
+			s.flyDone(id)
+			ref[id]--
+		default:
+			took := s.flyTake(id, limit)
+			if want := limit == 0 || ref[id] < limit; took != want {
+				t.Fatalf("op %d: take with %d in flight, limit %d: %v", op, ref[id], limit, took)
+			}
+			if took {
+				ref[id]++
+			}
+		}
+		if got := s.flying(id); got != ref[id] {
+			t.Fatalf("op %d: %d in flight, want %d", op, got, ref[id])
+		}
+		sawOver = sawOver || s.flyOver
+		most = max(most, ref[id])
+	}
+	if !sawOver || most <= math.MaxUint8 {
+		t.Fatalf("the mix missed the map (%v) or the count's limit (most %d)", sawOver, most)
+	}
+	for _, id := range ids {
+		for range ref[id] {
+			s.flyDone(id)
+		}
+	}
+	if s.flyOver || len(s.flyMore) != 0 || s.flyN != [flySlots]uint8{} {
+		t.Errorf("not empty after every login ended: over %v, map %v, table %v", s.flyOver, s.flyMore, s.flyN)
 	}
 }
