@@ -14,6 +14,10 @@ type Stats struct {
 	Refusals [numKinds]int64 // attempts refused, by the kind of key that refused them
 	Blocks   [numKinds]int64 // times a key started refusing
 	Blocked  [numKinds]int64 // keys refusing now
+	// Waits counts attempts of known-good pairs that waited for a
+	// turn (flying.go); Busy those that waited in vain, answered as
+	// temporary failures.
+	Waits, Busy int64
 }
 
 // Kinds lists the key kinds, in order, for metric labels.
@@ -23,6 +27,7 @@ func Kinds() []Kind { return []Kind{KindIP, KindPrefix, KindAccount, KindPair} }
 func (l *Limiter) Stats() Stats {
 	var st Stats
 	st.Evicted = l.evicted.Load()
+	st.Waits, st.Busy = l.waits.Load(), l.busy.Load()
 	for k := range numKinds {
 		st.Refusals[k] = l.refusals[k].Load()
 		st.Blocks[k] = l.blocks[k].Load()

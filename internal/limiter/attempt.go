@@ -216,9 +216,11 @@ func (a *Attempt) beginPair(ctx context.Context, now time.Duration) bool {
 		}
 		if since.IsZero() {
 			since = time.Now()
+			l.waits.Add(1)
 		}
 		if !a.waitTurn(ctx, wait, since) {
 			a.busy = true
+			l.busy.Add(1)
 			return true
 		}
 	}

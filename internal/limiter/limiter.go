@@ -146,9 +146,11 @@ type Limiter struct {
 	shards [shards]shard
 	sh     sharedState
 
-	evicted  atomic.Int64
-	refusals [numKinds]atomic.Int64
-	blocks   [numKinds]atomic.Int64
+	evicted atomic.Int64
+	// waits and busy are Stats.Waits and Stats.Busy.
+	waits, busy atomic.Int64
+	refusals    [numKinds]atomic.Int64
+	blocks      [numKinds]atomic.Int64
 }
 
 // New returns a limiter configured by cfg.

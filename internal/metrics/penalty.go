@@ -24,10 +24,14 @@ var (
 		"Keys the brute-force defence tracks now.", nil, nil)
 	penaltyEvicted = prometheus.NewDesc("authd_penalty_evicted_keys_total",
 		"Keys forgotten, least recently used first, to stay within max_keys.", nil, nil)
+	penaltyWaits = prometheus.NewDesc("authd_penalty_inflight_waits_total",
+		"Logins of a known-good account and network that waited for one of its logins in flight to end.", nil, nil)
+	penaltyBusy = prometheus.NewDesc("authd_penalty_inflight_busy_total",
+		"Logins that waited in vain for a turn and were answered as temporary failures.", nil, nil)
 )
 
 func (c *penaltyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{penaltyRefusals, penaltyBlocks, penaltyRefusing, penaltyKeys, penaltyEvicted} {
+	for _, d := range []*prometheus.Desc{penaltyRefusals, penaltyBlocks, penaltyRefusing, penaltyKeys, penaltyEvicted, penaltyWaits, penaltyBusy} {
 		ch <- d
 	}
 }
@@ -44,4 +48,6 @@ func (c *penaltyCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(penaltyKeys, prometheus.GaugeValue, float64(st.Keys))
 	ch <- prometheus.MustNewConstMetric(penaltyEvicted, prometheus.CounterValue, float64(st.Evicted))
+	ch <- prometheus.MustNewConstMetric(penaltyWaits, prometheus.CounterValue, float64(st.Waits))
+	ch <- prometheus.MustNewConstMetric(penaltyBusy, prometheus.CounterValue, float64(st.Busy))
 }

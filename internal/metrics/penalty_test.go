@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -36,6 +37,20 @@ func TestPenaltyMetrics(t *testing.T) {
 	}
 	if got := value(t, reg, "authd_penalty_tracked_keys"); got < 3 {
 		t.Errorf("tracked keys %v", got)
+	}
+	// A known-good pair's eleventh login in flight waits for a turn,
+	// here in vain (its request has ended).
+	lim.Begin(limiter.Request{Account: "owner", IP: ip}).Done(limiter.Succeeded)
+	for range 10 {
+		lim.Begin(limiter.Request{Account: "owner", IP: ip})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	lim.BeginContext(ctx, limiter.Request{Account: "owner", IP: ip})
+	for _, name := range []string{"authd_penalty_inflight_waits_total", "authd_penalty_inflight_busy_total"} {
+		if got := value(t, reg, name); got != 1 {
+			t.Errorf("%s = %v, want 1", name, got)
+		}
 	}
 	on = false
 	if got := value(t, reg, "authd_penalty_tracked_keys"); got != -1 {
