@@ -146,6 +146,15 @@ func (v *service) runHeld(ctx context.Context, b *Backend, info *engine.Info, re
 // run is the engine part: the passdb (and userdb) steps, then FinishAuth
 // (the brute-force defence, the log, the failure's release time).
 func (v *service) run(ctx context.Context, b *Backend, info *engine.Info, req *authdv1.AuthenticateRequest, start time.Time) authOutcome {
+	defer func() {
+		if p := recover(); p != nil {
+			// The attempt ends uncounted, and gives back what the
+			// brute-force defence holds for it (a known-good login in
+			// flight is held until it ends); the recovery above answers.
+			b.eng.AbandonAuth(info)
+			panic(p)
+		}
+	}()
 	res, userdb := b.authenticate(ctx, info, req)
 	final := finalResult(res, userdb)
 	out := authOutcome{res: res, userdb: userdb, release: b.eng.FinishAuth(info, final, b.maxDelay), ctxErr: ctx.Err()}

@@ -21,6 +21,9 @@ type Engine interface {
 	// FinishAuth ends an authentication (the brute-force defence, the
 	// log) and says when a failure's answer may leave.
 	FinishAuth(info *engine.Info, res engine.Result, limit time.Duration) time.Time
+	// AbandonAuth ends an authentication that got no answer (its step
+	// panicked): it never counts.
+	AbandonAuth(info *engine.Info)
 }
 
 var _ Engine = (*engine.Engine)(nil)

@@ -30,7 +30,11 @@ type fakeEngine struct {
 	list   func(ctx context.Context, mask string, fn func(string) bool) error
 	// finish, when set, is FinishAuth.
 	finish func(info *engine.Info, res engine.Result) time.Time
+	// abandoned counts AbandonAuth calls.
+	abandoned atomic.Int64
 }
+
+func (f *fakeEngine) AbandonAuth(*engine.Info) { f.abandoned.Add(1) }
 
 func (f *fakeEngine) VerifyPlain(ctx context.Context, info *engine.Info, authzid, authcid string, _ []byte) engine.Result {
 	return f.verify(ctx, info, authzid, authcid)
@@ -277,6 +281,9 @@ func TestPanicRecovered(t *testing.T) {
 	}
 	if panics.Load() != 1 {
 		t.Errorf("panics = %d", panics.Load())
+	}
+	if n := eng.abandoned.Load(); n != 1 {
+		t.Errorf("the panicking request's attempt was abandoned %d times, want 1", n)
 	}
 	if _, err := c.Authenticate(ctx, &authdv1.AuthenticateRequest{User: "fine", Password: []byte("p")}); err != nil {
 		t.Errorf("after a panic: %v", err)

@@ -193,6 +193,10 @@ func (a *Attempt) beginPair(ctx context.Context, now time.Duration) bool {
 		s.mu.Lock()
 		e := s.find(a.pairID)
 		if e == nil || !e.knownGood(now, l.cfg.KnownGoodFor) {
+			// Also after a wait, when the pair was reset or evicted
+			// meanwhile: the attempt then counts in the address's,
+			// the network's and the account's budgets.
+			a.knownGood = false
 			a.repeat = e != nil && a.hashed && s.hasPassword(e, a.pwHash)
 			s.mu.Unlock()
 			return false

@@ -356,6 +356,36 @@ func TestKnownGoodInFlight(t *testing.T) {
 	})
 }
 
+// An attempt that waited for a turn while its pair was forgotten (evicted,
+// or reset) is no longer known-good: it counts, and is refused, in the
+// address's, the network's and the account's budgets.
+func TestWaitedPairForgotten(t *testing.T) {
+	l, _ := newTest(t, Config{Account: Budget{Failures: 3, Window: time.Hour}, InFlightWait: time.Minute})
+	succeed(l, "owner", "192.0.2.10", "right")
+	for i := range 3 {
+		fail(l, "owner", fmt.Sprintf("198.51.%d.1", i), "guess")
+	}
+	var held []*Attempt
+	for i := range 10 {
+		held = append(held, l.Begin(Request{Account: "owner", IP: ip("192.0.2.10"), Password: []byte(fmt.Sprint(i))}))
+	}
+	id := l.keys.id(pairKey("owner", ip("192.0.2.10")))
+	s := l.shardOf(id)
+	got := make(chan *Attempt)
+	go func() { got <- l.Begin(Request{Account: "owner", IP: ip("192.0.2.10"), Password: []byte("waiting")}) }()
+	waitForWaiter(t, s)
+	s.mu.Lock()
+	s.remove(s.find(id))
+	s.mu.Unlock()
+	held[0].Done(Undecided)
+	if a := <-got; !a.Refused() || a.RefusedBy() != KindAccount {
+		t.Fatalf("refused %v by %v: the attempt kept the forgotten pair's exemption", a.Refused(), a.RefusedBy())
+	}
+	for _, a := range held[1:] {
+		a.Done(Undecided)
+	}
+}
+
 // inFlight is the pair id's attempts in flight and its failures.
 func inFlight(l *Limiter, s *shard, id keyID) (flying, failed int) {
 	s.mu.Lock()
