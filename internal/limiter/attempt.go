@@ -208,7 +208,7 @@ func (a *Attempt) beginPair(ctx context.Context, now time.Duration) bool {
 		case turnRefused:
 			a.refused, a.by = true, KindPair
 		case turnWait:
-			wait = s.flyWait()
+			wait = s.flyWait(e.id)
 		default:
 			if l.sh.has.Load() {
 				a.takeLease(s.coldOf(e), now)

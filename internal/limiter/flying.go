@@ -85,13 +85,16 @@ func (s *shard) flyTake(id keyID, limit int) bool {
 }
 
 // flyDone takes back one login of the pair id counted by flyTake, and
-// wakes the attempts waiting for one to end. s.mu is held.
+// wakes the pair's attempts waiting for one to end. s.mu is held.
 func (s *shard) flyDone(id keyID) {
-	if s.flyWaiting {
-		close(s.flyWake)
-		s.flyWake, s.flyWaiting = nil, false
-	}
 	k := flyKey(id)
+	if s.flyWaiting {
+		if ch, ok := s.flyWake[k]; ok {
+			close(ch)
+			delete(s.flyWake, k)
+			s.flyWaiting = len(s.flyWake) > 0
+		}
+	}
 	if s.flyOver {
 		if n := s.flyMore[k]; n > 0 {
 			if n == 1 {
@@ -111,13 +114,22 @@ func (s *shard) flyDone(id keyID) {
 	}
 }
 
-// flyWait is what an attempt waits on for a login in flight in s to end.
-// s.mu is held.
-func (s *shard) flyWait() <-chan struct{} {
-	if !s.flyWaiting {
-		s.flyWake, s.flyWaiting = make(chan struct{}), true
+// flyWait is what an attempt waits on for a login in flight of the pair
+// id to end: only the pair's own ends wake its waiters, so a burst on one
+// pair does not send every waiter of the shard back to its lock. s.mu is
+// held.
+func (s *shard) flyWait(id keyID) <-chan struct{} {
+	k := flyKey(id)
+	ch, ok := s.flyWake[k]
+	if !ok {
+		if s.flyWake == nil {
+			s.flyWake = make(map[uint32]chan struct{})
+		}
+		ch = make(chan struct{})
+		s.flyWake[k] = ch
+		s.flyWaiting = true
 	}
-	return s.flyWake
+	return ch
 }
 
 // waitTurn waits until ch is closed; false when ctx ends or the attempt

@@ -111,9 +111,10 @@ type shard struct {
 	// blocked lists the keys that refuse attempts now.
 	blocked map[keyID]struct{}
 	// flyMore counts the logins in flight of pairs the table had no
-	// room for; flyWake is closed when a login in flight ends.
+	// room for; flyWake[k] is closed when a login in flight of the pair
+	// k ends, for the attempts waiting for a turn.
 	flyMore map[uint32]int
-	flyWake chan struct{}
+	flyWake map[uint32]chan struct{}
 	// The next shard's lock is on another cache line.
 	_ [64]byte
 }

@@ -204,3 +204,29 @@ func TestFlyTable(t *testing.T) {
 		t.Errorf("not empty after every login ended: over %v, map %v, table %v", s.flyOver, s.flyMore, s.flyN)
 	}
 }
+
+// A login in flight that ends wakes the attempts waiting on its own pair
+// only.
+func TestFlyWake(t *testing.T) {
+	var s shard
+	p, q := keyID{a: 1, b: 1}, keyID{a: 2, b: 2}
+	s.flyTake(p, 0)
+	s.flyTake(q, 0)
+	ch := s.flyWait(p)
+	closed := func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	s.flyDone(q)
+	if closed() {
+		t.Fatal("another pair's end woke the waiter")
+	}
+	s.flyDone(p)
+	if !closed() || s.flyWaiting || len(s.flyWake) != 0 {
+		t.Fatalf("the pair's end: woken %v, still waiting %v (%d)", closed(), s.flyWaiting, len(s.flyWake))
+	}
+}
