@@ -86,22 +86,32 @@ func mustLogIn(t *testing.T, sock, rip, user, pass string) {
 // addresses rip(i); every one must fail.
 func guess(t *testing.T, sock string, n int, user string, rip func(int) string) {
 	t.Helper()
+	got := atOnce(t, sock, n, user, func(i int) (string, string) { return rip(i), fmt.Sprintf("guess-%d", i) })
+	if got["FAIL"] != n {
+		t.Errorf("%d wrong guesses got %v, want every one FAIL", n, got)
+	}
+}
+
+// atOnce sends n logins of user at once, one connection each, login i from
+// the address and with the password try(i) gives, and counts the replies.
+func atOnce(t *testing.T, sock string, n int, user string, try func(int) (rip, pass string)) map[string]int {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan string, n)
+	got := make(chan string, n)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if cmd, _ := plainAuth(t, sock, rip(i), user, fmt.Sprintf("guess-%d", i)); cmd != "FAIL" {
-				errs <- cmd
-			}
-		}()
+		wg.Go(func() {
+			rip, pass := try(i)
+			cmd, _ := plainAuth(t, sock, rip, user, pass)
+			got <- cmd
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for cmd := range errs {
-		t.Errorf("a wrong guess got %s", cmd)
+	close(got)
+	counts := map[string]int{}
+	for cmd := range got {
+		counts[cmd]++
 	}
+	return counts
 }
 
 func TestPenaltyParallelGuessesFromOneAddress(t *testing.T) {
@@ -206,22 +216,9 @@ func TestPenaltyManyLoginsInFlight(t *testing.T) {
 		t.Fatalf("first login: %s", cmd)
 	}
 	const n = 40
-	var wg sync.WaitGroup
-	got := make(chan string, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd, _ := plainAuth(t, sock, fmt.Sprintf("192.0.2.%d", 20+i), "info@example.com", "shared-password")
-			got <- cmd
-		}()
-	}
-	wg.Wait()
-	close(got)
-	counts := map[string]int{}
-	for cmd := range got {
-		counts[cmd]++
-	}
+	counts := atOnce(t, sock, n, "info@example.com", func(i int) (string, string) {
+		return fmt.Sprintf("192.0.2.%d", 20+i), "shared-password"
+	})
 	if counts["OK"] != n {
 		t.Fatalf("%d logins of one known-good pair at once: %v, want every one OK", n, counts)
 	}
