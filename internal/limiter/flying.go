@@ -12,15 +12,15 @@ import (
 //
 // Every attempt is counted when it arrives, so that parallel guesses buy
 // no more than the budget. For a known-good pair the attempts in flight
-// are counted apart from its failures, for two reasons.
+// are counted apart from its failures: the shard keeps them in the cache
+// line of its lock, which the login takes anyway (a small table keyed by
+// 32 bits of the pair's ID, with a map beside it for when the table is
+// full), so that a known-good login writes nothing in its pair's entry.
+// That was meant to save the entry's cache line a trip between cores; it
+// measured no faster (docs/performance.md, "Brute-force defence"). What
+// it is for:
 //
-// They are nearly all successes, which give their count back at once:
-// counted in the pair's window, each login wrote the pair's entry twice.
-// The shard counts them in the cache line of its lock instead, which the
-// login takes anyway: a small table keyed by 32 bits of the pair's ID,
-// with a map beside it for when the table is full.
-//
-// And a pair whose budget is full of attempts in flight has not failed:
+// A pair whose budget is full of attempts in flight has not failed:
 // a mail client that opens a dozen connections at once, or an office
 // sharing one mailbox after a restart, would be told "wrong password" for
 // the right one. Such an attempt waits for one of those in flight to end
