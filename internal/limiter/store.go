@@ -80,8 +80,9 @@ const evictSample = 8
 // first, within the cache line the lock is in: taking the lock brings
 // that line to the login's core anyway. A known-good login writes
 // nothing else (its pair's entry only when a second has passed since its
-// last success), so the other lines it reads stay in both cores' caches
-// instead of moving between them with every login.
+// last success). The entry's line is still the costly one to read: with
+// many users it has left the caches since the user's last login
+// (docs/performance.md, "Brute-force defence").
 type shard struct {
 	mu   sync.Mutex
 	tick uint32 // counts uses; entry.used is its value at a use
