@@ -266,8 +266,6 @@ func forgetPassword(info *Info) {
 	}
 }
 
-// refused is the answer to a refused attempt: the FAIL of a wrong
-// password, with nothing looked up.
 // busy is the answer to an attempt of a known-good pair that waited in
 // vain for the pair's attempts in flight to end (internal/limiter,
 // flying.go): a temporary failure, so that the client retries rather
@@ -277,6 +275,8 @@ func busy(user, orig string) Result {
 		Reason: "too many logins of this account from this network in flight"}
 }
 
+// refused is the answer to a refused attempt: the FAIL of a wrong
+// password, with nothing looked up.
 func refused(info *Info, user, orig string) Result {
 	by := info.attempt.lim.RefusedBy()
 	return Result{Status: StatusFail, User: user, OrigUser: orig, Reason: "refused by the brute-force defence (" + by.String() + " over its budget)"}
