@@ -59,6 +59,7 @@ type Attempt struct {
 	l       *Limiter
 	refused bool
 	busy    bool // waited in vain for a turn (Busy)
+	waited  bool // waited for a turn: counted once in Stats.Waits
 	by      Kind // the key that refused it
 	repeat  bool // the same wrong password again: counted once already
 	hashed  bool
@@ -220,7 +221,7 @@ func (a *Attempt) beginPair(ctx context.Context, now time.Duration) bool {
 		}
 		if since.IsZero() {
 			since = time.Now()
-			l.waits.Add(1)
+			a.noteWait()
 		}
 		if !a.waitTurn(ctx, wait, since) {
 			a.busy = true

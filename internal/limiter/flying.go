@@ -154,3 +154,30 @@ func (a *Attempt) waitTurn(ctx context.Context, ch <-chan struct{}, began time.T
 	}
 	return false
 }
+
+// pause waits d, or less when the attempt's wait since began would pass
+// Config.InFlightWait; false when that time is up or ctx ends.
+func (a *Attempt) pause(ctx context.Context, began time.Time, d time.Duration) bool {
+	left := a.l.cfg.InFlightWait - time.Since(began)
+	if left <= 0 {
+		return false
+	}
+	blocking.Announce(ctx)
+	t := time.NewTimer(min(d, left))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// noteWait counts the attempt among those that waited for a turn, once
+// however many waits it takes (here, then in the shared store).
+func (a *Attempt) noteWait() {
+	if !a.waited {
+		a.waited = true
+		a.l.waits.Add(1)
+	}
+}

@@ -82,8 +82,18 @@ type SharedVerdict struct {
 	// back; 0 where it was not counted.
 	Slots [numKinds]int64
 	// Lease is how many units the store counted for this process besides
-	// the attempt, in the pair's slot (SharedQuery.Lease).
-	Lease int
+	// the attempt, in the pair's slot LeaseSlot (SharedQuery.Lease).
+	Lease     int
+	LeaseSlot int64
+	// Wait: the attempt is a known-good pair's, and the pair's failures
+	// and its logins in flight on every process fill its budget. It was
+	// counted nowhere; it waits for a login in flight to end and asks
+	// again, as it would wait locally (flying.go).
+	Wait bool
+	// FlySlot is where the store counted a known-good pair's attempt
+	// among the pair's logins in flight (0: it did not); Finish takes it
+	// out, and a failure lands in the pair's window.
+	FlySlot int64
 }
 
 // maxDebts bounds the failures remembered for replay while the shared
@@ -166,7 +176,16 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 	if r.Password != nil && r.Account != "" {
 		a.sh.q.HasPassword, a.sh.q.PasswordHash = true, l.sharedHash(r.Password)
 	}
-	v, err := sh.Reserve(ctx, a.sh.q)
+	v, ok, err := l.reserveShared(ctx, sh, a)
+	if !ok {
+		// Waited in vain for the pair's logins in flight, on this
+		// process or others, to end: a temporary failure, counted
+		// nowhere (Done gives the local count back).
+		a.busy = true
+		l.busy.Add(1)
+		a.sh.store, a.sh.sv = sh, v
+		return
+	}
 	if err != nil {
 		// Alone: this process's counts decide, and so do the refusals
 		// the others broadcast while the store answered.
@@ -183,7 +202,7 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 	a.sh.store, a.sh.sv = sh, v
 	a.repeat = v.Repeat
 	if !v.Refused && v.Lease > 0 {
-		a.grant, a.grantSlot = v.Lease, v.Slots[KindPair]
+		a.grant, a.grantSlot = v.Lease, v.LeaseSlot
 	}
 	switch {
 	case v.Refused:
@@ -203,6 +222,39 @@ func (l *Limiter) askShared(ctx context.Context, sh Shared, a *Attempt, r Reques
 	}
 }
 
+// Between two questions to the shared store about a pair whose budget is
+// full of logins in flight: the ends of other processes' logins reach the
+// store in their batches (a round trip or two), so the pause starts short
+// and doubles.
+const (
+	sharedPauseMin = 5 * time.Millisecond
+	sharedPauseMax = 80 * time.Millisecond
+)
+
+// reserveShared asks the store about a; while the store answers Wait, the
+// attempt pauses and asks again, for at most Config.InFlightWait in all.
+// ok is false when it waited in vain (or ctx ended meanwhile).
+func (l *Limiter) reserveShared(ctx context.Context, sh Shared, a *Attempt) (v SharedVerdict, ok bool, err error) {
+	var since time.Time
+	pause := sharedPauseMin
+	for {
+		v, err = sh.Reserve(ctx, a.sh.q)
+		if err != nil || !v.Wait {
+			return v, true, err
+		}
+		// The units given back went with the first question.
+		a.sh.q.ReturnUnits, a.sh.q.ReturnSlot = 0, 0
+		if since.IsZero() {
+			since = time.Now()
+			a.noteWait()
+		}
+		if !a.pause(ctx, since, pause) {
+			return v, false, nil
+		}
+		pause = min(2*pause, sharedPauseMax)
+	}
+}
+
 // sharedQuery is the attempt as the shared store sees it, before the
 // password and the lease's part.
 func (a *Attempt) sharedQuery() SharedQuery {
@@ -217,7 +269,7 @@ func (a *Attempt) finishShared(o Outcome) {
 	case a.sh == nil:
 		return
 	case a.sh.store != nil && !a.sh.sv.Refused:
-		if o == Failed && !a.sh.q.HasPassword {
+		if o == Failed && !a.sh.q.HasPassword && a.sh.sv.FlySlot == 0 {
 			return // the reservation stays as the failure; nothing to note
 		}
 		// Bounded by the store's own deadline. A store may hold a

@@ -15,6 +15,7 @@ type fakeShared struct {
 	down     bool
 	refuse   bool
 	grant    bool // count a lease unit for every attempt that asks
+	waits    int  // answer Wait this many times first
 	reserved []SharedQuery
 	finished []Outcome
 	finishQ  []SharedQuery
@@ -30,11 +31,15 @@ func (f *fakeShared) Reserve(_ context.Context, q SharedQuery) (SharedVerdict, e
 		return SharedVerdict{}, errUnreachable
 	}
 	f.reserved = append(f.reserved, q)
+	if f.waits > 0 && !q.Force {
+		f.waits--
+		return SharedVerdict{KnownGood: true, Wait: true}, nil
+	}
 	if f.refuse && !q.Force {
 		return SharedVerdict{Refused: true, By: KindIP, NewBlock: true}, nil
 	}
 	if f.grant && q.Lease {
-		return SharedVerdict{KnownGood: true, Lease: 1, Slots: [numKinds]int64{KindPair: 7}}, nil
+		return SharedVerdict{KnownGood: true, Lease: 1, LeaseSlot: 7, FlySlot: 3}, nil
 	}
 	return SharedVerdict{Slots: [numKinds]int64{KindIP: 1}}, nil
 }
@@ -169,5 +174,51 @@ func TestLease(t *testing.T) {
 	}
 	if got := f.finished[n:]; len(got) != 2 || got[0] != Failed || got[1] != Undecided {
 		t.Fatalf("finishes %v, want the failure's, then the unit given back", got)
+	}
+}
+
+// TestSharedWait: while the store answers that a known-good pair's budget
+// is full of logins in flight (on any process), the attempt pauses and
+// asks again, and goes on when the store lets it; kept waiting past
+// InFlightWait it is Busy, never refused, and nothing stays counted.
+func TestSharedWait(t *testing.T) {
+	l, _ := newTest(t, Config{InFlightWait: 200 * time.Millisecond})
+	f := &fakeShared{}
+	l.SetShared(f, nil)
+	req := Request{Account: "ann", IP: ip("192.0.2.1"), Password: []byte("pw")}
+	f.waits = 3
+	a := l.Begin(req)
+	if a.Refused() || a.Busy() {
+		t.Fatalf("refused %v, busy %v after three waits: want the attempt to go on", a.Refused(), a.Busy())
+	}
+	a.Done(Succeeded)
+	if len(f.reserved) != 4 {
+		t.Fatalf("%d reserve calls, want 4 (three answered Wait)", len(f.reserved))
+	}
+	if st := l.Stats(); st.Waits != 1 || st.Busy != 0 {
+		t.Fatalf("waits %d, busy %d: want 1 and 0", st.Waits, st.Busy)
+	}
+	f.waits = 1 << 20
+	start := time.Now()
+	a = l.Begin(req)
+	if !a.Busy() || a.Refused() {
+		t.Fatalf("busy %v, refused %v after waiting past InFlightWait: want busy only", a.Busy(), a.Refused())
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("gave up after %v, before InFlightWait", d)
+	}
+	a.Done(Undecided)
+	if st := l.Stats(); st.Busy != 1 {
+		t.Fatalf("busy %d, want 1", st.Busy)
+	}
+	// The pair's local budget holds no count of the attempt that
+	// waited in vain: all ten of its turns are there for the owner.
+	f.waits = 0
+	for i := range 10 {
+		a := l.Begin(req)
+		if a.Refused() || a.Busy() {
+			t.Fatalf("login %d in flight: refused %v, busy %v", i+1, a.Refused(), a.Busy())
+		}
+		defer a.Done(Succeeded)
 	}
 }

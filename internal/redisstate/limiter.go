@@ -44,27 +44,42 @@ type limiterEvents interface {
 // expired units it gives back and their slot) and four values per key
 // (kind, slot ms, budget, ttl ms), its keys being the next n of KEYS.
 // Each attempt's answer is {refusing kind or "", new block 0/1, known-good
-// 0/1, repeat 0/1, "kind:slot,..." counted, units leased}. A unit of a
-// known-good pair's budget (internal/limiter/lease.go) is leased only
-// while the pair's window is at most half full.
+// 0/1, repeat 0/1, "kind:slot,..." counted, units leased, wait 0/1, the
+// in-flight bucket counted or 0, the slot of the units leased or 0}.
+//
+// A known-good pair's attempt is counted apart from the pair's failures,
+// in a bucket "f<minute>" of logins in flight: refused only when the
+// failures (and the units leased, which stand for attempts not made yet)
+// fill the budget, told to wait (counted nowhere) when the logins in
+// flight fill the rest, as the local limiter does (internal/limiter/
+// flying.go). A login in flight counts for two to three minutes at the
+// most (the current bucket and the two before), so that a host that died
+// with logins in flight holds up nobody for long. A unit of a known-good pair's budget
+// (internal/limiter/lease.go) is leased only while the pair's window
+// is at most half full.
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- One HGETALL per key: its window's slots, and for the pair its
 -- known-good time and failed password hashes. Slots that slid out go.
+local flyb = math.floor(now / 60000)
 local function load(key, slot)
   local h = redis.call('HGETALL', key)
-  local n, f = 0, {}
+  local n, fly, f = 0, 0, {}
   for j = 1, #h, 2 do
     local name = h[j]
-    if string.sub(name, 1, 1) == 's' then
+    local c = string.sub(name, 1, 1)
+    if c == 's' then
       local s = tonumber(string.sub(name, 2))
       if s and s > slot - 12 then n = n + tonumber(h[j + 1]) else redis.call('HDEL', key, name) end
+    elseif c == 'f' then
+      local b = tonumber(string.sub(name, 2))
+      if b and b > flyb - 3 then fly = fly + tonumber(h[j + 1]) else redis.call('HDEL', key, name) end
     else
       f[name] = h[j + 1]
     end
   end
-  return n, f
+  return n, f, fly
 end
 local function one(ko, nk, ao)
   local flags, pw, kgfor = ARGV[ao], ARGV[ao + 1], tonumber(ARGV[ao + 2])
@@ -85,8 +100,8 @@ local function one(ko, nk, ao)
     local c = tonumber(redis.call('HGET', spec[pair].key, f) or '0')
     if c > 0 then redis.call('HINCRBY', spec[pair].key, f, -math.min(c, ret)) end
   end
-  local pairN, pairF = 0, {}
-  if pair then pairN, pairF = load(spec[pair].key, math.floor(now / spec[pair].sl)) end
+  local pairN, pairF, pairFly = 0, {}, 0
+  if pair then pairN, pairF, pairFly = load(spec[pair].key, math.floor(now / spec[pair].sl)) end
   if pair and not force then
     local ok = tonumber(pairF['ok'] or '0')
     kg = ok > 0 and now - ok < kgfor
@@ -94,7 +109,7 @@ local function one(ko, nk, ao)
   if pair and pw ~= '' and not rep then
     rep = string.find(',' .. (pairF['pw'] or '') .. ',', ',' .. pw .. ',', 1, true) ~= nil
   end
-  local counted, by, newblock = {}, '', 0
+  local counted, by, newblock, wait, flying, leased, leaseslot = {}, '', 0, 0, 0, 0, 0
   for i, s in ipairs(spec) do
     if (s.k == 'g') == kg then
       local slot = math.floor(now / s.sl)
@@ -110,27 +125,32 @@ local function one(ko, nk, ao)
         break
       end
       if not force and f['b'] then redis.call('HDEL', s.key, 'b') end
-      if not rep then
+      if not rep and i == pair and not force then
+        if s.b > 0 and n + pairFly >= s.b then
+          wait = 1
+          break
+        end
+        redis.call('HINCRBY', s.key, 'f' .. flyb, 1)
+        redis.call('PEXPIRE', s.key, s.ttl)
+        flying = flyb
+        if want and s.b > 0 and 2 * (pairN + pairFly + 2) <= s.b then
+          redis.call('HINCRBY', s.key, 's' .. slot, 1)
+          leased, leaseslot = 1, slot
+        end
+      elseif not rep then
         redis.call('HINCRBY', s.key, 's' .. slot, 1)
         redis.call('PEXPIRE', s.key, s.ttl)
         counted[#counted + 1] = {s.key, s.k, slot}
       end
     end
   end
-  local out, leased = {}, 0
+  local out = {}
   if by ~= '' then
     for _, c in ipairs(counted) do redis.call('HINCRBY', c[1], 's' .. c[3], -1) end
   else
-    for _, c in ipairs(counted) do
-      out[#out + 1] = c[2] .. ':' .. c[3]
-      local s = spec[pair]
-      if want and kg and not force and c[2] == 'g' and s.b > 0 and 2 * (pairN + 2) <= s.b then
-        redis.call('HINCRBY', c[1], 's' .. c[3], 1)
-        leased = 1
-      end
-    end
+    for _, c in ipairs(counted) do out[#out + 1] = c[2] .. ':' .. c[3] end
   end
-  return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ','), leased}
+  return {by, newblock, kg and 1 or 0, rep and 1 or 0, table.concat(out, ','), leased, wait, flying, leaseslot}
 end
 local res, a, k = {}, 2, 1
 for n = 1, tonumber(ARGV[1]) do
@@ -142,11 +162,14 @@ return res
 `)
 
 // finishScript ends attempts: one or many (a batch, see finishLoop).
-// ARGV[1] is the number of attempts; each then has a header of four
+// ARGV[1] is the number of attempts; each then has a header of six
 // values (the outcome: S success, U undecided, F failure; the password
 // hash or ""; the pair's ttl in ms; its number of keys n; the pair's slot
-// length in ms) and two values per key (kind, slot; slot 0: not counted),
-// its keys being the next n of KEYS (the pair index is kind x). Outcome L
+// length in ms; the bucket its login in flight was counted in, or 0) and
+// two values per key (kind, slot; slot 0: not counted), its keys being the
+// next n of KEYS (the pair index is kind x). A login in flight leaves its
+// bucket whatever the outcome; a failure then lands in the pair's window,
+// in the current slot. Outcome L
 // is the failure of an attempt that used a leased unit (counted at the
 // pair's slot): the unit's count is taken off that slot and the failure,
 // unless its password failed there before, counted in the current one.
@@ -155,8 +178,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local a, k = 2, 1
 for _ = 1, tonumber(ARGV[1]) do
-  local o, pw, pttl, n, psl = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  a = a + 5
+  local o, pw, pttl, n, psl, fly = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5]
+  a = a + 6
   local pair, idx, pslot
   for i = 0, n - 1 do
     local kind, slot = ARGV[a + 2 * i], ARGV[a + 2 * i + 1]
@@ -169,6 +192,14 @@ for _ = 1, tonumber(ARGV[1]) do
   end
   a, k = a + 2 * n, k + n
   local touch = false
+  if pair and fly ~= '0' then
+    local f = 'f' .. fly
+    if tonumber(redis.call('HGET', pair, f) or '0') > 0 then redis.call('HINCRBY', pair, f, -1) end
+    if o == 'F' then
+      redis.call('HINCRBY', pair, 's' .. math.floor(now / psl), 1)
+      touch = true
+    end
+  end
   if pair and o == 'S' then
     redis.call('HSET', pair, 'ok', now)
     touch = true
@@ -304,7 +335,7 @@ func (s limiterStore) Reserve(ctx context.Context, q limiter.SharedQuery) (limit
 			return limiter.SharedVerdict{}, err
 		}
 		v = mergeVerdict(v, gv, i == 0)
-		if v.Refused {
+		if v.Refused || v.Wait {
 			s.giveBack(ctx, q, v, done)
 			for k := range v.Slots {
 				v.Slots[k] = 0
@@ -321,8 +352,14 @@ func mergeVerdict(v, g limiter.SharedVerdict, first bool) limiter.SharedVerdict 
 		v.KnownGood = g.KnownGood
 	}
 	v.Repeat = v.Repeat || g.Repeat
-	v.Refused, v.By, v.NewBlock = g.Refused, g.By, g.NewBlock
+	v.Refused, v.By, v.NewBlock, v.Wait = g.Refused, g.By, g.NewBlock, g.Wait
 	v.Lease += g.Lease
+	if g.FlySlot != 0 {
+		v.FlySlot = g.FlySlot
+	}
+	if g.LeaseSlot != 0 {
+		v.LeaseSlot = g.LeaseSlot
+	}
 	for k, sl := range g.Slots {
 		if sl != 0 {
 			v.Slots[k] = sl
@@ -490,7 +527,7 @@ func (c *Client) reserveLoop(ctx context.Context) {
 // parseReserve reads the reserve script's answer.
 func parseReserve(res []any) (limiter.SharedVerdict, error) {
 	var v limiter.SharedVerdict
-	if len(res) != 6 {
+	if len(res) != 9 {
 		return v, fmt.Errorf("redis: reserve script answered %d values", len(res))
 	}
 	by, _ := res[0].(string)
@@ -506,7 +543,10 @@ func parseReserve(res []any) (limiter.SharedVerdict, error) {
 	v.Repeat = res[3] == int64(1)
 	if res[5] == int64(1) {
 		v.Lease = 1
+		v.LeaseSlot, _ = res[8].(int64)
 	}
+	v.Wait = res[6] == int64(1)
+	v.FlySlot, _ = res[7].(int64)
 	counted, _ := res[4].(string)
 	for _, c := range strings.Split(counted, ",") {
 		l, n, ok := strings.Cut(c, ":")
@@ -580,13 +620,13 @@ func (s limiterStore) finishItem(q limiter.SharedQuery, v limiter.SharedVerdict,
 		if k.kind == limiter.KindPair {
 			it.keys = append(it.keys, s.c.keys.pairIndex(q.Account))
 			specs = append(specs, "x", "0")
-			work = work || o == limiter.Succeeded || (o == limiter.Failed && (q.HasPassword || q.Leased))
+			work = work || o == limiter.Succeeded || v.FlySlot != 0 || (o == limiter.Failed && (q.HasPassword || q.Leased))
 		}
 		work = work || (o != limiter.Failed && v.Slots[k.kind] != 0)
 	}
 	pairTTL := q.Budgets[limiter.KindPair].Window + q.KnownGoodFor
 	pairSlot := max(q.Budgets[limiter.KindPair].Window.Milliseconds()/12, 1)
-	it.args = append([]any{out, pwText(q), pairTTL.Milliseconds(), len(it.keys), pairSlot}, specs...)
+	it.args = append([]any{out, pwText(q), pairTTL.Milliseconds(), len(it.keys), pairSlot, strconv.FormatInt(v.FlySlot, 10)}, specs...)
 	return it, work
 }
 

@@ -622,3 +622,125 @@ func TestFlushSeqWaitAnnounced(t *testing.T) {
 		t.Error("the L1 hit waited for the flush sequence without announcing it")
 	}
 }
+
+// burst runs n logins of one pair at once, spread over nodes, each in
+// flight for hold before it ends with o; it returns how many were let
+// through, refused, and answered Busy.
+func burst(nodes []*node, n int, account, ip string, hold time.Duration, o limiter.Outcome, password func(i int) string) (through, refused, busy int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		nd := nodes[i%len(nodes)]
+		wg.Go(func() {
+			a := nd.lim.Begin(limiter.Request{Account: account, IP: netip.MustParseAddr(ip), Password: []byte(password(i))})
+			mu.Lock()
+			switch {
+			case a.Busy():
+				busy++
+			case a.Refused():
+				refused++
+			default:
+				through++
+			}
+			mu.Unlock()
+			switch {
+			case a.Busy():
+				a.Done(limiter.Undecided)
+			case a.Refused():
+				a.Done(limiter.Failed)
+			default:
+				time.Sleep(hold)
+				a.Done(o)
+			}
+		})
+	}
+	wg.Wait()
+	for _, nd := range nodes {
+		for nd.c.Up() && nd.c.Stats().FinishPending > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return through, refused, busy
+}
+
+// TestOwnerBurstAcrossHosts: thirty logins of one known-good pair at once,
+// spread over two processes that hold units of its budget, all log in:
+// the pair's logins in flight count apart from its failures in Redis too,
+// and those beyond its budget wait for a turn rather than being refused
+// as if they had failed. Thirty guesses at once from the same pair still
+// get no more than its ten failures verified, and then the pair refuses.
+func TestOwnerBurstAcrossHosts(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		ownerBurst(t, []string{testenv.StartRedis(t, testenv.RedisOptions{}).Addr})
+	})
+	t.Run("cluster", func(t *testing.T) { ownerBurst(t, testenv.StartRedisCluster(t, testenv.RedisOptions{}).Addrs) })
+}
+
+func ownerBurst(t *testing.T, addrs []string) {
+	o := redisstate.Options{Addrs: addrs, KeyPrefix: "t7:", Secret: []byte("0123456789abcdef-shared")}
+	a, b := newNode(t, o, limiter.Config{}), newNode(t, o, limiter.Config{})
+	nodes := []*node{a, b}
+	for _, n := range []*node{a, b, a, b} {
+		if !attempt(n, "hana", "192.0.2.30", "right", limiter.Succeeded) {
+			t.Fatal("a login of the owner was refused")
+		}
+	}
+	right := func(int) string { return "right" }
+	through, refused, busy := burst(nodes, 30, "hana", "192.0.2.31", 30*time.Millisecond, limiter.Succeeded, right)
+	if through != 30 {
+		t.Fatalf("30 logins of the owner at once: %d through, %d refused, %d busy; want all through", through, refused, busy)
+	}
+	guess := func(i int) string { return fmt.Sprintf("guess%d", i) }
+	through, refused, busy = burst(nodes, 30, "hana", "192.0.2.32", 30*time.Millisecond, limiter.Failed, guess)
+	t.Logf("30 guesses at once: %d verified, %d refused, %d busy", through, refused, busy)
+	if through > 10 || through == 0 {
+		t.Fatalf("30 guesses at once: %d verified (%d refused, %d busy); want at most the pair's 10", through, refused, busy)
+	}
+	for i, n := range nodes {
+		if attempt(n, "hana", "192.0.2.33", "right", limiter.Succeeded) {
+			t.Fatalf("node %d let the pair log in past its budget", i)
+		}
+	}
+}
+
+// TestLoginsInFlightAgeOut: Redis's count of a pair's logins in flight
+// (what a process that died mid-login leaves behind) is dropped after a
+// few minutes; while it is there and fills the budget, a login of the
+// pair waits, and waiting in vain is a temporary failure, not a refusal.
+func TestLoginsInFlightAgeOut(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := redisstate.Options{Addrs: []string{r.Addr}, KeyPrefix: "t8:"}
+	lc := limiter.Config{InFlightWait: 150 * time.Millisecond}
+	if !attempt(newNode(t, o, lc), "ida", "192.0.2.40", "right", limiter.Succeeded) {
+		t.Fatal("first login refused")
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "t8:bf:*:g:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("pair keys %v, %v", keys, err)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minute := now.UnixMilli() / 60000
+	// Ten logins in flight counted an hour ago: gone.
+	old := "f" + strconv.FormatInt(minute-60, 10)
+	rdb.HSet(ctx, keys[0], old, 10)
+	if !attempt(newNode(t, o, lc), "ida", "192.0.2.41", "right", limiter.Succeeded) {
+		t.Fatal("a login was refused behind logins in flight an hour old")
+	}
+	if n, _ := rdb.HExists(ctx, keys[0], old).Result(); n {
+		t.Fatal("the hour-old count of logins in flight was kept")
+	}
+	// Ten in flight now: the next login waits, then gives up as busy.
+	rdb.HSet(ctx, keys[0], "f"+strconv.FormatInt(minute, 10), 10)
+	n := newNode(t, o, lc)
+	a := n.lim.Begin(limiter.Request{Account: "ida", IP: netip.MustParseAddr("192.0.2.42"), Password: []byte("right")})
+	defer a.Done(limiter.Undecided)
+	if !a.Busy() || a.Refused() {
+		t.Fatalf("busy %v, refused %v behind a budget full of logins in flight: want busy", a.Busy(), a.Refused())
+	}
+}
