@@ -26,6 +26,7 @@ import (
 
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/mono"
 	"github.com/authd-project/authd/internal/textlines"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -65,9 +66,9 @@ type file struct {
 	size    int64
 	ino     uint64
 	users   map[string]*entry
-	order   []string  // user names in file order, for LIST
-	checked time.Time // when the file was last stat'ed
-	err     error     // the last read error, returned until the file changes
+	order   []string      // user names in file order, for LIST
+	checked time.Duration // when the file was last stat'ed (mono.Now)
+	err     error         // the last read error, returned until the file changes
 }
 
 type entry struct {
@@ -231,9 +232,9 @@ var readFile = os.ReadFile
 
 // load returns the users, re-reading the file when it changed.
 func (f *file) load(log *slog.Logger) (map[string]*entry, error) {
-	now := time.Now()
+	now := mono.Now()
 	f.mu.Lock()
-	if (f.users != nil || f.err != nil) && now.Sub(f.checked) < StatInterval {
+	if (f.users != nil || f.err != nil) && now-f.checked < StatInterval {
 		users, err := f.users, f.err
 		f.mu.Unlock()
 		return users, err

@@ -7,6 +7,7 @@ import (
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/cache"
 	"github.com/authd-project/authd/internal/blocking"
+	"github.com/authd-project/authd/internal/mono"
 	"github.com/authd-project/authd/internal/vars"
 )
 
@@ -120,9 +121,9 @@ func (e *Engine) observePassdb(ctx context.Context, p *passdb, breq *backends.Re
 	if !p.memory {
 		blocking.Announce(ctx)
 	}
-	start := time.Now()
+	start := mono.Now()
 	ans, err := p.Passdb.LookupPass(ctx, breq)
-	e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+	e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), mono.Since(start))
 	return ans, err
 }
 
@@ -134,9 +135,9 @@ func (e *Engine) observePassdb(ctx context.Context, p *passdb, breq *backends.Re
 func (e *Engine) verifyPassdb(ctx context.Context, p *passdb, breq *backends.Request, v backends.Verifier, password []byte) (passLookup, error) {
 	check := func() (cache.RemoteCheck, error) {
 		blocking.Announce(ctx)
-		start := time.Now()
+		start := mono.Now()
 		ans, err := v.VerifyPass(ctx, breq, password)
-		e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+		e.obs.PassdbLookup(p.Driver, lookupResult(ans.Outcome, err), mono.Since(start))
 		if err != nil {
 			return cache.RemoteCheck{}, err
 		}
@@ -165,9 +166,9 @@ func (e *Engine) lookupUserdb(ctx context.Context, d *userdb, breq *backends.Req
 		if !d.memory {
 			blocking.Announce(ctx)
 		}
-		start := time.Now()
+		start := mono.Now()
 		ans, err := d.Userdb.LookupUser(ctx, breq)
-		e.obs.UserdbLookup(d.Driver, lookupResult(ans.Outcome, err), time.Since(start))
+		e.obs.UserdbLookup(d.Driver, lookupResult(ans.Outcome, err), mono.Since(start))
 		return ans, err
 	}
 	if d.cacheKey == nil || e.cache == nil {

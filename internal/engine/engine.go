@@ -16,6 +16,7 @@ import (
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/mono"
 	"github.com/authd-project/authd/internal/ratelog"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -343,9 +344,9 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 		}
 		defer e.verifies.release()
 	}
-	start := time.Now()
+	start := mono.Now()
 	ok, err := e.hashes.Verify(ctx, scheme, data, password, user)
-	e.obs.Verify(canonicalScheme(scheme), time.Since(start))
+	e.obs.Verify(canonicalScheme(scheme), mono.Since(start))
 	// Only an error can be over budget; asking errors.As otherwise
 	// would cost an allocation per verification.
 	if err != nil {
