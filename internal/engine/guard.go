@@ -116,7 +116,7 @@ func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) 
 		return true
 	}
 	att.counted = true
-	req := limiter.Request{Account: r.user, Password: password, At: r.info.Arrived}
+	req := limiter.Request{Account: r.user, Password: password, At: r.info.Arrived, Hint: r.hint}
 	if !r.info.NoPenalty {
 		// Without an address (a local tool), or from a trusted network
 		// (no-penalty), the attempt counts for the account only.
@@ -127,6 +127,22 @@ func (e *Engine) countAttempt(ctx context.Context, r *request, password []byte) 
 	}
 	e.limiter.Start(ctx, &att.lim, req)
 	return !att.lim.Refused() && !att.lim.Busy()
+}
+
+// prefetchPair asks the limiter to start loading the entry of the pair
+// that r's attempt will likely be counted in: login as typed, seen from the
+// client's address. Name processing (realm, translation, format) runs
+// meanwhile and usually leaves the name as it is; when it does not, the
+// hint is not used and nothing is lost but the load.
+func (e *Engine) prefetchPair(r *request, login string) {
+	info := r.info
+	if e.limiter == nil || info == nil || info.NoPenalty || !info.RemoteAddr.IsValid() {
+		return
+	}
+	if info.attempt != nil && info.attempt.counted {
+		return
+	}
+	r.hint = e.limiter.Prefetch(login, info.RemoteAddr)
 }
 
 func (e *Engine) newPolicyState(r *request, login string, password []byte) *policyState {

@@ -10,6 +10,7 @@ import (
 	"github.com/authd-project/authd/backends"
 	"github.com/authd-project/authd/internal/config"
 	"github.com/authd-project/authd/internal/fields"
+	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
 )
@@ -57,6 +58,9 @@ type request struct {
 	// provided holds a passdb's own fields while its override_fields
 	// read them (vc.ProviderFields points here: no allocation of its own).
 	provided fields.Fields
+	// hint is the limiter's pair ID worked out while the name was
+	// processed (prefetchPair).
+	hint limiter.PairHint
 }
 
 func (r *request) setUser(u string) {
@@ -73,6 +77,9 @@ func (e *Engine) VerifyPlain(ctx context.Context, info *Info, authzid, authcid s
 	}
 	loginName, masterName := e.splitLogin(info, authzid, authcid)
 	r := &request{info: info, origUser: origName(authcid, masterName)}
+	if masterName == "" {
+		e.prefetchPair(r, loginName)
+	}
 	r.vc = e.varsContext(info, "")
 	r.vc.OrigUser = r.origUser
 	// %w is needed by some passdb templates; it lives only in this

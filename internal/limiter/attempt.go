@@ -24,6 +24,9 @@ type Request struct {
 	// (saving a read per login: the limiter keeps seconds); the zero Time
 	// makes the limiter read it. Ignored under Config.Now.
 	At time.Time
+	// Hint is what Prefetch returned for this request, if it was asked:
+	// Start then need not hash the pair's key again.
+	Hint PairHint
 }
 
 // Outcome is how an attempt ended.
@@ -155,8 +158,7 @@ func (l *Limiter) beginLocal(ctx context.Context, a *Attempt, r Request) {
 	a.l, a.ip, a.began = l, normalize(r.IP), now
 	if r.Account != "" {
 		a.account = r.Account
-		var buf [128]byte
-		a.pairID = l.keys.idBytes(appendPairKey(buf[:0], r.Account, a.ip))
+		a.pairID = l.pairID(r.Hint, r.Account, a.ip)
 		if r.Password != nil {
 			a.hashed, a.pwHash = true, l.passwordHash(r.Password)
 		}

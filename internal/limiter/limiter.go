@@ -144,6 +144,7 @@ type Limiter struct {
 	// passwordHash).
 	pwSeed maphash.Seed
 	shards [shards]shard
+	tables tableArena
 	sh     sharedState
 
 	evicted atomic.Int64
@@ -169,7 +170,7 @@ func New(cfg Config) *Limiter {
 	l.pwSeed = maphash.MakeSeed()
 	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range l.shards {
-		l.shards[i].init(per, l.keys)
+		l.shards[i].init(per, l.keys, &l.tables)
 	}
 	return l
 }

@@ -3,6 +3,7 @@ package limiter
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,9 +100,12 @@ type shard struct {
 	// tags[i] is 0 when slots[i] is free, else tagOf its key's ID.
 	tags  []uint8
 	slots []entry
+	// view is tags and slots for Prefetch, which takes no lock.
+	view atomic.Pointer[tableView]
 
 	keys   *keyer
-	n      int // keys in slots
+	tables *tableArena // where large tables come from (tables.go)
+	n      int         // keys in slots
 	max    int
 	maxCap int
 	hand   int // where the next eviction starts looking
@@ -120,14 +124,15 @@ type shard struct {
 	_ [64]byte
 }
 
-func (s *shard) init(max int, keys *keyer) {
-	s.keys = keys
+func (s *shard) init(max int, keys *keyer, tables *tableArena) {
+	s.keys, s.tables = keys, tables
 	s.max = max
 	// One slot more than max keys at the most, so that a probe always
 	// ends on a free slot.
 	s.maxCap = max*maxLoadDen/maxLoadNum + 1
-	s.slots = make([]entry, min(64, s.maxCap))
+	s.slots = tables.alloc(min(64, s.maxCap))
 	s.tags = make([]uint8, len(s.slots))
+	s.view.Store(&tableView{s.slots, s.tags})
 	s.blocked = make(map[keyID]struct{})
 }
 
@@ -136,8 +141,11 @@ func (s *shard) init(max int, keys *keyer) {
 func tagOf(id keyID) uint8 { return uint8(id.a>>56) | 1 }
 
 // home is where a probe for id starts.
-func (s *shard) home(id keyID) int {
-	hi, _ := bits.Mul64(id.b, uint64(len(s.slots)))
+func (s *shard) home(id keyID) int { return homeIn(id, len(s.slots)) }
+
+// homeIn is where a probe for id starts in a table of n slots.
+func homeIn(id keyID, n int) int {
+	hi, _ := bits.Mul64(id.b, uint64(n))
 	return int(hi)
 }
 
@@ -228,7 +236,7 @@ func (s *shard) insert(id keyID, key string, kind Kind, evicted func()) *entry {
 // grow moves the keys to a table of size slots.
 func (s *shard) grow(size int) {
 	old := s.slots
-	s.slots, s.tags = make([]entry, size), make([]uint8, size)
+	s.slots, s.tags = s.tables.alloc(size), make([]uint8, size)
 	for k := range old {
 		if old[k].id == (keyID{}) {
 			continue
@@ -237,6 +245,7 @@ func (s *shard) grow(size int) {
 		s.slots[i] = old[k]
 		s.tags[i] = tagOf(old[k].id)
 	}
+	s.view.Store(&tableView{s.slots, s.tags})
 	s.hand = 0
 }
 

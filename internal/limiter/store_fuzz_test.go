@@ -17,7 +17,7 @@ func FuzzShardTable(f *testing.F) {
 	f.Add([]byte(strings.Repeat("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x20\x21", 3)))
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var s shard
-		s.init(24, newKeyer())
+		s.init(24, newKeyer(), new(tableArena))
 		key := func(i byte) string { return "key " + strconv.Itoa(int(i)) + strings.Repeat("x", int(i)%7) }
 		in := map[string]bool{}
 		for _, op := range ops {

@@ -13,7 +13,7 @@ import (
 // and every key evicted is one nobody used since the table filled.
 func TestApproximateLRU(t *testing.T) {
 	var s shard
-	s.init(160, newKeyer())
+	s.init(160, newKeyer(), new(tableArena))
 	evictions := 0
 	noted := func() { evictions++ }
 	key := func(i int) string { return "k" + strconv.Itoa(i) }
@@ -44,7 +44,7 @@ func TestApproximateLRU(t *testing.T) {
 // evicts the least recently used key.
 func TestExactLRUInSmallShards(t *testing.T) {
 	var s shard
-	s.init(4, newKeyer())
+	s.init(4, newKeyer(), new(tableArena))
 	for _, k := range []string{"a", "b", "c", "d"} {
 		s.getKey(k, KindIP, func() {})
 	}
@@ -65,7 +65,7 @@ func TestExactLRUInSmallShards(t *testing.T) {
 // own text, and no key gone is.
 func TestTableChurn(t *testing.T) {
 	var s shard
-	s.init(500, newKeyer())
+	s.init(500, newKeyer(), new(tableArena))
 	key := func(i int) string { return "key number " + strconv.Itoa(i) }
 	for i := range 5000 {
 		s.getKey(key(i), KindAccount, func() {})
