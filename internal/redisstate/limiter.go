@@ -60,9 +60,11 @@ type limiterEvents interface {
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- One HGETALL per key: its window's slots, and for the pair its
--- known-good time and failed password hashes. Slots that slid out go.
+-- The minute's bucket of a known-good pair's logins in flight.
 local flyb = math.floor(now / 60000)
+-- One HGETALL per key: its window's slots, and for the pair its
+-- known-good time, failed password hashes and logins in flight. Slots
+-- that slid out go, and so do buckets older than the two before flyb.
 local function load(key, slot)
   local h = redis.call('HGETALL', key)
   local n, fly, f = 0, 0, {}
