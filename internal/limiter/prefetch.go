@@ -41,8 +41,7 @@ func (l *Limiter) Prefetch(account string, ip netip.Addr) PairHint {
 		return PairHint{}
 	}
 	ip = normalize(ip)
-	var buf [128]byte
-	h := PairHint{account: account, ip: ip, id: l.keys.idBytes(appendPairKey(buf[:0], account, ip))}
+	h := PairHint{account: account, ip: ip, id: l.pairID(PairHint{}, account, ip)}
 	v := l.shardOf(h.id).view.Load()
 	if i := homeIn(h.id, len(v.slots)); i < len(v.slots) {
 		prefetch(unsafe.Pointer(&v.slots[i]))
