@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	// gcfloor); unless GOGC is set.
 	gcctx, gcstop := context.WithCancel(ctx)
 	var gcwg sync.WaitGroup
-	gcwg.Go(func() { gcfloor.Run(gcctx, gcfloor.DefaultFloor) })
+	gcwg.Go(func() { gcfloor.Run(gcctx, gcfloor.Default) })
 	defer func() { gcstop(); gcwg.Wait() }()
 	for {
 		select {

@@ -15,18 +15,48 @@ func TestPercent(t *testing.T) {
 		live, floor uint64
 		base, want  int
 	}{
-		{4 << 20, 32 << 20, 100, 800},     // 4 MiB live: the next GC 32 MiB later
-		{3 << 20, 32 << 20, 100, 1066},    // rounded down
-		{64 << 20, 32 << 20, 100, 100},    // more live than the floor: the default
-		{32 << 20, 32 << 20, 150, 150},    // never below the base
-		{0, 32 << 20, 100, maxPercent},    // nothing live: bounded
-		{1, 1 << 40, 100, maxPercent},     // no overflow
-		{10 << 20, 32 << 20, 100, 320},    // 10 MiB live
-		{1 << 30, DefaultFloor, 100, 100}, // a 1 GiB cache
+		{4 << 20, 32 << 20, 100, 800},      // 4 MiB live: the next GC 32 MiB later
+		{3 << 20, 32 << 20, 100, 1066},     // rounded down
+		{64 << 20, 32 << 20, 100, 100},     // more live than the floor: the default
+		{32 << 20, 32 << 20, 150, 150},     // never below the base
+		{0, 32 << 20, 100, maxPercent},     // nothing live: bounded
+		{1, 1 << 40, 100, maxPercent},      // no overflow
+		{10 << 20, 32 << 20, 100, 320},     // 10 MiB live
+		{1 << 30, Default.Floor, 100, 100}, // a 1 GiB cache
 	} {
 		if got := Percent(tc.live, tc.floor, tc.base); got != tc.want {
 			t.Errorf("Percent(%d, %d, %d) = %d, want %d", tc.live, tc.floor, tc.base, got, tc.want)
 		}
+	}
+}
+
+func TestHeadroom(t *testing.T) {
+	p := Default
+	for _, tc := range []struct {
+		name      string
+		allocated uint64
+		elapsed   time.Duration
+		want      uint64
+	}{
+		{"slow allocation: the floor", 1 << 20, time.Second, 32 << 20},
+		{"idle for minutes: the floor", 32 << 20, 10 * time.Minute, 32 << 20},
+		{"24 MiB/s: one interval's worth", 12 << 20, time.Second / 2, 96 << 20},
+		{"500 MB/s: the maximum", 250 << 20, time.Second / 2, 256 << 20},
+		{"no time measured: the floor", 64 << 20, 0, 32 << 20},
+		{"nothing allocated: the floor", 0, time.Second, 32 << 20},
+		{"no overflow", 1 << 62, time.Nanosecond, 256 << 20},
+	} {
+		if got := p.Headroom(tc.allocated, tc.elapsed); got != tc.want {
+			t.Errorf("%s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
+		}
+	}
+	// A maximum under the floor does not lower the floor; no interval is
+	// the floor alone.
+	if got := (Policy{Floor: 32 << 20, Interval: time.Second, Max: 1}).Headroom(1<<30, time.Second); got != 32<<20 {
+		t.Errorf("maximum under the floor: %d, want the floor", got)
+	}
+	if got := (Policy{Floor: 32 << 20, Max: 1 << 30}).Headroom(1<<30, time.Second); got != 32<<20 {
+		t.Errorf("no interval: %d, want the floor", got)
 	}
 }
 
@@ -41,14 +71,14 @@ func gcPercent() int {
 func TestRun(t *testing.T) {
 	t.Setenv("GOGC", "") // set: Run must do nothing
 	ctx, cancel := context.WithCancel(t.Context())
-	Run(ctx, DefaultFloor) // returns at once
+	Run(ctx, Default) // returns at once
 	before := gcPercent()
 
 	// Unset for the rest (t.Setenv restores it afterwards).
 	t.Setenv("GOGC", "")
 	unsetenv(t)
 	var wg sync.WaitGroup
-	wg.Go(func() { Run(ctx, 1<<40) })
+	wg.Go(func() { Run(ctx, Policy{Floor: 1 << 40}) })
 	deadline := time.Now().Add(10 * time.Second)
 	for gcPercent() == before {
 		if time.Now().After(deadline) {
@@ -73,5 +103,37 @@ func unsetenv(t *testing.T) {
 	t.Helper()
 	if err := os.Unsetenv("GOGC"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sink keeps allocations from being optimised away.
+var sink []byte
+
+// Run sizes the headroom from the allocation between two collections: with
+// a floor far under the live heap, the floor alone would leave the base
+// percentage, and an hour's worth of the measured rate raises it to the
+// bound.
+func TestRunFollowsAllocation(t *testing.T) {
+	t.Setenv("GOGC", "")
+	unsetenv(t)
+	before := gcPercent()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { Run(ctx, Policy{Floor: 1, Interval: time.Hour, Max: 1 << 40}) })
+	deadline := time.Now().Add(10 * time.Second)
+	for gcPercent() != maxPercent {
+		if time.Now().After(deadline) {
+			t.Fatalf("percentage %d after collections with allocation between them, want %d", gcPercent(), maxPercent)
+		}
+		for range 64 {
+			sink = make([]byte, 64<<10)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if got := gcPercent(); got != before {
+		t.Errorf("percentage %d after Run, want %d back", got, before)
 	}
 }
