@@ -7,10 +7,10 @@
 // delay for whichever logins arrive meanwhile (measured in
 // docs/performance.md). Run raises the GC percentage after every
 // collection so that the next one starts no sooner than a headroom of new
-// allocation: at least a floor, and more while allocation is fast, so
-// that collections come about once per interval, up to a maximum. Once
-// more than that headroom is live (a big auth cache) the default applies
-// unchanged. The cost is at most the maximum in extra heap.
+// allocation (Policy.Headroom): at least a floor, and at a moderate rate
+// as much as makes the collections an interval apart. Once more is live
+// than the headroom (a big auth cache) the default applies unchanged. The
+// cost is at most Policy.Max in extra heap.
 package gcfloor
 
 import (
@@ -29,39 +29,47 @@ import (
 type Policy struct {
 	// Floor is the least: a collection never starts sooner.
 	Floor uint64
-	// Interval is the aim while allocation is fast: the headroom is what
-	// the last cycle's allocation rate fills in this time, so at most
-	// about one collection per Interval, ...
+	// Interval is the aim at a moderate allocation rate: the headroom is
+	// what the last cycle's rate fills in this time.
 	Interval time.Duration
-	// Max is the most, however fast the allocation: it bounds the extra
-	// heap.
+	// Max bounds the headroom, and so the extra heap. A rate too fast for
+	// Max to last an Interval gets less (see Headroom).
 	Max uint64
 }
 
-// Default is authd's policy. At 30,000 logins/s (≈80 MB/s of allocation)
-// the 32 MiB floor alone meant two or three collections a second, and the
-// few milliseconds of marking each set the latency of about one login in a
-// hundred; with no collection at all in the measured seconds the p99 at
-// that rate fell from 1.5–3.3 ms to 0.7–0.8 ms (docs/performance.md, "Run
-// of session 13"). Four seconds apart the collections touch a few logins
-// in a thousand. Only a site with thousands of logins a second reaches the
-// maximum; one with tens a second stays at the floor.
+// Default is authd's policy, from measurements in docs/performance.md
+// ("Run of session 13"). At 30,000 logins/s (≈80 MB/s of allocation) the
+// 32 MiB floor alone meant two or three collections a second, and their
+// few milliseconds of marking set the latency of about one login in a
+// hundred: with no collection at all in the measured seconds, the p99 of
+// SQL {PLAIN} cache-warm logins at that rate was 0.7–0.8 ms instead of
+// 1.5–3.3 ms. With collections 4 s apart it was 1.1–1.5 ms. Only a site
+// with thousands of logins a second gets past the floor.
 var Default = Policy{Floor: 32 << 20, Interval: 4 * time.Second, Max: 256 << 20}
 
 // maxPercent bounds the percentage Run sets when almost nothing is live.
 const maxPercent = 100000
 
 // Headroom is the allocation to allow before the next collection after
-// allocated bytes in elapsed time since the previous one.
+// allocated bytes in elapsed time since the previous one: an Interval's
+// worth at that rate, between Floor and Max. Beyond Max it shrinks again,
+// to Max²/(an Interval's worth): at a rate no affordable heap can space
+// out (a saturated daemon allocates ≈570 MB/s), a large heap did not
+// help. Collections every 0.45 s on a 256 MiB headroom raised the
+// saturated closed-loop p99 to 4.0–4.2 ms, against 1.8–3.5 ms on the
+// floor, with the same throughput; shrinking brought it back to 2.3–2.8 ms.
 func (p Policy) Headroom(allocated uint64, elapsed time.Duration) uint64 {
-	h := p.Floor
-	if elapsed > 0 && p.Interval > 0 {
-		want := float64(allocated) * (float64(p.Interval) / float64(elapsed))
-		if want > float64(h) {
-			h = uint64(min(want, float64(max(p.Max, p.Floor))))
-		}
+	if elapsed <= 0 || p.Interval <= 0 || p.Max <= p.Floor {
+		return p.Floor
 	}
-	return h
+	want := float64(allocated) * (float64(p.Interval) / float64(elapsed))
+	hi := float64(p.Max)
+	if want > hi {
+		// Faster than the maximum can space out: shrink back towards
+		// the floor, as far as the rate is beyond it.
+		want = hi * hi / want
+	}
+	return max(p.Floor, uint64(want))
 }
 
 // Run adjusts the GC percentage after every collection until ctx ends,

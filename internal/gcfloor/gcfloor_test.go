@@ -40,11 +40,14 @@ func TestHeadroom(t *testing.T) {
 	}{
 		{"slow allocation: the floor", 1 << 20, time.Second, 32 << 20},
 		{"idle for minutes: the floor", 32 << 20, 10 * time.Minute, 32 << 20},
-		{"24 MiB/s: one interval's worth", 12 << 20, time.Second / 2, 96 << 20},
-		{"500 MB/s: the maximum", 250 << 20, time.Second / 2, 256 << 20},
+		{"24 MiB/s: an interval's worth", 12 << 20, time.Second / 2, 96 << 20},
+		{"64 MiB/s: the maximum", 32 << 20, time.Second / 2, 256 << 20},
+		{"128 MiB/s: shrinks to half the maximum", 64 << 20, time.Second / 2, 128 << 20},
+		{"500 MiB/s: shrinks to the floor's neighbourhood", 250 << 20, time.Second / 2, 256 * 256 << 20 / 2000},
+		{"1 GiB/s: the floor", 1 << 30, time.Second, 32 << 20},
 		{"no time measured: the floor", 64 << 20, 0, 32 << 20},
 		{"nothing allocated: the floor", 0, time.Second, 32 << 20},
-		{"no overflow", 1 << 62, time.Nanosecond, 256 << 20},
+		{"no overflow", 1 << 62, time.Nanosecond, 32 << 20},
 	} {
 		if got := p.Headroom(tc.allocated, tc.elapsed); got != tc.want {
 			t.Errorf("%s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
