@@ -43,7 +43,7 @@ type Policy struct {
 // few milliseconds of marking set the latency of about one login in a
 // hundred: with no collection at all in the measured seconds, the p99 of
 // SQL {PLAIN} cache-warm logins at that rate was 0.7–0.8 ms instead of
-// 1.5–3.3 ms. With collections 4 s apart it was 1.1–1.5 ms. Only a site
+// 2.3–3.7 ms. With collections 4 s apart it was 1.1–1.4 ms. Only a site
 // with thousands of logins a second gets past the floor.
 var Default = Policy{Floor: 32 << 20, Interval: 4 * time.Second, Max: 256 << 20}
 
