@@ -18,6 +18,8 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/authd-project/authd/internal/rawsock"
 )
 
 // target is one server to connect to, from `uris` or `hosts`.
@@ -226,7 +228,7 @@ func (d *dialer) connectOne(ctx context.Context, i int, b *binder) (net.Conn, bo
 			raw.Close()
 		}
 	}()
-	conn := raw
+	conn := rawsock.Wrap(raw)
 	if dl, has := dctx.Deadline(); has {
 		_ = conn.SetDeadline(dl)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/authd-project/authd/internal/rawsock"
 )
 
 // The MySQL/MariaDB driver: go-sql-driver/mysql under database/sql, one
@@ -87,6 +89,7 @@ func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogg
 	cfg.ReadTimeout = o.readTimeout
 	cfg.WriteTimeout = o.writeTimeout
 	cfg.Logger = log
+	cfg.DialFunc = dialMySQL
 	// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
 	// Dovecot reads them, instead of becoming time.Time.
 	cfg.ParseTime = false
@@ -104,6 +107,18 @@ func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogg
 		cfg.TLS = t
 	}
 	return cfg
+}
+
+// dialMySQL is the driver's own dial (net.Dialer, keep-alives on) with
+// the socket's reads and writes made raw (internal/rawsock): every lookup
+// is a write and a read on it.
+func dialMySQL(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return rawsock.Wrap(c), nil
 }
 
 // stdConns is a database/sql pool with a prepared statement per query

@@ -24,6 +24,7 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/ratelog"
+	"github.com/authd-project/authd/internal/rawsock"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/tabescape"
 )
@@ -337,6 +338,7 @@ type clientReq struct {
 // server shuts down. It recovers panics so that one connection cannot take
 // the process down.
 func (s *ClientServer) Serve(nc net.Conn) {
+	nc = rawsock.Wrap(nc)
 	c := &clientConn{
 		s:       s,
 		nc:      nc,

@@ -18,6 +18,7 @@ import (
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/ratelog"
+	"github.com/authd-project/authd/internal/rawsock"
 	"github.com/authd-project/authd/internal/tabescape"
 )
 
@@ -132,6 +133,7 @@ type masterConn struct {
 
 // Serve runs the master protocol on nc.
 func (s *MasterServer) Serve(nc net.Conn) {
+	nc = rawsock.Wrap(nc)
 	if !s.nconns.acquire() {
 		_ = nc.Close()
 		return
@@ -206,6 +208,9 @@ func (s *MasterServer) Shutdown(ctx context.Context) error {
 
 // PeerCred returns the credentials of a unix socket's peer (SO_PEERCRED).
 func PeerCred(nc net.Conn) (*syscall.Ucred, error) {
+	if rc, ok := nc.(*rawsock.Conn); ok {
+		nc = rc.Conn
+	}
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
 		return nil, errors.New("not a unix socket")
