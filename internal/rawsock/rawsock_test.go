@@ -188,3 +188,22 @@ func TestWrapLeavesOthers(t *testing.T) {
 		t.Fatalf("SO_TYPE through SyscallConn = %d, %v, %v; want a stream socket", typ, err, serr)
 	}
 }
+
+// A login on an idle connection is a read and a write on each socket it
+// uses: they must not allocate (a closure per call would, see Conn).
+func TestReadWriteDoNotAllocate(t *testing.T) {
+	a, b := pair(t, "unix")
+	msg := []byte("AUTH\t1\tPLAIN\tservice=imap\n")
+	buf := make([]byte, len(msg))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := a.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a Write and a Read allocate %.1f times; want 0", allocs)
+	}
+}
