@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/authd-project/authd/internal/ratelog"
+	"github.com/authd-project/authd/internal/rawsock"
 )
 
 // capListener serves at most limit connections at once. One past the cap
@@ -57,7 +58,9 @@ func (l *capListener) Accept() (net.Conn, error) {
 			l.every.Log(l.log, slog.LevelWarn, "grpc connection refused: the listener serves its maximum of connections (max_connections)", "max", l.limit)
 			continue
 		}
-		pc := &peerConn{Conn: c, release: func() { l.n.Add(-1) }}
+		// Reads and writes as raw system calls (internal/rawsock), as on
+		// the Dovecot protocol's sockets; TLS, when configured, runs on top.
+		pc := &peerConn{Conn: rawsock.Wrap(c), release: func() { l.n.Add(-1) }}
 		if uc, ok := c.(*net.UnixConn); ok {
 			pc.addr = unixPeerOf(uc)
 		}
