@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"syscall"
@@ -11,9 +12,10 @@ import (
 	"github.com/authd-project/authd/internal/rawsock"
 )
 
-// TestDialsWrapSockets: the MySQL and PostgreSQL dials hand the drivers
-// a socket whose reads and writes are raw (internal/rawsock) and that
-// still carries bytes both ways; a failed dial stays the driver's error.
+// TestDialsWrapSockets: the dial mysqlConfig gives the MySQL driver, and
+// rawDial as PostgreSQL uses it over pgx's, hand the drivers a socket
+// whose reads and writes are raw (internal/rawsock) and that still
+// carries bytes both ways; a failed dial stays the driver's error.
 func TestDialsWrapSockets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.sock")
 	ln, err := net.Listen("unix", path)
@@ -38,10 +40,13 @@ func TestDialsWrapSockets(t *testing.T) {
 	}()
 	var nd net.Dialer
 	dials := map[string]func(context.Context, string, string) (net.Conn, error){
-		"mysql": dialMySQL,
+		"mysql": mysqlConfig(&connectOpts{}, endpoint{net: "unix", addr: path}, nil, driverLogger{slog.New(slog.DiscardHandler)}).DialFunc,
 		"pgsql": rawDial(nd.DialContext),
 	}
 	for name, dial := range dials {
+		if dial == nil {
+			t.Fatalf("%s: no dial of authd's: the driver would use its own", name)
+		}
 		c, err := dial(context.Background(), "unix", path)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

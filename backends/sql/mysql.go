@@ -89,7 +89,7 @@ func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogg
 	cfg.ReadTimeout = o.readTimeout
 	cfg.WriteTimeout = o.writeTimeout
 	cfg.Logger = log
-	cfg.DialFunc = dialMySQL
+	cfg.DialFunc = rawDial(new(net.Dialer).DialContext)
 	// DATETIME and friends stay text ("2020-01-02 03:04:05"), as
 	// Dovecot reads them, instead of becoming time.Time.
 	cfg.ParseTime = false
@@ -109,16 +109,19 @@ func mysqlConfig(o *connectOpts, ep endpoint, tlsCfg *tls.Config, log driverLogg
 	return cfg
 }
 
-// dialMySQL is the driver's own dial (net.Dialer, keep-alives on) with
-// the socket's reads and writes made raw (internal/rawsock): every lookup
-// is a write and a read on it.
-func dialMySQL(ctx context.Context, network, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
+// rawDial is dial with the socket's reads and writes made raw
+// (internal/rawsock): every lookup is a write and a read on it. TLS, when
+// asked for, runs on top. MySQL's connections get it over the driver's own
+// dial (a net.Dialer; the driver bounds it with its connect timeout), and
+// PostgreSQL's over pgx's.
+func rawDial(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawsock.Wrap(c), nil
 	}
-	return rawsock.Wrap(c), nil
 }
 
 // stdConns is a database/sql pool with a prepared statement per query

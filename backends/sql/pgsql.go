@@ -13,8 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/authd-project/authd/internal/rawsock"
 )
 
 // The PostgreSQL driver (driver = pgsql): pgx's own pool (pgxpool), one per
@@ -202,7 +200,7 @@ func (d *DB) openPgSQL(s Settings) error {
 			return s.cfgErr("connect", "host %s: %v", pgHostName(h), pgConfigError(err))
 		}
 		cfg.MaxConns = int32(size)
-		cfg.ConnConfig.DialFunc = rawDial(cfg.ConnConfig.DialFunc)
+		cfg.ConnConfig.DialFunc = rawDial(cfg.ConnConfig.DialFunc) // pgx's dial, with connect_timeout if set
 		rt := cfg.ConnConfig.RuntimeParams
 		// The lexer's reading of '…' (no backslash escapes), and UTF-8
 		// both ways (see dialect.representable).
@@ -215,19 +213,6 @@ func (d *DB) openPgSQL(s Settings) error {
 		d.hosts = append(d.hosts, &host{ep: endpoint{net: "pgsql", addr: pgHostName(h)}, conns: newPgConns(pool, size)})
 	}
 	return nil
-}
-
-// rawDial is pgx's dial (with connect_timeout, if set) with the socket's
-// reads and writes made raw (internal/rawsock), as for MySQL: every lookup
-// is a write and a read on it. TLS, when asked for, runs on top.
-func rawDial(dial pgconn.DialFunc) pgconn.DialFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return rawsock.Wrap(c), nil
-	}
 }
 
 func pgHostName(h string) string {
