@@ -108,7 +108,8 @@ func checkCompiledFor(t *testing.T, dl dialect, src, hostile string) {
 	}
 	for _, nbe := range modes {
 		mysql := dl == dMySQL
-		if ka, kb := skeletonQ(sqlA, nbe, quotes, mysql), skeletonQ(sqlB, nbe, quotes, mysql); ka != kb {
+		pg := dl == dPgSQL
+		if ka, kb := skeletonQ(sqlA, nbe, quotes, mysql, pg), skeletonQ(sqlB, nbe, quotes, mysql, pg); ka != kb {
 			t.Fatalf("%s %q (no_backslash_escapes=%v): structure changed with the user:\n%q -> %q\n%q -> %q", dl, src, nbe, sqlA, ka, sqlB, kb)
 		}
 	}
@@ -120,8 +121,9 @@ func checkCompiledFor(t *testing.T, dl dialect, src, hostile string) {
 // no backquotes). Only MySQL (mysql) has "#" comments, "--" comments that
 // need a blank after them, and comments whose content is SQL (/*!, /*M!,
 // /*+); PostgreSQL and SQLite read "#" as an ordinary character and any
-// "--" as a comment.
-func skeletonQ(sql string, nbe bool, quotes string, mysql bool) string {
+// "--" as a comment. Only PostgreSQL (pg) has dollar quotes ($$…$$,
+// $tag$…$tag$), string literals like the others.
+func skeletonQ(sql string, nbe bool, quotes string, mysql, pg bool) string {
 	var b strings.Builder
 	inExec := false // inside /*! … */: SQL, which the next */ ends
 	for i := 0; i < len(sql); {
@@ -136,10 +138,22 @@ func skeletonQ(sql string, nbe bool, quotes string, mysql bool) string {
 			n := execCommentLen(sql[i:])
 			b.WriteString(sql[i : i+n])
 			i += n
+		case pg && dollarTagLen(sql, i) > 0:
+			tag := sql[i : i+dollarTagLen(sql, i)]
+			j := strings.Index(sql[i+len(tag):], tag)
+			if j < 0 {
+				b.WriteString("<unterminated>")
+				return b.String()
+			}
+			b.WriteByte('S')
+			i += 2*len(tag) + j
 		case strings.IndexByte(quotes, c) >= 0:
+			// PostgreSQL's E'…' reads backslash escapes whatever
+			// standard_conforming_strings says.
+			esc := !nbe || pg && c == '\'' && i > 0 && sql[i-1]|0x20 == 'e' && (i < 2 || !identByte(sql[i-2], false))
 			j := i + 1
 			for ; j < len(sql); j++ {
-				if sql[j] == '\\' && !nbe && c != '`' {
+				if sql[j] == '\\' && esc && c != '`' {
 					j++
 					continue
 				}
@@ -180,6 +194,29 @@ func skeletonQ(sql string, nbe bool, quotes string, mysql bool) string {
 		}
 	}
 	return b.String()
+}
+
+// dollarTagLen is the length of the dollar-quote delimiter ($$ or $tag$,
+// a tag being an identifier without $) at sql[i], 0 if there is none: a
+// $ inside an identifier (a$b$) or before a digit ($1) opens nothing.
+func dollarTagLen(sql string, i int) int {
+	if sql[i] != '$' || i > 0 && (identByte(sql[i-1], false) || sql[i-1] == '$') {
+		return 0
+	}
+	j := i + 1
+	for j < len(sql) && identByte(sql[j], j == i+1) {
+		j++
+	}
+	if j < len(sql) && sql[j] == '$' {
+		return j - i + 1
+	}
+	return 0
+}
+
+// identByte reports whether c may stand in an identifier (first: as its
+// first character), as skeletonQ reads one.
+func identByte(c byte, first bool) bool {
+	return c == '_' || c >= 0x80 || c|0x20 >= 'a' && c|0x20 <= 'z' || !first && c >= '0' && c <= '9'
 }
 
 // lineCommentQ reports whether s starts with a line comment in the
