@@ -49,6 +49,10 @@ type scheme struct {
 	family string
 	// extra marks schemes Dovecot 2.3.19 does not have (authd extensions).
 	extra bool
+	// costly marks schemes whose verification is slow on purpose (a work
+	// factor, or md5crypt's thousand rounds): a millisecond of CPU or
+	// more, where a digest takes a microsecond.
+	costly bool
 }
 
 type verifyFunc func(c call, raw string, password []byte, user string) (bool, error)
@@ -64,21 +68,21 @@ func fixedCost(f func(raw string, password []byte, user string) (bool, error)) v
 // registration). Keys are canonical upper-case names.
 var registry = map[string]*scheme{
 	// crypt(3) family: one verifier for all four names (§3 "crypt family").
-	"SHA512-CRYPT": {name: "SHA512-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateSHA512Crypt, family: "SHA512-CRYPT"},
-	"SHA256-CRYPT": {name: "SHA256-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateSHA256Crypt, family: "SHA256-CRYPT"},
-	"CRYPT":        {name: "CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateBcrypt, family: "BLF-CRYPT"},
+	"SHA512-CRYPT": {name: "SHA512-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateSHA512Crypt, family: "SHA512-CRYPT", costly: true},
+	"SHA256-CRYPT": {name: "SHA256-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateSHA256Crypt, family: "SHA256-CRYPT", costly: true},
+	"CRYPT":        {name: "CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateBcrypt, family: "BLF-CRYPT", costly: true},
 	"DES-CRYPT":    {name: "DES-CRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateDESCrypt, family: "DES-CRYPT"},
-	"BLF-CRYPT":    {name: "BLF-CRYPT", enc: encNone, verify: verifyBcrypt, generate: generateBcrypt, family: "BLF-CRYPT"},
-	"MD5-CRYPT":    {name: "MD5-CRYPT", enc: encNone, verify: fixedCost(verifyMD5Crypt), generate: generateMD5Crypt, family: "MD5-CRYPT"},
-	"MD5":          {name: "MD5", enc: encNone, verify: fixedCost(verifyMD5), generate: generateMD5Crypt, family: "MD5-CRYPT"},
+	"BLF-CRYPT":    {name: "BLF-CRYPT", enc: encNone, verify: verifyBcrypt, generate: generateBcrypt, family: "BLF-CRYPT", costly: true},
+	"MD5-CRYPT":    {name: "MD5-CRYPT", enc: encNone, verify: fixedCost(verifyMD5Crypt), generate: generateMD5Crypt, family: "MD5-CRYPT", costly: true},
+	"MD5":          {name: "MD5", enc: encNone, verify: fixedCost(verifyMD5), generate: generateMD5Crypt, family: "MD5-CRYPT", costly: true},
 
-	"ARGON2I":  {name: "ARGON2I", enc: encNone, verify: verifyArgon2, generate: generateArgon2I, family: "ARGON2I"},
-	"ARGON2ID": {name: "ARGON2ID", enc: encNone, verify: verifyArgon2, generate: generateArgon2ID, family: "ARGON2ID"},
+	"ARGON2I":  {name: "ARGON2I", enc: encNone, verify: verifyArgon2, generate: generateArgon2I, family: "ARGON2I", costly: true},
+	"ARGON2ID": {name: "ARGON2ID", enc: encNone, verify: verifyArgon2, generate: generateArgon2ID, family: "ARGON2ID", costly: true},
 
-	"PBKDF2": {name: "PBKDF2", enc: encNone, verify: verifyPBKDF2, generate: generatePBKDF2, family: "PBKDF2"},
+	"PBKDF2": {name: "PBKDF2", enc: encNone, verify: verifyPBKDF2, generate: generatePBKDF2, family: "PBKDF2", costly: true},
 
-	"SCRAM-SHA-1":   {name: "SCRAM-SHA-1", enc: encNone, verify: verifySCRAMSHA1, generate: generateSCRAMSHA1, family: "SCRAM-SHA-1"},
-	"SCRAM-SHA-256": {name: "SCRAM-SHA-256", enc: encNone, verify: verifySCRAMSHA256, generate: generateSCRAMSHA256, family: "SCRAM-SHA-256"},
+	"SCRAM-SHA-1":   {name: "SCRAM-SHA-1", enc: encNone, verify: verifySCRAMSHA1, generate: generateSCRAMSHA1, family: "SCRAM-SHA-1", costly: true},
+	"SCRAM-SHA-256": {name: "SCRAM-SHA-256", enc: encNone, verify: verifySCRAMSHA256, generate: generateSCRAMSHA256, family: "SCRAM-SHA-256", costly: true},
 
 	"SSHA512": {name: "SSHA512", enc: encBase64, verify: fixedCost(verifySSHA512), generate: generateSSHA512, family: "SSHA512"},
 	"SSHA256": {name: "SSHA256", enc: encBase64, verify: fixedCost(verifySSHA256), generate: generateSSHA256, family: "SSHA256"},
@@ -106,15 +110,15 @@ var registry = map[string]*scheme{
 
 	// authd extensions (not in Dovecot 2.3.19).
 	// {ARGON2}: Dovecot 2.4's name for "either argon2 variant"; 389-DS uses it too.
-	"ARGON2": {name: "ARGON2", enc: encNone, verify: verifyArgon2, generate: generateArgon2ID, family: "ARGON2", extra: true},
+	"ARGON2": {name: "ARGON2", enc: encNone, verify: verifyArgon2, generate: generateArgon2ID, family: "ARGON2", extra: true, costly: true},
 	// OpenLDAP pw-pbkdf2 and 389-DS pwdchan: <iter>$<ab64 salt>$<ab64 dk>.
-	"PBKDF2-SHA1":   {name: "PBKDF2-SHA1", enc: encNone, verify: verifyLDAPPBKDF2SHA1, generate: generateLDAPPBKDF2SHA1, family: "PBKDF2-SHA1", extra: true},
-	"PBKDF2-SHA256": {name: "PBKDF2-SHA256", enc: encNone, verify: verifyLDAPPBKDF2SHA256, generate: generateLDAPPBKDF2SHA256, family: "PBKDF2-SHA256", extra: true},
-	"PBKDF2-SHA512": {name: "PBKDF2-SHA512", enc: encNone, verify: verifyLDAPPBKDF2SHA512, generate: generateLDAPPBKDF2SHA512, family: "PBKDF2-SHA512", extra: true},
+	"PBKDF2-SHA1":   {name: "PBKDF2-SHA1", enc: encNone, verify: verifyLDAPPBKDF2SHA1, generate: generateLDAPPBKDF2SHA1, family: "PBKDF2-SHA1", extra: true, costly: true},
+	"PBKDF2-SHA256": {name: "PBKDF2-SHA256", enc: encNone, verify: verifyLDAPPBKDF2SHA256, generate: generateLDAPPBKDF2SHA256, family: "PBKDF2-SHA256", extra: true, costly: true},
+	"PBKDF2-SHA512": {name: "PBKDF2-SHA512", enc: encNone, verify: verifyLDAPPBKDF2SHA512, generate: generateLDAPPBKDF2SHA512, family: "PBKDF2-SHA512", extra: true, costly: true},
 	// libxcrypt's gost-yescrypt ("$gy$"); verified as any crypt name is.
-	"GOST-YESCRYPT": {name: "GOST-YESCRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateGostYescrypt, family: "GOST-YESCRYPT", extra: true},
+	"GOST-YESCRYPT": {name: "GOST-YESCRYPT", enc: encNone, verify: verifyCryptFamily, generate: generateGostYescrypt, family: "GOST-YESCRYPT", extra: true, costly: true},
 	// 389-DS legacy: base64(be32 iterations || 64-byte salt || 256-byte dk).
-	"PBKDF2_SHA256": {name: "PBKDF2_SHA256", enc: encNone, verify: verify389PBKDF2SHA256, generate: generate389PBKDF2SHA256, family: "PBKDF2_SHA256", extra: true},
+	"PBKDF2_SHA256": {name: "PBKDF2_SHA256", enc: encNone, verify: verify389PBKDF2SHA256, generate: generate389PBKDF2SHA256, family: "PBKDF2_SHA256", extra: true, costly: true},
 }
 
 // listOrder is the order `doveadm pw -l` prints on Debian 12 (Dovecot
@@ -161,6 +165,15 @@ func Canonical(name string) (string, bool) {
 		return s.name + "." + strings.ToUpper(suffix), true
 	}
 	return s.name, true
+}
+
+// Costly reports whether verifying a password stored in scheme is slow on
+// purpose: a work factor (crypt(3) hashes, bcrypt, Argon2, PBKDF2, SCRAM's
+// salted password) or md5crypt's fixed thousand rounds. Digests, salted or
+// not, and unknown schemes are not.
+func Costly(scheme string) bool {
+	s, _, _, err := lookup(scheme)
+	return err == nil && s.costly
 }
 
 // lookup finds a scheme by name, case-insensitively, splitting off an

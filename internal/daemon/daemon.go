@@ -23,6 +23,7 @@ import (
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/metrics"
 	"github.com/authd-project/authd/internal/policy"
+	"github.com/authd-project/authd/internal/procs"
 	"github.com/authd-project/authd/internal/ratelog"
 )
 
@@ -85,6 +86,9 @@ func Run(ctx context.Context, o Options) error {
 	gcctx, gcstop := context.WithCancel(ctx)
 	var gcwg sync.WaitGroup
 	gcwg.Go(func() { gcfloor.Run(gcctx, gcfloor.Default) })
+	// One processor while nearly idle, all of them when busy (package
+	// procs); unless GOMAXPROCS is set.
+	gcwg.Go(func() { procs.Run(gcctx, procs.Default) })
 	defer func() { gcstop(); gcwg.Wait() }()
 	for {
 		select {

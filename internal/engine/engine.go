@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/authd-project/authd/internal/fields"
 	"github.com/authd-project/authd/internal/limiter"
 	"github.com/authd-project/authd/internal/mono"
+	"github.com/authd-project/authd/internal/procs"
 	"github.com/authd-project/authd/internal/ratelog"
 	"github.com/authd-project/authd/internal/vars"
 	"github.com/authd-project/authd/schemes"
@@ -50,7 +50,7 @@ type Settings struct {
 	// Verbose is auth_verbose: one info line per failed attempt.
 	Verbose bool
 	// VerifyWorkers bounds concurrent password-hash verifications; 0 means
-	// GOMAXPROCS. Hashing is CPU-bound: more workers than cores only adds
+	// the processors the process has when busy (procs.Width). Hashing is CPU-bound: more workers than cores only adds
 	// latency to every request.
 	VerifyWorkers int
 	// VerifyQueue bounds the verifications waiting for a worker, and
@@ -228,7 +228,7 @@ func New(set Settings, passdbs, userdbs []DBSpec, log *slog.Logger) (*Engine, er
 	}
 	w := set.VerifyWorkers
 	if w <= 0 {
-		w = runtime.GOMAXPROCS(0)
+		w = procs.Width()
 	}
 	e.verifies = newVerifyQueue(w, set.VerifyQueue, set.VerifyWait)
 	if err := set.HashLimits.Validate(); err != nil {
@@ -332,6 +332,9 @@ func (e *Engine) splitMaster(name string) (login, master string, ok bool) {
 func (e *Engine) verify(ctx context.Context, scheme, data string, password []byte, user string) (bool, error) {
 	if !cheapScheme(scheme) {
 		blocking.Announce(ctx)
+		if schemes.Costly(scheme) {
+			costlyWork()
+		}
 		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
 			return e.verifyBatched(ctx, scheme, j)
 		}
@@ -357,6 +360,10 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 	}
 	return ok, err
 }
+
+// costlyWork tells package procs that a slow hash is starting (it wants
+// every core); tests count the calls.
+var costlyWork = procs.Costly
 
 // canonicalScheme maps a scheme name to a closed label set for metrics.
 func canonicalScheme(s string) string {
