@@ -57,7 +57,7 @@ type Policy struct {
 
 // Default is authd's policy (docs/performance.md, "Adaptive
 // processors"). LDAP logins at half of Dovecot's maximum rate used 0.45–
-// 0.51 cores on two processors and 0.35–0.42 on one; passwd-file logins at
+// 0.51 cores on two processors and 0.35–0.50 on one; passwd-file logins at
 // a quarter of its rate use 0.75 on two, and stay there. On one
 // processor, at most 4 % of the goroutines' waits were 200 µs or longer at
 // those rates, and 18–29 % with LDAP logins as fast as slapd answers.
