@@ -35,21 +35,28 @@ func (s *sim) run(ms int, cores float64, waits, queued uint64, isNarrow bool) bo
 
 func (s *sim) costly() { s.now.costly++ }
 
+// quietWindow feeds n readings of a wide process at cores, none of them
+// queued, and checks that only the last one narrows.
+func quietWindow(t *testing.T, s *sim, n int, cores float64) {
+	t.Helper()
+	for i := range n - 1 {
+		if s.run(100, cores, 100, 0, false) {
+			t.Fatalf("narrowed after %d readings at %.2f cores, before a full window", i+1, cores)
+		}
+	}
+	if !s.run(100, cores, 100, 0, false) {
+		t.Fatalf("still wide after a window at %.2f cores", cores)
+	}
+}
+
 func TestDecide(t *testing.T) {
 	p := Policy{Interval: 100 * time.Millisecond, Narrow: 0.6, Widen: 0.75, Settle: 500 * time.Millisecond,
 		Queued: 200 * time.Microsecond, QueuedHigh: 0.1, QueuedLow: 0.05}
 	wide := func(s *sim, ms int, cores float64) bool { return s.run(ms, cores, 100, 0, false) }
 
 	t.Run("wide, quiet on average over Settle, narrows", func(t *testing.T) {
-		s := newSim(p)
-		for i := range 5 {
-			if wide(s, 100, 0.3) {
-				t.Fatalf("narrowed after %d readings, before a window of %v", i+1, p.Settle)
-			}
-		}
-		if !wide(s, 100, 0.3) {
-			t.Fatal("still wide after a window of 0.3 cores")
-		}
+		// The first reading starts the window; the sixth ends it.
+		quietWindow(t, newSim(p), 6, 0.3)
 	})
 	t.Run("wide, a burst within a quiet window does not count", func(t *testing.T) {
 		s := newSim(p)
@@ -73,13 +80,16 @@ func TestDecide(t *testing.T) {
 		if wide(s, 100, 0.7) {
 			t.Fatal("narrowed at 0.7 cores, over Narrow")
 		}
-		for range 4 {
-			if wide(s, 100, 0.1) {
-				t.Fatal("narrowed before the new window was full")
-			}
+		// The reading that ended the busy window started the next.
+		quietWindow(t, s, 5, 0.1)
+	})
+	t.Run("wide, a busy window that ends quiet, stays", func(t *testing.T) {
+		s := newSim(p)
+		for range 5 {
+			wide(s, 100, 0.9)
 		}
-		if !wide(s, 100, 0.1) {
-			t.Fatal("still wide after a quiet window")
+		if wide(s, 100, 0.2) {
+			t.Fatal("narrowed on the last reading of a window that averaged 0.76 cores")
 		}
 	})
 	t.Run("wide, queueing, stays", func(t *testing.T) {
@@ -133,14 +143,7 @@ func TestDecide(t *testing.T) {
 	t.Run("just widened, stays wide for a window", func(t *testing.T) {
 		s := newSim(p)
 		s.run(100, 0.9, 100, 0, true)
-		for range 5 {
-			if wide(s, 100, 0.1) {
-				t.Fatal("narrowed again within a window of widening")
-			}
-		}
-		if !wide(s, 100, 0.1) {
-			t.Fatal("still wide a quiet window after widening")
-		}
+		quietWindow(t, s, 6, 0.1)
 	})
 }
 
