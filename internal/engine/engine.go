@@ -50,8 +50,9 @@ type Settings struct {
 	// Verbose is auth_verbose: one info line per failed attempt.
 	Verbose bool
 	// VerifyWorkers bounds concurrent password-hash verifications; 0 means
-	// the processors the process has when busy (procs.Width). Hashing is CPU-bound: more workers than cores only adds
-	// latency to every request.
+	// the processors the process has when busy (procs.Width). Hashing is
+	// CPU-bound: more workers than cores only adds latency to every
+	// request.
 	VerifyWorkers int
 	// VerifyQueue bounds the verifications waiting for a worker, and
 	// VerifyWait how long one waits; past either the request is a
