@@ -208,17 +208,23 @@ func Width() int {
 	return runtime.GOMAXPROCS(0)
 }
 
+// narrow and widen are called by Run's goroutine only. Each keeps Width
+// right while it switches: narrowed is set before GOMAXPROCS drops to one,
+// and cleared only after the default is back, so that a pool made in
+// between is never sized one.
 func narrow() {
-	width.Store(int32(runtime.GOMAXPROCS(1)))
+	width.Store(int32(runtime.GOMAXPROCS(0)))
 	narrowed.Store(true)
+	runtime.GOMAXPROCS(1)
 	changed(true)
 }
 
 // widen gives the runtime its default back, which also follows later
 // changes of the CPU limit (a container's quota).
 func widen() {
-	if narrowed.Swap(false) {
+	if narrowed.Load() {
 		runtime.SetDefaultGOMAXPROCS()
+		narrowed.Store(false)
 		changed(false)
 	}
 }
