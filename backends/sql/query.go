@@ -331,6 +331,15 @@ func (c *queryCompiler) literal(quote byte) error {
 	if !ok {
 		return fmt.Errorf("%s: unterminated %c string", c.name, quote)
 	}
+	if c.dl == dMySQL && hasVariable(c.src[end:]) {
+		// With NO_BACKSLASH_ESCAPES a backslash before a quote does not
+		// escape it, and the literal ends elsewhere: what follows, values
+		// escaped for their place included, would be read in another
+		// context.
+		if alt, _ := literalEnd(c.src, c.i, false); alt != end {
+			return fmt.Errorf("%s: a MySQL string with a backslash before a quote, followed by variables, reads differently with NO_BACKSLASH_ESCAPES; double the quote ('') instead", c.name)
+		}
+	}
 	content := c.src[c.i+1 : end-1]
 	// MySQL joins adjacent literals ('%n' '@' '%d'), and PostgreSQL those
 	// on separate lines; a placeholder cannot take part in that.
