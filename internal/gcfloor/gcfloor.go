@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,12 +82,12 @@ func Run(ctx context.Context, p Policy) {
 	if _, set := os.LookupEnv("GOGC"); set || p.Floor == 0 {
 		return
 	}
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
+	base := setPercent(100)
+	setPercent(base)
 	if base <= 0 {
 		return
 	}
-	defer debug.SetGCPercent(base)
+	defer setPercent(base)
 	cycles := make(chan struct{}, 1)
 	var stopped atomic.Bool
 	defer stopped.Store(true)
@@ -105,9 +106,44 @@ func Run(ctx context.Context, p Policy) {
 		h := p.Headroom(allocs-min(lastAllocs, allocs), now-lastAt)
 		lastAllocs, lastAt = allocs, now
 		if live := sampleUint(sample[0]); live > 0 {
-			debug.SetGCPercent(Percent(live, h, base))
+			setPercent(Percent(live, h, base))
 		}
 	}
+}
+
+// percentMu orders the changes of the GC percentage: Run's against
+// Start's, which takes the percentage away for a moment.
+var percentMu sync.Mutex
+
+func setPercent(p int) int {
+	percentMu.Lock()
+	defer percentMu.Unlock()
+	return debug.SetGCPercent(p)
+}
+
+// startSink makes Start's allocation escape to the heap: only a heap
+// allocation checks whether to start a collection.
+var startSink atomic.Pointer[[]byte]
+
+// Start begins a collection now and returns once it is under way,
+// without waiting for it (internal/procs collects while the process has
+// every processor). runtime.GC would also sweep the whole heap in the
+// caller: a second sweeper beside the runtime's own, and two goroutines
+// that keep yielding to the run queue keep the processors from polling
+// the network, which only the runtime's monitor then does, every 10 ms.
+// With the percentage at 0 the goal is the live heap, and a large
+// allocation checks it at once. Start does nothing when the collector is
+// off or a collection is already under way.
+func Start() {
+	percentMu.Lock()
+	defer percentMu.Unlock()
+	old := debug.SetGCPercent(0)
+	if old >= 0 {
+		b := make([]byte, 64<<10)
+		startSink.Store(&b)
+		startSink.Store(nil)
+	}
+	debug.SetGCPercent(old)
 }
 
 // sampleUint is a runtime metric's value, 0 if this Go does not have it.

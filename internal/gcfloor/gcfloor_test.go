@@ -140,3 +140,41 @@ func TestRunFollowsAllocation(t *testing.T) {
 		t.Errorf("percentage %d after Run, want %d back", got, before)
 	}
 }
+
+func TestStart(t *testing.T) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		t.Skip("GOGC is set")
+	}
+	old := debug.SetGCPercent(500)
+	defer debug.SetGCPercent(old)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.NumGC
+	Start()
+	if p := debug.SetGCPercent(500); p != 500 {
+		t.Fatalf("after Start the GC percentage is %d, want 500 back", p)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.ReadMemStats(&ms); ms.NumGC == before; runtime.ReadMemStats(&ms) {
+		if time.Now().After(deadline) {
+			t.Fatal("no collection within 10 s of Start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestStartWithTheCollectorOff(t *testing.T) {
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.NumGC
+	Start()
+	if p := debug.SetGCPercent(-1); p != -1 {
+		t.Fatalf("after Start the GC percentage is %d, want it off", p)
+	}
+	runtime.ReadMemStats(&ms)
+	if ms.NumGC != before {
+		t.Fatalf("Start collected %d times with the collector off", ms.NumGC-before)
+	}
+}

@@ -18,6 +18,22 @@
 // more than Policy.Widen cores on the one, as soon as goroutines queue for
 // it (a backend-bound load can be saturated at half a core: its replies
 // arrive together), or the moment costly work begins (Costly).
+//
+// A garbage collection needs a second processor too. On one, the
+// collector's marking and the sweeping after it share the processor with
+// the logins, and a goroutine that yields the processor to the run queue
+// (as the background sweeper does between spans) is run again before the
+// network is polled: the runtime then looks at the sockets only every
+// 10 ms. A collection of a 260 MB heap (gcfloor lets the heap grow that
+// far between collections at a moderate rate) held cached passwd-file
+// logins at a quarter of Dovecot's rate for 40 ms, and half of that run's
+// slowest percent of logins waited in it. When the runtime will start its
+// next collection cannot be read (its pacer picks a point from 70 % to
+// 95 % of the way from the live heap to the goal), so on one processor
+// Run does not wait for it: once the heap has grown Policy.Collect of that
+// way, it widens and starts the collection itself (gcfloor.Start), and
+// narrows again a Settle later. A collection that happens anyway widens
+// too.
 package procs
 
 import (
@@ -28,6 +44,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/authd-project/authd/internal/gcfloor"
 )
 
 // Policy says when Run narrows and widens.
@@ -53,6 +71,11 @@ type Policy struct {
 	// one Interval widens again. QueuedLow: on every processor, a window
 	// with a larger share does not narrow.
 	QueuedHigh, QueuedLow float64
+	// Collect: on one processor, once the heap has grown this share of
+	// the way from what the last collection left live to the goal of the
+	// next, Run widens and collects. Below 0.7, where the runtime may
+	// start on its own; 0 leaves the collections to the runtime.
+	Collect float64
 }
 
 // Default is authd's policy (docs/performance.md, "Adaptive
@@ -65,6 +88,7 @@ type Policy struct {
 var Default = Policy{
 	Interval: 100 * time.Millisecond, Narrow: 0.6, Widen: 0.75, Settle: 500 * time.Millisecond,
 	Queued: 200 * time.Microsecond, QueuedHigh: 0.1, QueuedLow: 0.05,
+	Collect: 0.65,
 }
 
 // state is what Run and Costly share.
@@ -117,7 +141,13 @@ func Run(ctx context.Context, p Policy) {
 		case <-wake:
 		}
 		isNarrow := narrowed.Load()
-		switch next := c.decide(r.read(p.Queued), isNarrow); {
+		now := r.read(p.Queued)
+		switch next := c.decide(now, isNarrow); {
+		case next && p.Collect > 0 && now.heap.grown() >= p.Collect:
+			// A reading after the collection sees it and keeps the
+			// process wide for a Settle while the sweeping ends.
+			widen()
+			collect()
 		case next && !isNarrow:
 			narrow()
 		case !next && isNarrow:
@@ -125,6 +155,9 @@ func Run(ctx context.Context, p Policy) {
 		}
 	}
 }
+
+// collect starts a collection; tests watch it.
+var collect = gcfloor.Start
 
 // reading is the process's counters at one moment; the controller looks
 // at the differences between two.
@@ -134,6 +167,25 @@ type reading struct {
 	costly uint64        // Costly calls
 	waits  uint64        // goroutines that became runnable and then ran
 	queued uint64        // of those, the ones that waited Queued or longer
+	heap   heapState
+}
+
+// heapState is what the collector's next start depends on, in bytes
+// except cycles.
+type heapState struct {
+	cycles uint64 // collections completed
+	inUse  uint64 // objects not yet freed, live or dead
+	live   uint64 // marked live by the last collection
+	goal   uint64 // the size at which the next collection is to end
+}
+
+// grown is the share of the way from the live heap to the goal that the
+// heap has grown since the last collection: 0 if that cannot be told.
+func (h heapState) grown() float64 {
+	if h.goal <= h.live || h.inUse <= h.live {
+		return 0
+	}
+	return float64(h.inUse-h.live) / float64(h.goal-h.live)
 }
 
 // delta is what happened between two readings.
@@ -142,10 +194,12 @@ type delta struct {
 	cores         float64
 	costly        bool
 	waits, queued uint64
+	collected     bool // a collection completed
 }
 
 func (r reading) since(o reading) delta {
-	d := delta{span: r.at.Sub(o.at), costly: r.costly != o.costly, waits: r.waits - o.waits, queued: r.queued - o.queued}
+	d := delta{span: r.at.Sub(o.at), costly: r.costly != o.costly, waits: r.waits - o.waits, queued: r.queued - o.queued,
+		collected: r.heap.cycles != o.heap.cycles}
 	if d.span > 0 {
 		d.cores = float64(r.cpu-o.cpu) / float64(d.span)
 	}
@@ -177,14 +231,17 @@ type controller struct {
 func (c *controller) decide(now reading, isNarrow bool) bool {
 	d := now.since(c.last)
 	c.last = now
+	// A collection's sweeping goes on after it: a processor too few
+	// until the next Settle.
+	costly := d.costly || d.collected
 	if isNarrow {
-		if d.costly || d.cores > c.p.Widen || d.queuedShare() > c.p.QueuedHigh {
+		if costly || d.cores > c.p.Widen || d.queuedShare() > c.p.QueuedHigh {
 			c.win = reading{}
 			return false
 		}
 		return true
 	}
-	if d.costly || c.win.at.IsZero() {
+	if costly || c.win.at.IsZero() {
 		c.win = now
 		return false
 	}
@@ -232,11 +289,16 @@ func widen() {
 // changed is told of every switch; tests watch it.
 var changed = func(narrow bool) {}
 
-// reader takes readings; it keeps the scheduler-latency sample between
+// reader takes readings; it keeps the runtime metrics' samples between
 // them so that reading does not allocate.
 type reader struct {
 	sample []metrics.Sample
 }
+
+// samples are the runtime metrics a reading takes; the scheduler's
+// latencies come first, then the heap's figures in heapState's order.
+var samples = []string{"/sched/latencies:seconds", "/gc/cycles/total:gc-cycles",
+	"/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes", "/gc/heap/goal:bytes"}
 
 // read takes a reading now; a wait counts as queued from queued on.
 func (r *reader) read(queued time.Duration) reading {
@@ -246,9 +308,18 @@ func (r *reader) read(queued time.Duration) reading {
 		now.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if r.sample == nil {
-		r.sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+		r.sample = make([]metrics.Sample, len(samples))
+		for i, name := range samples {
+			r.sample[i].Name = name
+		}
 	}
 	metrics.Read(r.sample)
+	hs := &now.heap
+	for i, v := range []*uint64{&hs.cycles, &hs.inUse, &hs.live, &hs.goal} {
+		if s := r.sample[i+1].Value; s.Kind() == metrics.KindUint64 {
+			*v = s.Uint64()
+		}
+	}
 	if r.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return now
 	}

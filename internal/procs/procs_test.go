@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authd-project/authd/internal/gcfloor"
 )
 
 // sim feeds a controller readings of a process whose CPU time, Costly
@@ -51,7 +53,7 @@ func quietWindow(t *testing.T, s *sim, n int, cores float64) {
 
 func TestDecide(t *testing.T) {
 	p := Policy{Interval: 100 * time.Millisecond, Narrow: 0.6, Widen: 0.75, Settle: 500 * time.Millisecond,
-		Queued: 200 * time.Microsecond, QueuedHigh: 0.1, QueuedLow: 0.05}
+		Queued: 200 * time.Microsecond, QueuedHigh: 0.1, QueuedLow: 0.05, Collect: 0.65}
 	wide := func(s *sim, ms int, cores float64) bool { return s.run(ms, cores, 100, 0, false) }
 
 	t.Run("wide, quiet on average over Settle, narrows", func(t *testing.T) {
@@ -140,11 +142,47 @@ func TestDecide(t *testing.T) {
 			t.Fatal("stayed on one processor with costly work")
 		}
 	})
+	t.Run("narrow, a collection completed, widens at once", func(t *testing.T) {
+		s := newSim(p)
+		s.now.heap.cycles++
+		if s.run(100, 0.3, 100, 0, true) {
+			t.Fatal("stayed on one processor after a collection")
+		}
+	})
+	t.Run("wide, a collection starts the window over", func(t *testing.T) {
+		s := newSim(p)
+		for range 4 {
+			wide(s, 100, 0.1)
+		}
+		s.now.heap.cycles++
+		if wide(s, 100, 0.1) {
+			t.Fatal("narrowed on the reading that saw a collection")
+		}
+		quietWindow(t, s, 5, 0.1)
+	})
 	t.Run("just widened, stays wide for a window", func(t *testing.T) {
 		s := newSim(p)
 		s.run(100, 0.9, 100, 0, true)
 		quietWindow(t, s, 6, 0.1)
 	})
+}
+
+func TestGrown(t *testing.T) {
+	for _, c := range []struct {
+		h    heapState
+		want float64
+	}{
+		{heapState{inUse: 10, live: 10, goal: 110}, 0},
+		{heapState{inUse: 75, live: 10, goal: 110}, 0.65},
+		{heapState{inUse: 110, live: 10, goal: 110}, 1},
+		{heapState{inUse: 8, live: 10, goal: 110}, 0}, // swept below the last live heap
+		{heapState{inUse: 50, live: 10, goal: 10}, 0}, // no room read
+		{heapState{inUse: 50}, 0},                     // nothing read
+	} {
+		if got := c.h.grown(); got != c.want {
+			t.Errorf("%+v: grown = %v, want %v", c.h, got, c.want)
+		}
+	}
 }
 
 // watch records the switches Run makes until the returned stop is called.
@@ -233,6 +271,36 @@ func TestRunWidensWhenBusy(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	next(t, ch, true)
+}
+
+func TestRunCollectsOnEveryProcessor(t *testing.T) {
+	ch := watch(t)
+	procsAt := make(chan int, 16)
+	collect = func() {
+		procsAt <- runtime.GOMAXPROCS(0)
+		gcfloor.Start()
+	}
+	t.Cleanup(func() { collect = gcfloor.Start })
+	startRun(t)
+	next(t, ch, true)
+	// Garbage at about 64 MB/s, in pauses that keep the process quiet,
+	// until Run collects.
+	var sink atomic.Pointer[[]byte]
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case n := <-procsAt:
+			if n < 2 {
+				t.Fatalf("collected on %d processor", n)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no collection by Run within 10 s of allocation")
+		case <-time.After(time.Millisecond):
+			b := make([]byte, 64<<10)
+			sink.Store(&b)
+		}
+	}
 }
 
 func TestRunLeavesASetGOMAXPROCSAlone(t *testing.T) {
