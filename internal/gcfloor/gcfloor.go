@@ -115,6 +115,7 @@ func Run(ctx context.Context, p Policy) {
 // Start's, which takes the percentage away for a moment.
 var percentMu sync.Mutex
 
+// setPercent is debug.SetGCPercent under percentMu.
 func setPercent(p int) int {
 	percentMu.Lock()
 	defer percentMu.Unlock()

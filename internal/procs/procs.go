@@ -177,12 +177,13 @@ type heapState struct {
 	inUse  uint64 // objects not yet freed, live or dead
 	live   uint64 // marked live by the last collection
 	goal   uint64 // the size at which the next collection is to end
+	off    bool   // the GC percentage is off: a collection cannot be started
 }
 
 // grown is the share of the way from the live heap to the goal that the
 // heap has grown since the last collection: 0 if that cannot be told.
 func (h heapState) grown() float64 {
-	if h.goal <= h.live || h.inUse <= h.live {
+	if h.off || h.goal <= h.live || h.inUse <= h.live {
 		return 0
 	}
 	return float64(h.inUse-h.live) / float64(h.goal-h.live)
@@ -296,9 +297,10 @@ type reader struct {
 }
 
 // samples are the runtime metrics a reading takes; the scheduler's
-// latencies come first, then the heap's figures in heapState's order.
+// latencies come first, then the heap's figures in heapState's order,
+// then the GC percentage.
 var samples = []string{"/sched/latencies:seconds", "/gc/cycles/total:gc-cycles",
-	"/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes", "/gc/heap/goal:bytes"}
+	"/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes", "/gc/heap/goal:bytes", "/gc/gogc:percent"}
 
 // read takes a reading now; a wait counts as queued from queued on.
 func (r *reader) read(queued time.Duration) reading {
@@ -319,6 +321,10 @@ func (r *reader) read(queued time.Duration) reading {
 		if s := r.sample[i+1].Value; s.Kind() == metrics.KindUint64 {
 			*v = s.Uint64()
 		}
+	}
+	// The runtime reports a percentage of -1 (off) as a uint64.
+	if s := r.sample[5].Value; s.Kind() == metrics.KindUint64 {
+		hs.off = int64(s.Uint64()) < 0
 	}
 	if r.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return now

@@ -3,6 +3,7 @@ package procs
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,9 +176,10 @@ func TestGrown(t *testing.T) {
 		{heapState{inUse: 10, live: 10, goal: 110}, 0},
 		{heapState{inUse: 75, live: 10, goal: 110}, 0.65},
 		{heapState{inUse: 110, live: 10, goal: 110}, 1},
-		{heapState{inUse: 8, live: 10, goal: 110}, 0}, // swept below the last live heap
-		{heapState{inUse: 50, live: 10, goal: 10}, 0}, // no room read
-		{heapState{inUse: 50}, 0},                     // nothing read
+		{heapState{inUse: 8, live: 10, goal: 110}, 0},             // swept below the last live heap
+		{heapState{inUse: 50, live: 10, goal: 10}, 0},             // no room read
+		{heapState{inUse: 50}, 0},                                 // nothing read
+		{heapState{inUse: 75, live: 10, goal: 110, off: true}, 0}, // the collector off
 	} {
 		if got := c.h.grown(); got != c.want {
 			t.Errorf("%+v: grown = %v, want %v", c.h, got, c.want)
@@ -346,5 +348,18 @@ func TestWidthWhileNarrow(t *testing.T) {
 	next(t, ch, true)
 	if got := Width(); got != want {
 		t.Fatalf("Width while narrowed = %d, want the wide %d", got, want)
+	}
+}
+
+func TestReadHeap(t *testing.T) {
+	var r reader
+	h := r.read(Default.Queued).heap
+	if h.inUse == 0 || h.goal == 0 || h.off {
+		t.Fatalf("read %+v: want the heap in use, a goal, and the collector on", h)
+	}
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	if h := r.read(Default.Queued).heap; !h.off {
+		t.Fatalf("read %+v with the collector off", h)
 	}
 }
