@@ -26,7 +26,7 @@
 // network is polled: the runtime then looks at the sockets only every
 // 10 ms. A collection of a 260 MB heap (gcfloor lets the heap grow that
 // far between collections at a moderate rate) held cached passwd-file
-// logins at a quarter of Dovecot's rate for 40 ms, and half of that run's
+// logins at a quarter of Dovecot's rate for 50 ms, and half of that run's
 // slowest percent of logins waited in it. When the runtime will start its
 // next collection cannot be read (its pacer picks a point from 70 % to
 // 95 % of the way from the live heap to the goal), so on one processor
@@ -73,8 +73,9 @@ type Policy struct {
 	QueuedHigh, QueuedLow float64
 	// Collect: on one processor, once the heap has grown this share of
 	// the way from what the last collection left live to the goal of the
-	// next, Run widens and collects. Below 0.7, where the runtime may
-	// start on its own; 0 leaves the collections to the runtime.
+	// next, Run widens and starts a collection. It must be below 0.7:
+	// from there on the runtime may start one itself. 0 leaves the
+	// collections to the runtime.
 	Collect float64
 }
 
