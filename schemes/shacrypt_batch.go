@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"math/big"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/authd-project/authd/internal/yield"
 )
 
 // Batched SHA-512-crypt. A SHA-512-crypt verification is 5000 (the
@@ -127,14 +128,15 @@ func VerifyBatch(jobs []*BatchJob) {
 
 func (j *BatchJob) password() []byte { return j.pw[:j.npw] }
 
-// yieldCore lets other goroutines run. A verification keeps its core for
-// a millisecond or more (a batch for several); the goroutines waiting for
-// one — a reply to read from the database, one to write to a client —
-// would wait as long, and with both cores hashing the SQL lookups that
-// feed the verifications ran dry: the pool of five connections spent
-// most of its time waiting for a core to read the answers, and the
-// batches stayed too small to pay. A yield costs far less than a round.
-func yieldCore() { runtime.Gosched() }
+// yieldCore lets other goroutines run when some are waiting for a core.
+// A verification keeps its core for a millisecond or more (a batch for
+// several); the goroutines waiting for one — a reply to read from the
+// database, one to write to a client — would wait as long, and with both
+// cores hashing the SQL lookups that feed the verifications ran dry: the
+// pool of five connections spent most of its time waiting for a core to
+// read the answers, and the batches stayed too small to pay. When none
+// waits, the yield is skipped (package yield says why).
+func yieldCore() { yield.Others() }
 
 // verifyOne verifies j the usual way.
 func (j *BatchJob) verifyOne() {

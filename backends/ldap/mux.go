@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/authd-project/authd/internal/yield"
 )
 
 // Lookups (pass_filter, user_filter) are the hot path of an LDAP passdb:
@@ -180,9 +181,10 @@ func (c *muxConn) send(b []byte) {
 	// does the same for replies): fewer write() calls to the server. Only
 	// when this connection has other requests in flight, though: alone,
 	// nothing is likely to join, and the yield would only put the write
-	// behind every runnable goroutine.
+	// behind every runnable goroutine. Nor when no goroutine waits to run
+	// (package yield).
 	if c.inflight.Load() > 1 {
-		runtime.Gosched()
+		yield.Others()
 	}
 	c.wmu.Lock()
 	for len(c.wbuf) > 0 {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/authd-project/authd/internal/rawsock"
 	"github.com/authd-project/authd/internal/sasl"
 	"github.com/authd-project/authd/internal/tabescape"
+	"github.com/authd-project/authd/internal/yield"
 )
 
 // Limits from docs/protocol.md §1.4 and §1.6.
@@ -636,9 +636,10 @@ func (c *clientConn) write(b []byte) bool {
 	// them all. When none is, no reply can join: write at once, since a
 	// yield on a busy server puts the writer behind every runnable
 	// goroutine, which is latency a lightly loaded connection would pay
-	// for nothing.
+	// for nothing. Nor can one join when no goroutine waits to run (package
+	// yield).
 	if c.othersInFlight() {
-		runtime.Gosched()
+		yield.Others()
 	}
 	c.wmu.Lock()
 	return c.flushLocked()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authd-project/authd/cache"
+	"github.com/authd-project/authd/internal/yield"
 )
 
 // The second-level cache. A user's generation is two counters: the epoch
@@ -177,8 +177,9 @@ func (c *Client) mgetLoop(ctx context.Context) {
 			batch = append(batch[:0], it)
 		}
 		// One yield: the logins that are about to ask join this batch
-		// instead of each starting one of their own.
-		runtime.Gosched()
+		// instead of each starting one of their own (when any waits to
+		// run: package yield).
+		yield.Others()
 	fill:
 		for len(batch) < maxMGetBatch {
 			select {

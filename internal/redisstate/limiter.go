@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authd-project/authd/internal/limiter"
+	"github.com/authd-project/authd/internal/yield"
 )
 
 // limiterEvents is what the other processes' announcements ask of the
@@ -490,8 +490,9 @@ func (c *Client) reserveLoop(ctx context.Context) {
 			batch = append(batch[:0], it)
 		}
 		// One yield: the logins that are about to ask join this batch
-		// instead of each starting one of their own.
-		runtime.Gosched()
+		// instead of each starting one of their own (when any waits to
+		// run: package yield).
+		yield.Others()
 	fill:
 		for len(batch) < maxReserveBatch {
 			select {
