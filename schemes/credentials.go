@@ -69,3 +69,17 @@ func Credentials(storedScheme, data, wanted, user string) ([]byte, error) {
 	}
 	return []byte(out), nil
 }
+
+// CredentialsCostly reports whether Credentials, for a value stored under
+// storedScheme, runs a key derivation to produce the wanted scheme: SCRAM
+// credentials from a plaintext (4096 rounds of PBKDF2, a millisecond or
+// more). Everything else it answers at the cost of a decode or a single
+// hash; an unknown scheme is refused at once.
+func CredentialsCostly(storedScheme, wanted string) bool {
+	s, _, _, err := lookup(storedScheme)
+	if err != nil || s.family != "PLAIN" {
+		return false
+	}
+	w, _, _, err := lookup(wanted)
+	return err == nil && strings.HasPrefix(w.name, "SCRAM-")
+}

@@ -137,3 +137,26 @@ func TestDovecotBase64Edges(t *testing.T) {
 		t.Errorf("hex with a space: %v", err)
 	}
 }
+
+// CredentialsCostly names exactly the lookups that derive keys.
+func TestCredentialsCostly(t *testing.T) {
+	for _, c := range []struct {
+		stored, wanted string
+		want           bool
+	}{
+		{"PLAIN", "SCRAM-SHA-256", true},
+		{"CLEAR", "SCRAM-SHA-1", true},
+		{"PLAIN-TRUNC", "SCRAM-SHA-256", true},
+		{"plain", "scram-sha-256", true},
+		{"SCRAM-SHA-256", "SCRAM-SHA-256", false},
+		{"PLAIN", "CRAM-MD5", false},
+		{"PLAIN", "DIGEST-MD5", false},
+		{"SHA512-CRYPT", "SCRAM-SHA-256", false},
+		{"NOSUCH", "SCRAM-SHA-256", false},
+		{"PLAIN", "NOSUCH", false},
+	} {
+		if got := CredentialsCostly(c.stored, c.wanted); got != c.want {
+			t.Errorf("CredentialsCostly(%q, %q) = %v, want %v", c.stored, c.wanted, got, c.want)
+		}
+	}
+}

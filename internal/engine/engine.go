@@ -143,6 +143,9 @@ type Engine struct {
 	cache       *cache.Cache     // nil: off (every method of a nil cache is a no-op)
 	limiter     *limiter.Limiter // nil: no brute-force defence
 	policy      Policy           // nil: no auth policy server
+	// scramDerives: the last credentials lookup that found a password
+	// derived SCRAM keys from a plaintext (credentials.go).
+	scramDerives atomic.Bool
 }
 
 // SetObserver installs o (nil removes it). Call it before serving.
@@ -339,11 +342,7 @@ func (e *Engine) verify(ctx context.Context, scheme, data string, password []byt
 		if j, ok := e.hashes.Batchable(ctx, scheme, data, password); ok {
 			return e.verifyBatched(ctx, scheme, j)
 		}
-		shed, err := e.verifies.acquire(ctx)
-		if shed != "" {
-			e.noteShed(shed)
-		}
-		if err != nil {
+		if err := e.takeVerifyWorker(ctx); err != nil {
 			return false, err
 		}
 		defer e.verifies.release()

@@ -240,7 +240,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	}
 	u, err := e.ProcessName(first, info)
 	if err != nil {
-		return Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}, nil
+		return e.failCredentials(ctx, wanted, credUser, Result{Status: StatusFail, OrigUser: r.origUser, Reason: err.Error()}), nil
 	}
 	r.setUser(u)
 	login := ""
@@ -263,7 +263,7 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	}
 	res := e.finishPass(r)
 	if res.Status != StatusOK {
-		return res, nil
+		return e.failCredentials(ctx, wanted, credUser, res), nil
 	}
 	stored, nopassword := r.stored, r.nopassword
 	if masterName != "" {
@@ -276,13 +276,21 @@ func (e *Engine) LookupCredentials(ctx context.Context, info *Info, authzid, aut
 	}
 	if nopassword || !stored.HasPassword {
 		res.Status, res.Reason = StatusFail, "no stored password for a credentials lookup"
-		return res, nil
+		return e.failCredentials(ctx, wanted, credUser, res), nil
 	}
-	cred, err := schemes.Credentials(stored.Scheme, stored.Data, wanted, credUser)
+	cred, err := e.credentials(ctx, stored.Scheme, stored.Data, wanted, credUser)
 	if err != nil {
-		if errors.Is(err, schemes.ErrSchemeUnavailable) {
+		switch {
+		case errors.Is(err, schemes.ErrSchemeUnavailable):
 			e.log.Info("credentials unavailable", "user", r.user, "wanted", wanted, "stored", stored.Scheme)
 			res.Status, res.Reason = StatusFail, fmt.Sprintf("requested %s scheme, but we have only %s", wanted, stored.Scheme)
+			return e.failCredentials(ctx, wanted, credUser, res), nil
+		case errors.Is(err, ErrVerifyShed):
+			res.Status, res.Reason, res.Fields = StatusTempFail, reasonShed, nil
+			return res, nil
+		case ctx.Err() != nil:
+			e.log.Warn("credentials derivation abandoned", "user", r.user, "wanted", wanted, "err", err)
+			res.Status, res.Reason, res.Fields = StatusTempFail, "request timed out", nil
 			return res, nil
 		}
 		e.log.Error("invalid password in passdb", "user", r.user, "scheme", stored.Scheme, "err", err)

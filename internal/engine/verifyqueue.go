@@ -107,6 +107,16 @@ func (q *verifyQueue) acquire(ctx context.Context) (shed string, err error) {
 
 func (q *verifyQueue) release() { q.sem.Release(1) }
 
+// takeVerifyWorker acquires a verify worker for the request, counting and
+// logging a shed one; the caller releases it (e.verifies.release).
+func (e *Engine) takeVerifyWorker(ctx context.Context) error {
+	shed, err := e.verifies.acquire(ctx)
+	if shed != "" {
+		e.noteShed(shed)
+	}
+	return err
+}
+
 // noteShed counts a shed verification and logs it at most once a second
 // (a flood sheds thousands).
 func (e *Engine) noteShed(reason string) {
