@@ -3,13 +3,9 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/authd-project/authd/backends/passwdfile"
 	"github.com/authd-project/authd/internal/engine"
 	"github.com/authd-project/authd/schemes"
 )
@@ -22,23 +18,8 @@ func scramEngine(t *testing.T) (*engine.Engine, *shedObserver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "users")
-	users := fmt.Sprintf("plain@x:{PLAIN}secret::::::\nscram@x:{SCRAM-SHA-256}%s::::::\n", stored)
-	if err := os.WriteFile(path, []byte(users), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := passwdfile.New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(engine.Settings{VerifyWorkers: 1, VerifyQueue: 1, VerifyWait: 50 * time.Millisecond},
-		[]engine.DBSpec{pass(db)}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs := &shedObserver{}
-	e.SetObserver(obs)
-	return e, obs
+	return fileEngine(t, engine.Settings{VerifyWorkers: 1, VerifyQueue: 1, VerifyWait: 50 * time.Millisecond},
+		fmt.Sprintf("plain@x:{PLAIN}secret::::::\nscram@x:{SCRAM-SHA-256}%s::::::\n", stored))
 }
 
 // SCRAM keys derived from a stored plaintext are costly work: announced

@@ -29,8 +29,15 @@ func sha512Engine(t *testing.T, set engine.Settings, n int) (*engine.Engine, *sh
 		}
 		fmt.Fprintf(&pf, "user%02d:{SHA512-CRYPT}%s::::::\n", i, h)
 	}
+	return fileEngine(t, set, pf.String())
+}
+
+// fileEngine serves the passwd-file lines users with set, without a
+// cache, and counts the verifications it sheds.
+func fileEngine(t *testing.T, set engine.Settings, users string) (*engine.Engine, *shedObserver) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(path, []byte(pf.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(users), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := passwdfile.New(path, nil)
