@@ -20,13 +20,20 @@ import (
 // would leave those requests out and report a stall as one slow request
 // (coordinated omission).
 //
-// The schedule is kept by one pacer goroutine on a locked OS thread that
-// sleeps with the kernel's high-resolution timer (pace_linux.go): the Go
-// runtime's own timers wake about a millisecond late when the process is
-// idle, which would add up to a millisecond to every latency at the low
-// rates this mode exists for. How late the pacer still wrote each request
-// is reported as the send lag, so that what belongs to the generator can
-// be told apart. Each connection has a reader goroutine of its own.
+// On Linux the schedule and every connection's replies are one event
+// loop on a locked OS thread (loop_linux.go). Elsewhere the schedule is
+// kept by one pacer goroutine on a locked OS thread that sleeps with the
+// kernel's timer (pace_linux.go has the Linux variant), and each
+// connection has a reader goroutine of its own. Either way the Go
+// runtime's own timers are not used: they wake about a millisecond late
+// when the process is idle, which would add up to a millisecond to every
+// latency at the low rates this mode exists for. How late the generator
+// still wrote each request is reported as the send lag, so that what
+// belongs to the generator can be told apart.
+
+// portablePacer makes runPaced use the pacer and reader goroutines where
+// the event loop (loop_linux.go) would run; the tests run both.
+var portablePacer = false
 
 // MaxRate bounds Config.Rate.
 const MaxRate = 1e6
@@ -56,6 +63,11 @@ func runPaced(ctx context.Context, conns []Conn, cfg *Config, ph *phase, start t
 			return nil, fmt.Errorf("a fixed rate needs a line protocol (client or master), not %s", cfg.Protocol)
 		}
 		ocs[i] = oc
+	}
+	if !portablePacer {
+		if ws, ok, err := runLoop(ctx, conns, cfg, ph, start); ok {
+			return ws, err
+		}
 	}
 	ws := newWorkers(len(conns), cfg, ph)
 	for _, oc := range ocs {

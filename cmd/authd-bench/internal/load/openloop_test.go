@@ -36,7 +36,9 @@ func stallingServer(t *testing.T, stallAt int, stall time.Duration) string {
 // every request scheduled during it, not only of the one it held up. The
 // bounds follow from causality (no reply can come before the stall ends),
 // not from how fast this machine is.
-func TestOpenLoopCountsFromSchedule(t *testing.T) {
+func TestOpenLoopCountsFromSchedule(t *testing.T) { bothPacers(t, testOpenLoopCountsFromSchedule) }
+
+func testOpenLoopCountsFromSchedule(t *testing.T) {
 	const rate, stall = 200, 300 * time.Millisecond
 	// Request 60 is scheduled 0.3 s in, inside the window.
 	sock := stallingServer(t, 60, stall)
@@ -64,7 +66,9 @@ func TestOpenLoopCountsFromSchedule(t *testing.T) {
 
 // TestOpenLoopDepthBound: requests due on a connection that has Depth in
 // flight are counted as unsent rather than sent or lost.
-func TestOpenLoopDepthBound(t *testing.T) {
+func TestOpenLoopDepthBound(t *testing.T) { bothPacers(t, testOpenLoopDepthBound) }
+
+func testOpenLoopDepthBound(t *testing.T) {
 	sock := fakeAuthServer(t, false, "") // never answers
 	users, _ := GenerateUsers(10, "", "")
 	res, err := Run(t.Context(), Config{
@@ -77,6 +81,58 @@ func TestOpenLoopDepthBound(t *testing.T) {
 	// 20 or 21 scheduled: 6 sent and never answered, the rest unsent.
 	if res.Late.Unanswered != 6 || res.Unsent < 14 || res.Unsent > 15 || res.Requests != 0 {
 		t.Errorf("unanswered %d, unsent %d, requests %d; want 6, 14–15, 0", res.Late.Unanswered, res.Unsent, res.Requests)
+	}
+}
+
+// bothPacers runs test with the platform's pacer (on Linux the event
+// loop) and with the portable pacer and reader goroutines.
+func bothPacers(t *testing.T, test func(t *testing.T)) {
+	t.Run("default", test)
+	t.Run("portable", func(t *testing.T) {
+		portablePacer = true
+		t.Cleanup(func() { portablePacer = false })
+		test(t)
+	})
+}
+
+// TestOpenLoopServerHangsUp: a server that closes the connection after
+// its tenth request ends the run on time; what was in flight or due
+// afterwards counts as errors, with the cause in the report, and the
+// nine answered before count as OK.
+func TestOpenLoopServerHangsUp(t *testing.T) { bothPacers(t, testOpenLoopServerHangsUp) }
+
+func testOpenLoopServerHangsUp(t *testing.T) {
+	sock := serveUnix(t, func(c net.Conn) {
+		c.Write([]byte(clientHandshake))
+		sc := bufio.NewScanner(c)
+		for n := 0; sc.Scan(); {
+			f := strings.Split(sc.Text(), "\t")
+			if len(f) < 2 || f[0] != "AUTH" {
+				continue
+			}
+			if n++; n == 10 {
+				return
+			}
+			fmt.Fprintf(c, "OK\t%s\tuser=x\n", f[1])
+		}
+	})
+	users, _ := GenerateUsers(10, "", "")
+	start := time.Now()
+	res, err := Run(t.Context(), Config{
+		Target: Target{Network: "unix", Address: sock}, Protocols: Builtin(), Conns: 1, Depth: 100,
+		Rate: 100, Duration: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, Users: users,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("run took %v", el)
+	}
+	if res.OK != 9 || res.Errors < 20 || res.Requests != res.OK+res.Errors {
+		t.Errorf("%d requests: %d OK, %d errors; want 9 OK and the other 20-odd errors", res.Requests, res.OK, res.Errors)
+	}
+	if len(res.ErrorSamples) == 0 {
+		t.Error("no error sample in the report")
 	}
 }
 
