@@ -74,9 +74,7 @@ type loop struct {
 	conns     []*loopConn
 	byFd      map[int]*loopConn
 	ws        []*Worker
-	armed     time.Time // the instant the timer is set for
-	mono0     time.Time // when the monotonic clock read monoNs0
-	monoNs0   int64
+	armed     time.Time // the instant the timer is set for; zero once it fired
 }
 
 func newLoop(pcs []*pipeConn, cfg *Config, ph *phase) (*loop, error) {
@@ -100,6 +98,11 @@ func newLoop(pcs []*pipeConn, cfg *Config, ph *phase) (*loop, error) {
 			return nil, err
 		}
 		lc := &loopConn{c: pc, w: l.ws[i], fd: fd, in: make([]byte, 0, ioBufSize)}
+		// What the handshake's reads took in beyond its last line.
+		if n := pc.br.Buffered(); n > 0 {
+			b, _ := pc.br.Peek(n)
+			lc.in = append(lc.in, b...)
+		}
 		l.conns = append(l.conns, lc)
 		l.byFd[fd] = lc
 		if err := l.watch(fd); err != nil {
@@ -107,12 +110,6 @@ func newLoop(pcs []*pipeConn, cfg *Config, ph *phase) (*loop, error) {
 			return nil, err
 		}
 	}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		l.close()
-		return nil, fmt.Errorf("clock: %w", err)
-	}
-	l.mono0, l.monoNs0 = time.Now(), ts.Nano()
 	return l, nil
 }
 
@@ -185,9 +182,13 @@ func (l *loop) run(ctx context.Context, rate float64, start, end, deadline time.
 				break
 			}
 			lc := l.conns[k%n]
+			wasBroken := lc.dead()
 			if !lc.c.sendAt(lc.w, sched, limit) {
 				sending = false
 				l.disarm()
+			}
+			if !wasBroken && lc.dead() {
+				lc.w.Err(lc.c.broken) // the write failed
 			}
 			k++
 		}
@@ -211,23 +212,33 @@ func (l *loop) wait(evs []unix.EpollEvent) {
 		return // EINTR: the caller looks at the clock again
 	}
 	for _, ev := range evs[:nev] {
-		if lc := l.byFd[int(ev.Fd)]; lc != nil && !lc.dead() {
+		fd := int(ev.Fd)
+		lc := l.byFd[fd]
+		switch {
+		case fd == l.timer:
+			l.armed = time.Time{} // fired: the next arm sets it again
+		case lc == nil:
+		case lc.dead():
+			// A closed peer leaves its socket readable for good: with
+			// it in the set the loop would never wait again.
+			_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+		default:
 			lc.readable()
 		}
 	}
 }
 
-// arm sets the timer to fire at t (unless it already is). Setting it
-// also clears an expiry not yet read, so the timer's descriptor is
-// never read.
+// arm sets the timer to fire at t (unless it already is and has not
+// fired). It is set relative to now, so that it never fires before t;
+// setting it also clears an expiry not yet read, so the timer's
+// descriptor is never read.
 func (l *loop) arm(t time.Time) {
 	if t.Equal(l.armed) {
 		return
 	}
 	l.armed = t
-	ns := l.monoNs0 + int64(t.Sub(l.mono0))
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(ns, 1))}
-	_ = unix.TimerfdSettime(l.timer, unix.TFD_TIMER_ABSTIME, &spec, nil)
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(time.Until(t)), 1))}
+	_ = unix.TimerfdSettime(l.timer, 0, &spec, nil)
 }
 
 // disarm stops the timer: an expiry left set would keep the loop from
@@ -311,7 +322,10 @@ func (lc *loopConn) readable() {
 }
 
 // fdWriter writes to a non-blocking descriptor, waiting (at most a
-// second at a time) while the socket's buffer is full.
+// second at a time) while the socket's buffer is full. Meanwhile the
+// loop reads nothing; at the rates and depths of a fixed-rate run a
+// request line never fills a socket's buffer (a server that stops
+// reading ends the connection with an error after a second).
 type fdWriter int
 
 func (fd fdWriter) Write(b []byte) (int, error) {
