@@ -332,6 +332,32 @@ type clientReq struct {
 	timer       *time.Timer
 	sctx        *stepContext // the running step's context (deadline.go)
 	first       stepContext  // the first step's, kept here: no allocation
+	ownInfo     engine.Info  // where info points: no allocation of its own
+}
+
+// clientReqs recycles requests: a request with its Info was 1.1 KB, most
+// of what a cached login allocated, and each collection costs the logins
+// running through it (docs/performance.md, "What is left on the hot
+// path").
+var clientReqs = sync.Pool{New: func() any { return new(clientReq) }}
+
+// finishedClean reports whether req, just taken from the pending table
+// with its answer, can be recycled once its step returns: it ran one
+// step, on a context that nothing waited on (its real context never made,
+// so no timer, Done channel or AfterFunc refers to it), that did not
+// expire and whose connection did not end, so no work was left running
+// with it (an abandoned wait needs an ended context).
+func (req *clientReq) finishedClean() bool {
+	sc := &req.first
+	return req.timer == nil && req.sctx == sc && sc.real.Load() == nil &&
+		!sc.expired.Load() && sc.parent.Err() == nil
+}
+
+// recycle gives req back to clientReqs; the caller, the goroutine that
+// ran its step, does not touch req afterwards.
+func (req *clientReq) recycle() {
+	*req = clientReq{}
+	clientReqs.Put(req)
 }
 
 // Serve runs the protocol on nc until the client disconnects or the
@@ -736,11 +762,8 @@ func (c *clientConn) handleAuth(args []string, line string) lineOutcome {
 	}
 	// The request, its info and its first step's context live and die
 	// together: one allocation.
-	both := &struct {
-		req  clientReq
-		info engine.Info
-	}{}
-	req, info := &both.req, &both.info
+	req := clientReqs.Get().(*clientReq)
+	info := &req.ownInfo
 	req.id, req.def, req.start = id, def, time.Now()
 	*info = engine.Info{Mech: def.Name, ClientPID: strconv.FormatUint(uint64(c.cpid), 10), Arrived: req.start, Protocol: c.s.protocol}
 	req.info = info
@@ -1079,14 +1102,22 @@ func (c *clientConn) step(req *clientReq, data []byte, present bool) lineOutcome
 	c.s.inflight.Add(1)
 	sc := req.sctx
 	if sc.reader == nil {
-		c.s.workers.run(func() { c.runStep(req, data, present) })
+		c.s.workers.run(func() {
+			if c.runStep(req, data, present) {
+				req.recycle()
+			}
+		})
 		return lineNext
 	}
-	c.runStep(req, data, present)
+	recycle := c.runStep(req, data, present)
 	// No relay after this: a goroutine the step left behind may still
 	// call Done, but the role stays here. If the relay came first, the
 	// role has moved.
-	if !sc.relayed.CompareAndSwap(false, true) {
+	moved := !sc.relayed.CompareAndSwap(false, true)
+	if recycle {
+		req.recycle()
+	}
+	if moved {
 		return lineMoved
 	}
 	return lineNext
@@ -1101,8 +1132,9 @@ func (c *clientConn) onReader(req *clientReq) {
 	}
 }
 
-// runStep runs one mechanism step and answers it.
-func (c *clientConn) runStep(req *clientReq, data []byte, present bool) {
+// runStep runs one mechanism step and answers it. recycle: the answer
+// was final and nothing else holds req (finishedClean).
+func (c *clientConn) runStep(req *clientReq, data []byte, present bool) (recycle bool) {
 	s := c.s
 	defer s.inflight.Done()
 	defer func() {
@@ -1110,6 +1142,7 @@ func (c *clientConn) runStep(req *clientReq, data []byte, present bool) {
 			s.cfg.Shared.Stats.Panics.Add(1)
 			s.cfg.Log.Error("panic in auth request", "panic", r, "stack", string(debug.Stack()))
 			c.finishFail(req, engine.Result{Status: engine.StatusTempFail, Reason: "internal error"}, true)
+			recycle = false
 		}
 	}()
 	if req.mech == nil {
@@ -1124,14 +1157,13 @@ func (c *clientConn) runStep(req *clientReq, data []byte, present bool) {
 	rep := req.mech.Step(ctx, data, present)
 	if !rep.Done {
 		c.sendCont(req, rep.Challenge)
-		return
+		return false
 	}
 	if rep.Result.Status == engine.StatusOK && s.cfg.Login && s.cfg.Proxy != nil {
 		rep.Result = s.cfg.Proxy.Finish(ctx, req.info, rep.Result)
 	}
 	if rep.Result.Status != engine.StatusOK {
-		c.finishFail(req, rep.Result, false)
-		return
+		return c.finishFail(req, rep.Result, false)
 	}
 	if rep.Final != nil && !req.finalRespOK {
 		// Without final-resp-ok the final data goes as a CONT and the
@@ -1139,9 +1171,9 @@ func (c *clientConn) runStep(req *clientReq, data []byte, present bool) {
 		req.final = rep.Result
 		req.finalSent = true
 		c.sendCont(req, rep.Final)
-		return
+		return false
 	}
-	c.finishOK(req, rep.Result, rep.Final)
+	return c.finishOK(req, rep.Result, rep.Final)
 }
 
 // sendCont sends a challenge and arms the request timeout.
@@ -1220,32 +1252,36 @@ func (c *clientConn) observe(req *clientReq, st engine.Status) {
 }
 
 // finishFail sends FAIL, through the failure delay unless the passdb set
-// nodelay or the failure was internal.
-func (c *clientConn) finishFail(req *clientReq, res engine.Result, internal bool) {
+// nodelay or the failure was internal. recycle: see finishedClean.
+func (c *clientConn) finishFail(req *clientReq, res engine.Result, internal bool) (recycle bool) {
 	if !c.take(req) {
 		c.s.cfg.Engine.AbandonAuth(req.info)
-		return
+		return false
 	}
+	recycle = !internal && req.finishedClean()
 	c.observe(req, res.Status)
 	line := string(appendFail(nil, req.id, res))
 	release := c.s.cfg.Engine.FinishAuth(req.info, res, c.s.cfg.MaxFailureDelay)
 	if internal || release.IsZero() {
 		c.send(line)
-		return
+		return recycle
 	}
 	c.s.inflight.Add(1)
 	c.s.delay.add(release, func() {
 		defer c.s.inflight.Done()
 		c.send(line)
 	})
+	return recycle
 }
 
 // finishOK sends OK and, on login sockets, keeps the request for REQUEST.
-func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
+// recycle: see finishedClean.
+func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) (recycle bool) {
 	if !c.take(req) {
 		c.s.cfg.Engine.AbandonAuth(req.info)
-		return
+		return false
 	}
+	recycle = req.finishedClean()
 	c.observe(req, res.Status)
 	c.s.cfg.Engine.FinishAuth(req.info, res, 0)
 	extra := res.Fields
@@ -1254,9 +1290,11 @@ func (c *clientConn) finishOK(req *clientReq, res engine.Result, final []byte) {
 	}
 	b := appendOK(make([]byte, 0, 128), req.id, res, extra, c.s.cfg.Login)
 	if c.s.cfg.Login && !res.Fields.Has("nologin") && !res.Fields.Has("proxy") {
+		recycle = false // the kept success holds req.info
 		c.keepLogin(req, res)
 	}
 	c.write(append(b, '\n'))
+	return recycle
 }
 
 func (c *clientConn) send(line string) {

@@ -424,3 +424,42 @@ func TestLoginRequestFlow(t *testing.T) {
 		t.Fatalf("second claim: %q", got)
 	}
 }
+
+// TestLoginRequestKeepsInfo: the request a login socket keeps for REQUEST
+// still holds what its AUTH said when the master claims it, after the
+// connection has served other requests meanwhile (a request's memory is
+// reused only when nothing holds it).
+func TestLoginRequestKeepsInfo(t *testing.T) {
+	env := newTestEnvUsers(t, engine.Settings{}, "carol@example.com:{PLAIN}secret:1000:1000::/home/carol::userdb_x_service=%s userdb_x_rip=%r userdb_x_session=%{session}\n")
+	login := env.startClient(t, true, 0)
+	master := env.startMaster(t, true)
+	lc := dial(t, login)
+	var cookie string
+	for range 7 {
+		if c, ok := strings.CutPrefix(lc.readLine(time.Second), "COOKIE\t"); ok {
+			cookie = c
+		}
+	}
+	lc.send("VERSION\t1\t2")
+	lc.send("CPID\t4711")
+	resp := dovecot.EncodeBase64([]byte("\x00carol@example.com\x00secret"))
+	lc.send("AUTH\t1\tPLAIN\tservice=imap\tlip=192.0.2.1\trip=192.0.2.9\tsession=abc\tresp=" + resp)
+	if got, want := lc.readLine(time.Second), "OK\t1\tuser=carol@example.com"; got != want {
+		t.Fatalf("first login: %q, want %q", got, want)
+	}
+	for id := 2; id <= 20; id++ {
+		lc.send(fmt.Sprintf("AUTH\t%d\tPLAIN\tservice=pop3\tnologin\tresp=%s", id, dovecot.EncodeBase64([]byte("\x00nobody@example.com\x00x"))))
+		if got := lc.readLine(time.Second); !strings.HasPrefix(got, fmt.Sprintf("FAIL\t%d\t", id)) {
+			t.Fatalf("login %d: %q", id, got)
+		}
+	}
+	mc := dial(t, master)
+	mc.readLine(time.Second)
+	mc.readLine(time.Second)
+	mc.send("VERSION\t1\t1")
+	mc.send(fmt.Sprintf("REQUEST\t1\t4711\t1\t%s\tsession_pid=%d", cookie, os.Getpid()))
+	want := "USER\t1\tcarol@example.com\tuid=1000\tgid=1000\thome=/home/carol\tx_service=imap\tx_rip=192.0.2.9\tx_session=abc\tauth_mech=PLAIN"
+	if got := mc.readLine(time.Second); got != want {
+		t.Fatalf("REQUEST reply\n%q, want\n%q", got, want)
+	}
+}

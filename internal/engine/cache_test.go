@@ -231,3 +231,42 @@ func TestEngineCacheRefusalIsNotAnOutage(t *testing.T) {
 		t.Error("ready while the passdb is down")
 	}
 }
+
+// stallPassdb holds its lookups until release is closed, then records
+// what the request's values said at that moment.
+type stallPassdb struct {
+	entered chan struct{}
+	release chan struct{}
+	seen    chan string
+}
+
+func (s *stallPassdb) LookupPass(_ context.Context, req *backends.Request) (backends.PassAnswer, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	s.seen <- req.Vars.User + " " + req.Vars.RemoteIP
+	return backends.PassAnswer{Outcome: backends.Unknown}, nil
+}
+
+func (s *stallPassdb) PassCacheKey() *vars.Template { return vars.MustParse("%u") }
+
+// A cache lookup still in flight when its request's context ended keeps
+// the request's values: the engine recycles a request's state only when
+// nothing can still read it.
+func TestEngineAbandonedLookupKeepsItsRequest(t *testing.T) {
+	db := &stallPassdb{entered: make(chan struct{}, 1), release: make(chan struct{}), seen: make(chan string, 1)}
+	e := newEngine(t, engine.Settings{}, []engine.DBSpec{pass(db, func(s *engine.DBSpec) { s.Passdb = db })}, nil)
+	e.SetCache(cache.New(cache.Options{MaxBytes: 1 << 20, TTL: time.Hour, NegativeTTL: time.Hour}))
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &engine.Info{Service: "imap", RemoteIP: "192.0.2.7"}
+	done := make(chan engine.Status)
+	go func() { done <- e.VerifyPlain(ctx, in, "", "stalled@example.com", []byte("pw")).Status }()
+	<-db.entered
+	cancel()
+	if st := <-done; st != engine.StatusTempFail {
+		t.Fatalf("abandoned login: %v, want a temporary failure", st)
+	}
+	close(db.release)
+	if got, want := <-db.seen, "stalled@example.com 192.0.2.7"; got != want {
+		t.Fatalf("the lookup left running read the request as %q, want %q", got, want)
+	}
+}

@@ -297,6 +297,12 @@ func (e *Engine) processName(name string, vc *vars.Context) (string, error) {
 
 func (e *Engine) varsContext(info *Info, user string) *vars.Context {
 	vc := &vars.Context{User: user}
+	fillVars(vc, info)
+	return vc
+}
+
+// fillVars sets vc's request values from info (nil: none).
+func fillVars(vc *vars.Context, info *Info) {
 	if info != nil {
 		vc.Service = info.Service
 		vc.Mech = info.Mech
@@ -312,7 +318,6 @@ func (e *Engine) varsContext(info *Info, user string) *vars.Context {
 		vc.Session, vc.SessionPID = info.Session, info.SessionPID
 		vc.LocalName, vc.ClientID = info.LocalName, info.ClientID
 	}
-	return vc
 }
 
 // splitMaster splits "login*master" at the configured separator
