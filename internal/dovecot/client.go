@@ -337,8 +337,8 @@ type clientReq struct {
 
 // clientReqs recycles requests: a request with its Info was 1.1 KB, most
 // of what a cached login allocated, and each collection costs the logins
-// running through it (docs/performance.md, "What is left on the hot
-// path").
+// running through it (docs/architecture.md §The request pipeline, step 6,
+// has the rules).
 var clientReqs = sync.Pool{New: func() any { return new(clientReq) }}
 
 // finishedClean reports whether req, just taken from the pending table

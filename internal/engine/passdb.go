@@ -68,7 +68,7 @@ type request struct {
 // requests recycles the state of requests that ended with nothing left
 // holding it (done): a login allocated about 1 KB here, 40 % of its
 // bytes, and each collection costs the logins running through it
-// (docs/performance.md, "What is left on the hot path").
+// (docs/architecture.md §The request pipeline, step 6).
 var requests = sync.Pool{New: func() any { return new(request) }}
 
 // newRequest readies a request for info, from the pool.
