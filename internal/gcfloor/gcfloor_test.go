@@ -31,7 +31,7 @@ func TestPercent(t *testing.T) {
 }
 
 func TestHeadroom(t *testing.T) {
-	p := Default
+	p := Policy{Floor: 32 << 20, Interval: 4 * time.Second, Max: 256 << 20}
 	for _, tc := range []struct {
 		name      string
 		allocated uint64
