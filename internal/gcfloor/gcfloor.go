@@ -34,8 +34,11 @@ type Policy struct {
 	// what the last cycle's rate fills in this time.
 	Interval time.Duration
 	// Max bounds the headroom, and so the extra heap. A rate too fast for
-	// Max to last an Interval gets less (see Headroom).
+	// Max to last Shrink gets less (see Headroom).
 	Max uint64
+	// Shrink is the time Max must last at the rate for the headroom to be
+	// Max; a faster rate shrinks it. 0 means Interval.
+	Shrink time.Duration
 }
 
 // Default is authd's policy, from measurements in docs/performance.md
@@ -51,29 +54,42 @@ type Policy struct {
 // a quarter of Dovecot's rate went from 0.43–1.06 to 0.26–0.56 ms with it
 // (three alternating pairs). Only a site with thousands of logins a
 // second gets past the floor.
-var Default = Policy{Floor: 32 << 20, Interval: 16 * time.Second, Max: 256 << 20}
+var Default = Policy{Floor: 32 << 20, Interval: 16 * time.Second, Max: 256 << 20, Shrink: 4 * time.Second}
 
 // maxPercent bounds the percentage Run sets when almost nothing is live.
 const maxPercent = 100000
 
 // Headroom is the allocation to allow before the next collection after
 // allocated bytes in elapsed time since the previous one: an Interval's
-// worth at that rate, between Floor and Max. Beyond Max it shrinks again,
-// to Max²/(an Interval's worth): at a rate no affordable heap can space
-// out (a saturated daemon allocates ≈570 MB/s), a large heap did not
-// help. Collections every 0.45 s on a 256 MiB headroom raised the
+// worth at that rate, between Floor and Max. Beyond a Shrink's worth of
+// Max it shrinks again, to Max²/(a Shrink's worth): at a rate no
+// affordable heap can space out (a saturated daemon allocated ≈570 MB/s
+// before its requests were recycled, ≈120 MB/s after), a large heap did
+// not help. Collections every 0.45 s on a 256 MiB headroom raised the
 // saturated closed-loop p99 to 4.0–4.2 ms, against 1.8–3.5 ms on the
 // floor, with the same throughput; shrinking brought it back to 2.3–2.8 ms.
+// Shrink is apart from Interval because a long Interval would otherwise
+// shrink the headroom at rates a heap of Max spaces out well: with a 16 s
+// Interval shrinking too, a saturated daemon (≈120 MB/s) would collect
+// every 0.28 s instead of every 1.1 s.
 func (p Policy) Headroom(allocated uint64, elapsed time.Duration) uint64 {
 	if elapsed <= 0 || p.Interval <= 0 || p.Max <= p.Floor {
 		return p.Floor
 	}
-	want := float64(allocated) * (float64(p.Interval) / float64(elapsed))
+	shrink := p.Shrink
+	if shrink <= 0 {
+		shrink = p.Interval
+	}
+	rate := float64(allocated) / float64(elapsed)
+	want := rate * float64(p.Interval)
 	hi := float64(p.Max)
 	if want > hi {
-		// Faster than the maximum can space out: shrink back towards
-		// the floor, as far as the rate is beyond it.
-		want = hi * hi / want
+		want = hi
+		if fast := rate * float64(shrink); fast > hi {
+			// Faster than the maximum can space out: shrink back
+			// towards the floor, as far as the rate is beyond it.
+			want = hi * hi / fast
+		}
 	}
 	return max(p.Floor, uint64(want))
 }

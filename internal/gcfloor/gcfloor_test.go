@@ -53,6 +53,24 @@ func TestHeadroom(t *testing.T) {
 			t.Errorf("%s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
 		}
 	}
+	// The default: 16 s at a moderate rate, the maximum in between, and
+	// the shrinking of a 4 s interval at the rates beyond it.
+	for _, tc := range []struct {
+		name      string
+		allocated uint64
+		elapsed   time.Duration
+		want      uint64
+	}{
+		{"4 MiB/s: 16 s worth", 4 << 20, time.Second, 64 << 20},
+		{"12 MiB/s: 16 s worth", 12 << 20, time.Second, 192 << 20},
+		{"32 MiB/s: the maximum, not shrunk", 32 << 20, time.Second, 256 << 20},
+		{"64 MiB/s: the maximum", 64 << 20, time.Second, 256 << 20},
+		{"128 MiB/s: shrinks as with a 4 s interval", 128 << 20, time.Second, 128 << 20},
+	} {
+		if got := Default.Headroom(tc.allocated, tc.elapsed); got != tc.want {
+			t.Errorf("default, %s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
+		}
+	}
 	// A maximum under the floor does not lower the floor; no interval is
 	// the floor alone.
 	if got := (Policy{Floor: 32 << 20, Interval: time.Second, Max: 1}).Headroom(1<<30, time.Second); got != 32<<20 {
