@@ -30,14 +30,27 @@ func TestPercent(t *testing.T) {
 	}
 }
 
+// headroomCase is a rate (allocated in elapsed) and the headroom it
+// should get.
+type headroomCase struct {
+	name      string
+	allocated uint64
+	elapsed   time.Duration
+	want      uint64
+}
+
+func checkHeadroom(t *testing.T, label string, p Policy, cases []headroomCase) {
+	t.Helper()
+	for _, tc := range cases {
+		if got := p.Headroom(tc.allocated, tc.elapsed); got != tc.want {
+			t.Errorf("%s, %s: Headroom(%d, %v) = %d, want %d", label, tc.name, tc.allocated, tc.elapsed, got, tc.want)
+		}
+	}
+}
+
 func TestHeadroom(t *testing.T) {
 	p := Policy{Floor: 32 << 20, Interval: 4 * time.Second, Max: 256 << 20}
-	for _, tc := range []struct {
-		name      string
-		allocated uint64
-		elapsed   time.Duration
-		want      uint64
-	}{
+	checkHeadroom(t, "4 s", p, []headroomCase{
 		{"slow allocation: the floor", 1 << 20, time.Second, 32 << 20},
 		{"idle for minutes: the floor", 32 << 20, 10 * time.Minute, 32 << 20},
 		{"24 MiB/s: an interval's worth", 12 << 20, time.Second / 2, 96 << 20},
@@ -48,29 +61,16 @@ func TestHeadroom(t *testing.T) {
 		{"no time measured: the floor", 64 << 20, 0, 32 << 20},
 		{"nothing allocated: the floor", 0, time.Second, 32 << 20},
 		{"no overflow", 1 << 62, time.Nanosecond, 32 << 20},
-	} {
-		if got := p.Headroom(tc.allocated, tc.elapsed); got != tc.want {
-			t.Errorf("%s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
-		}
-	}
+	})
 	// The default: 16 s at a moderate rate, the maximum in between, and
 	// the shrinking of a 4 s interval at the rates beyond it.
-	for _, tc := range []struct {
-		name      string
-		allocated uint64
-		elapsed   time.Duration
-		want      uint64
-	}{
+	checkHeadroom(t, "default", Default, []headroomCase{
 		{"4 MiB/s: 16 s worth", 4 << 20, time.Second, 64 << 20},
 		{"12 MiB/s: 16 s worth", 12 << 20, time.Second, 192 << 20},
 		{"32 MiB/s: the maximum, not shrunk", 32 << 20, time.Second, 256 << 20},
 		{"64 MiB/s: the maximum", 64 << 20, time.Second, 256 << 20},
 		{"128 MiB/s: shrinks as with a 4 s interval", 128 << 20, time.Second, 128 << 20},
-	} {
-		if got := Default.Headroom(tc.allocated, tc.elapsed); got != tc.want {
-			t.Errorf("default, %s: Headroom(%d, %v) = %d, want %d", tc.name, tc.allocated, tc.elapsed, got, tc.want)
-		}
-	}
+	})
 	// A maximum under the floor does not lower the floor; no interval is
 	// the floor alone.
 	if got := (Policy{Floor: 32 << 20, Interval: time.Second, Max: 1}).Headroom(1<<30, time.Second); got != 32<<20 {
