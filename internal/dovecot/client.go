@@ -761,7 +761,8 @@ func (c *clientConn) handleAuth(args []string, line string) lineOutcome {
 		return lineClose
 	}
 	// The request, its info and its first step's context live and die
-	// together: one allocation.
+	// together: one object, recycled when its answer leaves nothing
+	// holding it (finishedClean).
 	req := clientReqs.Get().(*clientReq)
 	info := &req.ownInfo
 	req.id, req.def, req.start = id, def, time.Now()
